@@ -1,0 +1,160 @@
+//! The control socket: `hostd <command> --local` talks to the daemon here.
+//!
+//! One connection runs one command, in the exec protocol of
+//! `schema::frame`: hello, the command line, stdin, then stdout/stderr
+//! frames and an exit status back. The socket file is mode 0600: whoever can
+//! open it controls the host, so it is its owner alone.
+
+use std::sync::Arc;
+
+use schema::command::CommandLine;
+use schema::frame::{ExecMsg, EXEC_PROTOCOL_VERSION, MAX_FRAME};
+use tokio::io::AsyncReadExt;
+use tokio::net::unix::OwnedReadHalf;
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::watch;
+
+use crate::cmd::{self, Ctx, Out};
+use crate::connection::{ConnError, FrameReader};
+use crate::host::Host;
+
+/// Accepts connections until `shutdown` turns true.
+pub async fn serve(listener: UnixListener, host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        tokio::select! {
+            r = listener.accept() => match r {
+                Ok((stream, _)) => {
+                    tokio::spawn(handle(host.clone(), stream));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                }
+            },
+            _ = until_true(&mut shutdown) => return,
+        }
+    }
+}
+
+/// Resolves once the watched flag is true (or its sender is gone).
+pub async fn until_true(rx: &mut watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// `local:<user>` of the process at the other end of the socket.
+fn peer_name(stream: &UnixStream) -> String {
+    match stream.peer_cred() {
+        Ok(c) => format!("local:{}", user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid()))),
+        Err(_) => "local:unknown".into(),
+    }
+}
+
+fn user_name(uid: u32) -> Option<String> {
+    let passwd = std::fs::read_to_string("/etc/passwd").ok()?;
+    passwd.lines().find_map(|l| {
+        let mut f = l.split(':');
+        let name = f.next()?;
+        let id: u32 = f.nth(1)?.parse().ok()?;
+        (id == uid).then(|| name.to_string())
+    })
+}
+
+async fn handle(host: Arc<Host>, stream: UnixStream) {
+    let who = peer_name(&stream);
+    let (r, w) = stream.into_split();
+    let reader = FrameReader::new(r, MAX_FRAME);
+    let mut out = Out::new(Box::pin(w));
+    if let Err(e) = session(&host, &who, reader, &mut out).await {
+        tracing::warn!(who, error = %e, "control connection ended with an error");
+        let _ = out.stderr(format!("error: {e}\n")).await;
+        let _ = out.exit(1).await;
+    }
+}
+
+async fn session(host: &Arc<Host>, who: &str, mut reader: FrameReader<OwnedReadHalf>, out: &mut Out) -> Result<(), ConnError> {
+    let unexpected = |what: &str, got: Option<ExecMsg>| {
+        ConnError::Io(std::io::Error::other(format!(
+            "expected {what}, got {}",
+            match got {
+                None => "end of stream".to_string(),
+                Some(m) => format!("{m:?}").chars().take(60).collect(),
+            }
+        )))
+    };
+    match reader.next_exec().await? {
+        Some(ExecMsg::Hello(h)) if h.version == EXEC_PROTOCOL_VERSION => {}
+        Some(ExecMsg::Hello(h)) => {
+            out.stderr(format!(
+                "error: this hostd speaks exec protocol v{EXEC_PROTOCOL_VERSION}, the client v{}; use client and daemon of the same release\n",
+                h.version
+            ))
+            .await?;
+            out.exit(1).await?;
+            return Ok(());
+        }
+        other => return Err(unexpected("hello", other)),
+    }
+    let argv = match reader.next_exec().await? {
+        Some(ExecMsg::Exec(e)) => e.argv,
+        other => return Err(unexpected("a command", other)),
+    };
+    let mut stdin = Vec::new();
+    loop {
+        match reader.next_exec().await? {
+            Some(ExecMsg::Stdin(b)) => {
+                if (stdin.len() + b.len()) as u64 > host.config.max_artifact_bytes {
+                    out.stderr(format!(
+                        "error: stdin is larger than this host's artifact limit of {} MiB\n",
+                        host.config.max_artifact_bytes >> 20
+                    ))
+                    .await?;
+                    out.exit(1).await?;
+                    return Ok(());
+                }
+                stdin.extend_from_slice(&b);
+            }
+            Some(ExecMsg::StdinEnd) => break,
+            other => return Err(unexpected("stdin", other)),
+        }
+    }
+    let cl = match CommandLine::parse_argv(&argv) {
+        Ok(cl) => cl,
+        Err(e) => {
+            let text = e.render().to_string();
+            let code = if e.use_stderr() {
+                out.stderr(text).await?;
+                2
+            } else {
+                out.stdout(text).await?;
+                0
+            };
+            out.exit(code).await?;
+            return Ok(());
+        }
+    };
+    // A hangup (the client's end of the socket closing) ends `logs -f`.
+    let (hangup_tx, hangup) = watch::channel(false);
+    let mut rest = reader.into_inner();
+    let watcher = tokio::spawn(async move {
+        let mut b = [0u8; 1];
+        let _ = rest.read(&mut b).await;
+        let _ = hangup_tx.send(true);
+    });
+    tracing::debug!(who, command = cl.command.name(), "running");
+    let mut ctx = Ctx {
+        host,
+        who,
+        json: cl.json,
+        out,
+        stdin,
+        hangup,
+    };
+    let code = cmd::run(&mut ctx, cl).await;
+    watcher.abort();
+    out.exit(code).await?;
+    Ok(())
+}

@@ -1,0 +1,188 @@
+//! SQLite, reached from a dedicated thread.
+//!
+//! A `rusqlite::Connection` blocks; async tasks must not. Each [`Db`] owns
+//! one connection on its own thread and runs closures sent to it in order,
+//! so writes to one database are serialised without locks in our code.
+
+use std::path::{Path, PathBuf};
+use std::sync::mpsc;
+
+use rusqlite::Connection;
+use schema::migrations::Migration;
+use tokio::sync::oneshot;
+
+#[derive(Debug, thiserror::Error)]
+pub enum DbError {
+    #[error("cannot open database {path}: {source}")]
+    Open {
+        path: PathBuf,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error(
+        "database {path} has schema version {found}, newer than this hostd knows ({known}); run the newer hostd or restore a backup"
+    )]
+    TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error("migration {version} ({name}) of {path} failed: {source}")]
+    Migration {
+        path: PathBuf,
+        version: u32,
+        name: &'static str,
+        #[source]
+        source: rusqlite::Error,
+    },
+    #[error("database error: {0}")]
+    Sql(#[from] rusqlite::Error),
+    #[error("the database thread has stopped")]
+    Gone,
+}
+
+type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+
+/// A handle to one SQLite database on its own thread. Cheap to clone.
+#[derive(Clone)]
+pub struct Db {
+    tx: mpsc::Sender<Job>,
+}
+
+/// How much durability a database needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Durability {
+    /// `synchronous=FULL`: a committed release survives a power cut.
+    Full,
+    /// `synchronous=NORMAL`: survives a crash of the process, may lose the last
+    /// transactions on power loss. Right for logs, where throughput matters.
+    Normal,
+}
+
+impl Db {
+    /// Opens (creating if needed) the database at `path`, brings its schema
+    /// up to date with `migrations`, and starts its thread.
+    pub fn open(path: &Path, migrations: &'static [Migration], durability: Durability) -> Result<Db, DbError> {
+        let mut conn = open_connection(path, durability)?;
+        migrate(&mut conn, path, migrations)?;
+        let (tx, rx) = mpsc::channel::<Job>();
+        let name = format!(
+            "db-{}",
+            path.file_stem().and_then(|s| s.to_str()).unwrap_or("sqlite")
+        );
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                for job in rx {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| DbError::Open {
+                path: path.to_path_buf(),
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(Db { tx })
+    }
+
+    /// Runs `f` on the database thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = reply.send(f(c));
+            }))
+            .map_err(|_| DbError::Gone)?;
+        Ok(rx.await.map_err(|_| DbError::Gone)??)
+    }
+
+    /// Like [`Db::call`], for callers that are not async (startup, tests).
+    pub fn call_blocking<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+    {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = reply.send(f(c));
+            }))
+            .map_err(|_| DbError::Gone)?;
+        Ok(rx.recv().map_err(|_| DbError::Gone)??)
+    }
+}
+
+/// Opens a connection with the pragmas every cranefleet database uses.
+pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection, DbError> {
+    let err = |source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let conn = Connection::open(path).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+    let sync = match durability {
+        Durability::Full => "FULL",
+        Durability::Normal => "NORMAL",
+    };
+    conn.execute_batch(&format!(
+        "PRAGMA journal_mode = WAL; PRAGMA synchronous = {sync}; PRAGMA foreign_keys = ON;"
+    ))
+    .map_err(err)?;
+    Ok(conn)
+}
+
+/// Applies the migrations after the database's `user_version`, one
+/// transaction each.
+pub fn migrate(conn: &mut Connection, path: &Path, migrations: &'static [Migration]) -> Result<(), DbError> {
+    let current: u32 = conn
+        .query_row("PRAGMA user_version", [], |r| r.get(0))
+        .map_err(DbError::Sql)?;
+    let known = migrations.last().map(|m| m.version).unwrap_or(0);
+    if current > known {
+        return Err(DbError::TooNew {
+            path: path.to_path_buf(),
+            found: current,
+            known,
+        });
+    }
+    for m in migrations.iter().filter(|m| m.version > current) {
+        let err = |source| DbError::Migration {
+            path: path.to_path_buf(),
+            version: m.version,
+            name: m.name,
+            source,
+        };
+        let tx = conn.transaction().map_err(err)?;
+        tx.execute_batch(m.sql).map_err(err)?;
+        tx.pragma_update(None, "user_version", m.version).map_err(err)?;
+        tx.commit().map_err(err)?;
+        tracing::debug!(db = %path.display(), version = m.version, name = m.name, "applied migration");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn migrations_apply_once_and_refuse_newer_databases() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("hostd.db");
+        let db = Db::open(&path, schema::migrations::HOSTD, Durability::Full).unwrap();
+        let v: u32 = db
+            .call_blocking(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
+            .unwrap();
+        assert_eq!(v, schema::migrations::HOSTD.len() as u32);
+        drop(db);
+        // Opening again applies nothing and works.
+        Db::open(&path, schema::migrations::HOSTD, Durability::Full).unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = Db::open(&path, schema::migrations::HOSTD, Durability::Full)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("newer than this hostd"), "{err}");
+    }
+}

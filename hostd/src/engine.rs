@@ -1,0 +1,220 @@
+//! The one wasmtime configuration every host uses, and ahead-of-time compilation.
+//!
+//! `hostd precompile --target T` and a daemon on a machine of arch T must
+//! build byte-identical engine settings, or the daemon would refuse the
+//! `.cwasm` (wasmtime checks triple, ISA flags and tunables on load). So both
+//! come from [`config`], and the cache key includes the engine's
+//! compatibility hash: a change of wasmtime version, setting or CPU makes a
+//! new key instead of loading stale code.
+
+use std::hash::{Hash, Hasher};
+use std::time::Instant;
+
+use sha2::{Digest, Sha256};
+use wasmtime::{Config, Engine, InstanceAllocationStrategy, OptLevel, PoolingAllocationConfig};
+
+/// The targets `hostd precompile` can compile for, from either machine.
+pub const TARGETS: &[&str] = &["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"];
+
+/// The target triple of this machine, if it is one hostd supports.
+pub fn host_target() -> Option<&'static str> {
+    match std::env::consts::ARCH {
+        "x86_64" => Some(TARGETS[0]),
+        "aarch64" => Some(TARGETS[1]),
+        _ => None,
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("unsupported target {0:?}: hostd compiles for x86_64-unknown-linux-gnu and aarch64-unknown-linux-gnu")]
+    UnsupportedTarget(String),
+    #[error("could not configure the Cranelift engine: {0}")]
+    Config(String),
+}
+
+/// How the runtime allocates instances.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Allocation {
+    /// Pre-reserved slots: instantiation in microseconds, what http apps need.
+    Pooling,
+    /// mmap per instance; for compile-only engines and as a fallback.
+    OnDemand,
+}
+
+/// The settings of every engine, for `target` (None: this machine).
+///
+/// Epoch interruption is how instances are stopped and deadlines enforced;
+/// it changes generated code, so it must be on for precompiled code too.
+pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, EngineError> {
+    let mut c = Config::new();
+    c.epoch_interruption(true);
+    c.wasm_component_model(true);
+    c.cranelift_opt_level(OptLevel::Speed);
+    c.parallel_compilation(true);
+    if let Some(t) = target {
+        if !TARGETS.contains(&t) {
+            return Err(EngineError::UnsupportedTarget(t.to_string()));
+        }
+        c.target(t).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+    }
+    if allocation == Allocation::Pooling {
+        let mut p = PoolingAllocationConfig::default();
+        p.max_memories_per_module(2)
+            .max_tables_per_module(2)
+            .total_memories(2000)
+            .total_tables(2000)
+            .total_stacks(1000)
+            .total_core_instances(2000)
+            .total_component_instances(1000)
+            .max_core_instance_size(4 << 20)
+            .max_component_instance_size(4 << 20);
+        c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
+    }
+    Ok(c)
+}
+
+/// An engine for running code on this machine.
+///
+/// Pooling needs a large virtual reservation; where the system refuses it
+/// (a tight `ulimit -v`), we fall back to on-demand allocation and say so.
+pub fn runtime_engine() -> Result<Engine, EngineError> {
+    match Engine::new(&config(None, Allocation::Pooling)?) {
+        Ok(e) => Ok(e),
+        Err(e) => {
+            tracing::warn!(error = %e, "pooling allocator unavailable; instances will be allocated on demand");
+            Engine::new(&config(None, Allocation::OnDemand)?).map_err(|e| EngineError::Config(format!("{e:#}")))
+        }
+    }
+}
+
+/// An engine that only compiles, for `target`.
+pub fn compile_engine(target: &str) -> Result<Engine, EngineError> {
+    Engine::new(&config(Some(target), Allocation::OnDemand)?).map_err(|e| EngineError::Config(format!("{e:#}")))
+}
+
+/// The engine's compatibility hash as hex: part of every cache key.
+pub fn compat_hash(engine: &Engine) -> String {
+    struct ShaHasher(Sha256);
+    impl Hasher for ShaHasher {
+        fn finish(&self) -> u64 {
+            0 // unused: we take the full digest below
+        }
+        fn write(&mut self, bytes: &[u8]) {
+            self.0.update(bytes);
+        }
+    }
+    let mut h = ShaHasher(Sha256::new());
+    engine.precompile_compatibility_hash().hash(&mut h);
+    hex::encode(&h.0.finalize()[..16])
+}
+
+/// sha256 of `bytes` as lowercase hex: the content address of an artifact.
+pub fn digest(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// What an uploaded artifact is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Module,
+    Component,
+}
+
+impl Form {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Form::Module => "module",
+            Form::Component => "component",
+        }
+    }
+}
+
+/// Why bytes cannot be compiled.
+#[derive(Debug, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("not a WebAssembly module or component: it does not start with \\0asm (got {0})")]
+    NotWasm(String),
+    #[error(
+        "this is a precompiled .cwasm file; deploy the .wasm instead, so each host compiles it for its own CPU"
+    )]
+    Precompiled,
+    #[error("the WebAssembly binary is invalid or truncated: {0}")]
+    Invalid(String),
+}
+
+/// Classifies `bytes` by their header, without compiling.
+pub fn classify(bytes: &[u8]) -> Result<Form, ArtifactError> {
+    if Engine::detect_precompiled(bytes).is_some() {
+        return Err(ArtifactError::Precompiled);
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        return Err(ArtifactError::NotWasm(if head.is_empty() {
+            "an empty file".into()
+        } else {
+            format!("bytes {}", head.join(" "))
+        }));
+    }
+    // Version 1 with layer 0 is a core module; layer 1 is a component.
+    match bytes[6..8] {
+        [0, 0] => Ok(Form::Module),
+        [1, 0] => Ok(Form::Component),
+        _ => Err(ArtifactError::Invalid(format!(
+            "unknown binary version/layer {:02x}{:02x} {:02x}{:02x}",
+            bytes[4], bytes[5], bytes[6], bytes[7]
+        ))),
+    }
+}
+
+/// The result of compiling an artifact ahead of time.
+pub struct Precompiled {
+    pub form: Form,
+    pub cwasm: Vec<u8>,
+    pub compile_ms: u64,
+}
+
+/// Compiles `bytes` with Cranelift for `engine`'s target.
+pub fn precompile(engine: &Engine, bytes: &[u8]) -> Result<Precompiled, ArtifactError> {
+    let form = classify(bytes)?;
+    let start = Instant::now();
+    let out = match form {
+        Form::Module => engine.precompile_module(bytes),
+        Form::Component => engine.precompile_component(bytes),
+    }
+    .map_err(|e| ArtifactError::Invalid(format!("{e:#}")))?;
+    Ok(Precompiled {
+        form,
+        cwasm: out,
+        compile_ms: start.elapsed().as_millis() as u64,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn classify_tells_modules_components_and_garbage_apart() {
+        assert_eq!(classify(b"\0asm\x01\0\0\0").unwrap(), Form::Module);
+        assert_eq!(classify(b"\0asm\x0d\0\x01\0").unwrap(), Form::Component);
+        let e = classify(b"#!/bin/sh\n").unwrap_err().to_string();
+        assert!(e.contains("not a WebAssembly"), "{e}");
+        assert!(classify(b"").unwrap_err().to_string().contains("empty"));
+    }
+
+    #[test]
+    fn cross_compiled_code_is_refused_by_this_machine() {
+        let wat = "(module (func (export \"_start\")))";
+        let bytes = wat::parse_str(wat).unwrap();
+        let here = host_target().unwrap();
+        let other = TARGETS.iter().find(|t| **t != here).unwrap();
+        let foreign = precompile(&compile_engine(other).unwrap(), &bytes).unwrap();
+        let engine = runtime_engine().unwrap();
+        // Safety: the bytes come from wasmtime's own precompile above; the
+        // point of the test is that a foreign target is rejected, not loaded.
+        let err = unsafe { wasmtime::Module::deserialize(&engine, &foreign.cwasm) }.unwrap_err();
+        assert!(format!("{err:#}").contains("target"), "{err:#}");
+        assert_ne!(compat_hash(&engine), compat_hash(&compile_engine(other).unwrap()));
+    }
+}

@@ -1,0 +1,562 @@
+//! A host: its databases, its code store, its runtime, and the operations of
+//! CLI.md applied to them. The control socket and (later) the gateway tunnel
+//! are front doors onto these methods; nothing here knows about either.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Instant;
+
+use schema::command::DeployArgs;
+use schema::manifest::ManifestError;
+use schema::names::validate_app_name;
+use schema::{
+    AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
+    ScaleOutcome, Version,
+};
+use tokio::sync::{Mutex, mpsc};
+
+use crate::artifacts::{Artifacts, StoreError};
+use crate::config::{HostConfig, KEEP_RELEASES};
+use crate::db::{Db, DbError, Durability};
+use crate::logs::LogHub;
+use crate::runtime::exports::{KindError, inspect};
+use crate::runtime::supervisor::AppStatus;
+use crate::runtime::{AppRuntime, Event, LinkError, ReleaseRun, Runtime};
+use crate::store::{self, AppRecord, ReleaseRecord};
+
+/// Why an operation was refused or failed. Every message says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum HostError {
+    #[error("unknown app {0:?}: `hostd ps` lists the apps on this host")]
+    UnknownApp(String),
+    #[error("{0}")]
+    BadName(#[from] schema::names::NameError),
+    #[error("{0}")]
+    Manifest(#[from] ManifestError),
+    #[error("{0}")]
+    Kind(#[from] KindError),
+    #[error("{0}")]
+    Link(#[from] LinkError),
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    #[error("{app} has no release {version}; `hostd releases {app}` lists them")]
+    NoSuchRelease { app: String, version: Version },
+    #[error("{app} {version} is already the active release")]
+    AlreadyActive { app: String, version: Version },
+    #[error(
+        "{app} has no earlier healthy release to roll back to; `hostd releases {app}` lists them, and `rollback {app} --to vN` picks one"
+    )]
+    NothingToRollBackTo { app: String },
+    #[error(
+        "{app} {version} is no longer kept on this host (only the last {KEEP_RELEASES} releases are); deploy its artifact again"
+    )]
+    NotKept { app: String, version: Version },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Db(#[from] DbError),
+}
+
+/// A host and everything it runs.
+pub struct Host {
+    pub config: HostConfig,
+    db: Db,
+    pub logs: LogHub,
+    artifacts: Artifacts,
+    rt: Arc<Runtime>,
+    apps: std::sync::Mutex<HashMap<String, Arc<AppRuntime>>>,
+    /// Serialises deploy, rollback, scale and rm per app.
+    op_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Supervisors report crash loops here; `handle_events` acts on them.
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl Host {
+    /// Opens the host's state under `config.data_dir` and starts every app's
+    /// active release from cached code. An app whose code cannot be loaded is
+    /// reported in its logs and left stopped; it never keeps the others down.
+    pub async fn open(config: HostConfig) -> anyhow::Result<Arc<Host>> {
+        use anyhow::Context;
+        let dir = &config.data_dir;
+        let db = Db::open(&dir.join("hostd.db"), schema::migrations::HOSTD, Durability::Full)?;
+        let logs = LogHub::open(dir, &config.name, config.log_cap_bytes)?;
+        let engine = crate::engine::runtime_engine()?;
+        let artifacts = Artifacts::open(dir, engine.clone(), db.clone())?;
+        let rt = Runtime::new(engine, logs.clone()).context("starting the runtime")?;
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let host = Arc::new(Host {
+            config,
+            db,
+            logs,
+            artifacts,
+            rt,
+            apps: std::sync::Mutex::new(HashMap::new()),
+            op_locks: std::sync::Mutex::new(HashMap::new()),
+            events: events_tx,
+        });
+        host.recover().await?;
+        tokio::spawn(handle_events(Arc::downgrade(&host), events_rx));
+        Ok(host)
+    }
+
+    async fn recover(self: &Arc<Host>) -> Result<(), HostError> {
+        let failed = self.db.call(|c| store::fail_interrupted_stages(c)).await?;
+        if failed > 0 {
+            tracing::warn!(failed, "releases interrupted mid-deploy were marked failed");
+        }
+        let apps = self.db.call(|c| store::list_apps(c)).await?;
+        for app in apps {
+            let sup = AppRuntime::new(&app.name, app.kind, self.rt.clone(), self.events.clone());
+            self.apps_lock().insert(app.name.clone(), sup.clone());
+            let Some(v) = app.active else { continue };
+            let Some(rel) = self.release(&app.name, v).await? else { continue };
+            match self.prepare(&rel).await {
+                Ok((run, compile_ms)) => {
+                    let how = if compile_ms > 0 {
+                        format!("compiled again in {compile_ms} ms (engine changed)")
+                    } else {
+                        "from cached code".to_string()
+                    };
+                    sup.activate(run, app.replicas);
+                    if rel.state == ReleaseState::Crashloop {
+                        sup.halt(v, rel.detail.clone().unwrap_or_else(|| "crash loop".into()));
+                    }
+                    self.logs.system(&app.name, Some(v), "hostd", format!("hostd started; {v} restored {how}"));
+                }
+                Err(e) => {
+                    tracing::error!(app = %app.name, error = %e, "cannot restore the active release");
+                    self.logs.system(&app.name, Some(v), "hostd", format!("cannot start {v} after restart: {e}"));
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn apps_lock(&self) -> std::sync::MutexGuard<'_, HashMap<String, Arc<AppRuntime>>> {
+        self.apps.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn supervisor(&self, app: &str) -> Option<Arc<AppRuntime>> {
+        self.apps_lock().get(app).cloned()
+    }
+
+    fn supervisor_or_new(&self, app: &str, kind: AppKind) -> Arc<AppRuntime> {
+        self.apps_lock()
+            .entry(app.to_string())
+            .or_insert_with(|| AppRuntime::new(app, kind, self.rt.clone(), self.events.clone()))
+            .clone()
+    }
+
+    async fn op_lock(&self, app: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = self
+            .op_locks
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.to_string())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    async fn app(&self, name: &str) -> Result<AppRecord, HostError> {
+        let n = name.to_string();
+        self.db
+            .call(move |c| store::get_app(c, &n))
+            .await?
+            .ok_or_else(|| HostError::UnknownApp(name.to_string()))
+    }
+
+    /// Refuses an app this host does not know.
+    pub async fn check_app(&self, name: &str) -> Result<(), HostError> {
+        self.app(name).await.map(|_| ())
+    }
+
+    async fn release(&self, app: &str, v: Version) -> Result<Option<ReleaseRecord>, HostError> {
+        let a = app.to_string();
+        Ok(self.db.call(move |c| store::release(c, &a, v)).await?)
+    }
+
+    /// Loads (from cache, else compiling) and links a stored release.
+    async fn prepare(&self, rel: &ReleaseRecord) -> Result<(Arc<ReleaseRun>, u64), HostError> {
+        let compiled = self.artifacts.load(&rel.digest).await?;
+        let code = self.rt.link(&compiled.loaded, rel.kind)?;
+        Ok((ReleaseRun::new(rel.version, rel.manifest.clone(), code), compiled.compile_ms))
+    }
+
+    pub async fn audit(&self, who: &str, action: &str, app: Option<&str>, detail: impl Into<String>) {
+        let (who, action, app, detail) = (who.to_string(), action.to_string(), app.map(str::to_string), detail.into());
+        let now = schema::time::now_millis();
+        if let Err(e) = self
+            .db
+            .call(move |c| store::audit(c, now, &who, &action, app.as_deref(), &detail))
+            .await
+        {
+            tracing::error!(error = %e, "could not write an audit entry");
+        }
+    }
+
+    /// A new release of an app from `bytes`, made active on this host.
+    pub async fn deploy(&self, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
+        let result = self.deploy_inner(who, args, bytes).await;
+        if let Err(e) = &result {
+            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}")).await;
+        }
+        result
+    }
+
+    async fn deploy_inner(&self, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
+        let started = Instant::now();
+        if args.manifest.is_some() {
+            return Err(HostError::Refused(
+                "--manifest is read where the command is typed: use `hostd deploy --manifest FILE`, which sends its fields as flags".into(),
+            ));
+        }
+        let name = args.app.clone().ok_or_else(|| HostError::Refused("deploy needs an APP name".into()))?;
+        validate_app_name(&name)?;
+        if bytes.len() as u64 > self.config.max_artifact_bytes {
+            return Err(HostError::Refused(format!(
+                "the artifact is {} MiB, more than this host's limit of {} MiB",
+                bytes.len() >> 20,
+                self.config.max_artifact_bytes >> 20
+            )));
+        }
+        // Everything that can be checked without compiling is checked first,
+        // and nothing is written until the code has compiled and linked.
+        let exports = inspect(&bytes).map_err(StoreError::from)?;
+        let manifest = args.to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))?;
+        exports.check(manifest.kind)?;
+        let _op = self.op_lock(&name).await;
+        let existing = {
+            let n = name.clone();
+            self.db.call(move |c| store::get_app(c, &n)).await?
+        };
+        let replicas = manifest
+            .replicas
+            .or(existing.as_ref().map(|a| a.replicas))
+            .unwrap_or(1);
+        if manifest.kind == AppKind::Job && replicas > 1 {
+            return Err(HostError::Refused(format!(
+                "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
+            )));
+        }
+        let compiled = self.artifacts.put(bytes).await?;
+        let code = self.rt.link(&compiled.loaded, manifest.kind)?;
+
+        let (m, d, w, now) = (manifest.clone(), compiled.digest.clone(), who.to_string(), schema::time::now_millis());
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
+        let kind = manifest.kind;
+        let run = ReleaseRun::new(version, manifest, code);
+        let sup = self.supervisor_or_new(&name, kind);
+        sup.activate(run, replicas);
+        let n = name.clone();
+        let prev = self
+            .db
+            .call(move |c| store::activate(c, &n, version, kind, replicas, now))
+            .await?;
+        let short = &compiled.digest[..12];
+        let detail = format!(
+            "{version} sha256:{short} ({kind}, {replicas} replica{}){}",
+            if replicas == 1 { "" } else { "s" },
+            prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
+        );
+        self.audit(who, "deploy", Some(&name), &detail).await;
+        self.logs.system(&name, Some(version), "hostd", format!("deployed {detail} by {who}"));
+        self.prune(&name).await;
+        tracing::info!(app = %name, %version, ms = started.elapsed().as_millis() as u64, "deployed");
+        Ok(DeployOutcome {
+            app: name,
+            version,
+            digest: format!("sha256:{}", compiled.digest),
+            kind,
+            state: ReleaseState::Active,
+            compile_ms: compiled.compile_ms,
+            replicas,
+        })
+    }
+
+    /// Keeps the newest releases' code; deletes what no kept release uses.
+    async fn prune(&self, app: &str) {
+        let a = app.to_string();
+        let result = async {
+            let keep = self.db.call(move |c| store::prune(c, &a, KEEP_RELEASES)).await?;
+            self.artifacts.retain(keep).await?;
+            Ok::<_, HostError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(app, error = %e, "could not prune old releases");
+        }
+    }
+
+    /// Makes an earlier release active again, from its kept compiled code.
+    pub async fn rollback(&self, who: &str, app: &str, to: Option<Version>) -> Result<RollbackOutcome, HostError> {
+        let result = self.rollback_inner(who, app, to).await;
+        if let Err(e) = &result
+            && !matches!(e, HostError::UnknownApp(_))
+        {
+            self.audit(who, "rollback", Some(app), format!("refused: {e}")).await;
+        }
+        result
+    }
+
+    async fn rollback_inner(&self, who: &str, app: &str, to: Option<Version>) -> Result<RollbackOutcome, HostError> {
+        let started = Instant::now();
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        let a = app.to_string();
+        let releases = self.db.call(move |c| store::releases(c, &a)).await?;
+        let target = match to {
+            Some(v) => {
+                let r = releases
+                    .iter()
+                    .find(|r| r.version == v)
+                    .ok_or_else(|| HostError::NoSuchRelease {
+                        app: app.to_string(),
+                        version: v,
+                    })?;
+                if rec.active == Some(v) && r.state == ReleaseState::Active {
+                    return Err(HostError::AlreadyActive {
+                        app: app.to_string(),
+                        version: v,
+                    });
+                }
+                r
+            }
+            None => {
+                let below = rec.active.unwrap_or(Version(u32::MAX));
+                releases
+                    .iter()
+                    .find(|r| r.version < below && r.state == ReleaseState::Superseded && r.kept)
+                    .ok_or_else(|| HostError::NothingToRollBackTo { app: app.to_string() })?
+            }
+        };
+        if !target.kept {
+            return Err(HostError::NotKept {
+                app: app.to_string(),
+                version: target.version,
+            });
+        }
+        let (run, compile_ms) = self.prepare(target).await?;
+        let sup = self.supervisor_or_new(app, target.kind);
+        sup.activate(run, rec.replicas);
+        let switch_ms = started.elapsed().as_millis() as u64;
+        let (a, v, kind, replicas, now) = (app.to_string(), target.version, target.kind, rec.replicas, schema::time::now_millis());
+        let from = self.db.call(move |c| store::activate(c, &a, v, kind, replicas, now)).await?;
+        let detail = format!(
+            "{} -> {v}{}",
+            from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
+            if compile_ms > 0 { format!(" (recompiled in {compile_ms} ms: engine changed)") } else { String::new() }
+        );
+        self.audit(who, "rollback", Some(app), &detail).await;
+        self.logs.system(app, Some(v), "hostd", format!("rolled back {detail} by {who}"));
+        Ok(RollbackOutcome {
+            app: app.to_string(),
+            from,
+            to: v,
+            switch_ms,
+        })
+    }
+
+    /// Sets the wanted replicas; no release is created.
+    pub async fn scale(&self, who: &str, app: &str, replicas: u32) -> Result<ScaleOutcome, HostError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        if replicas > schema::manifest::MAX_REPLICAS {
+            return Err(HostError::Refused(format!(
+                "{replicas} replicas is more than the limit of {}",
+                schema::manifest::MAX_REPLICAS
+            )));
+        }
+        if rec.kind == AppKind::Job && replicas > 1 {
+            let msg = format!("{app} is a job and runs one at a time: scale it to 1, or 0 to pause its schedule");
+            self.audit(who, "scale", Some(app), format!("refused: {msg}")).await;
+            return Err(HostError::Refused(msg));
+        }
+        let (a, now) = (app.to_string(), schema::time::now_millis());
+        self.db.call(move |c| store::set_replicas(c, &a, replicas, now)).await?;
+        if let Some(sup) = self.supervisor(app) {
+            sup.scale(replicas);
+        }
+        let detail = format!("{} -> {replicas}", rec.replicas);
+        self.audit(who, "scale", Some(app), &detail).await;
+        self.logs.system(app, rec.active, "hostd", format!("scaled {detail} by {who}"));
+        Ok(ScaleOutcome {
+            app: app.to_string(),
+            from: rec.replicas,
+            replicas,
+        })
+    }
+
+    /// Stops an app and forgets it; the audit log keeps its history.
+    pub async fn rm(&self, who: &str, app: &str) -> Result<(), HostError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        let sup = self.apps_lock().remove(app);
+        if let Some(sup) = sup {
+            sup.stop().await;
+        }
+        let a = app.to_string();
+        let n = self.db.call(move |c| {
+            let n = store::releases(c, &a)?.len();
+            store::delete_app(c, &a)?;
+            Ok(n)
+        })
+        .await?;
+        self.logs.remove_app(app).await;
+        self.prune(app).await;
+        self.audit(
+            who,
+            "rm",
+            Some(app),
+            format!("removed ({} release{}, active {})", n, if n == 1 { "" } else { "s" }, rec.active.map(|v| v.to_string()).unwrap_or_else(|| "none".into())),
+        )
+        .await;
+        Ok(())
+    }
+
+    fn ps_row(&self, rec: &AppRecord, st: &AppStatus) -> PsRow {
+        PsRow {
+            app: rec.name.clone(),
+            kind: st.kind,
+            release: st.release.or(rec.active),
+            replicas: rec.replicas,
+            running: st.running,
+            host: self.config.name.clone(),
+            state: st.state.clone(),
+            restarts: st.restarts,
+            instance: None,
+            started: st.started.map(schema::time::rfc3339),
+            next_run: st.next_run.map(schema::time::rfc3339),
+            detail: st.detail.clone(),
+        }
+    }
+
+    fn status_of(&self, rec: &AppRecord) -> AppStatus {
+        match self.supervisor(&rec.name) {
+            Some(s) => s.status(),
+            None => AppStatus {
+                kind: rec.kind,
+                release: rec.active,
+                replicas: rec.replicas,
+                running: 0,
+                restarts: 0,
+                state: "stopped".into(),
+                detail: None,
+                next_run: None,
+                started: None,
+                memory: 0,
+                instances: Vec::new(),
+            },
+        }
+    }
+
+    /// Apps, or one app's instances.
+    pub async fn ps(&self, app: Option<&str>) -> Result<Vec<PsRow>, HostError> {
+        match app {
+            None => {
+                let apps = self.db.call(|c| store::list_apps(c)).await?;
+                Ok(apps.iter().map(|a| self.ps_row(a, &self.status_of(a))).collect())
+            }
+            Some(name) => {
+                let rec = self.app(name).await?;
+                let st = self.status_of(&rec);
+                let base = self.ps_row(&rec, &st);
+                Ok(st
+                    .instances
+                    .iter()
+                    .map(|i| PsRow {
+                        release: Some(i.release),
+                        running: u32::from(i.state == "running"),
+                        state: i.state.to_string(),
+                        restarts: i.restarts,
+                        instance: Some(i.instance.to_string()),
+                        started: i.started.map(schema::time::rfc3339),
+                        detail: i.detail.clone(),
+                        next_run: None,
+                        ..base.clone()
+                    })
+                    .collect())
+            }
+        }
+    }
+
+    pub async fn releases(&self, app: &str) -> Result<Vec<ReleaseRow>, HostError> {
+        self.app(app).await?;
+        let a = app.to_string();
+        let rs = self.db.call(move |c| store::releases(c, &a)).await?;
+        Ok(rs.iter().map(ReleaseRecord::to_row).collect())
+    }
+
+    pub async fn audit_tail(&self, tail: u64) -> Result<Vec<AuditEntry>, HostError> {
+        Ok(self.db.call(move |c| store::audit_tail(c, tail)).await?)
+    }
+
+    /// This host, as `hosts` shows it.
+    pub async fn hosts(&self) -> Result<Vec<HostRow>, HostError> {
+        let apps = self.db.call(|c| store::list_apps(c)).await?;
+        let (mut n_apps, mut instances, mut memory) = (0, 0, 0);
+        for a in &apps {
+            let st = self.status_of(a);
+            if a.active.is_some() {
+                n_apps += 1;
+            }
+            instances += st.running;
+            memory += st.memory;
+        }
+        Ok(vec![HostRow {
+            name: self.config.name.clone(),
+            arch: std::env::consts::ARCH.to_string(),
+            state: "up".into(),
+            last_seen: schema::time::rfc3339(schema::time::now_millis()),
+            labels: self.config.labels.clone(),
+            apps: n_apps,
+            instances,
+            memory_bytes: memory,
+        }])
+    }
+
+    /// Stops every app (daemon shutdown); their state stays in hostd.db.
+    pub async fn shutdown(&self) {
+        let sups: Vec<Arc<AppRuntime>> = self.apps_lock().values().cloned().collect();
+        for s in sups {
+            s.stop().await;
+        }
+        self.logs.flush().await;
+    }
+
+    /// For tests: the engine's compatibility hash.
+    pub fn compat(&self) -> &str {
+        self.artifacts.compat()
+    }
+}
+
+async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedReceiver<Event>) {
+    while let Some(ev) = rx.recv().await {
+        let Some(host) = host.upgrade() else { return };
+        match ev {
+            Event::Crashloop { app, version, detail } => {
+                let (a, d) = (app.to_string(), detail.clone());
+                let still_active = host
+                    .db
+                    .call(move |c| {
+                        let active = store::get_app(c, &a)?.and_then(|r| r.active);
+                        if active == Some(version) {
+                            store::set_release_state(c, &a, version, ReleaseState::Crashloop, Some(&d))?;
+                        }
+                        Ok(active == Some(version))
+                    })
+                    .await
+                    .unwrap_or(false);
+                if still_active {
+                    if let Some(sup) = host.supervisor(&app) {
+                        sup.halt(version, detail.clone());
+                    }
+                    host.audit("hostd", "crashloop", Some(&app), format!("{version}: {detail}")).await;
+                }
+            }
+        }
+    }
+}

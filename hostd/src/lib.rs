@@ -1,0 +1,18 @@
+//! hostd: compiles Wasm apps ahead of time with Cranelift and runs them.
+//!
+//! The runtime is a library; `main.rs` wires it to a command line. See
+//! `../shared/DESIGN.md` for the life of a release and
+//! `../shared/CLI.md` for the commands.
+
+pub mod artifacts;
+pub mod client;
+pub mod cmd;
+pub mod config;
+pub mod connection;
+pub mod control;
+pub mod db;
+pub mod engine;
+pub mod host;
+pub mod logs;
+pub mod runtime;
+pub mod store;

@@ -1,0 +1,202 @@
+//! Log records: made from every line an instance writes, numbered per app,
+//! kept in a bounded store that survives restarts, and pushed to followers.
+//!
+//! The path of a line: the guest writes to stdout → [`capture::LineSplitter`]
+//! cuts it into lines → a bounded channel (never blocks the guest; when full,
+//! lines are counted as dropped and a `system` record says so) → the writer
+//! thread numbers them, commits a batch to `logs.db` and only then publishes
+//! them to followers. A follower therefore never sees a record that a
+//! restart could lose, and `--since SEQ` after a reconnect neither skips nor
+//! repeats.
+
+pub mod capture;
+mod store;
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::{Arc, Mutex};
+
+use schema::command::Since;
+use schema::{LogRecord, Stream, Version};
+use tokio::sync::{broadcast, oneshot};
+
+use crate::db::{Db, DbError, Durability};
+
+pub use store::DEFAULT_CAP_BYTES;
+
+/// Lines waiting for the writer before new ones are dropped.
+const QUEUE: usize = 65_536;
+/// Records a follower may fall behind before it re-reads from the store.
+const FOLLOW_BUFFER: usize = 4096;
+
+/// One line on its way to the store.
+#[derive(Debug, Clone)]
+pub struct Entry {
+    pub app: Arc<str>,
+    pub release: Option<u32>,
+    pub instance: Arc<str>,
+    pub stream: Stream,
+    pub time: i64,
+    pub line: String,
+    pub partial: bool,
+}
+
+enum Msg {
+    Line(Entry),
+    /// Reply once everything sent before has been committed.
+    Flush(oneshot::Sender<()>),
+    /// Forget an app's records (its sequence counter stays).
+    Remove(Arc<str>, oneshot::Sender<()>),
+}
+
+/// The host's log system. Cheap to clone.
+#[derive(Clone)]
+pub struct LogHub {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    host: String,
+    tx: SyncSender<Msg>,
+    reader: Db,
+    followers: Mutex<HashMap<Arc<str>, broadcast::Sender<Arc<LogRecord>>>>,
+    dropped: Mutex<HashMap<Arc<str>, u64>>,
+    dropped_total: AtomicU64,
+}
+
+impl LogHub {
+    /// Opens `logs.db` under `dir` and starts the writer thread.
+    pub fn open(dir: &Path, host: &str, cap_bytes: u64) -> Result<LogHub, DbError> {
+        let path = dir.join("logs.db");
+        let writer = store::open_writer(&path)?;
+        let reader = Db::open(&path, schema::migrations::LOGS, Durability::Normal)?;
+        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let inner = Arc::new(Inner {
+            host: host.to_string(),
+            tx,
+            reader,
+            followers: Mutex::new(HashMap::new()),
+            dropped: Mutex::new(HashMap::new()),
+            dropped_total: AtomicU64::new(0),
+        });
+        let weak = Arc::downgrade(&inner);
+        std::thread::Builder::new()
+            .name("log-writer".into())
+            .spawn(move || store::run_writer(writer, rx, weak, cap_bytes))
+            .map_err(|e| DbError::Open {
+                path,
+                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
+            })?;
+        Ok(LogHub { inner })
+    }
+
+    pub fn host(&self) -> &str {
+        &self.inner.host
+    }
+
+    /// Queues a line. Never blocks: when the writer is behind by more than
+    /// its queue, the line is counted as dropped and reported later.
+    pub fn push(&self, e: Entry) {
+        match self.inner.tx.try_send(Msg::Line(e)) {
+            Ok(()) => {}
+            Err(TrySendError::Full(Msg::Line(e))) => {
+                *self.inner.dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(e.app).or_default() += 1;
+                self.inner.dropped_total.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(_) => {} // writer gone: the host is shutting down
+        }
+    }
+
+    /// Writes a `system` record about an app: what the platform did and why.
+    pub fn system(&self, app: &str, release: Option<Version>, instance: &str, line: impl Into<String>) {
+        let line = line.into();
+        tracing::info!(app, release = ?release.map(|v| v.to_string()), instance, "{line}");
+        self.push(Entry {
+            app: app.into(),
+            release: release.map(|v| v.0),
+            instance: instance.into(),
+            stream: Stream::System,
+            time: schema::time::now_millis(),
+            line,
+            partial: false,
+        });
+    }
+
+    /// Lines dropped since start because the writer was behind.
+    pub fn dropped_total(&self) -> u64 {
+        self.inner.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Waits until every line pushed before this call is committed and published.
+    pub async fn flush(&self) {
+        let (tx, rx) = oneshot::channel();
+        if self.send_control(Msg::Flush(tx)).await {
+            let _ = rx.await;
+        }
+    }
+
+    /// Deletes an app's records; its sequence numbers are never reused.
+    pub async fn remove_app(&self, app: &str) {
+        let (tx, rx) = oneshot::channel();
+        if self.send_control(Msg::Remove(app.into(), tx)).await {
+            let _ = rx.await;
+        }
+    }
+
+    async fn send_control(&self, msg: Msg) -> bool {
+        // Control messages must not be dropped; the queue drains quickly, so
+        // waiting for room on a blocking thread is fine.
+        let tx = self.inner.tx.clone();
+        tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
+            .await
+            .unwrap_or(false)
+    }
+
+    /// Subscribes to an app's records as they are committed.
+    pub fn subscribe(&self, app: &str) -> broadcast::Receiver<Arc<LogRecord>> {
+        let mut f = self.inner.followers.lock().unwrap_or_else(|p| p.into_inner());
+        f.entry(app.into())
+            .or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0)
+            .subscribe()
+    }
+
+    /// Records of `app`, oldest first: those after `since` (a sequence number
+    /// or an age), at most the last `tail` of them.
+    pub async fn query(&self, app: &str, since: Option<Since>, tail: Option<u64>) -> Result<Vec<LogRecord>, DbError> {
+        let app = app.to_string();
+        let host = self.inner.host.clone();
+        self.inner
+            .reader
+            .call(move |c| store::query(c, &host, &app, since, tail))
+            .await
+    }
+
+    /// The highest sequence number `app` has been given (0 if it never logged).
+    pub async fn last_seq(&self, app: &str) -> Result<u64, DbError> {
+        let app = app.to_string();
+        self.inner.reader.call(move |c| store::last_seq(c, &app)).await
+    }
+}
+
+impl Inner {
+    fn publish(&self, records: Vec<LogRecord>) {
+        let mut f = self.followers.lock().unwrap_or_else(|p| p.into_inner());
+        if f.is_empty() {
+            return;
+        }
+        for r in records {
+            if let Some(tx) = f.get(r.app.as_str()) {
+                // An error only means nobody follows this app any more.
+                let _ = tx.send(Arc::new(r));
+            }
+        }
+        f.retain(|_, tx| tx.receiver_count() > 0);
+    }
+
+    fn take_dropped(&self) -> Vec<(Arc<str>, u64)> {
+        let mut d = self.dropped.lock().unwrap_or_else(|p| p.into_inner());
+        d.drain().collect()
+    }
+}

@@ -1,0 +1,176 @@
+//! `hostd`: the daemon of every server, and the scripted commands.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use hostd::cmd::precompile::PrecompileArgs;
+use hostd::cmd::serve::ServeArgs;
+use hostd::config;
+use schema::command::Command;
+
+/// Runs Wasm apps on this server, and drives a cranefleet host or fleet.
+///
+/// Commands go to the local daemon (`--local`, over DATA/hostd.sock) or,
+/// with `--gateway`, to a fleet's gateway over SSH.
+#[derive(Debug, Parser)]
+#[command(name = "hostd", version, max_term_width = 100)]
+struct Cli {
+    /// State directory [env: CRANEFLEET_DATA; default ~/.local/share/cranefleet].
+    #[arg(long, global = true, env = "CRANEFLEET_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// Talk to the daemon on this machine over its Unix socket.
+    #[arg(long, global = true)]
+    local: bool,
+    /// Talk to a gateway over SSH: [user@]host[:port].
+    #[arg(long, global = true, env = "CRANEFLEET_GATEWAY", value_name = "ADDR")]
+    gateway: Option<String>,
+    /// SSH key for --gateway (default ~/.ssh/id_ed25519).
+    #[arg(long, global = true, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Record the gateway's host key in ~/.ssh/known_hosts the first time.
+    #[arg(long, global = true)]
+    accept_new_host_key: bool,
+    /// One JSON document (or one JSON object per line for streams).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: HostdCommand,
+}
+
+#[derive(Debug, Subcommand)]
+enum HostdCommand {
+    /// Run a stand-alone host with its own control socket.
+    Serve(ServeArgs),
+    /// Compile a .wasm ahead of time for x86_64 or aarch64.
+    Precompile(PrecompileArgs),
+    #[command(flatten)]
+    Fleet(Command),
+}
+
+/// Hostd-only flags that the daemon does not take; everything else of the
+/// command line is forwarded as typed.
+fn forwarded(raw: &[String]) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip = false;
+    for a in raw {
+        if skip {
+            skip = false;
+            continue;
+        }
+        match a.as_str() {
+            "--local" | "--accept-new-host-key" => {}
+            "--data" | "--gateway" | "--identity" => skip = true,
+            s if ["--data=", "--gateway=", "--identity="].iter().any(|p| s.starts_with(p)) => {}
+            _ => out.push(a.clone()),
+        }
+    }
+    out
+}
+
+async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
+    if cli.gateway.is_some() && !cli.local {
+        anyhow::bail!(
+            "talking to a gateway over SSH is not built into this hostd yet; run the command on the host with --local"
+        );
+    }
+    let socket = config::socket_path(&config::data_dir(cli.data.as_deref()));
+    let (argv, stdin) = match command {
+        Command::Deploy(mut d) => {
+            // Files are read here, where they are; the daemon gets bytes and flags.
+            if let Some(path) = d.manifest.clone() {
+                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read manifest {path}"))?;
+                let m = schema::Manifest::from_toml(&text).with_context(|| format!("manifest {path}"))?;
+                if d.file.is_none() {
+                    // `deploy --manifest F [FILE]`: a lone positional is the file.
+                    if d.app.as_deref().is_some_and(|a| a.ends_with(".wasm") || a == "-") {
+                        d.file = d.app.take();
+                    }
+                }
+                if d.file.is_none()
+                    && let Some(a) = &m.artifact
+                {
+                    let base = std::path::Path::new(&path).parent().unwrap_or(std::path::Path::new("."));
+                    d.file = Some(base.join(a).display().to_string());
+                }
+                d.overlay_manifest(&m);
+            }
+            let file = d
+                .file
+                .clone()
+                .context("deploy needs a FILE (or - for stdin), or a manifest with `artifact`")?;
+            let bytes = if file == "-" {
+                let mut b = Vec::new();
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).context("reading the artifact from stdin")?;
+                b
+            } else {
+                std::fs::read(&file).with_context(|| format!("cannot read {file}"))?
+            };
+            let mut argv = d.to_argv("-");
+            if cli.json {
+                argv.push("--json".into());
+            }
+            (argv, bytes)
+        }
+        _ => (forwarded(&std::env::args().skip(1).collect::<Vec<_>>()), Vec::new()),
+    };
+    hostd::client::exec(&socket, argv, stdin).await
+}
+
+async fn run(cli: Cli) -> anyhow::Result<i32> {
+    match cli.command {
+        HostdCommand::Serve(args) => {
+            hostd::cmd::serve::execute(args, cli.data).await?;
+            Ok(0)
+        }
+        HostdCommand::Precompile(args) => {
+            hostd::cmd::precompile::execute(args, cli.json)?;
+            Ok(0)
+        }
+        HostdCommand::Fleet(ref c) => {
+            let c = c.clone();
+            fleet(cli, c).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(cli.command, HostdCommand::Serve(_));
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" }));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    match rt.block_on(run(cli)) {
+        Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hostd_only_flags_are_not_forwarded() {
+        let raw: Vec<String> = "ps api --local --data /tmp/x --json --gateway=gw"
+            .split_whitespace()
+            .map(String::from)
+            .collect();
+        assert_eq!(forwarded(&raw), vec!["ps", "api", "--json"]);
+    }
+}

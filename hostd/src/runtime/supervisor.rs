@@ -1,0 +1,459 @@
+//! One app's instances on this host: started, restarted, switched, stopped.
+//!
+//! A worker has `replicas` slots; each slot runs its instance in a loop that
+//! restarts it with exponential backoff (100 ms doubling to 60 s) until a
+//! stop is requested or the release is in a crash loop (5 failed starts in
+//! 60 s across its slots). A switch starts the new release's slots first,
+//! then asks the old ones to stop, so a worker app never has zero instances
+//! because of a deploy. Jobs run from a schedule loop (see `job.rs`); http
+//! apps are served per request by the ingress (see `http.rs`) and only
+//! record here which release is active.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use schema::{AppKind, Version};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use super::job::{self, JobRun};
+use super::{ReleaseRun, Runtime, StopToken, instance};
+
+/// What a supervisor tells the host about, asynchronously.
+#[derive(Debug)]
+pub enum Event {
+    /// The release's instances keep failing; it was stopped.
+    Crashloop {
+        app: Arc<str>,
+        version: Version,
+        detail: String,
+    },
+}
+
+/// Longest restart delay.
+pub const BACKOFF_CAP: Duration = Duration::from_secs(60);
+const BACKOFF_BASE: Duration = Duration::from_millis(100);
+/// An instance that ran this long before exiting starts over at the base delay.
+const STABLE_AFTER: Duration = Duration::from_secs(60);
+
+pub fn backoff(failures: u32) -> Duration {
+    let exp = failures.saturating_sub(1).min(16);
+    (BACKOFF_BASE * 2u32.pow(exp)).min(BACKOFF_CAP)
+}
+
+/// What `ps` shows of one instance.
+#[derive(Debug, Clone)]
+pub struct InstanceStatus {
+    pub instance: Arc<str>,
+    pub release: Version,
+    /// starting, running, backoff, stopping, stopped, crashloop
+    pub state: &'static str,
+    pub restarts: u32,
+    pub started: Option<i64>,
+    pub detail: Option<String>,
+    pub memory: Arc<AtomicU64>,
+}
+
+struct Slot {
+    index: u32,
+    stop: StopToken,
+    status: Arc<Mutex<InstanceStatus>>,
+    task: JoinHandle<()>,
+}
+
+impl Slot {
+    fn request_stop(&self) {
+        self.stop.request();
+        let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
+        if matches!(st.state, "running" | "starting" | "backoff") {
+            st.state = "stopping";
+        }
+    }
+}
+
+/// What `ps` shows of one app.
+#[derive(Debug, Clone)]
+pub struct AppStatus {
+    pub kind: AppKind,
+    pub release: Option<Version>,
+    pub replicas: u32,
+    pub running: u32,
+    pub restarts: u32,
+    pub state: String,
+    pub detail: Option<String>,
+    pub next_run: Option<i64>,
+    pub started: Option<i64>,
+    pub memory: u64,
+    pub instances: Vec<InstanceStatus>,
+}
+
+struct Inner {
+    kind: AppKind,
+    active: Option<Arc<ReleaseRun>>,
+    replicas: u32,
+    slots: Vec<Slot>,
+    draining: Vec<Slot>,
+    job: Option<JobRun>,
+    draining_jobs: Vec<JobRun>,
+    /// Why the active release is not running (crash loop), if so.
+    halted: Option<String>,
+}
+
+/// The supervisor of one app on this host.
+pub struct AppRuntime {
+    pub name: Arc<str>,
+    rt: Arc<Runtime>,
+    events: mpsc::UnboundedSender<Event>,
+    inner: Mutex<Inner>,
+}
+
+impl AppRuntime {
+    pub fn new(name: &str, kind: AppKind, rt: Arc<Runtime>, events: mpsc::UnboundedSender<Event>) -> Arc<AppRuntime> {
+        Arc::new(AppRuntime {
+            name: name.into(),
+            rt,
+            events,
+            inner: Mutex::new(Inner {
+                kind,
+                active: None,
+                replicas: 0,
+                slots: Vec::new(),
+                draining: Vec::new(),
+                job: None,
+                draining_jobs: Vec::new(),
+                halted: None,
+            }),
+        })
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
+        self.inner.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// The release serving now.
+    pub fn active(&self) -> Option<Arc<ReleaseRun>> {
+        self.lock().active.clone()
+    }
+
+    /// Makes `rel` the running release with `replicas` instances; the
+    /// previous release's instances get their grace period and stop.
+    pub fn activate(&self, rel: Arc<ReleaseRun>, replicas: u32) {
+        let mut g = self.lock();
+        g.kind = rel.manifest.kind;
+        g.halted = None;
+        g.replicas = replicas;
+        g.active = Some(rel.clone());
+        let old: Vec<Slot> = std::mem::take(&mut g.slots);
+        for s in &old {
+            s.request_stop();
+        }
+        g.draining.extend(old);
+        if let Some(j) = g.job.take() {
+            j.stop.request();
+            g.draining_jobs.push(j);
+        }
+        match rel.manifest.kind {
+            AppKind::Worker => {
+                for i in 1..=replicas {
+                    let slot = self.spawn_slot(&rel, i);
+                    g.slots.push(slot);
+                }
+            }
+            AppKind::Job => {
+                if replicas > 0 {
+                    g.job = Some(job::start(self.rt.clone(), rel.clone()));
+                }
+            }
+            // Requests find the active release through the ingress.
+            AppKind::Http => {}
+        }
+        g.draining.retain(|s| !s.task.is_finished());
+        g.draining_jobs.retain(|j| !j.task.is_finished());
+    }
+
+    /// Sets the wanted replicas of the active release.
+    pub fn scale(&self, replicas: u32) {
+        let mut g = self.lock();
+        g.replicas = replicas;
+        let Some(rel) = g.active.clone() else { return };
+        if g.halted.is_some() {
+            return; // a crash-looping release stays stopped until a deploy or rollback
+        }
+        match rel.manifest.kind {
+            AppKind::Worker => {
+                while g.slots.len() as u32 > replicas {
+                    if let Some(s) = g.slots.pop() {
+                        s.request_stop();
+                        g.draining.push(s);
+                    }
+                }
+                while (g.slots.len() as u32) < replicas {
+                    let index = g.slots.last().map(|s| s.index + 1).unwrap_or(1);
+                    let slot = self.spawn_slot(&rel, index);
+                    g.slots.push(slot);
+                }
+            }
+            AppKind::Job => match (replicas, g.job.is_some()) {
+                (0, true) => {
+                    if let Some(j) = g.job.take() {
+                        j.stop.request();
+                        g.draining_jobs.push(j);
+                    }
+                }
+                (n, false) if n > 0 => g.job = Some(job::start(self.rt.clone(), rel.clone())),
+                _ => {}
+            },
+            AppKind::Http => {}
+        }
+    }
+
+    /// Stops the active release's instances because it is in a crash loop.
+    pub fn halt(&self, version: Version, why: String) {
+        let mut g = self.lock();
+        if g.active.as_ref().map(|r| r.version) != Some(version) {
+            return;
+        }
+        g.halted = Some(why);
+        // The slots stay listed, so `ps` shows each one's restarts and last exit.
+        for s in &g.slots {
+            s.stop.request();
+        }
+    }
+
+    /// Stops everything and waits for it (rm, shutdown).
+    pub async fn stop(&self) {
+        let (slots, jobs) = {
+            let mut g = self.lock();
+            g.active = None;
+            let mut slots: Vec<Slot> = std::mem::take(&mut g.slots);
+            slots.append(&mut g.draining);
+            let mut jobs: Vec<JobRun> = g.job.take().into_iter().collect();
+            jobs.append(&mut g.draining_jobs);
+            (slots, jobs)
+        };
+        for s in &slots {
+            s.stop.request();
+        }
+        for j in &jobs {
+            j.stop.request();
+        }
+        for s in slots {
+            let _ = s.task.await;
+        }
+        for j in jobs {
+            let _ = j.task.await;
+        }
+    }
+
+    pub fn status(&self) -> AppStatus {
+        let mut g = self.lock();
+        g.draining.retain(|s| !s.task.is_finished());
+        g.draining_jobs.retain(|j| !j.task.is_finished());
+        let release = g.active.as_ref().map(|r| r.version);
+        let mut instances: Vec<InstanceStatus> = g
+            .slots
+            .iter()
+            .chain(g.draining.iter())
+            .map(|s| s.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
+            .collect();
+        let mut next_run = None;
+        let mut job_state = None;
+        for j in g.job.iter().chain(g.draining_jobs.iter()) {
+            let js = j.status.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(run) = &js.current {
+                instances.push(run.clone());
+            }
+            if g.job.as_ref().is_some_and(|cur| Arc::ptr_eq(&cur.status, &j.status)) {
+                next_run = js.next_run;
+                job_state = Some((js.current.is_some(), js.last.clone(), js.runs));
+            }
+        }
+        let running = instances
+            .iter()
+            .filter(|i| i.state == "running" && Some(i.release) == release)
+            .count() as u32;
+        let restarts = instances.iter().map(|i| i.restarts).sum();
+        let memory = instances.iter().map(|i| i.memory.load(Ordering::Relaxed)).sum();
+        let started = instances.iter().filter_map(|i| i.started).min();
+        let (state, detail) = match (g.kind, &g.halted, &g.active) {
+            (_, Some(why), _) => ("crashloop".to_string(), Some(why.clone())),
+            (_, None, None) => ("stopped".to_string(), None),
+            (AppKind::Worker, None, Some(_)) => {
+                let state = if g.replicas == 0 {
+                    "stopped"
+                } else if running >= g.replicas {
+                    "running"
+                } else if instances.iter().any(|i| i.state == "backoff") {
+                    "restarting"
+                } else {
+                    "starting"
+                };
+                let detail = instances
+                    .iter()
+                    .filter(|i| i.state == "backoff")
+                    .find_map(|i| i.detail.clone());
+                (state.to_string(), detail)
+            }
+            (AppKind::Job, None, Some(_)) => match job_state {
+                None => ("paused".to_string(), None),
+                Some((true, _, _)) => ("running".to_string(), None),
+                Some((false, last, _)) => ("scheduled".to_string(), last),
+            },
+            (AppKind::Http, None, Some(_)) => {
+                (if g.replicas == 0 { "stopped" } else { "serving" }.to_string(), None)
+            }
+        };
+        AppStatus {
+            kind: g.kind,
+            release,
+            replicas: g.replicas,
+            running,
+            restarts,
+            state,
+            detail,
+            next_run,
+            started,
+            memory,
+            instances,
+        }
+    }
+
+    fn spawn_slot(&self, rel: &Arc<ReleaseRun>, index: u32) -> Slot {
+        let instance: Arc<str> = format!("{}.{}", rel.app, index).into();
+        let status = Arc::new(Mutex::new(InstanceStatus {
+            instance: instance.clone(),
+            release: rel.version,
+            state: "starting",
+            restarts: 0,
+            started: None,
+            detail: None,
+            memory: Arc::new(AtomicU64::new(0)),
+        }));
+        let stop = StopToken::default();
+        let task = tokio::spawn(slot_loop(
+            self.rt.clone(),
+            rel.clone(),
+            instance,
+            stop.clone(),
+            status.clone(),
+            self.events.clone(),
+        ));
+        Slot {
+            index,
+            stop,
+            status,
+            task,
+        }
+    }
+}
+
+impl Drop for AppRuntime {
+    fn drop(&mut self) {
+        let g = self.lock();
+        for s in g.slots.iter().chain(g.draining.iter()) {
+            s.stop.request();
+        }
+        for j in g.job.iter().chain(g.draining_jobs.iter()) {
+            j.stop.request();
+        }
+    }
+}
+
+fn set(status: &Mutex<InstanceStatus>, f: impl FnOnce(&mut InstanceStatus)) {
+    f(&mut status.lock().unwrap_or_else(|p| p.into_inner()));
+}
+
+/// Keeps one worker replica running until stopped or crash-looping.
+async fn slot_loop(
+    rt: Arc<Runtime>,
+    rel: Arc<ReleaseRun>,
+    instance: Arc<str>,
+    stop: StopToken,
+    status: Arc<Mutex<InstanceStatus>>,
+    events: mpsc::UnboundedSender<Event>,
+) {
+    let logs = &rt.logs;
+    let (app, v) = (&*rel.app, rel.version);
+    let memory = status.lock().unwrap_or_else(|p| p.into_inner()).memory.clone();
+    let mut failures = 0u32;
+    loop {
+        if stop.is_requested() || rel.is_crashlooped() {
+            break;
+        }
+        set(&status, |s| {
+            s.state = "running";
+            s.started = Some(schema::time::now_millis());
+        });
+        logs.system(app, Some(v), &instance, format!("starting {instance} ({v})"));
+        let began = Instant::now();
+        let exit = instance::run(&rt, &rel, &instance, memory.clone(), &stop, rel.manifest.timeout_ms().map(Duration::from_millis)).await;
+        let ran = began.elapsed();
+        if stop.is_requested() {
+            logs.system(app, Some(v), &instance, format!("{instance} stopped ({exit}) after {}", schema::time::human_duration(ran)));
+            break;
+        }
+        if ran >= STABLE_AFTER {
+            failures = 0;
+        }
+        failures += 1;
+        set(&status, |s| {
+            s.restarts += 1;
+            s.detail = Some(exit.to_string());
+        });
+        if rel.record_crash() {
+            let detail = format!(
+                "crash loop: {} failed starts within {}s (last: {exit}); restarts stopped",
+                super::CRASHLOOP_STARTS,
+                super::CRASHLOOP_WINDOW.as_secs()
+            );
+            logs.system(app, Some(v), &instance, &detail);
+            set(&status, |s| s.state = "crashloop");
+            let _ = events.send(Event::Crashloop {
+                app: rel.app.clone(),
+                version: v,
+                detail,
+            });
+            return;
+        }
+        if rel.is_crashlooped() {
+            set(&status, |s| s.state = "crashloop");
+            return;
+        }
+        let delay = backoff(failures);
+        logs.system(
+            app,
+            Some(v),
+            &instance,
+            format!(
+                "{instance} exited ({exit}) after {}; restarting in {}",
+                schema::time::human_duration(ran),
+                schema::time::human_duration(delay)
+            ),
+        );
+        set(&status, |s| s.state = "backoff");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = stop.requested() => break,
+        }
+    }
+    set(&status, |s| {
+        if s.state != "crashloop" {
+            s.state = "stopped";
+        }
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_from_100ms_to_a_cap_of_60s() {
+        assert_eq!(backoff(1), Duration::from_millis(100));
+        assert_eq!(backoff(2), Duration::from_millis(200));
+        assert_eq!(backoff(5), Duration::from_millis(1600));
+        assert_eq!(backoff(11), Duration::from_secs(60));
+        assert_eq!(backoff(1000), Duration::from_secs(60));
+    }
+}

@@ -1,0 +1,380 @@
+//! The command grammar of CLI.md, shared by every front door.
+//!
+//! The same words are typed after `hostd`, after `ssh -p 2222 ops@gateway`
+//! and into the console's `:` prompt; all three parse them with these types,
+//! so a flag cannot mean one thing in one place and another elsewhere.
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::manifest::{Health, Limits, Manifest, ManifestError};
+use crate::names::Version;
+use crate::time::{DurationError, parse_duration};
+use crate::types::AppKind;
+
+/// A command line as the gateway or a host's control socket receives it.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "cranefleet", disable_help_subcommand = true)]
+pub struct CommandLine {
+    /// One JSON document (or one JSON object per line for streams) instead of a table.
+    #[arg(long, global = true)]
+    pub json: bool,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+impl CommandLine {
+    /// Parses `argv` as typed after the program name.
+    pub fn parse_argv<I, S>(argv: I) -> Result<CommandLine, clap::Error>
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<std::ffi::OsString> + Clone,
+    {
+        CommandLine::try_parse_from(std::iter::once("cranefleet".into()).chain(argv.into_iter().map(Into::into)))
+    }
+}
+
+/// The fleet commands of CLI.md.
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// New release of APP from a .wasm (module or component), or from stdin with `-`.
+    Deploy(DeployArgs),
+    /// Apps, or one app's instances.
+    Ps(PsArgs),
+    /// Every release of an app.
+    Releases(ReleasesArgs),
+    /// Make an earlier release active (default: the one before the active).
+    Rollback(RollbackArgs),
+    /// Set the wanted replicas.
+    Scale(ScaleArgs),
+    /// Log records, oldest first; -f follows.
+    Logs(LogsArgs),
+    /// Stop and forget an app (its releases stay in the audit log).
+    Rm(RmArgs),
+    /// Hosts and what they run.
+    Hosts,
+    /// Who did what, when, from which key.
+    Audit(AuditArgs),
+}
+
+impl Command {
+    /// The word that names the command (`deploy`, `ps`, …), as recorded in the audit log.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Deploy(_) => "deploy",
+            Command::Ps(_) => "ps",
+            Command::Releases(_) => "releases",
+            Command::Rollback(_) => "rollback",
+            Command::Scale(_) => "scale",
+            Command::Logs(_) => "logs",
+            Command::Rm(_) => "rm",
+            Command::Hosts => "hosts",
+            Command::Audit(_) => "audit",
+        }
+    }
+
+    /// Whether a `viewer` key may run it.
+    pub fn is_read_only(&self) -> bool {
+        matches!(
+            self,
+            Command::Ps(_) | Command::Releases(_) | Command::Logs(_) | Command::Hosts | Command::Audit(_)
+        )
+    }
+
+    /// The app the command is about, if any.
+    pub fn app(&self) -> Option<&str> {
+        match self {
+            Command::Deploy(a) => a.app.as_deref(),
+            Command::Ps(a) => a.app.as_deref(),
+            Command::Releases(a) => Some(&a.app),
+            Command::Rollback(a) => Some(&a.app),
+            Command::Scale(a) => Some(&a.app),
+            Command::Logs(a) => Some(&a.app),
+            Command::Rm(a) => Some(&a.app),
+            Command::Hosts | Command::Audit(_) => None,
+        }
+    }
+}
+
+fn parse_kv(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct DeployArgs {
+    /// The app's name (a DNS label); optional with --manifest.
+    pub app: Option<String>,
+    /// The .wasm to deploy, or `-` for stdin.
+    pub file: Option<String>,
+    /// Read name, kind, replicas, env, limits and health from APP.toml; flags given too override it.
+    #[arg(long, value_name = "FILE")]
+    pub manifest: Option<String>,
+    /// http, worker or job (default: inferred from the artifact's exports, job if --schedule).
+    #[arg(long)]
+    pub kind: Option<AppKind>,
+    #[arg(long, value_name = "N")]
+    pub replicas: Option<u32>,
+    /// Environment variable of every instance (repeatable).
+    #[arg(long, value_name = "K=V", value_parser = parse_kv)]
+    pub env: Vec<(String, String)>,
+    /// Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…).
+    #[arg(long, value_name = "CRON")]
+    pub schedule: Option<String>,
+    /// Memory cap per instance.
+    #[arg(long, value_name = "N")]
+    pub memory_mb: Option<u64>,
+    /// Deadline per request (http), per run (job) or per instance (worker).
+    #[arg(long, value_name = "N")]
+    pub timeout_ms: Option<u64>,
+    /// Grace given to superseded instances before they are interrupted.
+    #[arg(long, value_name = "N")]
+    pub stop_grace_ms: Option<u64>,
+    /// Placement label hosts must carry (repeatable).
+    #[arg(long, value_name = "K=V", value_parser = parse_kv)]
+    pub label: Vec<(String, String)>,
+    /// http: path requested after the switch; a non-2xx rolls back.
+    #[arg(long, value_name = "PATH")]
+    pub health_path: Option<String>,
+    /// A rule over the app's metrics; true during the window rolls back.
+    #[arg(long, value_name = "EXPR")]
+    pub health_rule: Option<String>,
+    /// How long after a switch health is checked.
+    #[arg(long, value_name = "N")]
+    pub health_window_s: Option<u64>,
+}
+
+impl DeployArgs {
+    /// Fills every field the flags left empty from a manifest file, so that
+    /// flags win over the file. Used where the file is read: on the client.
+    pub fn overlay_manifest(&mut self, m: &Manifest) {
+        self.app.get_or_insert_with(|| m.name.clone());
+        self.kind = self.kind.or(Some(m.kind));
+        self.replicas = self.replicas.or(m.replicas);
+        if self.schedule.is_none() {
+            self.schedule = m.schedule.clone();
+        }
+        // File entries first, so a flag for the same key comes later and wins.
+        let mut env: Vec<(String, String)> = m.env.clone().into_iter().collect();
+        env.append(&mut self.env);
+        self.env = env;
+        let mut labels: Vec<(String, String)> = m.labels.clone().into_iter().collect();
+        labels.append(&mut self.label);
+        self.label = labels;
+        self.memory_mb = self.memory_mb.or(m.limits.memory_mb);
+        self.timeout_ms = self.timeout_ms.or(m.limits.timeout_ms);
+        self.stop_grace_ms = self.stop_grace_ms.or(m.limits.stop_grace_ms);
+        if self.health_path.is_none() {
+            self.health_path = m.health.path.clone();
+        }
+        if self.health_rule.is_none() {
+            self.health_rule = m.health.rule.clone();
+        }
+        self.health_window_s = self.health_window_s.or(m.health.window_s);
+        self.manifest = None;
+    }
+
+    /// Builds the release's manifest from the flags. `inferred` is the kind
+    /// the artifact's exports suggest, used when `--kind` is absent.
+    pub fn to_manifest(&self, inferred: AppKind) -> Result<Manifest, ManifestError> {
+        let name = self.app.clone().ok_or_else(|| ManifestError::Field {
+            field: "name".into(),
+            message: "no app name: give APP or a manifest with `name`".into(),
+        })?;
+        let kind = self
+            .kind
+            .unwrap_or(if self.schedule.is_some() { AppKind::Job } else { inferred });
+        let m = Manifest {
+            name,
+            kind,
+            replicas: self.replicas,
+            artifact: None,
+            schedule: self.schedule.clone(),
+            env: self.env.iter().cloned().collect(),
+            labels: self.label.iter().cloned().collect(),
+            limits: Limits {
+                memory_mb: self.memory_mb,
+                timeout_ms: self.timeout_ms,
+                stop_grace_ms: self.stop_grace_ms,
+            },
+            health: Health {
+                path: self.health_path.clone(),
+                rule: self.health_rule.clone(),
+                window_s: self.health_window_s,
+            },
+        };
+        m.validate()?;
+        Ok(m)
+    }
+
+    /// The command line that says what these flags say, with `file` as the
+    /// artifact argument: how a client forwards a deploy whose file (and
+    /// manifest) it read itself.
+    pub fn to_argv(&self, file: &str) -> Vec<String> {
+        let mut a = vec!["deploy".to_string()];
+        a.extend(self.app.clone());
+        a.push(file.to_string());
+        let mut opt = |flag: &str, v: Option<String>| {
+            if let Some(v) = v {
+                a.push(flag.to_string());
+                a.push(v);
+            }
+        };
+        opt("--kind", self.kind.map(|k| k.to_string()));
+        opt("--replicas", self.replicas.map(|v| v.to_string()));
+        opt("--schedule", self.schedule.clone());
+        opt("--memory-mb", self.memory_mb.map(|v| v.to_string()));
+        opt("--timeout-ms", self.timeout_ms.map(|v| v.to_string()));
+        opt("--stop-grace-ms", self.stop_grace_ms.map(|v| v.to_string()));
+        opt("--health-path", self.health_path.clone());
+        opt("--health-rule", self.health_rule.clone());
+        opt("--health-window-s", self.health_window_s.map(|v| v.to_string()));
+        for (k, v) in &self.env {
+            a.push("--env".into());
+            a.push(format!("{k}={v}"));
+        }
+        for (k, v) in &self.label {
+            a.push("--label".into());
+            a.push(format!("{k}={v}"));
+        }
+        a
+    }
+}
+
+#[derive(Debug, Clone, Default, Args)]
+pub struct PsArgs {
+    /// Show this app's instances instead of all apps.
+    pub app: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ReleasesArgs {
+    pub app: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RollbackArgs {
+    pub app: String,
+    /// The release to make active (default: the newest healthy one before the active).
+    #[arg(long, value_name = "vN")]
+    pub to: Option<Version>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct ScaleArgs {
+    pub app: String,
+    pub replicas: u32,
+}
+
+/// Where `logs` starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Since {
+    /// Records with a sequence number greater than this one.
+    Seq(u64),
+    /// Records no older than this.
+    Ago(std::time::Duration),
+}
+
+fn parse_since(s: &str) -> Result<Since, String> {
+    if let Ok(n) = s.parse::<u64>() {
+        return Ok(Since::Seq(n));
+    }
+    parse_duration(s)
+        .map(Since::Ago)
+        .map_err(|e: DurationError| format!("{e}, or a sequence number"))
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct LogsArgs {
+    pub app: String,
+    /// Keep printing records as they arrive.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// A sequence number (records after it) or a duration (`5m`: records from the last five minutes).
+    #[arg(long, value_name = "SEQ|DURATION", value_parser = parse_since)]
+    pub since: Option<Since>,
+    /// Only the last N records (default 100 unless --since is given).
+    #[arg(long, value_name = "N")]
+    pub tail: Option<u64>,
+    /// Only records matching the expression, e.g. `stream == "stderr"`.
+    #[arg(long = "where", value_name = "EXPR")]
+    pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct RmArgs {
+    pub app: String,
+}
+
+#[derive(Debug, Clone, Args)]
+pub struct AuditArgs {
+    /// Only the last N entries.
+    #[arg(long, value_name = "N", default_value_t = 100)]
+    pub tail: u64,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(s: &str) -> CommandLine {
+        CommandLine::parse_argv(s.split_whitespace()).unwrap()
+    }
+
+    #[test]
+    fn cli_md_commands_parse() {
+        let c = parse("deploy api app.wasm --kind http --replicas 3 --env A=1 --env B=x=y --label region=eu --json");
+        assert!(c.json);
+        let Command::Deploy(d) = c.command else { panic!() };
+        assert_eq!(d.app.as_deref(), Some("api"));
+        assert_eq!(d.env, vec![("A".into(), "1".into()), ("B".into(), "x=y".into())]);
+        assert!(matches!(parse("ps").command, Command::Ps(PsArgs { app: None })));
+        let Command::Rollback(r) = parse("rollback api --to v2").command else { panic!() };
+        assert_eq!(r.to, Some(Version(2)));
+        let Command::Logs(l) = parse("logs api -f --since 42 --tail 5").command else { panic!() };
+        assert!(l.follow);
+        assert_eq!(l.since, Some(Since::Seq(42)));
+        let Command::Logs(l) = parse("logs api --since 5m").command else { panic!() };
+        assert_eq!(l.since, Some(Since::Ago(std::time::Duration::from_secs(300))));
+        assert!(matches!(parse("scale api 4").command, Command::Scale(ScaleArgs { replicas: 4, .. })));
+        assert!(parse("hosts --json").json);
+    }
+
+    #[test]
+    fn usage_errors_are_clap_errors() {
+        for bad in ["", "frobnicate", "scale api", "scale api many", "rollback api --to x", "logs api --since soon"] {
+            assert!(CommandLine::parse_argv(bad.split_whitespace()).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn flags_override_the_manifest_and_round_trip() {
+        let base = Manifest::from_toml("name = \"api\"\nkind = \"http\"\nreplicas = 2\n[env]\nA = \"1\"\nB = \"0\"\n").unwrap();
+        let Command::Deploy(mut d) = parse("deploy - --replicas 5 --env B=2").command else { panic!() };
+        // "-" was taken as APP by the parser; a client puts positionals right.
+        d.app = None;
+        d.overlay_manifest(&base);
+        let m = d.to_manifest(AppKind::Worker).unwrap();
+        assert_eq!(m.name, "api");
+        assert_eq!(m.kind, AppKind::Http);
+        assert_eq!(m.replicas, Some(5));
+        assert_eq!(m.env["A"], "1");
+        assert_eq!(m.env["B"], "2");
+        let Command::Deploy(d2) = CommandLine::parse_argv(d.to_argv("-")).unwrap().command else { panic!() };
+        assert_eq!(d2.file.as_deref(), Some("-"));
+        assert_eq!(d2.to_manifest(AppKind::Worker).unwrap(), m);
+    }
+
+    #[test]
+    fn kind_is_inferred_unless_given() {
+        let Command::Deploy(d) = parse("deploy w x.wasm").command else { panic!() };
+        assert_eq!(d.to_manifest(AppKind::Worker).unwrap().kind, AppKind::Worker);
+        let d = DeployArgs {
+            app: Some("j".into()),
+            schedule: Some("@every 2s".into()),
+            ..Default::default()
+        };
+        assert_eq!(d.to_manifest(AppKind::Worker).unwrap().kind, AppKind::Job);
+    }
+}

@@ -1,0 +1,20 @@
+//! What crosses a boundary in cranefleet, and nothing else.
+//!
+//! The three programs (`hostd`, `ssh-gateway`, `console`) share only this
+//! crate: the SQL migrations of both databases, the app manifest, the command
+//! grammar of `../shared/CLI.md`, the wire frames of the control socket and the
+//! tunnel, and the JSON shapes scripts rely on. Nothing here does I/O, so every
+//! rule in it can be tested without a daemon.
+
+pub mod command;
+pub mod cron;
+pub mod frame;
+pub mod manifest;
+pub mod migrations;
+pub mod names;
+pub mod render;
+pub mod time;
+pub mod types;
+
+pub use manifest::{Manifest, ManifestError};
+pub use types::*;

@@ -1,0 +1,43 @@
+//! The SQL migrations of every database, applied in order.
+//!
+//! Each database records the last migration it applied in
+//! `PRAGMA user_version`; a program opening it applies the ones after that in
+//! one transaction each. Migrations are append-only: a released one is never
+//! edited, so a database created by any earlier build can be brought forward.
+
+/// One step of a database's schema.
+#[derive(Debug, Clone, Copy)]
+pub struct Migration {
+    /// 1, 2, 3…: the `user_version` the database has after this step.
+    pub version: u32,
+    pub name: &'static str,
+    pub sql: &'static str,
+}
+
+/// `hostd.db`: apps, releases, artifacts, compiled code, audit.
+pub const HOSTD: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/hostd/0001_init.sql"),
+}];
+
+/// `logs.db`: a host's log records.
+pub const LOGS: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/logs/0001_init.sql"),
+}];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_count_up_from_one() {
+        for set in [HOSTD, LOGS] {
+            for (i, m) in set.iter().enumerate() {
+                assert_eq!(m.version as usize, i + 1, "{}", m.name);
+            }
+        }
+    }
+}

@@ -1,0 +1,280 @@
+//! The domain words of DESIGN.md as types, with the JSON shapes of CLI.md.
+//!
+//! Field names here are a contract: scripts parse them. Add fields freely;
+//! never rename one.
+
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+
+pub use crate::names::Version;
+
+/// What an app is, which decides how hostd runs it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AppKind {
+    /// A `wasi:http/proxy` component; one fresh instance per request.
+    Http,
+    /// A WASI command kept running N times.
+    Worker,
+    /// A WASI command started on a cron schedule.
+    Job,
+}
+
+impl AppKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AppKind::Http => "http",
+            AppKind::Worker => "worker",
+            AppKind::Job => "job",
+        }
+    }
+}
+
+impl fmt::Display for AppKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for AppKind {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "http" => Ok(AppKind::Http),
+            "worker" => Ok(AppKind::Worker),
+            "job" => Ok(AppKind::Job),
+            _ => Err(format!("unknown app kind {s:?}: expected http, worker or job")),
+        }
+    }
+}
+
+/// Where a release is in its life (DESIGN.md, "The life of a release").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ReleaseState {
+    /// Stored and compiled; not serving yet.
+    Staged,
+    /// Serving.
+    Active,
+    /// Was active (or staged) and was replaced; kept for rollback.
+    Superseded,
+    /// Failed staging or its health check; never serves again unless chosen by `rollback --to`.
+    Failed,
+    /// Its instances kept exiting; restarts stopped.
+    Crashloop,
+}
+
+impl ReleaseState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ReleaseState::Staged => "staged",
+            ReleaseState::Active => "active",
+            ReleaseState::Superseded => "superseded",
+            ReleaseState::Failed => "failed",
+            ReleaseState::Crashloop => "crashloop",
+        }
+    }
+}
+
+impl fmt::Display for ReleaseState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for ReleaseState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "staged" => ReleaseState::Staged,
+            "active" => ReleaseState::Active,
+            "superseded" => ReleaseState::Superseded,
+            "failed" => ReleaseState::Failed,
+            "crashloop" => ReleaseState::Crashloop,
+            _ => return Err(format!("unknown release state {s:?}")),
+        })
+    }
+}
+
+/// Which output of an instance a log line came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Stream {
+    Stdout,
+    Stderr,
+    /// Lines the platform writes about an app: starts, exits, switches, traps.
+    System,
+}
+
+impl Stream {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Stream::Stdout => "stdout",
+            Stream::Stderr => "stderr",
+            Stream::System => "system",
+        }
+    }
+}
+
+impl fmt::Display for Stream {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Stream {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "stdout" => Stream::Stdout,
+            "stderr" => Stream::Stderr,
+            "system" => Stream::System,
+            _ => return Err(format!("unknown stream {s:?}")),
+        })
+    }
+}
+
+/// One line of output: CLI.md's log record.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogRecord {
+    /// Per-app, per-host monotonic sequence number; `logs --since SEQ` resumes after it.
+    pub seq: u64,
+    /// RFC 3339 UTC.
+    pub time: String,
+    pub host: String,
+    pub app: String,
+    /// `v3`; absent for records not tied to a release.
+    pub release: Option<Version>,
+    pub instance: String,
+    pub stream: Stream,
+    pub line: String,
+    /// Set on every piece but the last of a line too long to keep whole.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub partial: bool,
+}
+
+/// One row of `ps` (apps), or of `ps APP` (instances, with `instance` set).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PsRow {
+    pub app: String,
+    pub kind: AppKind,
+    /// The active release, if any.
+    pub release: Option<Version>,
+    /// Replicas wanted.
+    pub replicas: u32,
+    /// Instances running now.
+    pub running: u32,
+    pub host: String,
+    /// App: `running`, `starting`, `degraded`, `crashloop`, `stopped`, `scheduled`, `idle`.
+    /// Instance: `starting`, `running`, `backoff`, `stopping`, `exited`, `crashloop`.
+    pub state: String,
+    pub restarts: u32,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub instance: Option<String>,
+    /// RFC 3339 time the instance (or the oldest instance) started.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub started: Option<String>,
+    /// Jobs: RFC 3339 time of the next scheduled run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_run: Option<String>,
+    /// Why the app or instance is in its state (last exit, crash loop…).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One row of `releases APP`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ReleaseRow {
+    pub app: String,
+    pub version: Version,
+    /// `sha256:<hex>` of the artifact as uploaded.
+    pub digest: String,
+    /// RFC 3339.
+    pub created: String,
+    /// The key (or local user) that made it.
+    pub by: String,
+    pub state: ReleaseState,
+    pub kind: AppKind,
+    /// Whether its precompiled code is still on this host (rollback needs no compile).
+    pub kept: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub detail: Option<String>,
+}
+
+/// One row of `audit`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AuditEntry {
+    /// RFC 3339.
+    pub time: String,
+    /// Who: a key name, or `local:<user>` on a host's control socket.
+    pub key: String,
+    pub action: String,
+    pub app: Option<String>,
+    pub detail: String,
+}
+
+/// One row of `hosts`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HostRow {
+    pub name: String,
+    /// `x86_64` or `aarch64`.
+    pub arch: String,
+    /// `up` or `down`.
+    pub state: String,
+    /// RFC 3339.
+    pub last_seen: String,
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// Apps with at least one instance (or an active release) here.
+    pub apps: u32,
+    pub instances: u32,
+    /// Bytes of linear memory in use by instances.
+    #[serde(default)]
+    pub memory_bytes: u64,
+}
+
+/// What `deploy` answers once the release is active.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DeployOutcome {
+    pub app: String,
+    pub version: Version,
+    pub digest: String,
+    pub kind: AppKind,
+    pub state: ReleaseState,
+    /// Milliseconds spent compiling with Cranelift (0 when the cache had it).
+    pub compile_ms: u64,
+    pub replicas: u32,
+}
+
+/// What `rollback` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RollbackOutcome {
+    pub app: String,
+    pub from: Option<Version>,
+    pub to: Version,
+    /// Milliseconds from the request to the switch (no fetch, no compile).
+    pub switch_ms: u64,
+}
+
+/// What `scale` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ScaleOutcome {
+    pub app: String,
+    pub from: u32,
+    pub replicas: u32,
+}
+
+/// What `precompile` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PrecompileOutcome {
+    pub input: String,
+    pub output: String,
+    pub digest: String,
+    /// `module` or `component`.
+    pub artifact: String,
+    pub target: String,
+    pub input_bytes: u64,
+    pub output_bytes: u64,
+    pub compile_ms: u64,
+}
