@@ -51,6 +51,13 @@ pub enum HostError {
         "{app} {version} is no longer kept on this host (only the last {KEEP_RELEASES} releases are); deploy its artifact again"
     )]
     NotKept { app: String, version: Version },
+    #[error("{app} {version} failed its health check: {reason}; {outcome}")]
+    HealthCheckFailed {
+        app: String,
+        version: Version,
+        reason: String,
+        outcome: String,
+    },
     #[error("{0}")]
     Refused(String),
     #[error("{0}")]
@@ -196,7 +203,11 @@ impl Host {
     }
 
     /// A new release of an app from `bytes`, made active on this host.
-    pub async fn deploy(&self, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
+    ///
+    /// An http release with a `health.path` is probed right after the
+    /// switch; a failure rolls back before this returns, and probes go on
+    /// in the background for the health window.
+    pub async fn deploy(self: &Arc<Self>, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
         let result = self.deploy_inner(who, args, bytes).await;
         if let Err(e) = &result {
             self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}")).await;
@@ -204,7 +215,7 @@ impl Host {
         result
     }
 
-    async fn deploy_inner(&self, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
+    async fn deploy_inner(self: &Arc<Self>, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
         let started = Instant::now();
         if args.manifest.is_some() {
             return Err(HostError::Refused(
@@ -248,9 +259,11 @@ impl Host {
             .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
             .await?;
         let kind = manifest.kind;
+        let health_path = manifest.health.path.clone();
+        let window = std::time::Duration::from_secs(manifest.health_window_s());
         let run = ReleaseRun::new(version, manifest, code);
         let sup = self.supervisor_or_new(&name, kind);
-        sup.activate(run, replicas);
+        sup.activate(run.clone(), replicas);
         let n = name.clone();
         let prev = self
             .db
@@ -265,6 +278,18 @@ impl Host {
         self.audit(who, "deploy", Some(&name), &detail).await;
         self.logs.system(&name, Some(version), "hostd", format!("deployed {detail} by {who}"));
         self.prune(&name).await;
+        if let Some(path) = health_path {
+            if let Err(reason) = self.check_health(&run, &path).await {
+                let outcome = self.fail_release(&name, version, &reason).await;
+                return Err(HostError::HealthCheckFailed {
+                    app: name,
+                    version,
+                    reason,
+                    outcome,
+                });
+            }
+            self.watch_health(run, path, window);
+        }
         tracing::info!(app = %name, %version, ms = started.elapsed().as_millis() as u64, "deployed");
         Ok(DeployOutcome {
             app: name,
@@ -275,6 +300,66 @@ impl Host {
             compile_ms: compiled.compile_ms,
             replicas,
         })
+    }
+
+    /// One health probe of `run`: Ok for a 2xx, else why not.
+    async fn check_health(&self, run: &Arc<ReleaseRun>, path: &str) -> Result<(), String> {
+        let limit = std::time::Duration::from_secs(10);
+        match tokio::time::timeout(limit, crate::runtime::http::probe(&self.rt, run.clone(), path)).await {
+            Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
+            Ok(Ok(s)) => Err(format!("GET {path} returned {s}")),
+            Ok(Err(e)) => Err(format!("GET {path} failed: {e}")),
+            Err(_) => Err(format!("GET {path} did not answer within {} s", limit.as_secs())),
+        }
+    }
+
+    /// Probes `run` every second for `window` while it stays active; the
+    /// first failure rolls the app back.
+    fn watch_health(self: &Arc<Self>, run: Arc<ReleaseRun>, path: String, window: std::time::Duration) {
+        let host = Arc::downgrade(self);
+        tokio::spawn(async move {
+            let end = Instant::now() + window;
+            while Instant::now() < end {
+                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+                let Some(host) = host.upgrade() else { return };
+                let active = |h: &Host| h.supervisor(&run.app).and_then(|s| s.active()).is_some_and(|a| Arc::ptr_eq(&a, &run));
+                if !active(&host) {
+                    return;
+                }
+                if let Err(reason) = host.check_health(&run, &path).await {
+                    let _op = host.op_lock(&run.app).await;
+                    if active(&host) {
+                        host.fail_release(&run.app, run.version, &reason).await;
+                    }
+                    return;
+                }
+            }
+        });
+    }
+
+    /// Marks `version` failed and makes the newest earlier healthy release
+    /// active again. The caller holds the app's op lock. Returns what happened.
+    async fn fail_release(&self, app: &str, version: Version, reason: &str) -> String {
+        let target = match self.rollback_target(app, None).await {
+            Ok((_, target)) => Some(target),
+            Err(_) => None,
+        };
+        let outcome = match target {
+            Some(t) => match self.switch_to(app, &t).await {
+                Ok((from, _)) => format!("rolled back {} -> {}", from.map(|v| v.to_string()).unwrap_or_default(), t.version),
+                Err(e) => format!("could not roll back to {}: {e}", t.version),
+            },
+            None => format!("no earlier healthy release to roll back to, so {version} stays active"),
+        };
+        let (a, d) = (app.to_string(), format!("health check: {reason}"));
+        let _ = self
+            .db
+            .call(move |c| store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&d)))
+            .await;
+        let line = format!("{version} failed its health check ({reason}); {outcome}");
+        self.logs.system(app, Some(version), "hostd", &line);
+        self.audit("hostd", "health-rollback", Some(app), line).await;
+        outcome
     }
 
     /// Keeps the newest releases' code; deletes what no kept release uses.
@@ -305,6 +390,28 @@ impl Host {
     async fn rollback_inner(&self, who: &str, app: &str, to: Option<Version>) -> Result<RollbackOutcome, HostError> {
         let started = Instant::now();
         let _op = self.op_lock(app).await;
+        let (_, target) = self.rollback_target(app, to).await?;
+        let (from, compile_ms) = self.switch_to(app, &target).await?;
+        let switch_ms = started.elapsed().as_millis() as u64;
+        let v = target.version;
+        let detail = format!(
+            "{} -> {v}{}",
+            from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
+            if compile_ms > 0 { format!(" (recompiled in {compile_ms} ms: engine changed)") } else { String::new() }
+        );
+        self.audit(who, "rollback", Some(app), &detail).await;
+        self.logs.system(app, Some(v), "hostd", format!("rolled back {detail} by {who}"));
+        Ok(RollbackOutcome {
+            app: app.to_string(),
+            from,
+            to: v,
+            switch_ms,
+        })
+    }
+
+    /// The release a rollback goes to: `to`, or the newest kept, healthy
+    /// (superseded) release older than the active one.
+    async fn rollback_target(&self, app: &str, to: Option<Version>) -> Result<(AppRecord, ReleaseRecord), HostError> {
         let rec = self.app(app).await?;
         let a = app.to_string();
         let releases = self.db.call(move |c| store::releases(c, &a)).await?;
@@ -339,25 +446,21 @@ impl Host {
                 version: target.version,
             });
         }
+        let target = target.clone();
+        Ok((rec, target))
+    }
+
+    /// Makes a stored release active from its kept code. The caller holds
+    /// the app's op lock. Returns the previous active version and the
+    /// compile time (0 unless the engine changed since it was compiled).
+    async fn switch_to(&self, app: &str, target: &ReleaseRecord) -> Result<(Option<Version>, u64), HostError> {
+        let rec = self.app(app).await?;
         let (run, compile_ms) = self.prepare(target).await?;
         let sup = self.supervisor_or_new(app, target.kind);
         sup.activate(run, rec.replicas);
-        let switch_ms = started.elapsed().as_millis() as u64;
         let (a, v, kind, replicas, now) = (app.to_string(), target.version, target.kind, rec.replicas, schema::time::now_millis());
         let from = self.db.call(move |c| store::activate(c, &a, v, kind, replicas, now)).await?;
-        let detail = format!(
-            "{} -> {v}{}",
-            from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
-            if compile_ms > 0 { format!(" (recompiled in {compile_ms} ms: engine changed)") } else { String::new() }
-        );
-        self.audit(who, "rollback", Some(app), &detail).await;
-        self.logs.system(app, Some(v), "hostd", format!("rolled back {detail} by {who}"));
-        Ok(RollbackOutcome {
-            app: app.to_string(),
-            from,
-            to: v,
-            switch_ms,
-        })
+        Ok((from, compile_ms))
     }
 
     /// Sets the wanted replicas; no release is created.
@@ -525,6 +628,10 @@ impl Host {
             s.stop().await;
         }
         self.logs.flush().await;
+    }
+
+    pub fn runtime(&self) -> &Arc<Runtime> {
+        &self.rt
     }
 
     /// For tests: the engine's compatibility hash.

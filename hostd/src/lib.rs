@@ -13,6 +13,7 @@ pub mod control;
 pub mod db;
 pub mod engine;
 pub mod host;
+pub mod ingress;
 pub mod logs;
 pub mod runtime;
 pub mod store;

@@ -45,6 +45,8 @@ enum HostdCommand {
     Serve(ServeArgs),
     /// Compile a .wasm ahead of time for x86_64 or aarch64.
     Precompile(PrecompileArgs),
+    /// A host with the sample apps deployed, in a temp dir, until Ctrl-C.
+    Demo(hostd::cmd::demo::DemoArgs),
     #[command(flatten)]
     Fleet(Command),
 }
@@ -124,6 +126,10 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
             hostd::cmd::serve::execute(args, cli.data).await?;
             Ok(0)
         }
+        HostdCommand::Demo(args) => {
+            hostd::cmd::demo::execute(args, cli.data).await?;
+            Ok(0)
+        }
         HostdCommand::Precompile(args) => {
             hostd::cmd::precompile::execute(args, cli.json)?;
             Ok(0)
@@ -137,7 +143,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let daemon = matches!(cli.command, HostdCommand::Serve(_));
+    let daemon = matches!(cli.command, HostdCommand::Serve(_) | HostdCommand::Demo(_));
     let filter = tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" }));
     tracing_subscriber::fmt()

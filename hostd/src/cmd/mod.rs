@@ -7,6 +7,7 @@
 //! the `hostd` process itself.
 
 pub mod audit;
+pub mod demo;
 pub mod deploy;
 pub mod hosts;
 pub mod logs;

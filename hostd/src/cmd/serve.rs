@@ -25,6 +25,9 @@ pub struct ServeArgs {
     /// Log records kept per app before the oldest are dropped, MiB.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub log_cap_mb: u64,
+    /// Largest request body the ingress passes to an app, MiB.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_request_body_mb: u64,
     /// Largest artifact a deploy accepts, MiB.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_artifact_mb: u64,
@@ -82,23 +85,67 @@ pub fn parse_http(s: &str) -> anyhow::Result<Option<SocketAddr>> {
 
 pub async fn execute(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = config::data_dir(data.as_deref());
-    let mut cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, args.name)?;
+    let mut cfg = HostConfig::new(dir, parse_http(&args.http)?, args.name)?;
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
     cfg.max_artifact_bytes = args.max_artifact_mb.max(1) << 20;
-    let _lock = lock_data_dir(&dir)?;
-    let listener = bind_socket(&cfg.socket)?;
-    let socket = cfg.socket.clone();
-    let host = Host::open(cfg).await.context("cannot open the host's state")?;
-    let (shutdown_tx, shutdown) = watch::channel(false);
-    let control = tokio::spawn(crate::control::serve(listener, host.clone(), shutdown.clone()));
-    tracing::info!(data = %dir.display(), socket = %socket.display(), name = %host.config.name, "hostd serving");
+    let daemon = Daemon::start(cfg, args.max_request_body_mb.max(1) << 20).await?;
     wait_for_signal().await?;
-    tracing::info!("shutting down: stopping instances");
-    let _ = shutdown_tx.send(true);
-    let _ = control.await;
-    host.shutdown().await;
-    let _ = std::fs::remove_file(&socket);
+    daemon.stop().await;
     Ok(())
+}
+
+/// A running host with its control socket and ingress.
+pub struct Daemon {
+    pub host: std::sync::Arc<Host>,
+    pub http: Option<SocketAddr>,
+    shutdown: watch::Sender<bool>,
+    control: tokio::task::JoinHandle<()>,
+    _lock: DirLock,
+}
+
+impl Daemon {
+    /// Locks the data directory, binds the socket and the ingress, restores
+    /// what the host ran, and starts serving.
+    pub async fn start(cfg: HostConfig, max_body: u64) -> anyhow::Result<Daemon> {
+        let lock = lock_data_dir(&cfg.data_dir)?;
+        let listener = bind_socket(&cfg.socket)?;
+        let http = match cfg.http {
+            Some(addr) => Some(
+                tokio::net::TcpListener::bind(addr)
+                    .await
+                    .with_context(|| format!("cannot listen for http on {addr}; pick another --http (or `none`)"))?,
+            ),
+            None => None,
+        };
+        let (dir, socket) = (cfg.data_dir.clone(), cfg.socket.clone());
+        let host = Host::open(cfg).await.context("cannot open the host's state")?;
+        let (shutdown, rx) = watch::channel(false);
+        let control = tokio::spawn(crate::control::serve(listener, host.clone(), rx.clone()));
+        let mut http_addr = None;
+        if let Some(l) = http {
+            let addr = l.local_addr()?;
+            http_addr = Some(addr);
+            tokio::spawn(crate::ingress::serve(l, host.runtime().clone(), max_body, rx));
+            tracing::info!(%addr, "ingress serving http apps");
+        }
+        tracing::info!(data = %dir.display(), socket = %socket.display(), name = %host.config.name, "hostd serving");
+        Ok(Daemon {
+            host,
+            http: http_addr,
+            shutdown,
+            control,
+            _lock: lock,
+        })
+    }
+
+    /// Stops accepting commands and requests, stops every instance, flushes logs.
+    pub async fn stop(self) {
+        tracing::info!("shutting down: stopping instances");
+        let _ = self.shutdown.send(true);
+        let _ = self.control.await;
+        self.host.shutdown().await;
+        let _ = std::fs::remove_file(&self.host.config.socket);
+    }
 }
 
 pub async fn wait_for_signal() -> anyhow::Result<()> {

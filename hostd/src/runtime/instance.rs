@@ -99,13 +99,18 @@ pub fn exit_of(result: wasmtime::Result<i32>, memory_denied: bool, cap: u64) -> 
             if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) {
                 return Exit::Stopped;
             }
-            let mut msg = format!("{e:#}");
+            let mut msg = one_line(&format!("{e:#}"));
             if memory_denied {
                 msg.push_str(&format!(" (memory.grow was refused at the cap of {} MiB)", cap >> 20));
             }
             Exit::Trap(msg)
         }
     }
+}
+
+/// A trap's message and wasm backtrace on one line, as log records are lines.
+pub fn one_line(msg: &str) -> String {
+    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
 }
 
 /// Runs one instance of `rel` to its end.

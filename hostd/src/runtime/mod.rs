@@ -1,6 +1,7 @@
 //! Running apps: one engine, linkers prepared once, and per-app supervisors.
 
 pub mod exports;
+pub mod http;
 mod instance;
 mod job;
 pub mod state;
@@ -55,6 +56,8 @@ pub struct Runtime {
     p1: Linker<P1State>,
     p2: ComponentLinker<P2State>,
     pub logs: LogHub,
+    /// The http apps the ingress routes to.
+    pub routes: http::Routes,
     ticking: Arc<AtomicBool>,
 }
 
@@ -86,6 +89,7 @@ impl Runtime {
             p1,
             p2,
             logs,
+            routes: http::Routes::default(),
             ticking,
         }))
     }

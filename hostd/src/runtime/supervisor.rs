@@ -165,8 +165,15 @@ impl AppRuntime {
                     g.job = Some(job::start(self.rt.clone(), rel.clone()));
                 }
             }
-            // Requests find the active release through the ingress.
-            AppKind::Http => {}
+            // Requests in flight keep their release; new ones get this one.
+            AppKind::Http => {
+                let route = self.rt.routes.get_or_create(&self.name);
+                route.set_replicas(replicas);
+                route.set_release(rel.clone());
+            }
+        }
+        if rel.manifest.kind != AppKind::Http {
+            self.rt.routes.remove(&self.name);
         }
         g.draining.retain(|s| !s.task.is_finished());
         g.draining_jobs.retain(|j| !j.task.is_finished());
@@ -204,7 +211,11 @@ impl AppRuntime {
                 (n, false) if n > 0 => g.job = Some(job::start(self.rt.clone(), rel.clone())),
                 _ => {}
             },
-            AppKind::Http => {}
+            AppKind::Http => {
+                if let Some(route) = self.rt.routes.get(&self.name) {
+                    route.set_replicas(replicas);
+                }
+            }
         }
     }
 
@@ -223,6 +234,7 @@ impl AppRuntime {
 
     /// Stops everything and waits for it (rm, shutdown).
     pub async fn stop(&self) {
+        self.rt.routes.remove(&self.name);
         let (slots, jobs) = {
             let mut g = self.lock();
             g.active = None;
@@ -269,10 +281,15 @@ impl AppRuntime {
                 job_state = Some((js.current.is_some(), js.last.clone(), js.runs));
             }
         }
-        let running = instances
+        let mut running = instances
             .iter()
             .filter(|i| i.state == "running" && Some(i.release) == release)
             .count() as u32;
+        if g.kind == AppKind::Http
+            && let Some(route) = self.rt.routes.get(&self.name)
+        {
+            running = route.in_flight.load(Ordering::SeqCst);
+        }
         let restarts = instances.iter().map(|i| i.restarts).sum();
         let memory = instances.iter().map(|i| i.memory.load(Ordering::Relaxed)).sum();
         let started = instances.iter().filter_map(|i| i.started).min();

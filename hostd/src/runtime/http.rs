@@ -1,0 +1,383 @@
+//! wasi:http apps: one fresh instance per request, from a `ProxyPre`
+//! prepared once per release, instantiated by the pooling allocator.
+//!
+//! A request takes the release that is active when it arrives and keeps it
+//! to its end, so a deploy or rollback switches new requests at once while
+//! requests in flight finish on the code they started on: a switch fails no
+//! request. `replicas` bounds the instances running at once on this host;
+//! further requests wait in a bounded queue, and past it get 503.
+
+use std::collections::HashMap;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full};
+use hyper::body::{Body, Frame};
+use hyper::{Request, Response, StatusCode};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
+use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
+
+use super::instance::{configure_store, wasi_builder};
+use super::state::{DenyOutgoing, Limits, P2State};
+use super::{Code, ReleaseRun, Runtime};
+
+/// Requests that may wait for a free instance, per replica.
+pub const QUEUE_PER_REPLICA: usize = 32;
+
+/// The serving state of one http app on this host.
+pub struct HttpRoute {
+    pub app: Arc<str>,
+    release: RwLock<Option<Arc<ReleaseRun>>>,
+    slots: RwLock<Arc<Semaphore>>,
+    replicas: AtomicU32,
+    queued: AtomicUsize,
+    /// Instances running now.
+    pub in_flight: AtomicU32,
+    pub requests: AtomicU64,
+    /// Responses with a 5xx status, ours or the app's.
+    pub errors: AtomicU64,
+    next_id: AtomicU64,
+}
+
+impl HttpRoute {
+    fn new(app: Arc<str>) -> HttpRoute {
+        HttpRoute {
+            app,
+            release: RwLock::new(None),
+            slots: RwLock::new(Arc::new(Semaphore::new(0))),
+            replicas: AtomicU32::new(0),
+            queued: AtomicUsize::new(0),
+            in_flight: AtomicU32::new(0),
+            requests: AtomicU64::new(0),
+            errors: AtomicU64::new(0),
+            next_id: AtomicU64::new(0),
+        }
+    }
+
+    /// The release new requests go to.
+    pub fn current(&self) -> Option<Arc<ReleaseRun>> {
+        self.release.read().unwrap_or_else(|p| p.into_inner()).clone()
+    }
+
+    /// Switches new requests to `rel`; requests in flight keep theirs.
+    pub fn set_release(&self, rel: Arc<ReleaseRun>) {
+        *self.release.write().unwrap_or_else(|p| p.into_inner()) = Some(rel);
+    }
+
+    /// Sets how many instances may run at once. Requests holding a slot of
+    /// the old bound finish under it.
+    pub fn set_replicas(&self, n: u32) {
+        if self.replicas.swap(n, Ordering::SeqCst) != n {
+            *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Semaphore::new(n as usize));
+        }
+    }
+
+    pub fn replicas(&self) -> u32 {
+        self.replicas.load(Ordering::SeqCst)
+    }
+
+    /// A slot to run an instance in, waiting in the queue up to `wait`.
+    async fn acquire(&self, wait: Duration) -> Result<OwnedSemaphorePermit, &'static str> {
+        let replicas = self.replicas();
+        if replicas == 0 {
+            return Err("the app is scaled to 0 replicas");
+        }
+        let sem = self.slots.read().unwrap_or_else(|p| p.into_inner()).clone();
+        if let Ok(p) = sem.clone().try_acquire_owned() {
+            return Ok(p);
+        }
+        let limit = QUEUE_PER_REPLICA * replicas as usize;
+        if self.queued.fetch_add(1, Ordering::SeqCst) >= limit {
+            self.queued.fetch_sub(1, Ordering::SeqCst);
+            return Err("too many requests are waiting for a free instance");
+        }
+        let r = tokio::time::timeout(wait, sem.acquire_owned()).await;
+        self.queued.fetch_sub(1, Ordering::SeqCst);
+        match r {
+            Ok(Ok(p)) => Ok(p),
+            Ok(Err(_)) => Err("the app was rescaled while this request waited"),
+            Err(_) => Err("no instance became free before the request's deadline"),
+        }
+    }
+}
+
+/// The http apps of a host, by name: what the ingress routes to.
+#[derive(Default)]
+pub struct Routes {
+    map: RwLock<HashMap<Arc<str>, Arc<HttpRoute>>>,
+}
+
+impl Routes {
+    pub fn get(&self, app: &str) -> Option<Arc<HttpRoute>> {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned()
+    }
+
+    pub fn get_or_create(&self, app: &Arc<str>) -> Arc<HttpRoute> {
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.clone())
+            .or_insert_with(|| Arc::new(HttpRoute::new(app.clone())))
+            .clone()
+    }
+
+    pub fn remove(&self, app: &str) {
+        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(app);
+    }
+}
+
+/// A response the platform makes itself (404, 503…): short plain text.
+pub fn text(status: StatusCode, body: impl Into<String>) -> Response<HyperOutgoingBody> {
+    let mut r = Response::new(
+        Full::new(Bytes::from(body.into()))
+            .map_err(|never| match never {})
+            .boxed_unsync(),
+    );
+    *r.status_mut() = status;
+    r.headers_mut()
+        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r
+}
+
+/// A request body that refuses to grow past `limit` bytes.
+pub struct CappedBody<B> {
+    inner: B,
+    seen: u64,
+    limit: u64,
+    exceeded: Arc<AtomicBool>,
+}
+
+impl<B> CappedBody<B> {
+    pub fn new(inner: B, limit: u64, exceeded: Arc<AtomicBool>) -> Self {
+        CappedBody {
+            inner,
+            seen: 0,
+            limit,
+            exceeded,
+        }
+    }
+}
+
+impl<B> Body for CappedBody<B>
+where
+    B: Body<Data = Bytes> + Unpin,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        match Pin::new(&mut self.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(f))) => {
+                if let Some(d) = f.data_ref() {
+                    self.seen += d.len() as u64;
+                    if self.seen > self.limit {
+                        self.exceeded.store(true, Ordering::SeqCst);
+                        return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(self.seen)))));
+                    }
+                }
+                Poll::Ready(Some(Ok(f)))
+            }
+            Poll::Ready(Some(Err(e))) => Poll::Ready(Some(Err(e.into()))),
+            Poll::Ready(None) => Poll::Ready(None),
+            Poll::Pending => Poll::Pending,
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+}
+
+/// How a request's instance ended.
+#[derive(Debug)]
+enum Done {
+    Returned,
+    Trap(String),
+    Deadline,
+}
+
+/// Counts a running instance for as long as it lives.
+struct InFlight(Arc<HttpRoute>);
+
+impl InFlight {
+    fn new(route: Arc<HttpRoute>) -> InFlight {
+        route.in_flight.fetch_add(1, Ordering::SeqCst);
+        InFlight(route)
+    }
+}
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
+/// Aborts the request's instance if the client goes away before a response.
+struct AbortOnDrop(Option<tokio::task::AbortHandle>);
+
+impl AbortOnDrop {
+    fn disarm(&mut self) {
+        self.0 = None;
+    }
+}
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        if let Some(h) = self.0.take() {
+            h.abort();
+        }
+    }
+}
+
+/// Serves one request with a fresh instance of the app's current release.
+pub async fn serve<B>(rt: &Arc<Runtime>, route: &Arc<HttpRoute>, req: Request<B>, body_exceeded: Arc<AtomicBool>) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    route.requests.fetch_add(1, Ordering::Relaxed);
+    let resp = serve_inner(rt, route, req, body_exceeded).await;
+    if resp.status().is_server_error() {
+        route.errors.fetch_add(1, Ordering::Relaxed);
+    }
+    resp
+}
+
+async fn serve_inner<B>(rt: &Arc<Runtime>, route: &Arc<HttpRoute>, req: Request<B>, body_exceeded: Arc<AtomicBool>) -> Response<HyperOutgoingBody>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
+    let Some(rel) = route.current() else {
+        return text(StatusCode::SERVICE_UNAVAILABLE, format!("{} has no active release on this host\n", route.app));
+    };
+    let timeout = Duration::from_millis(rel.manifest.timeout_ms().unwrap_or(schema::manifest::DEFAULT_HTTP_TIMEOUT_MS));
+    let started = Instant::now();
+    let permit = match route.acquire(timeout).await {
+        Ok(p) => p,
+        Err(why) => {
+            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, format!("503 Service Unavailable: {why}\n"));
+            r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            return r;
+        }
+    };
+    let Code::Http(pre) = &*rel.code else {
+        return text(StatusCode::INTERNAL_SERVER_ERROR, "this release is not an http app\n");
+    };
+    let pre = pre.clone();
+    let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let instance = format!("{}.req-{n}", rel.app);
+    let what = format!("{} {}", req.method(), req.uri().path());
+
+    let cap = rel.manifest.memory_bytes();
+    let memory = Arc::new(AtomicU64::new(0));
+    let state = P2State {
+        wasi: wasi_builder(rt, &rel, &instance).build(),
+        table: ResourceTable::new(),
+        http: WasiHttpCtx::new(),
+        hooks: DenyOutgoing,
+        limits: Limits::new(cap, memory),
+    };
+    let mut store = Store::new(&rt.engine, state);
+    // The deadline drops the call; interruption is for ticks, never set here.
+    configure_store(&mut store, Arc::new(AtomicBool::new(false)), |s| &mut s.limits);
+    let (resp_tx, resp_rx) = oneshot::channel();
+    let incoming = match store.data_mut().http().new_incoming_request(Scheme::Http, req) {
+        Ok(r) => r,
+        Err(e) => return text(StatusCode::BAD_REQUEST, format!("400 Bad Request: {e}\n")),
+    };
+    let out = match store.data_mut().http().new_response_outparam(resp_tx) {
+        Ok(o) => o,
+        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("500 Internal Server Error: {e}\n")),
+    };
+    let (done_tx, done_rx) = oneshot::channel::<Done>();
+    let (logs, app, version) = (rt.logs.clone(), rel.app.clone(), rel.version);
+    let in_flight = InFlight::new(route.clone());
+    let task = tokio::spawn(async move {
+        // Both are released however the task ends, aborted included.
+        let _permit = permit;
+        let _in_flight = in_flight;
+        let _rel = rel; // the release's code lives as long as its requests
+        let call = async {
+            let proxy = pre.instantiate_async(&mut store).await?;
+            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
+        };
+        let result = tokio::time::timeout(timeout, call).await;
+        let denied = store.data().limits.memory_denied;
+        drop(store);
+        let done = match result {
+            Ok(Ok(())) => Done::Returned,
+            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => Done::Deadline,
+            Ok(Err(e)) => {
+                let mut msg = super::instance::one_line(&format!("{e:#}"));
+                if denied {
+                    msg.push_str(&format!(" (memory.grow was refused at the cap of {} MiB)", cap >> 20));
+                }
+                Done::Trap(msg)
+            }
+            Err(_) => Done::Deadline,
+        };
+        match &done {
+            Done::Trap(msg) => logs.system(&app, Some(version), &instance, format!("request {what} trapped: {msg}")),
+            Done::Deadline => logs.system(
+                &app,
+                Some(version),
+                &instance,
+                format!("request {what} ran past its deadline of {} ms; instance interrupted", timeout.as_millis()),
+            ),
+            Done::Returned => {}
+        }
+        let _ = done_tx.send(done);
+    });
+    let mut guard = AbortOnDrop(Some(task.abort_handle()));
+    let resp = match resp_rx.await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(code)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("500 Internal Server Error: the app failed the request: {code:?}\n")),
+        Err(_) => match done_rx.await {
+            Ok(Done::Deadline) => text(
+                StatusCode::GATEWAY_TIMEOUT,
+                format!("504 Gateway Timeout: the app did not answer within {} ms\n", timeout.as_millis()),
+            ),
+            Ok(Done::Trap(_)) if body_exceeded.load(Ordering::SeqCst) => text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n"),
+            Ok(Done::Trap(_)) => text(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error: the app trapped; see its logs\n"),
+            Ok(Done::Returned) | Err(_) => {
+                text(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error: the app returned without a response\n")
+            }
+        },
+    };
+    guard.disarm();
+    if body_exceeded.load(Ordering::SeqCst) && !resp.status().is_success() {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n");
+    }
+    tracing::debug!(app = %route.app, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+/// Requests `path` from `rel` in-process, as a health check does; returns
+/// the status, or why there was none.
+pub async fn probe(rt: &Arc<Runtime>, rel: Arc<ReleaseRun>, path: &str) -> Result<u16, String> {
+    let route = Arc::new(HttpRoute::new(rel.app.clone()));
+    route.set_release(rel.clone());
+    route.set_replicas(1);
+    let req = Request::builder()
+        .method("GET")
+        .uri(path)
+        .header(hyper::header::HOST, format!("{}.localhost", rel.app))
+        .header(hyper::header::USER_AGENT, "cranefleet-health/1")
+        .body(Full::new(Bytes::new()))
+        .map_err(|e| format!("bad health path {path:?}: {e}"))?;
+    let resp = serve(rt, &route, req, Arc::new(AtomicBool::new(false))).await;
+    let status = resp.status().as_u16();
+    // Drain the body so the instance finishes.
+    let _ = resp.into_body().collect().await;
+    Ok(status)
+}
