@@ -12,6 +12,7 @@ pub mod connection;
 pub mod control;
 pub mod db;
 pub mod engine;
+pub mod filter;
 pub mod host;
 pub mod ingress;
 pub mod logs;

@@ -1,0 +1,262 @@
+//! The hostd bench: figures, not tests. Run with
+//!
+//! ```text
+//! hostd/benches/setup.sh                       # wrk + wasmtime-cli 48.0.8, once
+//! cargo bench -p hostd --bench hostd           # every section
+//! cargo bench -p hostd --bench hostd -- ingress
+//! ```
+//!
+//! Sections:
+//! - `compile`: Cranelift AOT time per fixture, and rollback switch time.
+//! - `ingress`: req/s and latency of the hello component through hostd's
+//!   ingress vs `wasmtime serve -S cli -O pooling-allocator` on the same
+//!   component, same wrk settings, same run.
+//! - `switch`: a deploy/rollback every 500 ms under load: failed requests
+//!   and the p99 against a run without switches.
+
+#[path = "../../fixtures/harness.rs"]
+mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use harness::*;
+
+const WRK_THREADS: &str = "2";
+const WRK_CONNECTIONS: &str = "32";
+const WRK_SECONDS: u64 = 10;
+
+fn hostd() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_hostd"))
+}
+
+fn tool(name: &str) -> Option<PathBuf> {
+    let local = workspace().join("hostd/benches/.tools/bin").join(name);
+    if local.exists() {
+        return Some(local);
+    }
+    std::env::var_os("PATH")?
+        .to_str()?
+        .split(':')
+        .map(|d| Path::new(d).join(name))
+        .find(|p| p.exists())
+}
+
+struct Host {
+    dir: tempfile::TempDir,
+    port: u16,
+    _proc: Proc,
+}
+
+impl Host {
+    fn start() -> Host {
+        let dir = tempfile::Builder::new().prefix("hostd-bench").tempdir().unwrap();
+        let port = free_port();
+        let log = std::fs::File::create(dir.path().join("hostd.log")).unwrap();
+        let proc = Proc::spawn(
+            "hostd serve",
+            Command::new(hostd())
+                .args(["serve", "--http", &format!("127.0.0.1:{port}"), "--data"])
+                .arg(dir.path())
+                .env("CRANEFLEET_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(log),
+        );
+        let h = Host { dir, port, _proc: proc };
+        wait_for("hostd", || (h.run(&["ps"]).code == 0).then_some(()));
+        h
+    }
+
+    fn run(&self, args: &[&str]) -> Run {
+        run(Command::new(hostd()).arg("--data").arg(self.dir.path()).args(args), None)
+    }
+
+    fn json(&self, args: &[&str]) -> serde_json::Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        self.run(&a).ok().json()
+    }
+}
+
+/// What wrk measured.
+#[derive(Debug, Default, Clone)]
+struct Wrk {
+    rps: f64,
+    p50_ms: f64,
+    p99_ms: f64,
+    requests: u64,
+    non_2xx: u64,
+    socket_errors: u64,
+}
+
+fn ms(s: &str) -> f64 {
+    let s = s.trim();
+    let (num, unit) = s.split_at(s.find(|c: char| c.is_ascii_alphabetic()).unwrap_or(s.len()));
+    let n: f64 = num.parse().unwrap_or(f64::NAN);
+    match unit {
+        "us" => n / 1000.0,
+        "ms" => n,
+        "s" => n * 1000.0,
+        "m" => n * 60_000.0,
+        _ => f64::NAN,
+    }
+}
+
+fn wrk(url: &str, host: Option<&str>, seconds: u64) -> Wrk {
+    let wrk = tool("wrk").expect("wrk not found: run hostd/benches/setup.sh");
+    let mut c = Command::new(wrk);
+    c.args(["-t", WRK_THREADS, "-c", WRK_CONNECTIONS, "-d", &format!("{seconds}s"), "--latency"]);
+    if let Some(h) = host {
+        c.args(["-H", &format!("Host: {h}")]);
+    }
+    let out = run(c.arg(url), None).ok().stdout;
+    let mut w = Wrk::default();
+    for line in out.lines() {
+        let t: Vec<&str> = line.split_whitespace().collect();
+        match t.as_slice() {
+            ["Requests/sec:", v] => w.rps = v.parse().unwrap_or(0.0),
+            ["50%", v] => w.p50_ms = ms(v),
+            ["99%", v] => w.p99_ms = ms(v),
+            [n, "requests", "in", ..] => w.requests = n.parse().unwrap_or(0),
+            ["Non-2xx", "or", "3xx", "responses:", n] => w.non_2xx = n.parse().unwrap_or(0),
+            ["Socket", "errors:", rest @ ..] => {
+                w.socket_errors = rest
+                    .iter()
+                    .filter_map(|x| x.trim_end_matches(',').parse::<u64>().ok())
+                    .sum()
+            }
+            _ => {}
+        }
+    }
+    w
+}
+
+fn print_wrk(name: &str, w: &Wrk) {
+    println!(
+        "  {name:<44} {:>9.0} req/s  p50 {:>6.2} ms  p99 {:>7.2} ms  ({} requests, {} non-2xx, {} socket errors)",
+        w.rps, w.p50_ms, w.p99_ms, w.requests, w.non_2xx, w.socket_errors
+    );
+}
+
+fn compile() {
+    println!("\n## compile: Cranelift ahead of time (hostd precompile), and rollback switch");
+    for f in ["hello.wasm", "ticker.wasm", "ticker.component.wasm", "http-hello.wasm"] {
+        for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
+            let dir = tempfile::tempdir().unwrap();
+            let mut best = u64::MAX;
+            let mut size = 0;
+            for _ in 0..5 {
+                let out = run(
+                    Command::new(hostd())
+                        .args(["precompile", fixture(f).to_str().unwrap(), "--target", target, "--json", "-o"])
+                        .arg(dir.path().join("o.cwasm")),
+                    None,
+                )
+                .ok()
+                .json();
+                best = best.min(out["compile_ms"].as_u64().unwrap());
+                size = out["output_bytes"].as_u64().unwrap();
+            }
+            println!("  {f:<24} {target:<28} {best:>5} ms (best of 5)  {size:>8} bytes");
+        }
+    }
+    let h = Host::start();
+    h.json(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]);
+    h.json(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]);
+    let mut switch = Vec::new();
+    let mut wall = Vec::new();
+    for i in 0..20 {
+        let to = if i % 2 == 0 { "v1" } else { "v2" };
+        let t = Instant::now();
+        let out = h.json(&["rollback", "api", "--to", to]);
+        wall.push(t.elapsed().as_secs_f64() * 1000.0);
+        switch.push(out["switch_ms"].as_u64().unwrap() as f64);
+    }
+    switch.sort_by(f64::total_cmp);
+    wall.sort_by(f64::total_cmp);
+    println!(
+        "  rollback (worker, 20 switches): switch p50 {:.0} ms, max {:.0} ms inside hostd; command wall p50 {:.1} ms, max {:.1} ms",
+        switch[10], switch[19], wall[10], wall[19]
+    );
+}
+
+fn ingress() {
+    println!("\n## ingress: http-hello.wasm, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, same machine");
+    let h = Host::start();
+    h.json(&["deploy", "hello", fixture("http-hello.wasm").to_str().unwrap(), "--replicas", "64"]);
+    let url = format!("http://127.0.0.1:{}/", h.port);
+    wrk(&url, Some("hello.localhost"), 2); // warm up
+    let ours = wrk(&url, Some("hello.localhost"), WRK_SECONDS);
+    print_wrk("hostd ingress (Host: hello.localhost)", &ours);
+    drop(h);
+    let Some(wasmtime) = tool("wasmtime") else {
+        println!("  wasmtime serve: not installed (hostd/benches/setup.sh installs it); no comparison");
+        return;
+    };
+    let version = run(Command::new(&wasmtime).arg("--version"), None).stdout;
+    let port = free_port();
+    let _serve = Proc::spawn(
+        "wasmtime serve",
+        Command::new(&wasmtime)
+            .args(["serve", "-S", "cli", "-O", "pooling-allocator", "--addr", &format!("127.0.0.1:{port}")])
+            .arg(fixture("http-hello.wasm"))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    let url = format!("http://127.0.0.1:{port}/");
+    wait_for("wasmtime serve", || http(&format!("127.0.0.1:{port}"), "GET", "x", "/", b"").ok());
+    wrk(&url, None, 2);
+    let theirs = wrk(&url, None, WRK_SECONDS);
+    print_wrk(&format!("{} serve -S cli -O pooling-allocator", version.trim()), &theirs);
+    println!("  hostd / wasmtime serve: {:.2}x req/s", ours.rps / theirs.rps);
+}
+
+fn switch() {
+    println!("\n## switch: deploy/rollback every 500 ms under wrk load (http-version-v1/v2)");
+    let h = Host::start();
+    let v1 = fixture("http-version-v1.wasm");
+    let v2 = fixture("http-version-v2.wasm");
+    h.json(&["deploy", "ver", v1.to_str().unwrap(), "--replicas", "64"]);
+    h.json(&["deploy", "ver", v2.to_str().unwrap()]);
+    let url = format!("http://127.0.0.1:{}/", h.port);
+    wrk(&url, Some("ver.localhost"), 2);
+    let calm = wrk(&url, Some("ver.localhost"), WRK_SECONDS);
+    print_wrk("no switches", &calm);
+    let data = h.dir.path().to_path_buf();
+    let switcher = std::thread::spawn(move || {
+        let mut n = 0;
+        let end = Instant::now() + Duration::from_secs(WRK_SECONDS);
+        while Instant::now() < end {
+            std::thread::sleep(Duration::from_millis(500));
+            let to = if n % 2 == 0 { "v1" } else { "v2" };
+            run(Command::new(hostd()).arg("--data").arg(&data).args(["rollback", "ver", "--to", to]), None).ok();
+            n += 1;
+        }
+        n
+    });
+    let busy = wrk(&url, Some("ver.localhost"), WRK_SECONDS);
+    let switches = switcher.join().unwrap();
+    print_wrk(&format!("{switches} switches during the run"), &busy);
+    println!(
+        "  failed requests during switches: {} (goal 0); p99 {:.2} ms vs {:.2} ms without switches",
+        busy.non_2xx + busy.socket_errors,
+        busy.p99_ms,
+        calm.p99_ms
+    );
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
+    println!("# hostd bench ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    if want("compile") {
+        compile();
+    }
+    if want("ingress") {
+        ingress();
+    }
+    if want("switch") {
+        switch();
+    }
+}
