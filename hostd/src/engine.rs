@@ -114,58 +114,7 @@ pub fn digest(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
 
-/// What an uploaded artifact is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Form {
-    Module,
-    Component,
-}
-
-impl Form {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Form::Module => "module",
-            Form::Component => "component",
-        }
-    }
-}
-
-/// Why bytes cannot be compiled.
-#[derive(Debug, thiserror::Error)]
-pub enum ArtifactError {
-    #[error("not a WebAssembly module or component: it does not start with \\0asm (got {0})")]
-    NotWasm(String),
-    #[error(
-        "this is a precompiled .cwasm file; deploy the .wasm instead, so each host compiles it for its own CPU"
-    )]
-    Precompiled,
-    #[error("the WebAssembly binary is invalid or truncated: {0}")]
-    Invalid(String),
-}
-
-/// Classifies `bytes` by their header, without compiling.
-pub fn classify(bytes: &[u8]) -> Result<Form, ArtifactError> {
-    if Engine::detect_precompiled(bytes).is_some() {
-        return Err(ArtifactError::Precompiled);
-    }
-    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
-        let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
-        return Err(ArtifactError::NotWasm(if head.is_empty() {
-            "an empty file".into()
-        } else {
-            format!("bytes {}", head.join(" "))
-        }));
-    }
-    // Version 1 with layer 0 is a core module; layer 1 is a component.
-    match bytes[6..8] {
-        [0, 0] => Ok(Form::Module),
-        [1, 0] => Ok(Form::Component),
-        _ => Err(ArtifactError::Invalid(format!(
-            "unknown binary version/layer {:02x}{:02x} {:02x}{:02x}",
-            bytes[4], bytes[5], bytes[6], bytes[7]
-        ))),
-    }
-}
+pub use schema::artifact::{ArtifactError, Form, classify};
 
 /// The result of compiling an artifact ahead of time.
 pub struct Precompiled {
@@ -193,15 +142,6 @@ pub fn precompile(engine: &Engine, bytes: &[u8]) -> Result<Precompiled, Artifact
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn classify_tells_modules_components_and_garbage_apart() {
-        assert_eq!(classify(b"\0asm\x01\0\0\0").unwrap(), Form::Module);
-        assert_eq!(classify(b"\0asm\x0d\0\x01\0").unwrap(), Form::Component);
-        let e = classify(b"#!/bin/sh\n").unwrap_err().to_string();
-        assert!(e.contains("not a WebAssembly"), "{e}");
-        assert!(classify(b"").unwrap_err().to_string().contains("empty"));
-    }
 
     #[test]
     fn cross_compiled_code_is_refused_by_this_machine() {

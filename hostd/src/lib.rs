@@ -4,6 +4,7 @@
 //! `../shared/DESIGN.md` for the life of a release and
 //! `../shared/CLI.md` for the commands.
 
+pub mod agent;
 pub mod artifacts;
 pub mod client;
 pub mod cmd;
@@ -17,4 +18,6 @@ pub mod host;
 pub mod ingress;
 pub mod logs;
 pub mod runtime;
+pub mod ssh;
+pub mod remote;
 pub mod store;

@@ -43,6 +43,8 @@ struct Cli {
 enum HostdCommand {
     /// Run a stand-alone host with its own control socket.
     Serve(ServeArgs),
+    /// Run a host that joins a fleet through an SSH tunnel to a gateway.
+    Agent(hostd::cmd::agent::AgentArgs),
     /// Compile a .wasm ahead of time for x86_64 or aarch64.
     Precompile(PrecompileArgs),
     /// A host with the sample apps deployed, in a temp dir, until Ctrl-C.
@@ -72,11 +74,7 @@ fn forwarded(raw: &[String]) -> Vec<String> {
 }
 
 async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
-    if cli.gateway.is_some() && !cli.local {
-        anyhow::bail!(
-            "talking to a gateway over SSH is not built into this hostd yet; run the command on the host with --local"
-        );
-    }
+    let remote = cli.gateway.clone().filter(|_| !cli.local);
     let socket = config::socket_path(&config::data_dir(cli.data.as_deref()));
     let (argv, stdin) = match command {
         Command::Deploy(mut d) => {
@@ -117,13 +115,23 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
         }
         _ => (forwarded(&std::env::args().skip(1).collect::<Vec<_>>()), Vec::new()),
     };
-    hostd::client::exec(&socket, argv, stdin).await
+    match remote {
+        Some(gw) => {
+            let stdin = (!stdin.is_empty()).then_some(stdin);
+            hostd::remote::exec(&gw, cli.identity.clone(), cli.accept_new_host_key, argv, stdin).await
+        }
+        None => hostd::client::exec(&socket, argv, stdin).await,
+    }
 }
 
 async fn run(cli: Cli) -> anyhow::Result<i32> {
     match cli.command {
         HostdCommand::Serve(args) => {
             hostd::cmd::serve::execute(args, cli.data).await?;
+            Ok(0)
+        }
+        HostdCommand::Agent(args) => {
+            hostd::cmd::agent::execute(args, cli.data, cli.gateway).await?;
             Ok(0)
         }
         HostdCommand::Demo(args) => {
@@ -143,7 +151,7 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let daemon = matches!(cli.command, HostdCommand::Serve(_) | HostdCommand::Demo(_));
+    let daemon = matches!(cli.command, HostdCommand::Serve(_) | HostdCommand::Agent(_) | HostdCommand::Demo(_));
     let filter = tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" }));
     tracing_subscriber::fmt()

@@ -11,6 +11,8 @@ pub struct AppRecord {
     pub kind: AppKind,
     pub replicas: u32,
     pub active: Option<Version>,
+    /// The gateway that manages this app, if it came from a fleet.
+    pub managed: Option<String>,
 }
 
 /// A row of `releases`.
@@ -54,16 +56,17 @@ fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
         kind: conv(r.get::<_, String>(1)?.parse(), 1)?,
         replicas: r.get(2)?,
         active: r.get::<_, Option<u32>>(3)?.map(Version),
+        managed: r.get(4)?,
     })
 }
 
 pub fn get_app(c: &Connection, name: &str) -> rusqlite::Result<Option<AppRecord>> {
-    c.query_row("SELECT name, kind, replicas, active FROM apps WHERE name = ?1", [name], app_from_row)
+    c.query_row("SELECT name, kind, replicas, active, managed FROM apps WHERE name = ?1", [name], app_from_row)
         .optional()
 }
 
 pub fn list_apps(c: &Connection) -> rusqlite::Result<Vec<AppRecord>> {
-    let mut q = c.prepare_cached("SELECT name, kind, replicas, active FROM apps ORDER BY name")?;
+    let mut q = c.prepare_cached("SELECT name, kind, replicas, active, managed FROM apps ORDER BY name")?;
     q.query_map([], app_from_row)?.collect()
 }
 
@@ -130,6 +133,39 @@ pub fn insert_release(
     )?;
     tx.commit()?;
     Ok(Version(v))
+}
+
+/// Records release `version` of an app as the gateway numbered it, staged,
+/// and marks the app as managed by `gateway`. Staging the same release again
+/// (a retried deploy) refreshes it.
+#[allow(clippy::too_many_arguments)]
+pub fn insert_release_at(
+    c: &mut Connection,
+    manifest: &Manifest,
+    version: Version,
+    digest: &str,
+    by: &str,
+    gateway: &str,
+    replicas: u32,
+    now: i64,
+) -> rusqlite::Result<()> {
+    let tx = c.transaction()?;
+    tx.execute(
+        "INSERT INTO apps (name, kind, replicas, active, created, updated, managed) VALUES (?1, ?2, ?3, NULL, ?4, ?4, ?5)
+         ON CONFLICT(name) DO UPDATE SET managed = excluded.managed",
+        params![manifest.name, manifest.kind.as_str(), replicas, now, gateway],
+    )?;
+    let json = serde_json::to_string(manifest).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    tx.execute(
+        &format!(
+            "INSERT INTO releases ({RELEASE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', NULL, 1)
+             ON CONFLICT(app, version) DO UPDATE SET digest = excluded.digest, kind = excluded.kind,
+               manifest = excluded.manifest, kept = 1,
+               state = CASE WHEN releases.state = 'active' THEN 'active' ELSE 'staged' END"
+        ),
+        params![manifest.name, version.0, digest, manifest.kind.as_str(), json, now, by],
+    )?;
+    tx.commit()
 }
 
 /// Makes `v` the active release of `app` with `replicas`; the previously
@@ -251,11 +287,36 @@ pub fn forget_artifacts_except(c: &mut Connection, keep: &[String]) -> rusqlite:
     Ok(gone)
 }
 
-pub fn audit(c: &Connection, time: i64, key: &str, action: &str, app: Option<&str>, detail: &str) -> rusqlite::Result<()> {
+/// Records an audit entry. `reported` is false for actions a gateway must
+/// still hear about (a local rollback of a managed app).
+pub fn audit(c: &Connection, time: i64, key: &str, action: &str, app: Option<&str>, detail: &str, reported: bool) -> rusqlite::Result<()> {
     c.execute(
-        "INSERT INTO audit (time, key, action, app, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![time, key, action, app, detail],
+        "INSERT INTO audit (time, key, action, app, detail, reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![time, key, action, app, detail, reported],
     )?;
+    Ok(())
+}
+
+/// Audit entries not yet reported to the gateway, oldest first, with their ids.
+pub fn unreported(c: &Connection) -> rusqlite::Result<Vec<(i64, AuditEntry)>> {
+    let mut q = c.prepare_cached("SELECT id, time, key, action, app, detail FROM audit WHERE reported = 0 ORDER BY id")?;
+    q.query_map([], |r| {
+        Ok((
+            r.get(0)?,
+            AuditEntry {
+                time: schema::time::rfc3339(r.get(1)?),
+                key: r.get(2)?,
+                action: r.get(3)?,
+                app: r.get(4)?,
+                detail: r.get(5)?,
+            },
+        ))
+    })?
+    .collect()
+}
+
+pub fn mark_reported(c: &Connection, up_to: i64) -> rusqlite::Result<()> {
+    c.execute("UPDATE audit SET reported = 1 WHERE reported = 0 AND id <= ?1", [up_to])?;
     Ok(())
 }
 

@@ -95,6 +95,88 @@ impl Command {
     }
 }
 
+/// Splits an SSH exec command into argv the way a POSIX shell would for
+/// quoting: single quotes, double quotes (with `\"` and `\\`), and
+/// backslash escapes. Nothing is expanded: no variables, no globs.
+pub fn split_command_line(s: &str) -> Result<Vec<String>, String> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => {
+                if in_word {
+                    out.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            '\'' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated single quote in the command".into()),
+                    }
+                }
+            }
+            '"' => {
+                in_word = true;
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => cur.push(c),
+                            Some(c) => {
+                                cur.push('\\');
+                                cur.push(c);
+                            }
+                            None => return Err("unterminated double quote in the command".into()),
+                        },
+                        Some(c) => cur.push(c),
+                        None => return Err("unterminated double quote in the command".into()),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                match chars.next() {
+                    Some(c) => cur.push(c),
+                    None => return Err("the command ends with a lone backslash".into()),
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        out.push(cur);
+    }
+    Ok(out)
+}
+
+/// Quotes `argv` into one command line that [`split_command_line`] (and a
+/// POSIX shell) turns back into the same words.
+pub fn join_command_line<S: AsRef<str>>(argv: &[S]) -> String {
+    argv.iter()
+        .map(|a| {
+            let a = a.as_ref();
+            let plain = !a.is_empty()
+                && a.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_./:=@%+,".contains(&b));
+            if plain {
+                a.to_string()
+            } else {
+                format!("'{}'", a.replace('\'', "'\\''"))
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn parse_kv(s: &str) -> Result<(String, String), String> {
     match s.split_once('=') {
         Some((k, v)) if !k.is_empty() => Ok((k.to_string(), v.to_string())),
@@ -339,6 +421,17 @@ mod tests {
         assert_eq!(l.since, Some(Since::Ago(std::time::Duration::from_secs(300))));
         assert!(matches!(parse("scale api 4").command, Command::Scale(ScaleArgs { replicas: 4, .. })));
         assert!(parse("hosts --json").json);
+    }
+
+    #[test]
+    fn command_lines_split_and_join_like_a_shell() {
+        let argv = vec!["logs", "api", "--where", "level >= warn && msg ~ \"it's\"", "", "a b", "x\\y"];
+        let line = join_command_line(&argv);
+        assert_eq!(split_command_line(&line).unwrap(), argv);
+        assert_eq!(split_command_line("ps  api\t--json").unwrap(), vec!["ps", "api", "--json"]);
+        assert_eq!(split_command_line(r#"a "b \" c" 'd e' f\ g"#).unwrap(), vec!["a", "b \" c", "d e", "f g"]);
+        assert!(split_command_line("a 'b").is_err());
+        assert!(split_command_line("a \"b").is_err());
     }
 
     #[test]

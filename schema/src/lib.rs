@@ -6,14 +6,17 @@
 //! tunnel, and the JSON shapes scripts rely on. Nothing here does I/O, so every
 //! rule in it can be tested without a daemon.
 
+pub mod artifact;
 pub mod command;
 pub mod cron;
+pub mod expr;
 pub mod frame;
 pub mod manifest;
 pub mod migrations;
 pub mod names;
 pub mod render;
 pub mod time;
+pub mod tunnel;
 pub mod types;
 
 pub use manifest::{Manifest, ManifestError};

@@ -15,11 +15,18 @@ pub struct Migration {
 }
 
 /// `hostd.db`: apps, releases, artifacts, compiled code, audit.
-pub const HOSTD: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/hostd/0001_init.sql"),
-}];
+pub const HOSTD: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/hostd/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "fleet",
+        sql: include_str!("../migrations/hostd/0002_fleet.sql"),
+    },
+];
 
 /// `logs.db`: a host's log records.
 pub const LOGS: &[Migration] = &[Migration {
@@ -28,13 +35,20 @@ pub const LOGS: &[Migration] = &[Migration {
     sql: include_str!("../migrations/logs/0001_init.sql"),
 }];
 
+/// `gateway.db`: keys, hosts, apps, releases, artifacts, placements, audit.
+pub const GATEWAY: &[Migration] = &[Migration {
+    version: 1,
+    name: "init",
+    sql: include_str!("../migrations/gateway/0001_init.sql"),
+}];
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn versions_count_up_from_one() {
-        for set in [HOSTD, LOGS] {
+        for set in [HOSTD, LOGS, GATEWAY] {
             for (i, m) in set.iter().enumerate() {
                 assert_eq!(m.version as usize, i + 1, "{}", m.name);
             }

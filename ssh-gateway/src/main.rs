@@ -1,1 +1,243 @@
-fn main() {}
+//! `ssh-gateway`: serve a fleet, and manage who may reach it.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::Context;
+use clap::{Parser, Subcommand};
+use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+use russh::keys::{HashAlg, PrivateKey};
+use russh::server::Server as _;
+use ssh_gateway::db::Db;
+use ssh_gateway::fleet::Fleet;
+use ssh_gateway::keys::{self, Role};
+
+#[derive(Debug, Parser)]
+#[command(name = "ssh-gateway", version, max_term_width = 100)]
+struct Cli {
+    /// State directory [env: CRANEFLEET_GATEWAY_DATA; default ~/.local/share/cranefleet-gateway].
+    #[arg(long, global = true, env = "CRANEFLEET_GATEWAY_DATA", value_name = "DIR")]
+    data: Option<PathBuf>,
+    /// JSON output (keys list).
+    #[arg(long, global = true)]
+    json: bool,
+    #[command(subcommand)]
+    command: Cmd,
+}
+
+#[derive(Debug, Subcommand)]
+enum Cmd {
+    /// Serve the fleet over SSH.
+    Serve {
+        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2222")]
+        listen: String,
+        /// The gateway's SSH host key (generated there on first start).
+        #[arg(long, value_name = "FILE")]
+        host_key: Option<PathBuf>,
+        /// This gateway's name, as hosts and audit entries show it.
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Who may connect.
+    #[command(subcommand)]
+    Keys(KeysCmd),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCmd {
+    /// Enroll a public key (an OpenSSH .pub file, or - for stdin).
+    Add {
+        #[arg(long)]
+        role: Role,
+        #[arg(value_name = "PUBKEY_FILE")]
+        file: String,
+        /// Name shown in the audit log (default: the key's comment, else the file name).
+        #[arg(long)]
+        name: Option<String>,
+    },
+    /// Every enrolled key.
+    List,
+    /// Remove a key; its holder can no longer connect.
+    Rm { name: String },
+}
+
+fn data_dir(flag: Option<&Path>) -> PathBuf {
+    flag.map(Path::to_path_buf).unwrap_or_else(|| {
+        std::env::var_os("HOME")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| PathBuf::from("."))
+            .join(".local/share/cranefleet-gateway")
+    })
+}
+
+fn open_db(dir: &Path) -> anyhow::Result<Db> {
+    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    Ok(Db::open(&dir.join("gateway.db"), schema::migrations::GATEWAY)?)
+}
+
+/// Loads the host key, or makes one (ed25519) on first start.
+fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    if path.exists() {
+        return russh::keys::load_secret_key(path, None).with_context(|| format!("cannot read the host key {}", path.display()));
+    }
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .context("no randomness for a host key")?;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.write_openssh_file(path, LineEnding::LF)
+        .with_context(|| format!("cannot write the host key {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    let public = key.public_key().to_openssh().context("encoding the host key")?;
+    std::fs::write(path.with_extension("pub"), format!("{public}\n"))?;
+    tracing::info!(path = %path.display(), "generated the gateway host key");
+    Ok(key)
+}
+
+fn local_who() -> String {
+    format!("local:{}", std::env::var("USER").unwrap_or_else(|_| "admin".into()))
+}
+
+async fn serve(dir: PathBuf, listen: String, key_path: Option<PathBuf>, name: Option<String>) -> anyhow::Result<()> {
+    let db = open_db(&dir)?;
+    let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
+    let fp = key.public_key().fingerprint(HashAlg::Sha256);
+    let name = name.unwrap_or_else(|| {
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "gateway".into())
+    });
+    let fleet = Fleet::open(name, dir.clone(), db).await?;
+    let config = Arc::new(russh::server::Config {
+        keys: vec![key],
+        methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
+        auth_rejection_time: Duration::from_millis(200),
+        auth_rejection_time_initial: Some(Duration::ZERO),
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(10)),
+        keepalive_max: 3,
+        nodelay: true,
+        ..Default::default()
+    });
+    let listener = tokio::net::TcpListener::bind(&listen)
+        .await
+        .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
+    tracing::info!(listen = %listener.local_addr()?, host_key = %fp, data = %dir.display(), "ssh-gateway serving");
+    let mut server = ssh_gateway::server::Server { fleet };
+    let running = server.run_on_socket(config, &listener);
+    let handle = running.handle();
+    tokio::select! {
+        r = running => r.context("the SSH server stopped")?,
+        _ = wait_for_signal() => {
+            handle.shutdown("the gateway is shutting down".into());
+        }
+    }
+    Ok(())
+}
+
+async fn wait_for_signal() {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => {}
+        _ = int.recv() => {}
+    }
+}
+
+async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> {
+    let db = open_db(&dir)?;
+    match cmd {
+        KeysCmd::Add { role, file, name } => {
+            let text = if file == "-" {
+                let mut s = String::new();
+                std::io::stdin().read_to_string(&mut s)?;
+                s
+            } else {
+                std::fs::read_to_string(&file).with_context(|| format!("cannot read {file}"))?
+            };
+            let key = keys::parse_public_key(&text)?;
+            let name = name.unwrap_or_else(|| {
+                let c = key.comment().to_string();
+                let c = c.trim();
+                if !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
+                    c.to_string()
+                } else {
+                    Path::new(&file).file_stem().and_then(|s| s.to_str()).unwrap_or("key").to_string()
+                }
+            });
+            let now = schema::time::now_millis();
+            let entry = db.call(move |c| Ok(keys::add(c, role, &key, &name, now))).await??;
+            let detail = format!("{} {} ({})", entry.role, entry.name, entry.fingerprint);
+            let (w, d) = (local_who(), detail.clone());
+            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys add", None, &d)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&entry)?);
+            } else {
+                println!("enrolled {detail}");
+            }
+        }
+        KeysCmd::List => {
+            let list = db.call(|c| keys::list(c)).await?;
+            if json {
+                println!("{}", serde_json::to_string(&list)?);
+            } else {
+                let rows: Vec<Vec<String>> = list
+                    .iter()
+                    .map(|k| vec![k.name.clone(), k.role.to_string(), k.fingerprint.clone(), k.added.clone()])
+                    .collect();
+                print!("{}", schema::render::table(&["NAME", "ROLE", "FINGERPRINT", "ADDED"], &rows));
+            }
+        }
+        KeysCmd::Rm { name } => {
+            let n = name.clone();
+            db.call(move |c| Ok(keys::remove(c, &n))).await??;
+            let (w, d, now) = (local_who(), name.clone(), schema::time::now_millis());
+            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys rm", None, &d)).await?;
+            if !json {
+                println!("removed {name}");
+            }
+        }
+    }
+    Ok(())
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let daemon = matches!(cli.command, Cmd::Serve { .. });
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if daemon { "info,russh=warn" } else { "warn" }));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let dir = data_dir(cli.data.as_deref());
+    let r = rt.block_on(async {
+        match cli.command {
+            Cmd::Serve { listen, host_key, name } => serve(dir, listen, host_key, name).await,
+            Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
+        }
+    });
+    match r {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
+}

@@ -6,6 +6,7 @@
 //! an [`Out`]. Daemon and local-only commands (`serve`, `precompile`) run in
 //! the `hostd` process itself.
 
+pub mod agent;
 pub mod audit;
 pub mod demo;
 pub mod deploy;

@@ -138,6 +138,11 @@ impl Daemon {
         })
     }
 
+    /// Becomes true when the daemon stops.
+    pub fn shutdown_signal(&self) -> watch::Receiver<bool> {
+        self.shutdown.subscribe()
+    }
+
     /// Stops accepting commands and requests, stops every instance, flushes logs.
     pub async fn stop(self) {
         tracing::info!("shutting down: stopping instances");

@@ -1,6 +1,5 @@
 //! Running apps: one engine, linkers prepared once, and per-app supervisors.
 
-pub mod exports;
 pub mod http;
 mod instance;
 mod job;

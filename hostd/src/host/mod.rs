@@ -2,6 +2,8 @@
 //! CLI.md applied to them. The control socket and (later) the gateway tunnel
 //! are front doors onto these methods; nothing here knows about either.
 
+mod fleet;
+
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,7 +21,7 @@ use crate::artifacts::{Artifacts, StoreError};
 use crate::config::{HostConfig, KEEP_RELEASES};
 use crate::db::{Db, DbError, Durability};
 use crate::logs::LogHub;
-use crate::runtime::exports::{KindError, inspect};
+use schema::artifact::{KindError, inspect};
 use crate::runtime::supervisor::AppStatus;
 use crate::runtime::{AppRuntime, Event, LinkError, ReleaseRun, Runtime};
 use crate::store::{self, AppRecord, ReleaseRecord};
@@ -76,6 +78,8 @@ pub struct Host {
     op_locks: std::sync::Mutex<HashMap<String, Arc<Mutex<()>>>>,
     /// Supervisors report crash loops here; `handle_events` acts on them.
     events: mpsc::UnboundedSender<Event>,
+    /// What the agent forwards to the gateway.
+    fleet: tokio::sync::broadcast::Sender<schema::tunnel::HostEvent>,
 }
 
 impl Host {
@@ -100,6 +104,7 @@ impl Host {
             apps: std::sync::Mutex::new(HashMap::new()),
             op_locks: std::sync::Mutex::new(HashMap::new()),
             events: events_tx,
+            fleet: tokio::sync::broadcast::channel(256).0,
         });
         host.recover().await?;
         tokio::spawn(handle_events(Arc::downgrade(&host), events_rx));
@@ -190,12 +195,21 @@ impl Host {
         Ok((ReleaseRun::new(rel.version, rel.manifest.clone(), code), compiled.compile_ms))
     }
 
+    /// Records who did what. A local action on an app a gateway manages is
+    /// kept unreported until the agent has told the gateway.
     pub async fn audit(&self, who: &str, action: &str, app: Option<&str>, detail: impl Into<String>) {
         let (who, action, app, detail) = (who.to_string(), action.to_string(), app.map(str::to_string), detail.into());
         let now = schema::time::now_millis();
         if let Err(e) = self
             .db
-            .call(move |c| store::audit(c, now, &who, &action, app.as_deref(), &detail))
+            .call(move |c| {
+                let managed = match &app {
+                    Some(a) => store::get_app(c, a)?.and_then(|r| r.managed).is_some(),
+                    None => false,
+                };
+                let reported = !(managed && who.starts_with("local:"));
+                store::audit(c, now, &who, &action, app.as_deref(), &detail, reported)
+            })
             .await
         {
             tracing::error!(error = %e, "could not write an audit entry");
@@ -241,6 +255,7 @@ impl Host {
             let n = name.clone();
             self.db.call(move |c| store::get_app(c, &n)).await?
         };
+        refuse_if_managed(existing.as_ref(), who, "deploy")?;
         let replicas = manifest
             .replicas
             .or(existing.as_ref().map(|a| a.replicas))
@@ -344,6 +359,7 @@ impl Host {
             Ok((_, target)) => Some(target),
             Err(_) => None,
         };
+        let to = target.as_ref().map(|t| t.version);
         let outcome = match target {
             Some(t) => match self.switch_to(app, &t).await {
                 Ok((from, _)) => format!("rolled back {} -> {}", from.map(|v| v.to_string()).unwrap_or_default(), t.version),
@@ -358,6 +374,12 @@ impl Host {
             .await;
         let line = format!("{version} failed its health check ({reason}); {outcome}");
         self.logs.system(app, Some(version), "hostd", &line);
+        self.publish(schema::tunnel::HostEvent::HealthFailed {
+            app: app.to_string(),
+            version,
+            detail: reason.to_string(),
+            to,
+        });
         self.audit("hostd", "health-rollback", Some(app), line).await;
         outcome
     }
@@ -467,6 +489,7 @@ impl Host {
     pub async fn scale(&self, who: &str, app: &str, replicas: u32) -> Result<ScaleOutcome, HostError> {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
+        refuse_if_managed(Some(&rec), who, "scale")?;
         if replicas > schema::manifest::MAX_REPLICAS {
             return Err(HostError::Refused(format!(
                 "{replicas} replicas is more than the limit of {}",
@@ -497,6 +520,7 @@ impl Host {
     pub async fn rm(&self, who: &str, app: &str) -> Result<(), HostError> {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
+        refuse_if_managed(Some(&rec), who, "rm")?;
         let sup = self.apps_lock().remove(app);
         if let Some(sup) = sup {
             sup.stop().await;
@@ -640,6 +664,19 @@ impl Host {
     }
 }
 
+/// Local deploys, scales and removals of an app a gateway manages would be
+/// undone by the gateway's next reconcile; only rollback is allowed locally
+/// (break-glass), and it is reported to the gateway.
+fn refuse_if_managed(rec: Option<&AppRecord>, who: &str, what: &str) -> Result<(), HostError> {
+    match rec.and_then(|r| r.managed.as_ref()) {
+        Some(gw) if who.starts_with("local:") => Err(HostError::Refused(format!(
+            "{} is managed by the gateway {gw}: {what} it through the gateway (`hostd {what} … --gateway`); only `rollback --local` works here",
+            rec.map(|r| r.name.as_str()).unwrap_or("this app")
+        ))),
+        _ => Ok(()),
+    }
+}
+
 async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedReceiver<Event>) {
     while let Some(ev) = rx.recv().await {
         let Some(host) = host.upgrade() else { return };
@@ -662,6 +699,11 @@ async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedRecei
                         sup.halt(version, detail.clone());
                     }
                     host.audit("hostd", "crashloop", Some(&app), format!("{version}: {detail}")).await;
+                    host.publish(schema::tunnel::HostEvent::Crashloop {
+                        app: app.to_string(),
+                        version,
+                        detail,
+                    });
                 }
             }
         }

@@ -1,13 +1,73 @@
-//! What an artifact exports, read without compiling it.
+//! What an uploaded artifact is and what it exports, read without compiling.
 //!
-//! A deploy is checked against its kind before Cranelift spends a second on
-//! it, and the refusal says what the artifact exports and what the kind
-//! needs, which is what the person who built it has to change.
+//! Both the gateway (which never runs apps) and hostd check a deploy against
+//! its kind before anything is stored or compiled, and the refusal says what
+//! the artifact exports and what the kind needs, which is what the person
+//! who built it has to change.
 
-use schema::AppKind;
 use wasmparser::{ComponentExternalKind, ExternalKind, Parser, Payload};
 
-use crate::engine::{ArtifactError, Form, classify};
+use crate::types::AppKind;
+
+/// A core module or a component.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Form {
+    Module,
+    Component,
+}
+
+impl Form {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Form::Module => "module",
+            Form::Component => "component",
+        }
+    }
+}
+
+/// Why bytes are not a deployable artifact.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ArtifactError {
+    #[error("not a WebAssembly module or component: it does not start with \\0asm (got {0})")]
+    NotWasm(String),
+    #[error(
+        "this is a precompiled .cwasm file; deploy the .wasm instead, so each host compiles it for its own CPU"
+    )]
+    Precompiled,
+    #[error("the WebAssembly binary is invalid or truncated: {0}")]
+    Invalid(String),
+}
+
+/// Classifies `bytes` by their header, without compiling.
+pub fn classify(bytes: &[u8]) -> Result<Form, ArtifactError> {
+    // wasmtime's precompiled code is an ELF object.
+    if bytes.starts_with(b"\x7fELF") {
+        return Err(ArtifactError::Precompiled);
+    }
+    if bytes.len() < 8 || &bytes[..4] != b"\0asm" {
+        let head: Vec<String> = bytes.iter().take(8).map(|b| format!("{b:02x}")).collect();
+        return Err(ArtifactError::NotWasm(if head.is_empty() {
+            "an empty file".into()
+        } else {
+            format!("bytes {}", head.join(" "))
+        }));
+    }
+    // Version 1 with layer 0 is a core module; layer 1 is a component.
+    match bytes[6..8] {
+        [0, 0] => Ok(Form::Module),
+        [1, 0] => Ok(Form::Component),
+        _ => Err(ArtifactError::Invalid(format!(
+            "unknown binary version/layer {:02x}{:02x} {:02x}{:02x}",
+            bytes[4], bytes[5], bytes[6], bytes[7]
+        ))),
+    }
+}
+
+/// sha256 hex of bytes is computed by the programs (schema does no hashing
+/// of its own); digests are lowercase hex, shown as `sha256:<hex>`.
+pub fn is_digest(s: &str) -> bool {
+    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+}
 
 const CLI_RUN: &str = "wasi:cli/run@0.2";
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2";
@@ -143,6 +203,16 @@ mod tests {
         assert_eq!(e.inferred_kind(), None);
         let err = e.check(AppKind::Worker).unwrap_err().to_string();
         assert!(err.contains("exports hello and no `_start`"), "{err}");
+    }
+
+    #[test]
+    fn classify_tells_modules_components_and_garbage_apart() {
+        assert_eq!(classify(b"\0asm\x01\0\0\0").unwrap(), Form::Module);
+        assert_eq!(classify(b"\0asm\x0d\0\x01\0").unwrap(), Form::Component);
+        let e = classify(b"#!/bin/sh\n").unwrap_err().to_string();
+        assert!(e.contains("not a WebAssembly"), "{e}");
+        assert!(classify(b"").unwrap_err().to_string().contains("empty"));
+        assert_eq!(classify(b"\x7fELF\x02\x01").unwrap_err(), ArtifactError::Precompiled);
     }
 
     #[test]

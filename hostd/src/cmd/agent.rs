@@ -1,0 +1,73 @@
+//! `hostd agent --gateway ADDR --host-key FILE`: a host that joins a fleet.
+
+use std::path::PathBuf;
+
+use anyhow::Context;
+use clap::Args;
+
+use super::serve::{Daemon, parse_http, wait_for_signal};
+use crate::agent::{self, AgentConfig};
+use crate::config::{self, HostConfig};
+use crate::ssh::{self, Target};
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    /// This host's SSH key (created, with FILE.pub, if missing); enroll it at the gateway with role `host`.
+    #[arg(long, value_name = "FILE")]
+    pub host_key: PathBuf,
+    /// This host's name in the fleet (default: the hostname).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// A label for placement (repeatable); `arch` is added automatically.
+    #[arg(long, value_name = "K=V", value_parser = parse_label)]
+    pub label: Vec<(String, String)>,
+    /// Ingress address for http apps (`none` to serve no http).
+    #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_HTTP)]
+    pub http: String,
+    /// Log records kept per app before the oldest are dropped, MiB.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub log_cap_mb: u64,
+    /// Largest request body the ingress passes to an app, MiB.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_request_body_mb: u64,
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.is_empty() && !v.is_empty() => Ok((k.to_string(), v.to_string())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
+}
+
+pub async fn execute(args: AgentArgs, data: Option<PathBuf>, gateway: Option<String>) -> anyhow::Result<()> {
+    let gateway = gateway.context("hostd agent needs --gateway [user@]host[:port] (or CRANEFLEET_GATEWAY)")?;
+    let dir = config::data_dir(data.as_deref());
+    let mut cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, args.name)?;
+    cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
+    cfg.labels = args.label.into_iter().collect();
+    cfg.labels.insert("arch".into(), std::env::consts::ARCH.into());
+    let target = Target::parse(&gateway, "host")?;
+    let (key, created) = ssh::load_or_create_key(&args.host_key)?;
+    if created {
+        eprintln!(
+            "created the host key {}; enroll it on the gateway:\n  ssh-gateway keys add --role host {} --name {}",
+            args.host_key.display(),
+            ssh::pub_path(&args.host_key).display(),
+            cfg.name
+        );
+    }
+    let daemon = Daemon::start(cfg, args.max_request_body_mb.max(1) << 20).await?;
+    let agent = tokio::spawn(agent::run(
+        daemon.host.clone(),
+        AgentConfig {
+            target,
+            key,
+            pin: dir.join("gateway_host_key"),
+        },
+        daemon.shutdown_signal(),
+    ));
+    wait_for_signal().await?;
+    daemon.stop().await;
+    let _ = agent.await;
+    Ok(())
+}

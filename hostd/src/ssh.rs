@@ -1,0 +1,290 @@
+//! The SSH client side of hostd: keys, the gateway's host key, connecting.
+//!
+//! Two uses: `hostd agent` keeps a tunnel to the gateway, pinning the
+//! gateway's host key in its data directory on first contact; `hostd
+//! <command> --gateway` runs a command through the gateway, checking its
+//! host key against `~/.ssh/known_hosts` like OpenSSH does.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use russh::client;
+use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
+
+#[derive(Debug, thiserror::Error)]
+pub enum SshError {
+    #[error("cannot read the SSH key {path}: {reason}")]
+    Key { path: PathBuf, reason: String },
+    #[error("bad gateway address {0:?}: expected [user@]host[:port]")]
+    Address(String),
+    #[error("cannot connect to the gateway at {addr}: {reason}")]
+    Connect { addr: String, reason: String },
+    #[error("{0}")]
+    HostKey(String),
+    #[error(
+        "the gateway at {addr} did not accept the key {fingerprint}; an administrator enrolls it with `ssh-gateway keys add --role host|operator|viewer <its .pub file>`"
+    )]
+    Auth { addr: String, fingerprint: String },
+    #[error("SSH error talking to the gateway: {0}")]
+    Protocol(String),
+}
+
+/// `[user@]host[:port]`, port 2222 by default.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Target {
+    pub user: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl Target {
+    pub fn parse(s: &str, default_user: &str) -> Result<Target, SshError> {
+        let err = || SshError::Address(s.to_string());
+        let (user, rest) = match s.split_once('@') {
+            Some((u, r)) if !u.is_empty() => (u.to_string(), r),
+            Some(_) => return Err(err()),
+            None => (default_user.to_string(), s),
+        };
+        let (host, port) = match rest.rsplit_once(':') {
+            Some((h, p)) if !h.contains(':') => (h.to_string(), p.parse().map_err(|_| err())?),
+            _ => (rest.to_string(), 2222),
+        };
+        if host.is_empty() {
+            return Err(err());
+        }
+        Ok(Target { user, host, port })
+    }
+
+    pub fn addr(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// The invoking user's name, for SSH usernames.
+pub fn local_user() -> String {
+    std::env::var("USER")
+        .ok()
+        .filter(|u| !u.is_empty())
+        .unwrap_or_else(|| "cranefleet".into())
+}
+
+/// Loads an OpenSSH private key.
+pub fn load_key(path: &Path) -> Result<PrivateKey, SshError> {
+    russh::keys::load_secret_key(path, None).map_err(|e| SshError::Key {
+        path: path.to_path_buf(),
+        reason: e.to_string(),
+    })
+}
+
+/// Loads the key at `path`, or creates an ed25519 key there (and `path.pub`)
+/// if there is none. Returns the key and whether it was created.
+pub fn load_or_create_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
+    if path.exists() {
+        return Ok((load_key(path)?, false));
+    }
+    let err = |reason: String| SshError::Key {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .map_err(|e| err(format!("no randomness for a new key: {e}")))?;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    if let Some(dir) = path.parent() {
+        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+    }
+    key.write_openssh_file(path, LineEnding::LF).map_err(|e| err(e.to_string()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+    }
+    let public = key.public_key().to_openssh().map_err(|e| err(e.to_string()))?;
+    std::fs::write(pub_path(path), format!("{public}\n")).map_err(|e| err(e.to_string()))?;
+    Ok((key, true))
+}
+
+pub fn pub_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+pub fn fingerprint(key: &PublicKey) -> String {
+    key.fingerprint(HashAlg::Sha256).to_string()
+}
+
+/// How the gateway's host key is checked.
+#[derive(Debug, Clone)]
+pub enum HostKeyPolicy {
+    /// A file holding the one key this host accepts; written on first contact.
+    Pinned(PathBuf),
+    /// An OpenSSH known_hosts file; `accept_new` records an unknown host.
+    KnownHosts { path: PathBuf, accept_new: bool },
+}
+
+pub struct Client {
+    policy: HostKeyPolicy,
+    target: Target,
+    /// Why the server key was refused, for the error message.
+    refusal: Arc<Mutex<Option<String>>>,
+}
+
+impl Client {
+    fn verify(&self, key: &PublicKey) -> Result<(), String> {
+        let fp = fingerprint(key);
+        match &self.policy {
+            HostKeyPolicy::Pinned(path) => {
+                let line = key.to_openssh().map_err(|e| e.to_string())?;
+                match std::fs::read_to_string(path) {
+                    Ok(pinned) => {
+                        let pinned_key = PublicKey::from_openssh(pinned.trim())
+                            .map_err(|e| format!("the pinned gateway key in {} is unreadable: {e}", path.display()))?;
+                        if pinned_key.key_data() == key.key_data() {
+                            Ok(())
+                        } else {
+                            Err(format!(
+                                "THE GATEWAY'S HOST KEY HAS CHANGED: {} presented {fp}, but this host pinned {} in {}. \
+                                 Someone may be impersonating the gateway. If the gateway was reinstalled, confirm its key \
+                                 with its operator (`ssh-gateway keys list` shows it), then delete {} and restart the agent.",
+                                self.target.addr(),
+                                fingerprint(&pinned_key),
+                                path.display(),
+                                path.display()
+                            ))
+                        }
+                    }
+                    Err(_) => {
+                        std::fs::write(path, format!("{line}\n"))
+                            .map_err(|e| format!("cannot pin the gateway key in {}: {e}", path.display()))?;
+                        tracing::warn!(gateway = %self.target.addr(), key = %fp, file = %path.display(), "pinned the gateway's host key on first contact");
+                        Ok(())
+                    }
+                }
+            }
+            HostKeyPolicy::KnownHosts { path, accept_new } => {
+                let (host, port) = (&self.target.host, self.target.port);
+                match russh::keys::check_known_hosts_path(host, port, key, path) {
+                    Ok(true) => Ok(()),
+                    Ok(false) if *accept_new => {
+                        russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path)
+                            .map_err(|e| format!("cannot record the gateway key in {}: {e}", path.display()))?;
+                        eprintln!("recorded the gateway's host key {fp} for [{host}]:{port} in {}", path.display());
+                        Ok(())
+                    }
+                    Ok(false) => Err(format!(
+                        "the gateway [{host}]:{port} is not in {} (its key is {fp}); check the key with the gateway's operator and pass --accept-new-host-key to record it",
+                        path.display()
+                    )),
+                    Err(russh::keys::Error::KeyChanged { line }) => Err(format!(
+                        "THE GATEWAY'S HOST KEY HAS CHANGED: [{host}]:{port} presented {fp}, which differs from line {line} of {}. \
+                         Someone may be impersonating the gateway; if it was reinstalled, remove that line after checking the new key.",
+                        path.display()
+                    )),
+                    Err(e) => Err(format!("cannot check {}: {e}", path.display())),
+                }
+            }
+        }
+    }
+}
+
+impl client::Handler for Client {
+    type Error = russh::Error;
+
+    async fn check_server_key(&mut self, server_public_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+        let key = match server_public_key {
+            PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
+            PublicKeyOrCertificate::Certificate(c) => c.public_key().clone().into(),
+        };
+        match self.verify(&key) {
+            Ok(()) => Ok(true),
+            Err(why) => {
+                *self.refusal.lock().unwrap_or_else(|p| p.into_inner()) = Some(why);
+                Ok(false)
+            }
+        }
+    }
+}
+
+/// Connects to the gateway, checks its host key, and authenticates with `key`.
+pub async fn connect(target: &Target, key: &PrivateKey, policy: HostKeyPolicy) -> Result<client::Handle<Client>, SshError> {
+    let config = Arc::new(client::Config {
+        inactivity_timeout: None,
+        keepalive_interval: Some(Duration::from_secs(5)),
+        keepalive_max: 3,
+        ..Default::default()
+    });
+    let refusal = Arc::new(Mutex::new(None));
+    let handler = Client {
+        policy,
+        target: target.clone(),
+        refusal: refusal.clone(),
+    };
+    let addr = target.addr();
+    let connected = tokio::time::timeout(Duration::from_secs(15), client::connect(config, addr.as_str(), handler)).await;
+    let mut session = match connected {
+        Ok(Ok(s)) => s,
+        Ok(Err(e)) => {
+            if let Some(why) = refusal.lock().unwrap_or_else(|p| p.into_inner()).take() {
+                return Err(SshError::HostKey(why));
+            }
+            return Err(SshError::Connect {
+                addr,
+                reason: e.to_string(),
+            });
+        }
+        Err(_) => {
+            return Err(SshError::Connect {
+                addr,
+                reason: "timed out after 15 s".into(),
+            });
+        }
+    };
+    let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let auth = session
+        .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(Arc::new(key.clone()), hash))
+        .await
+        .map_err(|e| SshError::Protocol(e.to_string()))?;
+    if !auth.success() {
+        return Err(SshError::Auth {
+            addr,
+            fingerprint: fingerprint(key.public_key()),
+        });
+    }
+    Ok(session)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn targets_parse_with_defaults() {
+        assert_eq!(
+            Target::parse("gw", "me").unwrap(),
+            Target { user: "me".into(), host: "gw".into(), port: 2222 }
+        );
+        assert_eq!(
+            Target::parse("ops@127.0.0.1:2200", "me").unwrap(),
+            Target { user: "ops".into(), host: "127.0.0.1".into(), port: 2200 }
+        );
+        assert!(Target::parse("@gw", "me").is_err());
+        assert!(Target::parse("gw:port", "me").is_err());
+    }
+
+    #[test]
+    fn keys_are_created_once_and_reloaded() {
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path().join("host_key");
+        let (k1, created) = load_or_create_key(&p).unwrap();
+        assert!(created);
+        let (k2, created) = load_or_create_key(&p).unwrap();
+        assert!(!created);
+        assert_eq!(k1.public_key(), k2.public_key());
+        let line = std::fs::read_to_string(pub_path(&p)).unwrap();
+        assert!(line.starts_with("ssh-ed25519 "));
+    }
+}

@@ -1,0 +1,14 @@
+//! ssh-gateway: a fleet of hostd agents operated over SSH.
+//!
+//! Holds the desired state of the fleet in `gateway.db`, places replicas on
+//! hosts, drives deploys and rollbacks through the hosts' tunnels, fans their
+//! logs in, and runs CLI.md commands for operators' `ssh`.
+
+pub mod db;
+pub mod exec;
+pub mod fleet;
+pub mod keys;
+pub mod placement;
+pub mod server;
+pub mod store;
+pub mod tunnel;

@@ -1,0 +1,335 @@
+//! The gateway's end of a host's tunnel: the handshake, requests with
+//! replies and progress, artifact fetches, log streams and events.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use schema::frame::{self, FrameError};
+use schema::tunnel::{self, Chunk, GatewayMsg, Hello, HostMsg, Incoming, MAX_TUNNEL_FRAME, TUNNEL_PROTOCOL_VERSION};
+use schema::LogRecord;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{mpsc, oneshot, watch};
+
+use crate::fleet::Fleet;
+
+/// What a logs request yields.
+#[derive(Debug)]
+pub enum LogItem {
+    Records(Vec<LogRecord>),
+    /// The host sent everything (not following).
+    End,
+    Error(String),
+}
+
+struct Pending {
+    progress: Option<mpsc::UnboundedSender<String>>,
+    reply: oneshot::Sender<Result<Option<u64>, String>>,
+}
+
+/// A connected host.
+pub struct HostConn {
+    pub name: String,
+    /// The key it authenticated with.
+    pub key: String,
+    tx: mpsc::Sender<Vec<u8>>,
+    next_id: AtomicU64,
+    pending: Mutex<HashMap<u64, Pending>>,
+    logs: Mutex<HashMap<u64, mpsc::UnboundedSender<LogItem>>>,
+    closed: watch::Sender<bool>,
+}
+
+impl HostConn {
+    fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+        m.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn is_closed(&self) -> bool {
+        *self.closed.borrow()
+    }
+
+    pub async fn closed(&self) {
+        let mut rx = self.closed.subscribe();
+        while !*rx.borrow_and_update() {
+            if rx.changed().await.is_err() {
+                return;
+            }
+        }
+    }
+
+    async fn send_raw(&self, buf: Vec<u8>) -> Result<(), String> {
+        self.tx
+            .send(buf)
+            .await
+            .map_err(|_| format!("host {} disconnected", self.name))
+    }
+
+    pub async fn send(&self, m: &GatewayMsg) -> Result<(), String> {
+        let mut buf = Vec::new();
+        tunnel::encode_msg(m, &mut buf);
+        self.send_raw(buf).await
+    }
+
+    /// Sends the request built with a fresh id and waits for its reply;
+    /// progress lines go to `progress`. A dropped tunnel fails the request.
+    pub async fn request(
+        &self,
+        build: impl FnOnce(u64) -> GatewayMsg,
+        progress: Option<mpsc::UnboundedSender<String>>,
+    ) -> Result<Option<u64>, String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (reply, rx) = oneshot::channel();
+        Self::lock(&self.pending).insert(id, Pending { progress, reply });
+        if let Err(e) = self.send(&build(id)).await {
+            Self::lock(&self.pending).remove(&id);
+            return Err(e);
+        }
+        tokio::select! {
+            r = rx => r.unwrap_or_else(|_| Err(format!("host {} disconnected", self.name))),
+            _ = self.closed() => {
+                Self::lock(&self.pending).remove(&id);
+                Err(format!("host {} disconnected", self.name))
+            }
+        }
+    }
+
+    /// Starts a logs request; records arrive on the receiver until the
+    /// host ends it, the tunnel drops (the receiver closes) or it is cancelled.
+    pub async fn logs(&self, build: impl FnOnce(u64) -> GatewayMsg) -> Result<(u64, mpsc::UnboundedReceiver<LogItem>), String> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let (tx, rx) = mpsc::unbounded_channel();
+        Self::lock(&self.logs).insert(id, tx);
+        self.send(&build(id)).await?;
+        Ok((id, rx))
+    }
+
+    pub async fn cancel_logs(&self, id: u64) {
+        Self::lock(&self.logs).remove(&id);
+        let _ = self.send(&GatewayMsg::Cancel { id }).await;
+    }
+
+    fn close(&self) {
+        self.closed.send_replace(true);
+        Self::lock(&self.pending).clear();
+        Self::lock(&self.logs).clear();
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    #[error("{0}")]
+    Frame(#[from] FrameError),
+    #[error("{0}")]
+    Protocol(String),
+}
+
+async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<Option<frame::Frame>, TunnelError> {
+    loop {
+        if let Some((f, n)) = frame::decode(buf, MAX_TUNNEL_FRAME)? {
+            buf.drain(..n);
+            return Ok(Some(f));
+        }
+        let mut chunk = [0u8; 64 * 1024];
+        let n = r.read(&mut chunk).await?;
+        if n == 0 {
+            return if buf.is_empty() {
+                Ok(None)
+            } else {
+                Err(TunnelError::Protocol("the tunnel closed in the middle of a frame".into()))
+            };
+        }
+        buf.extend_from_slice(&chunk[..n]);
+    }
+}
+
+/// Serves one host's tunnel until it closes. Errors close this tunnel only.
+pub async fn serve<S>(fleet: Arc<Fleet>, key: String, stream: S)
+where
+    S: AsyncRead + AsyncWrite + Send + 'static,
+{
+    let (mut r, mut w) = tokio::io::split(stream);
+    let (tx, mut out) = mpsc::channel::<Vec<u8>>(64);
+    let writer = tokio::spawn(async move {
+        while let Some(b) = out.recv().await {
+            if w.write_all(&b).await.is_err() || w.flush().await.is_err() {
+                break;
+            }
+        }
+        let _ = w.shutdown().await;
+    });
+    let mut buf = Vec::new();
+    let refuse = |reason: String| {
+        let tx = tx.clone();
+        async move {
+            let mut b = Vec::new();
+            tunnel::encode_msg(&GatewayMsg::Refused { reason }, &mut b);
+            let _ = tx.send(b).await;
+        }
+    };
+    let hello: Hello = match tokio::time::timeout(Duration::from_secs(15), next_frame(&mut r, &mut buf)).await {
+        Ok(Ok(Some(f))) => match tunnel::decode::<HostMsg>(f) {
+            Ok(Incoming::Msg(HostMsg::Hello(h))) => h,
+            Ok(other) => {
+                refuse(format!("expected hello, got {other:?}")).await;
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(key, error = %e, "malformed hello; closing the tunnel");
+                refuse(format!("malformed hello: {e}")).await;
+                return;
+            }
+        },
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::warn!(key, error = %e, "tunnel error before hello");
+            return;
+        }
+        Err(_) => {
+            refuse("no hello within 15 s".into()).await;
+            return;
+        }
+    };
+    if hello.version != TUNNEL_PROTOCOL_VERSION {
+        refuse(format!(
+            "this gateway speaks tunnel protocol v{TUNNEL_PROTOCOL_VERSION}, the host v{}; run hostd and ssh-gateway of the same release",
+            hello.version
+        ))
+        .await;
+        return;
+    }
+    if let Err(e) = schema::names::validate_app_name(&hello.name) {
+        refuse(format!("bad host name: {e}")).await;
+        return;
+    }
+    let conn = Arc::new(HostConn {
+        name: hello.name.clone(),
+        key: key.clone(),
+        tx: tx.clone(),
+        next_id: AtomicU64::new(0),
+        pending: Mutex::new(HashMap::new()),
+        logs: Mutex::new(HashMap::new()),
+        closed: watch::channel(false).0,
+    });
+    if let Err(why) = fleet.host_connected(conn.clone(), &hello).await {
+        refuse(why).await;
+        drop(tx);
+        let _ = writer.await;
+        return;
+    }
+    let welcome = GatewayMsg::Welcome {
+        version: TUNNEL_PROTOCOL_VERSION,
+        gateway: fleet.name.clone(),
+    };
+    if conn.send(&welcome).await.is_err() {
+        return;
+    }
+    fleet.clone().after_hello(conn.clone(), hello);
+    let result: Result<(), TunnelError> = async {
+        while let Some(f) = next_frame(&mut r, &mut buf).await? {
+            match tunnel::decode::<HostMsg>(f)? {
+                Incoming::Chunk(_) => return Err(TunnelError::Protocol("hosts do not send artifact chunks".into())),
+                Incoming::Msg(m) => handle(&fleet, &conn, m).await,
+            }
+        }
+        Ok(())
+    }
+    .await;
+    match result {
+        Ok(()) => tracing::info!(host = %conn.name, "tunnel closed"),
+        Err(e) => tracing::warn!(host = %conn.name, error = %e, "tunnel closed with an error"),
+    }
+    conn.close();
+    fleet.host_disconnected(&conn).await;
+    drop(tx);
+    writer.abort();
+}
+
+async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
+    match m {
+        HostMsg::Hello(_) => tracing::warn!(host = %conn.name, "a second hello; ignored"),
+        HostMsg::Heartbeat(hb) => fleet.heartbeat(&conn.name, hb).await,
+        HostMsg::Reply { id, ok, message, compile_ms } => {
+            if let Some(p) = HostConn::lock(&conn.pending).remove(&id) {
+                let _ = p.reply.send(if ok { Ok(compile_ms) } else { Err(message) });
+            } else if let Some(tx) = HostConn::lock(&conn.logs).remove(&id) {
+                // A logs request is answered only when it failed.
+                let _ = tx.send(LogItem::Error(message));
+            }
+        }
+        HostMsg::Progress { id, line } => {
+            if let Some(Some(tx)) = HostConn::lock(&conn.pending).get(&id).map(|p| p.progress.clone()) {
+                let _ = tx.send(line);
+            }
+        }
+        HostMsg::Fetch { digest, offset } => {
+            let (path, conn) = (fleet.artifact_path(&digest), conn.clone());
+            tokio::spawn(async move { send_artifact(&conn, path, digest, offset).await });
+        }
+        HostMsg::Logs { id, records } => {
+            if let Some(tx) = HostConn::lock(&conn.logs).get(&id) {
+                let _ = tx.send(LogItem::Records(records));
+            }
+        }
+        HostMsg::LogsEnd { id } => {
+            if let Some(tx) = HostConn::lock(&conn.logs).remove(&id) {
+                let _ = tx.send(LogItem::End);
+            }
+        }
+        HostMsg::Event(e) => fleet.clone().host_event(&conn.name, e).await,
+    }
+}
+
+/// Streams an artifact from `offset` in 1 MiB chunks, then its end.
+async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u64) {
+    use tokio::io::AsyncSeekExt;
+    let fail = |reason: String| GatewayMsg::FetchFailed {
+        digest: digest.clone(),
+        reason,
+    };
+    if !schema::artifact::is_digest(&digest) {
+        let _ = conn.send(&fail("not a sha256 digest".into())).await;
+        return;
+    }
+    let mut f = match tokio::fs::File::open(&path).await {
+        Ok(f) => f,
+        Err(e) => {
+            let _ = conn.send(&fail(format!("not stored on the gateway: {e}"))).await;
+            return;
+        }
+    };
+    let total = f.metadata().await.map(|m| m.len()).unwrap_or(0);
+    if offset > total || f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
+        let _ = conn.send(&fail(format!("offset {offset} is past the end ({total} bytes)"))).await;
+        return;
+    }
+    let mut pos = offset;
+    let mut data = vec![0u8; schema::frame::CHUNK];
+    loop {
+        let n = match f.read(&mut data).await {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) => {
+                let _ = conn.send(&fail(format!("read error: {e}"))).await;
+                return;
+            }
+        };
+        let mut buf = Vec::with_capacity(n + 80);
+        tunnel::encode_chunk(
+            &Chunk {
+                digest: digest.clone(),
+                offset: pos,
+                data: data[..n].to_vec(),
+            },
+            &mut buf,
+        );
+        if conn.send_raw(buf).await.is_err() {
+            return;
+        }
+        pos += n as u64;
+    }
+    let _ = conn.send(&GatewayMsg::ChunkEnd { digest, total: pos }).await;
+}
