@@ -89,8 +89,8 @@ mod tests {
         let hosts = [host("a", true, 0, &[]), host("b", true, 0, &[]), host("c", true, 3, &[])];
         let p = place("api", AppKind::Worker, 4, &no_labels(), &hosts).unwrap();
         assert_eq!(p, BTreeMap::from([("a".into(), 2), ("b".into(), 2)]));
-        let p = place("api", AppKind::Worker, 7, &no_labels(), &hosts).unwrap();
-        assert_eq!(p.values().sum::<u32>(), 7);
+        let p = place("api", AppKind::Worker, 9, &no_labels(), &hosts).unwrap();
+        assert_eq!(p.values().sum::<u32>(), 9);
         assert_eq!(p["c"], 1, "c starts with 3 and is filled last: {p:?}");
     }
 
