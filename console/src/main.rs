@@ -42,18 +42,35 @@ enum Cmd {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let Some(Cmd::Preview { viewer, remote, mono, rate, preload }) = cli.command else {
+    let Some(Cmd::Preview {
+        viewer,
+        remote,
+        mono,
+        rate,
+        preload,
+    }) = cli.command
+    else {
         eprintln!("console: connecting to a gateway (--gateway) is not wired yet");
         std::process::exit(2);
     };
     let role = if viewer { Role::Viewer } else { Role::Operator };
     let front = if remote { Front::Remote } else { Front::Local };
-    let color = !mono && local::term_has_color(std::env::var("TERM").ok().as_deref(), std::env::var_os("NO_COLOR").is_some());
+    let color = !mono
+        && local::term_has_color(
+            std::env::var("TERM").ok().as_deref(),
+            std::env::var_os("NO_COLOR").is_some(),
+        );
     let mut app = App::new(role, front).with_color(color);
     let (events_tx, events_rx) = mpsc::channel(1024);
     let (actions_tx, actions_rx) = mpsc::channel(64);
-    let driver = tokio::spawn(preview::drive(events_tx.clone(), actions_rx, preview::Options { rate, preload }));
-    local::run_local(&mut app, events_tx, events_rx, actions_tx).await.context("console preview")?;
+    let driver = tokio::spawn(preview::drive(
+        events_tx.clone(),
+        actions_rx,
+        preview::Options { rate, preload },
+    ));
+    local::run_local(&mut app, events_tx, events_rx, actions_tx)
+        .await
+        .context("console preview")?;
     driver.abort();
     Ok(())
 }

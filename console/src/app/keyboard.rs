@@ -1,0 +1,318 @@
+//! The keyboard side of [`App`]: what a key does in each mode and view.
+
+use schema::ReleaseState;
+
+use super::{App, Level, Mode, Role, View, read_only_message};
+use crate::event::Action;
+use crate::input::Key;
+use crate::keys::{self, Binding, Scope};
+use crate::ops::Pending;
+use crate::prompt::{self, Edit, Intent, LineEditor};
+
+impl App {
+    pub(super) fn on_key(&mut self, key: Key) -> Vec<Action> {
+        match std::mem::replace(&mut self.mode, Mode::Normal) {
+            Mode::Normal => self.normal_key(key),
+            Mode::Prompt(mut ed) => match ed.handle(key, &self.history) {
+                Edit::Submit(line) => self.submit_prompt(&line),
+                Edit::Cancel => Vec::new(),
+                Edit::Complete => {
+                    let (word, _) = ed.current_word();
+                    let names: Vec<&str> = if word == 0 {
+                        prompt::COMMANDS.to_vec()
+                    } else {
+                        self.apps.iter().map(|r| r.app.as_str()).collect()
+                    };
+                    let found = ed.complete(names.iter().copied());
+                    let text = (found.len() > 1).then(|| found.join("  "));
+                    if let Some(t) = text {
+                        self.say(Level::Info, t);
+                    }
+                    self.mode = Mode::Prompt(ed);
+                    Vec::new()
+                }
+                Edit::Changed => {
+                    self.mode = Mode::Prompt(ed);
+                    Vec::new()
+                }
+            },
+            Mode::Filter(mut ed) => match ed.handle(key, &[]) {
+                Edit::Submit(text) => self.apply_filter(&text),
+                Edit::Cancel => Vec::new(),
+                Edit::Changed | Edit::Complete => {
+                    self.mode = Mode::Filter(ed);
+                    Vec::new()
+                }
+            },
+            Mode::Confirm(p) => self.confirm_key(key, p),
+            Mode::Help { scroll } => {
+                self.mode = match key {
+                    Key::Esc | Key::Char('?' | 'q') | Key::Enter | Key::Ctrl('c') => Mode::Normal,
+                    Key::Up | Key::Char('k') => Mode::Help {
+                        scroll: scroll.saturating_sub(1),
+                    },
+                    Key::Down | Key::Char('j') => Mode::Help {
+                        scroll: scroll.saturating_add(1),
+                    },
+                    Key::PageUp => Mode::Help {
+                        scroll: scroll.saturating_sub(10),
+                    },
+                    Key::PageDown | Key::Char(' ') => Mode::Help {
+                        scroll: scroll.saturating_add(10),
+                    },
+                    _ => Mode::Help { scroll },
+                };
+                Vec::new()
+            }
+        }
+    }
+
+    /// The keymap scopes active in the current view.
+    pub(crate) fn scopes(&self) -> Vec<Scope> {
+        match self.view() {
+            View::Overview | View::App => vec![Scope::Global, Scope::App, Scope::Move],
+            View::Logs => vec![Scope::Global, Scope::App, Scope::Move, Scope::Logs],
+            View::Audit => vec![Scope::Global, Scope::Move],
+        }
+    }
+
+    fn normal_key(&mut self, key: Key) -> Vec<Action> {
+        let Some(kb) = keys::lookup(key, &self.scopes()) else {
+            return Vec::new();
+        };
+        if kb.mutates && self.role == Role::Viewer {
+            let what = match kb.binding {
+                Binding::Rollback => "rollback",
+                _ => "scale",
+            };
+            self.say(Level::Error, read_only_message(what));
+            return Vec::new();
+        }
+        match kb.binding {
+            Binding::Quit => return self.quit(),
+            Binding::Help => self.mode = Mode::Help { scroll: 0 },
+            Binding::Prompt => self.mode = Mode::Prompt(LineEditor::new()),
+            Binding::Back => return self.back(),
+            Binding::Audit => return self.open_audit(),
+            Binding::Operations => self.show_ops = Some(self.visible_operation().is_none()),
+            Binding::Open => match (self.view(), self.selected_app()) {
+                (View::Overview, _) if self.overview.hosts_focused => {}
+                (View::Overview | View::Logs, Some(app)) => return self.open_app(app.to_string()),
+                _ => {}
+            },
+            Binding::Logs => {
+                if let Some(app) = self.selected_app() {
+                    return self.open_logs(app.to_string(), None);
+                }
+            }
+            Binding::Rollback => self.ask_rollback(),
+            Binding::ScaleUp => self.ask_scale(1),
+            Binding::ScaleDown => self.ask_scale(-1),
+            Binding::Filter => {
+                let current = self
+                    .logs
+                    .filter()
+                    .map(|f| f.describe().to_string())
+                    .unwrap_or_default();
+                self.mode = Mode::Filter(LineEditor::with_text(&current));
+            }
+            Binding::Pause => self.logs.set_paused(!self.logs.is_paused()),
+            Binding::Left => self.logs.h_offset = self.logs.h_offset.saturating_sub(8),
+            Binding::Right => {
+                // No further than the longest line on screen still shows.
+                let rows = self.log_rows();
+                let longest = self
+                    .logs
+                    .visible(rows)
+                    .map(|l| l.text.chars().count())
+                    .max()
+                    .unwrap_or(0);
+                self.logs.h_offset = (self.logs.h_offset + 8).min(longest.saturating_sub(8));
+            }
+            Binding::SwitchPane => match self.view() {
+                View::Overview => self.overview.hosts_focused ^= true,
+                View::App => {
+                    if let Some(d) = &mut self.detail {
+                        d.instances_focused ^= true;
+                    }
+                }
+                _ => {}
+            },
+            Binding::Up
+            | Binding::Down
+            | Binding::PageUp
+            | Binding::PageDown
+            | Binding::Top
+            | Binding::Bottom => self.move_selection(kb.binding),
+        }
+        Vec::new()
+    }
+
+    fn move_selection(&mut self, b: Binding) {
+        let page = self.page();
+        let step = |sel: usize, len: usize| -> usize {
+            let last = len.saturating_sub(1);
+            match b {
+                Binding::Up => sel.saturating_sub(1),
+                Binding::Down => (sel + 1).min(last),
+                Binding::PageUp => sel.saturating_sub(page),
+                Binding::PageDown => (sel + page).min(last),
+                Binding::Top => 0,
+                _ => last,
+            }
+        };
+        match self.view() {
+            View::Overview if self.overview.hosts_focused => {
+                self.overview.host_sel = step(self.overview.host_sel, self.hosts.len())
+            }
+            View::Overview => self.overview.app_sel = step(self.overview.app_sel, self.apps.len()),
+            View::App => {
+                if let Some(d) = &mut self.detail {
+                    if d.instances_focused {
+                        d.instance_sel =
+                            step(d.instance_sel, d.instances.as_ref().map_or(0, Vec::len));
+                    } else {
+                        d.release_sel =
+                            step(d.release_sel, d.releases.as_ref().map_or(0, Vec::len));
+                    }
+                }
+            }
+            View::Audit => {
+                self.audit_sel = step(self.audit_sel, self.audit.as_ref().map_or(0, Vec::len))
+            }
+            View::Logs => {
+                let rows = self.log_rows();
+                match b {
+                    Binding::Up => self.logs.scroll_up(1, rows),
+                    Binding::Down => self.logs.scroll_down(1),
+                    Binding::PageUp => self.logs.scroll_up(rows, rows),
+                    Binding::PageDown => self.logs.scroll_down(rows),
+                    Binding::Top => self.logs.scroll_to_top(rows),
+                    _ => self.logs.set_paused(false),
+                }
+            }
+        }
+    }
+
+    fn apply_filter(&mut self, text: &str) -> Vec<Action> {
+        if text.trim().is_empty() {
+            self.logs.set_filter(None);
+        } else {
+            match (self.filter_parser)(text) {
+                Ok(f) => self.logs.set_filter(Some(f)),
+                Err(e) => {
+                    self.say(Level::Error, format!("filter: {e}"));
+                    self.mode = Mode::Filter(LineEditor::with_text(text));
+                    return Vec::new();
+                }
+            }
+        }
+        self.sync_follow()
+    }
+
+    fn ask_rollback(&mut self) {
+        let Some(app) = self.selected_app().map(str::to_string) else {
+            return;
+        };
+        let from = self
+            .apps
+            .iter()
+            .find(|r| r.app == app)
+            .and_then(|r| r.release);
+        // In an app, with a release other than the active one selected: that one.
+        let to = match (self.view(), &self.detail) {
+            (View::App, Some(d)) if !d.instances_focused => d
+                .releases
+                .as_ref()
+                .and_then(|r| r.get(d.release_sel))
+                .filter(|r| r.state != ReleaseState::Active && Some(r.version) != from)
+                .map(|r| r.version),
+            _ => None,
+        };
+        self.mode = Mode::Confirm(Pending::Rollback { app, to, from });
+    }
+
+    fn ask_scale(&mut self, delta: i64) {
+        let Some(app) = self.selected_app().map(str::to_string) else {
+            return;
+        };
+        let Some(from) = self.apps.iter().find(|r| r.app == app).map(|r| r.replicas) else {
+            self.say(
+                Level::Error,
+                format!("replicas of {app} unknown: use :scale {app} N"),
+            );
+            return;
+        };
+        if delta < 0 && from == 0 {
+            self.say(Level::Error, format!("{app} already wants 0 replicas"));
+            return;
+        }
+        let to = (i64::from(from) + delta).clamp(0, i64::from(u32::MAX)) as u32;
+        self.mode = Mode::Confirm(Pending::Scale {
+            app,
+            from: Some(from),
+            to,
+        });
+    }
+
+    fn confirm_key(&mut self, key: Key, mut p: Pending) -> Vec<Action> {
+        match key {
+            Key::Char('y' | 'Y') => return self.start(p),
+            Key::Char('n' | 'N' | 'q') | Key::Esc | Key::Ctrl('c') => {
+                self.say(Level::Info, format!("cancelled: {}", p.title()));
+                return Vec::new();
+            }
+            Key::Char('+' | '=') | Key::Up => {
+                if let Pending::Scale { to, .. } = &mut p {
+                    *to = to.saturating_add(1);
+                }
+            }
+            Key::Char('-' | '_') | Key::Down => {
+                if let Pending::Scale { to, .. } = &mut p {
+                    *to = to.saturating_sub(1);
+                }
+            }
+            _ => {}
+        }
+        self.mode = Mode::Confirm(p);
+        Vec::new()
+    }
+
+    fn submit_prompt(&mut self, line: &str) -> Vec<Action> {
+        let line = line.trim();
+        if !line.is_empty() && self.history.last().map(String::as_str) != Some(line) {
+            self.history.push(line.to_string());
+            if self.history.len() > 100 {
+                self.history.remove(0);
+            }
+        }
+        let cx = prompt::Context {
+            role: self.role,
+            front: self.front,
+            apps: &self.apps,
+        };
+        match prompt::interpret(line, &cx) {
+            Intent::Overview => {
+                self.stack.truncate(1);
+                self.sync_follow()
+            }
+            Intent::OpenApp(app) => self.open_app(app),
+            Intent::Logs { app, filter } => self.open_logs(app, filter),
+            Intent::Audit => self.open_audit(),
+            Intent::Confirm(p) => {
+                self.mode = Mode::Confirm(p);
+                Vec::new()
+            }
+            Intent::Refuse(why) | Intent::Usage(why) => {
+                self.say(Level::Error, why);
+                Vec::new()
+            }
+            Intent::Help => {
+                self.mode = Mode::Help { scroll: 0 };
+                Vec::new()
+            }
+            Intent::Quit => self.quit(),
+            Intent::Nothing => Vec::new(),
+        }
+    }
+}

@@ -1,0 +1,325 @@
+//! The one keymap.
+//!
+//! Every single-key binding of the console is a row of [`KEYMAP`]: the app
+//! looks keys up here, the `?` help draws this table, and the footer hints
+//! are taken from it, so a key cannot work without being documented or be
+//! documented without working.
+
+use crate::input::Key;
+
+/// What a key does, independent of which key it is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Binding {
+    Quit,
+    Help,
+    Back,
+    Open,
+    Up,
+    Down,
+    PageUp,
+    PageDown,
+    Top,
+    Bottom,
+    Left,
+    Right,
+    SwitchPane,
+    Prompt,
+    Audit,
+    Logs,
+    Rollback,
+    ScaleUp,
+    ScaleDown,
+    Operations,
+    Pause,
+    Filter,
+}
+
+/// Where a binding applies.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Scope {
+    /// Every view.
+    Global,
+    /// Views with a selected app: the overview, an app, its logs.
+    App,
+    /// Lists and tables.
+    Move,
+    /// The logs view.
+    Logs,
+}
+
+impl Scope {
+    pub fn title(self) -> &'static str {
+        match self {
+            Scope::Global => "everywhere",
+            Scope::App => "on the selected app",
+            Scope::Move => "moving around",
+            Scope::Logs => "in the logs view",
+        }
+    }
+}
+
+/// One row of the keymap.
+#[derive(Debug, Clone, Copy)]
+pub struct KeyBinding {
+    pub keys: &'static [Key],
+    /// How the keys are written in the help and the footer.
+    pub label: &'static str,
+    pub binding: Binding,
+    pub scope: Scope,
+    /// Changes the fleet, so a viewer is refused.
+    pub mutates: bool,
+    pub help: &'static str,
+    /// Short form for the footer; `None` keeps it out of the footer.
+    pub hint: Option<&'static str>,
+}
+
+const fn kb(
+    keys: &'static [Key],
+    label: &'static str,
+    binding: Binding,
+    scope: Scope,
+    help: &'static str,
+    hint: Option<&'static str>,
+) -> KeyBinding {
+    KeyBinding {
+        keys,
+        label,
+        binding,
+        scope,
+        mutates: false,
+        help,
+        hint,
+    }
+}
+
+const fn mutating(mut k: KeyBinding) -> KeyBinding {
+    k.mutates = true;
+    k
+}
+
+use Binding as B;
+use Key as K;
+use Scope as S;
+
+/// Every key, in the order the help shows them. Earlier rows win when a key
+/// appears twice in scopes that are active together.
+pub static KEYMAP: &[KeyBinding] = &[
+    kb(
+        &[K::Char('?')],
+        "?",
+        B::Help,
+        S::Global,
+        "show every key (this screen)",
+        Some("help"),
+    ),
+    kb(
+        &[K::Char(':')],
+        ":",
+        B::Prompt,
+        S::Global,
+        "command prompt: rollback APP, scale APP N, deploy APP FILE, logs APP, …",
+        Some("command"),
+    ),
+    kb(
+        &[K::Esc],
+        "Esc",
+        B::Back,
+        S::Global,
+        "back to the previous view; in logs, clear the filter first",
+        Some("back"),
+    ),
+    kb(
+        &[K::Char('q'), K::Ctrl('c')],
+        "q Ctrl-C",
+        B::Quit,
+        S::Global,
+        "quit (closes the SSH session)",
+        Some("quit"),
+    ),
+    kb(
+        &[K::Char('a')],
+        "a",
+        B::Audit,
+        S::Global,
+        "audit log: who did what, when",
+        Some("audit"),
+    ),
+    kb(
+        &[K::Char('o')],
+        "o",
+        B::Operations,
+        S::Global,
+        "show or hide the last command's progress per host",
+        None,
+    ),
+    kb(
+        &[K::Enter],
+        "Enter",
+        B::Open,
+        S::App,
+        "open the selected app: releases and instances per host",
+        Some("open"),
+    ),
+    kb(
+        &[K::Char('l')],
+        "l",
+        B::Logs,
+        S::App,
+        "live logs of the selected app across hosts",
+        Some("logs"),
+    ),
+    mutating(kb(
+        &[K::Char('r')],
+        "r",
+        B::Rollback,
+        S::App,
+        "roll back (in an app: to the selected release)",
+        Some("rollback"),
+    )),
+    mutating(kb(
+        &[K::Char('+'), K::Char('=')],
+        "+",
+        B::ScaleUp,
+        S::App,
+        "scale up by one replica",
+        Some("scale"),
+    )),
+    mutating(kb(
+        &[K::Char('-'), K::Char('_')],
+        "-",
+        B::ScaleDown,
+        S::App,
+        "scale down by one replica",
+        None,
+    )),
+    kb(
+        &[K::Char('/')],
+        "/",
+        B::Filter,
+        S::Logs,
+        "filter lines (substring; smart case)",
+        Some("filter"),
+    ),
+    kb(
+        &[K::Char(' '), K::Char('p')],
+        "Space p",
+        B::Pause,
+        S::Logs,
+        "pause or resume following",
+        Some("pause"),
+    ),
+    kb(
+        &[K::Up, K::Char('k')],
+        "↑ k",
+        B::Up,
+        S::Move,
+        "move up (in logs: scroll back, pausing)",
+        None,
+    ),
+    kb(
+        &[K::Down, K::Char('j')],
+        "↓ j",
+        B::Down,
+        S::Move,
+        "move down",
+        None,
+    ),
+    kb(
+        &[K::PageUp, K::Ctrl('b')],
+        "PgUp Ctrl-B",
+        B::PageUp,
+        S::Move,
+        "one page up",
+        None,
+    ),
+    kb(
+        &[K::PageDown, K::Ctrl('f')],
+        "PgDn Ctrl-F",
+        B::PageDown,
+        S::Move,
+        "one page down",
+        None,
+    ),
+    kb(
+        &[K::Home, K::Char('g')],
+        "Home g",
+        B::Top,
+        S::Move,
+        "first row (in logs: oldest line)",
+        None,
+    ),
+    kb(
+        &[K::End, K::Char('G')],
+        "End G",
+        B::Bottom,
+        S::Move,
+        "last row (in logs: newest line, resume following)",
+        None,
+    ),
+    kb(
+        &[K::Left, K::Char('h')],
+        "← h",
+        B::Left,
+        S::Logs,
+        "scroll long lines left",
+        None,
+    ),
+    kb(
+        &[K::Right],
+        "→",
+        B::Right,
+        S::Logs,
+        "scroll long lines right",
+        None,
+    ),
+    kb(
+        &[K::Tab, K::BackTab],
+        "Tab",
+        B::SwitchPane,
+        S::Move,
+        "switch between the two tables of a view",
+        None,
+    ),
+];
+
+/// The binding of `key` among the scopes active in the current view.
+pub fn lookup(key: Key, scopes: &[Scope]) -> Option<&'static KeyBinding> {
+    KEYMAP
+        .iter()
+        .find(|b| scopes.contains(&b.scope) && b.keys.contains(&key))
+}
+
+/// The footer's hints for these scopes: `key label` pairs, most useful first.
+/// A viewer is not shown keys it may not use.
+pub fn hints(scopes: &[Scope], read_only: bool) -> Vec<(&'static str, &'static str)> {
+    KEYMAP
+        .iter()
+        .filter(|b| scopes.contains(&b.scope) && !(read_only && b.mutates))
+        .filter_map(|b| {
+            b.hint
+                .map(|h| (b.label.split(' ').next().unwrap_or(b.label), h))
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn no_key_is_bound_twice_in_scopes_that_are_active_together() {
+        let together = [
+            vec![S::Global, S::App, S::Move],
+            vec![S::Global, S::App, S::Move, S::Logs],
+            vec![S::Global, S::Move],
+        ];
+        for scopes in together {
+            let mut seen = std::collections::HashSet::new();
+            for b in KEYMAP.iter().filter(|b| scopes.contains(&b.scope)) {
+                for k in b.keys {
+                    assert!(seen.insert(*k), "{k:?} bound twice in {scopes:?}");
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,356 @@
+//! The `:` prompt: a one-line editor, and the meaning of what was typed.
+//!
+//! The prompt accepts CLI.md's grammar and parses it with schema's
+//! [`CommandLine`], the same parser the gateway and `hostd` use, so
+//! `:scale api 4` means exactly what `hostd scale api 4` means. Read-only
+//! commands navigate (`:logs api` opens the logs view); commands that change
+//! the fleet become a [`Pending`] confirmation.
+
+use schema::PsRow;
+use schema::command::{Command, CommandLine};
+
+use crate::input::Key;
+use crate::ops::Pending;
+use crate::{Front, Role};
+
+/// A line being typed, with a cursor and a history.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct LineEditor {
+    text: String,
+    /// Cursor position in chars.
+    cursor: usize,
+    /// Position while walking the history with ↑/↓ (0 = newest).
+    history_pos: Option<usize>,
+}
+
+/// What a key did to the line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Edit {
+    Submit(String),
+    Cancel,
+    /// The text or cursor changed (or the key did nothing visible).
+    Changed,
+    /// Tab: complete the word under the cursor.
+    Complete,
+}
+
+impl LineEditor {
+    pub fn new() -> LineEditor {
+        LineEditor::default()
+    }
+
+    pub fn with_text(text: &str) -> LineEditor {
+        LineEditor {
+            text: text.to_string(),
+            cursor: text.chars().count(),
+            history_pos: None,
+        }
+    }
+
+    pub fn text(&self) -> &str {
+        &self.text
+    }
+
+    /// Cursor position in chars from the start of the text.
+    pub fn cursor(&self) -> usize {
+        self.cursor
+    }
+
+    fn byte_at(&self, char_pos: usize) -> usize {
+        self.text
+            .char_indices()
+            .nth(char_pos)
+            .map(|(b, _)| b)
+            .unwrap_or(self.text.len())
+    }
+
+    /// Applies one key. `history` is newest-last.
+    pub fn handle(&mut self, key: Key, history: &[String]) -> Edit {
+        let len = self.text.chars().count();
+        match key {
+            Key::Enter => return Edit::Submit(self.text.clone()),
+            Key::Esc | Key::Ctrl('c') | Key::Ctrl('g') => return Edit::Cancel,
+            Key::Backspace if self.text.is_empty() => return Edit::Cancel,
+            Key::Tab => return Edit::Complete,
+            Key::Char(c) => {
+                let at = self.byte_at(self.cursor);
+                self.text.insert(at, c);
+                self.cursor += 1;
+            }
+            Key::Backspace if self.cursor > 0 => {
+                self.cursor -= 1;
+                let at = self.byte_at(self.cursor);
+                self.text.remove(at);
+            }
+            Key::Delete | Key::Ctrl('d') if self.cursor < len => {
+                let at = self.byte_at(self.cursor);
+                self.text.remove(at);
+            }
+            Key::Left | Key::Ctrl('b') => self.cursor = self.cursor.saturating_sub(1),
+            Key::Right | Key::Ctrl('f') => self.cursor = (self.cursor + 1).min(len),
+            Key::Home | Key::Ctrl('a') => self.cursor = 0,
+            Key::End | Key::Ctrl('e') => self.cursor = len,
+            Key::Ctrl('u') => {
+                let at = self.byte_at(self.cursor);
+                self.text.drain(..at);
+                self.cursor = 0;
+            }
+            Key::Ctrl('w') => {
+                let at = self.byte_at(self.cursor);
+                let before = self.text[..at].trim_end();
+                let start = before.rfind(' ').map(|i| i + 1).unwrap_or(0);
+                self.cursor = self.text[..start].chars().count();
+                self.text.drain(start..at);
+            }
+            Key::Up | Key::Down if !history.is_empty() => {
+                let pos = match (key, self.history_pos) {
+                    (Key::Up, None) => Some(0),
+                    (Key::Up, Some(p)) => Some((p + 1).min(history.len() - 1)),
+                    (_, Some(0)) | (_, None) => None,
+                    (_, Some(p)) => Some(p - 1),
+                };
+                self.history_pos = pos;
+                self.text = pos
+                    .map(|p| history[history.len() - 1 - p].clone())
+                    .unwrap_or_default();
+                self.cursor = self.text.chars().count();
+            }
+            _ => {}
+        }
+        Edit::Changed
+    }
+
+    /// Which word the cursor ends (0 = the command) and its text so far.
+    pub fn current_word(&self) -> (usize, &str) {
+        let before = &self.text[..self.byte_at(self.cursor)];
+        let start = before.rfind(' ').map(|i| i + 1).unwrap_or(0);
+        (before[..start].split_whitespace().count(), &before[start..])
+    }
+
+    /// Completes the word under the cursor from `candidates`: fully when one
+    /// matches, to the longest common prefix otherwise. Returns the matches.
+    pub fn complete<'a>(&mut self, candidates: impl IntoIterator<Item = &'a str>) -> Vec<&'a str> {
+        let (_, word) = self.current_word();
+        let word = word.to_string();
+        let found: Vec<&str> = candidates
+            .into_iter()
+            .filter(|c| c.starts_with(&word))
+            .collect();
+        let Some(first) = found.first() else {
+            return found;
+        };
+        let mut common = first.to_string();
+        for c in &found[1..] {
+            let n = common
+                .chars()
+                .zip(c.chars())
+                .take_while(|(a, b)| a == b)
+                .count();
+            common = common.chars().take(n).collect();
+        }
+        if found.len() == 1 {
+            common.push(' ');
+        }
+        let rest: String = common.chars().skip(word.chars().count()).collect();
+        for c in rest.chars() {
+            self.handle(Key::Char(c), &[]);
+        }
+        found
+    }
+}
+
+/// The command words the prompt knows, for completion.
+pub const COMMANDS: &[&str] = &[
+    "audit", "deploy", "hosts", "logs", "ps", "releases", "rm", "rollback", "scale",
+];
+
+/// Splits a typed line into words like a shell: whitespace separates, single
+/// and double quotes group, backslash escapes the next character.
+pub fn split_words(line: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word = String::new();
+    let mut in_word = false;
+    let mut quote: Option<char> = None;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some(q), c) if c == q => quote = None,
+            (Some('"') | None, '\\') => {
+                word.extend(chars.next());
+                in_word = true;
+            }
+            (Some(_), c) => word.push(c),
+            (None, '"' | '\'') => {
+                quote = Some(c);
+                in_word = true;
+            }
+            (None, c) if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut word));
+                    in_word = false;
+                }
+            }
+            (None, c) => {
+                word.push(c);
+                in_word = true;
+            }
+        }
+    }
+    if let Some(q) = quote {
+        return Err(format!("unterminated {q} quote"));
+    }
+    if in_word {
+        words.push(word);
+    }
+    Ok(words)
+}
+
+/// What a submitted prompt line asks for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Intent {
+    /// `:ps`, `:hosts`: the overview.
+    Overview,
+    /// `:ps APP`, `:releases APP`: the app's releases and instances.
+    OpenApp(String),
+    /// `:logs APP [--where EXPR]`: the logs view.
+    Logs { app: String, filter: Option<String> },
+    /// `:audit`.
+    Audit,
+    /// A command that changes the fleet, to be confirmed first.
+    Confirm(Pending),
+    /// Understood, but not allowed here; the message says why.
+    Refuse(String),
+    /// Not understood; the message is the parser's.
+    Usage(String),
+    /// `:help`: the key list.
+    Help,
+    /// `:q`, `:quit`.
+    Quit,
+    /// Nothing typed.
+    Nothing,
+}
+
+/// What the prompt needs to know about where it runs.
+#[derive(Debug, Clone, Copy)]
+pub struct Context<'a> {
+    pub role: Role,
+    pub front: Front,
+    /// The apps as last pushed: the confirmation names the active release
+    /// and the current replicas ("scale api from 2 to 4").
+    pub apps: &'a [PsRow],
+}
+
+impl Context<'_> {
+    fn app(&self, name: &str) -> Option<&PsRow> {
+        self.apps.iter().find(|r| r.app == name)
+    }
+}
+
+/// A clap error on one line: what is wrong (and clap's tip), without the
+/// usage block that would not fit a status line. For `--help`, the usage.
+fn usage_message(e: &clap::Error) -> String {
+    let text = e.to_string();
+    if e.kind() == clap::error::ErrorKind::DisplayHelp {
+        let usage = text
+            .lines()
+            .find(|l| l.starts_with("Usage:"))
+            .unwrap_or("Usage: see ?");
+        return usage.replace("cranefleet ", "");
+    }
+    let parts: Vec<&str> = text
+        .lines()
+        .take_while(|l| !l.starts_with("Usage:") && !l.starts_with("For more information"))
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    let joined = parts.join(" ");
+    let joined = joined.trim_start_matches("error: ");
+    if joined.is_empty() {
+        "invalid command".into()
+    } else {
+        joined.to_string()
+    }
+}
+
+/// Parses a prompt line with the CLI.md grammar and decides what it means
+/// in this console.
+pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
+    let mut words = match split_words(line) {
+        Ok(w) => w,
+        Err(e) => return Intent::Usage(e),
+    };
+    if words.is_empty() {
+        return Intent::Nothing;
+    }
+    // `:hostd rollback x` and `:ssh … rollback x` habits: drop a leading program name.
+    if words[0] == "hostd" {
+        words.remove(0);
+    }
+    match words.first().map(String::as_str) {
+        Some("q" | "quit" | "exit") => return Intent::Quit,
+        Some("help") => return Intent::Help,
+        None => return Intent::Nothing,
+        _ => {}
+    }
+    let parsed = match CommandLine::parse_argv(&words) {
+        Ok(p) => p,
+        Err(e) => return Intent::Usage(usage_message(&e)),
+    };
+    let cmd = parsed.command;
+    if !cmd.is_read_only() && cx.role == Role::Viewer {
+        return Intent::Refuse(crate::app::read_only_message(cmd.name()));
+    }
+    match cmd {
+        Command::Ps(a) => a.app.map(Intent::OpenApp).unwrap_or(Intent::Overview),
+        Command::Hosts => Intent::Overview,
+        Command::Releases(a) => Intent::OpenApp(a.app),
+        Command::Audit(_) => Intent::Audit,
+        Command::Logs(a) => Intent::Logs {
+            app: a.app,
+            filter: a.filter,
+        },
+        Command::Rollback(a) => {
+            let from = cx.app(&a.app).and_then(|r| r.release);
+            Intent::Confirm(Pending::Rollback {
+                app: a.app,
+                to: a.to,
+                from,
+            })
+        }
+        Command::Scale(a) => {
+            let from = cx.app(&a.app).map(|r| r.replicas);
+            Intent::Confirm(Pending::Scale {
+                app: a.app,
+                from,
+                to: a.replicas,
+            })
+        }
+        Command::Rm(a) => Intent::Confirm(Pending::Rm { app: a.app }),
+        Command::Deploy(d) => {
+            if cx.front == Front::Remote {
+                return Intent::Refuse(
+                    "deploy reads a file on this machine, and this console runs on the gateway: \
+                     from your own machine run `ssh GATEWAY deploy APP - < app.wasm` or `hostd deploy APP FILE`"
+                        .into(),
+                );
+            }
+            if d.file.as_deref() == Some("-") {
+                return Intent::Refuse(
+                    "the console has no stdin to deploy from: give a path to a .wasm".into(),
+                );
+            }
+            let Some(app) = d.app.clone() else {
+                return Intent::Usage("deploy needs APP and FILE (or --manifest FILE)".into());
+            };
+            if d.file.is_none() && d.manifest.is_none() {
+                return Intent::Usage(format!("deploy {app} needs a FILE: the path of a .wasm"));
+            }
+            let source = d.file.clone().or(d.manifest.clone()).unwrap_or_default();
+            let mut argv = words;
+            if !argv.iter().any(|w| w == "--json") {
+                argv.push("--json".into());
+            }
+            Intent::Confirm(Pending::Deploy { app, source, argv })
+        }
+    }
+}

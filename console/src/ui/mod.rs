@@ -1,0 +1,262 @@
+//! Drawing: pure functions from [`App`] to a frame.
+//!
+//! Nothing here changes state or does I/O; a view is a function of the app,
+//! so a test can render any state into a `TestBackend` and read the buffer.
+//!
+//! Two rules keep the console usable from any terminal, including a phone's
+//! SSH client: nothing is said by colour alone (selection is reversed and
+//! bold, states are words, errors say "error:"), and tables drop their least
+//! important columns as the width shrinks instead of wrapping.
+
+mod audit;
+mod detail;
+mod logs;
+mod overlay;
+mod overview;
+mod table;
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Layout, Rect};
+use ratatui::style::{Color, Modifier, Style};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+
+use crate::app::{App, Level, Link, Mode, Role, View};
+use crate::keys;
+
+/// Below this the console only says it needs more room.
+pub const MIN_WIDTH: u16 = 32;
+pub const MIN_HEIGHT: u16 = 7;
+
+/// Styles, with or without colour. Every colour is paired with a modifier
+/// or a word, so the monochrome theme loses emphasis, not meaning.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Theme {
+    color: bool,
+}
+
+impl Theme {
+    fn fg(self, s: Style, c: Color) -> Style {
+        if self.color { s.fg(c) } else { s }
+    }
+    pub fn selected(self) -> Style {
+        Style::new().add_modifier(Modifier::REVERSED | Modifier::BOLD)
+    }
+    pub fn title(self) -> Style {
+        self.fg(Style::new().add_modifier(Modifier::BOLD), Color::Cyan)
+    }
+    pub fn header(self) -> Style {
+        Style::new().add_modifier(Modifier::BOLD | Modifier::UNDERLINED)
+    }
+    pub fn bad(self) -> Style {
+        self.fg(Style::new().add_modifier(Modifier::BOLD), Color::Red)
+    }
+    pub fn warn(self) -> Style {
+        self.fg(Style::new().add_modifier(Modifier::BOLD), Color::Yellow)
+    }
+    pub fn good(self) -> Style {
+        self.fg(Style::new(), Color::Green)
+    }
+    pub fn dim(self) -> Style {
+        if self.color {
+            Style::new().fg(Color::DarkGray)
+        } else {
+            Style::new()
+        }
+    }
+    pub fn key(self) -> Style {
+        self.fg(Style::new().add_modifier(Modifier::BOLD), Color::Cyan)
+    }
+}
+
+pub(crate) fn theme(app: &App) -> Theme {
+    Theme { color: app.color }
+}
+
+/// The style of a state word: failures stand out, healthy states do not.
+pub(crate) fn state_style(t: Theme, state: &str) -> Style {
+    match state {
+        "down" | "failed" | "crashloop" | "exited" => t.bad(),
+        "degraded" | "backoff" | "starting" | "stopping" | "staged" => t.warn(),
+        "up" | "running" | "active" => t.good(),
+        _ => Style::new(),
+    }
+}
+
+/// A block with only a top rule carrying the title: it costs one row and
+/// no columns, which matters at 80×24 and below.
+pub(crate) fn pane(t: Theme, title: String) -> Block<'static> {
+    Block::new()
+        .borders(Borders::TOP)
+        .title(Span::styled(format!(" {title} "), t.title()))
+}
+
+/// Whether the key hints line is drawn (dropped on short terminals).
+fn has_hints(height: u16) -> bool {
+    height >= 12
+}
+
+/// Rows between the header and the status line.
+pub fn body_height(width: u16, height: u16) -> usize {
+    if width < MIN_WIDTH || height < MIN_HEIGHT {
+        return 0;
+    }
+    usize::from(height) - 2 - usize::from(has_hints(height))
+}
+
+/// Rows of log lines the logs view shows at this size (the body minus the
+/// progress panel and the title rule).
+pub fn logs_rows(app: &App, width: u16, height: u16) -> usize {
+    let body = body_height(width, height) as u16;
+    let ops = overlay::ops_height(app, body);
+    usize::from(body.saturating_sub(ops).saturating_sub(1)).max(1)
+}
+
+/// Draws the whole console into the frame.
+pub fn draw(app: &App, f: &mut Frame) {
+    let area = f.area();
+    if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
+        too_small(f, area);
+        return;
+    }
+    let t = theme(app);
+    let hints = u16::from(has_hints(area.height));
+    let [head, body, status, hint] = Layout::vertical([
+        Constraint::Length(1),
+        Constraint::Fill(1),
+        Constraint::Length(1),
+        Constraint::Length(hints),
+    ])
+    .areas(area);
+    header(app, t, f, head);
+    let ops_h = overlay::ops_height(app, body.height);
+    let [view, ops] =
+        Layout::vertical([Constraint::Fill(1), Constraint::Length(ops_h)]).areas(body);
+    match app.view() {
+        View::Overview => overview::draw(app, f, view),
+        View::App => detail::draw(app, f, view),
+        View::Logs => logs::draw(app, f, view),
+        View::Audit => audit::draw(app, f, view),
+    }
+    if ops_h > 0
+        && let Some(op) = app.visible_operation()
+    {
+        overlay::ops(op, t, f, ops);
+    }
+    status_line(app, t, f, status);
+    if hints > 0 {
+        hints_line(app, t, f, hint);
+    }
+    match app.mode() {
+        Mode::Confirm(p) => overlay::confirm(p, t, f, body),
+        Mode::Help { scroll } => overlay::help(app, *scroll, t, f, body),
+        _ => {}
+    }
+}
+
+fn too_small(f: &mut Frame, area: Rect) {
+    let text = format!(
+        "cranefleet: window {}x{} is too small; need {MIN_WIDTH}x{MIN_HEIGHT}. q quits.",
+        area.width, area.height
+    );
+    f.render_widget(Paragraph::new(text).wrap(Wrap { trim: true }), area);
+}
+
+fn header(app: &App, t: Theme, f: &mut Frame, area: Rect) {
+    let up = app.hosts.iter().filter(|h| h.state == "up").count();
+    let link = match &app.link {
+        Link::Connecting => Span::styled("connecting…", t.warn()),
+        Link::Connected(g) if g.is_empty() => Span::raw("connected"),
+        Link::Connected(g) => Span::raw(g.clone()),
+        Link::Disconnected(_) => Span::styled("DISCONNECTED (stale)", t.bad()),
+    };
+    let role = match app.role {
+        Role::Operator => Span::raw("operator"),
+        Role::Viewer => Span::styled("viewer: read-only", t.warn()),
+    };
+    let clock = schema::time::rfc3339(app.now_ms);
+    let sep = || Span::styled(" | ", t.dim());
+    let line = Line::from(vec![
+        Span::styled(" cranefleet ", t.selected()),
+        Span::raw(" "),
+        link,
+        sep(),
+        role,
+        sep(),
+        Span::raw(format!("hosts {up}/{} up", app.hosts.len())),
+        sep(),
+        Span::raw(format!("apps {}", app.apps.len())),
+        sep(),
+        Span::raw(clock.get(11..19).unwrap_or("").to_string()),
+    ]);
+    f.render_widget(Paragraph::new(line), area);
+}
+
+fn status_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
+    let (lead, ed) = match app.mode() {
+        Mode::Prompt(ed) => (":", ed),
+        Mode::Filter(ed) => ("/", ed),
+        _ => {
+            let line = match app.status() {
+                Some(s) if s.level == Level::Error => Line::from(vec![
+                    Span::styled("error: ", t.bad()),
+                    Span::raw(s.text.clone()),
+                ]),
+                Some(s) => Line::from(s.text.clone()),
+                None => Line::default(),
+            };
+            f.render_widget(Paragraph::new(line), area);
+            return;
+        }
+    };
+    // Keep the cursor on screen: show the end of a line longer than the width.
+    let width = usize::from(area.width.saturating_sub(2)).max(1);
+    let skip = ed.cursor().saturating_sub(width);
+    let shown: String = ed.text().chars().skip(skip).collect();
+    let line = Line::from(vec![Span::styled(lead, t.key()), Span::raw(shown)]);
+    f.render_widget(Paragraph::new(line), area);
+    let x = area.x + 1 + (ed.cursor() - skip) as u16;
+    f.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
+}
+
+fn hints_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
+    let pairs: Vec<(&str, &str)> = match app.mode() {
+        Mode::Confirm(crate::ops::Pending::Scale { .. }) => {
+            vec![("y", "yes"), ("n", "no"), ("+/-", "adjust")]
+        }
+        Mode::Confirm(_) => vec![("y", "yes"), ("n", "no")],
+        Mode::Prompt(_) => vec![
+            ("Enter", "run"),
+            ("Esc", "cancel"),
+            ("Tab", "complete"),
+            ("↑", "history"),
+        ],
+        Mode::Filter(_) => vec![("Enter", "apply"), ("Esc", "cancel"), ("empty", "clear")],
+        Mode::Help { .. } => vec![("Esc", "close"), ("↑↓", "scroll")],
+        Mode::Normal => keys::hints(&app.scopes(), app.role == Role::Viewer),
+    };
+    let mut spans = Vec::new();
+    let mut used = 0usize;
+    for (k, label) in pairs {
+        let w = k.chars().count() + label.chars().count() + 3;
+        if used + w > usize::from(area.width) {
+            break;
+        }
+        used += w;
+        spans.push(Span::styled(format!(" {k}"), t.key()));
+        spans.push(Span::raw(format!(" {label} ")));
+    }
+    f.render_widget(Paragraph::new(Line::from(spans)), area);
+}
+
+/// "4s ago" from an RFC 3339 time, relative to the last tick; the input as
+/// given when it does not parse, `-` when empty.
+pub(crate) fn ago(app: &App, time: &str) -> String {
+    if time.is_empty() {
+        return "-".into();
+    }
+    match schema::time::parse_rfc3339(time) {
+        Some(ms) => schema::time::ago(ms, app.now_ms),
+        None => time.to_string(),
+    }
+}

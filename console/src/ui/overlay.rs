@@ -1,0 +1,207 @@
+//! What is drawn over or under a view: the y/n confirmation, the `?` key
+//! list, and the progress of the last command per host.
+
+use ratatui::Frame;
+use ratatui::layout::{Constraint, Flex, Layout, Rect};
+use ratatui::text::{Line, Span};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
+
+use super::table::ellipsize;
+use super::{Theme, pane, state_style};
+use crate::app::{App, Role};
+use crate::keys::{KEYMAP, Scope};
+use crate::ops::{Operation, Pending};
+
+/// Rows the progress panel takes from a body of `body` rows: a title, one
+/// row per host, a note or the outcome; never more than half the body.
+pub(crate) fn ops_height(app: &App, body: u16) -> u16 {
+    let Some(op) = app.visible_operation() else {
+        return 0;
+    };
+    let want = 1 + op.hosts.len().max(1) as u16 + 1;
+    want.min(body / 2)
+}
+
+pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
+    let state = match &op.outcome {
+        None => Span::styled("running", t.warn()),
+        Some(o) if o.ok => Span::styled("done", t.good()),
+        Some(_) => Span::styled("FAILED", t.bad()),
+    };
+    let block = pane(t, op.title.clone());
+    let inner = block.inner(area);
+    f.render_widget(Clear, area);
+    f.render_widget(block, area);
+    let host_w = op
+        .hosts
+        .iter()
+        .map(|h| h.host.chars().count())
+        .max()
+        .unwrap_or(4) as u16;
+    let mut lines: Vec<Line> = op
+        .hosts
+        .iter()
+        .map(|h| {
+            // A failure is shouted in words, not only in red.
+            let (text, style) = match (h.failed, h.state.strip_prefix("failed")) {
+                (true, Some(rest)) => (format!("FAILED{rest}"), t.bad()),
+                (true, None) => (format!("FAILED: {}", h.state), t.bad()),
+                (false, _) => (h.state.clone(), state_style(t, &h.state)),
+            };
+            Line::from(vec![
+                Span::raw(format!("  {:w$}  ", h.host, w = usize::from(host_w))),
+                Span::styled(text, style),
+            ])
+        })
+        .collect();
+    if op.hosts.is_empty() && op.outcome.is_none() {
+        lines.push(Line::from(Span::styled(
+            "  waiting for the first host…",
+            t.dim(),
+        )));
+    }
+    let last = match (&op.outcome, op.notes.last()) {
+        (Some(o), _) => Line::from(vec![state, Span::raw(": "), Span::raw(o.summary.clone())]),
+        (None, Some(n)) => Line::from(vec![state, Span::raw(": "), Span::raw(n.clone())]),
+        (None, None) => Line::from(state),
+    };
+    // The outcome goes first when rows are short: it is what matters most.
+    let room = usize::from(inner.height);
+    let mut shown = vec![last];
+    shown.extend(lines.into_iter().take(room.saturating_sub(1)));
+    f.render_widget(Paragraph::new(shown), inner);
+}
+
+/// `line` cut to `width` columns, its last visible span ending in `…`.
+fn cut_line(line: Line<'static>, width: u16) -> Line<'static> {
+    let mut left = usize::from(width);
+    let mut spans = Vec::new();
+    for s in line.spans {
+        let n = s.content.chars().count();
+        if n <= left {
+            left -= n;
+            spans.push(s);
+        } else {
+            spans.push(Span::styled(ellipsize(&s.content, left as u16), s.style));
+            break;
+        }
+    }
+    Line::from(spans)
+}
+
+/// A rectangle of at most `w`×`h` centred in `area`.
+fn centered(area: Rect, w: u16, h: u16) -> Rect {
+    let [r] = Layout::horizontal([Constraint::Length(w.min(area.width))])
+        .flex(Flex::Center)
+        .areas(area);
+    let [r] = Layout::vertical([Constraint::Length(h.min(area.height))])
+        .flex(Flex::Center)
+        .areas(r);
+    r
+}
+
+pub(crate) fn confirm(p: &Pending, t: Theme, f: &mut Frame, body: Rect) {
+    let w = body.width.saturating_sub(4).min(70);
+    let question = p.question();
+    let inner_w = usize::from(w.saturating_sub(2)).max(1);
+    let text_rows = question.chars().count().div_ceil(inner_w) as u16;
+    let area = centered(body, w, text_rows + 4);
+    let mut keys = vec![
+        Span::styled("y", t.key()),
+        Span::raw(" yes   "),
+        Span::styled("n", t.key()),
+        Span::raw(" no"),
+    ];
+    if matches!(p, Pending::Scale { .. }) {
+        keys.extend([
+            Span::raw("   "),
+            Span::styled("+/-", t.key()),
+            Span::raw(" adjust"),
+        ]);
+    }
+    let block = Block::new().borders(Borders::ALL).title(Span::styled(
+        format!(" confirm {} ", p.command()),
+        t.title(),
+    ));
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(vec![
+            Line::from(question),
+            Line::default(),
+            Line::from(keys),
+        ])
+        .wrap(Wrap { trim: true })
+        .block(block),
+        area,
+    );
+}
+
+pub(crate) fn help(app: &App, scroll: u16, t: Theme, f: &mut Frame, body: Rect) {
+    // Clear the whole body: a view peeking out at the sides reads as noise.
+    f.render_widget(Clear, body);
+    let area = centered(body, body.width.min(90), body.height);
+    let read_only = app.role == Role::Viewer;
+    let mut lines: Vec<Line> = Vec::new();
+    if read_only {
+        lines.push(Line::from(Span::styled(
+            "read-only console (viewer key): keys marked [operator] are refused",
+            t.warn(),
+        )));
+    }
+    let label_w = KEYMAP
+        .iter()
+        .map(|k| k.label.chars().count())
+        .max()
+        .unwrap_or(8);
+    for scope in [Scope::Global, Scope::App, Scope::Logs, Scope::Move] {
+        lines.push(Line::from(Span::styled(
+            scope.title().to_string(),
+            t.header(),
+        )));
+        for k in KEYMAP.iter().filter(|k| k.scope == scope) {
+            let mut help = k.help.to_string();
+            if k.mutates {
+                help.push_str(" [operator]");
+            }
+            lines.push(Line::from(vec![
+                Span::styled(format!("  {:label_w$}  ", k.label), t.key()),
+                Span::raw(help),
+            ]));
+        }
+    }
+    lines.push(Line::from(Span::styled(
+        "the : prompt (CLI.md grammar)".to_string(),
+        t.header(),
+    )));
+    for (cmd, what) in [
+        ("rollback APP [--to vN]", "confirm, then progress per host"),
+        ("scale APP N", "confirm, then progress per host"),
+        (
+            "deploy APP FILE",
+            "local console only: FILE is read on this machine",
+        ),
+        ("rm APP", "confirm; releases stay in the audit log"),
+        ("logs APP [--where EXPR]", "open the logs view"),
+        ("ps [APP] | releases APP", "open the overview or an app"),
+        ("hosts | audit | help | q", ""),
+    ] {
+        lines.push(Line::from(vec![
+            Span::styled(format!("  :{cmd}  "), t.key()),
+            Span::raw(what),
+        ]));
+    }
+    let block = Block::new()
+        .borders(Borders::ALL)
+        .title(Span::styled(" keys (Esc closes) ", t.title()));
+    let inner_w = block.inner(area).width;
+    // Cut rather than wrap, so scrolling moves by whole entries.
+    let lines: Vec<Line> = lines.into_iter().map(|l| cut_line(l, inner_w)).collect();
+    let max_scroll = (lines.len() as u16).saturating_sub(block.inner(area).height);
+    f.render_widget(Clear, area);
+    f.render_widget(
+        Paragraph::new(lines)
+            .block(block)
+            .scroll((scroll.min(max_scroll), 0)),
+        area,
+    );
+}

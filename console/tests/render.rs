@@ -1,0 +1,502 @@
+//! Every view rendered into a TestBackend at 80×24 and 160×48 (and smaller),
+//! read back as text and styles.
+
+mod common;
+
+use common::*;
+use console::{Event, Front, Key, Role};
+use ratatui::style::{Color, Modifier};
+use schema::Stream;
+
+const SIZES: [(u16, u16); 2] = [(80, 24), (160, 48)];
+
+fn ticker_detail(app: &mut console::App) {
+    prompt(app, "releases ticker");
+    app.update(Event::Releases {
+        app: "ticker".into(),
+        rows: releases("ticker", 7),
+    });
+    app.update(Event::Instances {
+        app: "ticker".into(),
+        rows: instances("ticker"),
+    });
+}
+
+fn logs_of_ticker(app: &mut console::App) {
+    prompt(app, "logs ticker");
+    app.update(Event::LogRecords(vec![
+        record(
+            "ticker",
+            1,
+            "host-a",
+            Stream::Stdout,
+            "tick: 42 quotes refreshed",
+        ),
+        record(
+            "ticker",
+            1,
+            "host-b",
+            Stream::Stderr,
+            "upstream timeout after 5000ms",
+        ),
+        record(
+            "ticker",
+            2,
+            "host-a",
+            Stream::System,
+            "instance ticker-0 started",
+        ),
+    ]));
+}
+
+#[test]
+fn overview_shows_hosts_and_apps_at_a_glance() {
+    for (w, h) in SIZES {
+        let buf = render(&mut operator(), w, h);
+        let s = screen(&buf);
+        for needle in [
+            "hosts (2)",
+            "host-a",
+            "host-b",
+            "down",
+            "2s ago",
+            "256Mi",
+            "apps (3)",
+            "api",
+            "flaky",
+            "crashloop",
+            "3/3",
+            "1/2",
+            "v7",
+            "RUN/WANT",
+            "REQ/S",
+            "ops@gw:2222",
+            "operator",
+        ] {
+            assert!(s.contains(needle), "{w}x{h}: {needle:?} missing in\n{s}");
+        }
+    }
+}
+
+#[test]
+fn overview_at_160_columns_shows_labels_hosts_and_details() {
+    let s = screen(&render(&mut operator(), 160, 48));
+    for needle in [
+        "LABELS",
+        "region=eu-west",
+        "ARCH",
+        "aarch64",
+        "HOSTS",
+        "host-a,host-b",
+        "exit 101 after 2s",
+    ] {
+        assert!(s.contains(needle), "{needle:?} missing in\n{s}");
+    }
+}
+
+#[test]
+fn request_rates_show_where_known_and_a_dash_elsewhere() {
+    let mut app = operator();
+    app.update(Event::RequestRates(
+        [("api".to_string(), 123.45)].into_iter().collect(),
+    ));
+    let buf = render(&mut app, 160, 48);
+    let l = lines(&buf);
+    let api = l.iter().find(|l| l.contains(" api ")).unwrap();
+    assert!(api.contains("123.5"), "{api}");
+    let ticker = l.iter().find(|l| l.contains("ticker")).unwrap();
+    assert!(ticker.split_whitespace().any(|w| w == "-"), "{ticker}");
+}
+
+#[test]
+fn narrow_overview_drops_minor_columns_and_cuts_details_with_an_ellipsis() {
+    let buf = render(&mut operator(), 80, 24);
+    let s = screen(&buf);
+    assert!(
+        !s.contains("HOSTS "),
+        "HOSTS should be dropped at 80 columns:\n{s}"
+    );
+    let flaky = lines(&buf)
+        .into_iter()
+        .find(|l| l.contains("flaky"))
+        .unwrap();
+    assert!(
+        flaky.contains("exit 101") && flaky.trim_end().ends_with('…'),
+        "{flaky}"
+    );
+
+    let s = screen(&render(&mut operator(), 40, 16));
+    for gone in ["LABELS", "ARCH", "KIND", "REQ/S"] {
+        assert!(
+            !s.contains(gone),
+            "{gone} should be dropped at 40 columns:\n{s}"
+        );
+    }
+    for kept in ["host-a", "down", "api", "v3", "3/3"] {
+        assert!(s.contains(kept), "{kept} missing at 40 columns:\n{s}");
+    }
+}
+
+#[test]
+fn selection_is_reversed_and_marked_not_just_coloured() {
+    let mut app = operator();
+    press(&mut app, Key::Down);
+    let buf = render(&mut app, 80, 24);
+    let y = row_of(&buf, "flaky").unwrap();
+    assert!(lines(&buf)[y as usize].starts_with("> flaky"));
+    assert!(buf[(3, y)].modifier.contains(Modifier::REVERSED));
+    let api = row_of(&buf, " api ").unwrap();
+    assert!(!buf[(3, api)].modifier.contains(Modifier::REVERSED));
+}
+
+#[test]
+fn monochrome_console_uses_no_colour_but_keeps_emphasis() {
+    let mut app = operator().with_color(false);
+    ticker_detail(&mut app);
+    for buf in [render(&mut app, 80, 24), {
+        press(&mut app, Key::Esc);
+        render(&mut app, 80, 24)
+    }] {
+        let a = buf.area;
+        for y in 0..a.height {
+            for x in 0..a.width {
+                assert_eq!(
+                    buf[(x, y)].fg,
+                    Color::Reset,
+                    "colour at {x},{y}:\n{}",
+                    screen(&buf)
+                );
+            }
+        }
+    }
+    let buf = render(&mut app, 80, 24);
+    let down = row_of(&buf, "host-b").unwrap();
+    let x = lines(&buf)[down as usize].find("down").unwrap() as u16;
+    assert!(
+        buf[(x, down)].modifier.contains(Modifier::BOLD),
+        "a down host stands out without colour"
+    );
+}
+
+#[test]
+fn app_view_shows_releases_and_instances_grouped_by_host() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        ticker_detail(&mut app);
+        let buf = render(&mut app, w, h);
+        let s = screen(&buf);
+        for needle in [
+            "releases of ticker",
+            "v7",
+            "v1",
+            "active",
+            "superseded",
+            "alice",
+            "sha256:075e5e5e5e5e",
+            "instances per host (3)",
+            "ticker-0",
+            "ticker-2",
+        ] {
+            assert!(s.contains(needle), "{w}x{h}: {needle:?} missing in\n{s}");
+        }
+        // Newest release first, selected.
+        let v7 = row_of(&buf, "> v7 ").expect("v7 selected");
+        assert!(row_of(&buf, "  v6 ").unwrap() > v7);
+        // host-a's two instances name the host once.
+        let host_a_rows = lines(&buf).iter().filter(|l| l.contains("host-a")).count();
+        assert_eq!(host_a_rows, 1, "{s}");
+    }
+}
+
+#[test]
+fn app_view_says_loading_until_rows_arrive() {
+    let mut app = operator();
+    prompt(&mut app, "ps ticker");
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("loading releases…") && s.contains("loading instances…"),
+        "{s}"
+    );
+}
+
+#[test]
+fn logs_view_shows_host_stream_and_line_with_more_detail_when_wide() {
+    let mut app = operator();
+    logs_of_ticker(&mut app);
+    let s = screen(&render(&mut app, 80, 24));
+    for needle in [
+        "logs ticker | following | 3 lines",
+        "10:00:00.000",
+        "host-a out tick: 42 quotes",
+        "host-b err upstream timeout",
+        "sys instance ticker-0",
+    ] {
+        assert!(s.contains(needle), "80x24: {needle:?} missing in\n{s}");
+    }
+    assert!(
+        !s.contains("ticker-0 out"),
+        "no instance column at 80 columns:\n{s}"
+    );
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("host-a v7   ticker-0     out tick: 42"), "{s}");
+    let s = screen(&render(&mut app, 50, 12));
+    assert!(
+        !s.contains("10:00:00.000") && s.contains("host-a out tick"),
+        "{s}"
+    );
+}
+
+#[test]
+fn logs_view_truncates_long_lines_and_scrolls_them_sideways() {
+    let mut app = operator();
+    prompt(&mut app, "logs ticker");
+    let long = format!("START{}END", "x".repeat(300));
+    app.update(Event::LogRecords(vec![record(
+        "ticker",
+        1,
+        "host-a",
+        Stream::Stdout,
+        &long,
+    )]));
+    let buf = render(&mut app, 80, 24);
+    let row = lines(&buf)
+        .into_iter()
+        .find(|l| l.contains("START"))
+        .unwrap();
+    assert_eq!(row.chars().count(), 80);
+    assert!(!row.contains("END"));
+    for _ in 0..40 {
+        press(&mut app, Key::Right);
+    }
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("END") && !s.contains("START") && s.contains("col +"),
+        "{s}"
+    );
+}
+
+#[test]
+fn logs_view_title_says_paused_and_counts_new_and_filtered_lines() {
+    let mut app = operator();
+    logs_of_ticker(&mut app);
+    press(&mut app, Key::Char(' '));
+    app.update(Event::LogRecords(vec![record(
+        "ticker",
+        3,
+        "host-a",
+        Stream::Stdout,
+        "more",
+    )]));
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(s.contains("PAUSED +1 new"), "{s}");
+    press(&mut app, Key::Char('/'));
+    type_str(&mut app, "timeout");
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.lines().any(|l| l.starts_with("/timeout")),
+        "filter being typed shows in the status line:\n{s}"
+    );
+    press(&mut app, Key::Enter);
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(s.contains("/timeout 1 of 4"), "{s}");
+    assert!(
+        s.contains("upstream timeout") && !s.contains("quotes refreshed"),
+        "{s}"
+    );
+}
+
+#[test]
+fn audit_view_lists_newest_first() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        press(&mut app, Key::Char('a'));
+        app.update(Event::Audit(audit().into_iter().rev().collect()));
+        let buf = render(&mut app, w, h);
+        let s = screen(&buf);
+        assert!(
+            s.contains("audit (2, newest first)") && s.contains("alice") && s.contains("v7 -> v6"),
+            "{s}"
+        );
+        assert!(
+            row_of(&buf, "rollback").unwrap() < row_of(&buf, "ci-deploy").unwrap(),
+            "{s}"
+        );
+        assert!(s.contains("2026-01-02 09:59:00"), "{s}");
+    }
+}
+
+#[test]
+fn confirmation_dialog_names_the_change_and_the_keys() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        press(&mut app, Key::Char('G'));
+        press(&mut app, Key::Char('r'));
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("confirm rollback"), "{s}");
+        assert!(s.contains("Roll back ticker from v7 to the release"), "{s}");
+        assert!(s.contains("y yes") && s.contains("n no"), "{s}");
+    }
+}
+
+#[test]
+fn progress_panel_shows_each_host_live_then_the_outcome() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        prompt(&mut app, "rollback ticker");
+        let id = match press(&mut app, Key::Char('y')).as_slice() {
+            [console::Action::Run { id, .. }] => *id,
+            other => panic!("{other:?}"),
+        };
+        let s = screen(&render(&mut app, w, h));
+        assert!(
+            s.contains("rollback ticker")
+                && s.contains("running")
+                && s.contains("waiting for the first host"),
+            "{s}"
+        );
+        app.update(Event::CommandProgress {
+            id,
+            line: "host-a: staging".into(),
+        });
+        app.update(Event::CommandProgress {
+            id,
+            line: "host-b: failed: artifact digest mismatch".into(),
+        });
+        app.update(Event::CommandProgress {
+            id,
+            line: "host-a: active".into(),
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert!(
+            s.contains("host-a  active") && !s.contains("staging"),
+            "{s}"
+        );
+        assert!(s.contains("FAILED: artifact digest mismatch"), "{s}");
+        app.update(Event::CommandDone {
+            id,
+            code: 0,
+            stdout: r#"{"app":"ticker","from":"v7","to":"v6","switch_ms":3}"#.into(),
+            stderr: String::new(),
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("done: ticker: v7 -> v6 in 3 ms"), "{s}");
+    }
+}
+
+#[test]
+fn help_lists_every_key_and_marks_operator_only_ones() {
+    let mut app = operator();
+    press(&mut app, Key::Char('?'));
+    let s = screen(&render(&mut app, 160, 48));
+    for k in console::keys::KEYMAP {
+        assert!(s.contains(k.help), "{:?} missing from help:\n{s}", k.help);
+    }
+    assert!(
+        s.contains("roll back (in an app: to the selected release) [operator]"),
+        "{s}"
+    );
+    // At 80×24 it does not fit: it scrolls.
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("show every key") && !s.contains("hosts | audit"),
+        "{s}"
+    );
+    for _ in 0..40 {
+        press(&mut app, Key::Down);
+    }
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(s.contains("hosts | audit"), "{s}");
+}
+
+#[test]
+fn viewer_console_says_read_only_and_hides_mutating_hints() {
+    let mut app = console(Role::Viewer, Front::Remote);
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(s.contains("viewer: read-only"), "{s}");
+    assert!(!s.contains("rollback") && s.contains("logs"), "{s}");
+    press(&mut app, Key::Char('r'));
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("error: read-only console (viewer key): rollback needs an operator key"),
+        "{s}"
+    );
+}
+
+#[test]
+fn prompt_line_shows_what_is_typed_with_the_cursor_on_it() {
+    let mut app = operator();
+    press(&mut app, Key::Char(':'));
+    type_str(&mut app, "scale api 4");
+    app.update(Event::Resize {
+        width: 80,
+        height: 24,
+    });
+    let mut t = ratatui::Terminal::new(ratatui::backend::TestBackend::new(80, 24)).unwrap();
+    t.draw(|f| console::ui::draw(&app, f)).unwrap();
+    let s = screen(t.backend().buffer());
+    assert!(s.lines().any(|l| l.starts_with(":scale api 4")), "{s}");
+    assert_eq!(
+        t.get_cursor_position().unwrap(),
+        ratatui::layout::Position { x: 12, y: 22 }
+    );
+}
+
+#[test]
+fn disconnected_console_marks_its_data_stale() {
+    let mut app = operator();
+    app.update(Event::Disconnected("gateway closed the connection".into()));
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("DISCONNECTED (stale)") && s.contains("error: disconnected: gateway closed"),
+        "{s}"
+    );
+}
+
+#[test]
+fn tiny_terminal_says_it_is_too_small() {
+    let s = screen(&render(&mut operator(), 20, 5));
+    assert!(s.contains("too small"), "{s}");
+}
+
+#[test]
+fn no_view_or_overlay_panics_at_any_small_size() {
+    let mut states: Vec<console::App> = Vec::new();
+    states.push(operator());
+    let mut a = operator();
+    ticker_detail(&mut a);
+    states.push(a);
+    let mut a = operator();
+    logs_of_ticker(&mut a);
+    states.push(a);
+    let mut a = operator();
+    press(&mut a, Key::Char('a'));
+    a.update(Event::Audit(audit()));
+    states.push(a);
+    let mut a = operator();
+    press(&mut a, Key::Char('?'));
+    states.push(a);
+    let mut a = operator();
+    prompt(&mut a, "scale flaky 9");
+    states.push(a);
+    let mut a = operator();
+    prompt(&mut a, "rollback api");
+    press(&mut a, Key::Char('y'));
+    a.update(Event::CommandProgress {
+        id: 1,
+        line: "host-a: staging".into(),
+    });
+    states.push(a);
+    let mut a = operator();
+    press(&mut a, Key::Char(':'));
+    type_str(&mut a, &"x".repeat(200));
+    states.push(a);
+    for app in &mut states {
+        for w in (1..=60).step_by(3) {
+            for h in 1..=16 {
+                render(app, w, h);
+            }
+        }
+        render(app, 20, 5);
+        render(app, 0, 0);
+    }
+}
