@@ -114,13 +114,32 @@ impl Fleet {
         if failed > 0 {
             tracing::warn!(failed, "releases interrupted mid-deploy were marked failed");
         }
+        // Hosts known from before a restart count as up until they have had
+        // the usual time to report: their replicas stay where they are.
+        let known = db.call(|c| store::hosts(c)).await?;
+        let now = schema::time::now_millis();
+        let live: HashMap<String, Live> = known
+            .into_iter()
+            .map(|h| {
+                (
+                    h.name,
+                    Live {
+                        up: true,
+                        seen: Instant::now(),
+                        seen_ms: now,
+                        apps: Vec::new(),
+                        hb: None,
+                    },
+                )
+            })
+            .collect();
         let fleet = Arc::new(Fleet {
             name,
             db,
             dir,
             max_artifact_bytes: 256 << 20,
             conns: Mutex::new(HashMap::new()),
-            live: Mutex::new(HashMap::new()),
+            live: Mutex::new(live),
             op_locks: Mutex::new(HashMap::new()),
             host_locks: Mutex::new(HashMap::new()),
             connected: broadcast::channel(64).0,
@@ -176,9 +195,10 @@ impl Fleet {
             .ok_or_else(|| FleetError::UnknownApp(name.to_string()))
     }
 
-    /// Placement candidates: every known host, up or not, with the load of
-    /// every app but `except`.
-    async fn candidates(&self, except: &str) -> Result<Vec<Candidate>, FleetError> {
+    /// Placement candidates: every known host with the load of every app
+    /// but `except`. A deploy needs hosts connected now (`connected`); a
+    /// re-placement also counts hosts not yet declared down.
+    async fn candidates(&self, except: &str, connected: bool) -> Result<Vec<Candidate>, FleetError> {
         let (hosts, placements) = self
             .db
             .call(|c| Ok((store::hosts(c)?, store::placements(c)?)))
@@ -192,7 +212,7 @@ impl Fleet {
                     .filter_map(|(_, p)| p.get(&h.name))
                     .sum();
                 Candidate {
-                    up: self.is_up(&h.name) && self.conn(&h.name).is_some(),
+                    up: self.is_up(&h.name) && (!connected || self.conn(&h.name).is_some()),
                     name: h.name,
                     labels: h.labels,
                     load,
@@ -352,7 +372,7 @@ impl Fleet {
                 "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
             )));
         }
-        let candidates = self.candidates(&name).await?;
+        let candidates = self.candidates(&name, true).await?;
         let placement = placement::place(&name, manifest.kind, replicas, &manifest.labels, &candidates)?;
         // Store the artifact, content-addressed.
         let digest = sha256_hex(&bytes);
@@ -486,11 +506,17 @@ impl Fleet {
     async fn switch(&self, app: &str, target: &ReleaseRecord, who: &str, progress: &ProgressTx) -> Result<Option<Version>, FleetError> {
         let rec = self.app(app).await?;
         let mut placement = self.placement_of(app).await?;
-        if placement.keys().any(|h| !self.is_up(h)) || (placement.is_empty() && rec.replicas > 0) {
-            let c = self.candidates(app).await?;
+        if placement.is_empty() && rec.replicas > 0 {
+            let c = self.candidates(app, true).await?;
             placement = placement::place(app, target.kind, rec.replicas, &target.manifest.labels, &c)?;
         }
-        let lacking: Vec<String> = placement
+        // Hosts away now follow when they reconnect (see `reconcile`).
+        let reachable: BTreeMap<String, u32> = placement
+            .iter()
+            .filter(|(h, _)| self.conn(h).is_some())
+            .map(|(h, n)| (h.clone(), *n))
+            .collect();
+        let lacking: Vec<String> = reachable
             .keys()
             .filter(|h| !self.host_keeps(h, app, target.version))
             .cloned()
@@ -500,7 +526,7 @@ impl Fleet {
                 .await
                 .map_err(|f| FleetError::Activation(format!("staging {} failed on {f}", target.version)))?;
         }
-        let results = self.activate(app, target.version, &placement, who, progress).await;
+        let results = self.activate(app, target.version, &reachable, who, progress).await;
         let failed: Vec<String> = results
             .iter()
             .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
@@ -587,7 +613,7 @@ impl Fleet {
             .await?
             .ok_or_else(|| FleetError::UnknownApp(app.to_string()))?;
         let before = self.placement_of(app).await?;
-        let c = self.candidates(app).await?;
+        let c = self.candidates(app, true).await?;
         let after = if replicas == 0 { BTreeMap::new() } else { placement::place(app, rel.kind, replicas, &rel.manifest.labels, &c)? };
         self.apply_placement(&rel, &before, &after, who, progress).await?;
         let (a, p) = (app.to_string(), after.clone());
@@ -606,6 +632,10 @@ impl Fleet {
     /// Moves an app from one placement to another: new hosts stage and
     /// activate, changed ones rescale, dropped ones remove it.
     async fn apply_placement(&self, rel: &ReleaseRecord, before: &BTreeMap<String, u32>, after: &BTreeMap<String, u32>, who: &str, progress: &ProgressTx) -> Result<(), FleetError> {
+        // Hosts away now follow when they reconnect (see `reconcile`).
+        let before: BTreeMap<String, u32> = before.iter().filter(|(h, _)| self.conn(h).is_some()).map(|(h, n)| (h.clone(), *n)).collect();
+        let after: BTreeMap<String, u32> = after.iter().filter(|(h, _)| self.conn(h).is_some()).map(|(h, n)| (h.clone(), *n)).collect();
+        let (before, after) = (&before, &after);
         let added: Vec<String> = after.keys().filter(|h| !self.host_keeps(h, &rel.app, rel.version)).cloned().collect();
         if !added.is_empty() {
             self.stage(rel, added, who, progress)
@@ -973,7 +1003,7 @@ impl Fleet {
             let a = app.name.clone();
             let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, active)).await else { continue };
             let Ok(before) = self.placement_of(&app.name).await else { continue };
-            let Ok(c) = self.candidates(&app.name).await else { continue };
+            let Ok(c) = self.candidates(&app.name, false).await else { continue };
             let after = match placement::place(&app.name, app.kind, app.replicas, &rel.manifest.labels, &c) {
                 Ok(p) => p,
                 Err(e) => {

@@ -64,6 +64,14 @@ impl Conn {
         self.peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
     }
 
+    async fn refuse_key(&self, user: &str, key: &PublicKey) {
+        let fp = keys::fingerprint(key);
+        tracing::warn!(user, peer = %self.peer(), key = %fp, "refused an unknown key");
+        self.fleet
+            .audit(&fp, "auth", None, format!("refused: unknown key {fp} for user {user} from {}", self.peer()))
+            .await;
+    }
+
     /// Refuses a channel request: a line on stderr, exit 1, audited.
     async fn refuse(&mut self, channel: ChannelId, action: &str, why: String) {
         let who = self.key.as_ref().map(|k| k.name.clone()).unwrap_or_else(|| "unknown".into());
@@ -80,12 +88,15 @@ impl Conn {
 impl server::Handler for Conn {
     type Error = russh::Error;
 
-    async fn auth_publickey_offered(&mut self, _user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
         // Unknown keys are turned away before the client signs anything.
-        Ok(match self.lookup(offer.public_key).await {
-            Some(_) => Auth::Accept,
-            None => Auth::reject(),
-        })
+        match self.lookup(offer.public_key).await {
+            Some(_) => Ok(Auth::Accept),
+            None => {
+                self.refuse_key(user, offer.public_key).await;
+                Ok(Auth::reject())
+            }
+        }
     }
 
     async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
@@ -96,11 +107,7 @@ impl server::Handler for Conn {
                 Ok(Auth::Accept)
             }
             None => {
-                let fp = keys::fingerprint(key.public_key);
-                tracing::warn!(user, peer = %self.peer(), key = %fp, "refused an unknown key");
-                self.fleet
-                    .audit(&fp, "auth", None, format!("refused: unknown key {fp} for user {user} from {}", self.peer()))
-                    .await;
+                self.refuse_key(user, key.public_key).await;
                 Ok(Auth::reject())
             }
         }

@@ -190,6 +190,16 @@ impl Hostd {
     }
 }
 
+impl Drop for Hostd {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            let log = self.daemon_log();
+            let lines: Vec<&str> = log.lines().collect();
+            eprintln!("--- hostd log (last 60 lines) ---\n{}", lines[lines.len().saturating_sub(60)..].join("\n"));
+        }
+    }
+}
+
 /// The line of a log record.
 pub fn line(r: &Value) -> &str {
     r["line"].as_str().unwrap_or("")

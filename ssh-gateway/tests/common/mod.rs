@@ -1,0 +1,359 @@
+//! A fleet on loopback for tests: a real `ssh-gateway`, real `hostd agent`s,
+//! real SSH (russh on both sides, and OpenSSH's `ssh` where a test says so).
+
+#![allow(dead_code)]
+
+#[path = "../../../fixtures/harness.rs"]
+pub mod harness;
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+pub use harness::*;
+use serde_json::Value;
+
+pub fn gateway_bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_ssh-gateway"))
+}
+
+/// `hostd`, built as a dependency of these tests.
+pub fn hostd_bin() -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_ssh-gateway")).with_file_name("hostd");
+    assert!(p.exists(), "hostd is not built next to ssh-gateway: run `cargo build -p hostd` (cargo test --workspace does)");
+    p
+}
+
+/// An ed25519 key made by OpenSSH's ssh-keygen.
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    if !key.exists() {
+        run(
+            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&key),
+            None,
+        )
+        .ok();
+    }
+    key
+}
+
+/// A gateway, its operator and viewer keys, and the agents started on it.
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    gateway: Option<Proc>,
+    gateway_starts: u32,
+    pub agents: Vec<Agent>,
+    host_key: Option<PathBuf>,
+}
+
+pub struct Agent {
+    pub name: String,
+    pub data: PathBuf,
+    pub key: PathBuf,
+    pub http: u16,
+    proc: Option<Proc>,
+    starts: u32,
+}
+
+impl Fleet {
+    /// A gateway with an operator key `alice` and a viewer key `victor`.
+    pub fn start() -> Fleet {
+        let dir = tempfile::Builder::new().prefix("fleet").tempdir().expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
+        let mut f = Fleet {
+            port: free_port(),
+            dir,
+            gateway: None,
+            gateway_starts: 0,
+            agents: Vec::new(),
+            host_key: None,
+        };
+        let alice = keygen(f.dir.path(), "alice");
+        std::fs::copy(&alice, f.dir.path().join("home/.ssh/id_ed25519")).unwrap();
+        f.enroll("operator", &alice, "alice");
+        let victor = keygen(f.dir.path(), "victor");
+        f.enroll("viewer", &victor, "victor");
+        f.start_gateway();
+        f
+    }
+
+    pub fn path(&self, p: &str) -> PathBuf {
+        self.dir.path().join(p)
+    }
+
+    pub fn gw_data(&self) -> PathBuf {
+        self.path("gw")
+    }
+
+    pub fn addr(&self) -> String {
+        format!("127.0.0.1:{}", self.port)
+    }
+
+    pub fn enroll(&self, role: &str, key: &Path, name: &str) {
+        let mut pubkey = key.as_os_str().to_owned();
+        pubkey.push(".pub");
+        run(
+            Command::new(gateway_bin())
+                .arg("--data")
+                .arg(self.gw_data())
+                .args(["keys", "add", "--role", role, "--name", name])
+                .arg(&pubkey),
+            None,
+        )
+        .ok();
+    }
+
+    /// Starts (or restarts) the gateway on the same port and data.
+    pub fn start_gateway(&mut self) {
+        self.gateway_starts += 1;
+        let log = std::fs::File::create(self.path(&format!("gateway-{}.log", self.gateway_starts))).unwrap();
+        let mut cmd = Command::new(gateway_bin());
+        cmd.args(["serve", "--listen", &self.addr(), "--name", "testgw", "--data"])
+            .arg(self.gw_data())
+            .env("CRANEFLEET_LOG", "info,ssh_gateway=debug,russh=warn")
+            .stdout(Stdio::null())
+            .stderr(log);
+        if let Some(k) = &self.host_key {
+            cmd.arg("--host-key").arg(k);
+        }
+        self.gateway = Some(Proc::spawn("ssh-gateway", &mut cmd));
+        let addr = self.addr();
+        wait_for("the gateway to listen", || std::net::TcpStream::connect(&addr).ok().map(|_| ()));
+    }
+
+    /// Serves with a different host key from now on (the next start).
+    pub fn use_host_key(&mut self, key: PathBuf) {
+        self.host_key = Some(key);
+    }
+
+    pub fn kill_gateway(&mut self) {
+        if let Some(mut p) = self.gateway.take() {
+            p.kill9();
+        }
+    }
+
+    pub fn stop_gateway(&mut self) {
+        if let Some(mut p) = self.gateway.take() {
+            p.stop();
+        }
+    }
+
+    pub fn gateway_log(&self) -> String {
+        (1..=self.gateway_starts)
+            .map(|i| read(&self.path(&format!("gateway-{i}.log"))))
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    /// Enrolls and starts an agent named `name`; waits until it is up.
+    pub fn add_agent(&mut self, name: &str, labels: &[&str]) -> usize {
+        let key = keygen(self.dir.path(), &format!("{name}-host"));
+        self.enroll("host", &key, name);
+        let a = Agent {
+            name: name.to_string(),
+            data: self.path(name),
+            key,
+            http: free_port(),
+            proc: None,
+            starts: 0,
+        };
+        self.agents.push(a);
+        let i = self.agents.len() - 1;
+        self.start_agent(i, labels);
+        self.wait_host_up(name);
+        i
+    }
+
+    pub fn start_agent(&mut self, i: usize, labels: &[&str]) {
+        let addr = self.addr();
+        let a = &mut self.agents[i];
+        a.starts += 1;
+        let log = std::fs::File::create(a.data.with_extension(format!("log{}", a.starts))).unwrap();
+        let mut cmd = Command::new(hostd_bin());
+        cmd.args(["agent", "--gateway", &addr, "--name", &a.name, "--http", &format!("127.0.0.1:{}", a.http), "--host-key"])
+            .arg(&a.key)
+            .arg("--data")
+            .arg(&a.data)
+            .env("CRANEFLEET_LOG", "info,hostd=debug,russh=warn")
+            .env_remove("CRANEFLEET_GATEWAY")
+            .stdout(Stdio::null())
+            .stderr(log);
+        for l in labels {
+            cmd.args(["--label", l]);
+        }
+        a.proc = Some(Proc::spawn("hostd agent", &mut cmd));
+    }
+
+    pub fn kill_agent(&mut self, i: usize) {
+        if let Some(mut p) = self.agents[i].proc.take() {
+            p.kill9();
+        }
+    }
+
+    pub fn agent_log(&self, i: usize) -> String {
+        let a = &self.agents[i];
+        (1..=a.starts).map(|n| read(&a.data.with_extension(format!("log{n}")))).collect::<Vec<_>>().join("\n")
+    }
+
+    /// `hostd --gateway alice@gw …`, with a known_hosts of its own.
+    pub fn ops(&self, args: &[&str]) -> Run {
+        self.ops_stdin(args, None)
+    }
+
+    pub fn ops_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        run(
+            Command::new(hostd_bin())
+                .args(["--gateway", &format!("alice@{}", self.addr()), "--accept-new-host-key"])
+                .args(args)
+                .env("HOME", self.path("home"))
+                .env_remove("CRANEFLEET_GATEWAY")
+                .env("CRANEFLEET_LOG", "warn"),
+            stdin,
+        )
+    }
+
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        self.ops(&a).ok().json()
+    }
+
+    /// OpenSSH's client, with `key`.
+    pub fn ssh(&self, key: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        run(
+            Command::new("ssh")
+                .args(["-p", &self.port.to_string(), "-i"])
+                .arg(self.path(key))
+                .args([
+                    "-o",
+                    "StrictHostKeyChecking=no",
+                    "-o",
+                    "UserKnownHostsFile=/dev/null",
+                    "-o",
+                    "LogLevel=ERROR",
+                    "-o",
+                    "BatchMode=yes",
+                    "-o",
+                    "IdentitiesOnly=yes",
+                    &format!("{key}@127.0.0.1"),
+                ])
+                .args(args),
+            stdin,
+        )
+    }
+
+    /// `hostd --local …` on an agent's own control socket.
+    pub fn local(&self, i: usize, args: &[&str]) -> Run {
+        run(
+            Command::new(hostd_bin())
+                .arg("--data")
+                .arg(&self.agents[i].data)
+                .args(args)
+                .arg("--local")
+                .env_remove("CRANEFLEET_GATEWAY"),
+            None,
+        )
+    }
+
+    pub fn host_state(&self, name: &str) -> Option<String> {
+        let hosts = self.ops(&["hosts", "--json"]);
+        if hosts.code != 0 {
+            return None;
+        }
+        hosts.json().as_array()?.iter().find(|h| h["name"] == name).and_then(|h| h["state"].as_str().map(String::from))
+    }
+
+    pub fn wait_host_up(&self, name: &str) {
+        wait_for(&format!("host {name} to be up"), || (self.host_state(name).as_deref() == Some("up")).then_some(()));
+    }
+
+    /// Waits until `app` has `n` running instances of `release` over the fleet.
+    pub fn wait_running(&self, app: &str, release: &str, n: u64) {
+        wait_for(&format!("{app} to run {n} instances of {release}"), || {
+            let r = self.ops(&["ps", app, "--json"]);
+            if r.code != 0 {
+                return None;
+            }
+            let rows = r.json();
+            let running = rows
+                .as_array()?
+                .iter()
+                .filter(|r| r["release"] == release && r["state"] == "running")
+                .count() as u64;
+            (running == n).then_some(())
+        })
+    }
+
+    /// Instances of `app` running per host.
+    pub fn spread(&self, app: &str) -> std::collections::BTreeMap<String, u64> {
+        let mut m = std::collections::BTreeMap::new();
+        for r in self.json(&["ps", app]).as_array().unwrap() {
+            if r["state"] == "running" {
+                *m.entry(r["host"].as_str().unwrap().to_string()).or_default() += 1;
+            }
+        }
+        m
+    }
+
+    pub fn releases(&self, app: &str) -> Vec<(String, String)> {
+        self.json(&["releases", app])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["version"].as_str().unwrap().to_string(), r["state"].as_str().unwrap().to_string()))
+            .collect()
+    }
+}
+
+/// The last `n` lines of a log, for a failing test's output.
+fn tail(s: &str, n: usize) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        if std::thread::panicking() {
+            eprintln!("--- gateway log (last 60 lines) ---\n{}", tail(&self.gateway_log(), 60));
+            for i in 0..self.agents.len() {
+                eprintln!("--- {} log (last 30 lines) ---\n{}", self.agents[i].name, tail(&self.agent_log(i), 30));
+            }
+        }
+        for a in &mut self.agents {
+            if let Some(mut p) = a.proc.take() {
+                p.stop();
+            }
+        }
+        if let Some(mut p) = self.gateway.take() {
+            p.stop();
+        }
+    }
+}
+
+/// A valid module padded with a custom section to `size` bytes: big enough
+/// that fetching it through a tunnel takes a while.
+pub fn padded_wasm(base: &[u8], size: usize) -> Vec<u8> {
+    let mut out = base.to_vec();
+    let name = b"cranefleet-padding";
+    let payload = size.saturating_sub(base.len() + name.len() + 16);
+    let mut body = Vec::new();
+    leb(&mut body, name.len() as u64);
+    body.extend_from_slice(name);
+    body.resize(body.len() + payload, 0x5a);
+    out.push(0); // custom section
+    leb(&mut out, body.len() as u64);
+    out.extend_from_slice(&body);
+    out
+}
+
+fn leb(out: &mut Vec<u8>, mut v: u64) {
+    loop {
+        let b = (v & 0x7f) as u8;
+        v >>= 7;
+        if v == 0 {
+            out.push(b);
+            return;
+        }
+        out.push(b | 0x80);
+    }
+}

@@ -1,0 +1,261 @@
+//! What goes wrong: dead hosts, a dead gateway, strangers, changed keys.
+
+mod common;
+
+use std::io::BufRead;
+use std::process::{Command, Stdio};
+
+use common::*;
+
+/// A deploy of a large artifact under way: its process and its stderr lines.
+struct BigDeploy {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl BigDeploy {
+    /// Waits for the deploy to end: its exit code and all of its stderr.
+    fn finish(mut self) -> (Option<i32>, String) {
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        let _ = self.reader.join();
+        let lines = self.lines.lock().unwrap().join("\n");
+        (code, lines)
+    }
+}
+
+/// Starts a deploy of a large artifact and returns once `host` is fetching it.
+fn deploy_big_until_fetching(f: &Fleet, app: &str, host: &str) -> BigDeploy {
+    let big = padded_wasm(&std::fs::read(fixture("ticker.component.wasm")).unwrap(), 48 << 20);
+    let path = f.path("big.wasm");
+    std::fs::write(&path, &big).unwrap();
+    let mut child = Command::new(hostd_bin())
+        .args(["--gateway", &format!("alice@{}", f.addr()), "--accept-new-host-key", "deploy", app])
+        .arg(&path)
+        .env("HOME", f.path("home"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let all = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+            all.lock().unwrap().push(l.clone());
+            let _ = tx.send(l);
+        }
+    });
+    let want = format!("{host}: fetching");
+    loop {
+        let l = rx.recv_timeout(DEADLINE).expect("the deploy to start fetching");
+        if l.starts_with(&want) {
+            break;
+        }
+    }
+    BigDeploy { child, lines, reader }
+}
+
+#[test]
+fn kill_9_of_a_host_mid_deploy_fails_the_deploy_and_switches_nothing() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
+    f.wait_running("api", "v1", 2);
+    let audit_before = f.json(&["audit"]).as_array().unwrap().len();
+    let deploy = deploy_big_until_fetching(&f, "api", "h2");
+    f.kill_agent(1);
+    let (code, stderr) = deploy.finish();
+    assert_eq!(code, Some(1), "{stderr}");
+    assert!(stderr.contains("api v2 was not deployed: staging failed on h2"), "{stderr}");
+    assert!(stderr.contains("nothing was switched"), "{stderr}");
+    assert_eq!(f.releases("api"), vec![("v2".into(), "failed".into()), ("v1".into(), "active".into())]);
+    // h1 staged v2 but never switched: it still runs v1.
+    let ps = f.local(0, &["ps", "api", "--json"]).ok().json();
+    assert!(ps.as_array().unwrap().iter().filter(|r| r["state"] == "running").all(|r| r["release"] == "v1"), "{ps}");
+    let audit = f.json(&["audit"]);
+    assert!(audit.as_array().unwrap().len() > audit_before, "the failed deploy is audited");
+}
+
+#[test]
+fn kill_9_of_the_gateway_mid_deploy_loses_no_release_placement_or_audit_entry() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
+    f.ops(&["scale", "api", "3"]).ok();
+    f.wait_running("api", "v1", 3);
+    let spread = f.spread("api");
+    let audit_before = f.json(&["audit"]);
+    let deploy = deploy_big_until_fetching(&f, "api", "h1");
+    f.kill_gateway();
+    let (code, _) = deploy.finish();
+    assert_ne!(code, Some(0));
+    f.start_gateway();
+    f.wait_host_up("h1");
+    f.wait_host_up("h2");
+    assert_eq!(f.releases("api"), vec![("v2".into(), "failed".into()), ("v1".into(), "active".into())]);
+    let rel = f.json(&["releases", "api"]);
+    assert!(rel[0]["detail"].as_str().unwrap().contains("interrupted by a gateway restart"), "{rel}");
+    let audit = f.json(&["audit"]);
+    let before = audit_before.as_array().unwrap();
+    assert_eq!(&audit.as_array().unwrap()[..before.len()], &before[..], "audit entries survive");
+    f.wait_running("api", "v1", 3);
+    assert_eq!(f.spread("api"), spread, "placement survives");
+    // The fleet still deploys.
+    f.ops(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap()]).ok();
+    f.wait_running("api", "v3", 3);
+}
+
+#[test]
+fn a_silent_host_goes_down_its_replicas_move_and_placement_converges_when_it_returns() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "4", "--env", "TICK_MS=100"]).ok();
+    f.wait_running("w", "v1", 4);
+    f.kill_agent(1);
+    wait_for("h2 down", || (f.host_state("h2").as_deref() == Some("down")).then_some(()));
+    wait_for("all four replicas on h1", || {
+        let s = f.spread("w");
+        (s.get("h1") == Some(&4) && s.len() == 1).then_some(())
+    });
+    let audit = f.json(&["audit"]);
+    assert!(audit.as_array().unwrap().iter().any(|a| a["action"] == "host-down"), "{audit}");
+    f.start_agent(1, &[]);
+    f.wait_host_up("h2");
+    wait_for("placement to converge again", || {
+        let s = f.spread("w");
+        (s.get("h1") == Some(&2) && s.get("h2") == Some(&2)).then_some(())
+    });
+}
+
+#[test]
+fn viewer_unknown_and_host_keys_are_refused_and_audited() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()]).ok();
+    // A viewer reads, and is refused everything else.
+    let r = f.ssh("victor", &["ps", "--json"], None);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    for cmd in [vec!["scale", "w", "3"], vec!["rollback", "w"], vec!["rm", "w"]] {
+        let r = f.ssh("victor", &cmd, None);
+        assert_eq!(r.code, 1, "{cmd:?}");
+        assert!(r.stderr.contains("refused: the key victor is a viewer"), "{}", r.stderr);
+    }
+    // An unknown key never gets in.
+    keygen(f.dir.path(), "mallory");
+    let r = f.ssh("mallory", &["ps"], None);
+    assert_eq!(r.code, 255, "{}", r.stderr);
+    assert!(r.stderr.contains("Permission denied"), "{}", r.stderr);
+    // A host key may not run commands; an operator key may not open a tunnel.
+    let r = f.ssh("h1-host", &["ps"], None);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("enrolled as a host"), "{}", r.stderr);
+    let r = run(
+        Command::new("ssh")
+            .args(["-p", &f.port.to_string(), "-i"])
+            .arg(f.path("alice"))
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
+            .args(["-s", "alice@127.0.0.1", "cranefleet-tunnel"]),
+        Some(b""),
+    );
+    assert_ne!(r.code, 0);
+    assert!(r.stderr.contains("only host keys may open the agent tunnel"), "{}", r.stderr);
+    let audit = f.json(&["audit", "--tail", "50"]);
+    let refused: Vec<String> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["detail"].as_str().unwrap().starts_with("refused"))
+        .map(|a| format!("{} {}", a["key"].as_str().unwrap(), a["action"].as_str().unwrap()))
+        .collect();
+    for want in ["victor scale", "victor rollback", "victor rm", "h1 exec", "alice tunnel"] {
+        assert!(refused.iter().any(|r| r == want), "no refusal `{want}` in {refused:?}");
+    }
+    assert!(refused.iter().any(|r| r.starts_with("SHA256:") && r.ends_with(" auth")), "{refused:?}");
+    // Nothing changed.
+    assert_eq!(f.releases("w"), vec![("v1".into(), "active".into())]);
+}
+
+#[test]
+fn a_changed_gateway_host_key_is_refused_loudly() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=100"]).ok();
+    f.wait_running("w", "v1", 1);
+    f.stop_gateway();
+    let other = keygen(f.dir.path(), "impostor-host-key");
+    f.use_host_key(other);
+    f.start_gateway();
+    // The agent refuses to talk to a gateway with another key, and says why.
+    wait_for("the agent to refuse the new key", || {
+        f.agent_log(0).contains("THE GATEWAY'S HOST KEY HAS CHANGED").then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    assert_ne!(f.host_state("h1").as_deref(), Some("up"), "the agent must not join");
+    // Its apps keep running meanwhile.
+    let ps = f.local(0, &["ps", "--json"]).ok().json();
+    assert_eq!(ps[0]["state"], "running");
+    // The CLI checks known_hosts the same way.
+    let r = f.ops(&["ps"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("THE GATEWAY'S HOST KEY HAS CHANGED"), "{}", r.stderr);
+}
+
+#[test]
+fn a_malformed_tunnel_frame_closes_that_tunnel_not_the_gateway() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    // Speak garbage on the tunnel subsystem with a real host key.
+    let garbage = b"\x00\x00\x00\x10\x01{not json at all}\xff\xff\xff\xff";
+    let r = run(
+        Command::new("ssh")
+            .args(["-p", &f.port.to_string(), "-i"])
+            .arg(f.path("h1-host"))
+            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
+            .args(["-s", "h1@127.0.0.1", "cranefleet-tunnel"]),
+        Some(garbage),
+    );
+    assert!(String::from_utf8_lossy(r.stdout.as_bytes()).contains("malformed hello"), "{r:?}");
+    // The gateway and the real agent carry on.
+    assert_eq!(f.host_state("h1").as_deref(), Some("up"));
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()]).ok();
+    f.wait_running("w", "v1", 1);
+}
+
+#[test]
+fn a_local_rollback_while_the_gateway_is_away_is_reported_and_adopted() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
+    f.ops(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--env", "TICK_MS=100"]).ok();
+    f.wait_running("api", "v2", 2);
+    f.stop_gateway();
+    // Break-glass on h1: rollback works without the gateway; deploy does not.
+    let r = f.local(0, &["rollback", "api", "--json"]).ok().json();
+    assert_eq!(r["to"], "v1");
+    let r = f.local(0, &["deploy", "api", fixture("ticker.wasm").to_str().unwrap()]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("managed by the gateway"), "{}", r.stderr);
+    f.start_gateway();
+    f.wait_host_up("h1");
+    f.wait_host_up("h2");
+    wait_for("the fleet to follow the local rollback", || {
+        (f.releases("api") == vec![("v2".to_string(), "superseded".to_string()), ("v1".to_string(), "active".to_string())]).then_some(())
+    });
+    f.wait_running("api", "v1", 2);
+    let audit = f.json(&["audit"]);
+    let entries: Vec<(String, String)> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["app"] == "api" && a["action"] == "rollback")
+        .map(|a| (a["key"].as_str().unwrap().to_string(), a["detail"].as_str().unwrap().to_string()))
+        .collect();
+    assert!(entries.iter().any(|(k, d)| k.starts_with("local:") && k.ends_with("@h1") && d.contains("v2 -> v1")), "{entries:?}");
+    assert!(entries.iter().any(|(k, d)| k == "gateway" && d.contains("following a local rollback on h1")), "{entries:?}");
+}
