@@ -30,14 +30,14 @@ impl Gen {
         self.state ^= self.state << 17;
         let r = self.state;
         let host = ["host-a", "host-b", "host-c"][(r % 3) as usize];
-        let stream = if r % 17 == 0 {
+        let stream = if r.is_multiple_of(17) {
             Stream::Stderr
         } else {
             Stream::Stdout
         };
         let len = 20 + (r >> 8) % 180;
         let mut line = format!("req {} GET /api/items/{} ", self.seq, r % 10_000);
-        if self.seq % 10 == 0 {
+        if self.seq.is_multiple_of(10) {
             line.push_str("upstream timeout ");
         }
         while (line.len() as u64) < len {

@@ -307,7 +307,7 @@ impl App {
             Event::RequestRates(r) => self.rates = r,
             Event::Releases { app, mut rows } => {
                 if let Some(d) = self.detail.as_mut().filter(|d| d.app == app) {
-                    rows.sort_by(|a, b| b.version.cmp(&a.version));
+                    rows.sort_by_key(|r| std::cmp::Reverse(r.version));
                     d.release_sel = d.release_sel.min(rows.len().saturating_sub(1));
                     d.releases = Some(rows);
                 }

@@ -356,7 +356,7 @@ fn clean(line: String) -> String {
                 // CSI: ESC [ params final-byte; anything else: drop the ESC.
                 if chars.peek() == Some(&'[') {
                     chars.next();
-                    while let Some(c) = chars.next() {
+                    for c in chars.by_ref() {
                         if ('@'..='~').contains(&c) {
                             break;
                         }

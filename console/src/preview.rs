@@ -80,11 +80,11 @@ fn release(app: &str, v: u32, state: ReleaseState, kind: AppKind, now: i64) -> R
         version: Version(v),
         digest: format!(
             "sha256:{:016x}{:048x}",
-            u64::from(v) * 0x9e37_79b9_7f4a_7c15,
+            u64::from(v).wrapping_mul(0x9e37_79b9_7f4a_7c15),
             v
         ),
         created: rfc3339(now - i64::from(10 - v.min(9)) * 3_600_000),
-        by: if v % 2 == 0 {
+        by: if v.is_multiple_of(2) {
             "alice".into()
         } else {
             "ci-deploy".into()
@@ -419,7 +419,7 @@ pub async fn drive(
                         send.push(fleet.log_lines(&app, n, now));
                     }
                 }
-                if ticks % 20 == 0 {
+                if ticks.is_multiple_of(20) {
                     send.push(fleet.snapshot(now));
                     let rates = fleet.apps.iter().filter(|a| a.row.kind == AppKind::Http)
                         .map(|a| (a.row.app.clone(), 100.0 + fleet.rng.below(500) as f64 / 10.0)).collect::<Vec<_>>();

@@ -716,6 +716,15 @@ fn help_opens_with_question_mark_and_closes_with_esc() {
         matches!(app.mode(), Mode::Help { .. }),
         "keys under the help do nothing"
     );
+    press(&mut app, Key::End);
+    let Mode::Help { scroll: max } = *app.mode() else {
+        panic!()
+    };
+    assert!(max > 0, "at 80x24 the key list scrolls");
+    press(&mut app, Key::Down);
+    assert_eq!(app.mode(), &Mode::Help { scroll: max }, "not past the end");
+    press(&mut app, Key::Up);
+    assert_eq!(app.mode(), &Mode::Help { scroll: max - 1 });
     press(&mut app, Key::Esc);
     assert_eq!(app.mode(), &Mode::Normal);
 }

@@ -46,21 +46,21 @@ impl App {
             },
             Mode::Confirm(p) => self.confirm_key(key, p),
             Mode::Help { scroll } => {
-                self.mode = match key {
-                    Key::Esc | Key::Char('?' | 'q') | Key::Enter | Key::Ctrl('c') => Mode::Normal,
-                    Key::Up | Key::Char('k') => Mode::Help {
-                        scroll: scroll.saturating_sub(1),
-                    },
-                    Key::Down | Key::Char('j') => Mode::Help {
-                        scroll: scroll.saturating_add(1),
-                    },
-                    Key::PageUp => Mode::Help {
-                        scroll: scroll.saturating_sub(10),
-                    },
-                    Key::PageDown | Key::Char(' ') => Mode::Help {
-                        scroll: scroll.saturating_add(10),
-                    },
-                    _ => Mode::Help { scroll },
+                let max = crate::ui::help_max_scroll(self, self.size.0, self.size.1);
+                let scroll = match key {
+                    Key::Esc | Key::Char('?' | 'q') | Key::Enter | Key::Ctrl('c') => {
+                        return Vec::new();
+                    }
+                    Key::Up | Key::Char('k') => scroll.saturating_sub(1),
+                    Key::Down | Key::Char('j') => scroll.saturating_add(1),
+                    Key::PageUp => scroll.saturating_sub(10),
+                    Key::PageDown | Key::Char(' ') => scroll.saturating_add(10),
+                    Key::Home | Key::Char('g') => 0,
+                    Key::End | Key::Char('G') => max,
+                    _ => scroll,
+                };
+                self.mode = Mode::Help {
+                    scroll: scroll.min(max),
                 };
                 Vec::new()
             }

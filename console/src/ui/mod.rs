@@ -32,7 +32,7 @@ pub const MIN_HEIGHT: u16 = 7;
 /// or a word, so the monochrome theme loses emphasis, not meaning.
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Theme {
-    color: bool,
+    pub(crate) color: bool,
 }
 
 impl Theme {
@@ -110,6 +110,11 @@ pub fn logs_rows(app: &App, width: u16, height: u16) -> usize {
     let body = body_height(width, height) as u16;
     let ops = overlay::ops_height(app, body);
     usize::from(body.saturating_sub(ops).saturating_sub(1)).max(1)
+}
+
+/// How far the `?` key list can scroll at this size.
+pub fn help_max_scroll(app: &App, width: u16, height: u16) -> u16 {
+    overlay::help_max_scroll(app, body_height(width, height) as u16)
 }
 
 /// Draws the whole console into the frame.

@@ -136,10 +136,13 @@ pub(crate) fn confirm(p: &Pending, t: Theme, f: &mut Frame, body: Rect) {
     );
 }
 
-pub(crate) fn help(app: &App, scroll: u16, t: Theme, f: &mut Frame, body: Rect) {
-    // Clear the whole body: a view peeking out at the sides reads as noise.
-    f.render_widget(Clear, body);
-    let area = centered(body, body.width.min(90), body.height);
+/// Rows the key list scrolls by at most, for a body of `body` rows.
+pub(crate) fn help_max_scroll(app: &App, body: u16) -> u16 {
+    let lines = help_lines(app, Theme { color: false }).len() as u16;
+    lines.saturating_sub(body.saturating_sub(2))
+}
+
+fn help_lines(app: &App, t: Theme) -> Vec<Line<'static>> {
     let read_only = app.role == Role::Viewer;
     let mut lines: Vec<Line> = Vec::new();
     if read_only {
@@ -190,6 +193,14 @@ pub(crate) fn help(app: &App, scroll: u16, t: Theme, f: &mut Frame, body: Rect) 
             Span::raw(what),
         ]));
     }
+    lines
+}
+
+pub(crate) fn help(app: &App, scroll: u16, t: Theme, f: &mut Frame, body: Rect) {
+    // Clear the whole body: a view peeking out at the sides reads as noise.
+    f.render_widget(Clear, body);
+    let area = centered(body, body.width.min(90), body.height);
+    let lines = help_lines(app, t);
     let block = Block::new()
         .borders(Borders::ALL)
         .title(Span::styled(" keys (Esc closes) ", t.title()));
