@@ -68,7 +68,13 @@ pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, En
             .total_core_instances(2000)
             .total_component_instances(1000)
             .max_core_instance_size(4 << 20)
-            .max_component_instance_size(4 << 20);
+            .max_component_instance_size(4 << 20)
+            // http apps make an instance per request: resetting the first
+            // pages of a slot with memset is cheaper than madvise, page
+            // faults and TLB shootdowns on every request.
+            .linear_memory_keep_resident(1 << 20)
+            .table_keep_resident(64 << 10)
+            .async_stack_keep_resident(128 << 10);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     Ok(c)

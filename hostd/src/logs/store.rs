@@ -19,6 +19,9 @@ pub const DEFAULT_CAP_BYTES: u64 = 64 << 20;
 const ROW_OVERHEAD: u64 = 64;
 /// Most lines committed in one transaction.
 const BATCH: usize = 4096;
+/// How long the writer waits for more lines before committing a batch: a
+/// transaction per line would cost more than the lines themselves.
+const LINGER: std::time::Duration = std::time::Duration::from_millis(2);
 
 pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
     let mut c = open_connection(path, Durability::Normal)?;
@@ -40,13 +43,22 @@ pub fn run_writer(mut conn: Connection, rx: Receiver<Msg>, hub: Weak<Inner>, cap
         let mut replies = Vec::new();
         let mut removes = Vec::new();
         let mut next = Some(first);
+        let until = std::time::Instant::now() + LINGER;
         while let Some(m) = next {
+            let control = !matches!(m, Msg::Line(_));
             match m {
                 Msg::Line(e) => lines.push(e),
                 Msg::Flush(r) => replies.push(r),
                 Msg::Remove(app, r) => removes.push((app, r)),
             }
-            next = if lines.len() < BATCH { rx.try_recv().ok() } else { None };
+            next = if lines.len() >= BATCH {
+                None
+            } else if control {
+                // Someone waits on a flush or removal: commit now.
+                rx.try_recv().ok()
+            } else {
+                rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).ok()
+            };
         }
         let Some(inner) = hub.upgrade() else { return };
         for (app, n) in inner.take_dropped() {
