@@ -302,7 +302,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
     }
     match cmd {
         Command::Ps(a) => a.app.map(Intent::OpenApp).unwrap_or(Intent::Overview),
-        Command::Hosts => Intent::Overview,
+        Command::Hosts | Command::Watch => Intent::Overview,
         Command::Releases(a) => Intent::OpenApp(a.app),
         Command::Audit(_) => Intent::Audit,
         Command::Logs(a) => Intent::Logs {

@@ -54,6 +54,10 @@ pub enum Command {
     Hosts,
     /// Who did what, when, from which key.
     Audit(AuditArgs),
+    /// The fleet as it changes: hosts and apps now, then again on every
+    /// change (and at least every 2 s) until the client goes away; with
+    /// `--json`, one `WatchSnapshot` per line. What the console shows live.
+    Watch,
 }
 
 impl Command {
@@ -69,6 +73,7 @@ impl Command {
             Command::Rm(_) => "rm",
             Command::Hosts => "hosts",
             Command::Audit(_) => "audit",
+            Command::Watch => "watch",
         }
     }
 
@@ -76,7 +81,12 @@ impl Command {
     pub fn is_read_only(&self) -> bool {
         matches!(
             self,
-            Command::Ps(_) | Command::Releases(_) | Command::Logs(_) | Command::Hosts | Command::Audit(_)
+            Command::Ps(_)
+                | Command::Releases(_)
+                | Command::Logs(_)
+                | Command::Hosts
+                | Command::Audit(_)
+                | Command::Watch
         )
     }
 
@@ -90,7 +100,7 @@ impl Command {
             Command::Scale(a) => Some(&a.app),
             Command::Logs(a) => Some(&a.app),
             Command::Rm(a) => Some(&a.app),
-            Command::Hosts | Command::Audit(_) => None,
+            Command::Hosts | Command::Audit(_) | Command::Watch => None,
         }
     }
 }

@@ -234,6 +234,26 @@ pub struct HostRow {
     pub memory_bytes: u64,
 }
 
+/// One line of `watch --json`: the whole fleet as it is now.
+///
+/// The first line of a stream also says who is watching (`role`, `key`) and
+/// where (`gateway`), so a console can start read-only for a viewer key
+/// before it draws anything; later lines leave those out.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct WatchSnapshot {
+    pub hosts: Vec<HostRow>,
+    pub apps: Vec<PsRow>,
+    /// `operator` or `viewer`: what the watching key may do.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// The watching key's name, as the audit log shows it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key: Option<String>,
+    /// The gateway's name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway: Option<String>,
+}
+
 /// What `deploy` answers once the release is active.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct DeployOutcome {

@@ -108,6 +108,14 @@ pub async fn run(ctx: &mut Ctx<'_>, cl: CommandLine) -> i32 {
         Command::Rm(a) => rm::execute(ctx, a).await,
         Command::Hosts => hosts::execute(ctx).await,
         Command::Audit(a) => audit::execute(ctx, a).await,
+        // A host has no fleet to watch; the gateway streams it.
+        Command::Watch => {
+            let _ = ctx
+                .out
+                .stderr("error: watch needs a gateway: `hostd --gateway GW watch` or `ssh -p 2222 GW watch`\n")
+                .await;
+            return 2;
+        }
     };
     match result {
         Ok(()) => 0,
