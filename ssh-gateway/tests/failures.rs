@@ -24,8 +24,8 @@ impl BigDeploy {
     }
 }
 
-/// Starts a deploy of a large artifact and returns once `host` is fetching it.
-fn deploy_big_until_fetching(f: &Fleet, app: &str, host: &str) -> BigDeploy {
+/// Starts a deploy of a large artifact and returns once `host` reports `progress`.
+fn deploy_big_until(f: &Fleet, app: &str, host: &str, progress: &str) -> BigDeploy {
     let big = padded_wasm(&std::fs::read(fixture("ticker.component.wasm")).unwrap(), 48 << 20);
     let path = f.path("big.wasm");
     std::fs::write(&path, &big).unwrap();
@@ -47,7 +47,7 @@ fn deploy_big_until_fetching(f: &Fleet, app: &str, host: &str) -> BigDeploy {
             let _ = tx.send(l);
         }
     });
-    let want = format!("{host}: fetching");
+    let want = format!("{host}: {progress}");
     loop {
         let l = rx.recv_timeout(DEADLINE).expect("the deploy to start fetching");
         if l.starts_with(&want) {
@@ -65,7 +65,8 @@ fn kill_9_of_a_host_mid_deploy_fails_the_deploy_and_switches_nothing() {
     f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
     f.wait_running("api", "v1", 2);
     let audit_before = f.json(&["audit"]).as_array().unwrap().len();
-    let deploy = deploy_big_until_fetching(&f, "api", "h2");
+    // Cut h2 once it has part of the artifact, so its next fetch can resume.
+    let deploy = deploy_big_until(&f, "api", "h2", "fetched 25%");
     f.kill_agent(1);
     let (code, stderr) = deploy.finish();
     assert_eq!(code, Some(1), "{stderr}");
@@ -77,6 +78,14 @@ fn kill_9_of_a_host_mid_deploy_fails_the_deploy_and_switches_nothing() {
     assert!(ps.as_array().unwrap().iter().filter(|r| r["state"] == "running").all(|r| r["release"] == "v1"), "{ps}");
     let audit = f.json(&["audit"]);
     assert!(audit.as_array().unwrap().len() > audit_before, "the failed deploy is audited");
+    // h2 returns; deploying the same artifact again resumes its cut fetch.
+    f.start_agent(1, &[]);
+    f.wait_host_up("h2");
+    let r = f.ops(&["deploy", "api", f.path("big.wasm").to_str().unwrap()]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stderr.contains("h2: resuming fetch at"), "the fetch starts over instead of resuming:\n{}", r.stderr);
+    assert!(r.stderr.contains("h1: artifact already here"), "{}", r.stderr);
+    f.wait_running("api", "v3", 2);
 }
 
 #[test]
@@ -89,7 +98,7 @@ fn kill_9_of_the_gateway_mid_deploy_loses_no_release_placement_or_audit_entry() 
     f.wait_running("api", "v1", 3);
     let spread = f.spread("api");
     let audit_before = f.json(&["audit"]);
-    let deploy = deploy_big_until_fetching(&f, "api", "h1");
+    let deploy = deploy_big_until(&f, "api", "h1", "fetching");
     f.kill_gateway();
     let (code, _) = deploy.finish();
     assert_ne!(code, Some(0));
