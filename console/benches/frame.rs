@@ -72,6 +72,7 @@ fn console_with(lines: usize, feed: &mut Gen) -> (App, Duration) {
         started: None,
         next_run: None,
         detail: None,
+        rps: None,
     };
     app.update(Event::Snapshot {
         hosts: vec![],

@@ -125,6 +125,7 @@ impl Fleet {
                         started: Some(rfc3339(now - 3_600_000)),
                         next_run: None,
                         detail: detail.map(Into::into),
+                        rps: None,
                     },
                     releases,
                 }

@@ -182,6 +182,9 @@ pub struct PsRow {
     /// Why the app or instance is in its state (last exit, crash loop…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// http apps: requests per second over the last 10 s.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rps: Option<f64>,
 }
 
 /// One row of `releases APP`.

@@ -773,6 +773,7 @@ impl Fleet {
                         instance: None,
                         started: None,
                         next_run: rows.iter().find_map(|r| r.next_run.clone()),
+                        rps: rows.iter().filter_map(|r| r.rps).reduce(|a, b| a + b),
                         detail: if down.is_empty() {
                             rows.iter().find_map(|r| r.detail.clone())
                         } else {

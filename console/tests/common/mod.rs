@@ -52,6 +52,7 @@ pub fn app_row(
         started: Some(at(3_600_000)),
         next_run: None,
         detail: None,
+        rps: None,
     }
 }
 

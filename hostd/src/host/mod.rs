@@ -558,6 +558,7 @@ impl Host {
             started: st.started.map(schema::time::rfc3339),
             next_run: st.next_run.map(schema::time::rfc3339),
             detail: st.detail.clone(),
+            rps: st.rps,
         }
     }
 
@@ -575,6 +576,7 @@ impl Host {
                 next_run: None,
                 started: None,
                 memory: 0,
+                rps: None,
                 instances: Vec::new(),
             },
         }

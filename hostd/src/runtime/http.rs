@@ -44,6 +44,8 @@ pub struct HttpRoute {
     pub requests: AtomicU64,
     /// Responses with a 5xx status, ours or the app's.
     pub errors: AtomicU64,
+    /// Requests, errors and latency over a sliding window (health rules, req/s).
+    pub metrics: super::metrics::Window,
     next_id: AtomicU64,
 }
 
@@ -58,6 +60,7 @@ impl HttpRoute {
             in_flight: AtomicU32::new(0),
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
+            metrics: super::metrics::Window::default(),
             next_id: AtomicU64::new(0),
         }
     }
@@ -244,11 +247,13 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
+    let started = Instant::now();
     route.requests.fetch_add(1, Ordering::Relaxed);
     let resp = serve_inner(rt, route, req, body_exceeded).await;
     if resp.status().is_server_error() {
         route.errors.fetch_add(1, Ordering::Relaxed);
     }
+    route.metrics.record(resp.status().as_u16(), started.elapsed());
     resp
 }
 

@@ -1,6 +1,7 @@
 //! Running apps: one engine, linkers prepared once, and per-app supervisors.
 
 pub mod http;
+pub mod metrics;
 mod instance;
 mod job;
 pub mod state;

@@ -85,6 +85,8 @@ pub struct AppStatus {
     pub next_run: Option<i64>,
     pub started: Option<i64>,
     pub memory: u64,
+    /// http apps: requests per second over the last 10 s.
+    pub rps: Option<f64>,
     pub instances: Vec<InstanceStatus>,
 }
 
@@ -285,10 +287,12 @@ impl AppRuntime {
             .iter()
             .filter(|i| i.state == "running" && Some(i.release) == release)
             .count() as u32;
+        let mut rps = None;
         if g.kind == AppKind::Http
             && let Some(route) = self.rt.routes.get(&self.name)
         {
             running = route.in_flight.load(Ordering::SeqCst);
+            rps = Some(route.metrics.snapshot(std::time::Duration::from_secs(10)).rps);
         }
         let restarts = instances.iter().map(|i| i.restarts).sum();
         let memory = instances.iter().map(|i| i.memory.load(Ordering::Relaxed)).sum();
@@ -332,6 +336,7 @@ impl AppRuntime {
             next_run,
             started,
             memory,
+            rps,
             instances,
         }
     }
