@@ -10,7 +10,10 @@
 //!
 //! `FILTER_DIFF_CASES=N` changes how many expressions are generated.
 
-use hostd::filter::{CompiledFilter, CompiledRule, RecordRef};
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+
+use hostd::filter::{CompiledFilter, CompiledRule};
 use proptest::prelude::*;
 use proptest::test_runner::{Config, TestRunner};
 use schema::LogRecord;
@@ -19,7 +22,10 @@ use schema::names::Version;
 use schema::types::Stream;
 
 fn cases(default: u32) -> u32 {
-    std::env::var("FILTER_DIFF_CASES").ok().and_then(|s| s.parse().ok()).unwrap_or(default)
+    std::env::var("FILTER_DIFF_CASES")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(default)
 }
 
 // ---------------------------------------------------------------- literals
@@ -32,8 +38,28 @@ fn quoted(s: &str) -> String {
 fn text_literal() -> impl Strategy<Value = String> {
     prop_oneof![
         prop::sample::select(vec![
-            "api", "web", "ap", "apj", "h1", "h2", "api-1", "", "2026-05-01", "2026-05-01T12:00:00Z", "timeout",
-            "status", "{", "err", "5", "500", "upstream timeout", "é", "a\"b", "WARN", "warn", "x",
+            "api",
+            "web",
+            "ap",
+            "apj",
+            "h1",
+            "h2",
+            "api-1",
+            "",
+            "2026-05-01",
+            "2026-05-01T12:00:00Z",
+            "timeout",
+            "status",
+            "{",
+            "err",
+            "5",
+            "500",
+            "upstream timeout",
+            "é",
+            "a\"b",
+            "WARN",
+            "warn",
+            "x",
         ])
         .prop_map(str::to_string),
         "[a-z0-9 {}:\"é-]{0,8}",
@@ -42,8 +68,21 @@ fn text_literal() -> impl Strategy<Value = String> {
 
 fn regex_literal() -> impl Strategy<Value = String> {
     let pattern = prop::sample::select(vec![
-        "a", "^api", r"\d+", "time(d )?out", "(?i)error", "^$", "[a-z]+-[0-9]", "é", ".", "x|y", r"^\{", "5..",
-        r#""status""#, "(?i)^warn", "^h[12]$",
+        "a",
+        "^api",
+        r"\d+",
+        "time(d )?out",
+        "(?i)error",
+        "^$",
+        "[a-z]+-[0-9]",
+        "é",
+        ".",
+        "x|y",
+        r"^\{",
+        "5..",
+        r#""status""#,
+        "(?i)^warn",
+        "^h[12]$",
     ]);
     (pattern, any::<bool>()).prop_map(|(p, slash)| if slash { format!("/{p}/") } else { quoted(p) })
 }
@@ -56,24 +95,39 @@ fn number_literal(negative: bool) -> impl Strategy<Value = String> {
     let lo = if negative { -1000i64 } else { 0 };
     prop_oneof![
         (lo..1000i64).prop_map(|n| n.to_string()),
-        prop::sample::select(vec![0i64, 1, 42, 200, 500, 503, 9_007_199_254_740_993, i64::MAX])
-            .prop_map(|n| n.to_string()),
+        prop::sample::select(vec![
+            0i64,
+            1,
+            42,
+            200,
+            500,
+            503,
+            9_007_199_254_740_993,
+            i64::MAX
+        ])
+        .prop_map(|n| n.to_string()),
         ((lo * 100)..100_000i64).prop_map(|n| format!("{}.{:02}", n / 100, (n % 100).abs())),
-        (0u32..5000, prop::sample::select(vec!["ms", "s", "m"])).prop_map(|(n, u)| format!("{n}{u}")),
+        (0u32..5000, prop::sample::select(vec!["ms", "s", "m"]))
+            .prop_map(|(n, u)| format!("{n}{u}")),
         Just("1.5s".to_string()),
         Just("1e3".to_string()),
     ]
 }
 
 const LEVEL_WORDS: &[&str] = &[
-    "trace", "debug", "info", "warn", "error", "fatal", "warning", "ERR", "Critical", "notice", "TRACE", "Info",
+    "trace", "debug", "info", "warn", "error", "fatal", "warning", "ERR", "Critical", "notice",
+    "TRACE", "Info",
 ];
 
 // ------------------------------------------------------------- comparisons
 
 /// Swaps sides of an ordering comparison now and then (`500 <= status`).
 fn maybe_flip(field: String, op: &str, lit: String, flip: bool) -> String {
-    if flip { format!("{lit} {op} {field}") } else { format!("{field} {op} {lit}") }
+    if flip {
+        format!("{lit} {op} {field}")
+    } else {
+        format!("{field} {op} {lit}")
+    }
 }
 
 fn text_comparison(fields: &'static [&'static str]) -> impl Strategy<Value = String> {
@@ -81,8 +135,13 @@ fn text_comparison(fields: &'static [&'static str]) -> impl Strategy<Value = Str
     prop_oneof![
         (field.clone(), cmp_op(), text_literal(), any::<bool>())
             .prop_map(|(f, op, lit, flip)| maybe_flip(f.to_string(), op, quoted(&lit), flip)),
-        (field.clone(), text_literal()).prop_map(|(f, lit)| format!("{f} contains {}", quoted(&lit))),
-        (field, prop::sample::select(vec!["~", "!~"]), regex_literal())
+        (field.clone(), text_literal())
+            .prop_map(|(f, lit)| format!("{f} contains {}", quoted(&lit))),
+        (
+            field,
+            prop::sample::select(vec!["~", "!~"]),
+            regex_literal()
+        )
             .prop_map(|(f, op, re)| format!("{f} {op} {re}")),
     ]
 }
@@ -121,16 +180,18 @@ fn expression() -> impl Strategy<Value = String> {
         prop_oneof![
             inner.clone().prop_map(|e| format!("!({e})")),
             inner.clone().prop_map(|e| format!("({e})")),
-            (prop::collection::vec(inner.clone(), 2..4), prop::collection::vec(any::<bool>(), 3)).prop_map(
-                |(terms, ors)| {
+            (
+                prop::collection::vec(inner.clone(), 2..4),
+                prop::collection::vec(any::<bool>(), 3)
+            )
+                .prop_map(|(terms, ors)| {
                     let mut s = terms[0].clone();
                     for (t, or) in terms[1..].iter().zip(ors) {
                         s.push_str(if or { " || " } else { " && " });
                         s.push_str(t);
                     }
                     s
-                }
-            ),
+                }),
         ]
     })
 }
@@ -150,20 +211,40 @@ fn json_string() -> impl Strategy<Value = String> {
 
 fn json_value(key: &'static str) -> BoxedStrategy<String> {
     let level = prop_oneof![
-        (prop::sample::select(LEVEL_WORDS), any::<bool>())
-            .prop_map(|(l, up)| format!("\"{}\"", if up { l.to_uppercase() } else { l.to_string() })),
-        prop::sample::select(vec!["10", "20", "30", "40", "50", "60", "35", "30.0", "\"loud\"", "\"\""])
-            .prop_map(str::to_string),
+        (prop::sample::select(LEVEL_WORDS), any::<bool>()).prop_map(|(l, up)| format!(
+            "\"{}\"",
+            if up { l.to_uppercase() } else { l.to_string() }
+        )),
+        prop::sample::select(vec![
+            "10", "20", "30", "40", "50", "60", "35", "30.0", "\"loud\"", "\"\""
+        ])
+        .prop_map(str::to_string),
     ];
     let number = prop_oneof![
         (-1000i64..1000).prop_map(|n| n.to_string()),
         (100i64..600).prop_map(|n| n.to_string()),
         (-100_000i64..100_000).prop_map(|n| format!("{}.{}", n / 100, (n % 100).abs())),
-        prop::sample::select(vec!["503", "500", "42", "-0", "0.0", "1e3", "18446744073709551616", "9007199254740993"])
-            .prop_map(str::to_string),
+        prop::sample::select(vec![
+            "503",
+            "500",
+            "42",
+            "-0",
+            "0.0",
+            "1e3",
+            "18446744073709551616",
+            "9007199254740993"
+        ])
+        .prop_map(str::to_string),
     ];
-    let other = prop::sample::select(vec!["true", "false", "null", "[1, 2]", r#"{"a": {"b": [1]}}"#, "[]"])
-        .prop_map(str::to_string);
+    let other = prop::sample::select(vec![
+        "true",
+        "false",
+        "null",
+        "[1, 2]",
+        r#"{"a": {"b": [1]}}"#,
+        "[]",
+    ])
+    .prop_map(str::to_string);
     match key {
         "level" => prop_oneof![4 => level, 1 => json_string(), 1 => other].boxed(),
         "msg" | "user" => prop_oneof![4 => json_string(), 1 => number, 1 => other].boxed(),
@@ -172,12 +253,28 @@ fn json_value(key: &'static str) -> BoxedStrategy<String> {
 }
 
 fn json_line() -> impl Strategy<Value = String> {
-    let key = prop::sample::select(vec!["status", "latency_ms", "level", "msg", "user", "ok", "host", "extra"]);
+    let key = prop::sample::select(vec![
+        "status",
+        "latency_ms",
+        "level",
+        "msg",
+        "user",
+        "ok",
+        "host",
+        "extra",
+    ]);
     let pair = key.prop_flat_map(|k| {
-        let escaped_key = prop::sample::select(vec![format!("\"{k}\""), format!("\"{k}\""), format!("\"\\u00{:02x}{}\"", k.as_bytes()[0], &k[1..])]);
+        let escaped_key = prop::sample::select(vec![
+            format!("\"{k}\""),
+            format!("\"{k}\""),
+            format!("\"\\u00{:02x}{}\"", k.as_bytes()[0], &k[1..]),
+        ]);
         (escaped_key, json_value(k)).prop_map(|(k, v)| format!("{k}: {v}"))
     });
-    (prop::collection::vec(pair, 0..6), prop::sample::select(vec!["", " ", "\n"]))
+    (
+        prop::collection::vec(pair, 0..6),
+        prop::sample::select(vec!["", " ", "\n"]),
+    )
         .prop_map(|(pairs, ws)| format!("{ws}{{{}}}{ws}", pairs.join(", ")))
 }
 
@@ -199,35 +296,59 @@ fn record() -> impl Strategy<Value = LogRecord> {
         prop::sample::select(vec!["h1", "h2", "host-3", ""]),
         prop::sample::select(vec!["api", "web", "ap", "apj"]),
         prop::sample::select(vec!["api-1", "web-2", "x"]),
-        prop::sample::select(vec!["2026-05-01T12:00:00Z", "2026-04-30T23:59:59Z", "2026-05-02T00:00:00.5Z"]),
-        prop_oneof![0u64..100, Just(u64::MAX), Just((1u64 << 53) + 1), any::<u64>()],
+        prop::sample::select(vec![
+            "2026-05-01T12:00:00Z",
+            "2026-04-30T23:59:59Z",
+            "2026-05-02T00:00:00.5Z",
+        ]),
+        prop_oneof![
+            0u64..100,
+            Just(u64::MAX),
+            Just((1u64 << 53) + 1),
+            any::<u64>()
+        ],
         prop::option::of(1u32..12),
         prop::sample::select(vec![Stream::Stdout, Stream::Stderr, Stream::System]),
         line(),
     )
-        .prop_map(|(host, app, instance, time, seq, release, stream, line)| LogRecord {
-            seq,
-            time: time.into(),
-            host: host.into(),
-            app: app.into(),
-            release: release.map(Version),
-            instance: instance.into(),
-            stream,
-            line,
-            partial: false,
-        })
+        .prop_map(
+            |(host, app, instance, time, seq, release, stream, line)| LogRecord {
+                seq,
+                time: time.into(),
+                host: host.into(),
+                app: app.into(),
+                release: release.map(Version),
+                instance: instance.into(),
+                stream,
+                line,
+                partial: false,
+            },
+        )
 }
 
 // ------------------------------------------------------------------- tests
 
 #[test]
 fn compiled_filters_agree_with_the_interpreter() {
-    let mut runner = TestRunner::new(Config { cases: cases(1500), ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(2500),
+        ..Config::default()
+    });
     let strategy = (expression(), prop::collection::vec(record(), 1..24));
+    // How often records matched, and how many batches had both outcomes: a
+    // generator whose expressions were always true or always false would
+    // make agreement meaningless.
+    let (evaluated, matched, mixed) = (
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+        AtomicUsize::new(0),
+    );
     runner
         .run(&strategy, |(src, records)| {
-            let filter = parse_filter(&src).map_err(|e| TestCaseError::fail(format!("generated {src:?}: {e}")))?;
-            let compiled = CompiledFilter::compile(&filter).map_err(|e| TestCaseError::fail(format!("{src}: {e}")))?;
+            let filter = parse_filter(&src)
+                .map_err(|e| TestCaseError::fail(format!("generated {src:?}: {e}")))?;
+            let compiled = CompiledFilter::compile(&filter)
+                .map_err(|e| TestCaseError::fail(format!("{src}: {e}")))?;
             let want: Vec<bool> = records.iter().map(|r| filter.matches(r)).collect();
             let mut got = Vec::new();
             compiled.matches_batch(&records, &mut got);
@@ -235,29 +356,61 @@ fn compiled_filters_agree_with_the_interpreter() {
                 prop_assert_eq!(got[i], want[i], "batch: {} on {:?}", src, r);
                 prop_assert_eq!(compiled.matches(r), want[i], "single: {} on {:?}", src, r);
             }
-            let refs: Vec<RecordRef> = records.iter().map(RecordRef::new).collect();
-            let mut flags = vec![false; refs.len()];
-            compiled.matches_refs(&refs, &mut flags);
-            prop_assert_eq!(flags, want, "refs: {}", src);
+            let mut flags = vec![false; records.len()];
+            compiled.matches_into(&records, &mut flags);
+            prop_assert_eq!(&flags, &want, "into: {}", src);
+            let hits = want.iter().filter(|&&b| b).count();
+            evaluated.fetch_add(want.len(), Relaxed);
+            matched.fetch_add(hits, Relaxed);
+            if hits > 0 && hits < want.len() {
+                mixed.fetch_add(1, Relaxed);
+            }
             Ok(())
         })
         .unwrap_or_else(|e| panic!("{e}"));
+    let (evaluated, matched, mixed) = (
+        evaluated.into_inner(),
+        matched.into_inner(),
+        mixed.into_inner(),
+    );
+    println!("{evaluated} evaluations, {matched} matched, {mixed} batches with both outcomes");
+    let rate = matched as f64 / evaluated as f64;
+    assert!(
+        (0.1..0.9).contains(&rate),
+        "generator degenerate: {rate:.2} of records match"
+    );
+    assert!(
+        mixed * 5 >= cases(2500) as usize,
+        "too few batches with both outcomes: {mixed}"
+    );
 }
 
 fn rule() -> impl Strategy<Value = String> {
     let leaf = prop_oneof![
-        (prop::sample::select(vec!["requests", "errors", "restarts"]), cmp_op(), prop_oneof![
-            (0u64..300).prop_map(|n| n.to_string()),
-            Just("9007199254740993".to_string()),
-            (0u32..3000).prop_map(|n| format!("{}.{}", n / 10, n % 10)),
-        ])
+        (
+            prop::sample::select(vec!["requests", "errors", "restarts"]),
+            cmp_op(),
+            prop_oneof![
+                (0u64..300).prop_map(|n| n.to_string()),
+                Just("9007199254740993".to_string()),
+                (0u32..3000).prop_map(|n| format!("{}.{}", n / 10, n % 10)),
+            ]
+        )
             .prop_map(|(m, op, n)| format!("{m} {op} {n}")),
-        (prop::sample::select(vec!["error_rate", "p50_ms", "p99_ms"]), cmp_op(), prop_oneof![
-            (0u32..1000).prop_map(|n| format!("0.{n:03}")),
-            (0u32..2000).prop_map(|n| n.to_string()),
-        ])
+        (
+            prop::sample::select(vec!["error_rate", "p50_ms", "p99_ms"]),
+            cmp_op(),
+            prop_oneof![
+                (0u32..1000).prop_map(|n| format!("0.{n:03}")),
+                (0u32..2000).prop_map(|n| n.to_string()),
+            ]
+        )
             .prop_map(|(m, op, n)| format!("{m} {op} {n}")),
-        (prop::sample::select(vec!["p50_ms", "p99_ms"]), cmp_op(), (0u32..3000).prop_map(|n| format!("{n}ms")))
+        (
+            prop::sample::select(vec!["p50_ms", "p99_ms"]),
+            cmp_op(),
+            (0u32..3000).prop_map(|n| format!("{n}ms"))
+        )
             .prop_map(|(m, op, n)| format!("{m} {op} {n}")),
     ];
     leaf.prop_recursive(3, 12, 3, |inner| {
@@ -277,26 +430,39 @@ fn metrics() -> impl Strategy<Value = Metrics> {
         Just(f64::NAN),
         Just(-0.0),
     ]);
-    (count.clone(), count.clone(), float.clone(), float.clone(), float, count).prop_map(
-        |(requests, errors, error_rate, p50_ms, p99_ms, restarts)| Metrics {
-            requests,
-            errors,
-            error_rate,
-            p50_ms,
-            p99_ms,
-            restarts,
-        },
+    (
+        count.clone(),
+        count.clone(),
+        float.clone(),
+        float.clone(),
+        float,
+        count,
     )
+        .prop_map(
+            |(requests, errors, error_rate, p50_ms, p99_ms, restarts)| Metrics {
+                requests,
+                errors,
+                error_rate,
+                p50_ms,
+                p99_ms,
+                restarts,
+            },
+        )
 }
 
 #[test]
 fn compiled_rules_agree_with_the_interpreter() {
-    let mut runner = TestRunner::new(Config { cases: cases(1500) / 3, ..Config::default() });
+    let mut runner = TestRunner::new(Config {
+        cases: cases(2500) / 4,
+        ..Config::default()
+    });
     let strategy = (rule(), prop::collection::vec(metrics(), 1..16));
     runner
         .run(&strategy, |(src, ms)| {
-            let rule = parse_rule(&src).map_err(|e| TestCaseError::fail(format!("generated {src:?}: {e}")))?;
-            let compiled = CompiledRule::compile(&rule).map_err(|e| TestCaseError::fail(format!("{src}: {e}")))?;
+            let rule = parse_rule(&src)
+                .map_err(|e| TestCaseError::fail(format!("generated {src:?}: {e}")))?;
+            let compiled = CompiledRule::compile(&rule)
+                .map_err(|e| TestCaseError::fail(format!("{src}: {e}")))?;
             for m in &ms {
                 prop_assert_eq!(compiled.eval(m), rule.eval(m), "{} on {:?}", src, m);
                 prop_assert_eq!(compiled.explain(m).tripped, rule.eval(m));

@@ -3,14 +3,14 @@
 //! A filter becomes one function that runs the batch loop itself:
 //!
 //! ```text
-//! fn(ctx: *mut EvalCtx, records: *const RawRecord, n: usize, out: *mut u8)
+//! fn(ctx: *mut EvalCtx, records: *const LogRecord, n: usize, out: *mut u8)
 //!     for i in 0..n { out[i] = expr(&records[i]) }
 //! ```
 //!
 //! and a rule `fn(metrics: *const MetricsRef) -> u8`. Expressions compile to
 //! branches (`&&`/`||` short-circuit exactly as the interpreter does, so a JSON
 //! line is only parsed when a JSON field is reached). Record fields are loaded
-//! inline; equality with a short string literal is a length check and a few
+//! inline, in place (see `layout.rs`); equality with a short string literal is a length check and a few
 //! word compares; everything else (ordering of text, `contains`, regex, JSON
 //! lookups) calls a helper of `runtime.rs`.
 
@@ -20,8 +20,8 @@ use std::sync::OnceLock;
 
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{
-    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind, Type, UserFuncName,
-    Value, types,
+    AbiParam, Block, FuncRef, InstBuilder, MemFlagsData, Signature, StackSlotData, StackSlotKind,
+    Type, UserFuncName, Value, types,
 };
 use cranelift_codegen::isa::OwnedTargetIsa;
 use cranelift_codegen::settings::{self, Configurable};
@@ -29,10 +29,10 @@ use cranelift_frontend::{FunctionBuilder, FunctionBuilderContext};
 use cranelift_jit::{JITBuilder, JITModule};
 use cranelift_module::{Linkage, Module};
 use regex::Regex;
-use schema::expr::{CmpOp, Comparison, Expr, Metric, Subject, Test, TextField};
+use schema::expr::{CmpOp, Comparison, Expr, Metric, Subject, Test};
 
 use super::JitError;
-use super::record::{MetricsRef, RawRecord, StrRef, stream_code};
+use super::layout::{Layout, MetricsRef};
 use super::runtime::{self, Ty};
 
 /// Longest string literal compared inline (word loads) rather than by a call.
@@ -41,6 +41,9 @@ const INLINE_EQ_MAX: usize = 32;
 /// Data the compiled code points at; must live as long as the code.
 #[derive(Default)]
 pub(crate) struct Keep {
+    /// Boxed: the code holds each `Regex`'s own address, which must not move
+    /// when this `Vec` grows.
+    #[allow(clippy::vec_box)]
     regexes: Vec<Box<Regex>>,
     bytes: Vec<Box<[u8]>>,
 }
@@ -48,7 +51,7 @@ pub(crate) struct Keep {
 /// What is being compiled.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Shape {
-    /// `fn(ctx, records, n, out)` over `RawRecord`s.
+    /// `fn(ctx, records, n, out)` over `LogRecord`s.
     Filter,
     /// `fn(metrics) -> u8` over a `MetricsRef`.
     Rule,
@@ -60,14 +63,25 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
     static ISA: OnceLock<Result<OwnedTargetIsa, String>> = OnceLock::new();
     ISA.get_or_init(|| {
         let mut flags = settings::builder();
-        let set = |flags: &mut settings::Builder, k: &str, v: &str| flags.set(k, v).map_err(|e| format!("{k}={v}: {e}"));
+        let set = |flags: &mut settings::Builder, k: &str, v: &str| {
+            flags.set(k, v).map_err(|e| format!("{k}={v}: {e}"))
+        };
         // JIT code and helpers may be far apart: no colocated calls, no PIC.
         set(&mut flags, "use_colocated_libcalls", "false")?;
         set(&mut flags, "is_pic", "false")?;
         set(&mut flags, "opt_level", "speed")?;
-        set(&mut flags, "enable_verifier", if cfg!(debug_assertions) { "true" } else { "false" })?;
+        set(
+            &mut flags,
+            "enable_verifier",
+            if cfg!(debug_assertions) {
+                "true"
+            } else {
+                "false"
+            },
+        )?;
         let isa = cranelift_native::builder().map_err(|e| e.to_string())?;
-        isa.finish(settings::Flags::new(flags)).map_err(|e| e.to_string())
+        isa.finish(settings::Flags::new(flags))
+            .map_err(|e| e.to_string())
     })
     .clone()
     .map_err(JitError::Unsupported)
@@ -75,8 +89,13 @@ fn isa() -> Result<OwnedTargetIsa, JitError> {
 
 /// Compiles `expr`; returns the module owning the code, and the code's
 /// address. `keep` receives the data the code points at.
-pub(crate) fn compile(expr: &Expr, shape: Shape, keep: &mut Keep) -> Result<(JITModule, *const u8), JitError> {
+pub(crate) fn compile(
+    expr: &Expr,
+    shape: Shape,
+    keep: &mut Keep,
+) -> Result<(JITModule, *const u8), JitError> {
     let codegen = |e: &dyn std::fmt::Display| JitError::Codegen(e.to_string());
+    let layout = Layout::get().map_err(JitError::Unsupported)?;
     let mut jb = JITBuilder::with_isa(isa()?, cranelift_module::default_libcall_names());
     for h in runtime::helpers() {
         jb.symbol(h.name, h.addr);
@@ -92,14 +111,25 @@ pub(crate) fn compile(expr: &Expr, shape: Shape, keep: &mut Keep) -> Result<(JIT
             sig.returns.push(AbiParam::new(types::I8));
         }
     }
-    let id = module.declare_function("expr", Linkage::Export, &sig).map_err(|e| codegen(&e))?;
+    let id = module
+        .declare_function("expr", Linkage::Export, &sig)
+        .map_err(|e| codegen(&e))?;
     let mut ctx = module.make_context();
     ctx.func.signature = sig;
     ctx.func.name = UserFuncName::user(0, id.as_u32());
     let mut fctx = FunctionBuilderContext::new();
     {
         let b = FunctionBuilder::new(&mut ctx.func, &mut fctx);
-        let mut g = Gen { b, module: &mut module, ptr, ctx: None, rec: None, keep, funcs: HashMap::new() };
+        let mut g = Gen {
+            b,
+            module: &mut module,
+            layout,
+            ptr,
+            ctx: None,
+            rec: None,
+            keep,
+            funcs: HashMap::new(),
+        };
         match shape {
             Shape::Filter => g.filter_body(expr)?,
             Shape::Rule => g.rule_body(expr)?,
@@ -108,7 +138,9 @@ pub(crate) fn compile(expr: &Expr, shape: Shape, keep: &mut Keep) -> Result<(JIT
         g.b.seal_all_blocks();
         g.b.finalize(config);
     }
-    module.define_function(id, &mut ctx).map_err(|e| codegen(&format!("{e:?}")))?;
+    module
+        .define_function(id, &mut ctx)
+        .map_err(|e| codegen(&format!("{e:?}")))?;
     module.clear_context(&mut ctx);
     module.finalize_definitions().map_err(|e| codegen(&e))?;
     let code = module.get_finalized_function(id);
@@ -118,17 +150,18 @@ pub(crate) fn compile(expr: &Expr, shape: Shape, keep: &mut Keep) -> Result<(JIT
 struct Gen<'a, 'b> {
     b: FunctionBuilder<'b>,
     module: &'a mut JITModule,
+    layout: Layout,
     ptr: Type,
     /// `*mut EvalCtx` (filters only).
     ctx: Option<Value>,
-    /// The current `*const RawRecord` or `*const MetricsRef`.
+    /// The current `*const LogRecord` or `*const MetricsRef`.
     rec: Option<Value>,
     keep: &'a mut Keep,
     funcs: HashMap<&'static str, FuncRef>,
 }
 
-/// Loads from records and literals: the pointers are valid (see
-/// `RecordRef`), alignment is not promised for string bytes.
+/// Loads from records and literals: the pointers are valid (records are
+/// borrowed for the call), alignment is not promised for string bytes.
 fn mem() -> MemFlagsData {
     MemFlagsData::new().with_notrap()
 }
@@ -148,7 +181,9 @@ impl Gen<'_, '_> {
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
         let &[ctx, recs, n, out] = self.b.block_params(entry) else {
-            return Err(JitError::Codegen("filter signature has four parameters".into()));
+            return Err(JitError::Codegen(
+                "filter signature has four parameters".into(),
+            ));
         };
         self.ctx = Some(ctx);
         let zero = self.b.ins().iconst(self.ptr, 0);
@@ -159,7 +194,7 @@ impl Gen<'_, '_> {
         self.b.ins().brif(more, body, &[], exit, &[]);
 
         self.b.switch_to_block(body);
-        let offset = self.b.ins().imul_imm_u(i, size_of::<RawRecord>() as i64);
+        let offset = self.b.ins().imul_imm_u(i, self.layout.stride as i64);
         self.rec = Some(self.b.ins().iadd(recs, offset));
         self.cond(expr, yes, no)?;
 
@@ -215,7 +250,11 @@ impl Gen<'_, '_> {
                 };
                 for e in init {
                     let rest = self.b.create_block();
-                    if and { self.cond(e, rest, f)? } else { self.cond(e, t, rest)? }
+                    if and {
+                        self.cond(e, rest, f)?
+                    } else {
+                        self.cond(e, t, rest)?
+                    }
                     self.b.switch_to_block(rest);
                 }
                 self.cond(last, t, f)?;
@@ -226,11 +265,13 @@ impl Gen<'_, '_> {
     }
 
     fn rec(&self) -> Result<Value, JitError> {
-        self.rec.ok_or_else(|| JitError::Codegen("no record pointer in scope".into()))
+        self.rec
+            .ok_or_else(|| JitError::Codegen("no record pointer in scope".into()))
     }
 
     fn ctx(&self) -> Result<Value, JitError> {
-        self.ctx.ok_or_else(|| JitError::Codegen("a rule cannot read log fields".into()))
+        self.ctx
+            .ok_or_else(|| JitError::Codegen("a rule cannot read log fields".into()))
     }
 
     fn branch(&mut self, c: Value, t: Block, f: Block) {
@@ -241,27 +282,43 @@ impl Gen<'_, '_> {
         let rec = self.rec()?;
         match (&c.subject, &c.test) {
             (Subject::Text(field), test) => {
-                let off = text_offset(*field) as i32;
-                let p = self.b.ins().load(self.ptr, mem(), rec, off);
-                let len = self.b.ins().load(self.ptr, mem(), rec, off + offset_of!(StrRef, len) as i32);
+                let (p_off, len_off) = self.layout.text(*field);
+                let p = self.b.ins().load(self.ptr, mem(), rec, p_off as i32);
+                let len = self.b.ins().load(self.ptr, mem(), rec, len_off as i32);
                 self.text(p, len, test, t, f)?;
             }
             (Subject::Seq, test) => {
-                let v = self.b.ins().load(types::I64, mem(), rec, offset_of!(RawRecord, seq) as i32);
+                let v = self
+                    .b
+                    .ins()
+                    .load(types::I64, mem(), rec, self.layout.seq as i32);
                 self.unsigned(v, test, t, f)?;
             }
             (Subject::Release, test) => {
-                let has = self.b.ins().uload8(types::I32, mem(), rec, offset_of!(RawRecord, has_release) as i32);
+                let v = self.call("cf_release", &[rec])?;
+                let has = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, v, 0);
                 let present = self.b.create_block();
                 self.branch(has, present, f);
                 self.b.switch_to_block(present);
-                let v = self.b.ins().uload32(mem(), rec, offset_of!(RawRecord, release) as i32);
                 self.unsigned(v, test, t, f)?;
             }
             (Subject::Stream, Test::Stream { equal, value }) => {
-                let s = self.b.ins().uload8(types::I32, mem(), rec, offset_of!(RawRecord, stream) as i32);
-                let cc = if *equal { IntCC::Equal } else { IntCC::NotEqual };
-                let c = self.b.ins().icmp_imm_u(cc, s, i64::from(stream_code(*value)));
+                let s = self
+                    .b
+                    .ins()
+                    .uload8(types::I32, mem(), rec, self.layout.stream as i32);
+                let cc = if *equal {
+                    IntCC::Equal
+                } else {
+                    IntCC::NotEqual
+                };
+                let c = self
+                    .b
+                    .ins()
+                    .icmp_imm_u(cc, s, i64::from(self.layout.stream_code(*value)));
                 self.branch(c, t, f);
             }
             (Subject::Json(field), test) => self.json(field.slot, test, t, f)?,
@@ -272,7 +329,9 @@ impl Gen<'_, '_> {
                     self.unsigned(v, test, t, f)?;
                 } else {
                     let v = self.b.ins().load(types::F64, mem(), rec, off);
-                    let Test::Number { op, value } = test else { return Err(ill_typed(c)) };
+                    let Test::Number { op, value } = test else {
+                        return Err(ill_typed(c));
+                    };
                     self.float(v, *op, *value, t, f);
                 }
             }
@@ -293,7 +352,11 @@ impl Gen<'_, '_> {
                 let x = self.b.ins().fcvt_from_uint(types::F64, v);
                 self.float(x, *op, *value, t, f);
             }
-            _ => return Err(JitError::Codegen("integer field under a non-numeric test".into())),
+            _ => {
+                return Err(JitError::Codegen(
+                    "integer field under a non-numeric test".into(),
+                ));
+            }
         }
         Ok(())
     }
@@ -310,7 +373,11 @@ impl Gen<'_, '_> {
         let slot = self.b.ins().iconst(self.ptr, slot as i64);
         match test {
             Test::Text { .. } | Test::Contains(_) | Test::Matches { .. } => {
-                let ss = self.b.create_sized_stack_slot(StackSlotData::new(StackSlotKind::ExplicitSlot, 8, 3));
+                let ss = self.b.create_sized_stack_slot(StackSlotData::new(
+                    StackSlotKind::ExplicitSlot,
+                    8,
+                    3,
+                ));
                 let len_addr = self.b.ins().stack_addr(self.ptr, ss, 0);
                 let p = self.call("cf_json_text", &[ctx, rec, slot, len_addr])?;
                 let present = self.b.create_block();
@@ -331,25 +398,45 @@ impl Gen<'_, '_> {
             }
             Test::Level { op, value } => {
                 let r = self.call("cf_json_level", &[ctx, rec, slot])?;
-                let named = self.b.ins().icmp_imm_s(IntCC::SignedGreaterThanOrEqual, r, 0);
+                let named = self
+                    .b
+                    .ins()
+                    .icmp_imm_s(IntCC::SignedGreaterThanOrEqual, r, 0);
                 let present = self.b.create_block();
                 self.branch(named, present, f);
                 self.b.switch_to_block(present);
                 let c = self.b.ins().icmp_imm_s(signed_cc(*op), r, *value as i64);
                 self.branch(c, t, f);
             }
-            _ => return Err(JitError::Codegen("JSON field under a stream or unsigned test".into())),
+            _ => {
+                return Err(JitError::Codegen(
+                    "JSON field under a stream or unsigned test".into(),
+                ));
+            }
         }
         Ok(())
     }
 
     /// A present text `(p, len)` under a text test.
-    fn text(&mut self, p: Value, len: Value, test: &Test, t: Block, f: Block) -> Result<(), JitError> {
+    fn text(
+        &mut self,
+        p: Value,
+        len: Value,
+        test: &Test,
+        t: Block,
+        f: Block,
+    ) -> Result<(), JitError> {
         match test {
-            Test::Text { op: op @ (CmpOp::Eq | CmpOp::Ne), value } => {
+            Test::Text {
+                op: op @ (CmpOp::Eq | CmpOp::Ne),
+                value,
+            } => {
                 // Equal needs equal lengths; only then are the bytes read.
                 let (on_eq, on_ne) = if *op == CmpOp::Eq { (t, f) } else { (f, t) };
-                let same_len = self.b.ins().icmp_imm_u(IntCC::Equal, len, value.len() as i64);
+                let same_len = self
+                    .b
+                    .ins()
+                    .icmp_imm_u(IntCC::Equal, len, value.len() as i64);
                 let bytes = self.b.create_block();
                 self.branch(same_len, bytes, on_ne);
                 self.b.switch_to_block(bytes);
@@ -372,7 +459,11 @@ impl Gen<'_, '_> {
                 let addr = self.b.ins().iconst(self.ptr, &*re as *const Regex as i64);
                 self.keep.regexes.push(re);
                 let r = self.call("cf_regex_match", &[addr, p, len])?;
-                if *negated { self.branch(r, f, t) } else { self.branch(r, t, f) }
+                if *negated {
+                    self.branch(r, f, t)
+                } else {
+                    self.branch(r, t, f)
+                }
             }
             _ => return Err(JitError::Codegen("text field under a non-text test".into())),
         }
@@ -394,7 +485,7 @@ impl Gen<'_, '_> {
         let n = lit.len();
         let width = [8, 4, 2, 1].into_iter().find(|&w| w <= n).unwrap_or(1);
         let mut offsets: Vec<usize> = (0..n / width).map(|k| k * width).collect();
-        if n % width != 0 {
+        if !n.is_multiple_of(width) {
             offsets.push(n - width);
         }
         let ty = match width {
@@ -437,7 +528,8 @@ impl Gen<'_, '_> {
                     .find(|h| h.name == name)
                     .ok_or_else(|| JitError::Codegen(format!("no helper named {name}")))?;
                 let mut sig: Signature = self.module.make_signature();
-                sig.params.extend(helper.params.iter().map(|&ty| AbiParam::new(self.ty(ty))));
+                sig.params
+                    .extend(helper.params.iter().map(|&ty| AbiParam::new(self.ty(ty))));
                 sig.returns.push(AbiParam::new(self.ty(helper.ret)));
                 let id = self
                     .module
@@ -455,6 +547,7 @@ impl Gen<'_, '_> {
     fn ty(&self, ty: Ty) -> Type {
         match ty {
             Ty::Ptr => self.ptr,
+            Ty::I64 => types::I64,
             Ty::I32 => types::I32,
             Ty::I8 => types::I8,
             Ty::F64 => types::F64,
@@ -463,17 +556,10 @@ impl Gen<'_, '_> {
 }
 
 fn ill_typed(c: &Comparison) -> JitError {
-    JitError::Codegen(format!("comparison {:?} under {:?} is not in the typing table", c.subject, c.test))
-}
-
-fn text_offset(field: TextField) -> usize {
-    match field {
-        TextField::Host => offset_of!(RawRecord, host),
-        TextField::App => offset_of!(RawRecord, app),
-        TextField::Instance => offset_of!(RawRecord, instance),
-        TextField::Time => offset_of!(RawRecord, time),
-        TextField::Line => offset_of!(RawRecord, line),
-    }
+    JitError::Codegen(format!(
+        "comparison {:?} under {:?} is not in the typing table",
+        c.subject, c.test
+    ))
 }
 
 fn metric_offset(m: Metric) -> usize {

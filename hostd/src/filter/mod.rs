@@ -24,16 +24,31 @@
 //! ```
 //!
 //! - [`CompiledFilter::compile`]`(&Filter)`, then [`CompiledFilter::matches`]
-//!   (one record), [`CompiledFilter::matches_batch`] (a slice of
-//!   `LogRecord`s), [`CompiledFilter::matches_refs`] (a slice of
-//!   [`RecordRef`]s, for callers that hold a record's parts before building a
-//!   `LogRecord`), [`CompiledFilter::retain`].
+//!   (one record), [`CompiledFilter::matches_batch`] (a slice, into a
+//!   `Vec<bool>`), [`CompiledFilter::matches_into`] (into a `&mut [bool]`),
+//!   [`CompiledFilter::retain`] (drop the others). Records are read in place;
+//!   nothing is copied per record.
 //! - [`CompiledRule::compile`]`(&Rule)`, then [`CompiledRule::eval`] and
 //!   [`CompiledRule::explain`].
 //! - [`compile_filter`] / [`compile_rule`] parse and compile in one step.
+//! - [`Matcher::new`]`(Filter)`: compiled when possible, the interpreter
+//!   otherwise (on a [`JitError`], logged once) — what a caller usually wants.
 //!
-//! Both types are `Send + Sync`: one compiled filter can serve every task
-//! that tails an app. Their code is freed when they are dropped.
+//! All are `Send + Sync`: one compiled filter can serve every task that
+//! tails an app. Their code is freed when they are dropped.
+//!
+//! # Integrating
+//!
+//! - A filter travels as its source text (`Filter` serializes as a string
+//!   and deserializing re-checks it); each host parses it again and
+//!   compiles it once per `logs --where` stream (150-250 µs), then drops it
+//!   when the stream ends.
+//! - Health rules: `Rule::metrics()` says which metrics a rule reads;
+//!   evaluate with [`CompiledRule::eval`] each tick; when it trips,
+//!   `explain(&m).to_string()` is the audit detail
+//!   (`error_rate=0.12 > 0.05`).
+//! - Semantics (missing fields never match, levels by severity, durations in
+//!   ms) are documented in [`schema::expr`].
 //!
 //! # Agreement with the interpreter
 //!
@@ -41,11 +56,13 @@
 //! every input; `tests/filter_diff.rs` checks that on thousands of generated
 //! expressions and records. Where it would be easy to differ, the code calls
 //! the same Rust the interpreter does: `regex::Regex::is_match`,
-//! `str::contains`, byte-wise `Ord` of `[u8]`, `Level::from_name`, and
-//! serde_json's parser for JSON lines (see `runtime.rs`).
+//! `str::contains`, byte-wise `Ord` of `[u8]`, `Level::from_name`; JSON
+//! lines are scanned by `json.rs`, which follows serde_json's rules and is
+//! tested against it.
 
 mod codegen;
-mod record;
+mod json;
+mod layout;
 mod runtime;
 #[cfg(test)]
 mod tests;
@@ -55,21 +72,22 @@ use std::sync::Mutex;
 
 use cranelift_jit::JITModule;
 use schema::LogRecord;
-use schema::expr::{ExprError, Explanation, Filter, Metrics, Rule};
-
-pub use record::{RecordParts, RecordRef};
+use schema::expr::{Explanation, ExprError, Filter, Metrics, Rule};
 
 use codegen::{Keep, Shape};
-use record::{MetricsRef, RawRecord};
-use runtime::{EvalCtx, Slot};
+use json::Slot;
+use layout::MetricsRef;
+use runtime::EvalCtx;
 
 /// Why an expression could not be compiled to native code. The expression
 /// itself was valid (it parsed); the interpreter (`Filter::matches`,
 /// `Rule::eval`) can still evaluate it, at lower speed.
 #[derive(Debug, Clone, thiserror::Error)]
 pub enum JitError {
+    /// The CPU, or the memory layout of this build, is not one compiled code
+    /// can handle.
     #[error(
-        "this CPU is not supported by the filter compiler ({0}); evaluate with the interpreter (Filter::matches) instead"
+        "the filter compiler does not support this host ({0}); evaluate with the interpreter (Filter::matches) instead"
     )]
     Unsupported(String),
     #[error(
@@ -112,13 +130,23 @@ impl Code {
     fn compile(expr: &schema::expr::Expr, shape: Shape) -> Result<(Code, *const u8), JitError> {
         let mut keep = Keep::default();
         let (module, addr) = codegen::compile(expr, shape, &mut keep)?;
-        Ok((Code { module: Mutex::new(Some(module)), _keep: keep }, addr))
+        Ok((
+            Code {
+                module: Mutex::new(Some(module)),
+                _keep: keep,
+            },
+            addr,
+        ))
     }
 }
 
 impl Drop for Code {
     fn drop(&mut self) {
-        let module = self.module.get_mut().unwrap_or_else(|poisoned| poisoned.into_inner()).take();
+        let module = self
+            .module
+            .get_mut()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
         if let Some(module) = module {
             // SAFETY: the function pointer into this module lives only in the
             // `CompiledFilter`/`CompiledRule` being dropped, so nothing can
@@ -129,7 +157,7 @@ impl Drop for Code {
     }
 }
 
-type FilterFn = unsafe extern "C" fn(*mut EvalCtx<'_>, *const RawRecord, usize, *mut u8);
+type FilterFn = unsafe extern "C" fn(*mut EvalCtx<'_>, *const LogRecord, usize, *mut u8);
 type RuleFn = unsafe extern "C" fn(*const MetricsRef) -> u8;
 
 /// A log filter compiled to native code.
@@ -139,28 +167,26 @@ pub struct CompiledFilter {
     _code: Code,
 }
 
-/// Buffers reused across calls on one thread, so that filtering a batch
-/// allocates nothing once warm.
-#[derive(Default)]
-struct Scratch {
-    raws: Vec<RawRecord>,
-    slots: Vec<Slot>,
-}
-
 thread_local! {
-    static SCRATCH: RefCell<Scratch> = RefCell::new(Scratch::default());
+    /// JSON slots reused across calls on one thread (their string buffers
+    /// keep their capacity), so filtering allocates nothing once warm.
+    static SLOTS: RefCell<Vec<Slot>> = const { RefCell::new(Vec::new()) };
 }
 
 impl CompiledFilter {
-    /// Compiles `filter` (regexes were compiled when it was parsed). Takes
-    /// on the order of 100 µs; see `benches/filter.rs`.
+    /// Compiles `filter` (its regexes were compiled when it was parsed).
+    /// Takes about 150-250 µs; see `benches/filter.rs`.
     pub fn compile(filter: &Filter) -> Result<CompiledFilter, JitError> {
         let (code, addr) = Code::compile(filter.expr(), Shape::Filter)?;
         // SAFETY: `codegen::compile` with `Shape::Filter` builds a function of
         // exactly this signature (four pointer-sized parameters, no result,
         // the platform's C calling convention), which lives as long as `code`.
         let func = unsafe { std::mem::transmute::<*const u8, FilterFn>(addr) };
-        Ok(CompiledFilter { filter: filter.clone(), func, _code: code })
+        Ok(CompiledFilter {
+            filter: filter.clone(),
+            func,
+            _code: code,
+        })
     }
 
     /// The filter this was compiled from.
@@ -171,7 +197,7 @@ impl CompiledFilter {
     /// Whether one record matches.
     pub fn matches(&self, rec: &LogRecord) -> bool {
         let mut out = [false];
-        self.matches_refs(&[RecordRef::new(rec)], &mut out);
+        self.matches_into(std::slice::from_ref(rec), &mut out);
         out[0]
     }
 
@@ -180,38 +206,26 @@ impl CompiledFilter {
     pub fn matches_batch(&self, records: &[LogRecord], out: &mut Vec<bool>) {
         out.clear();
         out.resize(records.len(), false);
-        let mut run = |raws: &[RawRecord], slots: &mut Vec<Slot>| self.run(raws, out, slots);
-        SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => {
-                let Scratch { raws, slots } = &mut *s;
-                raws.clear();
-                raws.extend(records.iter().map(RawRecord::new));
-                run(raws, slots);
-                raws.clear();
-            }
-            Err(_) => run(&records.iter().map(RawRecord::new).collect::<Vec<_>>(), &mut Vec::new()),
-        });
+        self.matches_into(records, out);
     }
 
-    /// Like [`matches_batch`](Self::matches_batch) over records viewed with
-    /// [`RecordRef`].
+    /// Like [`matches_batch`](Self::matches_batch), into a slice.
     ///
     /// # Panics
     /// If `out.len() != records.len()`.
-    pub fn matches_refs(&self, records: &[RecordRef<'_>], out: &mut [bool]) {
-        assert_eq!(records.len(), out.len(), "matches_refs needs one output flag per record");
-        // `RecordRef` is a transparent wrapper of `RawRecord`.
-        let raws: &[RawRecord] =
-            // SAFETY: `RecordRef` is `#[repr(transparent)]` over `RawRecord`,
-            // so the slices have the same layout and length.
-            unsafe { std::slice::from_raw_parts(records.as_ptr().cast::<RawRecord>(), records.len()) };
+    pub fn matches_into(&self, records: &[LogRecord], out: &mut [bool]) {
+        assert_eq!(
+            records.len(),
+            out.len(),
+            "matches_into needs one output flag per record"
+        );
         if self.filter.json_fields().is_empty() {
-            self.run(raws, out, &mut Vec::new());
+            self.run(records, out, &mut Vec::new());
             return;
         }
-        SCRATCH.with(|s| match s.try_borrow_mut() {
-            Ok(mut s) => self.run(raws, out, &mut s.slots),
-            Err(_) => self.run(raws, out, &mut Vec::new()),
+        SLOTS.with(|slots| match slots.try_borrow_mut() {
+            Ok(mut slots) => self.run(records, out, &mut slots),
+            Err(_) => self.run(records, out, &mut Vec::new()),
         });
     }
 
@@ -223,26 +237,91 @@ impl CompiledFilter {
         records.retain(|_| flags.next().unwrap_or(false));
     }
 
-    fn run(&self, raws: &[RawRecord], out: &mut [bool], slots: &mut Vec<Slot>) {
-        debug_assert_eq!(raws.len(), out.len());
+    fn run(&self, records: &[LogRecord], out: &mut [bool], slots: &mut Vec<Slot>) {
+        debug_assert_eq!(records.len(), out.len());
         let names = self.filter.json_fields();
         if slots.len() < names.len() {
             slots.resize_with(names.len(), Slot::default);
         }
         let mut ctx = EvalCtx::new(names, &mut slots[..names.len()]);
         // SAFETY: `func` is this filter's code (alive while `self` is). It
-        // reads `raws.len()` records from `raws`, whose string pointers
-        // borrow records that outlive this call; writes `out.len() ==
-        // raws.len()` bytes of 0 or 1, valid `bool`s; and passes `ctx`, live
-        // for the call and used by no one else meanwhile, to the helpers,
-        // with slot numbers below `names.len()` (they come from this filter).
-        unsafe { (self.func)(&mut ctx, raws.as_ptr(), raws.len(), out.as_mut_ptr().cast::<u8>()) };
+        // reads `records.len()` records in place at the offsets `layout.rs`
+        // measured for this build, through the shared borrow `records`;
+        // writes `out.len() == records.len()` bytes of 0 or 1, valid `bool`s;
+        // and passes `ctx`, live for the call and used by no one else
+        // meanwhile, to the helpers, with slot numbers below `names.len()`
+        // (they come from this filter).
+        unsafe {
+            (self.func)(
+                &mut ctx,
+                records.as_ptr(),
+                records.len(),
+                out.as_mut_ptr().cast::<u8>(),
+            )
+        };
     }
 }
 
 impl std::fmt::Debug for CompiledFilter {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledFilter").field("source", &self.filter.source()).finish()
+        f.debug_struct("CompiledFilter")
+            .field("source", &self.filter.source())
+            .finish()
+    }
+}
+
+/// A log filter evaluated by compiled code when this host supports it, by
+/// the interpreter otherwise. Both give the same answers; only speed differs.
+#[derive(Debug)]
+pub enum Matcher {
+    Compiled(CompiledFilter),
+    Interpreted(Filter),
+}
+
+impl Matcher {
+    /// Compiles `filter`, falling back to the interpreter (with a warning in
+    /// the log) if the compiler refuses.
+    pub fn new(filter: Filter) -> Matcher {
+        match CompiledFilter::compile(&filter) {
+            Ok(c) => Matcher::Compiled(c),
+            Err(e) => {
+                tracing::warn!(filter = filter.source(), error = %e, "filter runs interpreted");
+                Matcher::Interpreted(filter)
+            }
+        }
+    }
+
+    pub fn filter(&self) -> &Filter {
+        match self {
+            Matcher::Compiled(c) => c.filter(),
+            Matcher::Interpreted(f) => f,
+        }
+    }
+
+    pub fn matches(&self, rec: &LogRecord) -> bool {
+        match self {
+            Matcher::Compiled(c) => c.matches(rec),
+            Matcher::Interpreted(f) => f.matches(rec),
+        }
+    }
+
+    /// See [`CompiledFilter::matches_batch`].
+    pub fn matches_batch(&self, records: &[LogRecord], out: &mut Vec<bool>) {
+        match self {
+            Matcher::Compiled(c) => c.matches_batch(records, out),
+            Matcher::Interpreted(f) => {
+                out.clear();
+                out.extend(records.iter().map(|r| f.matches(r)));
+            }
+        }
+    }
+
+    /// Keeps only the matching records, in order.
+    pub fn retain(&self, records: &mut Vec<LogRecord>) {
+        match self {
+            Matcher::Compiled(c) => c.retain(records),
+            Matcher::Interpreted(f) => records.retain(|r| f.matches(r)),
+        }
     }
 }
 
@@ -259,7 +338,11 @@ impl CompiledRule {
         // SAFETY: `Shape::Rule` builds `fn(*const MetricsRef) -> u8` in the
         // platform's C calling convention, alive as long as `code`.
         let func = unsafe { std::mem::transmute::<*const u8, RuleFn>(addr) };
-        Ok(CompiledRule { rule: rule.clone(), func, _code: code })
+        Ok(CompiledRule {
+            rule: rule.clone(),
+            func,
+            _code: code,
+        })
     }
 
     pub fn rule(&self) -> &Rule {
@@ -284,6 +367,8 @@ impl CompiledRule {
 
 impl std::fmt::Debug for CompiledRule {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("CompiledRule").field("source", &self.rule.source()).finish()
+        f.debug_struct("CompiledRule")
+            .field("source", &self.rule.source())
+            .finish()
     }
 }

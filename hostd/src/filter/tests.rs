@@ -48,9 +48,15 @@ fn record_fields_compile_for_every_operator() {
         (r#"instance ~ /^api-\d$/"#, true),
         (r#"instance !~ /^api-\d$/"#, false),
         (r#"time < "2026-05-02""#, true),
-        ("seq == 42 && seq > 41 && seq <= 42 && seq != 7 && seq >= 42 && seq < 43", true),
+        (
+            "seq == 42 && seq > 41 && seq <= 42 && seq != 7 && seq >= 42 && seq < 43",
+            true,
+        ),
         ("seq > 41.5 && seq < 42.5", true),
-        (r#"release == "v3" && release >= 2 && release < "v10""#, true),
+        (
+            r#"release == "v3" && release >= 2 && release < "v10""#,
+            true,
+        ),
         ("stream == stderr && stream != stdout", true),
         ("stream == system", false),
         ("true && !false", true),
@@ -70,8 +76,14 @@ fn inline_string_equality_covers_every_length() {
             let mut other = lit.clone().into_bytes();
             other[pos] = b'#';
             let other = String::from_utf8(other).unwrap();
-            assert!(!check(&format!("line == {lit:?}"), &other), "len {n} pos {pos}");
-            assert!(check(&format!("line != {lit:?}"), &other), "len {n} pos {pos}");
+            assert!(
+                !check(&format!("line == {lit:?}"), &other),
+                "len {n} pos {pos}"
+            );
+            assert!(
+                check(&format!("line != {lit:?}"), &other),
+                "len {n} pos {pos}"
+            );
         }
         assert!(!check(&format!("line == {lit:?}"), &format!("{lit}x")));
     }
@@ -84,7 +96,11 @@ fn json_fields_compile_with_missing_meaning_no_match() {
         ("status == 503.0", JSON, true),
         ("status != 503", JSON, false),
         ("latency_ms > 300ms && latency_ms < 1s", JSON, true),
-        (r#"msg contains "timeout" && msg ~ /time(d )?out$/"#, JSON, true),
+        (
+            r#"msg contains "timeout" && msg ~ /time(d )?out$/"#,
+            JSON,
+            true,
+        ),
         (r#"msg == "upstream timeout""#, JSON, true),
         (r#"msg > "a""#, JSON, true),
         ("ok == false && ok != true", JSON, true),
@@ -100,8 +116,16 @@ fn json_fields_compile_with_missing_meaning_no_match() {
         ("status == 1", r#"{"status": 1} x"#, false),
         ("status == 2", r#"{"status": 1, "status": 2}"#, true),
         (r#"msg == "a\"b""#, r#"{"msg": "a\"b"}"#, true),
-        (r#"m\u{e9}g == "x""#.replace("\\u{e9}", "é").as_str(), r#"{"m\u00e9g": "x"}"#, true),
-        ("status == 1", r#"{"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "status": 1}"#, true),
+        (
+            r#"m\u{e9}g == "x""#.replace("\\u{e9}", "é").as_str(),
+            r#"{"m\u00e9g": "x"}"#,
+            true,
+        ),
+        (
+            "status == 1",
+            r#"{"deep": [[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[[]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]]], "status": 1}"#,
+            true,
+        ),
     ] {
         assert_eq!(check(src, line), want, "{src} on {line}");
     }
@@ -109,7 +133,11 @@ fn json_fields_compile_with_missing_meaning_no_match() {
 
 #[test]
 fn json_lines_the_interpreter_refuses_are_refused_too() {
-    let deep = format!(r#"{{"status": 1, "x": {}{}}}"#, "[".repeat(200), "]".repeat(200));
+    let deep = format!(
+        r#"{{"status": 1, "x": {}{}}}"#,
+        "[".repeat(200),
+        "]".repeat(200)
+    );
     let huge = r#"{"status": 1, "x": 1e400}"#;
     let surrogate = r#"{"status": 1, "x": "\ud800"}"#;
     for line in [deep.as_str(), huge, surrogate] {
@@ -119,18 +147,29 @@ fn json_lines_the_interpreter_refuses_are_refused_too() {
 
 #[test]
 fn batches_agree_record_by_record() {
-    let lines = [JSON, "plain", r#"{"status": 500}"#, r#"{"status": "500"}"#, "", r#"{"level": "error"}"#];
+    let lines = [
+        JSON,
+        "plain",
+        r#"{"status": 500}"#,
+        r#"{"status": "500"}"#,
+        "",
+        r#"{"level": "error"}"#,
+    ];
     let records: Vec<LogRecord> = lines.iter().cycle().take(100).map(|l| rec(l)).collect();
-    for src in ["status >= 500", "level >= warn || status == 500", r#"line contains "status""#, "true"] {
+    for src in [
+        "status >= 500",
+        "level >= warn || status == 500",
+        r#"line contains "status""#,
+        "true",
+    ] {
         let filter = parse_filter(src).unwrap();
         let compiled = CompiledFilter::compile(&filter).unwrap();
         let mut out = Vec::new();
         compiled.matches_batch(&records, &mut out);
         let want: Vec<bool> = records.iter().map(|r| filter.matches(r)).collect();
         assert_eq!(out, want, "{src}");
-        let refs: Vec<RecordRef> = records.iter().map(RecordRef::new).collect();
-        let mut flags = vec![false; refs.len()];
-        compiled.matches_refs(&refs, &mut flags);
+        let mut flags = vec![false; records.len()];
+        compiled.matches_into(&records, &mut flags);
         assert_eq!(flags, want, "{src}");
         let mut kept = records.clone();
         compiled.retain(&mut kept);
@@ -141,22 +180,38 @@ fn batches_agree_record_by_record() {
 }
 
 #[test]
-fn record_parts_view_matches_the_record() {
-    let r = rec(JSON);
-    let parts = RecordRef::from_parts(RecordParts {
-        host: &r.host,
-        app: &r.app,
-        instance: &r.instance,
-        time: &r.time,
-        line: &r.line,
-        seq: r.seq,
-        release: r.release.map(|v| v.0),
-        stream: r.stream,
-    });
-    let f = compile_filter(r#"app == "api" && release == 3 && stream == stderr && status == 503"#).unwrap();
-    let mut out = [false];
-    f.matches_refs(&[parts], &mut out);
-    assert!(out[0]);
+fn records_are_read_in_place_whatever_their_strings_hold() {
+    // Each text field distinct and of a different length, so reading one
+    // field's pointer with another's length would be caught.
+    let r = LogRecord {
+        seq: u64::MAX,
+        time: "2026-05-01T12:00:00.123456Z".into(),
+        host: "host-with-a-long-name.example".into(),
+        app: "a".into(),
+        release: Some(Version(u32::MAX)),
+        instance: String::new(),
+        stream: Stream::System,
+        line: "é".repeat(100),
+        partial: true,
+    };
+    let src = format!(
+        r#"host == {:?} && app == "a" && instance == "" && time == {:?} && line == {:?} && seq == {} && release == {} && stream == system"#,
+        r.host,
+        r.time,
+        r.line,
+        u64::MAX,
+        u32::MAX
+    );
+    let f = compile_filter(&src).unwrap();
+    assert!(f.matches(&r));
+    assert!(f.filter().matches(&r));
+    for stream in [Stream::Stdout, Stream::Stderr] {
+        let other = LogRecord {
+            stream,
+            ..r.clone()
+        };
+        assert!(!f.matches(&other));
+    }
 }
 
 #[test]
@@ -172,11 +227,22 @@ fn records_without_a_release_fail_release_comparisons() {
 
 #[test]
 fn rules_compile_and_explain() {
-    let m = Metrics { requests: 200, errors: 24, error_rate: Some(0.12), p50_ms: Some(20.0), p99_ms: Some(430.0), restarts: 0 };
+    let m = Metrics {
+        requests: 200,
+        errors: 24,
+        error_rate: Some(0.12),
+        p50_ms: Some(20.0),
+        p99_ms: Some(430.0),
+        restarts: 0,
+    };
     let idle = Metrics::default();
     for (src, want_m, want_idle) in [
         ("error_rate > 0.05 || p99_ms > 500", true, false),
-        ("p99_ms > 400ms && requests >= 200 && restarts == 0 && errors < 25", true, false),
+        (
+            "p99_ms > 400ms && requests >= 200 && restarts == 0 && errors < 25",
+            true,
+            false,
+        ),
         ("error_rate != 0", true, false),
         ("!(error_rate > 0.5)", true, true),
         ("requests > 100.5", true, false),
@@ -185,7 +251,11 @@ fn rules_compile_and_explain() {
         let rule = parse_rule(src).unwrap();
         let c = CompiledRule::compile(&rule).unwrap();
         assert_eq!((c.eval(&m), rule.eval(&m)), (want_m, want_m), "{src}");
-        assert_eq!((c.eval(&idle), rule.eval(&idle)), (want_idle, want_idle), "{src} idle");
+        assert_eq!(
+            (c.eval(&idle), rule.eval(&idle)),
+            (want_idle, want_idle),
+            "{src} idle"
+        );
     }
     let c = compile_rule("error_rate > 0.05 || p99_ms > 500").unwrap();
     assert_eq!(c.explain(&m).to_string(), "error_rate=0.12 > 0.05");
@@ -213,6 +283,15 @@ fn compiled_code_is_shareable_and_freed_on_drop() {
         let c = CompiledFilter::compile(&filter).unwrap();
         assert!(c.matches(&rec(r#"{"msg": "aab", "status": 2}"#)));
     }
+    let m = Matcher::new(filter.clone());
+    assert!(matches!(m, Matcher::Compiled(_)));
+    let mut recs = vec![rec(r#"{"msg": "aab", "status": 2}"#), rec("x")];
+    m.retain(&mut recs);
+    assert_eq!(recs.len(), 1);
+    assert_eq!(
+        Matcher::Interpreted(filter).matches(&recs[0]),
+        m.matches(&recs[0])
+    );
     let rule: Rule = parse_rule("restarts > 3").unwrap();
     let c = CompiledRule::compile(&rule).unwrap();
     std::thread::scope(|s| {

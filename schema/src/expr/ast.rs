@@ -119,8 +119,14 @@ pub enum Metric {
 }
 
 impl Metric {
-    pub const ALL: [Metric; 6] =
-        [Metric::Requests, Metric::Errors, Metric::ErrorRate, Metric::P50Ms, Metric::P99Ms, Metric::Restarts];
+    pub const ALL: [Metric; 6] = [
+        Metric::Requests,
+        Metric::Errors,
+        Metric::ErrorRate,
+        Metric::P50Ms,
+        Metric::P99Ms,
+        Metric::Restarts,
+    ];
 
     pub fn as_str(self) -> &'static str {
         match self {

@@ -23,9 +23,17 @@ pub(crate) struct Checked {
 }
 
 pub(crate) fn check(src: &str, ast: Ast, scope: Scope) -> Result<Checked, ExprError> {
-    let mut c = Checker { src, scope, slots: HashMap::new(), json_fields: Vec::new() };
+    let mut c = Checker {
+        src,
+        scope,
+        slots: HashMap::new(),
+        json_fields: Vec::new(),
+    };
     let expr = c.expr(ast)?;
-    Ok(Checked { expr, json_fields: c.json_fields })
+    Ok(Checked {
+        expr,
+        json_fields: c.json_fields,
+    })
 }
 
 /// A name resolved in a scope.
@@ -57,10 +65,26 @@ impl Checker<'_> {
     fn expr(&mut self, ast: Ast) -> Result<Expr, ExprError> {
         Ok(match ast {
             Ast::Not(inner) => Expr::Not(Box::new(self.expr(*inner)?)),
-            Ast::And(terms) => Expr::And(terms.into_iter().map(|t| self.expr(t)).collect::<Result<_, _>>()?),
-            Ast::Or(terms) => Expr::Or(terms.into_iter().map(|t| self.expr(t)).collect::<Result<_, _>>()?),
-            Ast::Bare(Operand { value: Value::Bool(b), .. }) => Expr::Const(b),
-            Ast::Bare(Operand { value: Value::Ident(name), span }) => {
+            Ast::And(terms) => Expr::And(
+                terms
+                    .into_iter()
+                    .map(|t| self.expr(t))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Ast::Or(terms) => Expr::Or(
+                terms
+                    .into_iter()
+                    .map(|t| self.expr(t))
+                    .collect::<Result<_, _>>()?,
+            ),
+            Ast::Bare(Operand {
+                value: Value::Bool(b),
+                ..
+            }) => Expr::Const(b),
+            Ast::Bare(Operand {
+                value: Value::Ident(name),
+                span,
+            }) => {
                 self.resolve(&name, span)?;
                 let example = match self.scope {
                     Scope::Log => format!("{name} == \"...\""),
@@ -68,13 +92,23 @@ impl Checker<'_> {
                 };
                 return Err(self.err(
                     span,
-                    format!("`{name}` alone is not a condition: compare it with a value, e.g. {example}"),
+                    format!(
+                        "`{name}` alone is not a condition: compare it with a value, e.g. {example}"
+                    ),
                 ));
             }
             Ast::Bare(Operand { span, .. }) => {
-                return Err(self.err(span, "a value alone is not a condition: compare a field with it, e.g. status == 500"));
+                return Err(self.err(
+                    span,
+                    "a value alone is not a condition: compare a field with it, e.g. status == 500",
+                ));
             }
-            Ast::Compare { lhs, op, op_span, rhs } => Expr::Compare(self.comparison(lhs, op, op_span, rhs)?),
+            Ast::Compare {
+                lhs,
+                op,
+                op_span,
+                rhs,
+            } => Expr::Compare(self.comparison(lhs, op, op_span, rhs)?),
         })
     }
 
@@ -112,7 +146,13 @@ impl Checker<'_> {
         JsonField { name, slot }
     }
 
-    fn comparison(&mut self, lhs: Operand, op: Op, op_span: Span, rhs: Operand) -> Result<Comparison, ExprError> {
+    fn comparison(
+        &mut self,
+        lhs: Operand,
+        op: Op,
+        op_span: Span,
+        rhs: Operand,
+    ) -> Result<Comparison, ExprError> {
         let span = lhs.span.to(rhs.span);
         let (name, name_span, lit, flipped) = match (lhs.value, rhs.value) {
             (Value::Ident(l), Value::Ident(r)) => {
@@ -134,12 +174,39 @@ impl Checker<'_> {
                         ),
                     ));
                 }
-                (l, lhs.span, Operand { value: Value::Str(r), span: rhs.span }, false)
+                (
+                    l,
+                    lhs.span,
+                    Operand {
+                        value: Value::Str(r),
+                        span: rhs.span,
+                    },
+                    false,
+                )
             }
-            (Value::Ident(l), r) => (l, lhs.span, Operand { value: r, span: rhs.span }, false),
-            (l, Value::Ident(r)) => (r, rhs.span, Operand { value: l, span: lhs.span }, true),
+            (Value::Ident(l), r) => (
+                l,
+                lhs.span,
+                Operand {
+                    value: r,
+                    span: rhs.span,
+                },
+                false,
+            ),
+            (l, Value::Ident(r)) => (
+                r,
+                rhs.span,
+                Operand {
+                    value: l,
+                    span: lhs.span,
+                },
+                true,
+            ),
             _ => {
-                return Err(self.err(span, "compare a field with a value: neither side of this comparison is a field"));
+                return Err(self.err(
+                    span,
+                    "compare a field with a value: neither side of this comparison is a field",
+                ));
             }
         };
         let field = self.resolve(&name, name_span)?;
@@ -155,7 +222,11 @@ impl Checker<'_> {
                 if flipped {
                     return Err(self.err(
                         span,
-                        format!("put the field on the left of `{}`, e.g. line {} \"...\"", op.symbol(), op.symbol()),
+                        format!(
+                            "put the field on the left of `{}`, e.g. line {} \"...\"",
+                            op.symbol(),
+                            op.symbol()
+                        ),
                     ));
                 }
                 self.textual(&field, &name, op, op_span, lit)?
@@ -169,39 +240,85 @@ impl Checker<'_> {
             Field::Json(n) => Subject::Json(self.slot(n)),
             Field::Metric(m) => Subject::Metric(m),
         };
-        Ok(Comparison { subject, test, span })
+        Ok(Comparison {
+            subject,
+            test,
+            span,
+        })
     }
 
     /// `~`, `!~` and `contains`: text only.
-    fn textual(&self, field: &Field, name: &str, op: Op, op_span: Span, lit: Operand) -> Result<Test, ExprError> {
+    fn textual(
+        &self,
+        field: &Field,
+        name: &str,
+        op: Op,
+        op_span: Span,
+        lit: Operand,
+    ) -> Result<Test, ExprError> {
         if !matches!(field, Field::Text(_) | Field::Json(_)) {
-            let what = if matches!(op, Op::Contains) { "looks for text in text" } else { "matches text against a regex" };
+            let what = if matches!(op, Op::Contains) {
+                "looks for text in text"
+            } else {
+                "matches text against a regex"
+            };
             return Err(self.err(
                 op_span,
-                format!("`{}` {what}, but `{name}` is {}", op.symbol(), describe_field(field)),
+                format!(
+                    "`{}` {what}, but `{name}` is {}",
+                    op.symbol(),
+                    describe_field(field)
+                ),
             ));
         }
         match (op, lit.value) {
             (Op::Contains, Value::Str(s)) => Ok(Test::Contains(s)),
             (Op::Contains, other) => Err(self.err(
                 lit.span,
-                format!("`contains` needs a string, found {}; e.g. {name} contains \"timeout\"", describe(&other)),
+                format!(
+                    "`contains` needs a string, found {}; e.g. {name} contains \"timeout\"",
+                    describe(&other)
+                ),
             )),
             (_, Value::Str(p) | Value::Regex(p)) => {
-                let regex = regex::RegexBuilder::new(&p).size_limit(REGEX_SIZE_LIMIT).build().map_err(|e| {
-                    self.err(lit.span, format!("invalid regex {}: {}", self.text(lit.span), regex_reason(&e)))
-                })?;
-                Ok(Test::Matches { pattern: Pattern { source: p, regex }, negated: op == Op::NotMatch })
+                let regex = regex::RegexBuilder::new(&p)
+                    .size_limit(REGEX_SIZE_LIMIT)
+                    .build()
+                    .map_err(|e| {
+                        self.err(
+                            lit.span,
+                            format!(
+                                "invalid regex {}: {}",
+                                self.text(lit.span),
+                                regex_reason(&e)
+                            ),
+                        )
+                    })?;
+                Ok(Test::Matches {
+                    pattern: Pattern { source: p, regex },
+                    negated: op == Op::NotMatch,
+                })
             }
             (_, other) => Err(self.err(
                 lit.span,
-                format!("`{}` needs a regex, found {}; e.g. {name} ~ /time(d )?out/", op.symbol(), describe(&other)),
+                format!(
+                    "`{}` needs a regex, found {}; e.g. {name} ~ /time(d )?out/",
+                    op.symbol(),
+                    describe(&other)
+                ),
             )),
         }
     }
 
     /// `== != < <= > >=`.
-    fn ordered(&self, field: &Field, name: &str, op: CmpOp, lit: Operand, op_span: Span) -> Result<Test, ExprError> {
+    fn ordered(
+        &self,
+        field: &Field,
+        name: &str,
+        op: CmpOp,
+        lit: Operand,
+        op_span: Span,
+    ) -> Result<Test, ExprError> {
         let mismatch = |example: &str| {
             self.err(
                 lit.span,
@@ -213,7 +330,10 @@ impl Checker<'_> {
             )
         };
         if let Value::Regex(_) = lit.value {
-            return Err(self.err(lit.span, format!("a /regex/ only goes after `~` or `!~`, e.g. {name} ~ /err(or)?/")));
+            return Err(self.err(
+                lit.span,
+                format!("a /regex/ only goes after `~` or `!~`, e.g. {name} ~ /err(or)?/"),
+            ));
         }
         let equality = matches!(op, CmpOp::Eq | CmpOp::Ne);
         match field {
@@ -272,7 +392,8 @@ impl Checker<'_> {
         lit: &Operand,
         mismatch: impl Fn(&str) -> ExprError,
     ) -> Result<Test, ExprError> {
-        let count = matches!(field, Field::Seq) || matches!(field, Field::Metric(m) if m.is_count());
+        let count =
+            matches!(field, Field::Seq) || matches!(field, Field::Metric(m) if m.is_count());
         let ms = matches!(field, Field::Metric(Metric::P50Ms | Metric::P99Ms));
         match lit.value {
             Value::Int(n) if count => match u64::try_from(n) {

@@ -76,14 +76,17 @@ fn compare_log(c: &Comparison, rec: &LogRecord, json: &mut LazyJson) -> bool {
                 return false;
             };
             match (&c.test, v) {
-                (Test::Text { .. } | Test::Contains(_) | Test::Matches { .. }, Value::String(s)) => {
-                    text_test(&c.test, Some(s))
-                }
+                (
+                    Test::Text { .. } | Test::Contains(_) | Test::Matches { .. },
+                    Value::String(s),
+                ) => text_test(&c.test, Some(s)),
                 (Test::Number { op, value }, Value::Number(n)) => {
                     n.as_f64().is_some_and(|n| number_holds(*op, n, *value))
                 }
                 (Test::Bool { equal, value }, Value::Bool(b)) => (b == value) == *equal,
-                (Test::Level { op, value }, v) => json_level(v).is_some_and(|l| op.holds(l.cmp(value))),
+                (Test::Level { op, value }, v) => {
+                    json_level(v).is_some_and(|l| op.holds(l.cmp(value)))
+                }
                 _ => false,
             }
         }
@@ -131,7 +134,9 @@ pub fn number_holds(op: CmpOp, subject: f64, value: f64) -> bool {
 }
 
 fn compare_metric(c: &Comparison, m: &Metrics) -> bool {
-    let Subject::Metric(metric) = c.subject else { return false };
+    let Subject::Metric(metric) = c.subject else {
+        return false;
+    };
     match (&c.test, m.value(metric)) {
         (Test::Unsigned { op, value }, MetricValue::Count(n)) => op.holds(n.cmp(value)),
         (Test::Number { op, value }, MetricValue::Count(n)) => number_holds(*op, n as f64, *value),

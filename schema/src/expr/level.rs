@@ -30,7 +30,14 @@ pub enum Level {
 
 impl Level {
     /// Every level, least severe first.
-    pub const ALL: [Level; 6] = [Level::Trace, Level::Debug, Level::Info, Level::Warn, Level::Error, Level::Fatal];
+    pub const ALL: [Level; 6] = [
+        Level::Trace,
+        Level::Debug,
+        Level::Info,
+        Level::Warn,
+        Level::Error,
+        Level::Fatal,
+    ];
 
     /// The level a spelling names (see the table above), or `None`.
     pub fn from_name(name: &str) -> Option<Level> {
@@ -49,7 +56,9 @@ impl Level {
             b"info" | b"information" | b"notice" => Level::Info,
             b"warn" | b"warning" => Level::Warn,
             b"error" | b"err" => Level::Error,
-            b"fatal" | b"critical" | b"crit" | b"panic" | b"alert" | b"emerg" | b"emergency" => Level::Fatal,
+            b"fatal" | b"critical" | b"crit" | b"panic" | b"alert" | b"emerg" | b"emergency" => {
+                Level::Fatal
+            }
             _ => return None,
         })
     }
@@ -58,7 +67,9 @@ impl Level {
     /// 10 trace, 20 debug, 30 info, 40 warn, 50 error, 60 fatal; other
     /// numbers are not levels.
     pub fn from_number(n: f64) -> Option<Level> {
-        Level::ALL.into_iter().find(|&l| n == f64::from(10 * (l as u8 + 1)))
+        Level::ALL
+            .into_iter()
+            .find(|&l| n == f64::from(10 * (l as u8 + 1)))
     }
 
     /// The canonical spelling.

@@ -13,7 +13,8 @@ pub(crate) enum Tok {
     Str(String),
     /// `/.../`: a regex, only `\/` decoded (everything else is the regex's).
     Regex(String),
-    Int(i64),
+    /// From `i64::MIN` to `u64::MAX`.
+    Int(i128),
     Float(f64),
     /// A number with a unit, in milliseconds.
     Duration(f64),
@@ -107,7 +108,10 @@ impl<'s> Lexer<'s> {
         }
         let start = self.pos;
         let Some(c) = self.peek() else {
-            return Ok(Token { tok: Tok::Eof, span: Span::new(start, start) });
+            return Ok(Token {
+                tok: Tok::Eof,
+                span: Span::new(start, start),
+            });
         };
         let two = |l: &mut Self, tok: Tok| {
             l.pos += 2;
@@ -132,9 +136,27 @@ impl<'s> Lexer<'s> {
             ('~', _) => one(self, Tok::Match),
             ('(', _) => one(self, Tok::LParen),
             (')', _) => one(self, Tok::RParen),
-            ('=', _) => return Err(self.err(start, start + 1, "expected `==`: `=` alone is not an operator")),
-            ('&', _) => return Err(self.err(start, start + 1, "expected `&&`: `&` alone is not an operator")),
-            ('|', _) => return Err(self.err(start, start + 1, "expected `||`: `|` alone is not an operator")),
+            ('=', _) => {
+                return Err(self.err(
+                    start,
+                    start + 1,
+                    "expected `==`: `=` alone is not an operator",
+                ));
+            }
+            ('&', _) => {
+                return Err(self.err(
+                    start,
+                    start + 1,
+                    "expected `&&`: `&` alone is not an operator",
+                ));
+            }
+            ('|', _) => {
+                return Err(self.err(
+                    start,
+                    start + 1,
+                    "expected `||`: `|` alone is not an operator",
+                ));
+            }
             ('"' | '\'', _) => self.string(c)?,
             ('/', _) => self.regex()?,
             ('-', Some(d)) if d.is_ascii_digit() => self.number()?,
@@ -154,7 +176,10 @@ impl<'s> Lexer<'s> {
                 ));
             }
         };
-        Ok(Token { tok, span: Span::new(start, self.pos) })
+        Ok(Token {
+            tok,
+            span: Span::new(start, self.pos),
+        })
     }
 
     fn take_while(&mut self, f: impl Fn(char) -> bool) -> &'s str {
@@ -171,7 +196,11 @@ impl<'s> Lexer<'s> {
         let mut out = String::new();
         loop {
             let Some(c) = self.peek() else {
-                return Err(self.err(start, start + 1, format!("unterminated string: expected a closing {quote}")));
+                return Err(self.err(
+                    start,
+                    start + 1,
+                    format!("unterminated string: expected a closing {quote}"),
+                ));
             };
             let at = self.pos;
             self.pos += c.len_utf8();
@@ -205,7 +234,13 @@ impl<'s> Lexer<'s> {
     }
 
     fn unicode_escape(&mut self, at: usize) -> Result<char, ExprError> {
-        let bad = |l: &Self| l.err(at, l.pos, "invalid unicode escape: expected \\u{HEX} naming a character, e.g. \\u{e9}");
+        let bad = |l: &Self| {
+            l.err(
+                at,
+                l.pos,
+                "invalid unicode escape: expected \\u{HEX} naming a character, e.g. \\u{e9}",
+            )
+        };
         if self.peek() != Some('{') {
             return Err(bad(self));
         }
@@ -215,7 +250,10 @@ impl<'s> Lexer<'s> {
             return Err(bad(self));
         }
         self.pos += 1;
-        u32::from_str_radix(&hex, 16).ok().and_then(char::from_u32).ok_or_else(|| bad(self))
+        u32::from_str_radix(&hex, 16)
+            .ok()
+            .and_then(char::from_u32)
+            .ok_or_else(|| bad(self))
     }
 
     fn regex(&mut self) -> Result<Tok, ExprError> {
@@ -251,7 +289,9 @@ impl<'s> Lexer<'s> {
             self.take_while(|c| c.is_ascii_digit() || c == '_');
         }
         let rest = &self.src[self.pos..];
-        let exp_digits = rest.strip_prefix(['e', 'E']).map(|r| r.strip_prefix(['+', '-']).unwrap_or(r));
+        let exp_digits = rest
+            .strip_prefix(['e', 'E'])
+            .map(|r| r.strip_prefix(['+', '-']).unwrap_or(r));
         if exp_digits.is_some_and(|r| r.starts_with(|c: char| c.is_ascii_digit())) {
             float = true;
             self.pos += 1;
@@ -260,10 +300,19 @@ impl<'s> Lexer<'s> {
             }
             self.take_while(|c| c.is_ascii_digit());
         }
-        let text: String = self.src[start..self.pos].chars().filter(|&c| c != '_').collect();
+        let text: String = self.src[start..self.pos]
+            .chars()
+            .filter(|&c| c != '_')
+            .collect();
         let unit_start = self.pos;
         let unit = self.take_while(|c| c.is_alphanumeric() || c == '_');
-        let too_big = |l: &Self| l.err(start, l.pos, "number out of range: use at most 18 digits");
+        let too_big = |l: &Self| {
+            l.err(
+                start,
+                l.pos,
+                "number out of range: too large for a 64-bit float",
+            )
+        };
         if !unit.is_empty() {
             let scale = match unit {
                 "ms" => 1.0,
@@ -280,13 +329,32 @@ impl<'s> Lexer<'s> {
             };
             let value: f64 = text.parse().map_err(|_| too_big(self))?;
             let ms = value * scale;
-            return if ms.is_finite() { Ok(Tok::Duration(ms)) } else { Err(too_big(self)) };
+            return if ms.is_finite() {
+                Ok(Tok::Duration(ms))
+            } else {
+                Err(too_big(self))
+            };
         }
         if float {
             let value: f64 = text.parse().map_err(|_| too_big(self))?;
-            if value.is_finite() { Ok(Tok::Float(value)) } else { Err(too_big(self)) }
+            if value.is_finite() {
+                Ok(Tok::Float(value))
+            } else {
+                Err(too_big(self))
+            }
         } else {
-            text.parse().map(Tok::Int).map_err(|_| too_big(self))
+            match text.parse::<i128>() {
+                Ok(n) if n >= i128::from(i64::MIN) && n <= i128::from(u64::MAX) => Ok(Tok::Int(n)),
+                _ => Err(self.err(
+                    start,
+                    self.pos,
+                    format!(
+                        "number out of range: integers go from {} to {}",
+                        i64::MIN,
+                        u64::MAX
+                    ),
+                )),
+            }
         }
     }
 }

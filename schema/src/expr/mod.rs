@@ -40,9 +40,10 @@
 //!   (counts), `error_rate`, `p50_ms`, `p99_ms` (floats, missing when the
 //!   window had no requests). Other names are errors.
 //! - **Literals**: strings `"..."` or `'...'` (escapes `\\ \" \' \n \t \r \0
-//!   \u{..}`), integers, floats (`0.05`, `1e3`), durations (`250ms`, `2s`,
-//!   `1m`, `1h`, compared as milliseconds), `true`/`false`, and regexes
-//!   `/.../` after `~` (a string works there too).
+//!   \u{..}`), integers (`-3`, `500`, from `i64::MIN` to `u64::MAX`), floats
+//!   (`0.05`, `1e3`), durations (`250ms`, `1.5s`, `1m`, `1h`, compared as
+//!   milliseconds), `true`/`false`, and regexes `/.../` after `~` (only `\/`
+//!   is an escape there; a string works too, with its own escapes).
 //! - **Operators**: `== != < <= > >=`, `~` / `!~` (regex search, the `regex`
 //!   crate's syntax, compiled once at parse time), `contains` (substring,
 //!   case-sensitive), `&& || !` and parentheses. `&&` binds tighter than `||`.
@@ -147,7 +148,11 @@ impl Filter {
     /// Same as [`parse_filter`].
     pub fn parse(src: &str) -> Result<Filter, ExprError> {
         let (expr, json_fields) = parse(src, Scope::Log)?;
-        Ok(Filter { source: src.to_string(), expr, json_fields })
+        Ok(Filter {
+            source: src.to_string(),
+            expr,
+            json_fields,
+        })
     }
 
     /// The text it was parsed from: what to send to another process, which

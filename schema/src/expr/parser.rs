@@ -29,7 +29,12 @@ pub(crate) enum Ast {
     Or(Vec<Ast>),
     /// An operand with no operator: only a boolean literal is a condition.
     Bare(Operand),
-    Compare { lhs: Operand, op: Op, op_span: Span, rhs: Operand },
+    Compare {
+        lhs: Operand,
+        op: Op,
+        op_span: Span,
+        rhs: Operand,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -67,7 +72,7 @@ pub(crate) enum Value {
     Ident(String),
     Str(String),
     Regex(String),
-    Int(i64),
+    Int(i128),
     Float(f64),
     Duration(f64),
     Bool(bool),
@@ -80,7 +85,13 @@ pub(crate) struct Operand {
 }
 
 pub(crate) fn parse(src: &str, tokens: Vec<Token>) -> Result<Ast, ExprError> {
-    let mut p = Parser { src, tokens, pos: 0, depth: 0, comparisons: 0 };
+    let mut p = Parser {
+        src,
+        tokens,
+        pos: 0,
+        depth: 0,
+        comparisons: 0,
+    };
     if p.peek() == &Tok::Eof {
         return Err(p.err_here("empty expression: expected a condition such as status >= 500"));
     }
@@ -132,7 +143,11 @@ impl Parser<'_> {
             self.bump();
             terms.push(self.and()?);
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Ast::Or(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Ast::Or(terms)
+        })
     }
 
     fn and(&mut self) -> Result<Ast, ExprError> {
@@ -141,10 +156,17 @@ impl Parser<'_> {
             self.bump();
             terms.push(self.unary()?);
         }
-        Ok(if terms.len() == 1 { terms.remove(0) } else { Ast::And(terms) })
+        Ok(if terms.len() == 1 {
+            terms.remove(0)
+        } else {
+            Ast::And(terms)
+        })
     }
 
-    fn nested<T>(&mut self, f: impl FnOnce(&mut Self) -> Result<T, ExprError>) -> Result<T, ExprError> {
+    fn nested<T>(
+        &mut self,
+        f: impl FnOnce(&mut Self) -> Result<T, ExprError>,
+    ) -> Result<T, ExprError> {
         if self.depth >= MAX_DEPTH {
             return Err(self.err_here(format!(
                 "expression nested too deeply: at most {MAX_DEPTH} levels of `(` and `!`"
@@ -211,7 +233,12 @@ impl Parser<'_> {
                 format!("too many comparisons: at most {MAX_COMPARISONS} in one expression"),
             ));
         }
-        Ok(Ast::Compare { lhs, op, op_span, rhs })
+        Ok(Ast::Compare {
+            lhs,
+            op,
+            op_span,
+            rhs,
+        })
     }
 
     fn operand(&mut self, expected: &str) -> Result<Operand, ExprError> {

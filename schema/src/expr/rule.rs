@@ -59,7 +59,10 @@ impl Rule {
     /// Same as [`parse_rule`].
     pub fn parse(src: &str) -> Result<Rule, ExprError> {
         let (expr, _) = parse(src, Scope::Health)?;
-        Ok(Rule { source: src.to_string(), expr })
+        Ok(Rule {
+            source: src.to_string(),
+            expr,
+        })
     }
 
     pub fn source(&self) -> &str {
@@ -98,17 +101,28 @@ impl Rule {
             .comparisons()
             .into_iter()
             .filter_map(|c| {
-                let Subject::Metric(metric) = c.subject else { return None };
+                let Subject::Metric(metric) = c.subject else {
+                    return None;
+                };
                 let (op, limit) = match &c.test {
                     Test::Unsigned { op, value } => (*op, value.to_string()),
                     Test::Number { op, value } => (*op, value.to_string()),
                     _ => return None,
                 };
                 let held = eval::eval_health(&Expr::Compare(c.clone()), m);
-                Some(Observation { metric, value: m.value(metric), op, limit, held })
+                Some(Observation {
+                    metric,
+                    value: m.value(metric),
+                    op,
+                    limit,
+                    held,
+                })
             })
             .collect();
-        Explanation { tripped: self.eval(m), observations }
+        Explanation {
+            tripped: self.eval(m),
+            observations,
+        }
     }
 }
 
@@ -161,7 +175,14 @@ pub struct Observation {
 
 impl fmt::Display for Observation {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}={} {} {}", self.metric.as_str(), self.value, self.op.symbol(), self.limit)
+        write!(
+            f,
+            "{}={} {} {}",
+            self.metric.as_str(),
+            self.value,
+            self.op.symbol(),
+            self.limit
+        )
     }
 }
 

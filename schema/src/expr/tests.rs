@@ -19,7 +19,9 @@ fn rec(line: &str) -> LogRecord {
 }
 
 fn matches(src: &str, line: &str) -> bool {
-    parse_filter(src).unwrap_or_else(|e| panic!("{src}: {e}")).matches(&rec(line))
+    parse_filter(src)
+        .unwrap_or_else(|e| panic!("{src}: {e}"))
+        .matches(&rec(line))
 }
 
 fn err(src: &str) -> ExprError {
@@ -46,9 +48,15 @@ fn record_fields_compare_as_text_numbers_releases_and_streams() {
     assert!(matches(r#"instance contains "-1""#, "x"));
     assert!(matches(r#"time >= "2026-05-01""#, "x"));
     assert!(matches(r#"time < "2026-05-02""#, "x"));
-    assert!(matches("seq == 42 && seq > 41 && seq <= 42 && seq != 7", "x"));
+    assert!(matches(
+        "seq == 42 && seq > 41 && seq <= 42 && seq != 7",
+        "x"
+    ));
     assert!(matches("seq > 41.5", "x"));
-    assert!(matches(r#"release == "v3" && release >= 2 && release < "v10""#, "x"));
+    assert!(matches(
+        r#"release == "v3" && release >= 2 && release < "v10""#,
+        "x"
+    ));
     assert!(matches("stream == stderr && stream != \"stdout\"", "x"));
     assert!(!matches("stream == system", "x"));
 }
@@ -65,7 +73,10 @@ fn json_fields_compare_by_the_literal_they_meet() {
     assert!(matches("status >= 500", JSON));
     assert!(matches("status == 503.0", JSON));
     assert!(matches("latency_ms > 300ms && latency_ms < 1s", JSON));
-    assert!(matches(r#"msg contains "timeout" && msg ~ /time(d )?out$/"#, JSON));
+    assert!(matches(
+        r#"msg contains "timeout" && msg ~ /time(d )?out$/"#,
+        JSON
+    ));
     assert!(matches(r#"msg !~ "^ok""#, JSON));
     assert!(matches("ok == false && ok != true", JSON));
     // A string is not a number, so a number comparison cannot hold.
@@ -85,11 +96,20 @@ fn missing_fields_fail_every_comparison_but_not_their_negation() {
         "level != info",
     ] {
         assert!(!matches(src, "plain text, not json"), "{src}");
-        assert!(matches(&format!("!({src})"), "plain text, not json"), "!({src})");
+        assert!(
+            matches(&format!("!({src})"), "plain text, not json"),
+            "!({src})"
+        );
     }
     assert!(!matches("nope == 1", JSON));
-    assert!(!matches("status == 1", r#"{"status": 1"#), "invalid JSON has no fields");
-    assert!(!matches("status == 1", r#"[{"status": 1}]"#), "only objects have fields");
+    assert!(
+        !matches("status == 1", r#"{"status": 1"#),
+        "invalid JSON has no fields"
+    );
+    assert!(
+        !matches("status == 1", r#"[{"status": 1}]"#),
+        "only objects have fields"
+    );
     assert!(!matches("status == 1", r#"{"status": 1} trailing"#));
     let mut no_release = rec("x");
     no_release.release = None;
@@ -114,7 +134,10 @@ fn levels_compare_by_severity_with_aliases_and_numbers() {
     assert!(matches("level == fatal", r#"{"level": "Critical"}"#));
     assert!(matches("level == info", r#"{"level": 30}"#));
     assert!(matches("level > info", r#"{"level": 50}"#));
-    assert!(!matches("level > trace", r#"{"level": 35}"#), "35 names no level");
+    assert!(
+        !matches("level > trace", r#"{"level": 35}"#),
+        "35 names no level"
+    );
     assert!(!matches("level > trace", r#"{"level": "loud"}"#));
     // Against a string that names no level, `level` is plain text.
     assert!(matches(r#"level == "loud""#, r#"{"level": "loud"}"#));
@@ -126,8 +149,14 @@ fn boolean_literals_and_connectives() {
     assert!(matches("true", "x"));
     assert!(!matches("false", "x"));
     assert!(matches("!false && (false || true)", "x"));
-    assert!(matches(r#"app == "web" || app == "api" && seq == 42"#, "x"), "&& binds tighter");
-    assert!(!matches(r#"(app == "web" || app == "api") && seq == 1"#, "x"));
+    assert!(
+        matches(r#"app == "web" || app == "api" && seq == 42"#, "x"),
+        "&& binds tighter"
+    );
+    assert!(!matches(
+        r#"(app == "web" || app == "api") && seq == 1"#,
+        "x"
+    ));
     assert!(matches("!!true", "x"));
 }
 
@@ -152,12 +181,19 @@ fn durations_are_milliseconds() {
 fn syntax_errors_name_the_position_and_what_was_expected() {
     let e = err("status >= ");
     assert_eq!((e.line, e.column), (1, 11));
-    assert!(e.message.contains("expected a value after `>=`, found end of input"), "{e}");
+    assert!(
+        e.message
+            .contains("expected a value after `>=`, found end of input"),
+        "{e}"
+    );
     let e = err("status 500");
     assert!(e.message.contains("expected an operator"), "{e}");
     assert_eq!(e.column, 8);
     let e = err("(status == 1");
-    assert!(e.message.contains("expected `)` to close the `(` at 1:1"), "{e}");
+    assert!(
+        e.message.contains("expected `)` to close the `(` at 1:1"),
+        "{e}"
+    );
     let e = err("status == 1)");
     assert!(e.message.contains("unmatched `)`"), "{e}");
     let e = err("status = 1");
@@ -191,7 +227,11 @@ fn errors_render_a_caret_under_the_source() {
     );
     assert_eq!(e.summary().lines().count(), 1);
     let e = err(r#"msg ~ "a(""#);
-    assert!(e.message.starts_with("invalid regex \"a(\": unclosed group"), "{e}");
+    assert!(
+        e.message
+            .starts_with("invalid regex \"a(\": unclosed group"),
+        "{e}"
+    );
     assert!(e.to_string().ends_with("\n        ^^^^"), "{e}");
 }
 
@@ -199,7 +239,10 @@ fn errors_render_a_caret_under_the_source() {
 fn type_errors_are_refused_before_evaluation() {
     for (src, want) in [
         ("line > 3", "`line` is text"),
-        (r#"seq ~ "x""#, "`~` matches text against a regex, but `seq` is a number"),
+        (
+            r#"seq ~ "x""#,
+            "`~` matches text against a regex, but `seq` is a number",
+        ),
         (r#"seq contains "x""#, "`contains` looks for text in text"),
         (r#"seq == "x""#, "`seq` is a number"),
         ("seq > -1", "never negative"),
@@ -225,29 +268,58 @@ fn type_errors_are_refused_before_evaluation() {
 
 #[test]
 fn limits_refuse_hostile_expressions() {
-    let deep = format!("{}true{}", "(".repeat(MAX_DEPTH + 1), ")".repeat(MAX_DEPTH + 1));
+    let deep = format!(
+        "{}true{}",
+        "(".repeat(MAX_DEPTH + 1),
+        ")".repeat(MAX_DEPTH + 1)
+    );
     assert!(err(&deep).message.contains("nested too deeply"));
     let nots = format!("{}true", "!".repeat(MAX_DEPTH + 1));
     assert!(err(&nots).message.contains("nested too deeply"));
     let wide = vec!["a==1"; MAX_COMPARISONS + 1].join("||");
     assert!(err(&wide).message.contains("too many comparisons"));
-    assert!(err(&"x".repeat(MAX_SOURCE_LEN + 1)).message.contains("too long"));
-    assert!(err(r#"line ~ "a{100000}""#).message.contains("invalid regex"));
+    assert!(
+        err(&"x".repeat(MAX_SOURCE_LEN + 1))
+            .message
+            .contains("too long")
+    );
+    assert!(
+        err(r#"line ~ "a{100000}""#)
+            .message
+            .contains("invalid regex")
+    );
 }
 
 #[test]
 fn health_rules_read_metrics() {
-    let m = Metrics { requests: 200, errors: 24, error_rate: Some(0.12), p50_ms: Some(20.0), p99_ms: Some(430.0), restarts: 0 };
+    let m = Metrics {
+        requests: 200,
+        errors: 24,
+        error_rate: Some(0.12),
+        p50_ms: Some(20.0),
+        p99_ms: Some(430.0),
+        restarts: 0,
+    };
     let r = parse_rule("error_rate > 0.05 || p99_ms > 500").unwrap();
     assert!(r.eval(&m));
     assert_eq!(r.metrics(), vec![Metric::ErrorRate, Metric::P99Ms]);
     assert_eq!(r.explain(&m).to_string(), "error_rate=0.12 > 0.05");
-    assert!(parse_rule("p99_ms > 400ms && requests >= 200 && restarts == 0 && errors < 25").unwrap().eval(&m));
+    assert!(
+        parse_rule("p99_ms > 400ms && requests >= 200 && restarts == 0 && errors < 25")
+            .unwrap()
+            .eval(&m)
+    );
     assert!(!parse_rule("p50_ms >= 1s").unwrap().eval(&m));
     let idle = Metrics::default();
-    assert!(!parse_rule("error_rate != 0").unwrap().eval(&idle), "no data is missing");
+    assert!(
+        !parse_rule("error_rate != 0").unwrap().eval(&idle),
+        "no data is missing"
+    );
     assert!(parse_rule("!(error_rate > 0.5)").unwrap().eval(&idle));
-    let nan = Metrics { p99_ms: Some(f64::NAN), ..idle };
+    let nan = Metrics {
+        p99_ms: Some(f64::NAN),
+        ..idle
+    };
     assert!(!parse_rule("p99_ms != 1").unwrap().eval(&nan));
     let ex = parse_rule("!(requests > 10)").unwrap().explain(&idle);
     assert!(ex.tripped);
@@ -256,9 +328,21 @@ fn health_rules_read_metrics() {
 
 #[test]
 fn health_rules_refuse_unknown_metrics_and_misfit_literals() {
-    assert!(rule_err("latency > 5").message.contains("unknown metric `latency`"));
-    assert!(rule_err("error_rate > 5ms").message.contains("not a duration"));
-    assert!(rule_err(r#"requests == "x""#).message.contains("`requests` is a count"));
+    assert!(
+        rule_err("latency > 5")
+            .message
+            .contains("unknown metric `latency`")
+    );
+    assert!(
+        rule_err("error_rate > 5ms")
+            .message
+            .contains("not a duration")
+    );
+    assert!(
+        rule_err(r#"requests == "x""#)
+            .message
+            .contains("`requests` is a count")
+    );
     assert!(rule_err("restarts > -1").message.contains("never negative"));
 }
 
