@@ -470,20 +470,20 @@ async fn stream_logs(
     follow: bool,
     filter: Option<String>,
 ) -> Result<(), String> {
-    if filter.is_some() {
-        return Err("log filter expressions are not available on this host yet".into());
-    }
+    // The filter runs here, where the records are: only matches cross the tunnel.
+    let matcher = crate::cmd::logs::matcher(filter.as_deref()).map_err(|e| e.to_string())?;
     host.check_app(app).await.map_err(|e| e.to_string())?;
     let mut live = follow.then(|| host.logs.subscribe(app));
-    let records = host
-        .logs
-        .query(app, since, tail)
-        .await
-        .map_err(|e| e.to_string())?;
+    let records = match &matcher {
+        Some(m) => host.logs.query_where(app, since, tail, m.clone()).await,
+        None => host.logs.query(app, since, tail).await,
+    }
+    .map_err(|e| e.to_string())?;
     let mut last = match since {
         Some(Since::Seq(s)) => s,
         _ => 0,
     };
+    let (mut sent, mut skipped) = (records.len() as u64, 0u64);
     for batch in records.chunks(500) {
         last = batch.last().map(|r| r.seq).unwrap_or(last);
         tx.send(&HostMsg::Logs {
@@ -494,6 +494,7 @@ async fn stream_logs(
         .map_err(|e| e.to_string())?;
     }
     let Some(rx) = live.as_mut() else {
+        tracing::debug!(id, app, sent, filter = filter.as_deref().unwrap_or(""), "logs request answered");
         let _ = tx.send(&HostMsg::LogsEnd { id }).await;
         return Ok(());
     };
@@ -517,9 +518,18 @@ async fn stream_logs(
             }
         }
         batch.retain(|r| r.seq > last);
-        if let Some(r) = batch.last() {
-            last = r.seq;
-            tx.send(&HostMsg::Logs { id, records: batch }).await.map_err(|e| e.to_string())?;
+        let Some(newest) = batch.last().map(|r| r.seq) else { continue };
+        last = newest;
+        if let Some(m) = &matcher {
+            let before = batch.len() as u64;
+            m.retain(&mut batch);
+            skipped += before - batch.len() as u64;
+            if batch.is_empty() {
+                tracing::debug!(id, app, sent, skipped, "filtered out on the host");
+                continue;
+            }
         }
+        sent += batch.len() as u64;
+        tx.send(&HostMsg::Logs { id, records: batch }).await.map_err(|e| e.to_string())?;
     }
 }

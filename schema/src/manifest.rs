@@ -219,6 +219,11 @@ impl Manifest {
                 return Err(field("health.path", format!("{p:?} must start with '/'")));
             }
         }
+        if let Some(rule) = &self.health.rule
+            && let Err(e) = crate::expr::parse_rule(rule)
+        {
+            return Err(field("health.rule", e.to_string()));
+        }
         if self.health.window_s == Some(0) {
             return Err(field("health.window_s", "must be more than 0"));
         }

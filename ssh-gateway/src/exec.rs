@@ -359,6 +359,7 @@ async fn watch_fleet(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, json: bool, 
             gateway: first.then(|| fleet.name.clone()),
         };
         first = false;
+        tracing::debug!(key = %who.name, apps = ?snapshot.apps.iter().map(|a| (a.app.as_str(), a.release, a.running)).collect::<Vec<_>>(), "watch: snapshot");
         if json {
             print_json(out, &snapshot).await?;
         } else {
@@ -386,21 +387,36 @@ async fn watch_fleet(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, json: bool, 
     }
 }
 
-async fn print_record(out: &Out, r: &LogRecord, json: bool) -> Result<(), FleetError> {
-    if json {
-        print_json(out, r).await
-    } else {
-        print(out, format!("{}\n", schema::render::log_line(r))).await
+/// Renders records and sends them in pieces of about 64 KiB: one SSH
+/// packet per record would cost more than the records.
+async fn print_records(out: &Out, records: &[LogRecord], json: bool) -> Result<(), FleetError> {
+    const CHUNK: usize = 64 * 1024;
+    let mut buf = String::new();
+    for r in records {
+        if json {
+            buf.push_str(&serde_json::to_string(r).map_err(|e| FleetError::Io(e.to_string()))?);
+        } else {
+            buf.push_str(&schema::render::log_line(r));
+        }
+        buf.push('\n');
+        if buf.len() >= CHUNK {
+            print(out, std::mem::take(&mut buf)).await?;
+        }
     }
+    if !buf.is_empty() {
+        print(out, buf).await?;
+    }
+    Ok(())
 }
 
-/// Fan-in of an app's logs from every host that runs it. Following, a cut
-/// tunnel resumes from the last sequence number seen from that host.
+/// Fan-in of an app's logs from every host that runs it. A `--where`
+/// filter travels to each host and runs there, so only matching records
+/// cross the tunnels. Following, a cut tunnel resumes from the last
+/// sequence number seen from that host.
 async fn logs(fleet: &Arc<Fleet>, out: &Out, a: LogsArgs, json: bool, mut hangup: watch::Receiver<bool>) -> Result<(), FleetError> {
-    if a.filter.is_some() {
-        return Err(FleetError::Refused(
-            "--where: log filter expressions are not available in this gateway yet; use grep (or jq on --json) for now".into(),
-        ));
+    // Refuse a bad expression here, with its position, before any host sees it.
+    if let Some(src) = &a.filter {
+        schema::expr::parse_filter(src).map_err(|e| FleetError::Refused(format!("invalid --where expression at {e}")))?;
     }
     let placement = fleet.check_app(&a.app).await?;
     let hosts = fleet.hosts_with(&a.app, &placement);
@@ -414,45 +430,55 @@ async fn logs(fleet: &Arc<Fleet>, out: &Out, a: LogsArgs, json: bool, mut hangup
         let mut all: Vec<LogRecord> = Vec::new();
         for h in &hosts {
             let Some(conn) = fleet.conn_of(h) else { continue };
-            let app = a.app.clone();
-            let Ok((_, mut rx)) = conn
-                .logs(|id| GatewayMsg::Logs { id, app, since: since_seq, tail, follow: false, filter: None, ago_ms })
+            let (app, filter) = (a.app.clone(), a.filter.clone());
+            let Ok((id, mut rx)) = conn
+                .logs(|id| GatewayMsg::Logs { id, app, since: since_seq, tail, follow: false, filter, ago_ms })
                 .await
             else {
                 continue;
             };
+            let mut n = 0usize;
             while let Some(item) = rx.recv().await {
                 match item {
-                    LogItem::Records(r) => all.extend(r),
+                    LogItem::Records(r) => {
+                        n += r.len();
+                        all.extend(r);
+                    }
                     LogItem::End => break,
                     LogItem::Error(e) => {
-                        tracing::debug!(host = %h, error = %e, "logs request failed");
+                        let _ = out.stderr(format!("{h}: {e}\n")).await;
                         break;
                     }
                 }
             }
+            tracing::debug!(host = %h, id, records = n, filter = a.filter.as_deref().unwrap_or(""), "logs received");
         }
         all.sort_by(|x, y| (&x.time, &x.host, x.seq).cmp(&(&y.time, &y.host, y.seq)));
         if let Some(t) = tail {
             let skip = all.len().saturating_sub(t as usize);
             all.drain(..skip);
         }
-        for r in &all {
-            print_record(out, r, json).await?;
-        }
-        return Ok(());
+        return print_records(out, &all, json).await;
     }
-    let (tx, mut rx) = mpsc::unbounded_channel::<LogRecord>();
+    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<LogRecord>>();
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts {
-        let (fleet, app, tx) = (fleet.clone(), a.app.clone(), tx.clone());
-        tasks.spawn(follow_host(fleet, h, app, since_seq, tail, ago_ms, tx));
+        let (fleet, app, tx, filter) = (fleet.clone(), a.app.clone(), tx.clone(), a.filter.clone());
+        tasks.spawn(follow_host(fleet, h, app, since_seq, tail, ago_ms, filter, tx));
     }
     drop(tx);
     loop {
         tokio::select! {
             r = rx.recv() => match r {
-                Some(r) => print_record(out, &r, json).await?,
+                Some(mut batch) => {
+                    while batch.len() < 4096 {
+                        match rx.try_recv() {
+                            Ok(more) => batch.extend(more),
+                            Err(_) => break,
+                        }
+                    }
+                    print_records(out, &batch, json).await?;
+                }
                 None => return Ok(()),
             },
             _ = hangup.changed() => return Ok(()),
@@ -461,32 +487,39 @@ async fn logs(fleet: &Arc<Fleet>, out: &Out, a: LogsArgs, json: bool, mut hangup
 }
 
 /// Follows one host's records of `app`, across tunnel cuts.
-async fn follow_host(fleet: Arc<Fleet>, host: String, app: String, since: Option<u64>, tail: Option<u64>, ago_ms: Option<u64>, tx: mpsc::UnboundedSender<LogRecord>) {
+#[allow(clippy::too_many_arguments)]
+async fn follow_host(
+    fleet: Arc<Fleet>,
+    host: String,
+    app: String,
+    since: Option<u64>,
+    tail: Option<u64>,
+    ago_ms: Option<u64>,
+    filter: Option<String>,
+    tx: mpsc::UnboundedSender<Vec<LogRecord>>,
+) {
     let mut last: Option<u64> = since;
     let mut first = true;
     let mut connects = fleet.subscribe_connects();
     loop {
         if let Some(conn) = fleet.conn_of(&host) {
             let (since, tail, ago) = if first { (last, tail, ago_ms) } else { (last, None, None) };
-            let app2 = app.clone();
+            let (app2, filter2) = (app.clone(), filter.clone());
             if let Ok((id, mut rx)) = conn
-                .logs(|id| GatewayMsg::Logs { id, app: app2, since, tail, follow: true, filter: None, ago_ms: ago })
+                .logs(|id| GatewayMsg::Logs { id, app: app2, since, tail, follow: true, filter: filter2, ago_ms: ago })
                 .await
             {
                 first = false;
                 loop {
                     tokio::select! {
                         item = rx.recv() => match item {
-                            Some(LogItem::Records(rs)) => {
-                                for r in rs {
-                                    if last.is_some_and(|l| r.seq <= l) {
-                                        continue;
-                                    }
-                                    last = Some(r.seq);
-                                    if tx.send(r).is_err() {
-                                        conn.cancel_logs(id).await;
-                                        return;
-                                    }
+                            Some(LogItem::Records(mut rs)) => {
+                                rs.retain(|r| last.is_none_or(|l| r.seq > l));
+                                let Some(newest) = rs.last().map(|r| r.seq) else { continue };
+                                last = Some(newest);
+                                if tx.send(rs).is_err() {
+                                    conn.cancel_logs(id).await;
+                                    return;
                                 }
                             }
                             Some(LogItem::End) | Some(LogItem::Error(_)) | None => break,

@@ -179,10 +179,10 @@ impl Host {
         );
         self.audit(by, "activate", Some(app), &detail).await;
         self.logs.system(app, Some(version), "hostd", format!("activated {detail} for {by}"));
-        if let Some(path) = target.manifest.health.path.clone()
-            && let Some(run) = self.supervisor(app).and_then(|s| s.active())
-        {
-            if let Err(reason) = self.check_health(&run, &path).await {
+        if let Some(run) = self.supervisor(app).and_then(|s| s.active()) {
+            if let Some(path) = target.manifest.health.path.clone()
+                && let Err(reason) = self.check_health(&run, &path).await
+            {
                 let outcome = self.fail_release(app, version, &reason).await;
                 return Err(HostError::HealthCheckFailed {
                     app: app.to_string(),
@@ -191,7 +191,7 @@ impl Host {
                     outcome,
                 });
             }
-            self.watch_health(run, path, std::time::Duration::from_secs(target.manifest.health_window_s()));
+            self.watch_health(run);
         }
         Ok(())
     }

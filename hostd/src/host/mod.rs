@@ -3,6 +3,7 @@
 //! are front doors onto these methods; nothing here knows about either.
 
 mod fleet;
+mod health;
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -62,6 +63,10 @@ pub enum HostError {
     },
     #[error("{0}")]
     Refused(String),
+    /// A filter or rule that does not parse or type-check; the message is
+    /// the position, what was expected, and a caret under the source.
+    #[error("invalid {what} expression at {err}")]
+    Expr { what: &'static str, err: schema::expr::ExprError },
     #[error("{0}")]
     Db(#[from] DbError),
 }
@@ -275,7 +280,6 @@ impl Host {
             .await?;
         let kind = manifest.kind;
         let health_path = manifest.health.path.clone();
-        let window = std::time::Duration::from_secs(manifest.health_window_s());
         let run = ReleaseRun::new(version, manifest, code);
         let sup = self.supervisor_or_new(&name, kind);
         sup.activate(run.clone(), replicas);
@@ -293,18 +297,18 @@ impl Host {
         self.audit(who, "deploy", Some(&name), &detail).await;
         self.logs.system(&name, Some(version), "hostd", format!("deployed {detail} by {who}"));
         self.prune(&name).await;
-        if let Some(path) = health_path {
-            if let Err(reason) = self.check_health(&run, &path).await {
-                let outcome = self.fail_release(&name, version, &reason).await;
-                return Err(HostError::HealthCheckFailed {
-                    app: name,
-                    version,
-                    reason,
-                    outcome,
-                });
-            }
-            self.watch_health(run, path, window);
+        if let Some(path) = health_path.filter(|_| kind == AppKind::Http)
+            && let Err(reason) = self.check_health(&run, &path).await
+        {
+            let outcome = self.fail_release(&name, version, &reason).await;
+            return Err(HostError::HealthCheckFailed {
+                app: name,
+                version,
+                reason,
+                outcome,
+            });
         }
+        self.watch_health(run);
         tracing::info!(app = %name, %version, ms = started.elapsed().as_millis() as u64, "deployed");
         Ok(DeployOutcome {
             app: name,
@@ -315,41 +319,6 @@ impl Host {
             compile_ms: compiled.compile_ms,
             replicas,
         })
-    }
-
-    /// One health probe of `run`: Ok for a 2xx, else why not.
-    async fn check_health(&self, run: &Arc<ReleaseRun>, path: &str) -> Result<(), String> {
-        let limit = std::time::Duration::from_secs(10);
-        match tokio::time::timeout(limit, crate::runtime::http::probe(&self.rt, run.clone(), path)).await {
-            Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
-            Ok(Ok(s)) => Err(format!("GET {path} returned {s}")),
-            Ok(Err(e)) => Err(format!("GET {path} failed: {e}")),
-            Err(_) => Err(format!("GET {path} did not answer within {} s", limit.as_secs())),
-        }
-    }
-
-    /// Probes `run` every second for `window` while it stays active; the
-    /// first failure rolls the app back.
-    fn watch_health(self: &Arc<Self>, run: Arc<ReleaseRun>, path: String, window: std::time::Duration) {
-        let host = Arc::downgrade(self);
-        tokio::spawn(async move {
-            let end = Instant::now() + window;
-            while Instant::now() < end {
-                tokio::time::sleep(std::time::Duration::from_secs(1)).await;
-                let Some(host) = host.upgrade() else { return };
-                let active = |h: &Host| h.supervisor(&run.app).and_then(|s| s.active()).is_some_and(|a| Arc::ptr_eq(&a, &run));
-                if !active(&host) {
-                    return;
-                }
-                if let Err(reason) = host.check_health(&run, &path).await {
-                    let _op = host.op_lock(&run.app).await;
-                    if active(&host) {
-                        host.fail_release(&run.app, run.version, &reason).await;
-                    }
-                    return;
-                }
-            }
-        });
     }
 
     /// Marks `version` failed and makes the newest earlier healthy release

@@ -173,6 +173,23 @@ impl LogHub {
             .await
     }
 
+    /// Like [`LogHub::query`], with only the records `matcher` accepts:
+    /// the last `tail` matching ones.
+    pub async fn query_where(
+        &self,
+        app: &str,
+        since: Option<Since>,
+        tail: Option<u64>,
+        matcher: Arc<crate::filter::Matcher>,
+    ) -> Result<Vec<LogRecord>, DbError> {
+        let app = app.to_string();
+        let host = self.inner.host.clone();
+        self.inner
+            .reader
+            .call(move |c| store::query_matching(c, &host, &app, since, tail, &|page| matcher.retain(page)))
+            .await
+    }
+
     /// The highest sequence number `app` has been given (0 if it never logged).
     pub async fn last_seq(&self, app: &str) -> Result<u64, DbError> {
         let app = app.to_string();

@@ -253,6 +253,70 @@ pub fn query(
     rows.collect()
 }
 
+/// Records per page when a filter reads the store.
+const PAGE: i64 = 4096;
+
+/// Like [`query`], keeping only records `keep` accepts: the last `tail`
+/// *matching* records, read in pages from the newest back, so a rare match
+/// costs a scan, not a copy of the whole store.
+pub fn query_matching(
+    c: &mut Connection,
+    host: &str,
+    app: &str,
+    since: Option<Since>,
+    tail: Option<u64>,
+    keep: &dyn Fn(&mut Vec<LogRecord>),
+) -> rusqlite::Result<Vec<LogRecord>> {
+    const COLS: &str = "seq, time, release, instance, stream, line, partial";
+    let (cond, bound): (&str, i64) = match since {
+        Some(Since::Seq(s)) => ("seq > ?2", s.min(i64::MAX as u64) as i64),
+        Some(Since::Ago(d)) => ("time >= ?2", schema::time::now_millis() - d.as_millis() as i64),
+        None => ("seq > ?2", 0),
+    };
+    let mut out: Vec<LogRecord> = Vec::new();
+    match tail {
+        None => {
+            let sql = format!("SELECT {COLS} FROM log_records WHERE app = ?1 AND {cond} AND seq > ?3 ORDER BY seq LIMIT ?4");
+            let mut q = c.prepare_cached(&sql)?;
+            let mut after = 0i64;
+            loop {
+                let mut page: Vec<LogRecord> = q
+                    .query_map(params![app, bound, after, PAGE], |r| row_to_record(host, app, r))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let Some(last) = page.last() else { break };
+                after = last.seq as i64;
+                let full = page.len() as i64 == PAGE;
+                keep(&mut page);
+                out.append(&mut page);
+                if !full {
+                    break;
+                }
+            }
+        }
+        Some(n) => {
+            let sql = format!("SELECT {COLS} FROM log_records WHERE app = ?1 AND {cond} AND seq < ?3 ORDER BY seq DESC LIMIT ?4");
+            let mut q = c.prepare_cached(&sql)?;
+            let mut before = i64::MAX;
+            while (out.len() as u64) < n {
+                let mut page: Vec<LogRecord> = q
+                    .query_map(params![app, bound, before, PAGE], |r| row_to_record(host, app, r))?
+                    .collect::<rusqlite::Result<_>>()?;
+                let Some(last) = page.last() else { break };
+                before = last.seq as i64;
+                let full = page.len() as i64 == PAGE;
+                keep(&mut page);
+                out.extend(page);
+                if !full {
+                    break;
+                }
+            }
+            out.truncate(n as usize);
+            out.reverse();
+        }
+    }
+    Ok(out)
+}
+
 pub fn last_seq(c: &mut Connection, app: &str) -> rusqlite::Result<u64> {
     Ok(load_usage(c, app)?.next_seq.saturating_sub(1))
 }
