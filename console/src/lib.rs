@@ -12,9 +12,12 @@
 //!
 //! A driver (the SSH client of the local console, the gateway's session, the
 //! preview) executes actions against the fleet and feeds results back as
-//! events.
+//! events. [`driver`] is the one both real front doors use: it runs CLI.md
+//! commands through an [`driver::Executor`] — over SSH ([`ssh`]) locally, in
+//! the gateway's own process there.
 
 pub mod app;
+pub mod driver;
 pub mod event;
 pub mod input;
 pub mod keys;
@@ -24,6 +27,7 @@ pub mod ops;
 pub mod preview;
 pub mod prompt;
 pub mod run;
+pub mod ssh;
 pub mod ui;
 
 pub use app::{App, Front, Mode, Role, View};

@@ -1,23 +1,51 @@
 //! The `console` binary: the local front door of the cranefleet console.
 //!
-//! The gateway connection (`console --gateway …`) and `console demo` are
-//! wired by the gateway work; until then the binary only carries the hidden
-//! `preview` subcommand, which runs the real UI against a synthetic fleet.
+//! `console --gateway [user@]host[:port]` draws the console in this terminal
+//! and runs what it asks for on the gateway over SSH; `console demo` first
+//! starts a fleet on loopback to open it on. The hidden `preview` runs the
+//! real UI against a synthetic fleet (no gateway).
 
-use anyhow::Context;
+mod demo;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
-use console::{App, Front, Role, local, preview};
+use console::driver::{self, Executor, Output};
+use console::ssh::{self, KnownHosts, SshExecutor, Target};
+use console::{App, Event, Front, Role, local, preview};
+use schema::WatchSnapshot;
 use tokio::sync::mpsc;
 
+/// The cranefleet operations console: hosts, apps, releases, logs and audit
+/// of a fleet, live; deploy, scale and roll back with a confirmation.
+///
+/// The same console is served by the gateway itself: `ssh -t -p 2222
+/// USER@GATEWAY`.
 #[derive(Debug, Parser)]
-#[command(name = "console", about = "The cranefleet operations console")]
+#[command(name = "console", version, max_term_width = 100)]
 struct Cli {
+    /// The gateway: [user@]host[:port] (port 2222 by default).
+    #[arg(long, env = "CRANEFLEET_GATEWAY", value_name = "ADDR")]
+    gateway: Option<String>,
+    /// SSH key (default ~/.ssh/id_ed25519).
+    #[arg(long, value_name = "FILE")]
+    identity: Option<PathBuf>,
+    /// Record the gateway's host key in ~/.ssh/known_hosts the first time.
+    #[arg(long)]
+    accept_new_host_key: bool,
+    /// Draw without colour (also when NO_COLOR is set).
+    #[arg(long)]
+    mono: bool,
     #[command(subcommand)]
     command: Option<Cmd>,
 }
 
 #[derive(Debug, Subcommand)]
 enum Cmd {
+    Demo(demo::DemoArgs),
     /// Run the console locally against a synthetic fleet (nothing is real).
     #[command(hide = true)]
     Preview {
@@ -27,9 +55,6 @@ enum Cmd {
         /// Act as the gateway's console: no local files (deploy is refused).
         #[arg(long)]
         remote: bool,
-        /// Draw without colour.
-        #[arg(long)]
-        mono: bool,
         /// Log lines per second of the followed app.
         #[arg(long, default_value_t = 20)]
         rate: u32,
@@ -39,38 +64,156 @@ enum Cmd {
     },
 }
 
-#[tokio::main]
-async fn main() -> anyhow::Result<()> {
-    let cli = Cli::parse();
-    let Some(Cmd::Preview {
-        viewer,
-        remote,
-        mono,
-        rate,
-        preload,
-    }) = cli.command
-    else {
-        eprintln!("console: connecting to a gateway (--gateway) is not wired yet");
-        std::process::exit(2);
-    };
-    let role = if viewer { Role::Viewer } else { Role::Operator };
-    let front = if remote { Front::Remote } else { Front::Local };
-    let color = !mono
+fn color(mono: bool) -> bool {
+    !mono
         && local::term_has_color(
             std::env::var("TERM").ok().as_deref(),
             std::env::var_os("NO_COLOR").is_some(),
-        );
-    let mut app = App::new(role, front).with_color(color);
+        )
+}
+
+/// Connects to the gateway as the flags say.
+async fn connect(cli: &Cli, gateway: &str) -> anyhow::Result<SshExecutor> {
+    let target = Target::parse(gateway, &ssh::local_user())?;
+    let identity = cli
+        .identity
+        .clone()
+        .unwrap_or_else(|| ssh::ssh_dir().join("id_ed25519"));
+    let key = ssh::load_key(&identity)?;
+    let known = KnownHosts {
+        path: ssh::ssh_dir().join("known_hosts"),
+        accept_new: cli.accept_new_host_key,
+    };
+    Ok(SshExecutor::connect(target, key, known).await?)
+}
+
+/// Starts `watch --json` and reads its first line, which says what this
+/// key may do: the console starts read-only for a viewer before it draws.
+async fn first_snapshot(
+    exec: &SshExecutor,
+) -> anyhow::Result<(WatchSnapshot, mpsc::Receiver<Output>)> {
+    let mut rx = exec.start(vec!["watch".into(), "--json".into()], None);
+    let (mut buf, mut err) = (Vec::new(), Vec::new());
+    loop {
+        match rx.recv().await {
+            Some(Output::Stdout(b)) => {
+                buf.extend_from_slice(&b);
+                if let Some(end) = buf.iter().position(|&c| c == b'\n') {
+                    // Anything after the first line is dropped: the next
+                    // snapshot comes within seconds.
+                    let s = serde_json::from_slice(&buf[..end])
+                        .context("the gateway's `watch` answered something unreadable")?;
+                    return Ok((s, rx));
+                }
+            }
+            Some(Output::Stderr(b)) => err.extend_from_slice(&b),
+            Some(Output::Exit(code)) => bail!(
+                "the gateway refused `watch` (exit {code}): {}; is it a cranefleet gateway new enough for the console?",
+                String::from_utf8_lossy(&err).trim()
+            ),
+            Some(Output::Failed(why)) => bail!("{why}"),
+            None => bail!("the gateway closed `watch` without an answer"),
+        }
+    }
+}
+
+/// Runs the console in this terminal on the gateway `exec` talks to.
+pub(crate) async fn open_console(exec: SshExecutor, color: bool) -> anyhow::Result<()> {
+    let (first, watch) = first_snapshot(&exec).await?;
+    let role = match first.role.as_deref() {
+        Some("operator") => Role::Operator,
+        _ => Role::Viewer,
+    };
+    let label = exec.target().to_string();
+    let mut app = App::new(role, Front::Local).with_color(color);
     let (events_tx, events_rx) = mpsc::channel(1024);
     let (actions_tx, actions_rx) = mpsc::channel(64);
-    let driver = tokio::spawn(preview::drive(
+    events_tx
+        .send(Event::Connected {
+            gateway: label.clone(),
+        })
+        .await?;
+    events_tx
+        .send(Event::Snapshot {
+            hosts: first.hosts,
+            apps: first.apps,
+        })
+        .await?;
+    let opts = driver::Options {
+        local_files: true,
+        gateway: label,
+    };
+    let exec: Arc<dyn Executor> = Arc::new(exec);
+    let driver = tokio::spawn(driver::drive(
+        exec,
+        opts,
         events_tx.clone(),
         actions_rx,
-        preview::Options { rate, preload },
+        Some(watch),
     ));
     local::run_local(&mut app, events_tx, events_rx, actions_tx)
         .await
-        .context("console preview")?;
+        .context("the console's terminal")?;
     driver.abort();
     Ok(())
+}
+
+async fn run(cli: Cli) -> anyhow::Result<()> {
+    let color = color(cli.mono);
+    match cli.command {
+        Some(Cmd::Demo(ref args)) => demo::execute(args.clone(), color).await,
+        Some(Cmd::Preview {
+            viewer,
+            remote,
+            rate,
+            preload,
+        }) => {
+            let role = if viewer { Role::Viewer } else { Role::Operator };
+            let front = if remote { Front::Remote } else { Front::Local };
+            let mut app = App::new(role, front).with_color(color);
+            let (events_tx, events_rx) = mpsc::channel(1024);
+            let (actions_tx, actions_rx) = mpsc::channel(64);
+            let opts = preview::Options { rate, preload };
+            let driver = tokio::spawn(preview::drive(events_tx.clone(), actions_rx, opts));
+            local::run_local(&mut app, events_tx, events_rx, actions_tx)
+                .await
+                .context("console preview")?;
+            driver.abort();
+            Ok(())
+        }
+        None => {
+            let Some(gateway) = cli.gateway.clone() else {
+                bail!(
+                    "which gateway? `console --gateway USER@HOST[:PORT]` (or CRANEFLEET_GATEWAY); \
+                     `console demo` starts a fleet on this machine to try it"
+                );
+            };
+            let exec = connect(&cli, &gateway).await?;
+            open_console(exec, color).await
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::from(1);
+        }
+    };
+    let result = rt.block_on(run(cli));
+    // Tasks still holding SSH channels are dropped, not waited for.
+    rt.shutdown_background();
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::from(1)
+        }
+    }
 }

@@ -359,7 +359,6 @@ async fn watch_fleet(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, json: bool, 
             gateway: first.then(|| fleet.name.clone()),
         };
         first = false;
-        tracing::debug!(key = %who.name, apps = ?snapshot.apps.iter().map(|a| (a.app.as_str(), a.release, a.running)).collect::<Vec<_>>(), "watch: snapshot");
         if json {
             print_json(out, &snapshot).await?;
         } else {

@@ -10,5 +10,6 @@ pub mod fleet;
 pub mod keys;
 pub mod placement;
 pub mod server;
+pub mod shell;
 pub mod store;
 pub mod tunnel;

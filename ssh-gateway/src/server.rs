@@ -3,7 +3,8 @@
 //!
 //! - `exec` (`ssh gw ps`): a CLI.md command, for operator and viewer keys.
 //! - subsystem `cranefleet-tunnel`: a host's tunnel, for host keys only.
-//! - `shell` with a pty (`ssh -t gw`): the console (see the console issue).
+//! - `shell` with a pty (`ssh -t gw`): the console, drawn into the channel
+//!   (`shell.rs`); without a pty, a message saying to use `ssh -t`.
 //!
 //! Anything a key's role does not allow is refused with a message and
 //! audited; an unknown key never gets past authentication.
@@ -190,12 +191,30 @@ impl server::Handler for Conn {
     async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
         let Some(key) = self.key.clone() else { return Ok(()) };
         session.channel_success(channel)?;
-        let why = if key.role == Role::Host {
-            format!("the key {} is enrolled as a host; host keys may only open the agent tunnel", key.name)
-        } else {
-            "the interactive console is not served by this gateway yet; run a command instead, e.g. `ssh -p PORT GATEWAY ps`".to_string()
+        if key.role == Role::Host {
+            let why = format!("the key {} is enrolled as a host; host keys may only open the agent tunnel", key.name);
+            self.refuse(channel, "shell", why).await;
+            return Ok(());
+        }
+        let Some((cols, rows, term)) = self.pty.remove(&channel) else {
+            // Not audited: asking without a terminal is a usage slip, not a refusal.
+            if let Some(ch) = self.channels.remove(&channel) {
+                let (_, w) = ch.split();
+                let out = exec::Out::new(w);
+                let _ = out
+                    .stderr(
+                        "error: the console needs a terminal: use `ssh -t -p PORT USER@GATEWAY` \
+                         (or run a command: `ssh -p PORT USER@GATEWAY ps`)\n",
+                    )
+                    .await;
+                out.exit(2).await;
+            }
+            return Ok(());
         };
-        self.refuse(channel, "shell", why).await;
+        let Some(ch) = self.channels.remove(&channel) else { return Ok(()) };
+        tracing::info!(key = %key.name, role = %key.role, cols, rows, term, "console session");
+        let pty = crate::shell::Pty { cols, rows, term };
+        tokio::spawn(crate::shell::serve(self.fleet.clone(), key, ch, pty));
         Ok(())
     }
 }

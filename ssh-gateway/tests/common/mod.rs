@@ -5,6 +5,7 @@
 
 #[path = "../../../fixtures/harness.rs"]
 pub mod harness;
+pub mod pty;
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};

@@ -1,0 +1,383 @@
+//! `console demo`: a whole fleet on this machine, and the console on it.
+//!
+//! Starts `ssh-gateway` and two `hostd agent`s (the binaries built next to
+//! this one) on loopback with free ports, in a fresh temp directory; makes
+//! and enrolls their keys; deploys the sample apps through the gateway like
+//! an operator would; then opens the console. Quitting stops every process
+//! it started, by pid, and removes the directory. Nothing is simulated: the
+//! same fleet answers plain `ssh` while the demo runs.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use console::driver::{self, Executor};
+use console::ssh::{KnownHosts, SshExecutor, Target};
+use russh::keys::PrivateKey;
+use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+use schema::{HostRow, PsRow};
+
+/// Start a fleet on this machine and open the console on it.
+///
+/// A gateway and two hosts run on 127.0.0.1 in a temp directory DIR, with
+/// the sample apps deployed: `hello` (http, 4 replicas), `ticker` (a worker,
+/// 2 replicas) and `nightly` (a job every 15 s). Quitting the console (`q`)
+/// stops them all and removes DIR.
+///
+/// While it runs, the same fleet answers plain OpenSSH; the demo prints the
+/// exact PORT and DIR when it starts (or pass --port):
+///
+///   ssh -t -p PORT -i DIR/operator_key -o UserKnownHostsFile=DIR/known_hosts ops@127.0.0.1
+///       this console, drawn by the gateway (`viewer_key` and viewer@: read-only)
+///
+///   ssh -p PORT -i DIR/operator_key -o UserKnownHostsFile=DIR/known_hosts ops@127.0.0.1 ps
+///       one command (releases hello, rollback hello, logs ticker -f, …)
+///
+///   curl http://hello.localhost:HTTP/    the http app, on each host's ingress
+#[derive(Debug, Clone, Args)]
+#[command(verbatim_doc_comment)]
+pub struct DemoArgs {
+    /// The gateway's SSH port (default: a free one).
+    #[arg(long, value_name = "PORT")]
+    port: Option<u16>,
+    /// Keep the fleet running without opening the console, until Ctrl-C
+    /// (for `ssh -t` into it).
+    #[arg(long)]
+    no_console: bool,
+}
+
+/// The sample apps, as built in `fixtures/`.
+const HELLO: &[u8] = include_bytes!("../../fixtures/wasm/http-hello.wasm");
+const TICKER: &[u8] = include_bytes!("../../fixtures/wasm/ticker.wasm");
+const JOB: &[u8] = include_bytes!("../../fixtures/wasm/job.wasm");
+
+/// How long the fleet may take to come up before the demo gives up.
+const DEADLINE: Duration = Duration::from_secs(90);
+
+/// A process the demo started, stopped by pid when dropped.
+struct Proc {
+    name: String,
+    child: Child,
+}
+
+impl Proc {
+    fn spawn(name: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
+        let log = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
+        // If the console dies without cleaning up, its children go with it.
+        // SAFETY: prctl is async-signal-safe and touches only this process.
+        unsafe {
+            use std::os::unix::process::CommandExt;
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+                Ok(())
+            });
+        }
+        let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
+        Ok(Proc {
+            name: name.to_string(),
+            child,
+        })
+    }
+
+    fn running(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Proc {
+    fn drop(&mut self) {
+        let pid = self.child.id() as libc::pid_t;
+        if !self.running() {
+            return;
+        }
+        // SAFETY: kill(2) on our own child's pid, which we have not reaped.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_secs(10) {
+            if !self.running() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        eprintln!("{} (pid {pid}) did not stop on SIGTERM; killing it", self.name);
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// The demo's processes and directory; dropping it stops and removes them.
+struct Fleet {
+    // Declared first: dropped (stopped) before the directory goes.
+    procs: Vec<Proc>,
+    dir: PathBuf,
+    port: u16,
+    http: Vec<u16>,
+}
+
+impl Drop for Fleet {
+    fn drop(&mut self) {
+        // Hosts first, so the gateway does not see them vanish one by one.
+        while let Some(p) = self.procs.pop() {
+            drop(p);
+        }
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+/// `ssh-gateway` and `hostd` next to this executable.
+fn sibling(name: &str) -> anyhow::Result<PathBuf> {
+    let me = std::env::current_exe().context("cannot tell where console is installed")?;
+    let p = me.with_file_name(name);
+    if !p.is_file() {
+        bail!(
+            "console demo runs {name}, which is not next to {} — build them: cargo build --release --workspace",
+            me.display()
+        );
+    }
+    Ok(p)
+}
+
+fn free_port() -> anyhow::Result<u16> {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").context("no free port on 127.0.0.1")?;
+    Ok(l.local_addr()?.port())
+}
+
+/// A fresh directory under the system temp dir, short enough for the
+/// hosts' Unix socket paths.
+fn make_dir() -> anyhow::Result<PathBuf> {
+    let base = std::env::temp_dir();
+    for i in 0..1000u32 {
+        let p = base.join(format!("cranefleet-console-demo-{}-{i}", std::process::id()));
+        if std::fs::create_dir(&p).is_ok() {
+            return Ok(p);
+        }
+    }
+    bail!("cannot create a demo directory under {}", base.display())
+}
+
+/// Writes a new ed25519 key in OpenSSH format at `path` (and `path.pub`).
+fn make_key(path: &Path) -> anyhow::Result<PrivateKey> {
+    let mut seed = [0u8; 32];
+    std::fs::File::open("/dev/urandom")
+        .and_then(|mut f| f.read_exact(&mut seed))
+        .context("no randomness for a key")?;
+    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
+    key.write_openssh_file(path, LineEnding::LF)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    }
+    let public = key.public_key().to_openssh()?;
+    std::fs::write(pub_path(path), format!("{public}\n"))?;
+    Ok(key)
+}
+
+fn pub_path(path: &Path) -> PathBuf {
+    let mut p = path.as_os_str().to_owned();
+    p.push(".pub");
+    PathBuf::from(p)
+}
+
+fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
+    let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
+    if !out.status.success() {
+        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+    }
+    Ok(())
+}
+
+impl Fleet {
+    fn start(port: Option<u16>) -> anyhow::Result<Fleet> {
+        let (gateway_bin, hostd_bin) = (sibling("ssh-gateway")?, sibling("hostd")?);
+        let dir = make_dir()?;
+        let mut fleet = Fleet {
+            procs: Vec::new(),
+            port: match port {
+                Some(p) => p,
+                None => free_port()?,
+            },
+            http: vec![free_port()?, free_port()?],
+            dir,
+        };
+        let gw_data = fleet.dir.join("gateway");
+        let enroll = |role: &str, key: &Path, name: &str| {
+            run_quiet(
+                Command::new(&gateway_bin)
+                    .arg("--data")
+                    .arg(&gw_data)
+                    .args(["keys", "add", "--role", role, "--name", name])
+                    .arg(pub_path(key)),
+                &format!("ssh-gateway keys add {name}"),
+            )
+        };
+        for (file, role, name) in [
+            ("operator_key", "operator", "ops"),
+            ("viewer_key", "viewer", "viewer"),
+        ] {
+            let path = fleet.dir.join(file);
+            make_key(&path)?;
+            enroll(role, &path, name)?;
+        }
+        let addr = format!("127.0.0.1:{}", fleet.port);
+        let mut gw = Command::new(&gateway_bin);
+        gw.args(["serve", "--listen", &addr, "--name", "demo", "--data"])
+            .arg(&gw_data)
+            .env("CRANEFLEET_LOG", "info,russh=warn");
+        let log = fleet.dir.join("gateway.log");
+        fleet.procs.push(Proc::spawn("ssh-gateway", &mut gw, &log)?);
+        for (i, http) in fleet.http.clone().into_iter().enumerate() {
+            let name = format!("host-{}", i + 1);
+            let key = fleet.dir.join(format!("{name}.key"));
+            make_key(&key)?;
+            enroll("host", &key, &name)?;
+            let mut agent = Command::new(&hostd_bin);
+            agent
+                .args(["agent", "--gateway", &addr, "--name", &name])
+                .args(["--http", &format!("127.0.0.1:{http}"), "--host-key"])
+                .arg(&key)
+                .arg("--data")
+                .arg(fleet.dir.join(&name))
+                .env_remove("CRANEFLEET_GATEWAY")
+                .env_remove("CRANEFLEET_DATA")
+                .env("CRANEFLEET_LOG", "info,russh=warn");
+            let log = fleet.dir.join(format!("{name}.log"));
+            fleet.procs.push(Proc::spawn("hostd agent", &mut agent, &log)?);
+        }
+        Ok(fleet)
+    }
+
+    /// Checks every process is still alive (a taken port, a bad build).
+    fn check_alive(&mut self) -> anyhow::Result<()> {
+        for p in &mut self.procs {
+            if !p.running() {
+                bail!(
+                    "{} exited during the demo's start; its log is in {}",
+                    p.name,
+                    self.dir.display()
+                );
+            }
+        }
+        Ok(())
+    }
+
+    async fn connect(&mut self) -> anyhow::Result<SshExecutor> {
+        let target = Target {
+            user: "ops".into(),
+            host: "127.0.0.1".into(),
+            port: self.port,
+        };
+        let key = console::ssh::load_key(&self.dir.join("operator_key"))?;
+        let known = KnownHosts {
+            path: self.dir.join("known_hosts"),
+            accept_new: true,
+        };
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            match SshExecutor::connect(target.clone(), key.clone(), known.clone()).await {
+                Ok(e) => return Ok(e),
+                Err(e) if start.elapsed() > DEADLINE => {
+                    return Err(e).context("the demo gateway did not answer");
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+            }
+        }
+    }
+
+    /// Waits until `check` holds for the `--json` answer of `argv`.
+    async fn wait<T: serde::de::DeserializeOwned>(
+        &mut self,
+        exec: &SshExecutor,
+        what: &str,
+        argv: &[&str],
+        check: impl Fn(&T) -> bool,
+    ) -> anyhow::Result<()> {
+        let start = Instant::now();
+        loop {
+            self.check_alive()?;
+            let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
+            let (code, out, _) = driver::collect(exec.start(argv, None)).await;
+            if code == 0 && serde_json::from_slice::<T>(&out).is_ok_and(|v| check(&v)) {
+                return Ok(());
+            }
+            if start.elapsed() > DEADLINE {
+                bail!("timed out waiting for {what}; logs are in {}", self.dir.display());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    async fn deploy(&mut self, exec: &SshExecutor) -> anyhow::Result<()> {
+        let apps: [(&str, &[u8], &[&str]); 3] = [
+            ("hello", HELLO, &["--kind", "http", "--replicas", "4", "--env", "GREETING=cranefleet"]),
+            ("ticker", TICKER, &["--kind", "worker", "--replicas", "2", "--env", "TICK_MS=1000"]),
+            ("nightly", JOB, &["--kind", "job", "--schedule", "@every 15s", "--env", "JOB_MS=500"]),
+        ];
+        for (app, bytes, flags) in apps {
+            let mut argv = vec!["deploy".to_string(), app.to_string(), "-".to_string()];
+            argv.extend(flags.iter().map(|s| s.to_string()));
+            argv.push("--json".into());
+            let (code, _, err) = driver::collect(exec.start(argv, Some(bytes.to_vec()))).await;
+            if code != 0 {
+                bail!("deploying the sample app {app} failed: {}", err.trim());
+            }
+            println!("  deployed {app}");
+        }
+        Ok(())
+    }
+}
+
+pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
+    let mut fleet = Fleet::start(args.port)?;
+    println!(
+        "cranefleet demo: a gateway on 127.0.0.1:{} and two hosts, in {}",
+        fleet.port,
+        fleet.dir.display()
+    );
+    let exec = fleet.connect().await?;
+    fleet
+        .wait(&exec, "both hosts to join", &["hosts", "--json"], |h: &Vec<HostRow>| {
+            h.iter().filter(|h| h.state == "up").count() == 2
+        })
+        .await?;
+    fleet.deploy(&exec).await?;
+    fleet
+        .wait(&exec, "the apps to run", &["ps", "--json"], |apps: &Vec<PsRow>| {
+            apps.iter()
+                .filter(|a| a.app == "ticker")
+                .all(|a| a.running >= a.replicas)
+        })
+        .await?;
+    let (dir, port) = (fleet.dir.display().to_string(), fleet.port);
+    let ssh = format!("ssh -p {port} -o UserKnownHostsFile={dir}/known_hosts");
+    println!(
+        "
+The fleet is running. Reach it with plain ssh while the demo runs:
+
+  {ssh} -t -i {dir}/operator_key ops@127.0.0.1             # this console, from the gateway
+  {ssh} -t -i {dir}/viewer_key viewer@127.0.0.1            # read-only
+  {ssh} -i {dir}/operator_key ops@127.0.0.1 releases hello # any command
+  curl http://hello.localhost:{http}/
+
+{how}",
+        http = fleet.http[0],
+        how = if args.no_console {
+            "Ctrl-C stops the fleet and removes its directory."
+        } else {
+            "Opening the console; q quits it and stops the fleet."
+        }
+    );
+    let result = if args.no_console {
+        tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
+    } else {
+        crate::open_console(exec, color).await
+    };
+    drop(fleet);
+    println!("stopped the demo fleet and removed {dir}");
+    result
+}

@@ -1,0 +1,271 @@
+//! `ssh -t -p 2222 ops@gw`: the console, drawn by the gateway into the SSH
+//! channel.
+//!
+//! The same [`console::App`] the local `console` binary runs, with three
+//! differences that are all about the door, not the app:
+//!
+//! - Drawing: a ratatui terminal whose backend writes escape sequences into
+//!   the channel. Its viewport is fixed to the pty size the client asked for
+//!   (a channel cannot be asked its size) and follows `window-change`.
+//! - Keys: the bytes the client's terminal sends, decoded by
+//!   [`console::KeyParser`].
+//! - Commands: run in this process with [`exec::run_argv`], under the
+//!   session key's name and role, so a viewer's console is refused exactly
+//!   what `ssh gw rollback` would be refused, and every action is audited.
+//!
+//! Nothing here may block the russh session loop: the channel's input is
+//! always drained by a task of its own, and the terminal's output goes
+//! through a queue to a writer task, so a slow client slows only its own
+//! screen.
+
+use std::io::Write;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use console::driver::{self, Executor, Output};
+use console::{App, Event, Front, KeyParser, Role};
+use ratatui::backend::CrosstermBackend;
+use ratatui::layout::Rect;
+use ratatui::{Terminal, TerminalOptions, Viewport};
+use russh::server::Msg;
+use russh::{Channel, ChannelMsg};
+use tokio::sync::mpsc;
+
+use crate::exec::{self, Out};
+use crate::fleet::Fleet;
+use crate::keys::{self, KeyEntry};
+
+/// Log lines each session keeps: a gateway draws many sessions, so less
+/// than the local console's million.
+const SESSION_LOG_LINES: usize = 100_000;
+/// Output queued for a client that does not read it, before the session is
+/// given up on (a frame is a few KiB; this is thousands of them).
+const MAX_QUEUED: usize = 16 << 20;
+
+/// The terminal the session was opened with (`pty-req`).
+#[derive(Debug, Clone)]
+pub struct Pty {
+    pub cols: u32,
+    pub rows: u32,
+    pub term: String,
+}
+
+/// Runs commands for the console in the gateway's process, as `who`.
+struct InProcess {
+    fleet: Arc<Fleet>,
+    who: KeyEntry,
+}
+
+impl Executor for InProcess {
+    fn start(&self, argv: Vec<String>, stdin: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
+        let (tx, rx) = mpsc::channel(64);
+        let (fleet, who) = (self.fleet.clone(), self.who.clone());
+        tokio::spawn(async move {
+            let (out, mut from_cmd) = Out::memory(64);
+            let run = async {
+                let code = exec::run_argv(&fleet, &who, &out, &argv, stdin.unwrap_or_default()).await;
+                drop(out);
+                code
+            };
+            let forward = async {
+                while let Some(o) = from_cmd.recv().await {
+                    let o = match o {
+                        exec::Output::Stdout(b) => Output::Stdout(b.to_vec()),
+                        exec::Output::Stderr(b) => Output::Stderr(b.to_vec()),
+                    };
+                    // A closed console drops `from_cmd`, which stops the command.
+                    if tx.send(o).await.is_err() {
+                        return;
+                    }
+                }
+            };
+            let (code, ()) = tokio::join!(run, forward);
+            let _ = tx.send(Output::Exit(code)).await;
+        });
+        rx
+    }
+}
+
+/// What the writer task sends down the channel.
+enum ToClient {
+    Bytes(Vec<u8>),
+    /// The session is over: exit status, EOF, close.
+    Exit(u32),
+}
+
+/// `std::io::Write` for the ratatui backend: collects a frame's bytes and
+/// queues them for the writer task on `flush` (ratatui flushes once per
+/// frame). Never blocks; errors once the client stopped reading for long.
+struct ChannelWriter {
+    tx: mpsc::UnboundedSender<ToClient>,
+    buf: Vec<u8>,
+    queued: Arc<AtomicUsize>,
+}
+
+impl Write for ChannelWriter {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        if self.queued.load(Ordering::Relaxed) > MAX_QUEUED {
+            return Err(std::io::Error::other("the SSH client stopped reading the console"));
+        }
+        let bytes = std::mem::take(&mut self.buf);
+        self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
+        self.tx
+            .send(ToClient::Bytes(bytes))
+            .map_err(|_| std::io::Error::other("the SSH channel is closed"))
+    }
+}
+
+/// Serves the console on `channel` until the operator quits (`q`: exit
+/// status 0) or the client goes away.
+pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty: Pty) {
+    let role = match who.role {
+        keys::Role::Operator => Role::Operator,
+        _ => Role::Viewer,
+    };
+    let (mut read, write) = channel.split();
+
+    // Output: frames queue up here and leave in order; the exit status goes last.
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ToClient>();
+    let queued = Arc::new(AtomicUsize::new(0));
+    let queued2 = queued.clone();
+    let writer = tokio::spawn(async move {
+        while let Some(m) = out_rx.recv().await {
+            match m {
+                ToClient::Bytes(b) => {
+                    let n = b.len();
+                    let sent = write.data_bytes(b).await;
+                    queued2.fetch_sub(n, Ordering::Relaxed);
+                    if sent.is_err() {
+                        return;
+                    }
+                }
+                ToClient::Exit(code) => {
+                    let _ = write.exit_status(code).await;
+                    let _ = write.eof().await;
+                    let _ = write.close().await;
+                    return;
+                }
+            }
+        }
+    });
+
+    // Input: always drained, so the session loop never waits on this channel.
+    let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
+    let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
+    let keys_tx = events_tx.clone();
+    let input = tokio::spawn(async move {
+        let mut parser = KeyParser::new();
+        while let Some(m) = read.wait().await {
+            let events: Vec<Event> = match m {
+                ChannelMsg::Data { data } => parser.feed(&data).into_iter().map(Event::Key).collect(),
+                ChannelMsg::WindowChange {
+                    col_width,
+                    row_height,
+                    ..
+                } => vec![Event::Resize {
+                    width: dimension(col_width),
+                    height: dimension(row_height),
+                }],
+                ChannelMsg::Eof | ChannelMsg::Close => break,
+                _ => Vec::new(),
+            };
+            for ev in events {
+                // The app handles a key in microseconds; a full queue only
+                // means a client flooding its own session.
+                if keys_tx.send(ev).await.is_err() {
+                    break;
+                }
+            }
+        }
+        let _ = gone_tx.send(());
+        // Keep draining until the channel ends, whatever the console does.
+        while read.wait().await.is_some() {}
+    });
+
+    let color = console::local::term_has_color(Some(&pty.term), false);
+    let mut app = App::new(role, Front::Remote)
+        .with_color(color)
+        .with_log_capacity(SESSION_LOG_LINES);
+    let area = Rect::new(0, 0, dimension(pty.cols), dimension(pty.rows));
+    let mut writer_half = ChannelWriter {
+        tx: out_tx.clone(),
+        buf: Vec::new(),
+        queued: queued.clone(),
+    };
+    let _ = crossterm::queue!(
+        writer_half,
+        crossterm::terminal::EnterAlternateScreen,
+        crossterm::cursor::Hide,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+    );
+    let _ = writer_half.flush();
+    let backend = CrosstermBackend::new(writer_half);
+    let terminal = Terminal::with_options(
+        backend,
+        TerminalOptions {
+            viewport: Viewport::Fixed(area),
+        },
+    );
+    let code = match terminal {
+        Ok(mut terminal) => {
+            let (actions_tx, actions_rx) = mpsc::channel(64);
+            let exec: Arc<dyn Executor> = Arc::new(InProcess {
+                fleet: fleet.clone(),
+                who: who.clone(),
+            });
+            let opts = driver::Options {
+                local_files: false,
+                gateway: format!("{} @ {}", who.name, fleet.name),
+            };
+            let drive = tokio::spawn(driver::drive(exec, opts, events_tx, actions_rx, None));
+            let result = tokio::select! {
+                r = console::run(&mut terminal, &mut app, events_rx, actions_tx) => r.map_err(|e| e.to_string()),
+                _ = &mut gone_rx => Err("the client went away".to_string()),
+            };
+            drive.abort();
+            let mut w = ChannelWriter {
+                tx: out_tx.clone(),
+                buf: Vec::new(),
+                queued,
+            };
+            let _ = crossterm::queue!(
+                w,
+                crossterm::style::ResetColor,
+                crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+                crossterm::cursor::Show,
+                crossterm::terminal::LeaveAlternateScreen
+            );
+            let _ = w.flush();
+            match result {
+                Ok(()) => 0,
+                Err(e) => {
+                    tracing::debug!(key = %who.name, error = %e, "console session ended");
+                    1
+                }
+            }
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "cannot start a console terminal");
+            1
+        }
+    };
+    tracing::info!(key = %who.name, code, "console session closed");
+    let _ = out_tx.send(ToClient::Exit(code));
+    drop(out_tx);
+    let _ = writer.await;
+    // `input` drains the channel until the client closes it, then ends.
+    drop(input);
+}
+
+/// A pty dimension as ratatui takes it: at least 1, at most u16.
+fn dimension(v: u32) -> u16 {
+    v.clamp(1, u16::MAX as u32) as u16
+}

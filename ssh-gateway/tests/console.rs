@@ -1,0 +1,203 @@
+//! The console end to end: a real gateway and hostd agents, the console
+//! driven through a pty like a person at a terminal — through OpenSSH's
+//! `ssh -t` (the gateway draws it) and as the local `console --gateway`
+//! binary (it draws itself and talks SSH to the gateway).
+
+mod common;
+
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::pty::Pty;
+use common::*;
+
+/// The `console` binary, built next to the gateway by the workspace build.
+fn console_bin() -> PathBuf {
+    let p = gateway_bin().with_file_name("console");
+    assert!(p.exists(), "console is not built next to ssh-gateway: run `cargo build -p console` (cargo test --workspace does)");
+    p
+}
+
+/// A fleet of two hosts running `ticker` with two releases, v2 active.
+fn fleet_with_two_releases() -> Fleet {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    let path = fixture("ticker.wasm");
+    for v in ["1", "2"] {
+        f.ops(&["deploy", "ticker", path.to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=1000", "--env", &format!("VERSION={v}")]).ok();
+    }
+    assert_eq!(f.releases("ticker")[0], ("v2".into(), "active".into()));
+    f
+}
+
+/// The active release of `app`, as `hostd --gateway … releases` says.
+fn active(f: &Fleet, app: &str) -> String {
+    f.releases(app).into_iter().find(|(_, s)| s == "active").map(|(v, _)| v).unwrap_or_default()
+}
+
+/// `ssh -t` into the gateway with `key` (as user `key`), on a pty.
+fn ssh_console(f: &Fleet, key: &str, cols: u16, rows: u16) -> Pty {
+    let mut cmd = Command::new("ssh");
+    cmd.args(["-t", "-p", &f.port.to_string(), "-i"])
+        .arg(f.path(key))
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", &format!("{key}@127.0.0.1")]);
+    Pty::spawn("ssh -t", &mut cmd, cols, rows)
+}
+
+/// The local console binary on a pty, talking to the fleet as `key`.
+fn local_console(f: &Fleet, key: &str, cols: u16, rows: u16) -> Pty {
+    let mut cmd = Command::new(console_bin());
+    cmd.args(["--gateway", &format!("{key}@{}", f.addr()), "--accept-new-host-key", "--identity"])
+        .arg(f.path(key))
+        .env("HOME", f.path("home"))
+        .env_remove("CRANEFLEET_GATEWAY");
+    Pty::spawn("console", &mut cmd, cols, rows)
+}
+
+/// Waits for the overview with both hosts up and the app listed.
+fn wait_overview(p: &Pty) {
+    p.wait("the overview with both hosts up", |s| {
+        let c = s.contents();
+        c.contains("hosts 2/2 up") && c.contains("ticker")
+    });
+}
+
+/// Types `:rollback ticker`, confirms with `y`, and waits for the outcome
+/// on screen and in the fleet.
+fn rollback_through_the_prompt(f: &Fleet, p: &mut Pty) {
+    p.send(b":rollback ticker\r");
+    p.wait_text("Roll back ticker from v2");
+    p.send(b"y");
+    p.wait_text("ticker: v2 -> v1");
+    assert_eq!(active(f, "ticker"), "v1");
+    wait_app_release(p, "ticker", "v1");
+}
+
+/// Waits until the apps table shows `release` active for `app` (pushed by
+/// the gateway's `watch` moments after a change).
+fn wait_app_release(p: &Pty, app: &str, release: &str) {
+    p.wait(&format!("{app} at {release} in the apps table"), |s| {
+        s.contents().lines().any(|l| {
+            let w: Vec<&str> = l.split_whitespace().filter(|w| *w != ">").collect();
+            w.len() > 2 && w[0] == app && w[2] == release
+        })
+    });
+}
+
+/// Resizes the terminal and checks the console redrew at the new size (the
+/// key hints sit on the last row) and still takes keys.
+fn resize_and_check(p: &mut Pty, cols: u16, rows: u16) {
+    p.resize(cols, rows);
+    p.wait(&format!("a redraw at {cols}x{rows}"), |s| {
+        let last = s.contents_between(rows - 1, 0, rows - 1, cols);
+        s.size() == (rows, cols) && last.contains("? help") && s.contents().contains(" cranefleet ")
+    });
+    p.send(b"?");
+    p.wait_text("show every key");
+    p.send(b"\x1b");
+    p.wait("the help to close", |s| !s.contents().contains("show every key"));
+}
+
+fn quit(p: &mut Pty) {
+    p.send(b"q");
+    assert_eq!(p.wait_exit(), Some(0), "quitting ends the session with status 0; the screen:\n{}", p.screen());
+}
+
+#[test]
+fn rollback_typed_in_the_ssh_console_switches_the_active_release() {
+    let f = fleet_with_two_releases();
+    let mut p = ssh_console(&f, "alice", 120, 36);
+    wait_overview(&p);
+    p.wait_text("operator");
+    rollback_through_the_prompt(&f, &mut p);
+    resize_and_check(&mut p, 90, 28);
+    // Keys still act on the fleet after the resize: roll forward again.
+    p.send(b":rollback ticker --to v2\r");
+    p.wait_text("Roll back ticker from v1 to v2");
+    p.send(b"y");
+    p.wait_text("ticker: v1 -> v2");
+    assert_eq!(active(&f, "ticker"), "v2");
+    quit(&mut p);
+    let audit = f.json(&["audit"]);
+    let rollbacks = audit.as_array().unwrap().iter().filter(|e| e["action"] == "rollback" && e["key"] == "alice").count();
+    assert_eq!(rollbacks, 2, "both rollbacks are audited under the session's key: {audit}");
+}
+
+#[test]
+fn a_viewer_console_over_ssh_is_read_only() {
+    let f = fleet_with_two_releases();
+    let mut p = ssh_console(&f, "victor", 100, 30);
+    wait_overview(&p);
+    p.wait_text("viewer: read-only");
+    p.send(b":rollback ticker\r");
+    p.wait_text("read-only console (viewer key): rollback needs an operator key");
+    // The single key too.
+    p.send(b"\x1b");
+    p.send(b"r");
+    p.wait_text("rollback needs an operator key");
+    assert_eq!(active(&f, "ticker"), "v2");
+    quit(&mut p);
+}
+
+#[test]
+fn the_local_console_rolls_back_over_ssh_and_survives_a_resize() {
+    let f = fleet_with_two_releases();
+    let mut p = local_console(&f, "alice", 120, 36);
+    wait_overview(&p);
+    p.wait_text(&format!("alice@{}", f.addr()));
+    rollback_through_the_prompt(&f, &mut p);
+    resize_and_check(&mut p, 80, 24);
+    // Enter opens the app: its releases, loaded over SSH.
+    p.send(b"\r");
+    p.wait("the app's releases", |s| {
+        let c = s.contents();
+        c.contains("v1") && c.contains("v2") && c.contains("superseded")
+    });
+    quit(&mut p);
+}
+
+#[test]
+fn the_local_console_starts_read_only_for_a_viewer_key() {
+    let f = fleet_with_two_releases();
+    let mut p = local_console(&f, "victor", 100, 30);
+    wait_overview(&p);
+    p.wait_text("viewer: read-only");
+    p.send(b":scale ticker 5\r");
+    p.wait_text("scale needs an operator key");
+    assert_eq!(f.json(&["ps"])[0]["replicas"], 2);
+    quit(&mut p);
+}
+
+#[test]
+fn a_shell_without_a_terminal_is_told_to_use_ssh_t_and_watch_streams_the_fleet() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    // No command and no tty: OpenSSH asks for a shell without a pty.
+    let r = f.ssh("alice", &[], None);
+    assert_eq!(r.code, 2, "{}", r.stderr);
+    assert!(r.stderr.contains("ssh -t"), "{}", r.stderr);
+    // `watch --json` streams the fleet; the first line says who is watching.
+    let mut child = Command::new("ssh")
+        .args(["-p", &f.port.to_string(), "-i"])
+        .arg(f.path("victor"))
+        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args(["-o", "BatchMode=yes", "victor@127.0.0.1", "watch", "--json"])
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut lines = Lines::new(child.stdout.take().unwrap());
+    let first = lines.wait_for("the first snapshot", |l| l.starts_with('{'));
+    let v: serde_json::Value = serde_json::from_str(&first).unwrap();
+    assert_eq!((v["role"].as_str(), v["key"].as_str(), v["gateway"].as_str()), (Some("viewer"), Some("victor"), Some("testgw")));
+    assert_eq!(v["hosts"][0]["name"], "h1");
+    // A change is pushed: a deploy makes the app appear without polling.
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]).ok();
+    let line = lines.wait_for("a snapshot with the new app", |l| l.contains("\"app\":\"w\""));
+    assert!(!line.contains("\"role\""), "only the first line names the role: {line}");
+    let _ = Command::new("kill").arg(child.id().to_string()).status();
+    let _ = child.wait();
+}
+
