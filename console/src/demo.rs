@@ -65,7 +65,8 @@ struct Proc {
 
 impl Proc {
     fn spawn(name: &str, cmd: &mut Command, log: &Path) -> anyhow::Result<Proc> {
-        let log = std::fs::File::create(log).with_context(|| format!("cannot create {}", log.display()))?;
+        let log = std::fs::File::create(log)
+            .with_context(|| format!("cannot create {}", log.display()))?;
         cmd.stdin(Stdio::null()).stdout(Stdio::null()).stderr(log);
         // If the console dies without cleaning up, its children go with it.
         // SAFETY: prctl is async-signal-safe and touches only this process.
@@ -76,7 +77,9 @@ impl Proc {
                 Ok(())
             });
         }
-        let child = cmd.spawn().with_context(|| format!("cannot start {name}"))?;
+        let child = cmd
+            .spawn()
+            .with_context(|| format!("cannot start {name}"))?;
         Ok(Proc {
             name: name.to_string(),
             child,
@@ -103,7 +106,10 @@ impl Drop for Proc {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        eprintln!("{} (pid {pid}) did not stop on SIGTERM; killing it", self.name);
+        eprintln!(
+            "{} (pid {pid}) did not stop on SIGTERM; killing it",
+            self.name
+        );
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -151,7 +157,10 @@ fn free_port() -> anyhow::Result<u16> {
 fn make_dir() -> anyhow::Result<PathBuf> {
     let base = std::env::temp_dir();
     for i in 0..1000u32 {
-        let p = base.join(format!("cranefleet-console-demo-{}-{i}", std::process::id()));
+        let p = base.join(format!(
+            "cranefleet-console-demo-{}-{i}",
+            std::process::id()
+        ));
         if std::fs::create_dir(&p).is_ok() {
             return Ok(p);
         }
@@ -186,7 +195,10 @@ fn pub_path(path: &Path) -> PathBuf {
 fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
     let out = cmd.output().with_context(|| format!("cannot run {what}"))?;
     if !out.status.success() {
-        bail!("{what} failed: {}", String::from_utf8_lossy(&out.stderr).trim());
+        bail!(
+            "{what} failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     Ok(())
 }
@@ -246,7 +258,9 @@ impl Fleet {
                 .env_remove("CRANEFLEET_DATA")
                 .env("CRANEFLEET_LOG", "info,russh=warn");
             let log = fleet.dir.join(format!("{name}.log"));
-            fleet.procs.push(Proc::spawn("hostd agent", &mut agent, &log)?);
+            fleet
+                .procs
+                .push(Proc::spawn("hostd agent", &mut agent, &log)?);
         }
         Ok(fleet)
     }
@@ -306,7 +320,10 @@ impl Fleet {
                 return Ok(());
             }
             if start.elapsed() > DEADLINE {
-                bail!("timed out waiting for {what}; logs are in {}", self.dir.display());
+                bail!(
+                    "timed out waiting for {what}; logs are in {}",
+                    self.dir.display()
+                );
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -314,9 +331,42 @@ impl Fleet {
 
     async fn deploy(&mut self, exec: &SshExecutor) -> anyhow::Result<()> {
         let apps: [(&str, &[u8], &[&str]); 3] = [
-            ("hello", HELLO, &["--kind", "http", "--replicas", "4", "--env", "GREETING=cranefleet"]),
-            ("ticker", TICKER, &["--kind", "worker", "--replicas", "2", "--env", "TICK_MS=1000"]),
-            ("nightly", JOB, &["--kind", "job", "--schedule", "@every 15s", "--env", "JOB_MS=500"]),
+            (
+                "hello",
+                HELLO,
+                &[
+                    "--kind",
+                    "http",
+                    "--replicas",
+                    "4",
+                    "--env",
+                    "GREETING=cranefleet",
+                ],
+            ),
+            (
+                "ticker",
+                TICKER,
+                &[
+                    "--kind",
+                    "worker",
+                    "--replicas",
+                    "2",
+                    "--env",
+                    "TICK_MS=1000",
+                ],
+            ),
+            (
+                "nightly",
+                JOB,
+                &[
+                    "--kind",
+                    "job",
+                    "--schedule",
+                    "@every 15s",
+                    "--env",
+                    "JOB_MS=500",
+                ],
+            ),
         ];
         for (app, bytes, flags) in apps {
             let mut argv = vec!["deploy".to_string(), app.to_string(), "-".to_string()];
@@ -341,17 +391,25 @@ pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
     );
     let exec = fleet.connect().await?;
     fleet
-        .wait(&exec, "both hosts to join", &["hosts", "--json"], |h: &Vec<HostRow>| {
-            h.iter().filter(|h| h.state == "up").count() == 2
-        })
+        .wait(
+            &exec,
+            "both hosts to join",
+            &["hosts", "--json"],
+            |h: &Vec<HostRow>| h.iter().filter(|h| h.state == "up").count() == 2,
+        )
         .await?;
     fleet.deploy(&exec).await?;
     fleet
-        .wait(&exec, "the apps to run", &["ps", "--json"], |apps: &Vec<PsRow>| {
-            apps.iter()
-                .filter(|a| a.app == "ticker")
-                .all(|a| a.running >= a.replicas)
-        })
+        .wait(
+            &exec,
+            "the apps to run",
+            &["ps", "--json"],
+            |apps: &Vec<PsRow>| {
+                apps.iter()
+                    .filter(|a| a.app == "ticker")
+                    .all(|a| a.running >= a.replicas)
+            },
+        )
         .await?;
     let (dir, port) = (fleet.dir.display().to_string(), fleet.port);
     let ssh = format!("ssh -p {port} -o UserKnownHostsFile={dir}/known_hosts");

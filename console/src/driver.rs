@@ -194,12 +194,10 @@ async fn watch_loop(
                                 return;
                             }
                         }
-                        let ev = Event::Snapshot {
-                            hosts: s.hosts,
-                            apps: s.apps,
-                        };
-                        if events.send(ev).await.is_err() {
-                            return;
+                        for ev in snapshot_events(s) {
+                            if events.send(ev).await.is_err() {
+                                return;
+                            }
                         }
                     }
                 }
@@ -207,7 +205,10 @@ async fn watch_loop(
                     stderr.push(&b);
                 }
                 Some(Output::Exit(code)) => {
-                    let said = stderr.push(b"\n").into_iter().find(|l| !l.trim().is_empty());
+                    let said = stderr
+                        .push(b"\n")
+                        .into_iter()
+                        .find(|l| !l.trim().is_empty());
                     break said.unwrap_or_else(|| format!("the fleet watch ended (exit {code})"));
                 }
                 Some(Output::Failed(why)) => break why,
@@ -220,6 +221,23 @@ async fn watch_loop(
         tokio::time::sleep(backoff).await;
         backoff = (backoff * 2).min(MAX_BACKOFF);
     }
+}
+
+/// The events one `watch` line makes: the snapshot, and the request rates
+/// of the http apps that report them (`ps`'s `rps`).
+pub fn snapshot_events(s: WatchSnapshot) -> Vec<Event> {
+    let rates = s
+        .apps
+        .iter()
+        .filter_map(|a| a.rps.map(|r| (a.app.clone(), r)))
+        .collect();
+    vec![
+        Event::RequestRates(rates),
+        Event::Snapshot {
+            hosts: s.hosts,
+            apps: s.apps,
+        },
+    ]
 }
 
 /// Formats a progress line of a `--json` command (`{"host","line"}`) the
@@ -463,7 +481,14 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("app.wasm");
         std::fs::write(&f, b"\0asm").unwrap();
-        let argv = words(&["deploy", "api", f.to_str().unwrap(), "--replicas", "2", "--json"]);
+        let argv = words(&[
+            "deploy",
+            "api",
+            f.to_str().unwrap(),
+            "--replicas",
+            "2",
+            "--json",
+        ]);
         let (argv, stdin) = prepare(argv, true).unwrap();
         assert_eq!(stdin.as_deref(), Some(&b"\0asm"[..]));
         assert_eq!(argv[..3], words(&["deploy", "api", "-"])[..]);

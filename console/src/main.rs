@@ -133,12 +133,9 @@ pub(crate) async fn open_console(exec: SshExecutor, color: bool) -> anyhow::Resu
             gateway: label.clone(),
         })
         .await?;
-    events_tx
-        .send(Event::Snapshot {
-            hosts: first.hosts,
-            apps: first.apps,
-        })
-        .await?;
+    for ev in driver::snapshot_events(first) {
+        events_tx.send(ev).await?;
+    }
     let opts = driver::Options {
         local_files: true,
         gateway: label,

@@ -134,10 +134,10 @@ impl Client {
         let (host, port, path) = (&self.target.host, self.target.port, &self.known.path);
         match russh::keys::check_known_hosts_path(host, port, key, path) {
             Ok(true) => Ok(()),
-            Ok(false) if self.known.accept_new => {
-                russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path)
-                    .map_err(|e| format!("cannot record the gateway key in {}: {e}", path.display()))
-            }
+            Ok(false) if self.known.accept_new => russh::keys::known_hosts::learn_known_hosts_path(
+                host, port, key, path,
+            )
+            .map_err(|e| format!("cannot record the gateway key in {}: {e}", path.display())),
             Ok(false) => Err(format!(
                 "the gateway [{host}]:{port} is not in {} (its key is {fp}); check the key with the gateway's operator and pass --accept-new-host-key to record it",
                 path.display()
@@ -176,7 +176,11 @@ impl client::Handler for Client {
 type Session = client::Handle<Client>;
 
 /// Connects, checks the host key and authenticates.
-async fn connect(target: &Target, key: &PrivateKey, known: &KnownHosts) -> Result<Session, SshError> {
+async fn connect(
+    target: &Target,
+    key: &PrivateKey,
+    known: &KnownHosts,
+) -> Result<Session, SshError> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(5)),
@@ -206,7 +210,12 @@ async fn connect(target: &Target, key: &PrivateKey, known: &KnownHosts) -> Resul
             return Err(SshError::Connect { addr, reason });
         }
     };
-    let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let hash = session
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
     let auth = session
         .authenticate_publickey(
             &target.user,
@@ -245,7 +254,11 @@ impl SshExecutor {
     /// # Errors
     ///
     /// Whatever [`SshError`] the first connection met.
-    pub async fn connect(target: Target, key: PrivateKey, known: KnownHosts) -> Result<SshExecutor, SshError> {
+    pub async fn connect(
+        target: Target,
+        key: PrivateKey,
+        known: KnownHosts,
+    ) -> Result<SshExecutor, SshError> {
         let session = connect(&target, &key, &known).await?;
         let inner = Arc::new(Inner {
             target,
@@ -296,7 +309,12 @@ impl Inner {
         }
     }
 
-    async fn exec(self: Arc<Self>, argv: Vec<String>, stdin: Option<Vec<u8>>, tx: mpsc::Sender<Output>) {
+    async fn exec(
+        self: Arc<Self>,
+        argv: Vec<String>,
+        stdin: Option<Vec<u8>>,
+        tx: mpsc::Sender<Output>,
+    ) {
         let mut ch = match self.open().await {
             Ok(ch) => ch,
             Err(e) => {
@@ -312,7 +330,12 @@ impl Inner {
             ch.eof().await
         };
         if let Err(e) = started.await {
-            let _ = tx.send(Output::Failed(format!("cannot run {} on the gateway: {e}", argv[0]))).await;
+            let _ = tx
+                .send(Output::Failed(format!(
+                    "cannot run {} on the gateway: {e}",
+                    argv[0]
+                )))
+                .await;
             return;
         }
         let mut code = None;
@@ -342,7 +365,11 @@ impl Inner {
         }
         let end = match code {
             Some(c) => Output::Exit(c),
-            None => Output::Failed(format!("lost the gateway at {} during {}", self.target.addr(), argv[0])),
+            None => Output::Failed(format!(
+                "lost the gateway at {} during {}",
+                self.target.addr(),
+                argv[0]
+            )),
         };
         let _ = tx.send(end).await;
     }
@@ -363,9 +390,15 @@ mod tests {
     #[test]
     fn targets_parse_with_defaults() {
         let t = Target::parse("gw", "me").unwrap();
-        assert_eq!((t.user.as_str(), t.host.as_str(), t.port), ("me", "gw", 2222));
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port),
+            ("me", "gw", 2222)
+        );
         let t = Target::parse("ops@127.0.0.1:2200", "me").unwrap();
-        assert_eq!((t.user.as_str(), t.host.as_str(), t.port), ("ops", "127.0.0.1", 2200));
+        assert_eq!(
+            (t.user.as_str(), t.host.as_str(), t.port),
+            ("ops", "127.0.0.1", 2200)
+        );
         assert!(Target::parse("@gw", "me").is_err());
         assert!(Target::parse("gw:port", "me").is_err());
     }

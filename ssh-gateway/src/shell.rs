@@ -63,7 +63,8 @@ impl Executor for InProcess {
         tokio::spawn(async move {
             let (out, mut from_cmd) = Out::memory(64);
             let run = async {
-                let code = exec::run_argv(&fleet, &who, &out, &argv, stdin.unwrap_or_default()).await;
+                let code =
+                    exec::run_argv(&fleet, &who, &out, &argv, stdin.unwrap_or_default()).await;
                 drop(out);
                 code
             };
@@ -113,7 +114,9 @@ impl Write for ChannelWriter {
             return Ok(());
         }
         if self.queued.load(Ordering::Relaxed) > MAX_QUEUED {
-            return Err(std::io::Error::other("the SSH client stopped reading the console"));
+            return Err(std::io::Error::other(
+                "the SSH client stopped reading the console",
+            ));
         }
         let bytes = std::mem::take(&mut self.buf);
         self.queued.fetch_add(bytes.len(), Ordering::Relaxed);
@@ -165,7 +168,9 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
         let mut parser = KeyParser::new();
         while let Some(m) = read.wait().await {
             let events: Vec<Event> = match m {
-                ChannelMsg::Data { data } => parser.feed(&data).into_iter().map(Event::Key).collect(),
+                ChannelMsg::Data { data } => {
+                    parser.feed(&data).into_iter().map(Event::Key).collect()
+                }
                 ChannelMsg::WindowChange {
                     col_width,
                     row_height,

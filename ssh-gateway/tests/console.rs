@@ -14,7 +14,10 @@ use common::*;
 /// The `console` binary, built next to the gateway by the workspace build.
 fn console_bin() -> PathBuf {
     let p = gateway_bin().with_file_name("console");
-    assert!(p.exists(), "console is not built next to ssh-gateway: run `cargo build -p console` (cargo test --workspace does)");
+    assert!(
+        p.exists(),
+        "console is not built next to ssh-gateway: run `cargo build -p console` (cargo test --workspace does)"
+    );
     p
 }
 
@@ -25,7 +28,18 @@ fn fleet_with_two_releases() -> Fleet {
     f.add_agent("h2", &[]);
     let path = fixture("ticker.wasm");
     for v in ["1", "2"] {
-        f.ops(&["deploy", "ticker", path.to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=1000", "--env", &format!("VERSION={v}")]).ok();
+        f.ops(&[
+            "deploy",
+            "ticker",
+            path.to_str().unwrap(),
+            "--replicas",
+            "2",
+            "--env",
+            "TICK_MS=1000",
+            "--env",
+            &format!("VERSION={v}"),
+        ])
+        .ok();
     }
     assert_eq!(f.releases("ticker")[0], ("v2".into(), "active".into()));
     f
@@ -33,7 +47,11 @@ fn fleet_with_two_releases() -> Fleet {
 
 /// The active release of `app`, as `hostd --gateway … releases` says.
 fn active(f: &Fleet, app: &str) -> String {
-    f.releases(app).into_iter().find(|(_, s)| s == "active").map(|(v, _)| v).unwrap_or_default()
+    f.releases(app)
+        .into_iter()
+        .find(|(_, s)| s == "active")
+        .map(|(v, _)| v)
+        .unwrap_or_default()
 }
 
 /// `ssh -t` into the gateway with `key` (as user `key`), on a pty.
@@ -41,18 +59,36 @@ fn ssh_console(f: &Fleet, key: &str, cols: u16, rows: u16) -> Pty {
     let mut cmd = Command::new("ssh");
     cmd.args(["-t", "-p", &f.port.to_string(), "-i"])
         .arg(f.path(key))
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
-        .args(["-o", "BatchMode=yes", "-o", "IdentitiesOnly=yes", &format!("{key}@127.0.0.1")]);
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
+        .args([
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "IdentitiesOnly=yes",
+            &format!("{key}@127.0.0.1"),
+        ]);
     Pty::spawn("ssh -t", &mut cmd, cols, rows)
 }
 
 /// The local console binary on a pty, talking to the fleet as `key`.
 fn local_console(f: &Fleet, key: &str, cols: u16, rows: u16) -> Pty {
     let mut cmd = Command::new(console_bin());
-    cmd.args(["--gateway", &format!("{key}@{}", f.addr()), "--accept-new-host-key", "--identity"])
-        .arg(f.path(key))
-        .env("HOME", f.path("home"))
-        .env_remove("CRANEFLEET_GATEWAY");
+    cmd.args([
+        "--gateway",
+        &format!("{key}@{}", f.addr()),
+        "--accept-new-host-key",
+        "--identity",
+    ])
+    .arg(f.path(key))
+    .env("HOME", f.path("home"))
+    .env_remove("CRANEFLEET_GATEWAY");
     Pty::spawn("console", &mut cmd, cols, rows)
 }
 
@@ -97,12 +133,19 @@ fn resize_and_check(p: &mut Pty, cols: u16, rows: u16) {
     p.send(b"?");
     p.wait_text("show every key");
     p.send(b"\x1b");
-    p.wait("the help to close", |s| !s.contents().contains("show every key"));
+    p.wait("the help to close", |s| {
+        !s.contents().contains("show every key")
+    });
 }
 
 fn quit(p: &mut Pty) {
     p.send(b"q");
-    assert_eq!(p.wait_exit(), Some(0), "quitting ends the session with status 0; the screen:\n{}", p.screen());
+    assert_eq!(
+        p.wait_exit(),
+        Some(0),
+        "quitting ends the session with status 0; the screen:\n{}",
+        p.screen()
+    );
 }
 
 #[test]
@@ -119,10 +162,25 @@ fn rollback_typed_in_the_ssh_console_switches_the_active_release() {
     p.send(b"y");
     p.wait_text("ticker: v1 -> v2");
     assert_eq!(active(&f, "ticker"), "v2");
+    // Logs follow in the gateway's console too; `deploy` of a file is refused there.
+    p.send(b"l");
+    p.wait_text("tick ");
+    p.send(b"\x1b");
+    p.wait_text(" hosts (2) ");
+    p.send(b":deploy x /tmp/x.wasm\r");
+    p.wait_text("this console runs on the gateway");
     quit(&mut p);
     let audit = f.json(&["audit"]);
-    let rollbacks = audit.as_array().unwrap().iter().filter(|e| e["action"] == "rollback" && e["key"] == "alice").count();
-    assert_eq!(rollbacks, 2, "both rollbacks are audited under the session's key: {audit}");
+    let rollbacks = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["action"] == "rollback" && e["key"] == "alice")
+        .count();
+    assert_eq!(
+        rollbacks, 2,
+        "both rollbacks are audited under the session's key: {audit}"
+    );
 }
 
 #[test]
@@ -133,10 +191,9 @@ fn a_viewer_console_over_ssh_is_read_only() {
     p.wait_text("viewer: read-only");
     p.send(b":rollback ticker\r");
     p.wait_text("read-only console (viewer key): rollback needs an operator key");
-    // The single key too.
-    p.send(b"\x1b");
-    p.send(b"r");
-    p.wait_text("rollback needs an operator key");
+    // The single keys too.
+    p.send(b"+");
+    p.wait_text("scale needs an operator key");
     assert_eq!(active(&f, "ticker"), "v2");
     quit(&mut p);
 }
@@ -155,6 +212,18 @@ fn the_local_console_rolls_back_over_ssh_and_survives_a_resize() {
         let c = s.contents();
         c.contains("v1") && c.contains("v2") && c.contains("superseded")
     });
+    // A deploy typed in the local console sends the local file as stdin.
+    p.send(b"\x1b");
+    p.wait_text(" hosts (2) ");
+    let wasm = fixture("ticker.wasm");
+    p.send(format!(":deploy w2 {} --replicas 1 --env TICK_MS=1000\r", wasm.display()).as_bytes());
+    p.wait_text("Deploy a new release of w2");
+    p.send(b"y");
+    p.wait_text("w2 v1 active");
+    assert_eq!(f.releases("w2"), vec![("v1".into(), "active".into())]);
+    // Logs follow over SSH: the ticker's lines appear.
+    p.send(b":logs w2\r");
+    p.wait_text("tick 1 version=dev");
     quit(&mut p);
 }
 
@@ -182,7 +251,14 @@ fn a_shell_without_a_terminal_is_told_to_use_ssh_t_and_watch_streams_the_fleet()
     let mut child = Command::new("ssh")
         .args(["-p", &f.port.to_string(), "-i"])
         .arg(f.path("victor"))
-        .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR"])
+        .args([
+            "-o",
+            "StrictHostKeyChecking=no",
+            "-o",
+            "UserKnownHostsFile=/dev/null",
+            "-o",
+            "LogLevel=ERROR",
+        ])
         .args(["-o", "BatchMode=yes", "victor@127.0.0.1", "watch", "--json"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
@@ -191,13 +267,111 @@ fn a_shell_without_a_terminal_is_told_to_use_ssh_t_and_watch_streams_the_fleet()
     let mut lines = Lines::new(child.stdout.take().unwrap());
     let first = lines.wait_for("the first snapshot", |l| l.starts_with('{'));
     let v: serde_json::Value = serde_json::from_str(&first).unwrap();
-    assert_eq!((v["role"].as_str(), v["key"].as_str(), v["gateway"].as_str()), (Some("viewer"), Some("victor"), Some("testgw")));
+    assert_eq!(
+        (v["role"].as_str(), v["key"].as_str(), v["gateway"].as_str()),
+        (Some("viewer"), Some("victor"), Some("testgw"))
+    );
     assert_eq!(v["hosts"][0]["name"], "h1");
     // A change is pushed: a deploy makes the app appear without polling.
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]).ok();
-    let line = lines.wait_for("a snapshot with the new app", |l| l.contains("\"app\":\"w\""));
-    assert!(!line.contains("\"role\""), "only the first line names the role: {line}");
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=1000",
+    ])
+    .ok();
+    let line = lines.wait_for("a snapshot with the new app", |l| {
+        l.contains("\"app\":\"w\"")
+    });
+    assert!(
+        !line.contains("\"role\""),
+        "only the first line names the role: {line}"
+    );
     let _ = Command::new("kill").arg(child.id().to_string()).status();
     let _ = child.wait();
 }
 
+#[test]
+fn console_demo_runs_a_fleet_that_plain_ssh_reaches_and_cleans_up() {
+    let help = run(Command::new(console_bin()).args(["demo", "--help"]), None).ok();
+    assert!(
+        help.stdout.contains("ssh -t -p PORT -i DIR/operator_key"),
+        "{}",
+        help.stdout
+    );
+    let port = free_port();
+    let mut cmd = Command::new(console_bin());
+    cmd.args(["demo", "--no-console", "--port", &port.to_string()])
+        .env_remove("CRANEFLEET_GATEWAY")
+        .stdout(std::process::Stdio::piped());
+    let mut demo = Proc::spawn("console demo", &mut cmd);
+    let mut out = Lines::new(demo.child.stdout.take().unwrap());
+    out.wait_for("the demo to be ready", |l| {
+        l.contains("Ctrl-C stops the fleet")
+    });
+    let said = out.seen.join("\n");
+    // The command it prints works as printed (the demo recorded the host key).
+    let line = out
+        .seen
+        .iter()
+        .find(|l| l.contains("releases hello"))
+        .expect("an ssh command line")
+        .clone();
+    let argv: Vec<&str> = line.split('#').next().unwrap().split_whitespace().collect();
+    let r = run(
+        Command::new(argv[0])
+            .args(["-o", "BatchMode=yes"])
+            .args(&argv[1..]),
+        None,
+    );
+    assert_eq!(r.code, 0, "{line}\n{}{}", r.stdout, r.stderr);
+    assert!(r.stdout.contains("active"), "{}", r.stdout);
+    let curl = said
+        .lines()
+        .find(|l| l.contains("curl http://hello.localhost:"))
+        .unwrap();
+    let http = curl
+        .trim()
+        .trim_start_matches("curl http://hello.localhost:")
+        .trim_end_matches('/');
+    let resp = get(&format!("127.0.0.1:{http}"), "hello.localhost", "/");
+    assert_eq!(resp.status, 200, "{}", resp.text());
+    // The console over ssh -t on the demo fleet shows the three sample apps.
+    let ssh_t = said
+        .lines()
+        .find(|l| l.contains("-t -i") && l.contains("operator_key"))
+        .unwrap();
+    let argv: Vec<&str> = ssh_t
+        .split('#')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .collect();
+    let mut p = Pty::spawn(
+        "ssh -t demo",
+        Command::new(argv[0]).args(&argv[1..]),
+        120,
+        36,
+    );
+    p.wait("the demo apps", |s| {
+        let c = s.contents();
+        ["hello", "ticker", "nightly", "hosts 2/2 up"]
+            .iter()
+            .all(|w| c.contains(w))
+    });
+    quit(&mut p);
+    let dir = said
+        .lines()
+        .find_map(|l| l.split(" in ").nth(1).filter(|d| d.starts_with('/')))
+        .unwrap()
+        .trim()
+        .to_string();
+    assert!(std::path::Path::new(&dir).exists());
+    demo.signal("INT");
+    out.wait_for("the demo to stop", |l| {
+        l.starts_with("stopped the demo fleet")
+    });
+    assert_eq!(demo.child.wait().unwrap().code(), Some(0));
+    assert!(!std::path::Path::new(&dir).exists(), "{dir} is removed");
+}

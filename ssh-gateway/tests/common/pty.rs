@@ -57,7 +57,8 @@ impl Pty {
         };
         assert_eq!(rc, 0, "openpty: {}", std::io::Error::last_os_error());
         // SAFETY: both fds were just returned by openpty and are owned here.
-        let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+        let (master, slave) =
+            unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
         let io = |fd: &OwnedFd| Stdio::from(fd.try_clone().expect("dup pty"));
         cmd.stdin(io(&slave)).stdout(io(&slave)).stderr(io(&slave));
         cmd.env("TERM", "xterm-256color");
@@ -72,12 +73,21 @@ impl Pty {
                 Ok(())
             });
         }
-        let child = cmd.spawn().unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
+        let child = cmd
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {name}: {e}"));
         drop(slave);
-        let proc = Proc { child, name: name.to_string() };
+        let proc = Proc {
+            child,
+            name: name.to_string(),
+        };
         let master = File::from(master);
         let shared = Arc::new((
-            Mutex::new(Shared { parser: vt100::Parser::new(rows, cols, 0), bytes: 0, closed: false }),
+            Mutex::new(Shared {
+                parser: vt100::Parser::new(rows, cols, 0),
+                bytes: 0,
+                closed: false,
+            }),
             Condvar::new(),
         ));
         let mut reader = master.try_clone().expect("dup pty master");
@@ -101,7 +111,11 @@ impl Pty {
                 cv.notify_all();
             }
         });
-        Pty { master, shared, proc }
+        Pty {
+            master,
+            shared,
+            proc,
+        }
     }
 
     /// Types `bytes` (keys, as a terminal sends them).
@@ -159,13 +173,18 @@ impl Pty {
     /// Waits until `f` holds for the screen, or fails the test showing it.
     pub fn wait(&self, what: &str, f: impl Fn(&vt100::Screen) -> bool) {
         if !self.wait_within(DEADLINE, f) {
-            panic!("timed out waiting for {what}; the screen:\n{}", self.screen());
+            panic!(
+                "timed out waiting for {what}; the screen:\n{}",
+                self.screen()
+            );
         }
     }
 
     /// Waits until the screen shows `text`.
     pub fn wait_text(&self, text: &str) {
-        self.wait(&format!("{text:?} on screen"), |s| s.contents().contains(text));
+        self.wait(&format!("{text:?} on screen"), |s| {
+            s.contents().contains(text)
+        });
     }
 
     /// Waits for the program to exit; its status code.
@@ -177,6 +196,10 @@ impl Pty {
             }
             std::thread::sleep(Duration::from_millis(20));
         }
-        panic!("{} did not exit; the screen:\n{}", self.proc.name, self.screen());
+        panic!(
+            "{} did not exit; the screen:\n{}",
+            self.proc.name,
+            self.screen()
+        );
     }
 }
