@@ -412,14 +412,18 @@ pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
         )
         .await?;
     let (dir, port) = (fleet.dir.display().to_string(), fleet.port);
-    let ssh = format!("ssh -p {port} -o UserKnownHostsFile={dir}/known_hosts");
+    let known = format!("-o UserKnownHostsFile={dir}/known_hosts");
     println!(
         "
 The fleet is running. Reach it with plain ssh while the demo runs:
 
-  {ssh} -t -i {dir}/operator_key ops@127.0.0.1             # this console, from the gateway
-  {ssh} -t -i {dir}/viewer_key viewer@127.0.0.1            # read-only
-  {ssh} -i {dir}/operator_key ops@127.0.0.1 releases hello # any command
+  # this console, drawn by the gateway
+  ssh -t -p {port} -i {dir}/operator_key {known} ops@127.0.0.1
+  # the same, read-only
+  ssh -t -p {port} -i {dir}/viewer_key {known} viewer@127.0.0.1
+  # any command
+  ssh -p {port} -i {dir}/operator_key {known} ops@127.0.0.1 releases hello
+  # the http app, on a host's ingress
   curl http://hello.localhost:{http}/
 
 {how}",

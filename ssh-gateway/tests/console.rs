@@ -340,7 +340,7 @@ fn console_demo_runs_a_fleet_that_plain_ssh_reaches_and_cleans_up() {
     // The console over ssh -t on the demo fleet shows the three sample apps.
     let ssh_t = said
         .lines()
-        .find(|l| l.contains("-t -i") && l.contains("operator_key"))
+        .find(|l| l.trim_start().starts_with("ssh -t") && l.contains("operator_key"))
         .unwrap();
     let argv: Vec<&str> = ssh_t
         .split('#')
