@@ -322,6 +322,7 @@ impl Inner {
                 return;
             }
         };
+        let what = argv.first().cloned().unwrap_or_default();
         let started = async {
             ch.exec(true, join_command_line(&argv)).await?;
             if let Some(bytes) = &stdin {
@@ -332,8 +333,7 @@ impl Inner {
         if let Err(e) = started.await {
             let _ = tx
                 .send(Output::Failed(format!(
-                    "cannot run {} on the gateway: {e}",
-                    argv[0]
+                    "cannot run {what} on the gateway: {e}"
                 )))
                 .await;
             return;
@@ -366,9 +366,8 @@ impl Inner {
         let end = match code {
             Some(c) => Output::Exit(c),
             None => Output::Failed(format!(
-                "lost the gateway at {} during {}",
-                self.target.addr(),
-                argv[0]
+                "lost the gateway at {} during {what}",
+                self.target.addr()
             )),
         };
         let _ = tx.send(end).await;
