@@ -51,7 +51,10 @@ struct Host {
 
 impl Host {
     fn start() -> Host {
-        let dir = tempfile::Builder::new().prefix("hostd-bench").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("hostd-bench")
+            .tempdir()
+            .unwrap();
         let port = free_port();
         let log = std::fs::File::create(dir.path().join("hostd.log")).unwrap();
         let proc = Proc::spawn(
@@ -63,13 +66,23 @@ impl Host {
                 .stdout(Stdio::null())
                 .stderr(log),
         );
-        let h = Host { dir, port, _proc: proc };
+        let h = Host {
+            dir,
+            port,
+            _proc: proc,
+        };
         wait_for("hostd", || (h.run(&["ps"]).code == 0).then_some(()));
         h
     }
 
     fn run(&self, args: &[&str]) -> Run {
-        run(Command::new(hostd()).arg("--data").arg(self.dir.path()).args(args), None)
+        run(
+            Command::new(hostd())
+                .arg("--data")
+                .arg(self.dir.path())
+                .args(args),
+            None,
+        )
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -106,7 +119,15 @@ fn ms(s: &str) -> f64 {
 fn wrk(url: &str, host: Option<&str>, seconds: u64) -> Wrk {
     let wrk = tool("wrk").expect("wrk not found: run hostd/benches/setup.sh");
     let mut c = Command::new(wrk);
-    c.args(["-t", WRK_THREADS, "-c", WRK_CONNECTIONS, "-d", &format!("{seconds}s"), "--latency"]);
+    c.args([
+        "-t",
+        WRK_THREADS,
+        "-c",
+        WRK_CONNECTIONS,
+        "-d",
+        &format!("{seconds}s"),
+        "--latency",
+    ]);
     if let Some(h) = host {
         c.args(["-H", &format!("Host: {h}")]);
     }
@@ -141,7 +162,12 @@ fn print_wrk(name: &str, w: &Wrk) {
 
 fn compile() {
     println!("\n## compile: Cranelift ahead of time (hostd precompile), and rollback switch");
-    for f in ["hello.wasm", "ticker.wasm", "ticker.component.wasm", "http-hello.wasm"] {
+    for f in [
+        "hello.wasm",
+        "ticker.wasm",
+        "ticker.component.wasm",
+        "http-hello.wasm",
+    ] {
         for target in ["x86_64-unknown-linux-gnu", "aarch64-unknown-linux-gnu"] {
             let dir = tempfile::tempdir().unwrap();
             let mut best = u64::MAX;
@@ -149,7 +175,14 @@ fn compile() {
             for _ in 0..5 {
                 let out = run(
                     Command::new(hostd())
-                        .args(["precompile", fixture(f).to_str().unwrap(), "--target", target, "--json", "-o"])
+                        .args([
+                            "precompile",
+                            fixture(f).to_str().unwrap(),
+                            "--target",
+                            target,
+                            "--json",
+                            "-o",
+                        ])
                         .arg(dir.path().join("o.cwasm")),
                     None,
                 )
@@ -162,8 +195,20 @@ fn compile() {
         }
     }
     let h = Host::start();
-    h.json(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]);
-    h.json(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]);
+    h.json(&[
+        "deploy",
+        "api",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=1000",
+    ]);
+    h.json(&[
+        "deploy",
+        "api",
+        fixture("ticker.component.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=1000",
+    ]);
     let mut switch = Vec::new();
     let mut wall = Vec::new();
     for i in 0..20 {
@@ -182,16 +227,26 @@ fn compile() {
 }
 
 fn ingress() {
-    println!("\n## ingress: http-hello.wasm, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, same machine");
+    println!(
+        "\n## ingress: http-hello.wasm, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, same machine"
+    );
     let h = Host::start();
-    h.json(&["deploy", "hello", fixture("http-hello.wasm").to_str().unwrap(), "--replicas", "64"]);
+    h.json(&[
+        "deploy",
+        "hello",
+        fixture("http-hello.wasm").to_str().unwrap(),
+        "--replicas",
+        "64",
+    ]);
     let url = format!("http://127.0.0.1:{}/", h.port);
     wrk(&url, Some("hello.localhost"), 2); // warm up
     let ours = wrk(&url, Some("hello.localhost"), WRK_SECONDS);
     print_wrk("hostd ingress (Host: hello.localhost)", &ours);
     drop(h);
     let Some(wasmtime) = tool("wasmtime") else {
-        println!("  wasmtime serve: not installed (hostd/benches/setup.sh installs it); no comparison");
+        println!(
+            "  wasmtime serve: not installed (hostd/benches/setup.sh installs it); no comparison"
+        );
         return;
     };
     let version = run(Command::new(&wasmtime).arg("--version"), None).stdout;
@@ -199,17 +254,33 @@ fn ingress() {
     let _serve = Proc::spawn(
         "wasmtime serve",
         Command::new(&wasmtime)
-            .args(["serve", "-S", "cli", "-O", "pooling-allocator", "--addr", &format!("127.0.0.1:{port}")])
+            .args([
+                "serve",
+                "-S",
+                "cli",
+                "-O",
+                "pooling-allocator",
+                "--addr",
+                &format!("127.0.0.1:{port}"),
+            ])
             .arg(fixture("http-hello.wasm"))
             .stdout(Stdio::null())
             .stderr(Stdio::null()),
     );
     let url = format!("http://127.0.0.1:{port}/");
-    wait_for("wasmtime serve", || http(&format!("127.0.0.1:{port}"), "GET", "x", "/", b"").ok());
+    wait_for("wasmtime serve", || {
+        http(&format!("127.0.0.1:{port}"), "GET", "x", "/", b"").ok()
+    });
     wrk(&url, None, 2);
     let theirs = wrk(&url, None, WRK_SECONDS);
-    print_wrk(&format!("{} serve -S cli -O pooling-allocator", version.trim()), &theirs);
-    println!("  hostd / wasmtime serve: {:.2}x req/s", ours.rps / theirs.rps);
+    print_wrk(
+        &format!("{} serve -S cli -O pooling-allocator", version.trim()),
+        &theirs,
+    );
+    println!(
+        "  hostd / wasmtime serve: {:.2}x req/s",
+        ours.rps / theirs.rps
+    );
 }
 
 fn switch() {
@@ -230,7 +301,14 @@ fn switch() {
         while Instant::now() < end {
             std::thread::sleep(Duration::from_millis(500));
             let to = if n % 2 == 0 { "v1" } else { "v2" };
-            run(Command::new(hostd()).arg("--data").arg(&data).args(["rollback", "ver", "--to", to]), None).ok();
+            run(
+                Command::new(hostd())
+                    .arg("--data")
+                    .arg(&data)
+                    .args(["rollback", "ver", "--to", to]),
+                None,
+            )
+            .ok();
             n += 1;
         }
         n
@@ -247,9 +325,17 @@ fn switch() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
-    println!("# hostd bench ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "# hostd bench ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     if want("compile") {
         compile();
     }

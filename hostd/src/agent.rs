@@ -17,8 +17,8 @@ use russh::keys::PrivateKey;
 use schema::command::Since;
 use schema::frame::FrameError;
 use schema::tunnel::{
-    self, Chunk, GatewayMsg, HEARTBEAT_SECS, Hello, HostEvent, HostMsg, Incoming, MAX_TUNNEL_FRAME, SUBSYSTEM,
-    TUNNEL_PROTOCOL_VERSION,
+    self, Chunk, GatewayMsg, HEARTBEAT_SECS, Hello, HostEvent, HostMsg, Incoming, MAX_TUNNEL_FRAME,
+    SUBSYSTEM, TUNNEL_PROTOCOL_VERSION,
 };
 use tokio::io::AsyncWriteExt;
 use tokio::sync::{broadcast, mpsc, watch};
@@ -83,10 +83,15 @@ pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receive
                 tracing::error!("{why}");
                 backoff = BACKOFF_MAX;
             }
-            Err(e) => tracing::warn!(gateway = %cfg.target.addr(), error = %e, "tunnel down; apps keep running"),
+            Err(e) => {
+                tracing::warn!(gateway = %cfg.target.addr(), error = %e, "tunnel down; apps keep running")
+            }
         }
         // Jitter: hosts that lost the gateway together do not return together.
-        let jitter = Duration::from_millis(u64::from(std::process::id() ^ started.elapsed().subsec_nanos()) % (backoff.as_millis() as u64 / 2 + 1));
+        let jitter = Duration::from_millis(
+            u64::from(std::process::id() ^ started.elapsed().subsec_nanos())
+                % (backoff.as_millis() as u64 / 2 + 1),
+        );
         tokio::select! {
             _ = tokio::time::sleep(backoff + jitter) => {}
             _ = until_true(&mut shutdown) => return,
@@ -129,7 +134,12 @@ impl Tx {
 type Fetches = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Incoming<GatewayMsg>>>>>;
 
 async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError> {
-    let handle = ssh::connect(&cfg.target, &cfg.key, HostKeyPolicy::Pinned(cfg.pin.clone())).await?;
+    let handle = ssh::connect(
+        &cfg.target,
+        &cfg.key,
+        HostKeyPolicy::Pinned(cfg.pin.clone()),
+    )
+    .await?;
     let channel = handle
         .channel_open_session()
         .await
@@ -151,7 +161,10 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
     });
     let tx = Tx(out_tx);
 
-    let apps = host.host_apps().await.map_err(|e| TunnelError::Protocol(e.to_string()))?;
+    let apps = host
+        .host_apps()
+        .await
+        .map_err(|e| TunnelError::Protocol(e.to_string()))?;
     let pending = host.unreported_actions().await.unwrap_or_default();
     let hb = host.heartbeat().await.ok();
     let hello = Hello {
@@ -159,7 +172,9 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
         name: host.config.name.clone(),
         arch: std::env::consts::ARCH.to_string(),
         engine: host.compat().to_string(),
-        cpus: std::thread::available_parallelism().map(|n| n.get() as u32).unwrap_or(1),
+        cpus: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
         memory_bytes: hb.map(|h| h.memory_bytes).unwrap_or(0),
         labels: host.config.labels.clone(),
         apps,
@@ -175,7 +190,11 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
             tracing::info!(gateway, version, "joined the fleet");
         }
         Incoming::Msg(GatewayMsg::Refused { reason }) => return Err(TunnelError::Refused(reason)),
-        other => return Err(TunnelError::Protocol(format!("expected welcome, got {other:?}"))),
+        other => {
+            return Err(TunnelError::Protocol(format!(
+                "expected welcome, got {other:?}"
+            )));
+        }
     }
     if let Some((last, _)) = pending.last() {
         let _ = host.mark_reported(*last).await;
@@ -190,7 +209,11 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 tick.tick().await;
                 if let Ok(actions) = host.unreported_actions().await {
                     for (id, a) in actions {
-                        if tx.send(&HostMsg::Event(HostEvent::LocalAction(a))).await.is_err() {
+                        if tx
+                            .send(&HostMsg::Event(HostEvent::LocalAction(a)))
+                            .await
+                            .is_err()
+                        {
                             return;
                         }
                         let _ = host.mark_reported(id).await;
@@ -255,9 +278,13 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 manifest,
                 by,
             } => {
-                let (host, tx, fetches, gateway) = (host.clone(), tx.clone(), fetches.clone(), gateway.clone());
+                let (host, tx, fetches, gateway) =
+                    (host.clone(), tx.clone(), fetches.clone(), gateway.clone());
                 tasks.spawn(async move {
-                    let r = stage(&host, &tx, &fetches, &gateway, id, version, &digest, size, manifest, &by).await;
+                    let r = stage(
+                        &host, &tx, &fetches, &gateway, id, version, &digest, size, manifest, &by,
+                    )
+                    .await;
                     tx.reply(id, r.map(Some)).await;
                 });
             }
@@ -271,14 +298,21 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 let (host, tx) = (host.clone(), tx.clone());
                 tasks.spawn(async move {
                     let r = host.activate_version(&by, &app, version, replicas).await;
-                    tx.reply(id, r.map(|_| None).map_err(|e| e.to_string())).await;
+                    tx.reply(id, r.map(|_| None).map_err(|e| e.to_string()))
+                        .await;
                 });
             }
-            GatewayMsg::Scale { id, app, replicas, by } => {
+            GatewayMsg::Scale {
+                id,
+                app,
+                replicas,
+                by,
+            } => {
                 let (host, tx) = (host.clone(), tx.clone());
                 tasks.spawn(async move {
                     let r = host.scale(&by, &app, replicas).await;
-                    tx.reply(id, r.map(|_| None).map_err(|e| e.to_string())).await;
+                    tx.reply(id, r.map(|_| None).map_err(|e| e.to_string()))
+                        .await;
                 });
             }
             GatewayMsg::Remove { id, app, by } => {
@@ -288,7 +322,8 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                         Err(crate::host::HostError::UnknownApp(_)) => Ok(()),
                         other => other,
                     };
-                    tx.reply(id, r.map(|_| None).map_err(|e| e.to_string())).await;
+                    tx.reply(id, r.map(|_| None).map_err(|e| e.to_string()))
+                        .await;
                 });
             }
             GatewayMsg::Logs {
@@ -307,7 +342,9 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                     (None, None) => None,
                 };
                 let h = tasks.spawn(async move {
-                    if let Err(e) = stream_logs(&host, &tx, id, &app, since, tail, follow, filter).await {
+                    if let Err(e) =
+                        stream_logs(&host, &tx, id, &app, since, tail, follow, filter).await
+                    {
                         tx.reply(id, Err(e)).await;
                     }
                 });
@@ -320,7 +357,8 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
             }
             m @ (GatewayMsg::ChunkEnd { .. } | GatewayMsg::FetchFailed { .. }) => {
                 let digest = match &m {
-                    GatewayMsg::ChunkEnd { digest, .. } | GatewayMsg::FetchFailed { digest, .. } => digest.clone(),
+                    GatewayMsg::ChunkEnd { digest, .. }
+                    | GatewayMsg::FetchFailed { digest, .. } => digest.clone(),
                     _ => unreachable!("matched above"),
                 };
                 route_fetch(&fetches, &digest, Incoming::Msg(m));
@@ -335,7 +373,11 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
 }
 
 fn route_fetch(fetches: &Fetches, digest: &str, m: Incoming<GatewayMsg>) {
-    if let Some(tx) = fetches.lock().unwrap_or_else(|p| p.into_inner()).get(digest) {
+    if let Some(tx) = fetches
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .get(digest)
+    {
         let _ = tx.send(m);
     }
 }
@@ -368,15 +410,29 @@ async fn stage(
         .stage(gateway, by, version, manifest, digest)
         .await
         .map_err(|e| e.to_string())?;
-    let line = if ms > 0 { format!("compiled in {ms} ms") } else { "compiled code already here".into() };
+    let line = if ms > 0 {
+        format!("compiled in {ms} ms")
+    } else {
+        "compiled code already here".into()
+    };
     let _ = tx.send(&HostMsg::Progress { id, line }).await;
     Ok(ms)
 }
 
-async fn fetch(host: &Arc<Host>, tx: &Tx, fetches: &Fetches, id: u64, digest: &str, size: u64) -> Result<(), String> {
+async fn fetch(
+    host: &Arc<Host>,
+    tx: &Tx,
+    fetches: &Fetches,
+    id: u64,
+    digest: &str,
+    size: u64,
+) -> Result<(), String> {
     use tokio::io::AsyncWriteExt as _;
     let part = host.partial_artifact_path(digest);
-    let mut offset = tokio::fs::metadata(&part).await.map(|m| m.len()).unwrap_or(0);
+    let mut offset = tokio::fs::metadata(&part)
+        .await
+        .map(|m| m.len())
+        .unwrap_or(0);
     if offset > size {
         let _ = tokio::fs::remove_file(&part).await;
         offset = 0;
@@ -389,7 +445,10 @@ async fn fetch(host: &Arc<Host>, tx: &Tx, fetches: &Fetches, id: u64, digest: &s
     struct Unregister<'a>(&'a Fetches, &'a str);
     impl Drop for Unregister<'_> {
         fn drop(&mut self) {
-            self.0.lock().unwrap_or_else(|p| p.into_inner()).remove(self.1);
+            self.0
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .remove(self.1);
         }
     }
     let _unregister = Unregister(fetches, digest);
@@ -398,7 +457,9 @@ async fn fetch(host: &Arc<Host>, tx: &Tx, fetches: &Fetches, id: u64, digest: &s
     } else {
         format!("fetching {size} bytes")
     };
-    tx.send(&HostMsg::Progress { id, line }).await.map_err(|e| e.to_string())?;
+    tx.send(&HostMsg::Progress { id, line })
+        .await
+        .map_err(|e| e.to_string())?;
     tx.send(&HostMsg::Fetch {
         digest: digest.to_string(),
         offset,
@@ -418,7 +479,9 @@ async fn fetch(host: &Arc<Host>, tx: &Tx, fetches: &Fetches, id: u64, digest: &s
             .map_err(|_| "the artifact stopped arriving for 60 s".to_string())?
             .ok_or("the tunnel closed during the fetch")?;
         match m {
-            Incoming::Chunk(Chunk { offset: o, data, .. }) => {
+            Incoming::Chunk(Chunk {
+                offset: o, data, ..
+            }) => {
                 if o != offset {
                     return Err(format!("artifact chunk at {o}, expected {offset}"));
                 }
@@ -438,16 +501,22 @@ async fn fetch(host: &Arc<Host>, tx: &Tx, fetches: &Fetches, id: u64, digest: &s
                 file.flush().await.map_err(|e| e.to_string())?;
                 file.sync_all().await.map_err(|e| e.to_string())?;
                 if total != offset {
-                    return Err(format!("the artifact ended at {offset} bytes, expected {total}"));
+                    return Err(format!(
+                        "the artifact ended at {offset} bytes, expected {total}"
+                    ));
                 }
                 break;
             }
-            Incoming::Msg(GatewayMsg::FetchFailed { reason, .. }) => return Err(format!("the gateway cannot send the artifact: {reason}")),
+            Incoming::Msg(GatewayMsg::FetchFailed { reason, .. }) => {
+                return Err(format!("the gateway cannot send the artifact: {reason}"));
+            }
             Incoming::Msg(_) => {}
         }
     }
     drop(file);
-    host.adopt_fetched(digest).await.map_err(|e| e.to_string())?;
+    host.adopt_fetched(digest)
+        .await
+        .map_err(|e| e.to_string())?;
     let _ = tx
         .send(&HostMsg::Progress {
             id,
@@ -494,7 +563,13 @@ async fn stream_logs(
         .map_err(|e| e.to_string())?;
     }
     let Some(rx) = live.as_mut() else {
-        tracing::debug!(id, app, sent, filter = filter.as_deref().unwrap_or(""), "logs request answered");
+        tracing::debug!(
+            id,
+            app,
+            sent,
+            filter = filter.as_deref().unwrap_or(""),
+            "logs request answered"
+        );
         let _ = tx.send(&HostMsg::LogsEnd { id }).await;
         return Ok(());
     };
@@ -518,7 +593,9 @@ async fn stream_logs(
             }
         }
         batch.retain(|r| r.seq > last);
-        let Some(newest) = batch.last().map(|r| r.seq) else { continue };
+        let Some(newest) = batch.last().map(|r| r.seq) else {
+            continue;
+        };
         last = newest;
         if let Some(m) = &matcher {
             let before = batch.len() as u64;
@@ -530,6 +607,8 @@ async fn stream_logs(
             }
         }
         sent += batch.len() as u64;
-        tx.send(&HostMsg::Logs { id, records: batch }).await.map_err(|e| e.to_string())?;
+        tx.send(&HostMsg::Logs { id, records: batch })
+            .await
+            .map_err(|e| e.to_string())?;
     }
 }

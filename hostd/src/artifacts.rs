@@ -103,7 +103,9 @@ impl Artifacts {
     }
 
     fn cwasm_path(&self, digest: &str) -> PathBuf {
-        self.inner.cache.join(format!("{digest}-{}.cwasm", self.inner.compat))
+        self.inner
+            .cache
+            .join(format!("{digest}-{}.cwasm", self.inner.compat))
     }
 
     /// Stores `bytes`, compiles them (unless this engine's code for them is
@@ -194,11 +196,15 @@ impl Artifacts {
         write_atomically(&path, &pre.cwasm)?;
         let sha = engine::digest(&pre.cwasm);
         let loaded = self.deserialize(&pre.cwasm)?;
-        let (d, e, size) = (digest.to_string(), self.inner.compat.clone(), pre.cwasm.len() as u64);
+        let (d, e, size) = (
+            digest.to_string(),
+            self.inner.compat.clone(),
+            pre.cwasm.len() as u64,
+        );
         let now = schema::time::now_millis();
-        self.inner
-            .db
-            .call_blocking(move |c| store::record_compiled(c, &d, &e, &sha, size, compile_ms, now))?;
+        self.inner.db.call_blocking(move |c| {
+            store::record_compiled(c, &d, &e, &sha, size, compile_ms, now)
+        })?;
         tracing::info!(digest, compile_ms, bytes = size, "compiled with Cranelift");
         Ok((loaded, compile_ms))
     }
@@ -206,7 +212,11 @@ impl Artifacts {
     /// The cached code of `digest`, if the cache has a verified file for this engine.
     fn load_cached(&self, digest: &str) -> Result<Option<(Loaded, Form)>, StoreError> {
         let (d, e) = (digest.to_string(), self.inner.compat.clone());
-        let Some(sha) = self.inner.db.call_blocking(move |c| store::compiled_sha(c, &d, &e))? else {
+        let Some(sha) = self
+            .inner
+            .db
+            .call_blocking(move |c| store::compiled_sha(c, &d, &e))?
+        else {
             return Ok(None);
         };
         let path = self.cwasm_path(digest);
@@ -234,7 +244,8 @@ impl Artifacts {
     }
 
     fn deserialize(&self, cwasm: &[u8]) -> Result<Loaded, StoreError> {
-        let invalid = |e: wasmtime::Error| StoreError::Artifact(ArtifactError::Invalid(format!("{e:#}")));
+        let invalid =
+            |e: wasmtime::Error| StoreError::Artifact(ArtifactError::Invalid(format!("{e:#}")));
         // Safety: `cwasm` is either output of `Engine::precompile_*` on this
         // engine in this process, or a cache file whose sha256 matches the
         // one recorded in hostd.db when this hostd wrote it. Either way it is
@@ -256,12 +267,19 @@ impl Artifacts {
 
     /// Deletes stored and compiled files whose digest is not in `keep`.
     pub async fn retain(&self, keep: Vec<String>) -> Result<(), StoreError> {
-        let gone = self.inner.db.call(move |c| store::forget_artifacts_except(c, &keep)).await?;
+        let gone = self
+            .inner
+            .db
+            .call(move |c| store::forget_artifacts_except(c, &keep))
+            .await?;
         for d in gone {
             let _ = std::fs::remove_file(self.artifact_path(&d));
             if let Ok(entries) = std::fs::read_dir(&self.inner.cache) {
                 for e in entries.flatten() {
-                    if e.file_name().to_string_lossy().starts_with(&format!("{d}-")) {
+                    if e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{d}-"))
+                    {
                         let _ = std::fs::remove_file(e.path());
                     }
                 }

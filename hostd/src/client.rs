@@ -41,7 +41,9 @@ pub async fn exec(socket: &Path, argv: Vec<String>, stdin: Vec<u8>) -> anyhow::R
             }
             Some(ExecMsg::Exit(code)) => return Ok(code),
             Some(other) => anyhow::bail!("unexpected message from hostd: {other:?}"),
-            None => anyhow::bail!("hostd closed the connection before the command finished; see hostd's log"),
+            None => anyhow::bail!(
+                "hostd closed the connection before the command finished; see hostd's log"
+            ),
         }
     }
 }

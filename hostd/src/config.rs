@@ -26,7 +26,9 @@ pub struct HostConfig {
 
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
-    #[error("the control socket path {0} is longer than the 107 bytes a Unix socket allows; use a shorter --data or set CRANEFLEET_SOCKET")]
+    #[error(
+        "the control socket path {0} is longer than the 107 bytes a Unix socket allows; use a shorter --data or set CRANEFLEET_SOCKET"
+    )]
     SocketPathTooLong(PathBuf),
     #[error("cannot create the data directory {path}: {source}")]
     DataDir {
@@ -42,7 +44,9 @@ pub fn data_dir(flag: Option<&Path>) -> PathBuf {
     if let Some(p) = flag {
         return p.to_path_buf();
     }
-    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("."));
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."));
     home.join(".local/share/cranefleet")
 }
 
@@ -64,7 +68,11 @@ pub fn default_name() -> String {
 }
 
 impl HostConfig {
-    pub fn new(data_dir: PathBuf, http: Option<SocketAddr>, name: Option<String>) -> Result<HostConfig, ConfigError> {
+    pub fn new(
+        data_dir: PathBuf,
+        http: Option<SocketAddr>,
+        name: Option<String>,
+    ) -> Result<HostConfig, ConfigError> {
         std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
             path: data_dir.clone(),
             source,

@@ -42,7 +42,11 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
             let mut chunk = [0u8; 64 * 1024];
             let n = self.inner.read(&mut chunk).await?;
             if n == 0 {
-                return if self.buf.is_empty() { Ok(None) } else { Err(ConnError::Truncated) };
+                return if self.buf.is_empty() {
+                    Ok(None)
+                } else {
+                    Err(ConnError::Truncated)
+                };
             }
             self.buf.extend_from_slice(&chunk[..n]);
         }
@@ -69,7 +73,10 @@ pub struct FrameWriter<W> {
 
 impl<W: AsyncWrite + Unpin> FrameWriter<W> {
     pub fn new(inner: W) -> Self {
-        FrameWriter { inner, buf: Vec::new() }
+        FrameWriter {
+            inner,
+            buf: Vec::new(),
+        }
     }
 
     pub async fn send(&mut self, msg: &ExecMsg) -> std::io::Result<()> {

@@ -8,7 +8,7 @@
 use std::sync::Arc;
 
 use schema::command::CommandLine;
-use schema::frame::{ExecMsg, EXEC_PROTOCOL_VERSION, MAX_FRAME};
+use schema::frame::{EXEC_PROTOCOL_VERSION, ExecMsg, MAX_FRAME};
 use tokio::io::AsyncReadExt;
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
@@ -48,7 +48,10 @@ pub async fn until_true(rx: &mut watch::Receiver<bool>) {
 /// `local:<user>` of the process at the other end of the socket.
 fn peer_name(stream: &UnixStream) -> String {
     match stream.peer_cred() {
-        Ok(c) => format!("local:{}", user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid()))),
+        Ok(c) => format!(
+            "local:{}",
+            user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid()))
+        ),
         Err(_) => "local:unknown".into(),
     }
 }
@@ -75,7 +78,12 @@ async fn handle(host: Arc<Host>, stream: UnixStream) {
     }
 }
 
-async fn session(host: &Arc<Host>, who: &str, mut reader: FrameReader<OwnedReadHalf>, out: &mut Out) -> Result<(), ConnError> {
+async fn session(
+    host: &Arc<Host>,
+    who: &str,
+    mut reader: FrameReader<OwnedReadHalf>,
+    out: &mut Out,
+) -> Result<(), ConnError> {
     let unexpected = |what: &str, got: Option<ExecMsg>| {
         ConnError::Io(std::io::Error::other(format!(
             "expected {what}, got {}",

@@ -22,7 +22,11 @@ pub enum DbError {
     #[error(
         "database {path} has schema version {found}, newer than this hostd knows ({known}); run the newer hostd or restore a backup"
     )]
-    TooNew { path: PathBuf, found: u32, known: u32 },
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error("migration {version} ({name}) of {path} failed: {source}")]
     Migration {
         path: PathBuf,
@@ -58,13 +62,19 @@ pub enum Durability {
 impl Db {
     /// Opens (creating if needed) the database at `path`, brings its schema
     /// up to date with `migrations`, and starts its thread.
-    pub fn open(path: &Path, migrations: &'static [Migration], durability: Durability) -> Result<Db, DbError> {
+    pub fn open(
+        path: &Path,
+        migrations: &'static [Migration],
+        durability: Durability,
+    ) -> Result<Db, DbError> {
         let mut conn = open_connection(path, durability)?;
         migrate(&mut conn, path, migrations)?;
         let (tx, rx) = mpsc::channel::<Job>();
         let name = format!(
             "db-{}",
-            path.file_stem().and_then(|s| s.to_str()).unwrap_or("sqlite")
+            path.file_stem()
+                .and_then(|s| s.to_str())
+                .unwrap_or("sqlite")
         );
         std::thread::Builder::new()
             .name(name)
@@ -118,7 +128,8 @@ pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection
         source,
     };
     let conn = Connection::open(path).map_err(err)?;
-    conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
+    conn.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
     let sync = match durability {
         Durability::Full => "FULL",
         Durability::Normal => "NORMAL",
@@ -132,7 +143,11 @@ pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection
 
 /// Applies the migrations after the database's `user_version`, one
 /// transaction each.
-pub fn migrate(conn: &mut Connection, path: &Path, migrations: &'static [Migration]) -> Result<(), DbError> {
+pub fn migrate(
+    conn: &mut Connection,
+    path: &Path,
+    migrations: &'static [Migration],
+) -> Result<(), DbError> {
     let current: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(DbError::Sql)?;
@@ -153,7 +168,8 @@ pub fn migrate(conn: &mut Connection, path: &Path, migrations: &'static [Migrati
         };
         let tx = conn.transaction().map_err(err)?;
         tx.execute_batch(m.sql).map_err(err)?;
-        tx.pragma_update(None, "user_version", m.version).map_err(err)?;
+        tx.pragma_update(None, "user_version", m.version)
+            .map_err(err)?;
         tx.commit().map_err(err)?;
         tracing::debug!(db = %path.display(), version = m.version, name = m.name, "applied migration");
     }

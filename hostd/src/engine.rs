@@ -27,7 +27,9 @@ pub fn host_target() -> Option<&'static str> {
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
-    #[error("unsupported target {0:?}: hostd compiles for x86_64-unknown-linux-gnu and aarch64-unknown-linux-gnu")]
+    #[error(
+        "unsupported target {0:?}: hostd compiles for x86_64-unknown-linux-gnu and aarch64-unknown-linux-gnu"
+    )]
     UnsupportedTarget(String),
     #[error("could not configure the Cranelift engine: {0}")]
     Config(String),
@@ -56,7 +58,8 @@ pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, En
         if !TARGETS.contains(&t) {
             return Err(EngineError::UnsupportedTarget(t.to_string()));
         }
-        c.target(t).map_err(|e| EngineError::Config(format!("{e:#}")))?;
+        c.target(t)
+            .map_err(|e| EngineError::Config(format!("{e:#}")))?;
     }
     if allocation == Allocation::Pooling {
         let mut p = PoolingAllocationConfig::default();
@@ -89,14 +92,16 @@ pub fn runtime_engine() -> Result<Engine, EngineError> {
         Ok(e) => Ok(e),
         Err(e) => {
             tracing::warn!(error = %e, "pooling allocator unavailable; instances will be allocated on demand");
-            Engine::new(&config(None, Allocation::OnDemand)?).map_err(|e| EngineError::Config(format!("{e:#}")))
+            Engine::new(&config(None, Allocation::OnDemand)?)
+                .map_err(|e| EngineError::Config(format!("{e:#}")))
         }
     }
 }
 
 /// An engine that only compiles, for `target`.
 pub fn compile_engine(target: &str) -> Result<Engine, EngineError> {
-    Engine::new(&config(Some(target), Allocation::OnDemand)?).map_err(|e| EngineError::Config(format!("{e:#}")))
+    Engine::new(&config(Some(target), Allocation::OnDemand)?)
+        .map_err(|e| EngineError::Config(format!("{e:#}")))
 }
 
 /// The engine's compatibility hash as hex: part of every cache key.
@@ -160,7 +165,13 @@ mod tests {
         // Safety: the bytes come from wasmtime's own precompile above; the
         // point of the test is that a foreign target is rejected, not loaded.
         let err = unsafe { wasmtime::Module::deserialize(&engine, &foreign.cwasm) }.unwrap_err();
-        assert!(format!("{err:#}").contains("compiled for architecture"), "{err:#}");
-        assert_ne!(compat_hash(&engine), compat_hash(&compile_engine(other).unwrap()));
+        assert!(
+            format!("{err:#}").contains("compiled for architecture"),
+            "{err:#}"
+        );
+        assert_ne!(
+            compat_hash(&engine),
+            compat_hash(&compile_engine(other).unwrap())
+        );
     }
 }

@@ -23,7 +23,12 @@ use crate::runtime::http::{self, CappedBody, HttpRoute, text};
 pub const DEFAULT_MAX_BODY: u64 = 64 << 20;
 
 /// Serves connections until `shutdown` turns true.
-pub async fn serve(listener: TcpListener, rt: Arc<Runtime>, max_body: u64, mut shutdown: watch::Receiver<bool>) {
+pub async fn serve(
+    listener: TcpListener,
+    rt: Arc<Runtime>,
+    max_body: u64,
+    mut shutdown: watch::Receiver<bool>,
+) {
     loop {
         tokio::select! {
             r = listener.accept() => match r {
@@ -56,9 +61,18 @@ fn find(rt: &Runtime, req: &Request<Incoming>) -> Result<(Arc<HttpRoute>, Option
         .uri()
         .host()
         .map(str::to_string)
-        .or_else(|| req.headers().get(hyper::header::HOST).and_then(|h| h.to_str().ok()).map(str::to_string))
+        .or_else(|| {
+            req.headers()
+                .get(hyper::header::HOST)
+                .and_then(|h| h.to_str().ok())
+                .map(str::to_string)
+        })
         .unwrap_or_default();
-    let label = host.split(['.', ':']).next().unwrap_or("").to_ascii_lowercase();
+    let label = host
+        .split(['.', ':'])
+        .next()
+        .unwrap_or("")
+        .to_ascii_lowercase();
     if let Some(r) = rt.routes.get(&label) {
         return Ok((r, None));
     }
@@ -79,10 +93,16 @@ fn find(rt: &Runtime, req: &Request<Incoming>) -> Result<(Arc<HttpRoute>, Option
             .map_err(|e| format!("bad path: {e}"))?;
         return Ok((r, Some(uri)));
     }
-    Err(format!("no http app matches Host {host:?} or path {path:?} on this host"))
+    Err(format!(
+        "no http app matches Host {host:?} or path {path:?} on this host"
+    ))
 }
 
-async fn route(rt: &Arc<Runtime>, mut req: Request<Incoming>, max_body: u64) -> Response<HyperOutgoingBody> {
+async fn route(
+    rt: &Arc<Runtime>,
+    mut req: Request<Incoming>,
+    max_body: u64,
+) -> Response<HyperOutgoingBody> {
     let (route, uri) = match find(rt, &req) {
         Ok(found) => found,
         Err(why) => {

@@ -17,7 +17,7 @@ pub mod filter;
 pub mod host;
 pub mod ingress;
 pub mod logs;
+pub mod remote;
 pub mod runtime;
 pub mod ssh;
-pub mod remote;
 pub mod store;

@@ -66,7 +66,9 @@ fn forwarded(raw: &[String]) -> Vec<String> {
         match a.as_str() {
             "--local" | "--accept-new-host-key" => {}
             "--data" | "--gateway" | "--identity" => skip = true,
-            s if ["--data=", "--gateway=", "--identity="].iter().any(|p| s.starts_with(p)) => {}
+            s if ["--data=", "--gateway=", "--identity="]
+                .iter()
+                .any(|p| s.starts_with(p)) => {}
             _ => out.push(a.clone()),
         }
     }
@@ -80,18 +82,25 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
         Command::Deploy(mut d) => {
             // Files are read here, where they are; the daemon gets bytes and flags.
             if let Some(path) = d.manifest.clone() {
-                let text = std::fs::read_to_string(&path).with_context(|| format!("cannot read manifest {path}"))?;
-                let m = schema::Manifest::from_toml(&text).with_context(|| format!("manifest {path}"))?;
+                let text = std::fs::read_to_string(&path)
+                    .with_context(|| format!("cannot read manifest {path}"))?;
+                let m = schema::Manifest::from_toml(&text)
+                    .with_context(|| format!("manifest {path}"))?;
                 if d.file.is_none() {
                     // `deploy --manifest F [FILE]`: a lone positional is the file.
-                    if d.app.as_deref().is_some_and(|a| a.ends_with(".wasm") || a == "-") {
+                    if d.app
+                        .as_deref()
+                        .is_some_and(|a| a.ends_with(".wasm") || a == "-")
+                    {
                         d.file = d.app.take();
                     }
                 }
                 if d.file.is_none()
                     && let Some(a) = &m.artifact
                 {
-                    let base = std::path::Path::new(&path).parent().unwrap_or(std::path::Path::new("."));
+                    let base = std::path::Path::new(&path)
+                        .parent()
+                        .unwrap_or(std::path::Path::new("."));
                     d.file = Some(base.join(a).display().to_string());
                 }
                 d.overlay_manifest(&m);
@@ -102,7 +111,8 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
                 .context("deploy needs a FILE (or - for stdin), or a manifest with `artifact`")?;
             let bytes = if file == "-" {
                 let mut b = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).context("reading the artifact from stdin")?;
+                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
+                    .context("reading the artifact from stdin")?;
                 b
             } else {
                 std::fs::read(&file).with_context(|| format!("cannot read {file}"))?
@@ -113,12 +123,22 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
             }
             (argv, bytes)
         }
-        _ => (forwarded(&std::env::args().skip(1).collect::<Vec<_>>()), Vec::new()),
+        _ => (
+            forwarded(&std::env::args().skip(1).collect::<Vec<_>>()),
+            Vec::new(),
+        ),
     };
     match remote {
         Some(gw) => {
             let stdin = (!stdin.is_empty()).then_some(stdin);
-            hostd::remote::exec(&gw, cli.identity.clone(), cli.accept_new_host_key, argv, stdin).await
+            hostd::remote::exec(
+                &gw,
+                cli.identity.clone(),
+                cli.accept_new_host_key,
+                argv,
+                stdin,
+            )
+            .await
         }
         None => hostd::client::exec(&socket, argv, stdin).await,
     }
@@ -151,15 +171,23 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    let daemon = matches!(cli.command, HostdCommand::Serve(_) | HostdCommand::Agent(_) | HostdCommand::Demo(_));
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" }));
+    let daemon = matches!(
+        cli.command,
+        HostdCommand::Serve(_) | HostdCommand::Agent(_) | HostdCommand::Demo(_)
+    );
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

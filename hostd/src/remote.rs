@@ -13,7 +13,10 @@ use crate::ssh::{self, HostKeyPolicy, Target};
 
 /// Where `hostd --gateway` finds the user's SSH files.
 fn ssh_dir() -> PathBuf {
-    std::env::var_os("HOME").map(PathBuf::from).unwrap_or_else(|| PathBuf::from(".")).join(".ssh")
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".ssh")
 }
 
 pub fn default_identity() -> PathBuf {
@@ -36,13 +39,19 @@ pub async fn exec(
         accept_new: accept_new_host_key,
     };
     let handle = ssh::connect(&target, &key, policy).await?;
-    let mut channel = handle.channel_open_session().await.context("opening a session on the gateway")?;
+    let mut channel = handle
+        .channel_open_session()
+        .await
+        .context("opening a session on the gateway")?;
     channel
         .exec(true, join_command_line(&argv))
         .await
         .context("starting the command on the gateway")?;
     if let Some(bytes) = stdin {
-        channel.data(&bytes[..]).await.context("sending the artifact to the gateway")?;
+        channel
+            .data(&bytes[..])
+            .await
+            .context("sending the artifact to the gateway")?;
     }
     channel.eof().await.context("closing stdin")?;
     let (mut out, mut err) = (std::io::stdout(), std::io::stderr());

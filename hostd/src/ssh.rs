@@ -97,12 +97,16 @@ pub fn load_or_create_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }
-    key.write_openssh_file(path, LineEnding::LF).map_err(|e| err(e.to_string()))?;
+    key.write_openssh_file(path, LineEnding::LF)
+        .map_err(|e| err(e.to_string()))?;
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     }
-    let public = key.public_key().to_openssh().map_err(|e| err(e.to_string()))?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .map_err(|e| err(e.to_string()))?;
     std::fs::write(pub_path(path), format!("{public}\n")).map_err(|e| err(e.to_string()))?;
     Ok((key, true))
 }
@@ -141,8 +145,12 @@ impl Client {
                 let line = key.to_openssh().map_err(|e| e.to_string())?;
                 match std::fs::read_to_string(path) {
                     Ok(pinned) => {
-                        let pinned_key = PublicKey::from_openssh(pinned.trim())
-                            .map_err(|e| format!("the pinned gateway key in {} is unreadable: {e}", path.display()))?;
+                        let pinned_key = PublicKey::from_openssh(pinned.trim()).map_err(|e| {
+                            format!(
+                                "the pinned gateway key in {} is unreadable: {e}",
+                                path.display()
+                            )
+                        })?;
                         if pinned_key.key_data() == key.key_data() {
                             Ok(())
                         } else {
@@ -158,8 +166,9 @@ impl Client {
                         }
                     }
                     Err(_) => {
-                        std::fs::write(path, format!("{line}\n"))
-                            .map_err(|e| format!("cannot pin the gateway key in {}: {e}", path.display()))?;
+                        std::fs::write(path, format!("{line}\n")).map_err(|e| {
+                            format!("cannot pin the gateway key in {}: {e}", path.display())
+                        })?;
                         tracing::warn!(gateway = %self.target.addr(), key = %fp, file = %path.display(), "pinned the gateway's host key on first contact");
                         Ok(())
                     }
@@ -171,8 +180,13 @@ impl Client {
                     Ok(true) => Ok(()),
                     Ok(false) if *accept_new => {
                         russh::keys::known_hosts::learn_known_hosts_path(host, port, key, path)
-                            .map_err(|e| format!("cannot record the gateway key in {}: {e}", path.display()))?;
-                        eprintln!("recorded the gateway's host key {fp} for [{host}]:{port} in {}", path.display());
+                            .map_err(|e| {
+                                format!("cannot record the gateway key in {}: {e}", path.display())
+                            })?;
+                        eprintln!(
+                            "recorded the gateway's host key {fp} for [{host}]:{port} in {}",
+                            path.display()
+                        );
                         Ok(())
                     }
                     Ok(false) => Err(format!(
@@ -194,7 +208,10 @@ impl Client {
 impl client::Handler for Client {
     type Error = russh::Error;
 
-    async fn check_server_key(&mut self, server_public_key: &PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+    async fn check_server_key(
+        &mut self,
+        server_public_key: &PublicKeyOrCertificate,
+    ) -> Result<bool, Self::Error> {
         let key = match server_public_key {
             PublicKeyOrCertificate::PublicKey { key, .. } => key.clone(),
             PublicKeyOrCertificate::Certificate(c) => c.public_key().clone().into(),
@@ -210,7 +227,11 @@ impl client::Handler for Client {
 }
 
 /// Connects to the gateway, checks its host key, and authenticates with `key`.
-pub async fn connect(target: &Target, key: &PrivateKey, policy: HostKeyPolicy) -> Result<client::Handle<Client>, SshError> {
+pub async fn connect(
+    target: &Target,
+    key: &PrivateKey,
+    policy: HostKeyPolicy,
+) -> Result<client::Handle<Client>, SshError> {
     let config = Arc::new(client::Config {
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(5)),
@@ -224,7 +245,11 @@ pub async fn connect(target: &Target, key: &PrivateKey, policy: HostKeyPolicy) -
         refusal: refusal.clone(),
     };
     let addr = target.addr();
-    let connected = tokio::time::timeout(Duration::from_secs(15), client::connect(config, addr.as_str(), handler)).await;
+    let connected = tokio::time::timeout(
+        Duration::from_secs(15),
+        client::connect(config, addr.as_str(), handler),
+    )
+    .await;
     let mut session = match connected {
         Ok(Ok(s)) => s,
         Ok(Err(e)) => {
@@ -243,9 +268,17 @@ pub async fn connect(target: &Target, key: &PrivateKey, policy: HostKeyPolicy) -
             });
         }
     };
-    let hash = session.best_supported_rsa_hash().await.ok().flatten().flatten();
+    let hash = session
+        .best_supported_rsa_hash()
+        .await
+        .ok()
+        .flatten()
+        .flatten();
     let auth = session
-        .authenticate_publickey(&target.user, PrivateKeyWithHashAlg::new(Arc::new(key.clone()), hash))
+        .authenticate_publickey(
+            &target.user,
+            PrivateKeyWithHashAlg::new(Arc::new(key.clone()), hash),
+        )
         .await
         .map_err(|e| SshError::Protocol(e.to_string()))?;
     if !auth.success() {
@@ -265,11 +298,19 @@ mod tests {
     fn targets_parse_with_defaults() {
         assert_eq!(
             Target::parse("gw", "me").unwrap(),
-            Target { user: "me".into(), host: "gw".into(), port: 2222 }
+            Target {
+                user: "me".into(),
+                host: "gw".into(),
+                port: 2222
+            }
         );
         assert_eq!(
             Target::parse("ops@127.0.0.1:2200", "me").unwrap(),
-            Target { user: "ops".into(), host: "127.0.0.1".into(), port: 2200 }
+            Target {
+                user: "ops".into(),
+                host: "127.0.0.1".into(),
+                port: 2200
+            }
         );
         assert!(Target::parse("@gw", "me").is_err());
         assert!(Target::parse("gw:port", "me").is_err());

@@ -47,7 +47,13 @@ impl ReleaseRecord {
 }
 
 fn conv<T, E: std::fmt::Display>(r: Result<T, E>, col: usize) -> rusqlite::Result<T> {
-    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.to_string().into()))
+    r.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
+    })
 }
 
 fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
@@ -61,12 +67,17 @@ fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
 }
 
 pub fn get_app(c: &Connection, name: &str) -> rusqlite::Result<Option<AppRecord>> {
-    c.query_row("SELECT name, kind, replicas, active, managed FROM apps WHERE name = ?1", [name], app_from_row)
-        .optional()
+    c.query_row(
+        "SELECT name, kind, replicas, active, managed FROM apps WHERE name = ?1",
+        [name],
+        app_from_row,
+    )
+    .optional()
 }
 
 pub fn list_apps(c: &Connection) -> rusqlite::Result<Vec<AppRecord>> {
-    let mut q = c.prepare_cached("SELECT name, kind, replicas, active, managed FROM apps ORDER BY name")?;
+    let mut q =
+        c.prepare_cached("SELECT name, kind, replicas, active, managed FROM apps ORDER BY name")?;
     q.query_map([], app_from_row)?.collect()
 }
 
@@ -126,7 +137,8 @@ pub fn insert_release(
         [&manifest.name],
         |r| r.get(0),
     )?;
-    let json = serde_json::to_string(manifest).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let json = serde_json::to_string(manifest)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     tx.execute(
         &format!("INSERT INTO releases ({RELEASE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', NULL, 1)"),
         params![manifest.name, v, digest, manifest.kind.as_str(), json, now, by],
@@ -155,7 +167,8 @@ pub fn insert_release_at(
          ON CONFLICT(name) DO UPDATE SET managed = excluded.managed",
         params![manifest.name, manifest.kind.as_str(), replicas, now, gateway],
     )?;
-    let json = serde_json::to_string(manifest).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let json = serde_json::to_string(manifest)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     tx.execute(
         &format!(
             "INSERT INTO releases ({RELEASE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', NULL, 1)
@@ -170,10 +183,19 @@ pub fn insert_release_at(
 
 /// Makes `v` the active release of `app` with `replicas`; the previously
 /// active release becomes superseded. Returns the previous active version.
-pub fn activate(c: &mut Connection, app: &str, v: Version, kind: AppKind, replicas: u32, now: i64) -> rusqlite::Result<Option<Version>> {
+pub fn activate(
+    c: &mut Connection,
+    app: &str,
+    v: Version,
+    kind: AppKind,
+    replicas: u32,
+    now: i64,
+) -> rusqlite::Result<Option<Version>> {
     let tx = c.transaction()?;
     let prev: Option<u32> = tx
-        .query_row("SELECT active FROM apps WHERE name = ?1", [app], |r| r.get(0))
+        .query_row("SELECT active FROM apps WHERE name = ?1", [app], |r| {
+            r.get(0)
+        })
         .optional()?
         .flatten();
     tx.execute(
@@ -192,7 +214,13 @@ pub fn activate(c: &mut Connection, app: &str, v: Version, kind: AppKind, replic
     Ok(prev.map(Version))
 }
 
-pub fn set_release_state(c: &Connection, app: &str, v: Version, state: ReleaseState, detail: Option<&str>) -> rusqlite::Result<()> {
+pub fn set_release_state(
+    c: &Connection,
+    app: &str,
+    v: Version,
+    state: ReleaseState,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE releases SET state = ?3, detail = ?4 WHERE app = ?1 AND version = ?2",
         params![app, v.0, state.as_str(), detail],
@@ -227,7 +255,8 @@ pub fn prune(c: &mut Connection, app: &str, keep: usize) -> rusqlite::Result<Vec
     )?;
     let digests = {
         let mut q = tx.prepare("SELECT DISTINCT digest FROM releases WHERE kept = 1")?;
-        q.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<Vec<String>>>()?
+        q.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<Vec<String>>>()?
     };
     tx.commit()?;
     Ok(digests)
@@ -242,7 +271,13 @@ pub fn fail_interrupted_stages(c: &Connection) -> rusqlite::Result<usize> {
     )
 }
 
-pub fn record_artifact(c: &Connection, digest: &str, size: u64, form: &str, now: i64) -> rusqlite::Result<()> {
+pub fn record_artifact(
+    c: &Connection,
+    digest: &str,
+    size: u64,
+    form: &str,
+    now: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO artifacts (digest, size, form, created) VALUES (?1, ?2, ?3, ?4) ON CONFLICT(digest) DO NOTHING",
         params![digest, size as i64, form, now],
@@ -251,7 +286,11 @@ pub fn record_artifact(c: &Connection, digest: &str, size: u64, form: &str, now:
 }
 
 /// The recorded checksum of a compiled file, if one is recorded.
-pub fn compiled_sha(c: &Connection, digest: &str, engine: &str) -> rusqlite::Result<Option<String>> {
+pub fn compiled_sha(
+    c: &Connection,
+    digest: &str,
+    engine: &str,
+) -> rusqlite::Result<Option<String>> {
     c.query_row(
         "SELECT sha256 FROM compiled WHERE digest = ?1 AND engine = ?2",
         params![digest, engine],
@@ -260,7 +299,15 @@ pub fn compiled_sha(c: &Connection, digest: &str, engine: &str) -> rusqlite::Res
     .optional()
 }
 
-pub fn record_compiled(c: &Connection, digest: &str, engine: &str, sha: &str, size: u64, ms: u64, now: i64) -> rusqlite::Result<()> {
+pub fn record_compiled(
+    c: &Connection,
+    digest: &str,
+    engine: &str,
+    sha: &str,
+    size: u64,
+    ms: u64,
+    now: i64,
+) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO compiled (digest, engine, sha256, size, compile_ms, created) VALUES (?1, ?2, ?3, ?4, ?5, ?6)
          ON CONFLICT(digest, engine) DO UPDATE SET sha256 = excluded.sha256, size = excluded.size,
@@ -272,11 +319,15 @@ pub fn record_compiled(c: &Connection, digest: &str, engine: &str, sha: &str, si
 
 /// Forgets artifacts and compiled code whose digest is not in `keep`;
 /// returns the forgotten digests.
-pub fn forget_artifacts_except(c: &mut Connection, keep: &[String]) -> rusqlite::Result<Vec<String>> {
+pub fn forget_artifacts_except(
+    c: &mut Connection,
+    keep: &[String],
+) -> rusqlite::Result<Vec<String>> {
     let tx = c.transaction()?;
     let all: Vec<String> = {
         let mut q = tx.prepare("SELECT digest FROM artifacts UNION SELECT digest FROM compiled")?;
-        q.query_map([], |r| r.get(0))?.collect::<rusqlite::Result<_>>()?
+        q.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
     };
     let gone: Vec<String> = all.into_iter().filter(|d| !keep.contains(d)).collect();
     for d in &gone {
@@ -289,7 +340,15 @@ pub fn forget_artifacts_except(c: &mut Connection, keep: &[String]) -> rusqlite:
 
 /// Records an audit entry. `reported` is false for actions a gateway must
 /// still hear about (a local rollback of a managed app).
-pub fn audit(c: &Connection, time: i64, key: &str, action: &str, app: Option<&str>, detail: &str, reported: bool) -> rusqlite::Result<()> {
+pub fn audit(
+    c: &Connection,
+    time: i64,
+    key: &str,
+    action: &str,
+    app: Option<&str>,
+    detail: &str,
+    reported: bool,
+) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO audit (time, key, action, app, detail, reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
         params![time, key, action, app, detail, reported],
@@ -299,7 +358,9 @@ pub fn audit(c: &Connection, time: i64, key: &str, action: &str, app: Option<&st
 
 /// Audit entries not yet reported to the gateway, oldest first, with their ids.
 pub fn unreported(c: &Connection) -> rusqlite::Result<Vec<(i64, AuditEntry)>> {
-    let mut q = c.prepare_cached("SELECT id, time, key, action, app, detail FROM audit WHERE reported = 0 ORDER BY id")?;
+    let mut q = c.prepare_cached(
+        "SELECT id, time, key, action, app, detail FROM audit WHERE reported = 0 ORDER BY id",
+    )?;
     q.query_map([], |r| {
         Ok((
             r.get(0)?,
@@ -316,7 +377,10 @@ pub fn unreported(c: &Connection) -> rusqlite::Result<Vec<(i64, AuditEntry)>> {
 }
 
 pub fn mark_reported(c: &Connection, up_to: i64) -> rusqlite::Result<()> {
-    c.execute("UPDATE audit SET reported = 1 WHERE reported = 0 AND id <= ?1", [up_to])?;
+    c.execute(
+        "UPDATE audit SET reported = 1 WHERE reported = 0 AND id <= ?1",
+        [up_to],
+    )?;
     Ok(())
 }
 

@@ -15,7 +15,11 @@ struct Snapshot {
 }
 
 fn snapshot(h: &Hostd) -> Snapshot {
-    let count = |d: &str| std::fs::read_dir(h.data().join(d)).map(|r| r.count()).unwrap_or(0);
+    let count = |d: &str| {
+        std::fs::read_dir(h.data().join(d))
+            .map(|r| r.count())
+            .unwrap_or(0)
+    };
     let apps = h
         .json(&["ps"])
         .as_array()
@@ -40,16 +44,33 @@ fn snapshot(h: &Hostd) -> Snapshot {
 /// A host running `api` v1 (two replicas), ready to be sent bad input.
 fn running_host() -> (Hostd, Snapshot) {
     let h = Hostd::start();
-    h.deploy("api", "ticker.wasm", &["--replicas", "2", "--env", "TICK_MS=100"]);
+    h.deploy(
+        "api",
+        "ticker.wasm",
+        &["--replicas", "2", "--env", "TICK_MS=100"],
+    );
     h.wait_running("api", "v1", 2);
     let s = snapshot(&h);
     (h, s)
 }
 
 fn refused(h: &Hostd, before: &Snapshot, r: Run, expect: &str) {
-    assert_eq!(r.code, 1, "expected exit 1, got {}:\n{}{}", r.code, r.stdout, r.stderr);
-    assert!(r.stderr.contains(expect), "stderr lacks {expect:?}:\n{}", r.stderr);
-    assert_eq!(r.stderr.trim().lines().count(), 1, "one line on stderr:\n{}", r.stderr);
+    assert_eq!(
+        r.code, 1,
+        "expected exit 1, got {}:\n{}{}",
+        r.code, r.stdout, r.stderr
+    );
+    assert!(
+        r.stderr.contains(expect),
+        "stderr lacks {expect:?}:\n{}",
+        r.stderr
+    );
+    assert_eq!(
+        r.stderr.trim().lines().count(),
+        1,
+        "one line on stderr:\n{}",
+        r.stderr
+    );
     assert_eq!(&snapshot(h), before, "a refused command changed something");
     h.wait_running("api", "v1", 2);
 }
@@ -78,13 +99,24 @@ fn precompiled_file_is_refused_as_an_upload() {
         let out = h.data().join(format!("{target}.cwasm"));
         run(
             std::process::Command::new(hostd_bin())
-                .args(["precompile", fixture("ticker.wasm").to_str().unwrap(), "--target", target, "-o"])
+                .args([
+                    "precompile",
+                    fixture("ticker.wasm").to_str().unwrap(),
+                    "--target",
+                    target,
+                    "-o",
+                ])
                 .arg(&out),
             None,
         )
         .ok();
         let r = h.run(&["deploy", "api", out.to_str().unwrap()]);
-        refused(&h, &before, r, "precompiled .cwasm file; deploy the .wasm instead");
+        refused(
+            &h,
+            &before,
+            r,
+            "precompiled .cwasm file; deploy the .wasm instead",
+        );
     }
 }
 
@@ -92,14 +124,48 @@ fn precompiled_file_is_refused_as_an_upload() {
 fn module_built_for_the_wrong_kind_is_refused() {
     let (h, before) = running_host();
     let r = h.run(&["deploy", "api", fixture("noexport.wasm").to_str().unwrap()]);
-    refused(&h, &before, r, "this module exports memory (memory), hello and no `_start`");
-    let r = h.run(&["deploy", "api", fixture("noexport.wasm").to_str().unwrap(), "--kind", "worker"]);
+    refused(
+        &h,
+        &before,
+        r,
+        "this module exports memory (memory), hello and no `_start`",
+    );
+    let r = h.run(&[
+        "deploy",
+        "api",
+        fixture("noexport.wasm").to_str().unwrap(),
+        "--kind",
+        "worker",
+    ]);
     refused(&h, &before, r, "no `_start`");
-    let r = h.run(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--kind", "http"]);
-    refused(&h, &before, r, "an http app must be a wasi:http/proxy component");
-    let r = h.run(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--kind", "http"]);
+    let r = h.run(&[
+        "deploy",
+        "api",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--kind",
+        "http",
+    ]);
+    refused(
+        &h,
+        &before,
+        r,
+        "an http app must be a wasi:http/proxy component",
+    );
+    let r = h.run(&[
+        "deploy",
+        "api",
+        fixture("ticker.component.wasm").to_str().unwrap(),
+        "--kind",
+        "http",
+    ]);
     refused(&h, &before, r, "this component exports wasi:cli/run@0.2");
-    let r = h.run(&["deploy", "api", fixture("http-hello.wasm").to_str().unwrap(), "--kind", "worker"]);
+    let r = h.run(&[
+        "deploy",
+        "api",
+        fixture("http-hello.wasm").to_str().unwrap(),
+        "--kind",
+        "worker",
+    ]);
     refused(&h, &before, r, "deploy it with --kind http");
 }
 
@@ -108,9 +174,25 @@ fn bad_manifest_is_refused_naming_the_field() {
     let (h, before) = running_host();
     let ticker = fixture("ticker.wasm");
     let t = ticker.to_str().unwrap();
-    let r = h.run(&["deploy", "api", t, "--schedule", "61 * * * *", "--kind", "job"]);
+    let r = h.run(&[
+        "deploy",
+        "api",
+        t,
+        "--schedule",
+        "61 * * * *",
+        "--kind",
+        "job",
+    ]);
     refused(&h, &before, r, "manifest field `schedule`");
-    let r = h.run(&["deploy", "api", t, "--schedule", "* * * * *", "--kind", "worker"]);
+    let r = h.run(&[
+        "deploy",
+        "api",
+        t,
+        "--schedule",
+        "* * * * *",
+        "--kind",
+        "worker",
+    ]);
     refused(&h, &before, r, "only jobs have a schedule");
     let r = h.run(&["deploy", "api", t, "--memory-mb", "0"]);
     refused(&h, &before, r, "`limits.memory_mb`");
@@ -120,7 +202,11 @@ fn bad_manifest_is_refused_naming_the_field() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("invalid app name"), "{}", r.stderr);
     let manifest = h.data().join("api.toml");
-    std::fs::write(&manifest, format!("name = \"api\"\nkind = \"worker\"\nreplica = 3\nartifact = \"{t}\"\n")).unwrap();
+    std::fs::write(
+        &manifest,
+        format!("name = \"api\"\nkind = \"worker\"\nreplica = 3\nartifact = \"{t}\"\n"),
+    )
+    .unwrap();
     let r = h.run(&["deploy", "--manifest", manifest.to_str().unwrap()]);
     refused(&h, &before, r, "unknown field `replica`");
 }
@@ -156,7 +242,12 @@ fn impossible_rollbacks_and_scales_are_refused() {
     refused(&h, &before, r, "runs one at a time");
     let audit = h.json(&["audit"]);
     assert!(
-        audit.as_array().unwrap().iter().any(|a| a["action"] == "rollback" && a["detail"].as_str().unwrap().starts_with("refused")),
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "rollback"
+                && a["detail"].as_str().unwrap().starts_with("refused")),
         "refusals are audited: {audit}"
     );
 }
@@ -164,10 +255,19 @@ fn impossible_rollbacks_and_scales_are_refused() {
 #[test]
 fn usage_errors_exit_2() {
     let (h, before) = running_host();
-    for args in [vec!["scale", "api"], vec!["scale", "api", "many"], vec!["frobnicate"], vec!["rollback", "api", "--to", "x"]] {
+    for args in [
+        vec!["scale", "api"],
+        vec!["scale", "api", "many"],
+        vec!["frobnicate"],
+        vec!["rollback", "api", "--to", "x"],
+    ] {
         let r = h.run(&args);
         assert_eq!(r.code, 2, "{args:?}: {}", r.stderr);
-        assert!(r.stderr.contains("Usage") || r.stderr.contains("error"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("Usage") || r.stderr.contains("error"),
+            "{}",
+            r.stderr
+        );
     }
     assert_eq!(snapshot(&h), before);
 }
@@ -176,14 +276,21 @@ fn usage_errors_exit_2() {
 fn a_malformed_frame_closes_that_connection_not_the_daemon() {
     use std::io::{Read, Write};
     let (h, before) = running_host();
-    for garbage in [&b"\xff\xff\xff\xffjunk"[..], b"\x00\x00\x00\x05\x63hello", b"GET / HTTP/1.1\r\n\r\n"] {
+    for garbage in [
+        &b"\xff\xff\xff\xffjunk"[..],
+        b"\x00\x00\x00\x05\x63hello",
+        b"GET / HTTP/1.1\r\n\r\n",
+    ] {
         let mut s = std::os::unix::net::UnixStream::connect(h.data().join("hostd.sock")).unwrap();
         s.write_all(garbage).unwrap();
         s.shutdown(std::net::Shutdown::Write).unwrap();
         let mut reply = Vec::new();
         let _ = s.read_to_end(&mut reply);
         let text = String::from_utf8_lossy(&reply);
-        assert!(text.contains("protocol error") || text.contains("expected hello"), "{text:?}");
+        assert!(
+            text.contains("protocol error") || text.contains("expected hello"),
+            "{text:?}"
+        );
     }
     assert_eq!(snapshot(&h), before);
 }
@@ -198,6 +305,10 @@ fn a_second_daemon_on_the_same_data_is_refused() {
         None,
     );
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("another hostd is already serving"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("another hostd is already serving"),
+        "{}",
+        r.stderr
+    );
     h.wait_running("api", "v1", 2);
 }

@@ -16,17 +16,49 @@ fn json_shapes_have_the_fields_scripts_rely_on() {
             assert!(v.get(*f).is_some(), "missing {f} in {v}");
         }
     };
-    has(&h.json(&["ps"])[0], &["app", "kind", "release", "replicas", "running", "host", "state"]);
-    has(&h.json(&["ps", "api"])[0], &["app", "kind", "release", "replicas", "running", "host", "state", "instance"]);
-    has(&h.json(&["releases", "api"])[0], &["version", "digest", "created", "by", "state"]);
+    has(
+        &h.json(&["ps"])[0],
+        &[
+            "app", "kind", "release", "replicas", "running", "host", "state",
+        ],
+    );
+    has(
+        &h.json(&["ps", "api"])[0],
+        &[
+            "app", "kind", "release", "replicas", "running", "host", "state", "instance",
+        ],
+    );
+    has(
+        &h.json(&["releases", "api"])[0],
+        &["version", "digest", "created", "by", "state"],
+    );
     let hosts = h.json(&["hosts"]);
-    has(&hosts[0], &["name", "arch", "state", "last_seen", "labels", "apps", "instances"]);
+    has(
+        &hosts[0],
+        &[
+            "name",
+            "arch",
+            "state",
+            "last_seen",
+            "labels",
+            "apps",
+            "instances",
+        ],
+    );
     assert_eq!(hosts[0]["name"], "testhost");
     assert_eq!(hosts[0]["state"], "up");
     assert_eq!(hosts[0]["instances"], 1);
-    has(&h.json(&["audit"])[0], &["time", "key", "action", "app", "detail"]);
+    has(
+        &h.json(&["audit"])[0],
+        &["time", "key", "action", "app", "detail"],
+    );
     let rec = h.wait_log("api", "a tick", |r| line(r).starts_with("tick"));
-    has(&rec, &["seq", "time", "host", "app", "release", "instance", "stream", "line"]);
+    has(
+        &rec,
+        &[
+            "seq", "time", "host", "app", "release", "instance", "stream", "line",
+        ],
+    );
     assert!(rec["time"].as_str().unwrap().ends_with('Z'));
 }
 
@@ -34,7 +66,9 @@ fn json_shapes_have_the_fields_scripts_rely_on() {
 fn deploy_reads_stdin_and_manifests() {
     let h = Hostd::start();
     let bytes = std::fs::read(fixture("ticker.wasm")).unwrap();
-    let r = h.run_stdin(&["deploy", "fromstdin", "-", "--json"], &bytes).ok();
+    let r = h
+        .run_stdin(&["deploy", "fromstdin", "-", "--json"], &bytes)
+        .ok();
     assert_eq!(r.json()["version"], "v1");
 
     let dir = h.data().join("app");
@@ -45,7 +79,13 @@ fn deploy_reads_stdin_and_manifests() {
         "name = \"fromtoml\"\nkind = \"worker\"\nreplicas = 2\nartifact = \"ticker.wasm\"\n[env]\nTICK_MS = \"50\"\nGREETING = \"toml\"\n",
     )
     .unwrap();
-    let out = h.json(&["deploy", "--manifest", dir.join("worker.toml").to_str().unwrap(), "--env", "GREETING=flag"]);
+    let out = h.json(&[
+        "deploy",
+        "--manifest",
+        dir.join("worker.toml").to_str().unwrap(),
+        "--env",
+        "GREETING=flag",
+    ]);
     assert_eq!(out["app"], "fromtoml");
     assert_eq!(out["replicas"], 2);
     h.wait_running("fromtoml", "v1", 2);
@@ -68,13 +108,26 @@ fn rm_stops_and_forgets_an_app_but_the_audit_log_remembers() {
         .unwrap()
         .iter()
         .filter(|a| a["app"] == "gone")
-        .map(|a| (a["action"].as_str().unwrap().into(), a["key"].as_str().unwrap().into()))
+        .map(|a| {
+            (
+                a["action"].as_str().unwrap().into(),
+                a["key"].as_str().unwrap().into(),
+            )
+        })
         .collect();
-    assert_eq!(actions.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(), vec!["deploy", "rm"]);
+    assert_eq!(
+        actions.iter().map(|a| a.0.as_str()).collect::<Vec<_>>(),
+        vec!["deploy", "rm"]
+    );
     assert!(actions[0].1.starts_with("local:"));
     // The same artifact is still used by `stays`: it must not be deleted.
     h.wait_running("stays", "v1", 1);
-    assert_eq!(std::fs::read_dir(h.data().join("artifacts")).unwrap().count(), 1);
+    assert_eq!(
+        std::fs::read_dir(h.data().join("artifacts"))
+            .unwrap()
+            .count(),
+        1
+    );
     // A new app of the same name starts over at v1.
     assert_eq!(h.deploy("gone", "ticker.wasm", &[])["version"], "v1");
 }
@@ -91,7 +144,14 @@ fn precompile_targets_both_architectures_from_this_machine() {
         let out = dir.path().join(format!("{target}-{input}.cwasm"));
         let r = run(
             Command::new(hostd_bin())
-                .args(["precompile", fixture(input).to_str().unwrap(), "--target", target, "--json", "-o"])
+                .args([
+                    "precompile",
+                    fixture(input).to_str().unwrap(),
+                    "--target",
+                    target,
+                    "--json",
+                    "-o",
+                ])
                 .arg(&out),
             None,
         )
@@ -99,29 +159,65 @@ fn precompile_targets_both_architectures_from_this_machine() {
         .json();
         assert_eq!(r["target"], target);
         assert!(r["digest"].as_str().unwrap().starts_with("sha256:"));
-        let expect = if input.contains("component") || input.starts_with("http") { "component" } else { "module" };
+        let expect = if input.contains("component") || input.starts_with("http") {
+            "component"
+        } else {
+            "module"
+        };
         assert_eq!(r["artifact"], expect);
-        assert_eq!(r["output_bytes"].as_u64().unwrap(), std::fs::metadata(&out).unwrap().len());
+        assert_eq!(
+            r["output_bytes"].as_u64().unwrap(),
+            std::fs::metadata(&out).unwrap().len()
+        );
         assert!(r["compile_ms"].is_u64());
         let elf = std::fs::read(&out).unwrap();
         assert_eq!(&elf[..4], b"\x7fELF");
         // e_machine: 0x3e x86_64, 0xb7 aarch64.
-        assert_eq!(elf[18], if target.starts_with("x86_64") { 0x3e } else { 0xb7 }, "{target}");
+        assert_eq!(
+            elf[18],
+            if target.starts_with("x86_64") {
+                0x3e
+            } else {
+                0xb7
+            },
+            "{target}"
+        );
     }
-    let r = run(Command::new(hostd_bin()).args(["precompile", fixture("ticker.wasm").to_str().unwrap(), "--target", "riscv64gc-unknown-linux-gnu"]), None);
+    let r = run(
+        Command::new(hostd_bin()).args([
+            "precompile",
+            fixture("ticker.wasm").to_str().unwrap(),
+            "--target",
+            "riscv64gc-unknown-linux-gnu",
+        ]),
+        None,
+    );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("unsupported target"), "{}", r.stderr);
     let junk = dir.path().join("junk.wasm");
     std::fs::write(&junk, b"not wasm at all").unwrap();
-    let r = run(Command::new(hostd_bin()).args(["precompile", junk.to_str().unwrap()]), None);
+    let r = run(
+        Command::new(hostd_bin()).args(["precompile", junk.to_str().unwrap()]),
+        None,
+    );
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("not a WebAssembly module or component"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("not a WebAssembly module or component"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
 fn commands_without_a_daemon_say_how_to_reach_one() {
     let dir = tempfile::tempdir().unwrap();
-    let r = run(Command::new(hostd_bin()).args(["--data"]).arg(dir.path()).args(["ps", "--local"]), None);
+    let r = run(
+        Command::new(hostd_bin())
+            .args(["--data"])
+            .arg(dir.path())
+            .args(["ps", "--local"]),
+        None,
+    );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("cannot reach hostd at"), "{}", r.stderr);
     assert!(r.stderr.contains("hostd serve"), "{}", r.stderr);

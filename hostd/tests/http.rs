@@ -12,21 +12,36 @@ use common::*;
 fn routes_by_host_label_and_by_path_prefix() {
     let h = Hostd::start();
     let out = h.deploy("hello", "http-hello.wasm", &["--env", "GREETING=fleet"]);
-    assert_eq!(out["kind"], "http", "inferred from the incoming-handler export");
+    assert_eq!(
+        out["kind"], "http",
+        "inferred from the incoming-handler export"
+    );
     let addr = h.http_addr();
     let r = get(&addr, "hello.localhost", "/some/path?x=1");
     assert_eq!(r.status, 200);
     assert_eq!(r.text(), "hello fleet path=/some/path?x=1\n");
     assert_eq!(r.header("content-type"), Some("text/plain; charset=utf-8"));
     let r = get(&addr, "127.0.0.1", "/hello/inner/path?q=2");
-    assert_eq!(r.text(), "hello fleet path=/inner/path?q=2\n", "the /APP prefix is stripped");
-    assert_eq!(get(&addr, "127.0.0.1", "/hello").text(), "hello fleet path=/\n");
+    assert_eq!(
+        r.text(),
+        "hello fleet path=/inner/path?q=2\n",
+        "the /APP prefix is stripped"
+    );
+    assert_eq!(
+        get(&addr, "127.0.0.1", "/hello").text(),
+        "hello fleet path=/\n"
+    );
     let r = get(&addr, "nope.localhost", "/nope/x");
     assert_eq!(r.status, 404);
     assert!(r.text().contains("no http app matches"), "{}", r.text());
     // The guest's stdout became log records, one instance per request.
-    let rec = h.wait_log("hello", "the request line", |r| line(r) == "request GET /some/path?x=1");
-    assert!(rec["instance"].as_str().unwrap().starts_with("hello.req-"), "{rec}");
+    let rec = h.wait_log("hello", "the request line", |r| {
+        line(r) == "request GET /some/path?x=1"
+    });
+    assert!(
+        rec["instance"].as_str().unwrap().starts_with("hello.req-"),
+        "{rec}"
+    );
     let row = h.app("hello");
     assert_eq!(row["state"], "serving");
 }
@@ -56,7 +71,10 @@ fn keep_alive_serves_several_requests_on_one_connection() {
             .unwrap();
         buf.resize(len, 0);
         s.read_exact(&mut buf).unwrap();
-        assert_eq!(String::from_utf8_lossy(&buf), format!("hello world path=/n{i}\n"));
+        assert_eq!(
+            String::from_utf8_lossy(&buf),
+            format!("hello world path=/n{i}\n")
+        );
     }
 }
 
@@ -68,7 +86,12 @@ fn wasi_cli_imports_are_linked_and_bodies_stream_both_ways() {
     let body: Vec<u8> = (0..3_000_000u32).map(|i| (i * 7 % 251) as u8).collect();
     let r = http(&addr, "POST", "hello.localhost", "/echo", &body).unwrap();
     assert_eq!(r.status, 200);
-    assert!(r.body == body, "echoed {} bytes of {}", r.body.len(), body.len());
+    assert!(
+        r.body == body,
+        "echoed {} bytes of {}",
+        r.body.len(),
+        body.len()
+    );
     let r = get(&addr, "hello.localhost", "/big?kb=4096");
     assert_eq!(r.status, 200);
     assert_eq!(r.body.len(), 4096 * 1024);
@@ -82,7 +105,9 @@ fn a_trap_is_a_500_and_a_system_record() {
     let r = get(&h.http_addr(), "hello.localhost", "/trap");
     assert_eq!(r.status, 500);
     assert!(r.text().contains("the app trapped"), "{}", r.text());
-    let rec = h.wait_log("hello", "the trap", |r| line(r).starts_with("request GET /trap trapped:"));
+    let rec = h.wait_log("hello", "the trap", |r| {
+        line(r).starts_with("request GET /trap trapped:")
+    });
     assert_eq!(rec["stream"], "system");
     assert!(line(&rec).contains("unreachable"), "{rec}");
     assert!(!line(&rec).contains('\n'));
@@ -96,9 +121,17 @@ fn a_guest_that_never_answers_gets_504_and_is_interrupted() {
     h.deploy("hello", "http-hello.wasm", &["--timeout-ms", "500"]);
     let r = get(&h.http_addr(), "hello.localhost", "/hang");
     assert_eq!(r.status, 504);
-    assert!(r.text().contains("did not answer within 500 ms"), "{}", r.text());
-    h.wait_log("hello", "the interruption", |r| line(r).contains("ran past its deadline of 500 ms; instance interrupted"));
-    wait_for("no instance left running", || (h.app("hello")["running"] == 0).then_some(()));
+    assert!(
+        r.text().contains("did not answer within 500 ms"),
+        "{}",
+        r.text()
+    );
+    h.wait_log("hello", "the interruption", |r| {
+        line(r).contains("ran past its deadline of 500 ms; instance interrupted")
+    });
+    wait_for("no instance left running", || {
+        (h.app("hello")["running"] == 0).then_some(())
+    });
     assert_eq!(get(&h.http_addr(), "hello.localhost", "/").status, 200);
 }
 
@@ -115,7 +148,11 @@ fn an_oversized_request_body_is_refused_with_413() {
     write!(s, "POST /echo HTTP/1.1\r\nHost: hello.localhost\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n").unwrap();
     let chunk = vec![b'y'; 256 * 1024];
     for _ in 0..8 {
-        if write!(s, "{:x}\r\n", chunk.len()).and_then(|_| s.write_all(&chunk)).and_then(|_| s.write_all(b"\r\n")).is_err() {
+        if write!(s, "{:x}\r\n", chunk.len())
+            .and_then(|_| s.write_all(&chunk))
+            .and_then(|_| s.write_all(b"\r\n"))
+            .is_err()
+        {
             break;
         }
     }
@@ -125,13 +162,22 @@ fn an_oversized_request_body_is_refused_with_413() {
     let r = parse_response(&raw).unwrap();
     assert_eq!(r.status, 413, "{}", r.text());
     // Small bodies still pass.
-    assert_eq!(http(&addr, "POST", "hello.localhost", "/echo", b"small").unwrap().text(), "small");
+    assert_eq!(
+        http(&addr, "POST", "hello.localhost", "/echo", b"small")
+            .unwrap()
+            .text(),
+        "small"
+    );
 }
 
 #[test]
 fn a_client_that_disconnects_mid_response_leaves_nothing_running() {
     let h = Hostd::start();
-    h.deploy("hello", "http-hello.wasm", &["--replicas", "2", "--timeout-ms", "20000"]);
+    h.deploy(
+        "hello",
+        "http-hello.wasm",
+        &["--replicas", "2", "--timeout-ms", "20000"],
+    );
     for path in ["/big?kb=200000", "/hang"] {
         let mut s = std::net::TcpStream::connect(h.http_addr()).unwrap();
         write!(s, "GET {path} HTTP/1.1\r\nHost: hello.localhost\r\n\r\n").unwrap();
@@ -139,10 +185,14 @@ fn a_client_that_disconnects_mid_response_leaves_nothing_running() {
             let mut b = vec![0u8; 64 * 1024];
             s.read_exact(&mut b).unwrap();
         } else {
-            wait_for("the hanging request to start", || (h.app("hello")["running"] == 1).then_some(()));
+            wait_for("the hanging request to start", || {
+                (h.app("hello")["running"] == 1).then_some(())
+            });
         }
         drop(s);
-        wait_for("the instance to end after the client left", || (h.app("hello")["running"] == 0).then_some(()));
+        wait_for("the instance to end after the client left", || {
+            (h.app("hello")["running"] == 0).then_some(())
+        });
     }
     assert_eq!(get(&h.http_addr(), "hello.localhost", "/").status, 200);
 }
@@ -158,7 +208,13 @@ fn replicas_bound_concurrent_instances_and_the_queue_is_bounded() {
         let (max_running, stop, data) = (max_running.clone(), stop.clone(), h.data().to_path_buf());
         std::thread::spawn(move || {
             while !stop.load(Ordering::SeqCst) {
-                let r = run(std::process::Command::new(hostd_bin()).arg("--data").arg(&data).args(["ps", "--json"]), None);
+                let r = run(
+                    std::process::Command::new(hostd_bin())
+                        .arg("--data")
+                        .arg(&data)
+                        .args(["ps", "--json"]),
+                    None,
+                );
                 if let Ok(v) = serde_json::from_str::<serde_json::Value>(&r.stdout) {
                     let n = v[0]["running"].as_u64().unwrap_or(0);
                     max_running.fetch_max(n, Ordering::SeqCst);
@@ -173,7 +229,10 @@ fn replicas_bound_concurrent_instances_and_the_queue_is_bounded() {
             let (addr, statuses) = (addr.clone(), statuses.clone());
             std::thread::spawn(move || {
                 let r = get(&addr, "hello.localhost", "/sleep?ms=100");
-                statuses.lock().unwrap().push((r.status, r.header("retry-after").map(String::from)));
+                statuses
+                    .lock()
+                    .unwrap()
+                    .push((r.status, r.header("retry-after").map(String::from)));
             })
         })
         .collect();
@@ -187,9 +246,15 @@ fn replicas_bound_concurrent_instances_and_the_queue_is_bounded() {
     let busy: Vec<_> = s.iter().filter(|(c, _)| *c == 503).collect();
     assert_eq!(ok + busy.len(), 40, "{s:?}");
     assert!(ok >= 2, "queued requests were served: {s:?}");
-    assert!(!busy.is_empty(), "over the queue bound requests get 503: {s:?}");
+    assert!(
+        !busy.is_empty(),
+        "over the queue bound requests get 503: {s:?}"
+    );
     assert!(busy.iter().all(|(_, ra)| ra.as_deref() == Some("1")));
-    assert!(max_running.load(Ordering::SeqCst) <= 1, "never more instances than replicas");
+    assert!(
+        max_running.load(Ordering::SeqCst) <= 1,
+        "never more instances than replicas"
+    );
 }
 
 /// Runs GETs in a loop on `threads` threads; returns (total, failures, versions seen in order).
@@ -250,7 +315,9 @@ fn deploy_and_rollback_switch_with_zero_failed_requests() {
     let load = Load::start(&addr, 4);
     let served = |h: &Hostd, v: &str| {
         let want = format!("version {v}\n");
-        wait_for(&format!("{v} to be served"), || (get(&h.http_addr(), "ver.localhost", "/").text() == want).then_some(()));
+        wait_for(&format!("{v} to be served"), || {
+            (get(&h.http_addr(), "ver.localhost", "/").text() == want).then_some(())
+        });
     };
     h.deploy("ver", "http-version-v2.wasm", &[]);
     served(&h, "v2");
@@ -259,7 +326,12 @@ fn deploy_and_rollback_switch_with_zero_failed_requests() {
     h.deploy("ver", "http-version-v3.wasm", &[]);
     served(&h, "v3");
     let (total, failures, seen) = load.finish();
-    assert!(failures.is_empty(), "{} of {total} requests failed: {:?}", failures.len(), &failures[..failures.len().min(5)]);
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
     assert!(total > 20, "the load ran ({total} requests)");
     for s in seen {
         // Each client saw the switches in order, never going back to an old version.
@@ -277,20 +349,60 @@ fn deploy_and_rollback_switch_with_zero_failed_requests() {
 #[test]
 fn a_failing_health_check_rolls_back_and_marks_the_release_failed() {
     let h = Hostd::start();
-    h.deploy("ver", "http-version-v1.wasm", &["--health-path", "/healthz"]);
+    h.deploy(
+        "ver",
+        "http-version-v1.wasm",
+        &["--health-path", "/healthz"],
+    );
     let path = fixture("http-version-unhealthy.wasm");
-    let r = h.run(&["deploy", "ver", path.to_str().unwrap(), "--health-path", "/healthz"]);
+    let r = h.run(&[
+        "deploy",
+        "ver",
+        path.to_str().unwrap(),
+        "--health-path",
+        "/healthz",
+    ]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("ver v2 failed its health check: GET /healthz returned 500; rolled back v2 -> v1"), "{}", r.stderr);
-    assert_eq!(h.releases("ver"), vec![("v2".into(), "failed".into()), ("v1".into(), "active".into())]);
+    assert!(
+        r.stderr.contains(
+            "ver v2 failed its health check: GET /healthz returned 500; rolled back v2 -> v1"
+        ),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        h.releases("ver"),
+        vec![
+            ("v2".into(), "failed".into()),
+            ("v1".into(), "active".into())
+        ]
+    );
     let rel = h.json(&["releases", "ver"]);
-    assert!(rel[0]["detail"].as_str().unwrap().contains("health check"), "{rel}");
-    assert_eq!(get(&h.http_addr(), "ver.localhost", "/").text(), "version v1\n");
-    let rec = h.wait_log("ver", "the failure record", |r| line(r).contains("failed its health check"));
+    assert!(
+        rel[0]["detail"].as_str().unwrap().contains("health check"),
+        "{rel}"
+    );
+    assert_eq!(
+        get(&h.http_addr(), "ver.localhost", "/").text(),
+        "version v1\n"
+    );
+    let rec = h.wait_log("ver", "the failure record", |r| {
+        line(r).contains("failed its health check")
+    });
     assert_eq!(rec["stream"], "system");
     // A healthy deploy passes its check.
-    assert_eq!(h.deploy("ver", "http-version-v3.wasm", &["--health-path", "/healthz"])["version"], "v3");
-    assert_eq!(get(&h.http_addr(), "ver.localhost", "/").text(), "version v3\n");
+    assert_eq!(
+        h.deploy(
+            "ver",
+            "http-version-v3.wasm",
+            &["--health-path", "/healthz"]
+        )["version"],
+        "v3"
+    );
+    assert_eq!(
+        get(&h.http_addr(), "ver.localhost", "/").text(),
+        "version v3\n"
+    );
 }
 
 #[test]
@@ -300,8 +412,14 @@ fn http_apps_serve_again_after_a_restart_without_compiling() {
     assert_eq!(get(&h.http_addr(), "hello.localhost", "/").status, 200);
     let compiles = h.daemon_log().matches("compiled with Cranelift").count();
     h.restart();
-    assert_eq!(get(&h.http_addr(), "hello.localhost", "/x").text(), "hello again path=/x\n");
-    assert_eq!(h.daemon_log().matches("compiled with Cranelift").count(), compiles);
+    assert_eq!(
+        get(&h.http_addr(), "hello.localhost", "/x").text(),
+        "hello again path=/x\n"
+    );
+    assert_eq!(
+        h.daemon_log().matches("compiled with Cranelift").count(),
+        compiles
+    );
 }
 
 #[test]

@@ -14,21 +14,51 @@ fn seqs(records: &[Value]) -> Vec<u64> {
 #[test]
 fn partial_long_and_unterminated_lines_become_whole_records() {
     let h = Hostd::start();
-    h.deploy("spam", "logspam.wasm", &["--env", "LINES=500", "--env", "LONG_LINE=40000", "--env", "STAY=1"]);
-    h.wait_log("spam", "the unterminated last line", |r| line(r) == "no-newline-at-exit" || line(r) == "spam 500");
+    h.deploy(
+        "spam",
+        "logspam.wasm",
+        &[
+            "--env",
+            "LINES=500",
+            "--env",
+            "LONG_LINE=40000",
+            "--env",
+            "STAY=1",
+        ],
+    );
+    h.wait_log("spam", "the unterminated last line", |r| {
+        line(r) == "no-newline-at-exit" || line(r) == "spam 500"
+    });
     let recs = h.logs("spam");
     let out: Vec<&Value> = recs.iter().filter(|r| r["stream"] == "stdout").collect();
-    assert_eq!(line(out[0]), "partial-line-complete", "a line written in two parts is one record");
+    assert_eq!(
+        line(out[0]),
+        "partial-line-complete",
+        "a line written in two parts is one record"
+    );
     // 40000 bytes: two 16 KiB pieces marked partial, then the rest.
     let long: Vec<&&Value> = out.iter().filter(|r| line(r).starts_with("xxxx")).collect();
-    assert_eq!(long.len(), 3, "{:?}", long.iter().map(|r| line(r).len()).collect::<Vec<_>>());
+    assert_eq!(
+        long.len(),
+        3,
+        "{:?}",
+        long.iter().map(|r| line(r).len()).collect::<Vec<_>>()
+    );
     assert_eq!(line(long[0]).len(), 16384);
     assert_eq!(long[0]["partial"], true);
     assert_eq!(long[1]["partial"], true);
     assert_eq!(line(long[2]).len(), 40000 - 2 * 16384);
     assert!(long[2].get("partial").is_none());
-    let spam: Vec<String> = out.iter().filter(|r| line(r).starts_with("spam ")).map(|r| line(r).to_string()).collect();
-    assert_eq!(spam, (1..=500).map(|i| format!("spam {i}")).collect::<Vec<_>>(), "every line, in order");
+    let spam: Vec<String> = out
+        .iter()
+        .filter(|r| line(r).starts_with("spam "))
+        .map(|r| line(r).to_string())
+        .collect();
+    assert_eq!(
+        spam,
+        (1..=500).map(|i| format!("spam {i}")).collect::<Vec<_>>(),
+        "every line, in order"
+    );
     // Sequence numbers are per app, gapless and increasing.
     let s = seqs(&recs);
     assert_eq!(s, (1..=s.len() as u64).collect::<Vec<_>>());
@@ -37,8 +67,21 @@ fn partial_long_and_unterminated_lines_become_whole_records() {
 #[test]
 fn a_line_without_newline_is_kept_when_the_instance_exits() {
     let h = Hostd::start();
-    h.deploy("spam", "logspam.wasm", &["--env", "LINES=3", "--env", "LONG_LINE=10", "--replicas", "1"]);
-    h.wait_log("spam", "the unterminated last line", |r| line(r) == "no-newline-at-exit");
+    h.deploy(
+        "spam",
+        "logspam.wasm",
+        &[
+            "--env",
+            "LINES=3",
+            "--env",
+            "LONG_LINE=10",
+            "--replicas",
+            "1",
+        ],
+    );
+    h.wait_log("spam", "the unterminated last line", |r| {
+        line(r) == "no-newline-at-exit"
+    });
 }
 
 #[test]
@@ -48,20 +91,45 @@ fn since_seq_resumes_exactly_and_follow_streams_new_records() {
     h.wait_log("t", "some ticks", |r| line(r).starts_with("tick 10 "));
     let all = h.logs("t");
     let cut = all[all.len() / 2]["seq"].as_u64().unwrap();
-    let after = h.run(&["logs", "t", "--since", &cut.to_string(), "--json"]).ok().json_lines();
+    let after = h
+        .run(&["logs", "t", "--since", &cut.to_string(), "--json"])
+        .ok()
+        .json_lines();
     assert_eq!(seqs(&after)[0], cut + 1);
-    assert_eq!(seqs(&after[..all.len() - all.len() / 2 - 1]), seqs(&all[all.len() / 2 + 1..]));
+    assert_eq!(
+        seqs(&after[..all.len() - all.len() / 2 - 1]),
+        seqs(&all[all.len() / 2 + 1..])
+    );
 
     // Follow, stop following, resume from the last seen: no gap, no duplicate.
-    let mut f = h.cmd().args(["logs", "t", "-f", "--tail", "0", "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut f = h
+        .cmd()
+        .args(["logs", "t", "-f", "--tail", "0", "--json"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = Lines::new(f.stdout.take().unwrap());
-    let first: Value = serde_json::from_str(&lines.wait_for("a followed record", |_| true)).unwrap();
+    let first: Value =
+        serde_json::from_str(&lines.wait_for("a followed record", |_| true)).unwrap();
     assert!(first["seq"].as_u64().unwrap() > cut);
-    let last: Value = serde_json::from_str(&lines.wait_for("a few more", |l| l.contains("\"tick "))).unwrap();
+    let last: Value =
+        serde_json::from_str(&lines.wait_for("a few more", |l| l.contains("\"tick "))).unwrap();
     let _ = f.kill();
     let _ = f.wait();
     let last_seq = last["seq"].as_u64().unwrap();
-    let mut f = h.cmd().args(["logs", "t", "-f", "--since", &last_seq.to_string(), "--json"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut f = h
+        .cmd()
+        .args([
+            "logs",
+            "t",
+            "-f",
+            "--since",
+            &last_seq.to_string(),
+            "--json",
+        ])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let mut lines = Lines::new(f.stdout.take().unwrap());
     let mut got = Vec::new();
     for _ in 0..20 {
@@ -88,25 +156,47 @@ fn records_survive_a_restart_and_numbering_continues() {
         .map(|r| r["seq"].as_u64().unwrap())
         .max()
         .unwrap();
-    let rec = h.wait_log("t", "the restore note", |r| line(r).contains("restored from cached code"));
+    let rec = h.wait_log("t", "the restore note", |r| {
+        line(r).contains("restored from cached code")
+    });
     assert!(rec["seq"].as_u64().unwrap() > before_max);
     let s = seqs(&h.logs("t"));
-    assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "no gaps or repeats across the restart");
+    assert!(
+        s.windows(2).all(|w| w[1] == w[0] + 1),
+        "no gaps or repeats across the restart"
+    );
 }
 
 #[test]
 fn the_store_is_bounded_per_app_dropping_the_oldest() {
     let h = Hostd::start_with(&["--log-cap-mb", "1"]);
     // 30000 lines of ~10 bytes cost ~2.2 MiB with row overhead: about half must go.
-    h.deploy("spam", "logspam.wasm", &["--env", "LINES=30000", "--env", "LONG_LINE=10", "--env", "STAY=1"]);
+    h.deploy(
+        "spam",
+        "logspam.wasm",
+        &[
+            "--env",
+            "LINES=30000",
+            "--env",
+            "LONG_LINE=10",
+            "--env",
+            "STAY=1",
+        ],
+    );
     h.wait_log("spam", "the last line", |r| line(r) == "spam 30000");
     let recs = h.logs("spam");
     let first = recs[0]["seq"].as_u64().unwrap();
-    assert!(first > 1000, "oldest records were dropped (first seq {first})");
+    assert!(
+        first > 1000,
+        "oldest records were dropped (first seq {first})"
+    );
     let bytes: usize = recs.iter().map(|r| line(r).len() + 64).sum();
     assert!(bytes <= 1 << 20, "kept {bytes} bytes over a 1 MiB cap");
     let s = seqs(&recs);
-    assert!(s.windows(2).all(|w| w[1] == w[0] + 1), "what is kept is contiguous");
+    assert!(
+        s.windows(2).all(|w| w[1] == w[0] + 1),
+        "what is kept is contiguous"
+    );
     // Another app's records are untouched by this one's cap.
     h.deploy("quiet", "hello.wasm", &[]);
     h.wait_log("quiet", "its line", |r| line(r) == "hello from wat");
@@ -118,11 +208,18 @@ fn a_follower_that_stops_reading_does_not_block_the_guest() {
     h.deploy("fast", "ticker.wasm", &["--env", "TICK_MS=1"]);
     // This follower's stdout is a pipe nobody reads: it fills, the client
     // stops reading its socket, and the daemon's writes to it block.
-    let mut stuck = h.cmd().args(["logs", "fast", "-f", "--json", "--tail", "0"]).stdout(Stdio::piped()).spawn().unwrap();
+    let mut stuck = h
+        .cmd()
+        .args(["logs", "fast", "-f", "--json", "--tail", "0"])
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
     let stuck_out = stuck.stdout.take().unwrap();
     let start = h.logs("fast").len();
     // The guest keeps writing and records keep being stored meanwhile.
-    wait_for("the app to log 3000 more records", || (h.logs("fast").len() > start + 3000).then_some(()));
+    wait_for("the app to log 3000 more records", || {
+        (h.logs("fast").len() > start + 3000).then_some(())
+    });
     // When the follower reads again, it catches up without a gap.
     let mut lines = Lines::new(stuck_out);
     let mut prev = None;

@@ -22,8 +22,16 @@ fn cache_files(h: &Hostd) -> Vec<String> {
 #[test]
 fn rollback_restores_previous_release_without_compiling() {
     let h = Hostd::start();
-    h.deploy("api", "ticker.wasm", &["--env", "TICK_MS=50", "--env", "VERSION=one"]);
-    h.deploy("api", "ticker.component.wasm", &["--env", "TICK_MS=50", "--env", "VERSION=two"]);
+    h.deploy(
+        "api",
+        "ticker.wasm",
+        &["--env", "TICK_MS=50", "--env", "VERSION=one"],
+    );
+    h.deploy(
+        "api",
+        "ticker.component.wasm",
+        &["--env", "TICK_MS=50", "--env", "VERSION=two"],
+    );
     h.wait_log("api", "v2 running", |r| line(r).contains("version=two"));
     let compiles = compiles_logged(&h);
     let files = cache_files(&h);
@@ -32,12 +40,22 @@ fn rollback_restores_previous_release_without_compiling() {
     assert_eq!(out["from"], "v2");
     assert_eq!(out["to"], "v1");
     h.wait_running("api", "v1", 1);
-    h.wait_log("api", "v1 running again", |r| r["release"] == "v1" && line(r).contains("version=one") && r["seq"].as_u64() > Some(0));
-    assert_eq!(compiles_logged(&h), compiles, "rollback compiled something:\n{}", h.daemon_log());
+    h.wait_log("api", "v1 running again", |r| {
+        r["release"] == "v1" && line(r).contains("version=one") && r["seq"].as_u64() > Some(0)
+    });
+    assert_eq!(
+        compiles_logged(&h),
+        compiles,
+        "rollback compiled something:\n{}",
+        h.daemon_log()
+    );
     assert_eq!(cache_files(&h), files);
     assert_eq!(
         h.releases("api"),
-        vec![("v2".into(), "superseded".into()), ("v1".into(), "active".into())]
+        vec![
+            ("v2".into(), "superseded".into()),
+            ("v1".into(), "active".into())
+        ]
     );
     // Forward again with --to.
     let out = h.json(&["rollback", "api", "--to", "v2"]);
@@ -53,8 +71,14 @@ fn versions_are_monotonic_and_a_redeploy_keeps_the_scale() {
     h.json(&["scale", "w", "3"]);
     let out = h.deploy("w", "ticker.wasm", &["--env", "X=1"]);
     assert_eq!(out["version"], "v2");
-    assert_eq!(out["replicas"], 3, "a deploy without --replicas keeps the app's scale");
-    assert_eq!(out["compile_ms"], 0, "same artifact: compiled code is reused");
+    assert_eq!(
+        out["replicas"], 3,
+        "a deploy without --replicas keeps the app's scale"
+    );
+    assert_eq!(
+        out["compile_ms"], 0,
+        "same artifact: compiled code is reused"
+    );
     let rel = h.json(&["releases", "w"]);
     let r = &rel[0];
     for field in ["version", "digest", "created", "by", "state"] {
@@ -67,7 +91,15 @@ fn versions_are_monotonic_and_a_redeploy_keeps_the_scale() {
 #[test]
 fn only_the_last_five_releases_stay_precompiled() {
     let h = Hostd::start();
-    let fixtures = ["ticker.wasm", "ticker.component.wasm", "hello.wasm", "spin.wasm", "crash.wasm", "job.wasm", "memhog.wasm"];
+    let fixtures = [
+        "ticker.wasm",
+        "ticker.component.wasm",
+        "hello.wasm",
+        "spin.wasm",
+        "crash.wasm",
+        "job.wasm",
+        "memhog.wasm",
+    ];
     for f in fixtures {
         h.deploy("many", f, &["--kind", "worker", "--replicas", "0"]);
     }
@@ -76,7 +108,12 @@ fn only_the_last_five_releases_stay_precompiled() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| (r["version"].as_str().unwrap().to_string(), r["kept"].as_bool().unwrap()))
+        .map(|r| {
+            (
+                r["version"].as_str().unwrap().to_string(),
+                r["kept"].as_bool().unwrap(),
+            )
+        })
         .collect();
     assert_eq!(
         kept,
@@ -93,25 +130,51 @@ fn only_the_last_five_releases_stay_precompiled() {
     assert_eq!(cache_files(&h).len(), 5, "{:?}", cache_files(&h));
     let r = h.run(&["rollback", "many", "--to", "v1"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("v1 is no longer kept on this host"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("v1 is no longer kept on this host"),
+        "{}",
+        r.stderr
+    );
     h.json(&["rollback", "many", "--to", "v3"]);
 }
 
 #[test]
 fn restart_restores_every_release_from_cache_without_compiling() {
     let mut h = Hostd::start();
-    h.deploy("a", "ticker.wasm", &["--env", "TICK_MS=50", "--replicas", "2"]);
+    h.deploy(
+        "a",
+        "ticker.wasm",
+        &["--env", "TICK_MS=50", "--replicas", "2"],
+    );
     h.deploy("b", "ticker.component.wasm", &["--env", "TICK_MS=50"]);
     h.deploy("b", "ticker.component.wasm", &["--env", "TICK_MS=60"]);
     h.json(&["rollback", "b"]);
-    let before = (h.json(&["releases", "a"]), h.json(&["releases", "b"]), h.json(&["audit"]));
+    let before = (
+        h.json(&["releases", "a"]),
+        h.json(&["releases", "b"]),
+        h.json(&["audit"]),
+    );
     let compiles = compiles_logged(&h);
     h.restart();
-    assert_eq!((h.json(&["releases", "a"]), h.json(&["releases", "b"]), h.json(&["audit"])), before);
+    assert_eq!(
+        (
+            h.json(&["releases", "a"]),
+            h.json(&["releases", "b"]),
+            h.json(&["audit"])
+        ),
+        before
+    );
     h.wait_running("a", "v1", 2);
     h.wait_running("b", "v1", 1);
-    assert_eq!(compiles_logged(&h), compiles, "restart compiled:\n{}", h.daemon_log());
-    h.wait_log("a", "the restore note", |r| line(r).contains("restored from cached code"));
+    assert_eq!(
+        compiles_logged(&h),
+        compiles,
+        "restart compiled:\n{}",
+        h.daemon_log()
+    );
+    h.wait_log("a", "the restore note", |r| {
+        line(r).contains("restored from cached code")
+    });
 }
 
 #[test]
@@ -142,11 +205,21 @@ fn corrupt_or_foreign_compiled_code_is_recompiled_never_loaded() {
             let bytes = std::fs::read(&path).unwrap();
             std::fs::write(&path, &bytes[..bytes.len() / 2]).unwrap();
         } else {
-            let other = if cfg!(target_arch = "x86_64") { "aarch64-unknown-linux-gnu" } else { "x86_64-unknown-linux-gnu" };
+            let other = if cfg!(target_arch = "x86_64") {
+                "aarch64-unknown-linux-gnu"
+            } else {
+                "x86_64-unknown-linux-gnu"
+            };
             let out = h.data().join("foreign.cwasm");
             run(
                 std::process::Command::new(hostd_bin())
-                    .args(["precompile", fixture("ticker.component.wasm").to_str().unwrap(), "--target", other, "-o"])
+                    .args([
+                        "precompile",
+                        fixture("ticker.component.wasm").to_str().unwrap(),
+                        "--target",
+                        other,
+                        "-o",
+                    ])
                     .arg(&out),
                 None,
             )
@@ -158,9 +231,17 @@ fn corrupt_or_foreign_compiled_code_is_recompiled_never_loaded() {
     h.wait_running("a", "v1", 1);
     h.wait_running("b", "v1", 1);
     let log = h.daemon_log();
-    assert_eq!(log.matches("does not match its recorded sha256").count(), 2, "{log}");
-    h.wait_log("a", "a tick after recompiling", |r| line(r).starts_with("tick 2"));
-    h.wait_log("b", "a tick after recompiling", |r| line(r).starts_with("tick 2"));
+    assert_eq!(
+        log.matches("does not match its recorded sha256").count(),
+        2,
+        "{log}"
+    );
+    h.wait_log("a", "a tick after recompiling", |r| {
+        line(r).starts_with("tick 2")
+    });
+    h.wait_log("b", "a tick after recompiling", |r| {
+        line(r).starts_with("tick 2")
+    });
 }
 
 trait DigestOf {
@@ -172,12 +253,21 @@ impl DigestOf for Hostd {
     fn json_offline_digest(&self, fixture_name: &str) -> String {
         let out = run(
             std::process::Command::new(hostd_bin())
-                .args(["precompile", fixture(fixture_name).to_str().unwrap(), "--json", "-o"])
+                .args([
+                    "precompile",
+                    fixture(fixture_name).to_str().unwrap(),
+                    "--json",
+                    "-o",
+                ])
                 .arg(self.data().join("digest.cwasm")),
             None,
         )
         .ok()
         .json();
-        out["digest"].as_str().unwrap().trim_start_matches("sha256:").to_string()
+        out["digest"]
+            .as_str()
+            .unwrap()
+            .trim_start_matches("sha256:")
+            .to_string()
     }
 }

@@ -7,7 +7,18 @@ use common::*;
 #[test]
 fn preview1_module_worker_runs_its_replicas_and_logs_their_output() {
     let h = Hostd::start();
-    let out = h.deploy("ticker", "ticker.wasm", &["--replicas", "2", "--env", "TICK_MS=50", "--env", "GREETING=hi"]);
+    let out = h.deploy(
+        "ticker",
+        "ticker.wasm",
+        &[
+            "--replicas",
+            "2",
+            "--env",
+            "TICK_MS=50",
+            "--env",
+            "GREETING=hi",
+        ],
+    );
     assert_eq!(out["version"], "v1");
     assert_eq!(out["kind"], "worker", "kind is inferred from `_start`");
     assert_eq!(out["replicas"], 2);
@@ -20,7 +31,9 @@ fn preview1_module_worker_runs_its_replicas_and_logs_their_output() {
     assert_eq!(rec["release"], "v1");
     assert_eq!(rec["host"], "testhost");
     assert!(line(&rec).contains("greeting=hi"), "{rec}");
-    h.wait_log("ticker", "a stderr warning", |r| r["stream"] == "stderr" && line(r).starts_with("warn: tick 5"));
+    h.wait_log("ticker", "a stderr warning", |r| {
+        r["stream"] == "stderr" && line(r).starts_with("warn: tick 5")
+    });
     let row = h.app("ticker");
     assert_eq!(row["state"], "running");
     assert_eq!(row["running"], 2);
@@ -30,10 +43,16 @@ fn preview1_module_worker_runs_its_replicas_and_logs_their_output() {
 #[test]
 fn preview2_command_component_worker_runs() {
     let h = Hostd::start();
-    let out = h.deploy("comp", "ticker.component.wasm", &["--env", "TICK_MS=50", "--env", "VERSION=p2"]);
+    let out = h.deploy(
+        "comp",
+        "ticker.component.wasm",
+        &["--env", "TICK_MS=50", "--env", "VERSION=p2"],
+    );
     assert_eq!(out["kind"], "worker");
     h.wait_running("comp", "v1", 1);
-    h.wait_log("comp", "a tick", |r| line(r).starts_with("tick 1 version=p2"));
+    h.wait_log("comp", "a tick", |r| {
+        line(r).starts_with("tick 1 version=p2")
+    });
 }
 
 #[test]
@@ -49,18 +68,36 @@ fn scale_starts_and_stops_replicas_without_a_release() {
     h.wait_running("w", "v1", 1);
     assert_eq!(h.releases("w").len(), 1, "scale makes no release");
     h.json(&["scale", "w", "0"]);
-    wait_for("w to stop", || (h.app("w")["state"] == "stopped").then_some(()));
+    wait_for("w to stop", || {
+        (h.app("w")["state"] == "stopped").then_some(())
+    });
 }
 
 #[test]
 fn exited_workers_restart_with_backoff_and_keep_their_exit_code() {
     let h = Hostd::start();
     // Exits with code 4 after 3 ticks (~150 ms): restarted, not yet a crash loop at first.
-    h.deploy("flaky", "ticker.component.wasm", &["--env", "TICK_MS=50", "--env", "EXIT_AFTER=3", "--env", "EXIT_CODE=4"]);
+    h.deploy(
+        "flaky",
+        "ticker.component.wasm",
+        &[
+            "--env",
+            "TICK_MS=50",
+            "--env",
+            "EXIT_AFTER=3",
+            "--env",
+            "EXIT_CODE=4",
+        ],
+    );
     let rec = h.wait_log("flaky", "a restart", |r| line(r).contains("restarting in"));
     assert!(line(&rec).contains("exit code 4"), "{rec}");
-    assert!(line(&rec).contains("restarting in 100ms"), "first delay is 100ms: {rec}");
-    h.wait_log("flaky", "a second restart with a doubled delay", |r| line(r).contains("restarting in 200ms"));
+    assert!(
+        line(&rec).contains("restarting in 100ms"),
+        "first delay is 100ms: {rec}"
+    );
+    h.wait_log("flaky", "a second restart with a doubled delay", |r| {
+        line(r).contains("restarting in 200ms")
+    });
 }
 
 #[test]
@@ -68,7 +105,9 @@ fn crash_loop_marks_the_release_and_stops_restarting() {
     let h = Hostd::start();
     h.deploy("good", "ticker.wasm", &["--env", "TICK_MS=100"]);
     h.deploy("crashy", "crash.wasm", &[]);
-    let rec = h.wait_log("crashy", "the crash loop", |r| line(r).starts_with("crash loop"));
+    let rec = h.wait_log("crashy", "the crash loop", |r| {
+        line(r).starts_with("crash loop")
+    });
     assert_eq!(rec["stream"], "system");
     assert!(line(&rec).contains("5 failed starts within 60s"), "{rec}");
     assert!(line(&rec).contains("exit code 3"), "{rec}");
@@ -79,7 +118,12 @@ fn crash_loop_marks_the_release_and_stops_restarting() {
     assert_eq!(row["state"], "crashloop");
     assert!(row["restarts"].as_u64().unwrap() >= 5, "{row}");
     // No more starts after the crash loop.
-    let starts = |h: &Hostd| h.logs("crashy").iter().filter(|r| line(r).starts_with("starting")).count();
+    let starts = |h: &Hostd| {
+        h.logs("crashy")
+            .iter()
+            .filter(|r| line(r).starts_with("starting"))
+            .count()
+    };
     let before = starts(&h);
     std::thread::sleep(std::time::Duration::from_millis(500));
     assert_eq!(starts(&h), before);
@@ -87,7 +131,11 @@ fn crash_loop_marks_the_release_and_stops_restarting() {
     assert_eq!(h.app("good")["state"], "running");
     let audit = h.json(&["audit"]);
     assert!(
-        audit.as_array().unwrap().iter().any(|a| a["action"] == "crashloop" && a["app"] == "crashy"),
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "crashloop" && a["app"] == "crashy"),
         "{audit}"
     );
 }
@@ -97,7 +145,9 @@ fn memory_cap_refuses_growth_past_the_limit() {
     let h = Hostd::start();
     h.deploy("hog", "memhog.wasm", &["--memory-mb", "1"]);
     // 1 MiB is 16 pages: the guest sees memory.grow fail there and exits 1.
-    let rec = h.wait_log("hog", "the refused grow", |r| line(r).starts_with("memhog: grow failed"));
+    let rec = h.wait_log("hog", "the refused grow", |r| {
+        line(r).starts_with("memhog: grow failed")
+    });
     assert!(line(&rec).contains("16 pages"), "{rec}");
     h.wait_log("hog", "its exit", |r| line(r).contains("exit code 1"));
 }
@@ -116,7 +166,11 @@ fn a_busy_loop_is_interrupted_when_its_release_is_replaced() {
     h.wait_running("spin", "v2", 1);
     wait_for("only v2 listed", || {
         let rows = h.json(&["ps", "spin"]);
-        rows.as_array().unwrap().iter().all(|r| r["release"] == "v2").then_some(())
+        rows.as_array()
+            .unwrap()
+            .iter()
+            .all(|r| r["release"] == "v2")
+            .then_some(())
     });
 }
 
@@ -124,6 +178,8 @@ fn a_busy_loop_is_interrupted_when_its_release_is_replaced() {
 fn worker_deadline_interrupts_an_instance() {
     let h = Hostd::start();
     h.deploy("short", "spin.wasm", &["--timeout-ms", "200"]);
-    let rec = h.wait_log("short", "the deadline", |r| line(r).contains("deadline of 200 ms"));
+    let rec = h.wait_log("short", "the deadline", |r| {
+        line(r).contains("deadline of 200 ms")
+    });
     assert_eq!(rec["stream"], "system");
 }

@@ -66,7 +66,9 @@ pub fn classify(bytes: &[u8]) -> Result<Form, ArtifactError> {
 /// sha256 hex of bytes is computed by the programs (schema does no hashing
 /// of its own); digests are lowercase hex, shown as `sha256:<hex>`.
 pub fn is_digest(s: &str) -> bool {
-    s.len() == 64 && s.bytes().all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
+    s.len() == 64
+        && s.bytes()
+            .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
 const CLI_RUN: &str = "wasi:cli/run@0.2";
@@ -121,7 +123,11 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
             _ => {}
         }
     }
-    Ok(Exports { form, names, has_start })
+    Ok(Exports {
+        form,
+        names,
+        has_start,
+    })
 }
 
 fn kind_word(k: ExternalKind) -> &'static str {
@@ -162,22 +168,38 @@ impl Exports {
         let what = self.form.as_str();
         let exported = self.listed();
         match (kind, self.form) {
-            (AppKind::Worker | AppKind::Job, Form::Module) if !self.has_start => Err(KindError(format!(
-                "a {kind} must be a WASI command, but this module exports {exported} and no `_start`; \
+            (AppKind::Worker | AppKind::Job, Form::Module) if !self.has_start => {
+                Err(KindError(format!(
+                    "a {kind} must be a WASI command, but this module exports {exported} and no `_start`; \
                  build it as a command (e.g. `-mexec-model=command`) or deploy it with the kind it is"
-            ))),
-            (AppKind::Worker | AppKind::Job, Form::Component) if !self.has(CLI_RUN) => Err(KindError(format!(
-                "a {kind} component must export {CLI_RUN}.x (a WASI command), but this component exports {exported}{}",
-                if self.has(HTTP_HANDLER) { "; it is an http component: deploy it with --kind http" } else { "" }
-            ))),
+                )))
+            }
+            (AppKind::Worker | AppKind::Job, Form::Component) if !self.has(CLI_RUN) => {
+                Err(KindError(format!(
+                    "a {kind} component must export {CLI_RUN}.x (a WASI command), but this component exports {exported}{}",
+                    if self.has(HTTP_HANDLER) {
+                        "; it is an http component: deploy it with --kind http"
+                    } else {
+                        ""
+                    }
+                )))
+            }
             (AppKind::Http, Form::Module) => Err(KindError(format!(
                 "an http app must be a wasi:http/proxy component exporting {HTTP_HANDLER}.x, \
                  but this is a core {what} exporting {exported}{}",
-                if self.has_start { "; it looks like a worker: deploy it with --kind worker" } else { "" }
+                if self.has_start {
+                    "; it looks like a worker: deploy it with --kind worker"
+                } else {
+                    ""
+                }
             ))),
             (AppKind::Http, Form::Component) if !self.has(HTTP_HANDLER) => Err(KindError(format!(
                 "an http app must export {HTTP_HANDLER}.x (the wasi:http/proxy world), but this component exports {exported}{}",
-                if self.has(CLI_RUN) { "; it looks like a worker: deploy it with --kind worker" } else { "" }
+                if self.has(CLI_RUN) {
+                    "; it looks like a worker: deploy it with --kind worker"
+                } else {
+                    ""
+                }
             ))),
             _ => Ok(()),
         }
@@ -190,12 +212,16 @@ mod tests {
 
     #[test]
     fn modules_with_start_are_workers_and_others_are_refused() {
-        let m = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#).unwrap();
+        let m = wat::parse_str(r#"(module (memory (export "memory") 1) (func (export "_start")))"#)
+            .unwrap();
         let e = inspect(&m).unwrap();
         assert_eq!(e.inferred_kind(), Some(AppKind::Worker));
         assert!(e.check(AppKind::Job).is_ok());
         let err = e.check(AppKind::Http).unwrap_err().to_string();
-        assert!(err.contains("core module exporting memory (memory), _start"), "{err}");
+        assert!(
+            err.contains("core module exporting memory (memory), _start"),
+            "{err}"
+        );
         assert!(err.contains("--kind worker"), "{err}");
 
         let lib = wat::parse_str(r#"(module (func (export "hello")))"#).unwrap();
@@ -212,7 +238,10 @@ mod tests {
         let e = classify(b"#!/bin/sh\n").unwrap_err().to_string();
         assert!(e.contains("not a WebAssembly"), "{e}");
         assert!(classify(b"").unwrap_err().to_string().contains("empty"));
-        assert_eq!(classify(b"\x7fELF\x02\x01").unwrap_err(), ArtifactError::Precompiled);
+        assert_eq!(
+            classify(b"\x7fELF\x02\x01").unwrap_err(),
+            ArtifactError::Precompiled
+        );
     }
 
     #[test]

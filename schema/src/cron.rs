@@ -38,8 +38,8 @@ enum Kind {
         seconds: u64, // bit per second 0..59
         minutes: u64,
         hours: u32,
-        days: u32,   // bit per day 1..31
-        months: u16, // bit per month 1..12
+        days: u32,    // bit per day 1..31
+        months: u16,  // bit per month 1..12
         weekdays: u8, // bit per weekday 0..6, Sunday = 0
         days_restricted: bool,
         weekdays_restricted: bool,
@@ -175,7 +175,10 @@ impl Schedule {
                             Month::December => (d.year() + 1, Month::January),
                             m => (d.year(), m.next()),
                         };
-                        t = PrimitiveDateTime::new(Date::from_calendar_date(y, m, 1).ok()?, Time::MIDNIGHT);
+                        t = PrimitiveDateTime::new(
+                            Date::from_calendar_date(y, m, 1).ok()?,
+                            Time::MIDNIGHT,
+                        );
                         continue;
                     }
                     if !day_ok(d) {
@@ -188,8 +191,10 @@ impl Schedule {
                         continue;
                     }
                     if minutes & (1 << t.minute()) == 0 {
-                        t = PrimitiveDateTime::new(d, Time::from_hms(t.hour(), t.minute(), 0).ok()?)
-                            + time::Duration::minutes(1);
+                        t = PrimitiveDateTime::new(
+                            d,
+                            Time::from_hms(t.hour(), t.minute(), 0).ok()?,
+                        ) + time::Duration::minutes(1);
                         continue;
                     }
                     if seconds & (1 << t.second()) == 0 {
@@ -237,7 +242,9 @@ fn parse_field(text: &str, lo: u32, hi: u32, names: &[&str], what: &str) -> Resu
         } else if let Some((a, b)) = range.split_once('-') {
             let (a, b) = (value(a)?, value(b)?);
             if a > b {
-                return Err(format!("{what} field {text:?}: range {a}-{b} runs backwards"));
+                return Err(format!(
+                    "{what} field {text:?}: range {a}-{b} runs backwards"
+                ));
             }
             (a, b)
         } else if part.contains('/') {
@@ -270,33 +277,72 @@ mod tests {
 
     #[test]
     fn five_field_schedules_fire_on_the_minute() {
-        assert_eq!(next("*/5 * * * *", "2026-11-24T10:16:29Z"), "2026-11-24T10:20:00.000Z");
-        assert_eq!(next("0 * * * *", "2026-11-24T10:00:00Z"), "2026-11-24T11:00:00.000Z");
-        assert_eq!(next("30 2 * * *", "2026-11-24T10:00:00Z"), "2026-11-25T02:30:00.000Z");
-        assert_eq!(next("0 0 1 JAN *", "2026-11-24T10:00:00Z"), "2027-01-01T00:00:00.000Z");
-        assert_eq!(next("@hourly", "2026-11-24T10:59:59.500Z"), "2026-11-24T11:00:00.000Z");
+        assert_eq!(
+            next("*/5 * * * *", "2026-11-24T10:16:29Z"),
+            "2026-11-24T10:20:00.000Z"
+        );
+        assert_eq!(
+            next("0 * * * *", "2026-11-24T10:00:00Z"),
+            "2026-11-24T11:00:00.000Z"
+        );
+        assert_eq!(
+            next("30 2 * * *", "2026-11-24T10:00:00Z"),
+            "2026-11-25T02:30:00.000Z"
+        );
+        assert_eq!(
+            next("0 0 1 JAN *", "2026-11-24T10:00:00Z"),
+            "2027-01-01T00:00:00.000Z"
+        );
+        assert_eq!(
+            next("@hourly", "2026-11-24T10:59:59.500Z"),
+            "2026-11-24T11:00:00.000Z"
+        );
     }
 
     #[test]
     fn six_field_schedules_have_seconds() {
-        assert_eq!(next("*/10 * * * * *", "2026-11-24T10:16:29Z"), "2026-11-24T10:16:30.000Z");
-        assert_eq!(next("*/10 * * * * *", "2026-11-24T10:16:30Z"), "2026-11-24T10:16:40.000Z");
+        assert_eq!(
+            next("*/10 * * * * *", "2026-11-24T10:16:29Z"),
+            "2026-11-24T10:16:30.000Z"
+        );
+        assert_eq!(
+            next("*/10 * * * * *", "2026-11-24T10:16:30Z"),
+            "2026-11-24T10:16:40.000Z"
+        );
     }
 
     #[test]
     fn weekdays_and_month_days_follow_vixie_rules() {
         // 2026-11-24 is a Tuesday.
-        assert_eq!(next("0 9 * * MON", "2026-11-24T10:00:00Z"), "2026-11-30T09:00:00.000Z");
-        assert_eq!(next("0 9 * * 7", "2026-11-24T10:00:00Z"), "2026-11-29T09:00:00.000Z");
+        assert_eq!(
+            next("0 9 * * MON", "2026-11-24T10:00:00Z"),
+            "2026-11-30T09:00:00.000Z"
+        );
+        assert_eq!(
+            next("0 9 * * 7", "2026-11-24T10:00:00Z"),
+            "2026-11-29T09:00:00.000Z"
+        );
         // Either the 1st or a Friday.
-        assert_eq!(next("0 0 1 * FRI", "2026-11-24T10:00:00Z"), "2026-11-27T00:00:00.000Z");
-        assert_eq!(next("0 0 29 2 *", "2026-11-24T10:00:00Z"), "2028-02-29T00:00:00.000Z");
+        assert_eq!(
+            next("0 0 1 * FRI", "2026-11-24T10:00:00Z"),
+            "2026-11-27T00:00:00.000Z"
+        );
+        assert_eq!(
+            next("0 0 29 2 *", "2026-11-24T10:00:00Z"),
+            "2028-02-29T00:00:00.000Z"
+        );
     }
 
     #[test]
     fn every_counts_from_the_epoch() {
-        assert_eq!(next("@every 2s", "2026-11-24T10:00:01Z"), "2026-11-24T10:00:02.000Z");
-        assert_eq!(next("@every 2s", "2026-11-24T10:00:02Z"), "2026-11-24T10:00:04.000Z");
+        assert_eq!(
+            next("@every 2s", "2026-11-24T10:00:01Z"),
+            "2026-11-24T10:00:02.000Z"
+        );
+        assert_eq!(
+            next("@every 2s", "2026-11-24T10:00:02Z"),
+            "2026-11-24T10:00:04.000Z"
+        );
     }
 
     #[test]

@@ -149,10 +149,15 @@ impl ExecMsg {
             tag::STDOUT => ExecMsg::Stdout(frame.body),
             tag::STDERR => ExecMsg::Stderr(frame.body),
             tag::EXIT => {
-                let b: [u8; 4] = frame.body.as_slice().try_into().map_err(|_| FrameError::Malformed {
-                    what: "exit",
-                    reason: format!("expected 4 bytes, got {}", frame.body.len()),
-                })?;
+                let b: [u8; 4] =
+                    frame
+                        .body
+                        .as_slice()
+                        .try_into()
+                        .map_err(|_| FrameError::Malformed {
+                            what: "exit",
+                            reason: format!("expected 4 bytes, got {}", frame.body.len()),
+                        })?;
                 ExecMsg::Exit(i32::from_be_bytes(b))
             }
             t => return Err(FrameError::UnknownTag(t)),
@@ -165,7 +170,10 @@ fn json<T: Serialize>(v: &T) -> Vec<u8> {
     serde_json::to_vec(v).unwrap_or_default()
 }
 
-fn from_json<T: for<'de> Deserialize<'de>>(what: &'static str, body: &[u8]) -> Result<T, FrameError> {
+fn from_json<T: for<'de> Deserialize<'de>>(
+    what: &'static str,
+    body: &[u8],
+) -> Result<T, FrameError> {
     serde_json::from_slice(body).map_err(|e| FrameError::Malformed {
         what,
         reason: e.to_string(),
@@ -216,7 +224,10 @@ mod tests {
         );
         assert_eq!(decode(&[0, 0, 0, 0], 50).unwrap_err(), FrameError::Empty);
         let (f, _) = decode(&[0, 0, 0, 1, 99], 50).unwrap().unwrap();
-        assert_eq!(ExecMsg::from_frame(f).unwrap_err(), FrameError::UnknownTag(99));
+        assert_eq!(
+            ExecMsg::from_frame(f).unwrap_err(),
+            FrameError::UnknownTag(99)
+        );
         let mut wire = Vec::new();
         encode(tag::EXEC, b"{not json", &mut wire);
         let (f, _) = decode(&wire, 50).unwrap().unwrap();

@@ -145,7 +145,10 @@ impl Manifest {
         if self.replicas() > MAX_REPLICAS {
             return Err(field(
                 "replicas",
-                format!("{} is more than the limit of {MAX_REPLICAS}", self.replicas()),
+                format!(
+                    "{} is more than the limit of {MAX_REPLICAS}",
+                    self.replicas()
+                ),
             ));
         }
         match (self.kind, &self.schedule) {
@@ -212,7 +215,10 @@ impl Manifest {
             if self.kind != AppKind::Http {
                 return Err(field(
                     "health.path",
-                    format!("only http apps answer a health path; this app is kind {}", self.kind),
+                    format!(
+                        "only http apps answer a health path; this app is kind {}",
+                        self.kind
+                    ),
                 ));
             }
             if !p.starts_with('/') {

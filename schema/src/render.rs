@@ -35,11 +35,15 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 fn opt<T: ToString>(v: &Option<T>) -> String {
-    v.as_ref().map(ToString::to_string).unwrap_or_else(|| "-".into())
+    v.as_ref()
+        .map(ToString::to_string)
+        .unwrap_or_else(|| "-".into())
 }
 
 fn when(t: &str, now: i64) -> String {
-    parse_rfc3339(t).map(|ms| ago(ms, now)).unwrap_or_else(|| t.to_string())
+    parse_rfc3339(t)
+        .map(|ms| ago(ms, now))
+        .unwrap_or_else(|| t.to_string())
 }
 
 pub fn ps(rows: &[PsRow], instances: bool) -> String {
@@ -58,7 +62,12 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
                 ]
             })
             .collect();
-        table(&["INSTANCE", "RELEASE", "HOST", "STATE", "RESTARTS", "STARTED", "DETAIL"], &body)
+        table(
+            &[
+                "INSTANCE", "RELEASE", "HOST", "STATE", "RESTARTS", "STARTED", "DETAIL",
+            ],
+            &body,
+        )
     } else {
         let body: Vec<Vec<String>> = rows
             .iter()
@@ -71,11 +80,19 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
                     r.host.clone(),
                     r.state.clone(),
                     r.restarts.to_string(),
-                    r.next_run.clone().or_else(|| r.detail.clone()).unwrap_or_default(),
+                    r.next_run
+                        .clone()
+                        .or_else(|| r.detail.clone())
+                        .unwrap_or_default(),
                 ]
             })
             .collect();
-        table(&["APP", "KIND", "RELEASE", "RUNNING", "HOST", "STATE", "RESTARTS", "DETAIL"], &body)
+        table(
+            &[
+                "APP", "KIND", "RELEASE", "RUNNING", "HOST", "STATE", "RESTARTS", "DETAIL",
+            ],
+            &body,
+        )
     }
 }
 
@@ -96,13 +113,26 @@ pub fn releases(rows: &[ReleaseRow], now: i64) -> String {
             ]
         })
         .collect();
-    table(&["VERSION", "STATE", "KIND", "DIGEST", "CREATED", "BY", "KEPT", "DETAIL"], &body)
+    table(
+        &[
+            "VERSION", "STATE", "KIND", "DIGEST", "CREATED", "BY", "KEPT", "DETAIL",
+        ],
+        &body,
+    )
 }
 
 pub fn audit(rows: &[AuditEntry]) -> String {
     let body: Vec<Vec<String>> = rows
         .iter()
-        .map(|r| vec![r.time.clone(), r.key.clone(), r.action.clone(), opt(&r.app), r.detail.clone()])
+        .map(|r| {
+            vec![
+                r.time.clone(),
+                r.key.clone(),
+                r.action.clone(),
+                opt(&r.app),
+                r.detail.clone(),
+            ]
+        })
         .collect();
     table(&["TIME", "KEY", "ACTION", "APP", "DETAIL"], &body)
 }
@@ -124,12 +154,27 @@ pub fn hosts(rows: &[HostRow], now: i64) -> String {
             ]
         })
         .collect();
-    table(&["NAME", "ARCH", "STATE", "LAST SEEN", "APPS", "INSTANCES", "MEMORY", "LABELS"], &body)
+    table(
+        &[
+            "NAME",
+            "ARCH",
+            "STATE",
+            "LAST SEEN",
+            "APPS",
+            "INSTANCES",
+            "MEMORY",
+            "LABELS",
+        ],
+        &body,
+    )
 }
 
 /// One log record as a line: `TIME HOST APP[RELEASE INSTANCE] STREAM: LINE`.
 pub fn log_line(r: &LogRecord) -> String {
-    let release = r.release.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
+    let release = r
+        .release
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "-".into());
     format!(
         "{} {} {}[{} {}] {}: {}{}",
         r.time,
@@ -149,7 +194,10 @@ mod tests {
 
     #[test]
     fn tables_align_columns_and_trim_line_ends() {
-        let t = table(&["A", "LONG"], &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]]);
+        let t = table(
+            &["A", "LONG"],
+            &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
+        );
         assert_eq!(t, "A    LONG\nxyz  1\nq\n");
     }
 }

@@ -16,10 +16,10 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use crate::Version;
 use crate::frame::{self, Frame, FrameError};
 use crate::manifest::Manifest;
 use crate::types::{AuditEntry, LogRecord, PsRow};
-use crate::Version;
 
 /// The SSH subsystem a host opens for its tunnel.
 pub const SUBSYSTEM: &str = "cranefleet-tunnel";
@@ -84,15 +84,31 @@ pub enum HostMsg {
     Hello(Hello),
     Heartbeat(Heartbeat),
     /// The answer to the request `id`.
-    Reply { id: u64, ok: bool, message: String, compile_ms: Option<u64> },
+    Reply {
+        id: u64,
+        ok: bool,
+        message: String,
+        compile_ms: Option<u64>,
+    },
     /// How a request is going (`fetching 3.2 MiB`, `compiled in 120 ms`).
-    Progress { id: u64, line: String },
+    Progress {
+        id: u64,
+        line: String,
+    },
     /// Asks for artifact bytes from `offset` (a resumed fetch starts past 0).
-    Fetch { digest: String, offset: u64 },
+    Fetch {
+        digest: String,
+        offset: u64,
+    },
     /// Records for the logs request `id`.
-    Logs { id: u64, records: Vec<LogRecord> },
+    Logs {
+        id: u64,
+        records: Vec<LogRecord>,
+    },
     /// The logs request `id` has no more records (not following).
-    LogsEnd { id: u64 },
+    LogsEnd {
+        id: u64,
+    },
     /// Something the host did by itself.
     Event(HostEvent),
 }
@@ -102,9 +118,18 @@ pub enum HostMsg {
 #[serde(tag = "event", rename_all = "snake_case")]
 pub enum HostEvent {
     /// A release's instances kept failing; the host stopped restarting them.
-    Crashloop { app: String, version: Version, detail: String },
+    Crashloop {
+        app: String,
+        version: Version,
+        detail: String,
+    },
     /// An http release failed its health check and the host rolled back.
-    HealthFailed { app: String, version: Version, detail: String, to: Option<Version> },
+    HealthFailed {
+        app: String,
+        version: Version,
+        detail: String,
+        to: Option<Version>,
+    },
     /// An operator acted on the host directly (break-glass), as audited there.
     LocalAction(AuditEntry),
 }
@@ -113,15 +138,43 @@ pub enum HostEvent {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum GatewayMsg {
-    Welcome { version: u32, gateway: String },
-    Refused { reason: String },
+    Welcome {
+        version: u32,
+        gateway: String,
+    },
+    Refused {
+        reason: String,
+    },
     /// Fetch (if needed), check and compile a release; do not run it yet.
-    Stage { id: u64, app: String, version: Version, digest: String, size: u64, manifest: Manifest, by: String },
+    Stage {
+        id: u64,
+        app: String,
+        version: Version,
+        digest: String,
+        size: u64,
+        manifest: Manifest,
+        by: String,
+    },
     /// Run a staged or kept release with `replicas`.
-    Activate { id: u64, app: String, version: Version, replicas: u32, by: String },
-    Scale { id: u64, app: String, replicas: u32, by: String },
+    Activate {
+        id: u64,
+        app: String,
+        version: Version,
+        replicas: u32,
+        by: String,
+    },
+    Scale {
+        id: u64,
+        app: String,
+        replicas: u32,
+        by: String,
+    },
     /// Stop and forget an app on this host.
-    Remove { id: u64, app: String, by: String },
+    Remove {
+        id: u64,
+        app: String,
+        by: String,
+    },
     /// Send records of `app` after `since` (a host-local seq), the last
     /// `tail`, and keep sending new ones if `follow`.
     Logs {
@@ -136,11 +189,19 @@ pub enum GatewayMsg {
         ago_ms: Option<u64>,
     },
     /// Stop the logs request `id`.
-    Cancel { id: u64 },
+    Cancel {
+        id: u64,
+    },
     /// The artifact `digest` ends at `total` bytes (after its chunks).
-    ChunkEnd { digest: String, total: u64 },
+    ChunkEnd {
+        digest: String,
+        total: u64,
+    },
     /// The artifact cannot be sent.
-    FetchFailed { digest: String, reason: String },
+    FetchFailed {
+        digest: String,
+        reason: String,
+    },
 }
 
 /// A piece of an artifact: `digest` (64 hex bytes) | offset (u64 BE) | data.
@@ -259,9 +320,18 @@ mod tests {
             })
             .unwrap_err()
         };
-        assert!(matches!(bad(TAG_JSON, b"{\"type\":\"nope\"}"), FrameError::Malformed { .. }));
-        assert!(matches!(bad(TAG_CHUNK, b"short"), FrameError::Malformed { .. }));
-        assert!(matches!(bad(TAG_CHUNK, &[b'X'; 80]), FrameError::Malformed { .. }));
+        assert!(matches!(
+            bad(TAG_JSON, b"{\"type\":\"nope\"}"),
+            FrameError::Malformed { .. }
+        ));
+        assert!(matches!(
+            bad(TAG_CHUNK, b"short"),
+            FrameError::Malformed { .. }
+        ));
+        assert!(matches!(
+            bad(TAG_CHUNK, &[b'X'; 80]),
+            FrameError::Malformed { .. }
+        ));
         assert_eq!(bad(9, b""), FrameError::UnknownTag(9));
     }
 

@@ -45,7 +45,9 @@ impl FromStr for AppKind {
             "http" => Ok(AppKind::Http),
             "worker" => Ok(AppKind::Worker),
             "job" => Ok(AppKind::Job),
-            _ => Err(format!("unknown app kind {s:?}: expected http, worker or job")),
+            _ => Err(format!(
+                "unknown app kind {s:?}: expected http, worker or job"
+            )),
         }
     }
 }

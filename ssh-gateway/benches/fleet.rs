@@ -25,13 +25,22 @@ use harness::*;
 
 fn bin(name: &str) -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_ssh-gateway")).with_file_name(name);
-    assert!(p.exists(), "{name} is not built: run `cargo build --release --workspace` first");
+    assert!(
+        p.exists(),
+        "{name} is not built: run `cargo build --release --workspace` first"
+    );
     p
 }
 
 fn keygen(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
-    run(Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&key), None).ok();
+    run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key),
+        None,
+    )
+    .ok();
     key
 }
 
@@ -44,14 +53,21 @@ struct Fleet {
 
 impl Fleet {
     fn start(hosts: usize) -> Fleet {
-        let dir = tempfile::Builder::new().prefix("fleet-bench").tempdir().unwrap();
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-bench")
+            .tempdir()
+            .unwrap();
         let port = free_port();
         let gw = dir.path().join("gw");
         let enroll = |role: &str, key: &Path, name: &str| {
             let mut p = key.as_os_str().to_owned();
             p.push(".pub");
             run(
-                Command::new(bin("ssh-gateway")).arg("--data").arg(&gw).args(["keys", "add", "--role", role, "--name", name]).arg(p),
+                Command::new(bin("ssh-gateway"))
+                    .arg("--data")
+                    .arg(&gw)
+                    .args(["keys", "add", "--role", role, "--name", name])
+                    .arg(p),
                 None,
             )
             .ok();
@@ -69,7 +85,9 @@ impl Fleet {
                 .stdout(Stdio::null())
                 .stderr(Stdio::null()),
         )];
-        wait_for("gateway", || std::net::TcpStream::connect(("127.0.0.1", port)).ok());
+        wait_for("gateway", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
         let mut agents = Vec::new();
         for i in 0..hosts {
             let name = format!("h{i}");
@@ -80,7 +98,16 @@ impl Fleet {
             procs.push(Proc::spawn(
                 "hostd agent",
                 Command::new(bin("hostd"))
-                    .args(["agent", "--gateway", &format!("127.0.0.1:{port}"), "--name", &name, "--http", &format!("127.0.0.1:{http}"), "--host-key"])
+                    .args([
+                        "agent",
+                        "--gateway",
+                        &format!("127.0.0.1:{port}"),
+                        "--name",
+                        &name,
+                        "--http",
+                        &format!("127.0.0.1:{http}"),
+                        "--host-key",
+                    ])
                     .arg(&key)
                     .arg("--data")
                     .arg(&data)
@@ -90,19 +117,33 @@ impl Fleet {
             ));
             agents.push((name, http, data));
         }
-        let f = Fleet { dir, port, procs, agents };
+        let f = Fleet {
+            dir,
+            port,
+            procs,
+            agents,
+        };
         wait_for("every host up", || {
             let r = f.ops(&["hosts", "--json"]);
-            (r.code == 0 && r.json().as_array().map(|a| a.iter().filter(|h| h["state"] == "up").count()) == Some(hosts)).then_some(())
+            (r.code == 0
+                && r.json()
+                    .as_array()
+                    .map(|a| a.iter().filter(|h| h["state"] == "up").count())
+                    == Some(hosts))
+            .then_some(())
         });
         f
     }
 
     fn ops_cmd(&self) -> Command {
         let mut c = Command::new(bin("hostd"));
-        c.args(["--gateway", &format!("ops@127.0.0.1:{}", self.port), "--accept-new-host-key"])
-            .env("HOME", self.dir.path().join("home"))
-            .env("CRANEFLEET_LOG", "warn");
+        c.args([
+            "--gateway",
+            &format!("ops@127.0.0.1:{}", self.port),
+            "--accept-new-host-key",
+        ])
+        .env("HOME", self.dir.path().join("home"))
+        .env("CRANEFLEET_LOG", "warn");
         c
     }
 
@@ -117,18 +158,39 @@ fn percentile(v: &mut [f64], p: f64) -> f64 {
 }
 
 fn rollback() {
-    println!("\n## rollback: `hostd --gateway … rollback --to vN` wall time (every host switched when it returns)");
+    println!(
+        "\n## rollback: `hostd --gateway … rollback --to vN` wall time (every host switched when it returns)"
+    );
     for hosts in [1usize, 3, 10] {
         let f = Fleet::start(hosts);
         let r = hosts.to_string();
-        f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", &r, "--env", "TICK_MS=1000"]).ok();
-        f.ops(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--env", "TICK_MS=1000"]).ok();
+        f.ops(&[
+            "deploy",
+            "api",
+            fixture("ticker.wasm").to_str().unwrap(),
+            "--replicas",
+            &r,
+            "--env",
+            "TICK_MS=1000",
+        ])
+        .ok();
+        f.ops(&[
+            "deploy",
+            "api",
+            fixture("ticker.component.wasm").to_str().unwrap(),
+            "--env",
+            "TICK_MS=1000",
+        ])
+        .ok();
         let mut wall = Vec::new();
         let mut inside = Vec::new();
         for i in 0..10 {
             let to = if i % 2 == 0 { "v1" } else { "v2" };
             let t = Instant::now();
-            let out = f.ops(&["rollback", "api", "--to", to, "--json"]).ok().json();
+            let out = f
+                .ops(&["rollback", "api", "--to", to, "--json"])
+                .ok()
+                .json();
             wall.push(t.elapsed().as_secs_f64() * 1000.0);
             inside.push(out["switch_ms"].as_f64().unwrap_or(0.0));
         }
@@ -142,7 +204,9 @@ fn rollback() {
 }
 
 fn deploy() {
-    println!("\n## deploy-to-ready: a 12 MB http component (http-hello padded with a custom section) on 3 hosts");
+    println!(
+        "\n## deploy-to-ready: a 12 MB http component (http-hello padded with a custom section) on 3 hosts"
+    );
     let f = Fleet::start(3);
     let base = std::fs::read(fixture("http-hello.wasm")).unwrap();
     let mut big = base.clone();
@@ -166,7 +230,8 @@ fn deploy() {
     let path = f.dir.path().join("big.wasm");
     std::fs::write(&path, &big).unwrap();
     let t = Instant::now();
-    f.ops(&["deploy", "big", path.to_str().unwrap(), "--replicas", "3"]).ok();
+    f.ops(&["deploy", "big", path.to_str().unwrap(), "--replicas", "3"])
+        .ok();
     let deployed = t.elapsed();
     for (_, http, _) in &f.agents {
         wait_for("200 from every host", || {
@@ -183,14 +248,23 @@ fn deploy() {
 }
 
 fn http_get(port: u16) -> Option<u16> {
-    http(&format!("127.0.0.1:{port}"), "GET", "big.localhost", "/", b"").ok().map(|r| r.status)
+    http(
+        &format!("127.0.0.1:{port}"),
+        "GET",
+        "big.localhost",
+        "/",
+        b"",
+    )
+    .ok()
+    .map(|r| r.status)
 }
 
 fn cpu_seconds(pid: u32) -> f64 {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
     let rest = stat.rsplit(')').next().unwrap_or("");
     let f: Vec<&str> = rest.split_whitespace().collect();
-    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0) + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
     ticks / 100.0
 }
 
@@ -198,25 +272,50 @@ fn logs() {
     const LINES: u64 = 300_000;
     println!("\n## logs: records from a host's store to an SSH client through the gateway");
     let f = Fleet::start(1);
-    f.ops(&["deploy", "spam", fixture("logspam.wasm").to_str().unwrap(), "--env", &format!("LINES={LINES}"), "--env", "LONG_LINE=10", "--env", "STAY=1"])
-        .ok();
+    f.ops(&[
+        "deploy",
+        "spam",
+        fixture("logspam.wasm").to_str().unwrap(),
+        "--env",
+        &format!("LINES={LINES}"),
+        "--env",
+        "LONG_LINE=10",
+        "--env",
+        "STAY=1",
+    ])
+    .ok();
     // The app floods faster than any store; wait until what it wrote is stored.
     let mut last = 0;
     let stored = wait_for("the store to settle", || {
         std::thread::sleep(Duration::from_millis(300));
-        let r = f.ops(&["logs", "spam", "--tail", "1", "--json"]).ok().json_lines();
+        let r = f
+            .ops(&["logs", "spam", "--tail", "1", "--json"])
+            .ok()
+            .json_lines();
         let seq = r.first().and_then(|v| v["seq"].as_u64()).unwrap_or(0);
         let settled = seq == last && seq > 0;
         last = seq;
         settled.then_some(seq)
     });
     let pids: Vec<u32> = f.procs.iter().map(|p| p.pid()).collect();
-    for (what, extra) in [("every record", vec![]), ("--where 'line contains \"7\"'", vec!["--where", "line contains \"7\""])] {
+    for (what, extra) in [
+        ("every record", vec![]),
+        (
+            "--where 'line contains \"7\"'",
+            vec!["--where", "line contains \"7\""],
+        ),
+    ] {
         let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
         let t = Instant::now();
         let mut args = vec!["logs", "spam", "--since", "0"];
         args.extend(extra);
-        let child = f.ops_cmd().args(&args).stdout(Stdio::piped()).stderr(Stdio::null()).spawn().unwrap();
+        let child = f
+            .ops_cmd()
+            .args(&args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
         let pid = child.id();
         let out = child.wait_with_output().unwrap();
         let secs = t.elapsed().as_secs_f64();
@@ -231,10 +330,15 @@ fn logs() {
         );
         if extra_is_empty(&args) {
             let peer = raw_russh(n as u64);
-            println!("  raw russh exec channel, same count:  {peer:>9.0} lines/s; cranefleet / raw russh = {:.2}x", (n / secs) / peer);
+            println!(
+                "  raw russh exec channel, same count:  {peer:>9.0} lines/s; cranefleet / raw russh = {:.2}x",
+                (n / secs) / peer
+            );
         }
     }
-    println!("  ({stored} records stored of {LINES} written; the rest were dropped at capture, as hostd reports, because the app wrote them faster than any store)");
+    println!(
+        "  ({stored} records stored of {LINES} written; the rest were dropped at capture, as hostd reports, because the app wrote them faster than any store)"
+    );
 }
 
 fn extra_is_empty(args: &[&str]) -> bool {
@@ -243,7 +347,11 @@ fn extra_is_empty(args: &[&str]) -> bool {
 
 /// Lines/s through a bare russh server → client channel in this process.
 fn raw_russh(lines: u64) -> f64 {
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
     rt.block_on(async move {
         use russh::keys::ssh_key::private::Ed25519Keypair;
         use russh::server::Server as _;
@@ -261,7 +369,12 @@ fn raw_russh(lines: u64) -> f64 {
             async fn auth_none(&mut self, _: &str) -> Result<russh::server::Auth, Self::Error> {
                 Ok(russh::server::Auth::Accept)
             }
-            async fn channel_open_session(&mut self, ch: russh::Channel<russh::server::Msg>, reply: russh::server::ChannelOpenHandle, _: &mut russh::server::Session) -> Result<(), Self::Error> {
+            async fn channel_open_session(
+                &mut self,
+                ch: russh::Channel<russh::server::Msg>,
+                reply: russh::server::ChannelOpenHandle,
+                _: &mut russh::server::Session,
+            ) -> Result<(), Self::Error> {
                 reply.accept().await;
                 let n = self.0;
                 tokio::spawn(async move {
@@ -298,11 +411,20 @@ fn raw_russh(lines: u64) -> f64 {
         struct C;
         impl russh::client::Handler for C {
             type Error = russh::Error;
-            async fn check_server_key(&mut self, _: &russh::keys::PublicKeyOrCertificate) -> Result<bool, Self::Error> {
+            async fn check_server_key(
+                &mut self,
+                _: &russh::keys::PublicKeyOrCertificate,
+            ) -> Result<bool, Self::Error> {
                 Ok(true)
             }
         }
-        let mut s = russh::client::connect(std::sync::Arc::new(russh::client::Config::default()), addr, C).await.unwrap();
+        let mut s = russh::client::connect(
+            std::sync::Arc::new(russh::client::Config::default()),
+            addr,
+            C,
+        )
+        .await
+        .unwrap();
         let _ = s.authenticate_none("bench").await.unwrap();
         let mut ch = s.channel_open_session().await.unwrap();
         let t = Instant::now();
@@ -317,9 +439,17 @@ fn raw_russh(lines: u64) -> f64 {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args().skip(1).filter(|a| !a.starts_with("--")).collect();
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| !a.starts_with("--"))
+        .collect();
     let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
-    println!("# fleet bench ({} cores)", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    println!(
+        "# fleet bench ({} cores)",
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(0)
+    );
     if want("rollback") {
         rollback();
     }

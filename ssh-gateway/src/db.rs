@@ -16,8 +16,14 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
-    #[error("database {path} has schema version {found}, newer than this gateway knows ({known}); run the newer ssh-gateway or restore a backup")]
-    TooNew { path: PathBuf, found: u32, known: u32 },
+    #[error(
+        "database {path} has schema version {found}, newer than this gateway knows ({known}); run the newer ssh-gateway or restore a backup"
+    )]
+    TooNew {
+        path: PathBuf,
+        found: u32,
+        known: u32,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the database thread has stopped")]
@@ -39,9 +45,12 @@ impl Db {
             source,
         };
         let mut conn = Connection::open(path).map_err(err)?;
-        conn.busy_timeout(std::time::Duration::from_secs(5)).map_err(err)?;
-        conn.execute_batch("PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;")
+        conn.busy_timeout(std::time::Duration::from_secs(5))
             .map_err(err)?;
+        conn.execute_batch(
+            "PRAGMA journal_mode = WAL; PRAGMA synchronous = FULL; PRAGMA foreign_keys = ON;",
+        )
+        .map_err(err)?;
         let current: u32 = conn.query_row("PRAGMA user_version", [], |r| r.get(0))?;
         let known = migrations.last().map(|m| m.version).unwrap_or(0);
         if current > known {

@@ -12,9 +12,9 @@ use std::time::Duration;
 use bytes::Bytes;
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use schema::LogRecord;
 use schema::command::{Command, CommandLine, LogsArgs, Since, split_command_line};
 use schema::tunnel::GatewayMsg;
-use schema::LogRecord;
 use tokio::sync::{mpsc, watch};
 
 use crate::fleet::{Fleet, FleetError, Progress};
@@ -84,7 +84,13 @@ impl Out {
 }
 
 /// Runs `command` for `who` on a channel and closes it with the exit status.
-pub async fn run(fleet: Arc<Fleet>, who: KeyEntry, read: ChannelReadHalf, out: Out, command: String) {
+pub async fn run(
+    fleet: Arc<Fleet>,
+    who: KeyEntry,
+    read: ChannelReadHalf,
+    out: Out,
+    command: String,
+) {
     let code = execute(&fleet, &who, read, &out, &command).await;
     out.exit(code).await;
 }
@@ -92,7 +98,11 @@ pub async fn run(fleet: Arc<Fleet>, who: KeyEntry, read: ChannelReadHalf, out: O
 /// Parses `argv` (as typed after `hostd`), or prints the usage error (or the
 /// help) and returns the exit status.
 async fn parse(out: &Out, argv: &[String]) -> Result<CommandLine, i32> {
-    let argv: Vec<String> = if argv.first().map(String::as_str) == Some("help") { vec!["--help".to_string()] } else { argv.to_vec() };
+    let argv: Vec<String> = if argv.first().map(String::as_str) == Some("help") {
+        vec!["--help".to_string()]
+    } else {
+        argv.to_vec()
+    };
     match CommandLine::parse_argv(&argv) {
         Ok(cl) => Ok(cl),
         Err(e) => {
@@ -108,13 +118,25 @@ async fn parse(out: &Out, argv: &[String]) -> Result<CommandLine, i32> {
 }
 
 /// Refuses (and audits) a command the key's role does not allow.
-async fn authorize(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, cl: &CommandLine) -> Result<(), i32> {
+async fn authorize(
+    fleet: &Arc<Fleet>,
+    who: &KeyEntry,
+    out: &Out,
+    cl: &CommandLine,
+) -> Result<(), i32> {
     if who.role == Role::Viewer && !cl.command.is_read_only() {
         let msg = format!(
             "refused: the key {} is a viewer; viewers may run ps, releases, logs, hosts, audit and watch",
             who.name
         );
-        fleet.audit(&who.name, cl.command.name(), cl.command.app(), format!("refused: {} is a viewer", who.name)).await;
+        fleet
+            .audit(
+                &who.name,
+                cl.command.name(),
+                cl.command.app(),
+                format!("refused: {} is a viewer", who.name),
+            )
+            .await;
         let _ = out.stderr(format!("error: {msg}\n")).await;
         return Err(1);
     }
@@ -125,7 +147,13 @@ async fn authorize(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, cl: &CommandLi
 /// `stdin` is the artifact of `deploy APP -`; the command stops early (a
 /// `logs -f`, a `watch`) when `out`'s receiver is dropped. Returns the exit
 /// status, as the exec channel would report it.
-pub async fn run_argv(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, argv: &[String], stdin: Vec<u8>) -> i32 {
+pub async fn run_argv(
+    fleet: &Arc<Fleet>,
+    who: &KeyEntry,
+    out: &Out,
+    argv: &[String],
+    stdin: Vec<u8>,
+) -> i32 {
     let cl = match parse(out, argv).await {
         Ok(cl) => cl,
         Err(code) => return code,
@@ -152,11 +180,19 @@ async fn finish(out: &Out, result: Result<(), FleetError>) -> i32 {
     }
 }
 
-async fn execute(fleet: &Arc<Fleet>, who: &KeyEntry, mut read: ChannelReadHalf, out: &Out, command: &str) -> i32 {
+async fn execute(
+    fleet: &Arc<Fleet>,
+    who: &KeyEntry,
+    mut read: ChannelReadHalf,
+    out: &Out,
+    command: &str,
+) -> i32 {
     let argv = match split_command_line(command) {
         Ok(a) if !a.is_empty() => a,
         Ok(_) => {
-            let _ = out.stderr("error: no command given; try `ps` or `help`\n").await;
+            let _ = out
+                .stderr("error: no command given; try `ps` or `help`\n")
+                .await;
             return 2;
         }
         Err(e) => {
@@ -173,13 +209,15 @@ async fn execute(fleet: &Arc<Fleet>, who: &KeyEntry, mut read: ChannelReadHalf, 
     }
     // Only deploy reads stdin: `ssh gw ps` from a terminal never sends EOF.
     let stdin = match &cl.command {
-        Command::Deploy(d) if d.file.as_deref() == Some("-") => match read_stdin(&mut read, fleet.max_artifact_bytes).await {
-            Ok(b) => b,
-            Err(e) => {
-                let _ = out.stderr(format!("error: {e}\n")).await;
-                return 1;
+        Command::Deploy(d) if d.file.as_deref() == Some("-") => {
+            match read_stdin(&mut read, fleet.max_artifact_bytes).await {
+                Ok(b) => b,
+                Err(e) => {
+                    let _ = out.stderr(format!("error: {e}\n")).await;
+                    return 1;
+                }
             }
-        },
+        }
         Command::Deploy(_) => {
             let _ = out
                 .stderr("error: through the gateway the artifact comes on stdin: `ssh gw deploy APP - < app.wasm` (or `hostd deploy APP FILE --gateway …`)\n")
@@ -211,7 +249,10 @@ async fn read_stdin(read: &mut ChannelReadHalf, max: u64) -> Result<Vec<u8>, Str
             ChannelMsg::Data { data } => {
                 buf.extend_from_slice(&data);
                 if buf.len() as u64 > max {
-                    return Err(format!("stdin is larger than the gateway's artifact limit of {} MiB", max >> 20));
+                    return Err(format!(
+                        "stdin is larger than the gateway's artifact limit of {} MiB",
+                        max >> 20
+                    ));
                 }
             }
             ChannelMsg::Eof | ChannelMsg::Close => break,
@@ -224,15 +265,24 @@ async fn read_stdin(read: &mut ChannelReadHalf, max: u64) -> Result<Vec<u8>, Str
 async fn print_json<T: serde::Serialize>(out: &Out, v: &T) -> Result<(), FleetError> {
     let mut s = serde_json::to_string(v).map_err(|e| FleetError::Io(e.to_string()))?;
     s.push('\n');
-    out.stdout(s).await.map_err(|_| FleetError::Io("client gone".into()))
+    out.stdout(s)
+        .await
+        .map_err(|_| FleetError::Io("client gone".into()))
 }
 
 async fn print(out: &Out, s: String) -> Result<(), FleetError> {
-    out.stdout(s).await.map_err(|_| FleetError::Io("client gone".into()))
+    out.stdout(s)
+        .await
+        .map_err(|_| FleetError::Io("client gone".into()))
 }
 
 /// Runs `op` while printing its progress on stderr (JSON lines with --json).
-async fn with_progress<T>(out: &Out, json: bool, op: impl std::future::Future<Output = T>, rx: &mut mpsc::UnboundedReceiver<Progress>) -> T {
+async fn with_progress<T>(
+    out: &Out,
+    json: bool,
+    op: impl std::future::Future<Output = T>,
+    rx: &mut mpsc::UnboundedReceiver<Progress>,
+) -> T {
     tokio::pin!(op);
     loop {
         tokio::select! {
@@ -257,13 +307,26 @@ fn progress_line(p: &Progress, json: bool) -> String {
     }
 }
 
-async fn dispatch(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, cl: CommandLine, stdin: Vec<u8>, hangup: watch::Receiver<bool>) -> Result<(), FleetError> {
+async fn dispatch(
+    fleet: &Arc<Fleet>,
+    who: &KeyEntry,
+    out: &Out,
+    cl: CommandLine,
+    stdin: Vec<u8>,
+    hangup: watch::Receiver<bool>,
+) -> Result<(), FleetError> {
     let json = cl.json;
     let (ptx, mut prx) = mpsc::unbounded_channel();
     let now = schema::time::now_millis();
     match cl.command {
         Command::Deploy(args) => {
-            let r = with_progress(out, json, fleet.deploy(&who.name, &args, stdin, &ptx), &mut prx).await?;
+            let r = with_progress(
+                out,
+                json,
+                fleet.deploy(&who.name, &args, stdin, &ptx),
+                &mut prx,
+            )
+            .await?;
             if json {
                 return print_json(out, &r).await;
             }
@@ -282,24 +345,51 @@ async fn dispatch(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, cl: CommandLine
             .await
         }
         Command::Rollback(a) => {
-            let r = with_progress(out, json, fleet.rollback(&who.name, &a.app, a.to, &ptx), &mut prx).await?;
+            let r = with_progress(
+                out,
+                json,
+                fleet.rollback(&who.name, &a.app, a.to, &ptx),
+                &mut prx,
+            )
+            .await?;
             if json {
                 return print_json(out, &r).await;
             }
-            let from = r.from.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
-            print(out, format!("rolled back {} {from} -> {} in {} ms\n", r.app, r.to, r.switch_ms)).await
+            let from = r
+                .from
+                .map(|v| v.to_string())
+                .unwrap_or_else(|| "none".into());
+            print(
+                out,
+                format!(
+                    "rolled back {} {from} -> {} in {} ms\n",
+                    r.app, r.to, r.switch_ms
+                ),
+            )
+            .await
         }
         Command::Scale(a) => {
-            let r = with_progress(out, json, fleet.scale(&who.name, &a.app, a.replicas, &ptx), &mut prx).await?;
+            let r = with_progress(
+                out,
+                json,
+                fleet.scale(&who.name, &a.app, a.replicas, &ptx),
+                &mut prx,
+            )
+            .await?;
             if json {
                 return print_json(out, &r).await;
             }
-            print(out, format!("scaled {} {} -> {}\n", r.app, r.from, r.replicas)).await
+            print(
+                out,
+                format!("scaled {} {} -> {}\n", r.app, r.from, r.replicas),
+            )
+            .await
         }
         Command::Rm(a) => {
             with_progress(out, json, fleet.rm(&who.name, &a.app, &ptx), &mut prx).await?;
             if json {
-                return print_json(out, &serde_json::json!({ "app": a.app, "removed": true })).await;
+                return print_json(out, &serde_json::json!({ "app": a.app, "removed": true }))
+                    .await;
             }
             print(out, format!("removed {}\n", a.app)).await
         }
@@ -345,7 +435,13 @@ const WATCH_REFRESH: Duration = Duration::from_secs(2);
 /// `watch`: the fleet now, then again after every change (debounced) and
 /// every [`WATCH_REFRESH`], until the client hangs up. Pushed from
 /// `Fleet::changed`, so a console never polls.
-async fn watch_fleet(fleet: &Arc<Fleet>, who: &KeyEntry, out: &Out, json: bool, mut hangup: watch::Receiver<bool>) -> Result<(), FleetError> {
+async fn watch_fleet(
+    fleet: &Arc<Fleet>,
+    who: &KeyEntry,
+    out: &Out,
+    json: bool,
+    mut hangup: watch::Receiver<bool>,
+) -> Result<(), FleetError> {
     let mut changed = fleet.changed.subscribe();
     let mut first = true;
     loop {
@@ -412,10 +508,17 @@ async fn print_records(out: &Out, records: &[LogRecord], json: bool) -> Result<(
 /// filter travels to each host and runs there, so only matching records
 /// cross the tunnels. Following, a cut tunnel resumes from the last
 /// sequence number seen from that host.
-async fn logs(fleet: &Arc<Fleet>, out: &Out, a: LogsArgs, json: bool, mut hangup: watch::Receiver<bool>) -> Result<(), FleetError> {
+async fn logs(
+    fleet: &Arc<Fleet>,
+    out: &Out,
+    a: LogsArgs,
+    json: bool,
+    mut hangup: watch::Receiver<bool>,
+) -> Result<(), FleetError> {
     // Refuse a bad expression here, with its position, before any host sees it.
     if let Some(src) = &a.filter {
-        schema::expr::parse_filter(src).map_err(|e| FleetError::Refused(format!("invalid --where expression at {e}")))?;
+        schema::expr::parse_filter(src)
+            .map_err(|e| FleetError::Refused(format!("invalid --where expression at {e}")))?;
     }
     let placement = fleet.check_app(&a.app).await?;
     let hosts = fleet.hosts_with(&a.app, &placement);
@@ -428,10 +531,20 @@ async fn logs(fleet: &Arc<Fleet>, out: &Out, a: LogsArgs, json: bool, mut hangup
     if !a.follow {
         let mut all: Vec<LogRecord> = Vec::new();
         for h in &hosts {
-            let Some(conn) = fleet.conn_of(h) else { continue };
+            let Some(conn) = fleet.conn_of(h) else {
+                continue;
+            };
             let (app, filter) = (a.app.clone(), a.filter.clone());
             let Ok((id, mut rx)) = conn
-                .logs(|id| GatewayMsg::Logs { id, app, since: since_seq, tail, follow: false, filter, ago_ms })
+                .logs(|id| GatewayMsg::Logs {
+                    id,
+                    app,
+                    since: since_seq,
+                    tail,
+                    follow: false,
+                    filter,
+                    ago_ms,
+                })
                 .await
             else {
                 continue;
@@ -463,7 +576,9 @@ async fn logs(fleet: &Arc<Fleet>, out: &Out, a: LogsArgs, json: bool, mut hangup
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts {
         let (fleet, app, tx, filter) = (fleet.clone(), a.app.clone(), tx.clone(), a.filter.clone());
-        tasks.spawn(follow_host(fleet, h, app, since_seq, tail, ago_ms, filter, tx));
+        tasks.spawn(follow_host(
+            fleet, h, app, since_seq, tail, ago_ms, filter, tx,
+        ));
     }
     drop(tx);
     loop {
@@ -502,10 +617,22 @@ async fn follow_host(
     let mut connects = fleet.subscribe_connects();
     loop {
         if let Some(conn) = fleet.conn_of(&host) {
-            let (since, tail, ago) = if first { (last, tail, ago_ms) } else { (last, None, None) };
+            let (since, tail, ago) = if first {
+                (last, tail, ago_ms)
+            } else {
+                (last, None, None)
+            };
             let (app2, filter2) = (app.clone(), filter.clone());
             if let Ok((id, mut rx)) = conn
-                .logs(|id| GatewayMsg::Logs { id, app: app2, since, tail, follow: true, filter: filter2, ago_ms: ago })
+                .logs(|id| GatewayMsg::Logs {
+                    id,
+                    app: app2,
+                    since,
+                    tail,
+                    follow: true,
+                    filter: filter2,
+                    ago_ms: ago,
+                })
                 .await
             {
                 first = false;

@@ -21,7 +21,10 @@ use schema::artifact::inspect;
 use schema::command::DeployArgs;
 use schema::names::validate_app_name;
 use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg, Heartbeat, Hello, HostApp, HostEvent};
-use schema::{AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
+use schema::{
+    AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
+    ScaleOutcome, Version,
+};
 use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
@@ -46,14 +49,20 @@ pub enum FleetError {
     #[error("{0}")]
     Placement(#[from] PlacementError),
     #[error("{app} {version} was not deployed: staging failed on {failures}; nothing was switched")]
-    Staging { app: String, version: Version, failures: String },
+    Staging {
+        app: String,
+        version: Version,
+        failures: String,
+    },
     #[error("{0}")]
     Activation(String),
     #[error("{app} has no release {version}; `releases {app}` lists them")]
     NoSuchRelease { app: String, version: Version },
     #[error("{app} {version} is already the active release")]
     AlreadyActive { app: String, version: Version },
-    #[error("{app} has no earlier healthy release to roll back to; `releases {app}` lists them, and `rollback {app} --to vN` picks one")]
+    #[error(
+        "{app} has no earlier healthy release to roll back to; `releases {app}` lists them, and `rollback {app} --to vN` picks one"
+    )]
     NothingToRollBackTo { app: String },
     #[error("{0}")]
     Refused(String),
@@ -109,7 +118,8 @@ fn sha256_hex(b: &[u8]) -> String {
 
 impl Fleet {
     pub async fn open(name: String, dir: PathBuf, db: Db) -> Result<Arc<Fleet>, FleetError> {
-        std::fs::create_dir_all(dir.join("artifacts")).map_err(|e| FleetError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        std::fs::create_dir_all(dir.join("artifacts"))
+            .map_err(|e| FleetError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
         if failed > 0 {
             tracing::warn!(failed, "releases interrupted mid-deploy were marked failed");
@@ -163,7 +173,10 @@ impl Fleet {
     }
 
     fn conn(&self, host: &str) -> Option<Arc<HostConn>> {
-        lock(&self.conns).get(host).cloned().filter(|c| !c.is_closed())
+        lock(&self.conns)
+            .get(host)
+            .cloned()
+            .filter(|c| !c.is_closed())
     }
 
     fn is_up(&self, host: &str) -> bool {
@@ -171,18 +184,40 @@ impl Fleet {
     }
 
     async fn op_lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = lock(&self.op_locks).entry(key.to_string()).or_default().clone();
+        let m = lock(&self.op_locks)
+            .entry(key.to_string())
+            .or_default()
+            .clone();
         m.lock_owned().await
     }
 
     async fn host_lock(&self, host: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = lock(&self.host_locks).entry(host.to_string()).or_default().clone();
+        let m = lock(&self.host_locks)
+            .entry(host.to_string())
+            .or_default()
+            .clone();
         m.lock_owned().await
     }
 
-    pub async fn audit(&self, who: &str, action: &str, app: Option<&str>, detail: impl Into<String>) {
-        let (w, a, ap, d, now) = (who.to_string(), action.to_string(), app.map(String::from), detail.into(), schema::time::now_millis());
-        if let Err(e) = self.db.call(move |c| store::audit(c, now, &w, &a, ap.as_deref(), &d)).await {
+    pub async fn audit(
+        &self,
+        who: &str,
+        action: &str,
+        app: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        let (w, a, ap, d, now) = (
+            who.to_string(),
+            action.to_string(),
+            app.map(String::from),
+            detail.into(),
+            schema::time::now_millis(),
+        );
+        if let Err(e) = self
+            .db
+            .call(move |c| store::audit(c, now, &w, &a, ap.as_deref(), &d))
+            .await
+        {
             tracing::error!(error = %e, "could not write an audit entry");
         }
     }
@@ -198,7 +233,11 @@ impl Fleet {
     /// Placement candidates: every known host with the load of every app
     /// but `except`. A deploy needs hosts connected now (`connected`); a
     /// re-placement also counts hosts not yet declared down.
-    async fn candidates(&self, except: &str, connected: bool) -> Result<Vec<Candidate>, FleetError> {
+    async fn candidates(
+        &self,
+        except: &str,
+        connected: bool,
+    ) -> Result<Vec<Candidate>, FleetError> {
         let (hosts, placements) = self
             .db
             .call(|c| Ok((store::hosts(c)?, store::placements(c)?)))
@@ -231,7 +270,12 @@ impl Fleet {
 
     /// Runs a request on several hosts at once; progress lines are prefixed
     /// with the host. Returns each host's result.
-    async fn on_hosts<F>(&self, hosts: Vec<String>, progress: &ProgressTx, build: F) -> Vec<(String, Result<Option<u64>, String>)>
+    async fn on_hosts<F>(
+        &self,
+        hosts: Vec<String>,
+        progress: &ProgressTx,
+        build: F,
+    ) -> Vec<(String, Result<Option<u64>, String>)>
     where
         F: Fn(u64, &str) -> GatewayMsg + Clone + Send + 'static,
     {
@@ -248,7 +292,10 @@ impl Fleet {
                     let (progress, host) = (progress.clone(), host.clone());
                     tokio::spawn(async move {
                         while let Some(line) = prx.recv().await {
-                            let _ = progress.send(Progress { host: host.clone(), line });
+                            let _ = progress.send(Progress {
+                                host: host.clone(),
+                                line,
+                            });
                         }
                     })
                 };
@@ -269,9 +316,23 @@ impl Fleet {
     }
 
     /// Stages `rel` on `hosts`; Err lists the hosts that failed and why.
-    async fn stage(&self, rel: &ReleaseRecord, hosts: Vec<String>, by: &str, progress: &ProgressTx) -> Result<(), String> {
-        let size = std::fs::metadata(self.artifact_path(&rel.digest)).map(|m| m.len()).unwrap_or(0);
-        let (app, version, digest, manifest, by) = (rel.app.clone(), rel.version, rel.digest.clone(), rel.manifest.clone(), by.to_string());
+    async fn stage(
+        &self,
+        rel: &ReleaseRecord,
+        hosts: Vec<String>,
+        by: &str,
+        progress: &ProgressTx,
+    ) -> Result<(), String> {
+        let size = std::fs::metadata(self.artifact_path(&rel.digest))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let (app, version, digest, manifest, by) = (
+            rel.app.clone(),
+            rel.version,
+            rel.digest.clone(),
+            rel.manifest.clone(),
+            by.to_string(),
+        );
         let results = self
             .on_hosts(hosts, progress, move |id, _| GatewayMsg::Stage {
                 id,
@@ -295,27 +356,45 @@ impl Fleet {
                 });
             }
         }
-        if failures.is_empty() { Ok(()) } else { Err(failures.join(", ")) }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join(", "))
+        }
     }
 
     /// Activates `version` on each placed host with its share of replicas.
-    async fn activate(&self, app: &str, version: Version, placement: &BTreeMap<String, u32>, by: &str, progress: &ProgressTx) -> Vec<(String, Result<Option<u64>, String>)> {
+    async fn activate(
+        &self,
+        app: &str,
+        version: Version,
+        placement: &BTreeMap<String, u32>,
+        by: &str,
+        progress: &ProgressTx,
+    ) -> Vec<(String, Result<Option<u64>, String>)> {
         let (a, by, p) = (app.to_string(), by.to_string(), placement.clone());
         let results = self
-            .on_hosts(placement.keys().cloned().collect(), progress, move |id, host| GatewayMsg::Activate {
-                id,
-                app: a.clone(),
-                version,
-                replicas: p.get(host).copied().unwrap_or(0),
-                by: by.clone(),
-            })
+            .on_hosts(
+                placement.keys().cloned().collect(),
+                progress,
+                move |id, host| GatewayMsg::Activate {
+                    id,
+                    app: a.clone(),
+                    version,
+                    replicas: p.get(host).copied().unwrap_or(0),
+                    by: by.clone(),
+                },
+            )
             .await;
         for (h, r) in &results {
             let line = match r {
                 Ok(_) => format!("active {version}"),
                 Err(e) => format!("failed: {e}"),
             };
-            let _ = progress.send(Progress { host: h.clone(), line });
+            let _ = progress.send(Progress {
+                host: h.clone(),
+                line,
+            });
         }
         results
     }
@@ -324,7 +403,11 @@ impl Fleet {
     async fn remove_from(&self, app: &str, hosts: Vec<String>, by: &str, progress: &ProgressTx) {
         let (a, by) = (app.to_string(), by.to_string());
         let results = self
-            .on_hosts(hosts, progress, move |id, _| GatewayMsg::Remove { id, app: a.clone(), by: by.clone() })
+            .on_hosts(hosts, progress, move |id, _| GatewayMsg::Remove {
+                id,
+                app: a.clone(),
+                by: by.clone(),
+            })
             .await;
         for (h, r) in results {
             let line = match r {
@@ -336,22 +419,38 @@ impl Fleet {
     }
 
     /// A new release of an app, staged on every chosen host, then switched.
-    pub async fn deploy(&self, who: &str, args: &DeployArgs, bytes: Vec<u8>, progress: &ProgressTx) -> Result<DeployOutcome, FleetError> {
+    pub async fn deploy(
+        &self,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+        progress: &ProgressTx,
+    ) -> Result<DeployOutcome, FleetError> {
         let r = self.deploy_inner(who, args, bytes, progress).await;
         if let Err(e) = &r {
-            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}")).await;
+            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
+                .await;
         }
         self.bump();
         r
     }
 
-    async fn deploy_inner(&self, who: &str, args: &DeployArgs, bytes: Vec<u8>, progress: &ProgressTx) -> Result<DeployOutcome, FleetError> {
+    async fn deploy_inner(
+        &self,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+        progress: &ProgressTx,
+    ) -> Result<DeployOutcome, FleetError> {
         if args.manifest.is_some() {
             return Err(FleetError::Refused(
                 "--manifest is read where the command is typed: use `hostd deploy --manifest FILE --gateway …`, which sends its fields as flags".into(),
             ));
         }
-        let name = args.app.clone().ok_or_else(|| FleetError::Refused("deploy needs an APP name".into()))?;
+        let name = args
+            .app
+            .clone()
+            .ok_or_else(|| FleetError::Refused("deploy needs an APP name".into()))?;
         validate_app_name(&name)?;
         if bytes.len() as u64 > self.max_artifact_bytes {
             return Err(FleetError::Refused(format!(
@@ -366,28 +465,54 @@ impl Fleet {
         let _op = self.op_lock(&name).await;
         let n = name.clone();
         let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
-        let replicas = manifest.replicas.or(existing.as_ref().map(|a| a.replicas)).unwrap_or(1);
+        let replicas = manifest
+            .replicas
+            .or(existing.as_ref().map(|a| a.replicas))
+            .unwrap_or(1);
         if manifest.kind == AppKind::Job && replicas > 1 {
             return Err(FleetError::Refused(format!(
                 "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
             )));
         }
         let candidates = self.candidates(&name, true).await?;
-        let placement = placement::place(&name, manifest.kind, replicas, &manifest.labels, &candidates)?;
+        let placement = placement::place(
+            &name,
+            manifest.kind,
+            replicas,
+            &manifest.labels,
+            &candidates,
+        )?;
         // Store the artifact, content-addressed.
         let digest = sha256_hex(&bytes);
         let path = self.artifact_path(&digest);
-        if std::fs::read(&path).map(|b| sha256_hex(&b) != digest).unwrap_or(true) {
+        if std::fs::read(&path)
+            .map(|b| sha256_hex(&b) != digest)
+            .unwrap_or(true)
+        {
             let tmp = path.with_extension("tmp");
             std::fs::write(&tmp, &bytes)
                 .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
                 .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|e| FleetError::Io(format!("cannot store the artifact in {}: {e}", path.display())))?;
+                .map_err(|e| {
+                    FleetError::Io(format!(
+                        "cannot store the artifact in {}: {e}",
+                        path.display()
+                    ))
+                })?;
         }
-        let (d, size, now) = (digest.clone(), bytes.len() as u64, schema::time::now_millis());
-        self.db.call(move |c| store::record_artifact(c, &d, size, now)).await?;
+        let (d, size, now) = (
+            digest.clone(),
+            bytes.len() as u64,
+            schema::time::now_millis(),
+        );
+        self.db
+            .call(move |c| store::record_artifact(c, &d, size, now))
+            .await?;
         let (m, d, w) = (manifest.clone(), digest.clone(), who.to_string());
-        let version = self.db.call(move |c| store::insert_release(c, &m, &d, &w, replicas, now)).await?;
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
         let kind = manifest.kind;
         let rel = ReleaseRecord {
             app: name.clone(),
@@ -403,24 +528,54 @@ impl Fleet {
         let chosen: Vec<String> = placement.keys().cloned().collect();
         let _ = progress.send(Progress {
             host: "gateway".into(),
-            line: format!("{name} {version} (sha256:{}): staging on {}", &digest[..12], if chosen.is_empty() { "no host (0 replicas)".into() } else { chosen.join(", ") }),
+            line: format!(
+                "{name} {version} (sha256:{}): staging on {}",
+                &digest[..12],
+                if chosen.is_empty() {
+                    "no host (0 replicas)".into()
+                } else {
+                    chosen.join(", ")
+                }
+            ),
         });
         if let Err(failures) = self.stage(&rel, chosen.clone(), who, progress).await {
             let (a, detail) = (name.clone(), format!("staging failed on {failures}"));
             self.db
-                .call(move |c| store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&detail)))
+                .call(move |c| {
+                    store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&detail))
+                })
                 .await?;
-            return Err(FleetError::Staging { app: name, version, failures });
+            return Err(FleetError::Staging {
+                app: name,
+                version,
+                failures,
+            });
         }
         // Every chosen host has staged: switch.
         let before = self.placement_of(&name).await?;
         let (a, p) = (name.clone(), placement.clone());
         let prev = self
             .db
-            .call(move |c| store::activate(c, &a, version, kind, replicas, &p, schema::time::now_millis()))
+            .call(move |c| {
+                store::activate(
+                    c,
+                    &a,
+                    version,
+                    kind,
+                    replicas,
+                    &p,
+                    schema::time::now_millis(),
+                )
+            })
             .await?;
-        let results = self.activate(&name, version, &placement, who, progress).await;
-        let gone: Vec<String> = before.keys().filter(|h| !placement.contains_key(*h)).cloned().collect();
+        let results = self
+            .activate(&name, version, &placement, who, progress)
+            .await;
+        let gone: Vec<String> = before
+            .keys()
+            .filter(|h| !placement.contains_key(*h))
+            .cloned()
+            .collect();
         if !gone.is_empty() {
             self.remove_from(&name, gone, who, progress).await;
         }
@@ -431,17 +586,27 @@ impl Fleet {
         if !failed.is_empty() {
             let why = format!("activation failed on {}", failed.join(", "));
             let outcome = self.fail_release(&name, version, &why, who, progress).await;
-            return Err(FleetError::Activation(format!("{name} {version} failed: {why}; {outcome}")));
+            return Err(FleetError::Activation(format!(
+                "{name} {version} failed: {why}; {outcome}"
+            )));
         }
         let detail = format!(
             "{version} sha256:{} ({kind}, {replicas} replica{} on {}){}",
             &digest[..12],
             if replicas == 1 { "" } else { "s" },
-            if chosen.is_empty() { "no host".to_string() } else { chosen.join(", ") },
+            if chosen.is_empty() {
+                "no host".to_string()
+            } else {
+                chosen.join(", ")
+            },
             prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
         );
         self.audit(who, "deploy", Some(&name), &detail).await;
-        let compile_ms = results.iter().filter_map(|(_, r)| r.as_ref().ok().copied().flatten()).max().unwrap_or(0);
+        let compile_ms = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().copied().flatten())
+            .max()
+            .unwrap_or(0);
         Ok(DeployOutcome {
             app: name,
             version,
@@ -455,7 +620,14 @@ impl Fleet {
 
     /// Marks `version` failed and puts the newest earlier healthy release
     /// back on every host. Returns what happened, for the operator.
-    async fn fail_release(&self, app: &str, version: Version, why: &str, who: &str, progress: &ProgressTx) -> String {
+    async fn fail_release(
+        &self,
+        app: &str,
+        version: Version,
+        why: &str,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> String {
         let target = self.rollback_target(app, None).await.ok();
         let outcome = match target {
             Some(t) => match self.switch(app, &t, who, progress).await {
@@ -469,20 +641,33 @@ impl Fleet {
             .db
             .call(move |c| store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&d)))
             .await;
-        self.audit(who, "auto-rollback", Some(app), format!("{version}: {why}; {outcome}")).await;
+        self.audit(
+            who,
+            "auto-rollback",
+            Some(app),
+            format!("{version}: {why}; {outcome}"),
+        )
+        .await;
         outcome
     }
 
-    async fn rollback_target(&self, app: &str, to: Option<Version>) -> Result<ReleaseRecord, FleetError> {
+    async fn rollback_target(
+        &self,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<ReleaseRecord, FleetError> {
         let rec = self.app(app).await?;
         let a = app.to_string();
         let releases = self.db.call(move |c| store::releases(c, &a)).await?;
         match to {
             Some(v) => {
-                let r = releases.into_iter().find(|r| r.version == v).ok_or_else(|| FleetError::NoSuchRelease {
-                    app: app.to_string(),
-                    version: v,
-                })?;
+                let r = releases
+                    .into_iter()
+                    .find(|r| r.version == v)
+                    .ok_or_else(|| FleetError::NoSuchRelease {
+                        app: app.to_string(),
+                        version: v,
+                    })?;
                 if rec.active == Some(v) && r.state == ReleaseState::Active {
                     return Err(FleetError::AlreadyActive {
                         app: app.to_string(),
@@ -496,19 +681,28 @@ impl Fleet {
                 releases
                     .into_iter()
                     .find(|r| r.version < below && r.state == ReleaseState::Superseded)
-                    .ok_or_else(|| FleetError::NothingToRollBackTo { app: app.to_string() })
+                    .ok_or_else(|| FleetError::NothingToRollBackTo {
+                        app: app.to_string(),
+                    })
             }
         }
     }
 
     /// Makes `target` active on every placed host (staging it first where a
     /// host does not keep it), then records the switch.
-    async fn switch(&self, app: &str, target: &ReleaseRecord, who: &str, progress: &ProgressTx) -> Result<Option<Version>, FleetError> {
+    async fn switch(
+        &self,
+        app: &str,
+        target: &ReleaseRecord,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> Result<Option<Version>, FleetError> {
         let rec = self.app(app).await?;
         let mut placement = self.placement_of(app).await?;
         if placement.is_empty() && rec.replicas > 0 {
             let c = self.candidates(app, true).await?;
-            placement = placement::place(app, target.kind, rec.replicas, &target.manifest.labels, &c)?;
+            placement =
+                placement::place(app, target.kind, rec.replicas, &target.manifest.labels, &c)?;
         }
         // Hosts away now follow when they reconnect (see `reconcile`).
         let reachable: BTreeMap<String, u32> = placement
@@ -524,20 +718,36 @@ impl Fleet {
         if !lacking.is_empty() {
             self.stage(target, lacking, who, progress)
                 .await
-                .map_err(|f| FleetError::Activation(format!("staging {} failed on {f}", target.version)))?;
+                .map_err(|f| {
+                    FleetError::Activation(format!("staging {} failed on {f}", target.version))
+                })?;
         }
-        let results = self.activate(app, target.version, &reachable, who, progress).await;
+        let results = self
+            .activate(app, target.version, &reachable, who, progress)
+            .await;
         let failed: Vec<String> = results
             .iter()
             .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
             .collect();
-        let (a, v, kind, replicas, p) = (app.to_string(), target.version, target.kind, rec.replicas, placement.clone());
+        let (a, v, kind, replicas, p) = (
+            app.to_string(),
+            target.version,
+            target.kind,
+            rec.replicas,
+            placement.clone(),
+        );
         let prev = self
             .db
-            .call(move |c| store::activate(c, &a, v, kind, replicas, &p, schema::time::now_millis()))
+            .call(move |c| {
+                store::activate(c, &a, v, kind, replicas, &p, schema::time::now_millis())
+            })
             .await?;
         if !failed.is_empty() {
-            return Err(FleetError::Activation(format!("{} failed on {}", target.version, failed.join(", "))));
+            return Err(FleetError::Activation(format!(
+                "{} failed on {}",
+                target.version,
+                failed.join(", ")
+            )));
         }
         Ok(prev)
     }
@@ -545,12 +755,23 @@ impl Fleet {
     fn host_keeps(&self, host: &str, app: &str, v: Version) -> bool {
         lock(&self.live)
             .get(host)
-            .and_then(|l| l.apps.iter().find(|a| a.app == app).map(|a| a.kept.contains(&v) || a.active == Some(v)))
+            .and_then(|l| {
+                l.apps
+                    .iter()
+                    .find(|a| a.app == app)
+                    .map(|a| a.kept.contains(&v) || a.active == Some(v))
+            })
             .unwrap_or(false)
     }
 
     /// An earlier release active again on every host, from kept code.
-    pub async fn rollback(&self, who: &str, app: &str, to: Option<Version>, progress: &ProgressTx) -> Result<RollbackOutcome, FleetError> {
+    pub async fn rollback(
+        &self,
+        who: &str,
+        app: &str,
+        to: Option<Version>,
+        progress: &ProgressTx,
+    ) -> Result<RollbackOutcome, FleetError> {
         let started = Instant::now();
         let r = async {
             let _op = self.op_lock(app).await;
@@ -562,7 +783,10 @@ impl Fleet {
         self.bump();
         match r {
             Ok((from, to)) => {
-                let detail = format!("{} -> {to}", from.map(|v| v.to_string()).unwrap_or_else(|| "none".into()));
+                let detail = format!(
+                    "{} -> {to}",
+                    from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+                );
                 self.audit(who, "rollback", Some(app), &detail).await;
                 Ok(RollbackOutcome {
                     app: app.to_string(),
@@ -573,7 +797,8 @@ impl Fleet {
             }
             Err(e) => {
                 if !matches!(e, FleetError::UnknownApp(_)) {
-                    self.audit(who, "rollback", Some(app), format!("refused: {e}")).await;
+                    self.audit(who, "rollback", Some(app), format!("refused: {e}"))
+                        .await;
                 }
                 Err(e)
             }
@@ -581,22 +806,38 @@ impl Fleet {
     }
 
     /// New replica count: a new placement, no new release.
-    pub async fn scale(&self, who: &str, app: &str, replicas: u32, progress: &ProgressTx) -> Result<ScaleOutcome, FleetError> {
+    pub async fn scale(
+        &self,
+        who: &str,
+        app: &str,
+        replicas: u32,
+        progress: &ProgressTx,
+    ) -> Result<ScaleOutcome, FleetError> {
         let r = self.scale_inner(who, app, replicas, progress).await;
         if let Err(e) = &r
             && !matches!(e, FleetError::UnknownApp(_))
         {
-            self.audit(who, "scale", Some(app), format!("refused: {e}")).await;
+            self.audit(who, "scale", Some(app), format!("refused: {e}"))
+                .await;
         }
         self.bump();
         r
     }
 
-    async fn scale_inner(&self, who: &str, app: &str, replicas: u32, progress: &ProgressTx) -> Result<ScaleOutcome, FleetError> {
+    async fn scale_inner(
+        &self,
+        who: &str,
+        app: &str,
+        replicas: u32,
+        progress: &ProgressTx,
+    ) -> Result<ScaleOutcome, FleetError> {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         if replicas > schema::manifest::MAX_REPLICAS {
-            return Err(FleetError::Refused(format!("{replicas} replicas is more than the limit of {}", schema::manifest::MAX_REPLICAS)));
+            return Err(FleetError::Refused(format!(
+                "{replicas} replicas is more than the limit of {}",
+                schema::manifest::MAX_REPLICAS
+            )));
         }
         if rec.kind == AppKind::Job && replicas > 1 {
             return Err(FleetError::Refused(format!(
@@ -604,7 +845,9 @@ impl Fleet {
             )));
         }
         let Some(active) = rec.active else {
-            return Err(FleetError::Refused(format!("{app} has no active release to scale")));
+            return Err(FleetError::Refused(format!(
+                "{app} has no active release to scale"
+            )));
         };
         let a = app.to_string();
         let rel = self
@@ -614,8 +857,13 @@ impl Fleet {
             .ok_or_else(|| FleetError::UnknownApp(app.to_string()))?;
         let before = self.placement_of(app).await?;
         let c = self.candidates(app, true).await?;
-        let after = if replicas == 0 { BTreeMap::new() } else { placement::place(app, rel.kind, replicas, &rel.manifest.labels, &c)? };
-        self.apply_placement(&rel, &before, &after, who, progress).await?;
+        let after = if replicas == 0 {
+            BTreeMap::new()
+        } else {
+            placement::place(app, rel.kind, replicas, &rel.manifest.labels, &c)?
+        };
+        self.apply_placement(&rel, &before, &after, who, progress)
+            .await?;
         let (a, p) = (app.to_string(), after.clone());
         self.db
             .call(move |c| store::set_scale(c, &a, replicas, &p, schema::time::now_millis()))
@@ -631,19 +879,44 @@ impl Fleet {
 
     /// Moves an app from one placement to another: new hosts stage and
     /// activate, changed ones rescale, dropped ones remove it.
-    async fn apply_placement(&self, rel: &ReleaseRecord, before: &BTreeMap<String, u32>, after: &BTreeMap<String, u32>, who: &str, progress: &ProgressTx) -> Result<(), FleetError> {
+    async fn apply_placement(
+        &self,
+        rel: &ReleaseRecord,
+        before: &BTreeMap<String, u32>,
+        after: &BTreeMap<String, u32>,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> Result<(), FleetError> {
         // Hosts away now follow when they reconnect (see `reconcile`).
-        let before: BTreeMap<String, u32> = before.iter().filter(|(h, _)| self.conn(h).is_some()).map(|(h, n)| (h.clone(), *n)).collect();
-        let after: BTreeMap<String, u32> = after.iter().filter(|(h, _)| self.conn(h).is_some()).map(|(h, n)| (h.clone(), *n)).collect();
+        let before: BTreeMap<String, u32> = before
+            .iter()
+            .filter(|(h, _)| self.conn(h).is_some())
+            .map(|(h, n)| (h.clone(), *n))
+            .collect();
+        let after: BTreeMap<String, u32> = after
+            .iter()
+            .filter(|(h, _)| self.conn(h).is_some())
+            .map(|(h, n)| (h.clone(), *n))
+            .collect();
         let (before, after) = (&before, &after);
-        let added: Vec<String> = after.keys().filter(|h| !self.host_keeps(h, &rel.app, rel.version)).cloned().collect();
+        let added: Vec<String> = after
+            .keys()
+            .filter(|h| !self.host_keeps(h, &rel.app, rel.version))
+            .cloned()
+            .collect();
         if !added.is_empty() {
-            self.stage(rel, added, who, progress)
-                .await
-                .map_err(|f| FleetError::Activation(format!("staging {} failed on {f}", rel.version)))?;
+            self.stage(rel, added, who, progress).await.map_err(|f| {
+                FleetError::Activation(format!("staging {} failed on {f}", rel.version))
+            })?;
         }
-        let results = self.activate(&rel.app, rel.version, after, who, progress).await;
-        let gone: Vec<String> = before.keys().filter(|h| !after.contains_key(*h)).cloned().collect();
+        let results = self
+            .activate(&rel.app, rel.version, after, who, progress)
+            .await;
+        let gone: Vec<String> = before
+            .keys()
+            .filter(|h| !after.contains_key(*h))
+            .cloned()
+            .collect();
         if !gone.is_empty() {
             self.remove_from(&rel.app, gone, who, progress).await;
         }
@@ -654,7 +927,10 @@ impl Fleet {
         if failed.is_empty() {
             Ok(())
         } else {
-            Err(FleetError::Activation(format!("failed on {}", failed.join(", "))))
+            Err(FleetError::Activation(format!(
+                "failed on {}",
+                failed.join(", ")
+            )))
         }
     }
 
@@ -668,7 +944,10 @@ impl Fleet {
                 hosts.push(h.clone());
             }
         }
-        let connected: Vec<String> = hosts.into_iter().filter(|h| self.conn(h).is_some()).collect();
+        let connected: Vec<String> = hosts
+            .into_iter()
+            .filter(|h| self.conn(h).is_some())
+            .collect();
         self.remove_from(app, connected, who, progress).await;
         let a = app.to_string();
         let n = self.db.call(move |c| store::delete_app(c, &a)).await?;
@@ -676,7 +955,13 @@ impl Fleet {
             who,
             "rm",
             Some(app),
-            format!("removed ({n} release{}, active {})", if n == 1 { "" } else { "s" }, rec.active.map(|v| v.to_string()).unwrap_or_else(|| "none".into())),
+            format!(
+                "removed ({n} release{}, active {})",
+                if n == 1 { "" } else { "s" },
+                rec.active
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ),
         )
         .await;
         self.bump();
@@ -703,9 +988,16 @@ impl Fleet {
                 let l = live.get(&h.name);
                 let hb = l.and_then(|l| l.hb.as_ref());
                 HostRow {
-                    state: if l.is_some_and(|l| l.up) { "up" } else { "down" }.into(),
+                    state: if l.is_some_and(|l| l.up) {
+                        "up"
+                    } else {
+                        "down"
+                    }
+                    .into(),
                     last_seen: schema::time::rfc3339(l.map(|l| l.seen_ms).unwrap_or(h.last_seen)),
-                    apps: l.map(|l| l.apps.iter().filter(|a| a.active.is_some()).count() as u32).unwrap_or(0),
+                    apps: l
+                        .map(|l| l.apps.iter().filter(|a| a.active.is_some()).count() as u32)
+                        .unwrap_or(0),
                     instances: hb.map(|h| h.instances).unwrap_or(0),
                     memory_bytes: hb.map(|h| h.memory_bytes).unwrap_or(0),
                     name: h.name,
@@ -719,7 +1011,10 @@ impl Fleet {
     /// Apps across the fleet (one row each, `host` listing where it runs),
     /// or one app's instances on every host.
     pub async fn ps(&self, app: Option<&str>) -> Result<Vec<PsRow>, FleetError> {
-        let (apps, placements) = self.db.call(|c| Ok((store::list_apps(c)?, store::placements(c)?))).await?;
+        let (apps, placements) = self
+            .db
+            .call(|c| Ok((store::list_apps(c)?, store::placements(c)?)))
+            .await?;
         let live = lock(&self.live).clone();
         let rows_of = |app: &str| -> Vec<PsRow> {
             live.iter()
@@ -751,15 +1046,26 @@ impl Fleet {
                     let rows = rows_of(&a.name);
                     let running = rows.iter().map(|r| r.running).sum();
                     let restarts = rows.iter().map(|r| r.restarts).sum();
-                    let down: Vec<&String> = placed.keys().filter(|h| !live.get(*h).is_some_and(|l| l.up)).collect();
+                    let down: Vec<&String> = placed
+                        .keys()
+                        .filter(|h| !live.get(*h).is_some_and(|l| l.up))
+                        .collect();
                     let state = if rows.iter().any(|r| r.state == "crashloop") {
                         "crashloop".to_string()
                     } else if !down.is_empty() {
                         "degraded".to_string()
-                    } else if let Some(r) = rows.iter().find(|r| r.state != "running" && r.state != "serving" && r.state != "scheduled") {
+                    } else if let Some(r) = rows.iter().find(|r| {
+                        r.state != "running" && r.state != "serving" && r.state != "scheduled"
+                    }) {
                         r.state.clone()
                     } else {
-                        rows.first().map(|r| r.state.clone()).unwrap_or_else(|| if a.replicas == 0 { "stopped".into() } else { "pending".into() })
+                        rows.first().map(|r| r.state.clone()).unwrap_or_else(|| {
+                            if a.replicas == 0 {
+                                "stopped".into()
+                            } else {
+                                "pending".into()
+                            }
+                        })
                     };
                     PsRow {
                         app: a.name.clone(),
@@ -777,7 +1083,13 @@ impl Fleet {
                         detail: if down.is_empty() {
                             rows.iter().find_map(|r| r.detail.clone())
                         } else {
-                            Some(format!("down: {}", down.iter().map(|s| s.as_str()).collect::<Vec<_>>().join(",")))
+                            Some(format!(
+                                "down: {}",
+                                down.iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            ))
                         },
                     }
                 })
@@ -915,7 +1227,10 @@ impl Fleet {
             &format!("{}@{host}", a.key),
             &a.action,
             a.app.as_deref(),
-            format!("{} (on {host} at {}, while the gateway was away)", a.detail, a.time),
+            format!(
+                "{} (on {host} at {}, while the gateway was away)",
+                a.detail, a.time
+            ),
         )
         .await;
         if a.action == "rollback"
@@ -931,7 +1246,8 @@ impl Fleet {
     async fn adopt_local_rollbacks(&self, host: &str) {
         let pending: Vec<String> = {
             let mut adopt = lock(&self.adopt);
-            let mine: Vec<(String, String)> = adopt.iter().filter(|(h, _)| h == host).cloned().collect();
+            let mine: Vec<(String, String)> =
+                adopt.iter().filter(|(h, _)| h == host).cloned().collect();
             for k in &mine {
                 adopt.remove(k);
             }
@@ -942,15 +1258,22 @@ impl Fleet {
                 .get(host)
                 .and_then(|l| l.apps.iter().find(|a| a.app == app).and_then(|a| a.active));
             let Some(v) = reported else { continue };
-            let Ok(rec) = self.app(&app).await else { continue };
+            let Ok(rec) = self.app(&app).await else {
+                continue;
+            };
             if rec.active == Some(v) {
                 continue;
             }
             let a = app.clone();
-            let Ok(Some(target)) = self.db.call(move |c| store::release(c, &a, v)).await else { continue };
+            let Ok(Some(target)) = self.db.call(move |c| store::release(c, &a, v)).await else {
+                continue;
+            };
             let (tx, _rx) = mpsc::unbounded_channel();
             let _op = self.op_lock(&app).await;
-            match self.switch(&app, &target, &format!("local@{host}"), &tx).await {
+            match self
+                .switch(&app, &target, &format!("local@{host}"), &tx)
+                .await
+            {
                 Ok(from) => {
                     let d = format!(
                         "{} -> {v} fleet-wide, following a local rollback on {host}",
@@ -968,20 +1291,39 @@ impl Fleet {
             HostEvent::LocalAction(a) => {
                 self.record_local_action(host, &a).await;
             }
-            HostEvent::Crashloop { app, version, detail } => {
+            HostEvent::Crashloop {
+                app,
+                version,
+                detail,
+            } => {
                 let (a, d) = (app.clone(), detail.clone());
                 let _ = self
                     .db
-                    .call(move |c| store::set_release_state(c, &a, version, ReleaseState::Crashloop, Some(&d)))
+                    .call(move |c| {
+                        store::set_release_state(c, &a, version, ReleaseState::Crashloop, Some(&d))
+                    })
                     .await;
-                self.audit(&format!("hostd@{host}"), "crashloop", Some(&app), format!("{version} on {host}: {detail}")).await;
+                self.audit(
+                    &format!("hostd@{host}"),
+                    "crashloop",
+                    Some(&app),
+                    format!("{version} on {host}: {detail}"),
+                )
+                .await;
             }
-            HostEvent::HealthFailed { app, version, detail, .. } => {
+            HostEvent::HealthFailed {
+                app,
+                version,
+                detail,
+                ..
+            } => {
                 let this = self.clone();
                 let host = host.to_string();
                 tokio::spawn(async move {
                     let _op = this.op_lock(&app).await;
-                    let Ok(rec) = this.app(&app).await else { return };
+                    let Ok(rec) = this.app(&app).await else {
+                        return;
+                    };
                     if rec.active != Some(version) {
                         return;
                     }
@@ -997,21 +1339,31 @@ impl Fleet {
     /// Recomputes every app's placement over the hosts that are up, and
     /// applies what changed. Quiet when nothing did.
     pub async fn rebalance(&self, who: &str) {
-        let Ok(apps) = self.db.call(|c| store::list_apps(c)).await else { return };
+        let Ok(apps) = self.db.call(|c| store::list_apps(c)).await else {
+            return;
+        };
         for app in apps {
             let Some(active) = app.active else { continue };
             let _op = self.op_lock(&app.name).await;
             let a = app.name.clone();
-            let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, active)).await else { continue };
-            let Ok(before) = self.placement_of(&app.name).await else { continue };
-            let Ok(c) = self.candidates(&app.name, false).await else { continue };
-            let after = match placement::place(&app.name, app.kind, app.replicas, &rel.manifest.labels, &c) {
-                Ok(p) => p,
-                Err(e) => {
-                    tracing::warn!(app = %app.name, error = %e, "cannot place");
-                    continue;
-                }
+            let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, active)).await else {
+                continue;
             };
+            let Ok(before) = self.placement_of(&app.name).await else {
+                continue;
+            };
+            let Ok(c) = self.candidates(&app.name, false).await else {
+                continue;
+            };
+            let after =
+                match placement::place(&app.name, app.kind, app.replicas, &rel.manifest.labels, &c)
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(app = %app.name, error = %e, "cannot place");
+                        continue;
+                    }
+                };
             if after == before {
                 continue;
             }
@@ -1030,7 +1382,10 @@ impl Fleet {
             let detail = format!("{} -> {}", fmt_placement(&before), fmt_placement(&after));
             match r {
                 Ok(()) => self.audit(who, "replace", Some(&app.name), detail).await,
-                Err(e) => self.audit(who, "replace", Some(&app.name), format!("{detail}: {e}")).await,
+                Err(e) => {
+                    self.audit(who, "replace", Some(&app.name), format!("{detail}: {e}"))
+                        .await
+                }
             }
         }
         self.bump();
@@ -1041,7 +1396,13 @@ impl Fleet {
     pub async fn reconcile(&self, host: &str) {
         let _h = self.host_lock(host).await;
         let Some(conn) = self.conn(host) else { return };
-        let Ok((apps, placements)) = self.db.call(|c| Ok((store::list_apps(c)?, store::placements(c)?))).await else { return };
+        let Ok((apps, placements)) = self
+            .db
+            .call(|c| Ok((store::list_apps(c)?, store::placements(c)?)))
+            .await
+        else {
+            return;
+        };
         let reported: HashMap<String, HostApp> = lock(&self.live)
             .get(host)
             .map(|l| l.apps.iter().map(|a| (a.app.clone(), a.clone())).collect())
@@ -1062,9 +1423,14 @@ impl Fleet {
                     }
                     let _op = self.op_lock(&app.name).await;
                     let a = app.name.clone();
-                    let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, v)).await else { continue };
+                    let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, v)).await
+                    else {
+                        continue;
+                    };
                     if !have.is_some_and(|h| h.kept.contains(&v) || h.active == Some(v))
-                        && let Err(e) = self.stage(&rel, vec![host.to_string()], "gateway", &tx).await
+                        && let Err(e) = self
+                            .stage(&rel, vec![host.to_string()], "gateway", &tx)
+                            .await
                     {
                         tracing::warn!(host, app = %app.name, error = %e, "reconcile: staging failed");
                         continue;
@@ -1075,7 +1441,8 @@ impl Fleet {
                 _ => {
                     if have.is_some() {
                         let _op = self.op_lock(&app.name).await;
-                        self.remove_from(&app.name, vec![host.to_string()], "gateway", &tx).await;
+                        self.remove_from(&app.name, vec![host.to_string()], "gateway", &tx)
+                            .await;
                     }
                 }
             }
@@ -1090,7 +1457,10 @@ fn fmt_placement(p: &BTreeMap<String, u32>) -> String {
     if p.is_empty() {
         return "nowhere".into();
     }
-    p.iter().map(|(h, n)| format!("{h}:{n}")).collect::<Vec<_>>().join(",")
+    p.iter()
+        .map(|(h, n)| format!("{h}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
 }
 
 /// Marks silent hosts down and re-places their replicas.
@@ -1112,7 +1482,14 @@ async fn monitor(fleet: std::sync::Weak<Fleet>) {
         if !newly_down.is_empty() {
             for h in &newly_down {
                 tracing::warn!(host = %h, "no heartbeat for {DOWN_AFTER_SECS} s: host is down");
-                fleet.audit("gateway", "host-down", None, format!("{h}: no heartbeat for {DOWN_AFTER_SECS} s")).await;
+                fleet
+                    .audit(
+                        "gateway",
+                        "host-down",
+                        None,
+                        format!("{h}: no heartbeat for {DOWN_AFTER_SECS} s"),
+                    )
+                    .await;
             }
             fleet.rebalance("gateway").await;
         }
@@ -1126,6 +1503,10 @@ trait InstancesOf {
 
 impl InstancesOf for Heartbeat {
     fn instances_of(&self, app: &str) -> Vec<PsRow> {
-        self.instance_rows.iter().filter(|r| r.app == app).cloned().collect()
+        self.instance_rows
+            .iter()
+            .filter(|r| r.app == app)
+            .cloned()
+            .collect()
     }
 }

@@ -36,7 +36,9 @@ impl FromStr for Role {
             "host" => Ok(Role::Host),
             "operator" => Ok(Role::Operator),
             "viewer" => Ok(Role::Viewer),
-            _ => Err(format!("unknown role {s:?}: expected host, operator or viewer")),
+            _ => Err(format!(
+                "unknown role {s:?}: expected host, operator or viewer"
+            )),
         }
     }
 }
@@ -82,24 +84,40 @@ pub fn parse_public_key(text: &str) -> Result<PublicKey, KeyError> {
 }
 
 fn valid_name(n: &str) -> bool {
-    !n.is_empty() && n.len() <= 64 && n.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+    !n.is_empty()
+        && n.len() <= 64
+        && n.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
 }
 
-pub fn add(c: &Connection, role: Role, key: &PublicKey, name: &str, now: i64) -> Result<KeyEntry, KeyError> {
+pub fn add(
+    c: &Connection,
+    role: Role,
+    key: &PublicKey,
+    name: &str,
+    now: i64,
+) -> Result<KeyEntry, KeyError> {
     if !valid_name(name) {
         return Err(KeyError::Name(name.to_string()));
     }
     let fp = fingerprint(key);
     if let Some(e) = by_fingerprint(c, &fp)? {
-        return Err(KeyError::Duplicate { name: e.name, role: e.role });
+        return Err(KeyError::Duplicate {
+            name: e.name,
+            role: e.role,
+        });
     }
     let exists: Option<String> = c
-        .query_row("SELECT name FROM keys WHERE name = ?1", [name], |r| r.get(0))
+        .query_row("SELECT name FROM keys WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
         .optional()?;
     if exists.is_some() {
         return Err(KeyError::NameTaken(name.to_string()));
     }
-    let line = key.to_openssh().map_err(|e| KeyError::Parse(e.to_string()))?;
+    let line = key
+        .to_openssh()
+        .map_err(|e| KeyError::Parse(e.to_string()))?;
     c.execute(
         "INSERT INTO keys (name, role, public_key, fingerprint, added) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![name, role.to_string(), line, fp, now],
@@ -134,7 +152,8 @@ pub fn by_fingerprint(c: &Connection, fp: &str) -> rusqlite::Result<Option<KeyEn
 }
 
 pub fn list(c: &Connection) -> rusqlite::Result<Vec<KeyEntry>> {
-    let mut q = c.prepare("SELECT name, role, public_key, fingerprint, added FROM keys ORDER BY name")?;
+    let mut q =
+        c.prepare("SELECT name, role, public_key, fingerprint, added FROM keys ORDER BY name")?;
     q.query_map([], entry)?.collect()
 }
 

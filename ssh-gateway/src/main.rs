@@ -19,7 +19,12 @@ use ssh_gateway::keys::{self, Role};
 #[command(name = "ssh-gateway", version, max_term_width = 100)]
 struct Cli {
     /// State directory [env: CRANEFLEET_GATEWAY_DATA; default ~/.local/share/cranefleet-gateway].
-    #[arg(long, global = true, env = "CRANEFLEET_GATEWAY_DATA", value_name = "DIR")]
+    #[arg(
+        long,
+        global = true,
+        env = "CRANEFLEET_GATEWAY_DATA",
+        value_name = "DIR"
+    )]
     data: Option<PathBuf>,
     /// JSON output (keys list).
     #[arg(long, global = true)]
@@ -75,13 +80,17 @@ fn data_dir(flag: Option<&Path>) -> PathBuf {
 
 fn open_db(dir: &Path) -> anyhow::Result<Db> {
     std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    Ok(Db::open(&dir.join("gateway.db"), schema::migrations::GATEWAY)?)
+    Ok(Db::open(
+        &dir.join("gateway.db"),
+        schema::migrations::GATEWAY,
+    )?)
 }
 
 /// Loads the host key, or makes one (ed25519) on first start.
 fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
     if path.exists() {
-        return russh::keys::load_secret_key(path, None).with_context(|| format!("cannot read the host key {}", path.display()));
+        return russh::keys::load_secret_key(path, None)
+            .with_context(|| format!("cannot read the host key {}", path.display()));
     }
     let mut seed = [0u8; 32];
     std::fs::File::open("/dev/urandom")
@@ -94,17 +103,28 @@ fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
     }
-    let public = key.public_key().to_openssh().context("encoding the host key")?;
+    let public = key
+        .public_key()
+        .to_openssh()
+        .context("encoding the host key")?;
     std::fs::write(path.with_extension("pub"), format!("{public}\n"))?;
     tracing::info!(path = %path.display(), "generated the gateway host key");
     Ok(key)
 }
 
 fn local_who() -> String {
-    format!("local:{}", std::env::var("USER").unwrap_or_else(|_| "admin".into()))
+    format!(
+        "local:{}",
+        std::env::var("USER").unwrap_or_else(|_| "admin".into())
+    )
 }
 
-async fn serve(dir: PathBuf, listen: String, key_path: Option<PathBuf>, name: Option<String>) -> anyhow::Result<()> {
+async fn serve(
+    dir: PathBuf,
+    listen: String,
+    key_path: Option<PathBuf>,
+    name: Option<String>,
+) -> anyhow::Result<()> {
     let db = open_db(&dir)?;
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
@@ -143,7 +163,10 @@ async fn serve(dir: PathBuf, listen: String, key_path: Option<PathBuf>, name: Op
 
 async fn wait_for_signal() {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (signal(SignalKind::terminate()), signal(SignalKind::interrupt())) else {
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
         return std::future::pending().await;
     };
     tokio::select! {
@@ -167,17 +190,27 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
             let name = name.unwrap_or_else(|| {
                 let c = key.comment().to_string();
                 let c = c.trim();
-                if !c.is_empty() && c.bytes().all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b)) {
+                if !c.is_empty()
+                    && c.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"-_.@".contains(&b))
+                {
                     c.to_string()
                 } else {
-                    Path::new(&file).file_stem().and_then(|s| s.to_str()).unwrap_or("key").to_string()
+                    Path::new(&file)
+                        .file_stem()
+                        .and_then(|s| s.to_str())
+                        .unwrap_or("key")
+                        .to_string()
                 }
             });
             let now = schema::time::now_millis();
-            let entry = db.call(move |c| Ok(keys::add(c, role, &key, &name, now))).await??;
+            let entry = db
+                .call(move |c| Ok(keys::add(c, role, &key, &name, now)))
+                .await??;
             let detail = format!("{} {} ({})", entry.role, entry.name, entry.fingerprint);
             let (w, d) = (local_who(), detail.clone());
-            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys add", None, &d)).await?;
+            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys add", None, &d))
+                .await?;
             if json {
                 println!("{}", serde_json::to_string(&entry)?);
             } else {
@@ -191,16 +224,27 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
             } else {
                 let rows: Vec<Vec<String>> = list
                     .iter()
-                    .map(|k| vec![k.name.clone(), k.role.to_string(), k.fingerprint.clone(), k.added.clone()])
+                    .map(|k| {
+                        vec![
+                            k.name.clone(),
+                            k.role.to_string(),
+                            k.fingerprint.clone(),
+                            k.added.clone(),
+                        ]
+                    })
                     .collect();
-                print!("{}", schema::render::table(&["NAME", "ROLE", "FINGERPRINT", "ADDED"], &rows));
+                print!(
+                    "{}",
+                    schema::render::table(&["NAME", "ROLE", "FINGERPRINT", "ADDED"], &rows)
+                );
             }
         }
         KeysCmd::Rm { name } => {
             let n = name.clone();
             db.call(move |c| Ok(keys::remove(c, &n))).await??;
             let (w, d, now) = (local_who(), name.clone(), schema::time::now_millis());
-            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys rm", None, &d)).await?;
+            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys rm", None, &d))
+                .await?;
             if !json {
                 println!("removed {name}");
             }
@@ -212,14 +256,19 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(cli.command, Cmd::Serve { .. });
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(if daemon { "info,russh=warn" } else { "warn" }));
+    let filter =
+        tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG").unwrap_or_else(|_| {
+            tracing_subscriber::EnvFilter::new(if daemon { "info,russh=warn" } else { "warn" })
+        });
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");
@@ -229,7 +278,11 @@ fn main() -> ExitCode {
     let dir = data_dir(cli.data.as_deref());
     let r = rt.block_on(async {
         match cli.command {
-            Cmd::Serve { listen, host_key, name } => serve(dir, listen, host_key, name).await,
+            Cmd::Serve {
+                listen,
+                host_key,
+                name,
+            } => serve(dir, listen, host_key, name).await,
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
         }
     });

@@ -39,7 +39,9 @@ pub fn place(
 ) -> Result<BTreeMap<String, u32>, PlacementError> {
     let up: Vec<&Candidate> = hosts.iter().filter(|h| h.up).collect();
     if up.is_empty() {
-        return Err(PlacementError::NoHostUp { app: app.to_string() });
+        return Err(PlacementError::NoHostUp {
+            app: app.to_string(),
+        });
     }
     let eligible: Vec<&Candidate> = up
         .into_iter()
@@ -52,7 +54,11 @@ pub fn place(
             labels: l.join(","),
         });
     }
-    let replicas = if kind == AppKind::Job { replicas.min(1) } else { replicas };
+    let replicas = if kind == AppKind::Job {
+        replicas.min(1)
+    } else {
+        replicas
+    };
     let mut load: HashMap<&str, u32> = eligible.iter().map(|h| (h.name.as_str(), h.load)).collect();
     let mut out = BTreeMap::new();
     for _ in 0..replicas {
@@ -76,7 +82,10 @@ mod tests {
             name: name.into(),
             up,
             load,
-            labels: labels.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            labels: labels
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         }
     }
 
@@ -86,7 +95,11 @@ mod tests {
 
     #[test]
     fn replicas_spread_over_the_least_loaded_hosts() {
-        let hosts = [host("a", true, 0, &[]), host("b", true, 0, &[]), host("c", true, 3, &[])];
+        let hosts = [
+            host("a", true, 0, &[]),
+            host("b", true, 0, &[]),
+            host("c", true, 3, &[]),
+        ];
         let p = place("api", AppKind::Worker, 4, &no_labels(), &hosts).unwrap();
         assert_eq!(p, BTreeMap::from([("a".into(), 2), ("b".into(), 2)]));
         let p = place("api", AppKind::Worker, 9, &no_labels(), &hosts).unwrap();
@@ -102,19 +115,38 @@ mod tests {
             host("c", true, 0, &[("arch", "aarch64")]),
         ];
         let eu = BTreeMap::from([("region".to_string(), "eu".to_string())]);
-        assert_eq!(place("api", AppKind::Http, 2, &eu, &hosts).unwrap(), BTreeMap::from([("b".into(), 2)]));
+        assert_eq!(
+            place("api", AppKind::Http, 2, &eu, &hosts).unwrap(),
+            BTreeMap::from([("b".into(), 2)])
+        );
         let x86 = BTreeMap::from([("arch".to_string(), "x86_64".to_string())]);
-        assert_eq!(place("api", AppKind::Worker, 1, &x86, &hosts).unwrap(), BTreeMap::from([("b".into(), 1)]));
+        assert_eq!(
+            place("api", AppKind::Worker, 1, &x86, &hosts).unwrap(),
+            BTreeMap::from([("b".into(), 1)])
+        );
         let mars = BTreeMap::from([("region".to_string(), "mars".to_string())]);
-        assert!(matches!(place("api", AppKind::Worker, 1, &mars, &hosts), Err(PlacementError::NoMatch { .. })));
+        assert!(matches!(
+            place("api", AppKind::Worker, 1, &mars, &hosts),
+            Err(PlacementError::NoMatch { .. })
+        ));
         let none_up = [host("a", false, 0, &[])];
-        assert!(matches!(place("api", AppKind::Worker, 1, &no_labels(), &none_up), Err(PlacementError::NoHostUp { .. })));
+        assert!(matches!(
+            place("api", AppKind::Worker, 1, &no_labels(), &none_up),
+            Err(PlacementError::NoHostUp { .. })
+        ));
     }
 
     #[test]
     fn a_job_runs_on_one_host_and_zero_replicas_place_nothing() {
         let hosts = [host("a", true, 1, &[]), host("b", true, 0, &[])];
-        assert_eq!(place("j", AppKind::Job, 1, &no_labels(), &hosts).unwrap(), BTreeMap::from([("b".into(), 1)]));
-        assert!(place("w", AppKind::Worker, 0, &no_labels(), &hosts).unwrap().is_empty());
+        assert_eq!(
+            place("j", AppKind::Job, 1, &no_labels(), &hosts).unwrap(),
+            BTreeMap::from([("b".into(), 1)])
+        );
+        assert!(
+            place("w", AppKind::Worker, 0, &no_labels(), &hosts)
+                .unwrap()
+                .is_empty()
+        );
     }
 }

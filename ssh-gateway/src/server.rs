@@ -14,7 +14,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use russh::keys::PublicKey;
-use russh::server::{self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey};
+use russh::server::{
+    self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
+};
 use russh::{Channel, ChannelId};
 
 use crate::exec;
@@ -58,25 +60,46 @@ pub struct Conn {
 impl Conn {
     async fn lookup(&self, key: &PublicKey) -> Option<KeyEntry> {
         let fp = keys::fingerprint(key);
-        self.fleet.db().call(move |c| keys::by_fingerprint(c, &fp)).await.ok().flatten()
+        self.fleet
+            .db()
+            .call(move |c| keys::by_fingerprint(c, &fp))
+            .await
+            .ok()
+            .flatten()
     }
 
     fn peer(&self) -> String {
-        self.peer.map(|p| p.to_string()).unwrap_or_else(|| "unknown".into())
+        self.peer
+            .map(|p| p.to_string())
+            .unwrap_or_else(|| "unknown".into())
     }
 
     async fn refuse_key(&self, user: &str, key: &PublicKey) {
         let fp = keys::fingerprint(key);
         tracing::warn!(user, peer = %self.peer(), key = %fp, "refused an unknown key");
         self.fleet
-            .audit(&fp, "auth", None, format!("refused: unknown key {fp} for user {user} from {}", self.peer()))
+            .audit(
+                &fp,
+                "auth",
+                None,
+                format!(
+                    "refused: unknown key {fp} for user {user} from {}",
+                    self.peer()
+                ),
+            )
             .await;
     }
 
     /// Refuses a channel request: a line on stderr, exit 1, audited.
     async fn refuse(&mut self, channel: ChannelId, action: &str, why: String) {
-        let who = self.key.as_ref().map(|k| k.name.clone()).unwrap_or_else(|| "unknown".into());
-        self.fleet.audit(&who, action, None, format!("refused: {why}")).await;
+        let who = self
+            .key
+            .as_ref()
+            .map(|k| k.name.clone())
+            .unwrap_or_else(|| "unknown".into());
+        self.fleet
+            .audit(&who, action, None, format!("refused: {why}"))
+            .await;
         if let Some(ch) = self.channels.remove(&channel) {
             let (_, w) = ch.split();
             let out = exec::Out::new(w);
@@ -89,7 +112,11 @@ impl Conn {
 impl server::Handler for Conn {
     type Error = russh::Error;
 
-    async fn auth_publickey_offered(&mut self, user: &str, offer: PublicKeyOffer<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey_offered(
+        &mut self,
+        user: &str,
+        offer: PublicKeyOffer<'_>,
+    ) -> Result<Auth, Self::Error> {
         // Unknown keys are turned away before the client signs anything.
         match self.lookup(offer.public_key).await {
             Some(_) => Ok(Auth::Accept),
@@ -100,7 +127,11 @@ impl server::Handler for Conn {
         }
     }
 
-    async fn auth_publickey(&mut self, user: &str, key: VerifiedPublicKey<'_>) -> Result<Auth, Self::Error> {
+    async fn auth_publickey(
+        &mut self,
+        user: &str,
+        key: VerifiedPublicKey<'_>,
+    ) -> Result<Auth, Self::Error> {
         match self.lookup(key.public_key).await {
             Some(entry) => {
                 tracing::info!(key = %entry.name, role = %entry.role, user, peer = %self.peer(), "authenticated");
@@ -114,7 +145,12 @@ impl server::Handler for Conn {
         }
     }
 
-    async fn channel_open_session(&mut self, channel: Channel<Msg>, reply: ChannelOpenHandle, _session: &mut Session) -> Result<(), Self::Error> {
+    async fn channel_open_session(
+        &mut self,
+        channel: Channel<Msg>,
+        reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
         if self.key.is_none() {
             return Ok(()); // dropping the handle rejects it
         }
@@ -134,20 +170,31 @@ impl server::Handler for Conn {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.pty.insert(channel, (col_width, row_height, term.to_string()));
+        self.pty
+            .insert(channel, (col_width, row_height, term.to_string()));
         session.channel_success(channel)?;
         Ok(())
     }
 
-    async fn exec_request(&mut self, channel: ChannelId, data: &[u8], session: &mut Session) -> Result<(), Self::Error> {
-        let Some(key) = self.key.clone() else { return Ok(()) };
+    async fn exec_request(
+        &mut self,
+        channel: ChannelId,
+        data: &[u8],
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(key) = self.key.clone() else {
+            return Ok(());
+        };
         let command = String::from_utf8_lossy(data).into_owned();
         if key.role == Role::Host {
             session.channel_success(channel)?;
             self.refuse(
                 channel,
                 "exec",
-                format!("the key {} is enrolled as a host; host keys may only open the agent tunnel", key.name),
+                format!(
+                    "the key {} is enrolled as a host; host keys may only open the agent tunnel",
+                    key.name
+                ),
             )
             .await;
             return Ok(());
@@ -159,12 +206,25 @@ impl server::Handler for Conn {
         session.channel_success(channel)?;
         let (read, write) = ch.split();
         tracing::info!(key = %key.name, command, "exec");
-        tokio::spawn(exec::run(self.fleet.clone(), key, read, exec::Out::new(write), command));
+        tokio::spawn(exec::run(
+            self.fleet.clone(),
+            key,
+            read,
+            exec::Out::new(write),
+            command,
+        ));
         Ok(())
     }
 
-    async fn subsystem_request(&mut self, channel: ChannelId, name: &str, session: &mut Session) -> Result<(), Self::Error> {
-        let Some(key) = self.key.clone() else { return Ok(()) };
+    async fn subsystem_request(
+        &mut self,
+        channel: ChannelId,
+        name: &str,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(key) = self.key.clone() else {
+            return Ok(());
+        };
         if name != schema::tunnel::SUBSYSTEM {
             session.channel_failure(channel)?;
             return Ok(());
@@ -174,7 +234,10 @@ impl server::Handler for Conn {
             self.refuse(
                 channel,
                 "tunnel",
-                format!("the key {} is enrolled as {}; only host keys may open the agent tunnel", key.name, key.role),
+                format!(
+                    "the key {} is enrolled as {}; only host keys may open the agent tunnel",
+                    key.name, key.role
+                ),
             )
             .await;
             return Ok(());
@@ -184,15 +247,28 @@ impl server::Handler for Conn {
             return Ok(());
         };
         session.channel_success(channel)?;
-        tokio::spawn(crate::tunnel::serve(self.fleet.clone(), key.name, ch.into_stream()));
+        tokio::spawn(crate::tunnel::serve(
+            self.fleet.clone(),
+            key.name,
+            ch.into_stream(),
+        ));
         Ok(())
     }
 
-    async fn shell_request(&mut self, channel: ChannelId, session: &mut Session) -> Result<(), Self::Error> {
-        let Some(key) = self.key.clone() else { return Ok(()) };
+    async fn shell_request(
+        &mut self,
+        channel: ChannelId,
+        session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let Some(key) = self.key.clone() else {
+            return Ok(());
+        };
         session.channel_success(channel)?;
         if key.role == Role::Host {
-            let why = format!("the key {} is enrolled as a host; host keys may only open the agent tunnel", key.name);
+            let why = format!(
+                "the key {} is enrolled as a host; host keys may only open the agent tunnel",
+                key.name
+            );
             self.refuse(channel, "shell", why).await;
             return Ok(());
         }
@@ -211,7 +287,9 @@ impl server::Handler for Conn {
             }
             return Ok(());
         };
-        let Some(ch) = self.channels.remove(&channel) else { return Ok(()) };
+        let Some(ch) = self.channels.remove(&channel) else {
+            return Ok(());
+        };
         tracing::info!(key = %key.name, role = %key.role, cols, rows, term, "console session");
         let pty = crate::shell::Pty { cols, rows, term };
         tokio::spawn(crate::shell::serve(self.fleet.clone(), key, ch, pty));

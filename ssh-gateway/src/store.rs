@@ -56,7 +56,13 @@ pub struct HostRecord {
 }
 
 fn conv<T, E: std::fmt::Display>(r: Result<T, E>, col: usize) -> rusqlite::Result<T> {
-    r.map_err(|e| rusqlite::Error::FromSqlConversionFailure(col, rusqlite::types::Type::Text, e.to_string().into()))
+    r.map_err(|e| {
+        rusqlite::Error::FromSqlConversionFailure(
+            col,
+            rusqlite::types::Type::Text,
+            e.to_string().into(),
+        )
+    })
 }
 
 fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
@@ -69,8 +75,12 @@ fn app_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
 }
 
 pub fn get_app(c: &Connection, name: &str) -> rusqlite::Result<Option<AppRecord>> {
-    c.query_row("SELECT name, kind, replicas, active FROM apps WHERE name = ?1", [name], app_row)
-        .optional()
+    c.query_row(
+        "SELECT name, kind, replicas, active FROM apps WHERE name = ?1",
+        [name],
+        app_row,
+    )
+    .optional()
 }
 
 pub fn list_apps(c: &Connection) -> rusqlite::Result<Vec<AppRecord>> {
@@ -96,7 +106,9 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
 
 /// Releases of `app`, newest first.
 pub fn releases(c: &Connection, app: &str) -> rusqlite::Result<Vec<ReleaseRecord>> {
-    let mut q = c.prepare_cached(&format!("SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 ORDER BY version DESC"))?;
+    let mut q = c.prepare_cached(&format!(
+        "SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 ORDER BY version DESC"
+    ))?;
     q.query_map([app], release_row)?.collect()
 }
 
@@ -110,7 +122,14 @@ pub fn release(c: &Connection, app: &str, v: Version) -> rusqlite::Result<Option
 }
 
 /// A new staged release (creating the app on its first deploy); its version.
-pub fn insert_release(c: &mut Connection, m: &Manifest, digest: &str, by: &str, replicas: u32, now: i64) -> rusqlite::Result<Version> {
+pub fn insert_release(
+    c: &mut Connection,
+    m: &Manifest,
+    digest: &str,
+    by: &str,
+    replicas: u32,
+    now: i64,
+) -> rusqlite::Result<Version> {
     let tx = c.transaction()?;
     tx.execute(
         "INSERT INTO apps (name, kind, replicas, active, created, updated) VALUES (?1, ?2, ?3, NULL, ?4, ?4)
@@ -122,7 +141,8 @@ pub fn insert_release(c: &mut Connection, m: &Manifest, digest: &str, by: &str, 
         [&m.name],
         |r| r.get(0),
     )?;
-    let json = serde_json::to_string(m).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
+    let json = serde_json::to_string(m)
+        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))?;
     tx.execute(
         &format!("INSERT INTO releases ({RELEASE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', NULL)"),
         params![m.name, v, digest, m.kind.as_str(), json, now, by],
@@ -144,7 +164,9 @@ pub fn activate(
 ) -> rusqlite::Result<Option<Version>> {
     let tx = c.transaction()?;
     let prev: Option<u32> = tx
-        .query_row("SELECT active FROM apps WHERE name = ?1", [app], |r| r.get(0))
+        .query_row("SELECT active FROM apps WHERE name = ?1", [app], |r| {
+            r.get(0)
+        })
         .optional()?
         .flatten();
     tx.execute(
@@ -164,7 +186,11 @@ pub fn activate(
     Ok(prev.map(Version))
 }
 
-fn set_placement_tx(tx: &Connection, app: &str, placement: &BTreeMap<String, u32>) -> rusqlite::Result<()> {
+fn set_placement_tx(
+    tx: &Connection,
+    app: &str,
+    placement: &BTreeMap<String, u32>,
+) -> rusqlite::Result<()> {
     tx.execute("DELETE FROM placements WHERE app = ?1", [app])?;
     for (host, n) in placement {
         tx.execute(
@@ -176,7 +202,13 @@ fn set_placement_tx(tx: &Connection, app: &str, placement: &BTreeMap<String, u32
 }
 
 /// Records a new scale and its placement.
-pub fn set_scale(c: &mut Connection, app: &str, replicas: u32, placement: &BTreeMap<String, u32>, now: i64) -> rusqlite::Result<()> {
+pub fn set_scale(
+    c: &mut Connection,
+    app: &str,
+    replicas: u32,
+    placement: &BTreeMap<String, u32>,
+    now: i64,
+) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     tx.execute(
         "UPDATE apps SET replicas = ?2, updated = ?3 WHERE name = ?1",
@@ -186,7 +218,11 @@ pub fn set_scale(c: &mut Connection, app: &str, replicas: u32, placement: &BTree
     tx.commit()
 }
 
-pub fn set_placement(c: &mut Connection, app: &str, placement: &BTreeMap<String, u32>) -> rusqlite::Result<()> {
+pub fn set_placement(
+    c: &mut Connection,
+    app: &str,
+    placement: &BTreeMap<String, u32>,
+) -> rusqlite::Result<()> {
     let tx = c.transaction()?;
     set_placement_tx(&tx, app, placement)?;
     tx.commit()
@@ -196,14 +232,26 @@ pub fn set_placement(c: &mut Connection, app: &str, placement: &BTreeMap<String,
 pub fn placements(c: &Connection) -> rusqlite::Result<BTreeMap<String, BTreeMap<String, u32>>> {
     let mut q = c.prepare_cached("SELECT app, host, replicas FROM placements")?;
     let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
-    for row in q.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?, r.get::<_, u32>(2)?)))? {
+    for row in q.query_map([], |r| {
+        Ok((
+            r.get::<_, String>(0)?,
+            r.get::<_, String>(1)?,
+            r.get::<_, u32>(2)?,
+        ))
+    })? {
         let (a, h, n) = row?;
         out.entry(a).or_default().insert(h, n);
     }
     Ok(out)
 }
 
-pub fn set_release_state(c: &Connection, app: &str, v: Version, state: ReleaseState, detail: Option<&str>) -> rusqlite::Result<()> {
+pub fn set_release_state(
+    c: &Connection,
+    app: &str,
+    v: Version,
+    state: ReleaseState,
+    detail: Option<&str>,
+) -> rusqlite::Result<()> {
     c.execute(
         "UPDATE releases SET state = ?3, detail = ?4 WHERE app = ?1 AND version = ?2",
         params![app, v.0, state.as_str(), detail],
@@ -249,12 +297,17 @@ pub fn upsert_host(c: &Connection, h: &HostRecord, now: i64) -> rusqlite::Result
 }
 
 pub fn touch_host(c: &Connection, name: &str, now: i64) -> rusqlite::Result<()> {
-    c.execute("UPDATE hosts SET last_seen = ?2 WHERE name = ?1", params![name, now])?;
+    c.execute(
+        "UPDATE hosts SET last_seen = ?2 WHERE name = ?1",
+        params![name, now],
+    )?;
     Ok(())
 }
 
 pub fn hosts(c: &Connection) -> rusqlite::Result<Vec<HostRecord>> {
-    let mut q = c.prepare_cached("SELECT name, key, arch, engine, labels, cpus, memory, last_seen FROM hosts ORDER BY name")?;
+    let mut q = c.prepare_cached(
+        "SELECT name, key, arch, engine, labels, cpus, memory, last_seen FROM hosts ORDER BY name",
+    )?;
     q.query_map([], |r| {
         Ok(HostRecord {
             name: r.get(0)?,
@@ -270,7 +323,14 @@ pub fn hosts(c: &Connection) -> rusqlite::Result<Vec<HostRecord>> {
     .collect()
 }
 
-pub fn audit(c: &Connection, time: i64, key: &str, action: &str, app: Option<&str>, detail: &str) -> rusqlite::Result<()> {
+pub fn audit(
+    c: &Connection,
+    time: i64,
+    key: &str,
+    action: &str,
+    app: Option<&str>,
+    detail: &str,
+) -> rusqlite::Result<()> {
     c.execute(
         "INSERT INTO audit (time, key, action, app, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
         params![time, key, action, app, detail],

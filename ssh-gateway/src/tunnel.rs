@@ -7,9 +7,11 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use schema::frame::{self, FrameError};
-use schema::tunnel::{self, Chunk, GatewayMsg, Hello, HostMsg, Incoming, MAX_TUNNEL_FRAME, TUNNEL_PROTOCOL_VERSION};
 use schema::LogRecord;
+use schema::frame::{self, FrameError};
+use schema::tunnel::{
+    self, Chunk, GatewayMsg, Hello, HostMsg, Incoming, MAX_TUNNEL_FRAME, TUNNEL_PROTOCOL_VERSION,
+};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
 
@@ -97,7 +99,10 @@ impl HostConn {
 
     /// Starts a logs request; records arrive on the receiver until the
     /// host ends it, the tunnel drops (the receiver closes) or it is cancelled.
-    pub async fn logs(&self, build: impl FnOnce(u64) -> GatewayMsg) -> Result<(u64, mpsc::UnboundedReceiver<LogItem>), String> {
+    pub async fn logs(
+        &self,
+        build: impl FnOnce(u64) -> GatewayMsg,
+    ) -> Result<(u64, mpsc::UnboundedReceiver<LogItem>), String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
         Self::lock(&self.logs).insert(id, tx);
@@ -127,7 +132,10 @@ pub enum TunnelError {
     Protocol(String),
 }
 
-async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Result<Option<frame::Frame>, TunnelError> {
+async fn next_frame<R: AsyncRead + Unpin>(
+    r: &mut R,
+    buf: &mut Vec<u8>,
+) -> Result<Option<frame::Frame>, TunnelError> {
     loop {
         if let Some((f, n)) = frame::decode(buf, MAX_TUNNEL_FRAME)? {
             buf.drain(..n);
@@ -139,7 +147,9 @@ async fn next_frame<R: AsyncRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> Resul
             return if buf.is_empty() {
                 Ok(None)
             } else {
-                Err(TunnelError::Protocol("the tunnel closed in the middle of a frame".into()))
+                Err(TunnelError::Protocol(
+                    "the tunnel closed in the middle of a frame".into(),
+                ))
             };
         }
         buf.extend_from_slice(&chunk[..n]);
@@ -170,29 +180,30 @@ where
             let _ = tx.send(b).await;
         }
     };
-    let hello: Hello = match tokio::time::timeout(Duration::from_secs(15), next_frame(&mut r, &mut buf)).await {
-        Ok(Ok(Some(f))) => match tunnel::decode::<HostMsg>(f) {
-            Ok(Incoming::Msg(HostMsg::Hello(h))) => h,
-            Ok(other) => {
-                refuse(format!("expected hello, got {other:?}")).await;
+    let hello: Hello =
+        match tokio::time::timeout(Duration::from_secs(15), next_frame(&mut r, &mut buf)).await {
+            Ok(Ok(Some(f))) => match tunnel::decode::<HostMsg>(f) {
+                Ok(Incoming::Msg(HostMsg::Hello(h))) => h,
+                Ok(other) => {
+                    refuse(format!("expected hello, got {other:?}")).await;
+                    return;
+                }
+                Err(e) => {
+                    tracing::warn!(key, error = %e, "malformed hello; closing the tunnel");
+                    refuse(format!("malformed hello: {e}")).await;
+                    return;
+                }
+            },
+            Ok(Ok(None)) => return,
+            Ok(Err(e)) => {
+                tracing::warn!(key, error = %e, "tunnel error before hello");
                 return;
             }
-            Err(e) => {
-                tracing::warn!(key, error = %e, "malformed hello; closing the tunnel");
-                refuse(format!("malformed hello: {e}")).await;
+            Err(_) => {
+                refuse("no hello within 15 s".into()).await;
                 return;
             }
-        },
-        Ok(Ok(None)) => return,
-        Ok(Err(e)) => {
-            tracing::warn!(key, error = %e, "tunnel error before hello");
-            return;
-        }
-        Err(_) => {
-            refuse("no hello within 15 s".into()).await;
-            return;
-        }
-    };
+        };
     if hello.version != TUNNEL_PROTOCOL_VERSION {
         refuse(format!(
             "this gateway speaks tunnel protocol v{TUNNEL_PROTOCOL_VERSION}, the host v{}; run hostd and ssh-gateway of the same release",
@@ -231,7 +242,11 @@ where
     let result: Result<(), TunnelError> = async {
         while let Some(f) = next_frame(&mut r, &mut buf).await? {
             match tunnel::decode::<HostMsg>(f)? {
-                Incoming::Chunk(_) => return Err(TunnelError::Protocol("hosts do not send artifact chunks".into())),
+                Incoming::Chunk(_) => {
+                    return Err(TunnelError::Protocol(
+                        "hosts do not send artifact chunks".into(),
+                    ));
+                }
                 Incoming::Msg(m) => handle(&fleet, &conn, m).await,
             }
         }
@@ -252,7 +267,12 @@ async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
     match m {
         HostMsg::Hello(_) => tracing::warn!(host = %conn.name, "a second hello; ignored"),
         HostMsg::Heartbeat(hb) => fleet.heartbeat(&conn.name, hb).await,
-        HostMsg::Reply { id, ok, message, compile_ms } => {
+        HostMsg::Reply {
+            id,
+            ok,
+            message,
+            compile_ms,
+        } => {
             if let Some(p) = HostConn::lock(&conn.pending).remove(&id) {
                 let _ = p.reply.send(if ok { Ok(compile_ms) } else { Err(message) });
             } else if let Some(tx) = HostConn::lock(&conn.logs).remove(&id) {
@@ -261,7 +281,10 @@ async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
             }
         }
         HostMsg::Progress { id, line } => {
-            if let Some(Some(tx)) = HostConn::lock(&conn.pending).get(&id).map(|p| p.progress.clone()) {
+            if let Some(Some(tx)) = HostConn::lock(&conn.pending)
+                .get(&id)
+                .map(|p| p.progress.clone())
+            {
                 let _ = tx.send(line);
             }
         }
@@ -297,13 +320,19 @@ async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u
     let mut f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
-            let _ = conn.send(&fail(format!("not stored on the gateway: {e}"))).await;
+            let _ = conn
+                .send(&fail(format!("not stored on the gateway: {e}")))
+                .await;
             return;
         }
     };
     let total = f.metadata().await.map(|m| m.len()).unwrap_or(0);
     if offset > total || f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-        let _ = conn.send(&fail(format!("offset {offset} is past the end ({total} bytes)"))).await;
+        let _ = conn
+            .send(&fail(format!(
+                "offset {offset} is past the end ({total} bytes)"
+            )))
+            .await;
         return;
     }
     let mut pos = offset;
@@ -331,5 +360,7 @@ async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u
         }
         pos += n as u64;
     }
-    let _ = conn.send(&GatewayMsg::ChunkEnd { digest, total: pos }).await;
+    let _ = conn
+        .send(&GatewayMsg::ChunkEnd { digest, total: pos })
+        .await;
 }

@@ -216,7 +216,13 @@ fn the_local_console_rolls_back_over_ssh_and_survives_a_resize() {
     p.send(b"\x1b");
     p.wait_text(" hosts (2) ");
     let wasm = fixture("ticker.wasm");
-    p.send(format!(":deploy w2 {} --replicas 1 --env TICK_MS=1000\r", wasm.display()).as_bytes());
+    p.send(
+        format!(
+            ":deploy w2 {} --replicas 1 --env TICK_MS=1000\r",
+            wasm.display()
+        )
+        .as_bytes(),
+    );
     p.wait_text("Deploy a new release of w2");
     p.send(b"y");
     p.wait_text("w2 v1 active");

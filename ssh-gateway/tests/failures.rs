@@ -26,11 +26,20 @@ impl BigDeploy {
 
 /// Starts a deploy of a large artifact and returns once `host` reports `progress`.
 fn deploy_big_until(f: &Fleet, app: &str, host: &str, progress: &str) -> BigDeploy {
-    let big = padded_wasm(&std::fs::read(fixture("ticker.component.wasm")).unwrap(), 48 << 20);
+    let big = padded_wasm(
+        &std::fs::read(fixture("ticker.component.wasm")).unwrap(),
+        48 << 20,
+    );
     let path = f.path("big.wasm");
     std::fs::write(&path, &big).unwrap();
     let mut child = Command::new(hostd_bin())
-        .args(["--gateway", &format!("alice@{}", f.addr()), "--accept-new-host-key", "deploy", app])
+        .args([
+            "--gateway",
+            &format!("alice@{}", f.addr()),
+            "--accept-new-host-key",
+            "deploy",
+            app,
+        ])
         .arg(&path)
         .env("HOME", f.path("home"))
         .stdout(Stdio::piped())
@@ -42,19 +51,28 @@ fn deploy_big_until(f: &Fleet, app: &str, host: &str, progress: &str) -> BigDepl
     let (tx, rx) = std::sync::mpsc::channel();
     let all = lines.clone();
     let reader = std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stderr).lines().map_while(Result::ok) {
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
             all.lock().unwrap().push(l.clone());
             let _ = tx.send(l);
         }
     });
     let want = format!("{host}: {progress}");
     loop {
-        let l = rx.recv_timeout(DEADLINE).expect("the deploy to start fetching");
+        let l = rx
+            .recv_timeout(DEADLINE)
+            .expect("the deploy to start fetching");
         if l.starts_with(&want) {
             break;
         }
     }
-    BigDeploy { child, lines, reader }
+    BigDeploy {
+        child,
+        lines,
+        reader,
+    }
 }
 
 #[test]
@@ -62,7 +80,16 @@ fn kill_9_of_a_host_mid_deploy_fails_the_deploy_and_switches_nothing() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.wait_running("api", "v1", 2);
     let audit_before = f.json(&["audit"]).as_array().unwrap().len();
     // Cut h2 once it has part of the artifact, so its next fetch can resume.
@@ -70,21 +97,48 @@ fn kill_9_of_a_host_mid_deploy_fails_the_deploy_and_switches_nothing() {
     f.kill_agent(1);
     let (code, stderr) = deploy.finish();
     assert_eq!(code, Some(1), "{stderr}");
-    assert!(stderr.contains("api v2 was not deployed: staging failed on h2"), "{stderr}");
+    assert!(
+        stderr.contains("api v2 was not deployed: staging failed on h2"),
+        "{stderr}"
+    );
     assert!(stderr.contains("nothing was switched"), "{stderr}");
-    assert_eq!(f.releases("api"), vec![("v2".into(), "failed".into()), ("v1".into(), "active".into())]);
+    assert_eq!(
+        f.releases("api"),
+        vec![
+            ("v2".into(), "failed".into()),
+            ("v1".into(), "active".into())
+        ]
+    );
     // h1 staged v2 but never switched: it still runs v1.
     let ps = f.local(0, &["ps", "api", "--json"]).ok().json();
-    assert!(ps.as_array().unwrap().iter().filter(|r| r["state"] == "running").all(|r| r["release"] == "v1"), "{ps}");
+    assert!(
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .filter(|r| r["state"] == "running")
+            .all(|r| r["release"] == "v1"),
+        "{ps}"
+    );
     let audit = f.json(&["audit"]);
-    assert!(audit.as_array().unwrap().len() > audit_before, "the failed deploy is audited");
+    assert!(
+        audit.as_array().unwrap().len() > audit_before,
+        "the failed deploy is audited"
+    );
     // h2 returns; deploying the same artifact again resumes its cut fetch.
     f.start_agent(1, &[]);
     f.wait_host_up("h2");
     let r = f.ops(&["deploy", "api", f.path("big.wasm").to_str().unwrap()]);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    assert!(r.stderr.contains("h2: resuming fetch at"), "the fetch starts over instead of resuming:\n{}", r.stderr);
-    assert!(r.stderr.contains("h1: artifact already here"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("h2: resuming fetch at"),
+        "the fetch starts over instead of resuming:\n{}",
+        r.stderr
+    );
+    assert!(
+        r.stderr.contains("h1: artifact already here"),
+        "{}",
+        r.stderr
+    );
     f.wait_running("api", "v3", 2);
 }
 
@@ -93,7 +147,16 @@ fn kill_9_of_the_gateway_mid_deploy_loses_no_release_placement_or_audit_entry() 
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.ops(&["scale", "api", "3"]).ok();
     f.wait_running("api", "v1", 3);
     let spread = f.spread("api");
@@ -105,16 +168,37 @@ fn kill_9_of_the_gateway_mid_deploy_loses_no_release_placement_or_audit_entry() 
     f.start_gateway();
     f.wait_host_up("h1");
     f.wait_host_up("h2");
-    assert_eq!(f.releases("api"), vec![("v2".into(), "failed".into()), ("v1".into(), "active".into())]);
+    assert_eq!(
+        f.releases("api"),
+        vec![
+            ("v2".into(), "failed".into()),
+            ("v1".into(), "active".into())
+        ]
+    );
     let rel = f.json(&["releases", "api"]);
-    assert!(rel[0]["detail"].as_str().unwrap().contains("interrupted by a gateway restart"), "{rel}");
+    assert!(
+        rel[0]["detail"]
+            .as_str()
+            .unwrap()
+            .contains("interrupted by a gateway restart"),
+        "{rel}"
+    );
     let audit = f.json(&["audit"]);
     let before = audit_before.as_array().unwrap();
-    assert_eq!(&audit.as_array().unwrap()[..before.len()], &before[..], "audit entries survive");
+    assert_eq!(
+        &audit.as_array().unwrap()[..before.len()],
+        &before[..],
+        "audit entries survive"
+    );
     f.wait_running("api", "v1", 3);
     assert_eq!(f.spread("api"), spread, "placement survives");
     // The fleet still deploys.
-    f.ops(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap()]).ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.component.wasm").to_str().unwrap(),
+    ])
+    .ok();
     f.wait_running("api", "v3", 3);
 }
 
@@ -123,16 +207,34 @@ fn a_silent_host_goes_down_its_replicas_move_and_placement_converges_when_it_ret
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "4", "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "4",
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.wait_running("w", "v1", 4);
     f.kill_agent(1);
-    wait_for("h2 down", || (f.host_state("h2").as_deref() == Some("down")).then_some(()));
+    wait_for("h2 down", || {
+        (f.host_state("h2").as_deref() == Some("down")).then_some(())
+    });
     wait_for("all four replicas on h1", || {
         let s = f.spread("w");
         (s.get("h1") == Some(&4) && s.len() == 1).then_some(())
     });
     let audit = f.json(&["audit"]);
-    assert!(audit.as_array().unwrap().iter().any(|a| a["action"] == "host-down"), "{audit}");
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "host-down"),
+        "{audit}"
+    );
     f.start_agent(1, &[]);
     f.wait_host_up("h2");
     wait_for("placement to converge again", || {
@@ -145,14 +247,23 @@ fn a_silent_host_goes_down_its_replicas_move_and_placement_converges_when_it_ret
 fn viewer_unknown_and_host_keys_are_refused_and_audited() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()]).ok();
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()])
+        .ok();
     // A viewer reads, and is refused everything else.
     let r = f.ssh("victor", &["ps", "--json"], None);
     assert_eq!(r.code, 0, "{}", r.stderr);
-    for cmd in [vec!["scale", "w", "3"], vec!["rollback", "w"], vec!["rm", "w"]] {
+    for cmd in [
+        vec!["scale", "w", "3"],
+        vec!["rollback", "w"],
+        vec!["rm", "w"],
+    ] {
         let r = f.ssh("victor", &cmd, None);
         assert_eq!(r.code, 1, "{cmd:?}");
-        assert!(r.stderr.contains("refused: the key victor is a viewer"), "{}", r.stderr);
+        assert!(
+            r.stderr.contains("refused: the key victor is a viewer"),
+            "{}",
+            r.stderr
+        );
     }
     // An unknown key never gets in.
     keygen(f.dir.path(), "mallory");
@@ -167,24 +278,58 @@ fn viewer_unknown_and_host_keys_are_refused_and_audited() {
         Command::new("ssh")
             .args(["-p", &f.port.to_string(), "-i"])
             .arg(f.path("alice"))
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "BatchMode=yes",
+            ])
             .args(["-s", "alice@127.0.0.1", "cranefleet-tunnel"]),
         Some(b""),
     );
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("only host keys may open the agent tunnel"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("only host keys may open the agent tunnel"),
+        "{}",
+        r.stderr
+    );
     let audit = f.json(&["audit", "--tail", "50"]);
     let refused: Vec<String> = audit
         .as_array()
         .unwrap()
         .iter()
         .filter(|a| a["detail"].as_str().unwrap().starts_with("refused"))
-        .map(|a| format!("{} {}", a["key"].as_str().unwrap(), a["action"].as_str().unwrap()))
+        .map(|a| {
+            format!(
+                "{} {}",
+                a["key"].as_str().unwrap(),
+                a["action"].as_str().unwrap()
+            )
+        })
         .collect();
-    for want in ["victor scale", "victor rollback", "victor rm", "h1 exec", "alice tunnel"] {
-        assert!(refused.iter().any(|r| r == want), "no refusal `{want}` in {refused:?}");
+    for want in [
+        "victor scale",
+        "victor rollback",
+        "victor rm",
+        "h1 exec",
+        "alice tunnel",
+    ] {
+        assert!(
+            refused.iter().any(|r| r == want),
+            "no refusal `{want}` in {refused:?}"
+        );
     }
-    assert!(refused.iter().any(|r| r.starts_with("SHA256:") && r.ends_with(" auth")), "{refused:?}");
+    assert!(
+        refused
+            .iter()
+            .any(|r| r.starts_with("SHA256:") && r.ends_with(" auth")),
+        "{refused:?}"
+    );
     // Nothing changed.
     assert_eq!(f.releases("w"), vec![("v1".into(), "active".into())]);
 }
@@ -193,7 +338,14 @@ fn viewer_unknown_and_host_keys_are_refused_and_audited() {
 fn a_changed_gateway_host_key_is_refused_loudly() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.wait_running("w", "v1", 1);
     f.stop_gateway();
     let other = keygen(f.dir.path(), "impostor-host-key");
@@ -201,17 +353,27 @@ fn a_changed_gateway_host_key_is_refused_loudly() {
     f.start_gateway();
     // The agent refuses to talk to a gateway with another key, and says why.
     wait_for("the agent to refuse the new key", || {
-        f.agent_log(0).contains("THE GATEWAY'S HOST KEY HAS CHANGED").then_some(())
+        f.agent_log(0)
+            .contains("THE GATEWAY'S HOST KEY HAS CHANGED")
+            .then_some(())
     });
     std::thread::sleep(std::time::Duration::from_millis(500));
-    assert_ne!(f.host_state("h1").as_deref(), Some("up"), "the agent must not join");
+    assert_ne!(
+        f.host_state("h1").as_deref(),
+        Some("up"),
+        "the agent must not join"
+    );
     // Its apps keep running meanwhile.
     let ps = f.local(0, &["ps", "--json"]).ok().json();
     assert_eq!(ps[0]["state"], "running");
     // The CLI checks known_hosts the same way.
     let r = f.ops(&["ps"]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("THE GATEWAY'S HOST KEY HAS CHANGED"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("THE GATEWAY'S HOST KEY HAS CHANGED"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -224,14 +386,27 @@ fn a_malformed_tunnel_frame_closes_that_tunnel_not_the_gateway() {
         Command::new("ssh")
             .args(["-p", &f.port.to_string(), "-i"])
             .arg(f.path("h1-host"))
-            .args(["-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null", "-o", "LogLevel=ERROR", "-o", "BatchMode=yes"])
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "BatchMode=yes",
+            ])
             .args(["-s", "h1@127.0.0.1", "cranefleet-tunnel"]),
         Some(garbage),
     );
-    assert!(String::from_utf8_lossy(r.stdout.as_bytes()).contains("malformed hello"), "{r:?}");
+    assert!(
+        String::from_utf8_lossy(r.stdout.as_bytes()).contains("malformed hello"),
+        "{r:?}"
+    );
     // The gateway and the real agent carry on.
     assert_eq!(f.host_state("h1").as_deref(), Some("up"));
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()]).ok();
+    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()])
+        .ok();
     f.wait_running("w", "v1", 1);
 }
 
@@ -240,21 +415,45 @@ fn a_local_rollback_while_the_gateway_is_away_is_reported_and_adopted() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
-    f.ops(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.component.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.wait_running("api", "v2", 2);
     f.stop_gateway();
     // Break-glass on h1: rollback works without the gateway; deploy does not.
     let r = f.local(0, &["rollback", "api", "--json"]).ok().json();
     assert_eq!(r["to"], "v1");
-    let r = f.local(0, &["deploy", "api", fixture("ticker.wasm").to_str().unwrap()]);
+    let r = f.local(
+        0,
+        &["deploy", "api", fixture("ticker.wasm").to_str().unwrap()],
+    );
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("managed by the gateway"), "{}", r.stderr);
     f.start_gateway();
     f.wait_host_up("h1");
     f.wait_host_up("h2");
     wait_for("the fleet to follow the local rollback", || {
-        (f.releases("api") == vec![("v2".to_string(), "superseded".to_string()), ("v1".to_string(), "active".to_string())]).then_some(())
+        (f.releases("api")
+            == vec![
+                ("v2".to_string(), "superseded".to_string()),
+                ("v1".to_string(), "active".to_string()),
+            ])
+        .then_some(())
     });
     f.wait_running("api", "v1", 2);
     let audit = f.json(&["audit"]);
@@ -263,8 +462,23 @@ fn a_local_rollback_while_the_gateway_is_away_is_reported_and_adopted() {
         .unwrap()
         .iter()
         .filter(|a| a["app"] == "api" && a["action"] == "rollback")
-        .map(|a| (a["key"].as_str().unwrap().to_string(), a["detail"].as_str().unwrap().to_string()))
+        .map(|a| {
+            (
+                a["key"].as_str().unwrap().to_string(),
+                a["detail"].as_str().unwrap().to_string(),
+            )
+        })
         .collect();
-    assert!(entries.iter().any(|(k, d)| k.starts_with("local:") && k.ends_with("@h1") && d.contains("v2 -> v1")), "{entries:?}");
-    assert!(entries.iter().any(|(k, d)| k == "gateway" && d.contains("following a local rollback on h1")), "{entries:?}");
+    assert!(
+        entries
+            .iter()
+            .any(|(k, d)| k.starts_with("local:") && k.ends_with("@h1") && d.contains("v2 -> v1")),
+        "{entries:?}"
+    );
+    assert!(
+        entries
+            .iter()
+            .any(|(k, d)| k == "gateway" && d.contains("following a local rollback on h1")),
+        "{entries:?}"
+    );
 }

@@ -12,18 +12,39 @@ fn deploy_stages_on_every_chosen_host_then_switches() {
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
     let path = fixture("ticker.wasm");
-    let r = f.ops(&["deploy", "ticker", path.to_str().unwrap(), "--replicas", "3", "--env", "TICK_MS=100"]).ok();
+    let r = f
+        .ops(&[
+            "deploy",
+            "ticker",
+            path.to_str().unwrap(),
+            "--replicas",
+            "3",
+            "--env",
+            "TICK_MS=100",
+        ])
+        .ok();
     assert!(r.stdout.contains("deployed ticker v1"), "{}", r.stdout);
     for h in ["h1", "h2"] {
-        assert!(r.stderr.contains(&format!("{h}: staged v1")), "progress per host:\n{}", r.stderr);
-        assert!(r.stderr.contains(&format!("{h}: active v1")), "{}", r.stderr);
+        assert!(
+            r.stderr.contains(&format!("{h}: staged v1")),
+            "progress per host:\n{}",
+            r.stderr
+        );
+        assert!(
+            r.stderr.contains(&format!("{h}: active v1")),
+            "{}",
+            r.stderr
+        );
     }
     // Staging comes before any activation.
     let last_staged = r.stderr.rfind("staged v1").unwrap();
     let first_active = r.stderr.find("active v1").unwrap();
     assert!(last_staged < first_active, "{}", r.stderr);
     f.wait_running("ticker", "v1", 3);
-    assert_eq!(f.spread("ticker").values().copied().collect::<Vec<_>>(), vec![2, 1]);
+    assert_eq!(
+        f.spread("ticker").values().copied().collect::<Vec<_>>(),
+        vec![2, 1]
+    );
     assert_eq!(f.releases("ticker"), vec![("v1".into(), "active".into())]);
     let ps = f.json(&["ps"]);
     assert_eq!(ps[0]["host"], "h1,h2");
@@ -47,7 +68,11 @@ fn openssh_client_runs_commands_with_the_clis_output_and_exit_status() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     let bytes = std::fs::read(fixture("ticker.wasm")).unwrap();
-    let r = f.ssh("alice", &["deploy", "w", "-", "--env", "TICK_MS=100", "--json"], Some(&bytes));
+    let r = f.ssh(
+        "alice",
+        &["deploy", "w", "-", "--env", "TICK_MS=100", "--json"],
+        Some(&bytes),
+    );
     assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
     assert_eq!(r.json()["version"], "v1");
     let r = f.ssh("alice", &["ps", "--json"], None);
@@ -55,7 +80,10 @@ fn openssh_client_runs_commands_with_the_clis_output_and_exit_status() {
     assert_eq!(r.json()[0]["app"], "w");
     let r = f.ssh("alice", &["releases", "nope"], None);
     assert_eq!(r.code, 1);
-    assert_eq!(r.stderr.trim(), "error: unknown app \"nope\": `ps` lists the fleet's apps");
+    assert_eq!(
+        r.stderr.trim(),
+        "error: unknown app \"nope\": `ps` lists the fleet's apps"
+    );
     let r = f.ssh("alice", &["scale", "w"], None);
     assert_eq!(r.code, 2, "{}", r.stderr);
     let r = f.ssh("alice", &["logs", "w", "--tail", "3", "--json"], None);
@@ -73,19 +101,56 @@ fn rollback_fleet_wide_needs_no_fetch_and_no_compile() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "api", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=100"]).ok();
-    f.ops(&["deploy", "api", fixture("ticker.component.wasm").to_str().unwrap(), "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
+    f.ops(&[
+        "deploy",
+        "api",
+        fixture("ticker.component.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.wait_running("api", "v2", 2);
-    let compiles = |f: &Fleet| (0..2).map(|i| f.agent_log(i).matches("compiled with Cranelift").count()).sum::<usize>();
+    let compiles = |f: &Fleet| {
+        (0..2)
+            .map(|i| f.agent_log(i).matches("compiled with Cranelift").count())
+            .sum::<usize>()
+    };
     let before = compiles(&f);
     let r = f.ops(&["rollback", "api", "--json"]).ok();
     let out = r.json();
-    assert_eq!((out["from"].as_str(), out["to"].as_str()), (Some("v2"), Some("v1")));
-    assert!(!r.stderr.contains("fetch"), "rollback fetched:\n{}", r.stderr);
-    assert!(!r.stderr.contains("staged"), "rollback staged:\n{}", r.stderr);
+    assert_eq!(
+        (out["from"].as_str(), out["to"].as_str()),
+        (Some("v2"), Some("v1"))
+    );
+    assert!(
+        !r.stderr.contains("fetch"),
+        "rollback fetched:\n{}",
+        r.stderr
+    );
+    assert!(
+        !r.stderr.contains("staged"),
+        "rollback staged:\n{}",
+        r.stderr
+    );
     f.wait_running("api", "v1", 2);
     assert_eq!(compiles(&f), before, "rollback compiled on a host");
-    assert_eq!(f.releases("api"), vec![("v2".into(), "superseded".into()), ("v1".into(), "active".into())]);
+    assert_eq!(
+        f.releases("api"),
+        vec![
+            ("v2".into(), "superseded".into()),
+            ("v1".into(), "active".into())
+        ]
+    );
 }
 
 #[test]
@@ -93,12 +158,25 @@ fn scale_replaces_replicas_without_a_new_release() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--env", "TICK_MS=100"]).ok();
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
     f.wait_running("w", "v1", 1);
     let out = f.json(&["scale", "w", "4"]);
-    assert_eq!((out["from"].as_u64(), out["replicas"].as_u64()), (Some(1), Some(4)));
+    assert_eq!(
+        (out["from"].as_u64(), out["replicas"].as_u64()),
+        (Some(1), Some(4))
+    );
     f.wait_running("w", "v1", 4);
-    assert_eq!(f.spread("w").values().copied().collect::<Vec<_>>(), vec![2, 2]);
+    assert_eq!(
+        f.spread("w").values().copied().collect::<Vec<_>>(),
+        vec![2, 2]
+    );
     f.json(&["scale", "w", "1"]);
     f.wait_running("w", "v1", 1);
     assert_eq!(f.releases("w").len(), 1);
@@ -109,12 +187,35 @@ fn labels_decide_where_replicas_go() {
     let mut f = Fleet::start();
     f.add_agent("eu1", &["region=eu"]);
     f.add_agent("us1", &["region=us"]);
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "3", "--label", "region=us"]).ok();
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "3",
+        "--label",
+        "region=us",
+    ])
+    .ok();
     f.wait_running("w", "v1", 3);
-    assert_eq!(f.spread("w").keys().cloned().collect::<Vec<_>>(), vec!["us1".to_string()]);
-    let r = f.ops(&["deploy", "x", fixture("ticker.wasm").to_str().unwrap(), "--label", "region=mars"]);
+    assert_eq!(
+        f.spread("w").keys().cloned().collect::<Vec<_>>(),
+        vec!["us1".to_string()]
+    );
+    let r = f.ops(&[
+        "deploy",
+        "x",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--label",
+        "region=mars",
+    ]);
     assert_eq!(r.code, 1);
-    assert!(r.stderr.contains("no host that is up carries the labels region=mars"), "{}", r.stderr);
+    assert!(
+        r.stderr
+            .contains("no host that is up carries the labels region=mars"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -122,14 +223,37 @@ fn logs_fan_in_from_every_host_and_resume_after_a_tunnel_cut() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "t", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2", "--env", "TICK_MS=50"]).ok();
+    f.ops(&[
+        "deploy",
+        "t",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=50",
+    ])
+    .ok();
     f.wait_running("t", "v1", 2);
-    let recs = f.ops(&["logs", "t", "--json", "--tail", "50"]).ok().json_lines();
-    let hosts: std::collections::BTreeSet<&str> = recs.iter().map(|r| r["host"].as_str().unwrap()).collect();
+    let recs = f
+        .ops(&["logs", "t", "--json", "--tail", "50"])
+        .ok()
+        .json_lines();
+    let hosts: std::collections::BTreeSet<&str> =
+        recs.iter().map(|r| r["host"].as_str().unwrap()).collect();
     assert_eq!(hosts.into_iter().collect::<Vec<_>>(), vec!["h1", "h2"]);
 
     let mut follower = std::process::Command::new(hostd_bin())
-        .args(["--gateway", &format!("alice@{}", f.addr()), "--accept-new-host-key", "logs", "t", "-f", "--json", "--tail", "0"])
+        .args([
+            "--gateway",
+            &format!("alice@{}", f.addr()),
+            "--accept-new-host-key",
+            "logs",
+            "t",
+            "-f",
+            "--json",
+            "--tail",
+            "0",
+        ])
         .env("HOME", f.path("home"))
         .stdout(Stdio::piped())
         .stderr(Stdio::null())
@@ -144,10 +268,16 @@ fn logs_fan_in_from_every_host_and_resume_after_a_tunnel_cut() {
     f.wait_host_up("h2");
     let after_restart = lines.wait_for("h2's restart note", |l| {
         let v = parse(l);
-        v["host"] == "h2" && v["line"].as_str().unwrap_or("").contains("restored from cached code")
+        v["host"] == "h2"
+            && v["line"]
+                .as_str()
+                .unwrap_or("")
+                .contains("restored from cached code")
     });
     let restart_seq = parse(&after_restart)["seq"].as_u64().unwrap();
-    lines.wait_for("more records from h2", |l| parse(l)["host"] == "h2" && parse(l)["seq"].as_u64().unwrap() > restart_seq + 5);
+    lines.wait_for("more records from h2", |l| {
+        parse(l)["host"] == "h2" && parse(l)["seq"].as_u64().unwrap() > restart_seq + 5
+    });
     let _ = follower.kill();
     let _ = follower.wait();
     for host in ["h1", "h2"] {
@@ -159,7 +289,10 @@ fn logs_fan_in_from_every_host_and_resume_after_a_tunnel_cut() {
             .map(|v| v["seq"].as_u64().unwrap())
             .collect();
         assert!(seqs.len() > 5, "{host}: {seqs:?}");
-        assert!(seqs.windows(2).all(|w| w[1] == w[0] + 1), "{host}: a gap or a duplicate in {seqs:?}");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "{host}: a gap or a duplicate in {seqs:?}"
+        );
     }
 }
 
@@ -168,16 +301,35 @@ fn rm_stops_the_app_on_every_host() {
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap(), "--replicas", "2"]).ok();
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+    ])
+    .ok();
     f.wait_running("w", "v1", 2);
     f.ops(&["rm", "w"]).ok();
     for i in 0..2 {
         wait_for("the app gone from the host", || {
-            (f.local(i, &["ps", "--json"]).ok().json().as_array().unwrap().is_empty()).then_some(())
+            (f.local(i, &["ps", "--json"])
+                .ok()
+                .json()
+                .as_array()
+                .unwrap()
+                .is_empty())
+            .then_some(())
         });
     }
     assert_eq!(f.ops(&["releases", "w"]).code, 1);
     let audit = f.json(&["audit"]);
-    let actions: Vec<&str> = audit.as_array().unwrap().iter().filter(|a| a["app"] == "w").map(|a| a["action"].as_str().unwrap()).collect();
+    let actions: Vec<&str> = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|a| a["app"] == "w")
+        .map(|a| a["action"].as_str().unwrap())
+        .collect();
     assert_eq!(actions, vec!["deploy", "rm"]);
 }

@@ -39,13 +39,19 @@ fn parse_label(s: &str) -> Result<(String, String), String> {
     }
 }
 
-pub async fn execute(args: AgentArgs, data: Option<PathBuf>, gateway: Option<String>) -> anyhow::Result<()> {
-    let gateway = gateway.context("hostd agent needs --gateway [user@]host[:port] (or CRANEFLEET_GATEWAY)")?;
+pub async fn execute(
+    args: AgentArgs,
+    data: Option<PathBuf>,
+    gateway: Option<String>,
+) -> anyhow::Result<()> {
+    let gateway = gateway
+        .context("hostd agent needs --gateway [user@]host[:port] (or CRANEFLEET_GATEWAY)")?;
     let dir = config::data_dir(data.as_deref());
     let mut cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, args.name)?;
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
     cfg.labels = args.label.into_iter().collect();
-    cfg.labels.insert("arch".into(), std::env::consts::ARCH.into());
+    cfg.labels
+        .insert("arch".into(), std::env::consts::ARCH.into());
     let target = Target::parse(&gateway, "host")?;
     let (key, created) = ssh::load_or_create_key(&args.host_key)?;
     if created {

@@ -6,8 +6,8 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use schema::command::DeployArgs;
 use schema::AppKind;
+use schema::command::DeployArgs;
 
 use super::serve::{Daemon, parse_http, wait_for_signal};
 use crate::config::HostConfig;
@@ -36,24 +36,53 @@ pub async fn execute(args: DemoArgs, data: Option<PathBuf>) -> anyhow::Result<()
     let cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, Some("demo".into()))?;
     let daemon = Daemon::start(cfg, DEFAULT_MAX_BODY).await?;
     let apps: [(&str, AppKind, &[u8], &[(&str, &str)], Option<&str>, u32); 3] = [
-        ("hello", AppKind::Http, HELLO, &[("GREETING", "cranefleet")], None, 8),
-        ("ticker", AppKind::Worker, TICKER, &[("TICK_MS", "2000"), ("GREETING", "demo")], None, 2),
-        ("nightly", AppKind::Job, JOB, &[("JOB_MS", "500")], Some("@every 15s"), 1),
+        (
+            "hello",
+            AppKind::Http,
+            HELLO,
+            &[("GREETING", "cranefleet")],
+            None,
+            8,
+        ),
+        (
+            "ticker",
+            AppKind::Worker,
+            TICKER,
+            &[("TICK_MS", "2000"), ("GREETING", "demo")],
+            None,
+            2,
+        ),
+        (
+            "nightly",
+            AppKind::Job,
+            JOB,
+            &[("JOB_MS", "500")],
+            Some("@every 15s"),
+            1,
+        ),
     ];
     for (name, kind, bytes, env, schedule, replicas) in apps {
         let args = DeployArgs {
             app: Some(name.into()),
             kind: Some(kind),
             replicas: Some(replicas),
-            env: env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             schedule: schedule.map(String::from),
             ..Default::default()
         };
         daemon.host.deploy("demo", &args, bytes.to_vec()).await?;
     }
-    let http = daemon.http.map(|a| a.to_string()).unwrap_or_else(|| "(no ingress)".into());
+    let http = daemon
+        .http
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| "(no ingress)".into());
     let port = daemon.http.map(|a| a.port()).unwrap_or(8080);
-    let me = std::env::current_exe().map(|p| p.display().to_string()).unwrap_or_else(|_| "hostd".into());
+    let me = std::env::current_exe()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|_| "hostd".into());
     println!(
         "cranefleet demo host is running (data in {dir}, ingress on {http}).
 

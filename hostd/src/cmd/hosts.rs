@@ -7,5 +7,6 @@ pub async fn execute(ctx: &mut Ctx<'_>) -> Result<(), CmdError> {
     if ctx.json {
         return ctx.json(&rows).await;
     }
-    ctx.print(schema::render::hosts(&rows, schema::time::now_millis())).await
+    ctx.print(schema::render::hosts(&rows, schema::time::now_millis()))
+        .await
 }

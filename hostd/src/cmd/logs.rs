@@ -9,8 +9,8 @@
 
 use std::sync::Arc;
 
-use schema::command::{LogsArgs, Since};
 use schema::LogRecord;
+use schema::command::{LogsArgs, Since};
 use tokio::sync::broadcast::error::RecvError;
 
 use super::{CmdError, Ctx};
@@ -29,7 +29,8 @@ async fn print(ctx: &mut Ctx<'_>, records: &[LogRecord]) -> Result<(), CmdError>
     let mut buf = String::with_capacity(OUT_CHUNK.min(records.len() * 128 + 16));
     for r in records {
         if ctx.json {
-            serde_json::to_writer(string_writer(&mut buf), r).map_err(|e| std::io::Error::other(e.to_string()))?;
+            serde_json::to_writer(string_writer(&mut buf), r)
+                .map_err(|e| std::io::Error::other(e.to_string()))?;
         } else {
             buf.push_str(&schema::render::log_line(r));
         }
@@ -49,7 +50,8 @@ fn string_writer(s: &mut String) -> impl std::io::Write + '_ {
     struct W<'a>(&'a mut String);
     impl std::io::Write for W<'_> {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let text = std::str::from_utf8(b).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
+            let text = std::str::from_utf8(b)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
             self.0.push_str(text);
             Ok(b.len())
         }
@@ -66,7 +68,10 @@ pub fn matcher(filter: Option<&str>) -> Result<Option<Arc<Matcher>>, HostError> 
         .map(|src| {
             schema::expr::parse_filter(src)
                 .map(|f| Arc::new(Matcher::new(f)))
-                .map_err(|err| HostError::Expr { what: "--where", err })
+                .map_err(|err| HostError::Expr {
+                    what: "--where",
+                    err,
+                })
         })
         .transpose()
 }
@@ -75,7 +80,11 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: LogsArgs) -> Result<(), CmdError> 
     let matcher = matcher(args.filter.as_deref())?;
     ctx.host.check_app(&args.app).await?;
     let mut live = args.follow.then(|| ctx.host.logs.subscribe(&args.app));
-    let tail = args.tail.or(if args.since.is_none() { Some(DEFAULT_TAIL) } else { None });
+    let tail = args.tail.or(if args.since.is_none() {
+        Some(DEFAULT_TAIL)
+    } else {
+        None
+    });
     let query = |since: Option<Since>, tail: Option<u64>| {
         let (logs, app, m) = (ctx.host.logs.clone(), args.app.clone(), matcher.clone());
         async move {
@@ -94,7 +103,9 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: LogsArgs) -> Result<(), CmdError> 
         last = last.max(r.seq);
     }
     print(ctx, &records).await?;
-    let Some(rx) = live.as_mut() else { return Ok(()) };
+    let Some(rx) = live.as_mut() else {
+        return Ok(());
+    };
     let mut hangup = ctx.hangup.clone();
     loop {
         let mut batch = Vec::new();
@@ -115,7 +126,9 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: LogsArgs) -> Result<(), CmdError> 
             }
         }
         batch.retain(|r| r.seq > last);
-        let Some(newest) = batch.last().map(|r| r.seq) else { continue };
+        let Some(newest) = batch.last().map(|r| r.seq) else {
+            continue;
+        };
         last = newest;
         if let Some(m) = &matcher {
             m.retain(&mut batch);

@@ -39,7 +39,9 @@ pub struct Out {
 
 impl Out {
     pub fn new(w: Pin<Box<dyn AsyncWrite + Send>>) -> Out {
-        Out { w: FrameWriter::new(w) }
+        Out {
+            w: FrameWriter::new(w),
+        }
     }
 
     pub async fn stdout(&mut self, s: impl AsRef<[u8]>) -> std::io::Result<()> {
@@ -83,7 +85,8 @@ pub struct Ctx<'a> {
 impl Ctx<'_> {
     /// Prints `value` as one JSON document (or one line of a stream).
     pub async fn json<T: Serialize>(&mut self, value: &T) -> Result<(), CmdError> {
-        let mut s = serde_json::to_string(value).map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut s =
+            serde_json::to_string(value).map_err(|e| std::io::Error::other(e.to_string()))?;
         s.push('\n');
         self.out.stdout(s).await?;
         Ok(())

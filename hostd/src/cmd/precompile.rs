@@ -40,9 +40,14 @@ pub fn execute(args: PrecompileArgs, json: bool) -> anyhow::Result<()> {
     } else {
         std::fs::read(&args.file).with_context(|| format!("cannot read {}", args.file))?
     };
-    let pre = engine::precompile(&compiler, &bytes).with_context(|| format!("cannot compile {}", args.file))?;
+    let pre = engine::precompile(&compiler, &bytes)
+        .with_context(|| format!("cannot compile {}", args.file))?;
     let output = args.output.clone().unwrap_or_else(|| {
-        let base = if args.file == "-" { PathBuf::from("stdin.wasm") } else { PathBuf::from(&args.file) };
+        let base = if args.file == "-" {
+            PathBuf::from("stdin.wasm")
+        } else {
+            PathBuf::from(&args.file)
+        };
         let arch = target.split('-').next().unwrap_or("unknown");
         if Some(target.as_str()) == here {
             base.with_extension("cwasm")
@@ -66,7 +71,14 @@ pub fn execute(args: PrecompileArgs, json: bool) -> anyhow::Result<()> {
     } else {
         println!(
             "compiled {} ({}, {}) for {} in {} ms: {} -> {} ({} bytes)",
-            out.input, out.artifact, out.digest, out.target, out.compile_ms, out.input_bytes, out.output, out.output_bytes
+            out.input,
+            out.artifact,
+            out.digest,
+            out.target,
+            out.compile_ms,
+            out.input_bytes,
+            out.output,
+            out.output_bytes
         );
     }
     Ok(())

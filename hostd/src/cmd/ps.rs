@@ -9,5 +9,6 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: PsArgs) -> Result<(), CmdError> {
     if ctx.json {
         return ctx.json(&rows).await;
     }
-    ctx.print(schema::render::ps(&rows, args.app.is_some())).await
+    ctx.print(schema::render::ps(&rows, args.app.is_some()))
+        .await
 }

@@ -9,5 +9,6 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: ReleasesArgs) -> Result<(), CmdErr
     if ctx.json {
         return ctx.json(&rows).await;
     }
-    ctx.print(schema::render::releases(&rows, schema::time::now_millis())).await
+    ctx.print(schema::render::releases(&rows, schema::time::now_millis()))
+        .await
 }

@@ -9,6 +9,13 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: RollbackArgs) -> Result<(), CmdErr
     if ctx.json {
         return ctx.json(&out).await;
     }
-    let from = out.from.map(|v| v.to_string()).unwrap_or_else(|| "none".into());
-    ctx.print(format!("rolled back {} {from} -> {} in {} ms\n", out.app, out.to, out.switch_ms)).await
+    let from = out
+        .from
+        .map(|v| v.to_string())
+        .unwrap_or_else(|| "none".into());
+    ctx.print(format!(
+        "rolled back {} {from} -> {} in {} ms\n",
+        out.app, out.to, out.switch_ms
+    ))
+    .await
 }

@@ -9,5 +9,9 @@ pub async fn execute(ctx: &mut Ctx<'_>, args: ScaleArgs) -> Result<(), CmdError>
     if ctx.json {
         return ctx.json(&out).await;
     }
-    ctx.print(format!("scaled {} {} -> {}\n", out.app, out.from, out.replicas)).await
+    ctx.print(format!(
+        "scaled {} {} -> {}\n",
+        out.app, out.from, out.replicas
+    ))
+    .await
 }

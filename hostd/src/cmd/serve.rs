@@ -67,9 +67,11 @@ pub fn lock_data_dir(dir: &Path) -> anyhow::Result<DirLock> {
 /// directory lock proves no live daemon owns it).
 pub fn bind_socket(path: &Path) -> anyhow::Result<UnixListener> {
     if path.exists() {
-        std::fs::remove_file(path).with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
+        std::fs::remove_file(path)
+            .with_context(|| format!("cannot remove the stale socket {}", path.display()))?;
     }
-    let l = UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
+    let l =
+        UnixListener::bind(path).with_context(|| format!("cannot listen on {}", path.display()))?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
     Ok(l)
 }
@@ -110,22 +112,27 @@ impl Daemon {
         let lock = lock_data_dir(&cfg.data_dir)?;
         let listener = bind_socket(&cfg.socket)?;
         let http = match cfg.http {
-            Some(addr) => Some(
-                tokio::net::TcpListener::bind(addr)
-                    .await
-                    .with_context(|| format!("cannot listen for http on {addr}; pick another --http (or `none`)"))?,
-            ),
+            Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
+                format!("cannot listen for http on {addr}; pick another --http (or `none`)")
+            })?),
             None => None,
         };
         let (dir, socket) = (cfg.data_dir.clone(), cfg.socket.clone());
-        let host = Host::open(cfg).await.context("cannot open the host's state")?;
+        let host = Host::open(cfg)
+            .await
+            .context("cannot open the host's state")?;
         let (shutdown, rx) = watch::channel(false);
         let control = tokio::spawn(crate::control::serve(listener, host.clone(), rx.clone()));
         let mut http_addr = None;
         if let Some(l) = http {
             let addr = l.local_addr()?;
             http_addr = Some(addr);
-            tokio::spawn(crate::ingress::serve(l, host.runtime().clone(), max_body, rx));
+            tokio::spawn(crate::ingress::serve(
+                l,
+                host.runtime().clone(),
+                max_body,
+                rx,
+            ));
             tracing::info!(%addr, "ingress serving http apps");
         }
         tracing::info!(data = %dir.display(), socket = %socket.display(), name = %host.config.name, "hostd serving");

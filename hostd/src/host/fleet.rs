@@ -74,19 +74,27 @@ impl Host {
     }
 
     fn artifact_path(&self, digest: &str) -> PathBuf {
-        self.config.data_dir.join("artifacts").join(format!("{digest}.wasm"))
+        self.config
+            .data_dir
+            .join("artifacts")
+            .join(format!("{digest}.wasm"))
     }
 
     /// Where a fetch of `digest` collects its bytes; a fetch cut short
     /// resumes from this file's length.
     pub fn partial_artifact_path(&self, digest: &str) -> PathBuf {
-        self.config.data_dir.join("artifacts").join(format!("{digest}.part"))
+        self.config
+            .data_dir
+            .join("artifacts")
+            .join(format!("{digest}.part"))
     }
 
     /// Checks a completed fetch against its digest and stores it.
     pub async fn adopt_fetched(&self, digest: &str) -> Result<(), HostError> {
         let part = self.partial_artifact_path(digest);
-        let bytes = tokio::fs::read(&part).await.map_err(|_| StoreError::Corrupt(digest.to_string()))?;
+        let bytes = tokio::fs::read(&part)
+            .await
+            .map_err(|_| StoreError::Corrupt(digest.to_string()))?;
         let got = crate::engine::digest(&bytes);
         if got != digest {
             let _ = std::fs::remove_file(&part);
@@ -96,9 +104,17 @@ impl Host {
         }
         crate::artifacts::write_atomically(&self.artifact_path(digest), &bytes)?;
         let _ = std::fs::remove_file(&part);
-        let (d, n, now) = (digest.to_string(), bytes.len() as u64, schema::time::now_millis());
-        let form = schema::artifact::classify(&bytes).map(|f| f.as_str()).unwrap_or("module");
-        self.db.call(move |c| store::record_artifact(c, &d, n, form, now)).await?;
+        let (d, n, now) = (
+            digest.to_string(),
+            bytes.len() as u64,
+            schema::time::now_millis(),
+        );
+        let form = schema::artifact::classify(&bytes)
+            .map(|f| f.as_str())
+            .unwrap_or("module");
+        self.db
+            .call(move |c| store::record_artifact(c, &d, n, form, now))
+            .await?;
         Ok(())
     }
 
@@ -129,32 +145,52 @@ impl Host {
             self.db.call(move |c| store::get_app(c, &a)).await?
         };
         let replicas = existing.map(|a| a.replicas).unwrap_or(0);
-        let (d, b, g, now) = (digest.to_string(), by.to_string(), gateway.to_string(), schema::time::now_millis());
+        let (d, b, g, now) = (
+            digest.to_string(),
+            by.to_string(),
+            gateway.to_string(),
+            schema::time::now_millis(),
+        );
         self.db
-            .call(move |c| store::insert_release_at(c, &manifest, version, &d, &b, &g, replicas, now))
+            .call(move |c| {
+                store::insert_release_at(c, &manifest, version, &d, &b, &g, replicas, now)
+            })
             .await?;
         self.logs.system(
             &app,
             Some(version),
             "hostd",
-            format!("staged {version} sha256:{} for {by} via {gateway}{}", &digest[..12], if compiled.compile_ms > 0 {
-                format!(" (compiled in {} ms)", compiled.compile_ms)
-            } else {
-                String::new()
-            }),
+            format!(
+                "staged {version} sha256:{} for {by} via {gateway}{}",
+                &digest[..12],
+                if compiled.compile_ms > 0 {
+                    format!(" (compiled in {} ms)", compiled.compile_ms)
+                } else {
+                    String::new()
+                }
+            ),
         );
         Ok(compiled.compile_ms)
     }
 
     /// Runs a staged or kept release with `replicas`; a no-op switch when it
     /// already runs (then only the scale changes).
-    pub async fn activate_version(self: &Arc<Self>, by: &str, app: &str, version: Version, replicas: u32) -> Result<(), HostError> {
+    pub async fn activate_version(
+        self: &Arc<Self>,
+        by: &str,
+        app: &str,
+        version: Version,
+        replicas: u32,
+    ) -> Result<(), HostError> {
         let op = self.op_lock(app).await;
         let rec = self.app(app).await?;
-        let target = self.release(app, version).await?.ok_or_else(|| HostError::NoSuchRelease {
-            app: app.to_string(),
-            version,
-        })?;
+        let target = self
+            .release(app, version)
+            .await?
+            .ok_or_else(|| HostError::NoSuchRelease {
+                app: app.to_string(),
+                version,
+            })?;
         if rec.active == Some(version) && target.state == ReleaseState::Active {
             drop(op);
             if rec.replicas != replicas {
@@ -169,16 +205,27 @@ impl Host {
             });
         }
         let (a, now) = (app.to_string(), schema::time::now_millis());
-        self.db.call(move |c| store::set_replicas(c, &a, replicas, now)).await?;
+        self.db
+            .call(move |c| store::set_replicas(c, &a, replicas, now))
+            .await?;
         let (from, compile_ms) = self.switch_to(app, &target).await?;
         let detail = format!(
             "{} -> {version} ({replicas} replica{}){}",
             from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
             if replicas == 1 { "" } else { "s" },
-            if compile_ms > 0 { format!(", recompiled in {compile_ms} ms") } else { String::new() }
+            if compile_ms > 0 {
+                format!(", recompiled in {compile_ms} ms")
+            } else {
+                String::new()
+            }
         );
         self.audit(by, "activate", Some(app), &detail).await;
-        self.logs.system(app, Some(version), "hostd", format!("activated {detail} for {by}"));
+        self.logs.system(
+            app,
+            Some(version),
+            "hostd",
+            format!("activated {detail} for {by}"),
+        );
         if let Some(run) = self.supervisor(app).and_then(|s| s.active()) {
             if let Some(path) = target.manifest.health.path.clone()
                 && let Err(reason) = self.check_health(&run, &path).await
@@ -202,7 +249,10 @@ impl Host {
     }
 
     pub async fn mark_reported(&self, up_to: i64) -> Result<(), HostError> {
-        Ok(self.db.call(move |c| store::mark_reported(c, up_to)).await?)
+        Ok(self
+            .db
+            .call(move |c| store::mark_reported(c, up_to))
+            .await?)
     }
 
     pub(super) fn publish(&self, e: HostEvent) {

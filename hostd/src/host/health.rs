@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use schema::expr::{Metrics, Rule};
 use schema::AppKind;
+use schema::expr::{Metrics, Rule};
 
 use super::Host;
 use crate::filter::CompiledRule;
@@ -19,13 +19,25 @@ const EVERY: Duration = Duration::from_secs(1);
 
 impl Host {
     /// One health probe of `run`: Ok for a 2xx, else why not.
-    pub(super) async fn check_health(&self, run: &Arc<ReleaseRun>, path: &str) -> Result<(), String> {
+    pub(super) async fn check_health(
+        &self,
+        run: &Arc<ReleaseRun>,
+        path: &str,
+    ) -> Result<(), String> {
         let limit = Duration::from_secs(10);
-        match tokio::time::timeout(limit, crate::runtime::http::probe(&self.rt, run.clone(), path)).await {
+        match tokio::time::timeout(
+            limit,
+            crate::runtime::http::probe(&self.rt, run.clone(), path),
+        )
+        .await
+        {
             Ok(Ok(s)) if (200..300).contains(&s) => Ok(()),
             Ok(Ok(s)) => Err(format!("GET {path} returned {s}")),
             Ok(Err(e)) => Err(format!("GET {path} failed: {e}")),
-            Err(_) => Err(format!("GET {path} did not answer within {} s", limit.as_secs())),
+            Err(_) => Err(format!(
+                "GET {path} did not answer within {} s",
+                limit.as_secs()
+            )),
         }
     }
 
@@ -76,7 +88,11 @@ impl Host {
                 {
                     let m = host.metrics_of(&run, started.elapsed(), restarts_before);
                     if eval(rule, jit.as_ref(), &m) {
-                        failure = Some(format!("health rule `{}` tripped: {}", rule.source(), explain(rule, jit.as_ref(), &m)));
+                        failure = Some(format!(
+                            "health rule `{}` tripped: {}",
+                            rule.source(),
+                            explain(rule, jit.as_ref(), &m)
+                        ));
                     }
                 }
                 if let Some(reason) = failure {

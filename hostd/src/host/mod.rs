@@ -22,10 +22,10 @@ use crate::artifacts::{Artifacts, StoreError};
 use crate::config::{HostConfig, KEEP_RELEASES};
 use crate::db::{Db, DbError, Durability};
 use crate::logs::LogHub;
-use schema::artifact::{KindError, inspect};
 use crate::runtime::supervisor::AppStatus;
 use crate::runtime::{AppRuntime, Event, LinkError, ReleaseRun, Runtime};
 use crate::store::{self, AppRecord, ReleaseRecord};
+use schema::artifact::{KindError, inspect};
 
 /// Why an operation was refused or failed. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -66,7 +66,10 @@ pub enum HostError {
     /// A filter or rule that does not parse or type-check; the message is
     /// the position, what was expected, and a caret under the source.
     #[error("invalid {what} expression at {err}")]
-    Expr { what: &'static str, err: schema::expr::ExprError },
+    Expr {
+        what: &'static str,
+        err: schema::expr::ExprError,
+    },
     #[error("{0}")]
     Db(#[from] DbError),
 }
@@ -94,7 +97,11 @@ impl Host {
     pub async fn open(config: HostConfig) -> anyhow::Result<Arc<Host>> {
         use anyhow::Context;
         let dir = &config.data_dir;
-        let db = Db::open(&dir.join("hostd.db"), schema::migrations::HOSTD, Durability::Full)?;
+        let db = Db::open(
+            &dir.join("hostd.db"),
+            schema::migrations::HOSTD,
+            Durability::Full,
+        )?;
         let logs = LogHub::open(dir, &config.name, config.log_cap_bytes)?;
         let engine = crate::engine::runtime_engine()?;
         let artifacts = Artifacts::open(dir, engine.clone(), db.clone())?;
@@ -126,7 +133,9 @@ impl Host {
             let sup = AppRuntime::new(&app.name, app.kind, self.rt.clone(), self.events.clone());
             self.apps_lock().insert(app.name.clone(), sup.clone());
             let Some(v) = app.active else { continue };
-            let Some(rel) = self.release(&app.name, v).await? else { continue };
+            let Some(rel) = self.release(&app.name, v).await? else {
+                continue;
+            };
             match self.prepare(&rel).await {
                 Ok((run, compile_ms)) => {
                     let how = if compile_ms > 0 {
@@ -138,11 +147,21 @@ impl Host {
                     if rel.state == ReleaseState::Crashloop {
                         sup.halt(v, rel.detail.clone().unwrap_or_else(|| "crash loop".into()));
                     }
-                    self.logs.system(&app.name, Some(v), "hostd", format!("hostd started; {v} restored {how}"));
+                    self.logs.system(
+                        &app.name,
+                        Some(v),
+                        "hostd",
+                        format!("hostd started; {v} restored {how}"),
+                    );
                 }
                 Err(e) => {
                     tracing::error!(app = %app.name, error = %e, "cannot restore the active release");
-                    self.logs.system(&app.name, Some(v), "hostd", format!("cannot start {v} after restart: {e}"));
+                    self.logs.system(
+                        &app.name,
+                        Some(v),
+                        "hostd",
+                        format!("cannot start {v} after restart: {e}"),
+                    );
                 }
             }
         }
@@ -197,13 +216,27 @@ impl Host {
     async fn prepare(&self, rel: &ReleaseRecord) -> Result<(Arc<ReleaseRun>, u64), HostError> {
         let compiled = self.artifacts.load(&rel.digest).await?;
         let code = self.rt.link(&compiled.loaded, rel.kind)?;
-        Ok((ReleaseRun::new(rel.version, rel.manifest.clone(), code), compiled.compile_ms))
+        Ok((
+            ReleaseRun::new(rel.version, rel.manifest.clone(), code),
+            compiled.compile_ms,
+        ))
     }
 
     /// Records who did what. A local action on an app a gateway manages is
     /// kept unreported until the agent has told the gateway.
-    pub async fn audit(&self, who: &str, action: &str, app: Option<&str>, detail: impl Into<String>) {
-        let (who, action, app, detail) = (who.to_string(), action.to_string(), app.map(str::to_string), detail.into());
+    pub async fn audit(
+        &self,
+        who: &str,
+        action: &str,
+        app: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        let (who, action, app, detail) = (
+            who.to_string(),
+            action.to_string(),
+            app.map(str::to_string),
+            detail.into(),
+        );
         let now = schema::time::now_millis();
         if let Err(e) = self
             .db
@@ -226,22 +259,36 @@ impl Host {
     /// An http release with a `health.path` is probed right after the
     /// switch; a failure rolls back before this returns, and probes go on
     /// in the background for the health window.
-    pub async fn deploy(self: &Arc<Self>, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
+    pub async fn deploy(
+        self: &Arc<Self>,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+    ) -> Result<DeployOutcome, HostError> {
         let result = self.deploy_inner(who, args, bytes).await;
         if let Err(e) = &result {
-            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}")).await;
+            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
+                .await;
         }
         result
     }
 
-    async fn deploy_inner(self: &Arc<Self>, who: &str, args: &DeployArgs, bytes: Vec<u8>) -> Result<DeployOutcome, HostError> {
+    async fn deploy_inner(
+        self: &Arc<Self>,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+    ) -> Result<DeployOutcome, HostError> {
         let started = Instant::now();
         if args.manifest.is_some() {
             return Err(HostError::Refused(
                 "--manifest is read where the command is typed: use `hostd deploy --manifest FILE`, which sends its fields as flags".into(),
             ));
         }
-        let name = args.app.clone().ok_or_else(|| HostError::Refused("deploy needs an APP name".into()))?;
+        let name = args
+            .app
+            .clone()
+            .ok_or_else(|| HostError::Refused("deploy needs an APP name".into()))?;
         validate_app_name(&name)?;
         if bytes.len() as u64 > self.config.max_artifact_bytes {
             return Err(HostError::Refused(format!(
@@ -273,7 +320,12 @@ impl Host {
         let compiled = self.artifacts.put(bytes).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
 
-        let (m, d, w, now) = (manifest.clone(), compiled.digest.clone(), who.to_string(), schema::time::now_millis());
+        let (m, d, w, now) = (
+            manifest.clone(),
+            compiled.digest.clone(),
+            who.to_string(),
+            schema::time::now_millis(),
+        );
         let version = self
             .db
             .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
@@ -295,7 +347,12 @@ impl Host {
             prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
         );
         self.audit(who, "deploy", Some(&name), &detail).await;
-        self.logs.system(&name, Some(version), "hostd", format!("deployed {detail} by {who}"));
+        self.logs.system(
+            &name,
+            Some(version),
+            "hostd",
+            format!("deployed {detail} by {who}"),
+        );
         self.prune(&name).await;
         if let Some(path) = health_path.filter(|_| kind == AppKind::Http)
             && let Err(reason) = self.check_health(&run, &path).await
@@ -331,10 +388,16 @@ impl Host {
         let to = target.as_ref().map(|t| t.version);
         let outcome = match target {
             Some(t) => match self.switch_to(app, &t).await {
-                Ok((from, _)) => format!("rolled back {} -> {}", from.map(|v| v.to_string()).unwrap_or_default(), t.version),
+                Ok((from, _)) => format!(
+                    "rolled back {} -> {}",
+                    from.map(|v| v.to_string()).unwrap_or_default(),
+                    t.version
+                ),
                 Err(e) => format!("could not roll back to {}: {e}", t.version),
             },
-            None => format!("no earlier healthy release to roll back to, so {version} stays active"),
+            None => {
+                format!("no earlier healthy release to roll back to, so {version} stays active")
+            }
         };
         let (a, d) = (app.to_string(), format!("health check: {reason}"));
         let _ = self
@@ -349,7 +412,8 @@ impl Host {
             detail: reason.to_string(),
             to,
         });
-        self.audit("hostd", "health-rollback", Some(app), line).await;
+        self.audit("hostd", "health-rollback", Some(app), line)
+            .await;
         outcome
     }
 
@@ -357,7 +421,10 @@ impl Host {
     async fn prune(&self, app: &str) {
         let a = app.to_string();
         let result = async {
-            let keep = self.db.call(move |c| store::prune(c, &a, KEEP_RELEASES)).await?;
+            let keep = self
+                .db
+                .call(move |c| store::prune(c, &a, KEEP_RELEASES))
+                .await?;
             self.artifacts.retain(keep).await?;
             Ok::<_, HostError>(())
         }
@@ -368,17 +435,28 @@ impl Host {
     }
 
     /// Makes an earlier release active again, from its kept compiled code.
-    pub async fn rollback(&self, who: &str, app: &str, to: Option<Version>) -> Result<RollbackOutcome, HostError> {
+    pub async fn rollback(
+        &self,
+        who: &str,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<RollbackOutcome, HostError> {
         let result = self.rollback_inner(who, app, to).await;
         if let Err(e) = &result
             && !matches!(e, HostError::UnknownApp(_))
         {
-            self.audit(who, "rollback", Some(app), format!("refused: {e}")).await;
+            self.audit(who, "rollback", Some(app), format!("refused: {e}"))
+                .await;
         }
         result
     }
 
-    async fn rollback_inner(&self, who: &str, app: &str, to: Option<Version>) -> Result<RollbackOutcome, HostError> {
+    async fn rollback_inner(
+        &self,
+        who: &str,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<RollbackOutcome, HostError> {
         let started = Instant::now();
         let _op = self.op_lock(app).await;
         let (_, target) = self.rollback_target(app, to).await?;
@@ -388,10 +466,19 @@ impl Host {
         let detail = format!(
             "{} -> {v}{}",
             from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
-            if compile_ms > 0 { format!(" (recompiled in {compile_ms} ms: engine changed)") } else { String::new() }
+            if compile_ms > 0 {
+                format!(" (recompiled in {compile_ms} ms: engine changed)")
+            } else {
+                String::new()
+            }
         );
         self.audit(who, "rollback", Some(app), &detail).await;
-        self.logs.system(app, Some(v), "hostd", format!("rolled back {detail} by {who}"));
+        self.logs.system(
+            app,
+            Some(v),
+            "hostd",
+            format!("rolled back {detail} by {who}"),
+        );
         Ok(RollbackOutcome {
             app: app.to_string(),
             from,
@@ -402,19 +489,22 @@ impl Host {
 
     /// The release a rollback goes to: `to`, or the newest kept, healthy
     /// (superseded) release older than the active one.
-    async fn rollback_target(&self, app: &str, to: Option<Version>) -> Result<(AppRecord, ReleaseRecord), HostError> {
+    async fn rollback_target(
+        &self,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<(AppRecord, ReleaseRecord), HostError> {
         let rec = self.app(app).await?;
         let a = app.to_string();
         let releases = self.db.call(move |c| store::releases(c, &a)).await?;
         let target = match to {
             Some(v) => {
-                let r = releases
-                    .iter()
-                    .find(|r| r.version == v)
-                    .ok_or_else(|| HostError::NoSuchRelease {
+                let r = releases.iter().find(|r| r.version == v).ok_or_else(|| {
+                    HostError::NoSuchRelease {
                         app: app.to_string(),
                         version: v,
-                    })?;
+                    }
+                })?;
                 if rec.active == Some(v) && r.state == ReleaseState::Active {
                     return Err(HostError::AlreadyActive {
                         app: app.to_string(),
@@ -428,7 +518,9 @@ impl Host {
                 releases
                     .iter()
                     .find(|r| r.version < below && r.state == ReleaseState::Superseded && r.kept)
-                    .ok_or_else(|| HostError::NothingToRollBackTo { app: app.to_string() })?
+                    .ok_or_else(|| HostError::NothingToRollBackTo {
+                        app: app.to_string(),
+                    })?
             }
         };
         if !target.kept {
@@ -444,18 +536,36 @@ impl Host {
     /// Makes a stored release active from its kept code. The caller holds
     /// the app's op lock. Returns the previous active version and the
     /// compile time (0 unless the engine changed since it was compiled).
-    async fn switch_to(&self, app: &str, target: &ReleaseRecord) -> Result<(Option<Version>, u64), HostError> {
+    async fn switch_to(
+        &self,
+        app: &str,
+        target: &ReleaseRecord,
+    ) -> Result<(Option<Version>, u64), HostError> {
         let rec = self.app(app).await?;
         let (run, compile_ms) = self.prepare(target).await?;
         let sup = self.supervisor_or_new(app, target.kind);
         sup.activate(run, rec.replicas);
-        let (a, v, kind, replicas, now) = (app.to_string(), target.version, target.kind, rec.replicas, schema::time::now_millis());
-        let from = self.db.call(move |c| store::activate(c, &a, v, kind, replicas, now)).await?;
+        let (a, v, kind, replicas, now) = (
+            app.to_string(),
+            target.version,
+            target.kind,
+            rec.replicas,
+            schema::time::now_millis(),
+        );
+        let from = self
+            .db
+            .call(move |c| store::activate(c, &a, v, kind, replicas, now))
+            .await?;
         Ok((from, compile_ms))
     }
 
     /// Sets the wanted replicas; no release is created.
-    pub async fn scale(&self, who: &str, app: &str, replicas: u32) -> Result<ScaleOutcome, HostError> {
+    pub async fn scale(
+        &self,
+        who: &str,
+        app: &str,
+        replicas: u32,
+    ) -> Result<ScaleOutcome, HostError> {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         refuse_if_managed(Some(&rec), who, "scale")?;
@@ -466,18 +576,28 @@ impl Host {
             )));
         }
         if rec.kind == AppKind::Job && replicas > 1 {
-            let msg = format!("{app} is a job and runs one at a time: scale it to 1, or 0 to pause its schedule");
-            self.audit(who, "scale", Some(app), format!("refused: {msg}")).await;
+            let msg = format!(
+                "{app} is a job and runs one at a time: scale it to 1, or 0 to pause its schedule"
+            );
+            self.audit(who, "scale", Some(app), format!("refused: {msg}"))
+                .await;
             return Err(HostError::Refused(msg));
         }
         let (a, now) = (app.to_string(), schema::time::now_millis());
-        self.db.call(move |c| store::set_replicas(c, &a, replicas, now)).await?;
+        self.db
+            .call(move |c| store::set_replicas(c, &a, replicas, now))
+            .await?;
         if let Some(sup) = self.supervisor(app) {
             sup.scale(replicas);
         }
         let detail = format!("{} -> {replicas}", rec.replicas);
         self.audit(who, "scale", Some(app), &detail).await;
-        self.logs.system(app, rec.active, "hostd", format!("scaled {detail} by {who}"));
+        self.logs.system(
+            app,
+            rec.active,
+            "hostd",
+            format!("scaled {detail} by {who}"),
+        );
         Ok(ScaleOutcome {
             app: app.to_string(),
             from: rec.replicas,
@@ -495,19 +615,28 @@ impl Host {
             sup.stop().await;
         }
         let a = app.to_string();
-        let n = self.db.call(move |c| {
-            let n = store::releases(c, &a)?.len();
-            store::delete_app(c, &a)?;
-            Ok(n)
-        })
-        .await?;
+        let n = self
+            .db
+            .call(move |c| {
+                let n = store::releases(c, &a)?.len();
+                store::delete_app(c, &a)?;
+                Ok(n)
+            })
+            .await?;
         self.logs.remove_app(app).await;
         self.prune(app).await;
         self.audit(
             who,
             "rm",
             Some(app),
-            format!("removed ({} release{}, active {})", n, if n == 1 { "" } else { "s" }, rec.active.map(|v| v.to_string()).unwrap_or_else(|| "none".into())),
+            format!(
+                "removed ({} release{}, active {})",
+                n,
+                if n == 1 { "" } else { "s" },
+                rec.active
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ),
         )
         .await;
         Ok(())
@@ -556,7 +685,10 @@ impl Host {
         match app {
             None => {
                 let apps = self.db.call(|c| store::list_apps(c)).await?;
-                Ok(apps.iter().map(|a| self.ps_row(a, &self.status_of(a))).collect())
+                Ok(apps
+                    .iter()
+                    .map(|a| self.ps_row(a, &self.status_of(a)))
+                    .collect())
             }
             Some(name) => {
                 let rec = self.app(name).await?;
@@ -652,14 +784,24 @@ async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedRecei
     while let Some(ev) = rx.recv().await {
         let Some(host) = host.upgrade() else { return };
         match ev {
-            Event::Crashloop { app, version, detail } => {
+            Event::Crashloop {
+                app,
+                version,
+                detail,
+            } => {
                 let (a, d) = (app.to_string(), detail.clone());
                 let still_active = host
                     .db
                     .call(move |c| {
                         let active = store::get_app(c, &a)?.and_then(|r| r.active);
                         if active == Some(version) {
-                            store::set_release_state(c, &a, version, ReleaseState::Crashloop, Some(&d))?;
+                            store::set_release_state(
+                                c,
+                                &a,
+                                version,
+                                ReleaseState::Crashloop,
+                                Some(&d),
+                            )?;
                         }
                         Ok(active == Some(version))
                     })
@@ -669,7 +811,13 @@ async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedRecei
                     if let Some(sup) = host.supervisor(&app) {
                         sup.halt(version, detail.clone());
                     }
-                    host.audit("hostd", "crashloop", Some(&app), format!("{version}: {detail}")).await;
+                    host.audit(
+                        "hostd",
+                        "crashloop",
+                        Some(&app),
+                        format!("{version}: {detail}"),
+                    )
+                    .await;
                     host.publish(schema::tunnel::HostEvent::Crashloop {
                         app: app.to_string(),
                         version,

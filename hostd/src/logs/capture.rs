@@ -129,7 +129,10 @@ impl LogSink {
     }
 
     fn write(&self, bytes: &[u8]) {
-        self.splitter.lock().unwrap_or_else(|p| p.into_inner()).write(bytes);
+        self.splitter
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .write(bytes);
     }
 }
 
@@ -150,7 +153,11 @@ impl StdoutStream for LogSink {
 }
 
 impl AsyncWrite for LogSink {
-    fn poll_write(self: Pin<&mut Self>, _cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         self.write(buf);
         Poll::Ready(Ok(buf.len()))
     }

@@ -102,7 +102,13 @@ impl LogHub {
         match self.inner.tx.try_send(Msg::Line(e)) {
             Ok(()) => {}
             Err(TrySendError::Full(Msg::Line(e))) => {
-                *self.inner.dropped.lock().unwrap_or_else(|p| p.into_inner()).entry(e.app).or_default() += 1;
+                *self
+                    .inner
+                    .dropped
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(e.app)
+                    .or_default() += 1;
                 self.inner.dropped_total.fetch_add(1, Ordering::Relaxed);
             }
             Err(_) => {} // writer gone: the host is shutting down
@@ -110,7 +116,13 @@ impl LogHub {
     }
 
     /// Writes a `system` record about an app: what the platform did and why.
-    pub fn system(&self, app: &str, release: Option<Version>, instance: &str, line: impl Into<String>) {
+    pub fn system(
+        &self,
+        app: &str,
+        release: Option<Version>,
+        instance: &str,
+        line: impl Into<String>,
+    ) {
         let line = line.into();
         tracing::info!(app, release = ?release.map(|v| v.to_string()), instance, "{line}");
         self.push(Entry {
@@ -156,7 +168,11 @@ impl LogHub {
 
     /// Subscribes to an app's records as they are committed.
     pub fn subscribe(&self, app: &str) -> broadcast::Receiver<Arc<LogRecord>> {
-        let mut f = self.inner.followers.lock().unwrap_or_else(|p| p.into_inner());
+        let mut f = self
+            .inner
+            .followers
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
         f.entry(app.into())
             .or_insert_with(|| broadcast::channel(FOLLOW_BUFFER).0)
             .subscribe()
@@ -164,7 +180,12 @@ impl LogHub {
 
     /// Records of `app`, oldest first: those after `since` (a sequence number
     /// or an age), at most the last `tail` of them.
-    pub async fn query(&self, app: &str, since: Option<Since>, tail: Option<u64>) -> Result<Vec<LogRecord>, DbError> {
+    pub async fn query(
+        &self,
+        app: &str,
+        since: Option<Since>,
+        tail: Option<u64>,
+    ) -> Result<Vec<LogRecord>, DbError> {
         let app = app.to_string();
         let host = self.inner.host.clone();
         self.inner
@@ -186,14 +207,19 @@ impl LogHub {
         let host = self.inner.host.clone();
         self.inner
             .reader
-            .call(move |c| store::query_matching(c, &host, &app, since, tail, &|page| matcher.retain(page)))
+            .call(move |c| {
+                store::query_matching(c, &host, &app, since, tail, &|page| matcher.retain(page))
+            })
             .await
     }
 
     /// The highest sequence number `app` has been given (0 if it never logged).
     pub async fn last_seq(&self, app: &str) -> Result<u64, DbError> {
         let app = app.to_string();
-        self.inner.reader.call(move |c| store::last_seq(c, &app)).await
+        self.inner
+            .reader
+            .call(move |c| store::last_seq(c, &app))
+            .await
     }
 }
 

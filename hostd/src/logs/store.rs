@@ -57,7 +57,8 @@ pub fn run_writer(mut conn: Connection, rx: Receiver<Msg>, hub: Weak<Inner>, cap
                 // Someone waits on a flush or removal: commit now.
                 rx.try_recv().ok()
             } else {
-                rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now())).ok()
+                rx.recv_timeout(until.saturating_duration_since(std::time::Instant::now()))
+                    .ok()
             };
         }
         let Some(inner) = hub.upgrade() else { return };
@@ -106,7 +107,10 @@ fn load_usage(tx: &Connection, app: &str) -> rusqlite::Result<Usage> {
             },
         )
         .optional()?
-        .unwrap_or(Usage { next_seq: 1, bytes: 0 }))
+        .unwrap_or(Usage {
+            next_seq: 1,
+            bytes: 0,
+        }))
 }
 
 fn write_batch(
@@ -188,7 +192,8 @@ fn trim(tx: &Connection, app: &str, excess: u64) -> rusqlite::Result<u64> {
     let mut freed = 0u64;
     let mut last_seq = None;
     {
-        let mut q = tx.prepare_cached("SELECT seq, bytes FROM log_records WHERE app = ?1 ORDER BY seq")?;
+        let mut q =
+            tx.prepare_cached("SELECT seq, bytes FROM log_records WHERE app = ?1 ORDER BY seq")?;
         let mut rows = q.query([app])?;
         while let Some(r) = rows.next()? {
             freed += r.get::<_, i64>(1)? as u64;
@@ -199,7 +204,10 @@ fn trim(tx: &Connection, app: &str, excess: u64) -> rusqlite::Result<u64> {
         }
     }
     if let Some(s) = last_seq {
-        tx.execute("DELETE FROM log_records WHERE app = ?1 AND seq <= ?2", params![app, s])?;
+        tx.execute(
+            "DELETE FROM log_records WHERE app = ?1 AND seq <= ?2",
+            params![app, s],
+        )?;
     }
     Ok(freed)
 }
@@ -236,7 +244,10 @@ pub fn query(
     const COLS: &str = "seq, time, release, instance, stream, line, partial";
     let (cond, bound): (&str, i64) = match since {
         Some(Since::Seq(s)) => ("seq > ?2", s.min(i64::MAX as u64) as i64),
-        Some(Since::Ago(d)) => ("time >= ?2", schema::time::now_millis() - d.as_millis() as i64),
+        Some(Since::Ago(d)) => (
+            "time >= ?2",
+            schema::time::now_millis() - d.as_millis() as i64,
+        ),
         None => ("seq > ?2", 0),
     };
     let limit = tail.map(|t| t.min(i64::MAX as u64) as i64).unwrap_or(-1);
@@ -270,18 +281,25 @@ pub fn query_matching(
     const COLS: &str = "seq, time, release, instance, stream, line, partial";
     let (cond, bound): (&str, i64) = match since {
         Some(Since::Seq(s)) => ("seq > ?2", s.min(i64::MAX as u64) as i64),
-        Some(Since::Ago(d)) => ("time >= ?2", schema::time::now_millis() - d.as_millis() as i64),
+        Some(Since::Ago(d)) => (
+            "time >= ?2",
+            schema::time::now_millis() - d.as_millis() as i64,
+        ),
         None => ("seq > ?2", 0),
     };
     let mut out: Vec<LogRecord> = Vec::new();
     match tail {
         None => {
-            let sql = format!("SELECT {COLS} FROM log_records WHERE app = ?1 AND {cond} AND seq > ?3 ORDER BY seq LIMIT ?4");
+            let sql = format!(
+                "SELECT {COLS} FROM log_records WHERE app = ?1 AND {cond} AND seq > ?3 ORDER BY seq LIMIT ?4"
+            );
             let mut q = c.prepare_cached(&sql)?;
             let mut after = 0i64;
             loop {
                 let mut page: Vec<LogRecord> = q
-                    .query_map(params![app, bound, after, PAGE], |r| row_to_record(host, app, r))?
+                    .query_map(params![app, bound, after, PAGE], |r| {
+                        row_to_record(host, app, r)
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
                 let Some(last) = page.last() else { break };
                 after = last.seq as i64;
@@ -294,12 +312,16 @@ pub fn query_matching(
             }
         }
         Some(n) => {
-            let sql = format!("SELECT {COLS} FROM log_records WHERE app = ?1 AND {cond} AND seq < ?3 ORDER BY seq DESC LIMIT ?4");
+            let sql = format!(
+                "SELECT {COLS} FROM log_records WHERE app = ?1 AND {cond} AND seq < ?3 ORDER BY seq DESC LIMIT ?4"
+            );
             let mut q = c.prepare_cached(&sql)?;
             let mut before = i64::MAX;
             while (out.len() as u64) < n {
                 let mut page: Vec<LogRecord> = q
-                    .query_map(params![app, bound, before, PAGE], |r| row_to_record(host, app, r))?
+                    .query_map(params![app, bound, before, PAGE], |r| {
+                        row_to_record(host, app, r)
+                    })?
                     .collect::<rusqlite::Result<_>>()?;
                 let Some(last) = page.last() else { break };
                 before = last.seq as i64;

@@ -67,7 +67,10 @@ impl HttpRoute {
 
     /// The release new requests go to.
     pub fn current(&self) -> Option<Arc<ReleaseRun>> {
-        self.release.read().unwrap_or_else(|p| p.into_inner()).clone()
+        self.release
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Switches new requests to `rel`; requests in flight keep theirs.
@@ -79,7 +82,8 @@ impl HttpRoute {
     /// the old bound finish under it.
     pub fn set_replicas(&self, n: u32) {
         if self.replicas.swap(n, Ordering::SeqCst) != n {
-            *self.slots.write().unwrap_or_else(|p| p.into_inner()) = Arc::new(Semaphore::new(n as usize));
+            *self.slots.write().unwrap_or_else(|p| p.into_inner()) =
+                Arc::new(Semaphore::new(n as usize));
         }
     }
 
@@ -120,7 +124,11 @@ pub struct Routes {
 
 impl Routes {
     pub fn get(&self, app: &str) -> Option<Arc<HttpRoute>> {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).get(app).cloned()
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .cloned()
     }
 
     pub fn get_or_create(&self, app: &Arc<str>) -> Arc<HttpRoute> {
@@ -133,7 +141,10 @@ impl Routes {
     }
 
     pub fn remove(&self, app: &str) {
-        self.map.write().unwrap_or_else(|p| p.into_inner()).remove(app);
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .remove(app);
     }
 }
 
@@ -145,8 +156,10 @@ pub fn text(status: StatusCode, body: impl Into<String>) -> Response<HyperOutgoi
             .boxed_unsync(),
     );
     *r.status_mut() = status;
-    r.headers_mut()
-        .insert(hyper::header::CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"));
+    r.headers_mut().insert(
+        hyper::header::CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; charset=utf-8"),
+    );
     r
 }
 
@@ -177,14 +190,19 @@ where
     type Data = Bytes;
     type Error = wasmtime_wasi_http::Error;
 
-    fn poll_frame(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
         match Pin::new(&mut self.inner).poll_frame(cx) {
             Poll::Ready(Some(Ok(f))) => {
                 if let Some(d) = f.data_ref() {
                     self.seen += d.len() as u64;
                     if self.seen > self.limit {
                         self.exceeded.store(true, Ordering::SeqCst);
-                        return Poll::Ready(Some(Err(wasmtime_wasi_http::Error::HttpRequestBodySize(Some(self.seen)))));
+                        return Poll::Ready(Some(Err(
+                            wasmtime_wasi_http::Error::HttpRequestBodySize(Some(self.seen)),
+                        )));
                     }
                 }
                 Poll::Ready(Some(Ok(f)))
@@ -242,7 +260,12 @@ impl Drop for AbortOnDrop {
 }
 
 /// Serves one request with a fresh instance of the app's current release.
-pub async fn serve<B>(rt: &Arc<Runtime>, route: &Arc<HttpRoute>, req: Request<B>, body_exceeded: Arc<AtomicBool>) -> Response<HyperOutgoingBody>
+pub async fn serve<B>(
+    rt: &Arc<Runtime>,
+    route: &Arc<HttpRoute>,
+    req: Request<B>,
+    body_exceeded: Arc<AtomicBool>,
+) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
@@ -253,30 +276,53 @@ where
     if resp.status().is_server_error() {
         route.errors.fetch_add(1, Ordering::Relaxed);
     }
-    route.metrics.record(resp.status().as_u16(), started.elapsed());
+    route
+        .metrics
+        .record(resp.status().as_u16(), started.elapsed());
     resp
 }
 
-async fn serve_inner<B>(rt: &Arc<Runtime>, route: &Arc<HttpRoute>, req: Request<B>, body_exceeded: Arc<AtomicBool>) -> Response<HyperOutgoingBody>
+async fn serve_inner<B>(
+    rt: &Arc<Runtime>,
+    route: &Arc<HttpRoute>,
+    req: Request<B>,
+    body_exceeded: Arc<AtomicBool>,
+) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let Some(rel) = route.current() else {
-        return text(StatusCode::SERVICE_UNAVAILABLE, format!("{} has no active release on this host\n", route.app));
+        return text(
+            StatusCode::SERVICE_UNAVAILABLE,
+            format!("{} has no active release on this host\n", route.app),
+        );
     };
-    let timeout = Duration::from_millis(rel.manifest.timeout_ms().unwrap_or(schema::manifest::DEFAULT_HTTP_TIMEOUT_MS));
+    let timeout = Duration::from_millis(
+        rel.manifest
+            .timeout_ms()
+            .unwrap_or(schema::manifest::DEFAULT_HTTP_TIMEOUT_MS),
+    );
     let started = Instant::now();
     let permit = match route.acquire(timeout).await {
         Ok(p) => p,
         Err(why) => {
-            let mut r = text(StatusCode::SERVICE_UNAVAILABLE, format!("503 Service Unavailable: {why}\n"));
-            r.headers_mut().insert(hyper::header::RETRY_AFTER, hyper::header::HeaderValue::from_static("1"));
+            let mut r = text(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("503 Service Unavailable: {why}\n"),
+            );
+            r.headers_mut().insert(
+                hyper::header::RETRY_AFTER,
+                hyper::header::HeaderValue::from_static("1"),
+            );
             return r;
         }
     };
     let Code::Http(pre) = &*rel.code else {
-        return text(StatusCode::INTERNAL_SERVER_ERROR, "this release is not an http app\n");
+        return text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "this release is not an http app\n",
+        );
     };
     let pre = pre.clone();
     let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
@@ -294,15 +340,26 @@ where
     };
     let mut store = Store::new(&rt.engine, state);
     // The deadline drops the call; interruption is for ticks, never set here.
-    configure_store(&mut store, Arc::new(AtomicBool::new(false)), |s| &mut s.limits);
+    configure_store(&mut store, Arc::new(AtomicBool::new(false)), |s| {
+        &mut s.limits
+    });
     let (resp_tx, resp_rx) = oneshot::channel();
-    let incoming = match store.data_mut().http().new_incoming_request(Scheme::Http, req) {
+    let incoming = match store
+        .data_mut()
+        .http()
+        .new_incoming_request(Scheme::Http, req)
+    {
         Ok(r) => r,
         Err(e) => return text(StatusCode::BAD_REQUEST, format!("400 Bad Request: {e}\n")),
     };
     let out = match store.data_mut().http().new_response_outparam(resp_tx) {
         Ok(o) => o,
-        Err(e) => return text(StatusCode::INTERNAL_SERVER_ERROR, format!("500 Internal Server Error: {e}\n")),
+        Err(e) => {
+            return text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                format!("500 Internal Server Error: {e}\n"),
+            );
+        }
     };
     let (done_tx, done_rx) = oneshot::channel::<Done>();
     let (logs, app, version) = (rt.logs.clone(), rel.app.clone(), rel.version);
@@ -314,7 +371,10 @@ where
         let _rel = rel; // the release's code lives as long as its requests
         let call = async {
             let proxy = pre.instantiate_async(&mut store).await?;
-            proxy.wasi_http_incoming_handler().call_handle(&mut store, incoming, out).await
+            proxy
+                .wasi_http_incoming_handler()
+                .call_handle(&mut store, incoming, out)
+                .await
         };
         let result = tokio::time::timeout(timeout, call).await;
         let denied = store.data().limits.memory_denied;
@@ -325,19 +385,30 @@ where
             Ok(Err(e)) => {
                 let mut msg = super::instance::one_line(&format!("{e:#}"));
                 if denied {
-                    msg.push_str(&format!(" (memory.grow was refused at the cap of {} MiB)", cap >> 20));
+                    msg.push_str(&format!(
+                        " (memory.grow was refused at the cap of {} MiB)",
+                        cap >> 20
+                    ));
                 }
                 Done::Trap(msg)
             }
             Err(_) => Done::Deadline,
         };
         match &done {
-            Done::Trap(msg) => logs.system(&app, Some(version), &instance, format!("request {what} trapped: {msg}")),
+            Done::Trap(msg) => logs.system(
+                &app,
+                Some(version),
+                &instance,
+                format!("request {what} trapped: {msg}"),
+            ),
             Done::Deadline => logs.system(
                 &app,
                 Some(version),
                 &instance,
-                format!("request {what} ran past its deadline of {} ms; instance interrupted", timeout.as_millis()),
+                format!(
+                    "request {what} ran past its deadline of {} ms; instance interrupted",
+                    timeout.as_millis()
+                ),
             ),
             Done::Returned => {}
         }
@@ -346,17 +417,29 @@ where
     let mut guard = AbortOnDrop(Some(task.abort_handle()));
     let resp = match resp_rx.await {
         Ok(Ok(resp)) => resp,
-        Ok(Err(code)) => text(StatusCode::INTERNAL_SERVER_ERROR, format!("500 Internal Server Error: the app failed the request: {code:?}\n")),
+        Ok(Err(code)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("500 Internal Server Error: the app failed the request: {code:?}\n"),
+        ),
         Err(_) => match done_rx.await {
             Ok(Done::Deadline) => text(
                 StatusCode::GATEWAY_TIMEOUT,
-                format!("504 Gateway Timeout: the app did not answer within {} ms\n", timeout.as_millis()),
+                format!(
+                    "504 Gateway Timeout: the app did not answer within {} ms\n",
+                    timeout.as_millis()
+                ),
             ),
-            Ok(Done::Trap(_)) if body_exceeded.load(Ordering::SeqCst) => text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n"),
-            Ok(Done::Trap(_)) => text(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error: the app trapped; see its logs\n"),
-            Ok(Done::Returned) | Err(_) => {
-                text(StatusCode::INTERNAL_SERVER_ERROR, "500 Internal Server Error: the app returned without a response\n")
+            Ok(Done::Trap(_)) if body_exceeded.load(Ordering::SeqCst) => {
+                text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n")
             }
+            Ok(Done::Trap(_)) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error: the app trapped; see its logs\n",
+            ),
+            Ok(Done::Returned) | Err(_) => text(
+                StatusCode::INTERNAL_SERVER_ERROR,
+                "500 Internal Server Error: the app returned without a response\n",
+            ),
         },
     };
     guard.disarm();

@@ -6,8 +6,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use schema::Stream;
-use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime::component::ResourceTable;
+use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
 use wasmtime_wasi_http::WasiHttpCtx;
 
@@ -41,7 +41,9 @@ impl fmt::Display for Exit {
         match self {
             Exit::Code(c) => write!(f, "exit code {c}"),
             Exit::Trap(t) => write!(f, "trap: {t}"),
-            Exit::Deadline(d) => write!(f, "interrupted after its deadline of {} ms", d.as_millis()),
+            Exit::Deadline(d) => {
+                write!(f, "interrupted after its deadline of {} ms", d.as_millis())
+            }
             Exit::Stopped => write!(f, "stopped"),
             Exit::Failed(e) => write!(f, "failed to start: {e}"),
         }
@@ -50,7 +52,12 @@ impl fmt::Display for Exit {
 
 /// The environment every instance sees besides its manifest's.
 pub fn platform_env(rel: &ReleaseRun, instance: &str, host: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = rel.manifest.env.iter().map(|(k, v)| (k.clone(), v.clone())).collect();
+    let mut env: Vec<(String, String)> = rel
+        .manifest
+        .env
+        .iter()
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
     env.push(("CRANEFLEET_APP".into(), rel.app.to_string()));
     env.push(("CRANEFLEET_RELEASE".into(), rel.version.to_string()));
     env.push(("CRANEFLEET_INSTANCE".into(), instance.to_string()));
@@ -66,17 +73,25 @@ pub fn wasi_builder(rt: &Runtime, rel: &ReleaseRun, instance: &str) -> WasiCtxBu
         instance: instance.into(),
     };
     let mut b = WasiCtxBuilder::new();
-    b.stdout(LogSink::new(rt.logs.clone(), origin.clone(), Stream::Stdout))
-        .stderr(LogSink::new(rt.logs.clone(), origin, Stream::Stderr))
-        .arg(&*rel.app)
-        .envs(&platform_env(rel, instance, rt.logs.host()));
+    b.stdout(LogSink::new(
+        rt.logs.clone(),
+        origin.clone(),
+        Stream::Stdout,
+    ))
+    .stderr(LogSink::new(rt.logs.clone(), origin, Stream::Stderr))
+    .arg(&*rel.app)
+    .envs(&platform_env(rel, instance, rt.logs.host()));
     b
 }
 
 /// Store settings shared by every instance: memory cap, and an epoch
 /// callback that yields to tokio every tick (so a busy guest cannot starve
 /// the host) and traps once `interrupt` is set.
-pub fn configure_store<T: Send + 'static>(store: &mut Store<T>, interrupt: Arc<AtomicBool>, limits: fn(&mut T) -> &mut Limits) {
+pub fn configure_store<T: Send + 'static>(
+    store: &mut Store<T>,
+    interrupt: Arc<AtomicBool>,
+    limits: fn(&mut T) -> &mut Limits,
+) {
     store.limiter(move |s| -> &mut dyn wasmtime::ResourceLimiter { limits(s) });
     store.set_epoch_deadline(1);
     store.epoch_deadline_callback(move |_| {
@@ -101,7 +116,10 @@ pub fn exit_of(result: wasmtime::Result<i32>, memory_denied: bool, cap: u64) -> 
             }
             let mut msg = one_line(&format!("{e:#}"));
             if memory_denied {
-                msg.push_str(&format!(" (memory.grow was refused at the cap of {} MiB)", cap >> 20));
+                msg.push_str(&format!(
+                    " (memory.grow was refused at the cap of {} MiB)",
+                    cap >> 20
+                ));
             }
             Exit::Trap(msg)
         }
@@ -110,7 +128,11 @@ pub fn exit_of(result: wasmtime::Result<i32>, memory_denied: bool, cap: u64) -> 
 
 /// A trap's message and wasm backtrace on one line, as log records are lines.
 pub fn one_line(msg: &str) -> String {
-    msg.lines().map(str::trim).filter(|l| !l.is_empty()).collect::<Vec<_>>().join(" | ")
+    msg.lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" | ")
 }
 
 /// Runs one instance of `rel` to its end.
@@ -170,7 +192,13 @@ async fn run_wasm(
     let mut b = wasi_builder(rt, rel, instance);
     match &*rel.code {
         Code::Module(pre) => {
-            let mut store = Store::new(&rt.engine, P1State { wasi: b.build_p1(), limits });
+            let mut store = Store::new(
+                &rt.engine,
+                P1State {
+                    wasi: b.build_p1(),
+                    limits,
+                },
+            );
             configure_store(&mut store, interrupt, |s| &mut s.limits);
             let result = async {
                 let inst = pre.instantiate_async(&mut store).await?;
@@ -201,6 +229,8 @@ async fn run_wasm(
             .await;
             exit_of(result, store.data().limits.memory_denied, cap)
         }
-        Code::Http(_) => Exit::Failed("an http release is instantiated per request, not run".into()),
+        Code::Http(_) => {
+            Exit::Failed("an http release is instantiated per request, not run".into())
+        }
     }
 }

@@ -45,14 +45,20 @@ fn lock(s: &Mutex<JobStatus>) -> std::sync::MutexGuard<'_, JobStatus> {
     s.lock().unwrap_or_else(|p| p.into_inner())
 }
 
-async fn schedule_loop(rt: Arc<Runtime>, rel: Arc<ReleaseRun>, stop: StopToken, status: Arc<Mutex<JobStatus>>) {
+async fn schedule_loop(
+    rt: Arc<Runtime>,
+    rel: Arc<ReleaseRun>,
+    stop: StopToken,
+    status: Arc<Mutex<JobStatus>>,
+) {
     let (app, v) = (rel.app.clone(), rel.version);
     let text = rel.manifest.schedule.clone().unwrap_or_default();
     let schedule = match Schedule::parse(&text) {
         Ok(s) => s,
         Err(e) => {
             // Manifests are validated at deploy; this is a database edited by hand.
-            rt.logs.system(&app, Some(v), "scheduler", format!("not scheduling: {e}"));
+            rt.logs
+                .system(&app, Some(v), "scheduler", format!("not scheduling: {e}"));
             return;
         }
     };
@@ -61,7 +67,12 @@ async fn schedule_loop(rt: Arc<Runtime>, rel: Arc<ReleaseRun>, stop: StopToken, 
     loop {
         let now = schema::time::now_millis();
         let Some(next) = schedule.next_after(now) else {
-            rt.logs.system(&app, Some(v), "scheduler", format!("schedule {text:?} never fires again"));
+            rt.logs.system(
+                &app,
+                Some(v),
+                "scheduler",
+                format!("schedule {text:?} never fires again"),
+            );
             break;
         };
         lock(&status).next_run = Some(next);
@@ -75,7 +86,10 @@ async fn schedule_loop(rt: Arc<Runtime>, rel: Arc<ReleaseRun>, stop: StopToken, 
                 &app,
                 Some(v),
                 "scheduler",
-                format!("skipped the run due at {}: the previous run is still going", schema::time::rfc3339(next)),
+                format!(
+                    "skipped the run due at {}: the previous run is still going",
+                    schema::time::rfc3339(next)
+                ),
             );
             continue;
         }
@@ -98,12 +112,32 @@ async fn schedule_loop(rt: Arc<Runtime>, rel: Arc<ReleaseRun>, stop: StopToken, 
         let (rt2, rel2, stop2, status2) = (rt.clone(), rel.clone(), stop.clone(), status.clone());
         run = Some(tokio::spawn(async move {
             let logs = &rt2.logs;
-            logs.system(&rel2.app, Some(v), &instance, format!("starting {instance} ({v}, scheduled {})", schema::time::rfc3339(next)));
+            logs.system(
+                &rel2.app,
+                Some(v),
+                &instance,
+                format!(
+                    "starting {instance} ({v}, scheduled {})",
+                    schema::time::rfc3339(next)
+                ),
+            );
             let began = Instant::now();
             let deadline = rel2.manifest.timeout_ms().map(Duration::from_millis);
-            let exit = instance::run(&rt2, &rel2, &instance, current.memory.clone(), &stop2, deadline).await;
+            let exit = instance::run(
+                &rt2,
+                &rel2,
+                &instance,
+                current.memory.clone(),
+                &stop2,
+                deadline,
+            )
+            .await;
             let took = schema::time::human_duration(began.elapsed());
-            let how = if exit.is_success() { "finished" } else { "failed" };
+            let how = if exit.is_success() {
+                "finished"
+            } else {
+                "failed"
+            };
             let line = format!("{instance} {how} ({exit}) after {took}");
             logs.system(&rel2.app, Some(v), &instance, &line);
             let mut s = lock(&status2);

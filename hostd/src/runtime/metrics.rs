@@ -124,7 +124,9 @@ impl Window {
             s.p99_ms = pct(0.99);
         }
         // Seconds actually covered, so a young window does not under-report.
-        let covered = (now - from + 1).min(self.start.elapsed().as_secs() + 1).max(1);
+        let covered = (now - from + 1)
+            .min(self.start.elapsed().as_secs() + 1)
+            .max(1);
         s.rps = s.requests as f64 / covered as f64;
         s
     }
@@ -146,10 +148,16 @@ mod tests {
         assert_eq!(s.errors, 9);
         assert!((s.error_rate - 0.09).abs() < 1e-9);
         assert!((2.0..2.5).contains(&s.p50_ms), "{s:?}");
-        assert!((2.0..2.5).contains(&s.p99_ms), "p99 of 100 requests is the 99th: {s:?}");
+        assert!(
+            (2.0..2.5).contains(&s.p99_ms),
+            "p99 of 100 requests is the 99th: {s:?}"
+        );
         w.record(200, Duration::from_millis(400));
         let s = w.snapshot(Duration::from_secs(30));
         assert!((400.0..480.0).contains(&s.p99_ms), "{s:?}");
-        assert_eq!(Window::default().snapshot(Duration::from_secs(5)), Snapshot::default());
+        assert_eq!(
+            Window::default().snapshot(Duration::from_secs(5)),
+            Snapshot::default()
+        );
     }
 }

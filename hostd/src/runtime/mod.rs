@@ -1,9 +1,9 @@
 //! Running apps: one engine, linkers prepared once, and per-app supervisors.
 
 pub mod http;
-pub mod metrics;
 mod instance;
 mod job;
+pub mod metrics;
 pub mod state;
 pub mod supervisor;
 
@@ -65,7 +65,8 @@ impl Runtime {
     pub fn new(engine: Engine, logs: LogHub) -> Result<Arc<Runtime>, LinkError> {
         let link = |e: wasmtime::Error| LinkError(format!("{e:#}"));
         let mut p1 = Linker::new(&engine);
-        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi).map_err(link)?;
+        wasmtime_wasi::p1::add_to_linker_async(&mut p1, |s: &mut P1State| &mut s.wasi)
+            .map_err(link)?;
         let mut p2 = ComponentLinker::new(&engine);
         // What `wasmtime serve -S cli` gives: all of WASI (its preview-2
         // interfaces; files and sockets stay empty because no directory or
@@ -99,10 +100,12 @@ impl Runtime {
     pub fn link(&self, loaded: &Loaded, kind: AppKind) -> Result<Code, LinkError> {
         let link = |e: wasmtime::Error| LinkError(format!("{e:#}"));
         Ok(match (loaded, kind) {
-            (Loaded::Module(m), AppKind::Worker | AppKind::Job) => Code::Module(self.p1.instantiate_pre(m).map_err(link)?),
-            (Loaded::Component(c), AppKind::Worker | AppKind::Job) => {
-                Code::Command(CommandPre::new(self.p2.instantiate_pre(c).map_err(link)?).map_err(link)?)
+            (Loaded::Module(m), AppKind::Worker | AppKind::Job) => {
+                Code::Module(self.p1.instantiate_pre(m).map_err(link)?)
             }
+            (Loaded::Component(c), AppKind::Worker | AppKind::Job) => Code::Command(
+                CommandPre::new(self.p2.instantiate_pre(c).map_err(link)?).map_err(link)?,
+            ),
             (Loaded::Component(c), AppKind::Http) => {
                 Code::Http(ProxyPre::new(self.p2.instantiate_pre(c).map_err(link)?).map_err(link)?)
             }
@@ -152,7 +155,10 @@ impl ReleaseRun {
         let now = Instant::now();
         let mut c = self.crashes.lock().unwrap_or_else(|p| p.into_inner());
         c.push_back(now);
-        while c.front().is_some_and(|t| now.duration_since(*t) > CRASHLOOP_WINDOW) {
+        while c
+            .front()
+            .is_some_and(|t| now.duration_since(*t) > CRASHLOOP_WINDOW)
+        {
             c.pop_front();
         }
         c.len() >= CRASHLOOP_STARTS && !self.crashlooped.swap(true, Ordering::SeqCst)

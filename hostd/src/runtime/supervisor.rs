@@ -111,7 +111,12 @@ pub struct AppRuntime {
 }
 
 impl AppRuntime {
-    pub fn new(name: &str, kind: AppKind, rt: Arc<Runtime>, events: mpsc::UnboundedSender<Event>) -> Arc<AppRuntime> {
+    pub fn new(
+        name: &str,
+        kind: AppKind,
+        rt: Arc<Runtime>,
+        events: mpsc::UnboundedSender<Event>,
+    ) -> Arc<AppRuntime> {
         Arc::new(AppRuntime {
             name: name.into(),
             rt,
@@ -278,7 +283,10 @@ impl AppRuntime {
             if let Some(run) = &js.current {
                 instances.push(run.clone());
             }
-            if g.job.as_ref().is_some_and(|cur| Arc::ptr_eq(&cur.status, &j.status)) {
+            if g.job
+                .as_ref()
+                .is_some_and(|cur| Arc::ptr_eq(&cur.status, &j.status))
+            {
                 next_run = js.next_run;
                 job_state = Some((js.current.is_some(), js.last.clone(), js.runs));
             }
@@ -292,10 +300,18 @@ impl AppRuntime {
             && let Some(route) = self.rt.routes.get(&self.name)
         {
             running = route.in_flight.load(Ordering::SeqCst);
-            rps = Some(route.metrics.snapshot(std::time::Duration::from_secs(10)).rps);
+            rps = Some(
+                route
+                    .metrics
+                    .snapshot(std::time::Duration::from_secs(10))
+                    .rps,
+            );
         }
         let restarts = instances.iter().map(|i| i.restarts).sum();
-        let memory = instances.iter().map(|i| i.memory.load(Ordering::Relaxed)).sum();
+        let memory = instances
+            .iter()
+            .map(|i| i.memory.load(Ordering::Relaxed))
+            .sum();
         let started = instances.iter().filter_map(|i| i.started).min();
         let (state, detail) = match (g.kind, &g.halted, &g.active) {
             (_, Some(why), _) => ("crashloop".to_string(), Some(why.clone())),
@@ -321,9 +337,15 @@ impl AppRuntime {
                 Some((true, _, _)) => ("running".to_string(), None),
                 Some((false, last, _)) => ("scheduled".to_string(), last),
             },
-            (AppKind::Http, None, Some(_)) => {
-                (if g.replicas == 0 { "stopped" } else { "serving" }.to_string(), None)
-            }
+            (AppKind::Http, None, Some(_)) => (
+                if g.replicas == 0 {
+                    "stopped"
+                } else {
+                    "serving"
+                }
+                .to_string(),
+                None,
+            ),
         };
         AppStatus {
             kind: g.kind,
@@ -397,7 +419,11 @@ async fn slot_loop(
 ) {
     let logs = &rt.logs;
     let (app, v) = (&*rel.app, rel.version);
-    let memory = status.lock().unwrap_or_else(|p| p.into_inner()).memory.clone();
+    let memory = status
+        .lock()
+        .unwrap_or_else(|p| p.into_inner())
+        .memory
+        .clone();
     let mut failures = 0u32;
     loop {
         if stop.is_requested() || rel.is_crashlooped() {
@@ -407,12 +433,33 @@ async fn slot_loop(
             s.state = "running";
             s.started = Some(schema::time::now_millis());
         });
-        logs.system(app, Some(v), &instance, format!("starting {instance} ({v})"));
+        logs.system(
+            app,
+            Some(v),
+            &instance,
+            format!("starting {instance} ({v})"),
+        );
         let began = Instant::now();
-        let exit = instance::run(&rt, &rel, &instance, memory.clone(), &stop, rel.manifest.timeout_ms().map(Duration::from_millis)).await;
+        let exit = instance::run(
+            &rt,
+            &rel,
+            &instance,
+            memory.clone(),
+            &stop,
+            rel.manifest.timeout_ms().map(Duration::from_millis),
+        )
+        .await;
         let ran = began.elapsed();
         if stop.is_requested() {
-            logs.system(app, Some(v), &instance, format!("{instance} stopped ({exit}) after {}", schema::time::human_duration(ran)));
+            logs.system(
+                app,
+                Some(v),
+                &instance,
+                format!(
+                    "{instance} stopped ({exit}) after {}",
+                    schema::time::human_duration(ran)
+                ),
+            );
             break;
         }
         if ran >= STABLE_AFTER {

@@ -31,7 +31,10 @@ impl Hostd {
 
     /// Starts a daemon with extra `serve` flags; an ingress on a free port.
     pub fn start_with(extra: &[&str]) -> Hostd {
-        let dir = tempfile::Builder::new().prefix("hostd").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("hostd")
+            .tempdir()
+            .expect("tempdir");
         let mut h = Hostd {
             dir,
             proc: None,
@@ -53,7 +56,8 @@ impl Hostd {
 
     fn launch(&mut self) {
         self.starts += 1;
-        let log = std::fs::File::create(self.dir.path().join(format!("hostd-{}.log", self.starts))).expect("log file");
+        let log = std::fs::File::create(self.dir.path().join(format!("hostd-{}.log", self.starts)))
+            .expect("log file");
         let mut cmd = Command::new(hostd_bin());
         cmd.arg("serve")
             .arg("--data")
@@ -61,7 +65,11 @@ impl Hostd {
             .arg("--name")
             .arg("testhost")
             .arg("--http")
-            .arg(self.http.map(|p| format!("127.0.0.1:{p}")).unwrap_or_else(|| "none".into()))
+            .arg(
+                self.http
+                    .map(|p| format!("127.0.0.1:{p}"))
+                    .unwrap_or_else(|| "none".into()),
+            )
             .args(&self.extra)
             .env("CRANEFLEET_LOG", "info,hostd=debug")
             .env_remove("CRANEFLEET_SOCKET")
@@ -171,12 +179,16 @@ impl Hostd {
 
     /// Every stored record of `app`, oldest first.
     pub fn logs(&self, app: &str) -> Vec<Value> {
-        self.run(&["logs", app, "--since", "0", "--json"]).ok().json_lines()
+        self.run(&["logs", app, "--since", "0", "--json"])
+            .ok()
+            .json_lines()
     }
 
     /// Waits for a record of `app` whose line satisfies `f`.
     pub fn wait_log(&self, app: &str, what: &str, f: impl Fn(&Value) -> bool) -> Value {
-        wait_for(&format!("{app} to log {what}"), || self.logs(app).into_iter().find(|r| f(r)))
+        wait_for(&format!("{app} to log {what}"), || {
+            self.logs(app).into_iter().find(|r| f(r))
+        })
     }
 
     /// The `releases` of an app as (version, state) pairs, newest first.
@@ -185,7 +197,12 @@ impl Hostd {
             .as_array()
             .expect("array")
             .iter()
-            .map(|r| (r["version"].as_str().unwrap_or("").to_string(), r["state"].as_str().unwrap_or("").to_string()))
+            .map(|r| {
+                (
+                    r["version"].as_str().unwrap_or("").to_string(),
+                    r["state"].as_str().unwrap_or("").to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -195,7 +212,10 @@ impl Drop for Hostd {
         if std::thread::panicking() {
             let log = self.daemon_log();
             let lines: Vec<&str> = log.lines().collect();
-            eprintln!("--- hostd log (last 60 lines) ---\n{}", lines[lines.len().saturating_sub(60)..].join("\n"));
+            eprintln!(
+                "--- hostd log (last 60 lines) ---\n{}",
+                lines[lines.len().saturating_sub(60)..].join("\n")
+            );
         }
     }
 }

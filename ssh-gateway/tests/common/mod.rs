@@ -20,7 +20,10 @@ pub fn gateway_bin() -> PathBuf {
 /// `hostd`, built as a dependency of these tests.
 pub fn hostd_bin() -> PathBuf {
     let p = Path::new(env!("CARGO_BIN_EXE_ssh-gateway")).with_file_name("hostd");
-    assert!(p.exists(), "hostd is not built next to ssh-gateway: run `cargo build -p hostd` (cargo test --workspace does)");
+    assert!(
+        p.exists(),
+        "hostd is not built next to ssh-gateway: run `cargo build -p hostd` (cargo test --workspace does)"
+    );
     p
 }
 
@@ -29,7 +32,9 @@ pub fn keygen(dir: &Path, name: &str) -> PathBuf {
     let key = dir.join(name);
     if !key.exists() {
         run(
-            Command::new("ssh-keygen").args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"]).arg(&key),
+            Command::new("ssh-keygen")
+                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+                .arg(&key),
             None,
         )
         .ok();
@@ -59,7 +64,10 @@ pub struct Agent {
 impl Fleet {
     /// A gateway with an operator key `alice` and a viewer key `victor`.
     pub fn start() -> Fleet {
-        let dir = tempfile::Builder::new().prefix("fleet").tempdir().expect("tempdir");
+        let dir = tempfile::Builder::new()
+            .prefix("fleet")
+            .tempdir()
+            .expect("tempdir");
         std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
         let mut f = Fleet {
             port: free_port(),
@@ -107,19 +115,29 @@ impl Fleet {
     /// Starts (or restarts) the gateway on the same port and data.
     pub fn start_gateway(&mut self) {
         self.gateway_starts += 1;
-        let log = std::fs::File::create(self.path(&format!("gateway-{}.log", self.gateway_starts))).unwrap();
+        let log = std::fs::File::create(self.path(&format!("gateway-{}.log", self.gateway_starts)))
+            .unwrap();
         let mut cmd = Command::new(gateway_bin());
-        cmd.args(["serve", "--listen", &self.addr(), "--name", "testgw", "--data"])
-            .arg(self.gw_data())
-            .env("CRANEFLEET_LOG", "info,ssh_gateway=debug,russh=warn")
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "serve",
+            "--listen",
+            &self.addr(),
+            "--name",
+            "testgw",
+            "--data",
+        ])
+        .arg(self.gw_data())
+        .env("CRANEFLEET_LOG", "info,ssh_gateway=debug,russh=warn")
+        .stdout(Stdio::null())
+        .stderr(log);
         if let Some(k) = &self.host_key {
             cmd.arg("--host-key").arg(k);
         }
         self.gateway = Some(Proc::spawn("ssh-gateway", &mut cmd));
         let addr = self.addr();
-        wait_for("the gateway to listen", || std::net::TcpStream::connect(&addr).ok().map(|_| ()));
+        wait_for("the gateway to listen", || {
+            std::net::TcpStream::connect(&addr).ok().map(|_| ())
+        });
     }
 
     /// Serves with a different host key from now on (the next start).
@@ -171,14 +189,23 @@ impl Fleet {
         a.starts += 1;
         let log = std::fs::File::create(a.data.with_extension(format!("log{}", a.starts))).unwrap();
         let mut cmd = Command::new(hostd_bin());
-        cmd.args(["agent", "--gateway", &addr, "--name", &a.name, "--http", &format!("127.0.0.1:{}", a.http), "--host-key"])
-            .arg(&a.key)
-            .arg("--data")
-            .arg(&a.data)
-            .env("CRANEFLEET_LOG", "info,hostd=debug,russh=warn")
-            .env_remove("CRANEFLEET_GATEWAY")
-            .stdout(Stdio::null())
-            .stderr(log);
+        cmd.args([
+            "agent",
+            "--gateway",
+            &addr,
+            "--name",
+            &a.name,
+            "--http",
+            &format!("127.0.0.1:{}", a.http),
+            "--host-key",
+        ])
+        .arg(&a.key)
+        .arg("--data")
+        .arg(&a.data)
+        .env("CRANEFLEET_LOG", "info,hostd=debug,russh=warn")
+        .env_remove("CRANEFLEET_GATEWAY")
+        .stdout(Stdio::null())
+        .stderr(log);
         for l in labels {
             cmd.args(["--label", l]);
         }
@@ -193,7 +220,10 @@ impl Fleet {
 
     pub fn agent_log(&self, i: usize) -> String {
         let a = &self.agents[i];
-        (1..=a.starts).map(|n| read(&a.data.with_extension(format!("log{n}")))).collect::<Vec<_>>().join("\n")
+        (1..=a.starts)
+            .map(|n| read(&a.data.with_extension(format!("log{n}"))))
+            .collect::<Vec<_>>()
+            .join("\n")
     }
 
     /// `hostd --gateway alice@gw …`, with a known_hosts of its own.
@@ -204,7 +234,11 @@ impl Fleet {
     pub fn ops_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
         run(
             Command::new(hostd_bin())
-                .args(["--gateway", &format!("alice@{}", self.addr()), "--accept-new-host-key"])
+                .args([
+                    "--gateway",
+                    &format!("alice@{}", self.addr()),
+                    "--accept-new-host-key",
+                ])
                 .args(args)
                 .env("HOME", self.path("home"))
                 .env_remove("CRANEFLEET_GATEWAY")
@@ -261,11 +295,18 @@ impl Fleet {
         if hosts.code != 0 {
             return None;
         }
-        hosts.json().as_array()?.iter().find(|h| h["name"] == name).and_then(|h| h["state"].as_str().map(String::from))
+        hosts
+            .json()
+            .as_array()?
+            .iter()
+            .find(|h| h["name"] == name)
+            .and_then(|h| h["state"].as_str().map(String::from))
     }
 
     pub fn wait_host_up(&self, name: &str) {
-        wait_for(&format!("host {name} to be up"), || (self.host_state(name).as_deref() == Some("up")).then_some(()));
+        wait_for(&format!("host {name} to be up"), || {
+            (self.host_state(name).as_deref() == Some("up")).then_some(())
+        });
     }
 
     /// Waits until `app` has `n` running instances of `release` over the fleet.
@@ -290,7 +331,8 @@ impl Fleet {
         let mut m = std::collections::BTreeMap::new();
         for r in self.json(&["ps", app]).as_array().unwrap() {
             if r["state"] == "running" {
-                *m.entry(r["host"].as_str().unwrap().to_string()).or_default() += 1;
+                *m.entry(r["host"].as_str().unwrap().to_string())
+                    .or_default() += 1;
             }
         }
         m
@@ -301,7 +343,12 @@ impl Fleet {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| (r["version"].as_str().unwrap().to_string(), r["state"].as_str().unwrap().to_string()))
+            .map(|r| {
+                (
+                    r["version"].as_str().unwrap().to_string(),
+                    r["state"].as_str().unwrap().to_string(),
+                )
+            })
             .collect()
     }
 }
@@ -315,9 +362,16 @@ fn tail(s: &str, n: usize) -> String {
 impl Drop for Fleet {
     fn drop(&mut self) {
         if std::thread::panicking() {
-            eprintln!("--- gateway log (last 60 lines) ---\n{}", tail(&self.gateway_log(), 60));
+            eprintln!(
+                "--- gateway log (last 60 lines) ---\n{}",
+                tail(&self.gateway_log(), 60)
+            );
             for i in 0..self.agents.len() {
-                eprintln!("--- {} log (last 30 lines) ---\n{}", self.agents[i].name, tail(&self.agent_log(i), 30));
+                eprintln!(
+                    "--- {} log (last 30 lines) ---\n{}",
+                    self.agents[i].name,
+                    tail(&self.agent_log(i), 30)
+                );
             }
         }
         for a in &mut self.agents {
