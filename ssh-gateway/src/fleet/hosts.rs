@@ -1,0 +1,377 @@
+//! Hosts coming and going: hellos, heartbeats, events, re-placement,
+//! reconciliation, and the monitor that declares silent hosts down.
+
+use super::*;
+
+impl Fleet {
+    /// A host said hello: record it. Refuses a second live connection of
+    /// the same host name from another key.
+    pub async fn host_connected(&self, conn: Arc<HostConn>, hello: &Hello) -> Result<(), String> {
+        if let Some(old) = self.conn(&hello.name)
+            && old.key != conn.key
+        {
+            return Err(format!(
+                "a host named {} is already connected with the key {}; give this host another --name",
+                hello.name, old.key
+            ));
+        }
+        let rec = HostRecord {
+            name: hello.name.clone(),
+            key: conn.key.clone(),
+            arch: hello.arch.clone(),
+            engine: hello.engine.clone(),
+            labels: {
+                let mut l = hello.labels.clone();
+                l.insert("arch".into(), hello.arch.clone());
+                l
+            },
+            cpus: hello.cpus,
+            memory: hello.memory_bytes,
+            last_seen: schema::time::now_millis(),
+        };
+        let now = rec.last_seen;
+        self.db
+            .call(move |c| store::upsert_host(c, &rec, now))
+            .await
+            .map_err(|e| e.to_string())?;
+        lock(&self.conns).insert(hello.name.clone(), conn);
+        lock(&self.live).insert(
+            hello.name.clone(),
+            Live {
+                up: true,
+                seen: Instant::now(),
+                seen_ms: now,
+                apps: hello.apps.clone(),
+                hb: None,
+            },
+        );
+        tracing::info!(host = %hello.name, arch = %hello.arch, apps = hello.apps.len(), "host connected");
+        Ok(())
+    }
+
+    /// After the welcome: adopt break-glass actions, then converge.
+    pub fn after_hello(self: Arc<Self>, conn: Arc<HostConn>, hello: Hello) {
+        tokio::spawn(async move {
+            for a in &hello.local_actions {
+                self.record_local_action(&hello.name, a).await;
+            }
+            self.adopt_local_rollbacks(&hello.name).await;
+            let _ = self.connected.send(hello.name.clone());
+            self.rebalance("gateway").await;
+            self.reconcile(&conn.name).await;
+            self.bump();
+        });
+    }
+
+    pub async fn host_disconnected(&self, conn: &Arc<HostConn>) {
+        let mut conns = lock(&self.conns);
+        if conns.get(&conn.name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            conns.remove(&conn.name);
+        }
+        drop(conns);
+        self.bump();
+    }
+
+    pub async fn heartbeat(self: &Arc<Self>, host: &str, hb: Heartbeat) {
+        let now = schema::time::now_millis();
+        let was_down = {
+            let mut live = lock(&self.live);
+            let l = live.entry(host.to_string()).or_insert_with(|| Live {
+                up: false,
+                seen: Instant::now(),
+                seen_ms: now,
+                apps: Vec::new(),
+                hb: None,
+            });
+            let was_down = !l.up;
+            l.up = true;
+            l.seen = Instant::now();
+            l.seen_ms = now;
+            l.apps = hb.apps.clone();
+            l.hb = Some(hb);
+            was_down
+        };
+        let h = host.to_string();
+        let _ = self.db.call(move |c| store::touch_host(c, &h, now)).await;
+        self.adopt_local_rollbacks(host).await;
+        if was_down {
+            tracing::info!(host, "host is up again");
+            let this = self.clone();
+            tokio::spawn(async move { this.rebalance("gateway").await });
+        }
+        self.bump();
+    }
+
+    pub(super) async fn record_local_action(&self, host: &str, a: &AuditEntry) {
+        self.audit(
+            &format!("{}@{host}", a.key),
+            &a.action,
+            a.app.as_deref(),
+            format!(
+                "{} (on {host} at {}, while the gateway was away)",
+                a.detail, a.time
+            ),
+        )
+        .await;
+        if a.action == "rollback"
+            && let Some(app) = &a.app
+            && !a.detail.starts_with("refused")
+        {
+            lock(&self.adopt).insert((host.to_string(), app.clone()));
+        }
+    }
+
+    /// A host rolled an app back locally: that release becomes the fleet's
+    /// active one, and every other host follows.
+    pub(super) async fn adopt_local_rollbacks(&self, host: &str) {
+        let pending: Vec<String> = {
+            let mut adopt = lock(&self.adopt);
+            let mine: Vec<(String, String)> =
+                adopt.iter().filter(|(h, _)| h == host).cloned().collect();
+            for k in &mine {
+                adopt.remove(k);
+            }
+            mine.into_iter().map(|(_, a)| a).collect()
+        };
+        for app in pending {
+            let reported = lock(&self.live)
+                .get(host)
+                .and_then(|l| l.apps.iter().find(|a| a.app == app).and_then(|a| a.active));
+            let Some(v) = reported else { continue };
+            let Ok(rec) = self.app(&app).await else {
+                continue;
+            };
+            if rec.active == Some(v) {
+                continue;
+            }
+            let a = app.clone();
+            let Ok(Some(target)) = self.db.call(move |c| store::release(c, &a, v)).await else {
+                continue;
+            };
+            let (tx, _rx) = mpsc::unbounded_channel();
+            let _op = self.op_lock(&app).await;
+            match self
+                .switch(&app, &target, &format!("local@{host}"), &tx)
+                .await
+            {
+                Ok(from) => {
+                    let d = format!(
+                        "{} -> {v} fleet-wide, following a local rollback on {host}",
+                        from.map(|f| f.to_string()).unwrap_or_else(|| "none".into())
+                    );
+                    self.audit("gateway", "rollback", Some(&app), d).await;
+                }
+                Err(e) => tracing::warn!(app, host, error = %e, "could not adopt a local rollback"),
+            }
+        }
+    }
+
+    pub async fn host_event(self: Arc<Self>, host: &str, e: HostEvent) {
+        match e {
+            HostEvent::LocalAction(a) => {
+                self.record_local_action(host, &a).await;
+            }
+            HostEvent::Crashloop {
+                app,
+                version,
+                detail,
+            } => {
+                let (a, d) = (app.clone(), detail.clone());
+                let _ = self
+                    .db
+                    .call(move |c| {
+                        store::set_release_state(c, &a, version, ReleaseState::Crashloop, Some(&d))
+                    })
+                    .await;
+                self.audit(
+                    &format!("hostd@{host}"),
+                    "crashloop",
+                    Some(&app),
+                    format!("{version} on {host}: {detail}"),
+                )
+                .await;
+            }
+            HostEvent::HealthFailed {
+                app,
+                version,
+                detail,
+                ..
+            } => {
+                let this = self.clone();
+                let host = host.to_string();
+                tokio::spawn(async move {
+                    let _op = this.op_lock(&app).await;
+                    let Ok(rec) = this.app(&app).await else {
+                        return;
+                    };
+                    if rec.active != Some(version) {
+                        return;
+                    }
+                    let (tx, _rx) = mpsc::unbounded_channel();
+                    let why = format!("health check failed on {host}: {detail}");
+                    this.fail_release(&app, version, &why, "gateway", &tx).await;
+                });
+            }
+        }
+        self.bump();
+    }
+
+    /// Recomputes every app's placement over the hosts that are up, and
+    /// applies what changed. Quiet when nothing did.
+    pub async fn rebalance(&self, who: &str) {
+        let Ok(apps) = self.db.call(|c| store::list_apps(c)).await else {
+            return;
+        };
+        for app in apps {
+            let Some(active) = app.active else { continue };
+            let _op = self.op_lock(&app.name).await;
+            let a = app.name.clone();
+            let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, active)).await else {
+                continue;
+            };
+            let Ok(before) = self.placement_of(&app.name).await else {
+                continue;
+            };
+            let Ok(c) = self.candidates(&app.name, false).await else {
+                continue;
+            };
+            let after =
+                match placement::place(&app.name, app.kind, app.replicas, &rel.manifest.labels, &c)
+                {
+                    Ok(p) => p,
+                    Err(e) => {
+                        tracing::warn!(app = %app.name, error = %e, "cannot place");
+                        continue;
+                    }
+                };
+            if after == before {
+                continue;
+            }
+            tracing::info!(app = %app.name, ?before, ?after, "placement changes");
+            let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+            let log = tokio::spawn(async move {
+                while let Some(p) = rx.recv().await {
+                    tracing::info!(host = %p.host, "{}", p.line);
+                }
+            });
+            let r = self.apply_placement(&rel, &before, &after, who, &tx).await;
+            drop(tx);
+            let _ = log.await;
+            let (a, p) = (app.name.clone(), after.clone());
+            let _ = self.db.call(move |c| store::set_placement(c, &a, &p)).await;
+            let detail = format!("{} -> {}", fmt_placement(&before), fmt_placement(&after));
+            match r {
+                Ok(()) => self.audit(who, "replace", Some(&app.name), detail).await,
+                Err(e) => {
+                    self.audit(who, "replace", Some(&app.name), format!("{detail}: {e}"))
+                        .await
+                }
+            }
+        }
+        self.bump();
+    }
+
+    /// Brings one host to the desired state: what it should run, at the
+    /// version and scale it should, and nothing the gateway removed.
+    pub async fn reconcile(&self, host: &str) {
+        let _h = self.host_lock(host).await;
+        let Some(conn) = self.conn(host) else { return };
+        let Ok((apps, placements)) = self
+            .db
+            .call(|c| Ok((store::list_apps(c)?, store::placements(c)?)))
+            .await
+        else {
+            return;
+        };
+        let reported: HashMap<String, HostApp> = lock(&self.live)
+            .get(host)
+            .map(|l| l.apps.iter().map(|a| (a.app.clone(), a.clone())).collect())
+            .unwrap_or_default();
+        let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
+        let log = tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                tracing::info!(host = %p.host, "{}", p.line);
+            }
+        });
+        for app in &apps {
+            let want = placements.get(&app.name).and_then(|p| p.get(host)).copied();
+            let have = reported.get(&app.name);
+            match (want, app.active) {
+                (Some(n), Some(v)) => {
+                    if have.is_some_and(|h| h.active == Some(v) && h.replicas == n) {
+                        continue;
+                    }
+                    let _op = self.op_lock(&app.name).await;
+                    let a = app.name.clone();
+                    let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, v)).await
+                    else {
+                        continue;
+                    };
+                    if !have.is_some_and(|h| h.kept.contains(&v) || h.active == Some(v))
+                        && let Err(e) = self
+                            .stage(&rel, vec![host.to_string()], "gateway", &tx)
+                            .await
+                    {
+                        tracing::warn!(host, app = %app.name, error = %e, "reconcile: staging failed");
+                        continue;
+                    }
+                    let p = BTreeMap::from([(host.to_string(), n)]);
+                    self.activate(&app.name, v, &p, "gateway", &tx).await;
+                }
+                _ => {
+                    if have.is_some() {
+                        let _op = self.op_lock(&app.name).await;
+                        self.remove_from(&app.name, vec![host.to_string()], "gateway", &tx)
+                            .await;
+                    }
+                }
+            }
+        }
+        drop(tx);
+        let _ = log.await;
+        let _ = conn;
+    }
+}
+
+fn fmt_placement(p: &BTreeMap<String, u32>) -> String {
+    if p.is_empty() {
+        return "nowhere".into();
+    }
+    p.iter()
+        .map(|(h, n)| format!("{h}:{n}"))
+        .collect::<Vec<_>>()
+        .join(",")
+}
+
+/// Marks silent hosts down and re-places their replicas.
+pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tick.tick().await;
+        let Some(fleet) = fleet.upgrade() else { return };
+        let newly_down: Vec<String> = {
+            let mut live = lock(&fleet.live);
+            live.iter_mut()
+                .filter(|(_, l)| l.up && l.seen.elapsed() > Duration::from_secs(DOWN_AFTER_SECS))
+                .map(|(h, l)| {
+                    l.up = false;
+                    h.clone()
+                })
+                .collect()
+        };
+        if !newly_down.is_empty() {
+            for h in &newly_down {
+                tracing::warn!(host = %h, "no heartbeat for {DOWN_AFTER_SECS} s: host is down");
+                fleet
+                    .audit(
+                        "gateway",
+                        "host-down",
+                        None,
+                        format!("{h}: no heartbeat for {DOWN_AFTER_SECS} s"),
+                    )
+                    .await;
+            }
+            fleet.rebalance("gateway").await;
+        }
+    }
+}

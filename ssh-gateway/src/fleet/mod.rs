@@ -1,0 +1,426 @@
+//! The fleet: desired state in `gateway.db`, the hosts connected now, and
+//! the operations of CLI.md applied across them.
+//!
+//! A deploy is two-phase: every chosen host stages the release (fetches the
+//! artifact through its tunnel, checks its digest, compiles it for its own
+//! CPU) and only when all have staged does the gateway switch them. A host
+//! that fails to stage fails the deploy, and nothing switches. Rollback
+//! activates a release the hosts keep compiled: no fetch, no compile.
+//!
+//! Hosts that reconnect report what they run; the gateway then brings them
+//! to the desired state (and adopts a break-glass `rollback --local` made
+//! while it was away). A host silent for 10 s is `down`: its replicas are
+//! placed on the others, and placement converges again when it returns.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use schema::artifact::inspect;
+use schema::command::DeployArgs;
+use schema::names::validate_app_name;
+use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg, Heartbeat, Hello, HostApp, HostEvent};
+use schema::{
+    AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
+    ScaleOutcome, Version,
+};
+use sha2::{Digest, Sha256};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio::task::JoinSet;
+
+use crate::db::{Db, DbError};
+use crate::placement::{self, Candidate, PlacementError};
+use crate::store::{self, AppRecord, HostRecord, ReleaseRecord};
+use crate::tunnel::HostConn;
+
+use hosts::monitor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum FleetError {
+    #[error("unknown app {0:?}: `ps` lists the fleet's apps")]
+    UnknownApp(String),
+    #[error("{0}")]
+    Name(#[from] schema::names::NameError),
+    #[error("{0}")]
+    Manifest(#[from] schema::manifest::ManifestError),
+    #[error("{0}")]
+    Kind(#[from] schema::artifact::KindError),
+    #[error("{0}")]
+    Artifact(#[from] schema::artifact::ArtifactError),
+    #[error("{0}")]
+    Placement(#[from] PlacementError),
+    #[error("{app} {version} was not deployed: staging failed on {failures}; nothing was switched")]
+    Staging {
+        app: String,
+        version: Version,
+        failures: String,
+    },
+    #[error("{0}")]
+    Activation(String),
+    #[error("{app} has no release {version}; `releases {app}` lists them")]
+    NoSuchRelease { app: String, version: Version },
+    #[error("{app} {version} is already the active release")]
+    AlreadyActive { app: String, version: Version },
+    #[error(
+        "{app} has no earlier healthy release to roll back to; `releases {app}` lists them, and `rollback {app} --to vN` picks one"
+    )]
+    NothingToRollBackTo { app: String },
+    #[error("{0}")]
+    Refused(String),
+    #[error("{0}")]
+    Db(#[from] DbError),
+    #[error("{0}")]
+    Io(String),
+}
+
+/// A line of progress of a fleet operation, from one host or the gateway.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Progress {
+    pub host: String,
+    pub line: String,
+}
+
+pub type ProgressTx = mpsc::UnboundedSender<Progress>;
+
+/// What the gateway last heard from a host.
+#[derive(Debug, Clone)]
+struct Live {
+    up: bool,
+    seen: Instant,
+    seen_ms: i64,
+    apps: Vec<HostApp>,
+    hb: Option<Heartbeat>,
+}
+
+pub struct Fleet {
+    pub name: String,
+    db: Db,
+    dir: PathBuf,
+    pub max_artifact_bytes: u64,
+    conns: Mutex<HashMap<String, Arc<HostConn>>>,
+    live: Mutex<HashMap<String, Live>>,
+    op_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    host_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+    /// Host names as they (re)connect: log followers resume on them.
+    connected: broadcast::Sender<String>,
+    /// Bumped on every change of state a console shows.
+    pub changed: watch::Sender<u64>,
+    /// Local rollbacks reported by hosts, adopted at their next report.
+    adopt: Mutex<HashSet<(String, String)>>,
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|p| p.into_inner())
+}
+
+fn sha256_hex(b: &[u8]) -> String {
+    hex::encode(Sha256::digest(b))
+}
+
+impl Fleet {
+    pub async fn open(name: String, dir: PathBuf, db: Db) -> Result<Arc<Fleet>, FleetError> {
+        std::fs::create_dir_all(dir.join("artifacts"))
+            .map_err(|e| FleetError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
+        if failed > 0 {
+            tracing::warn!(failed, "releases interrupted mid-deploy were marked failed");
+        }
+        // Hosts known from before a restart count as up until they have had
+        // the usual time to report: their replicas stay where they are.
+        let known = db.call(|c| store::hosts(c)).await?;
+        let now = schema::time::now_millis();
+        let live: HashMap<String, Live> = known
+            .into_iter()
+            .map(|h| {
+                (
+                    h.name,
+                    Live {
+                        up: true,
+                        seen: Instant::now(),
+                        seen_ms: now,
+                        apps: Vec::new(),
+                        hb: None,
+                    },
+                )
+            })
+            .collect();
+        let fleet = Arc::new(Fleet {
+            name,
+            db,
+            dir,
+            max_artifact_bytes: 256 << 20,
+            conns: Mutex::new(HashMap::new()),
+            live: Mutex::new(live),
+            op_locks: Mutex::new(HashMap::new()),
+            host_locks: Mutex::new(HashMap::new()),
+            connected: broadcast::channel(64).0,
+            changed: watch::channel(0).0,
+            adopt: Mutex::new(HashSet::new()),
+        });
+        tokio::spawn(monitor(Arc::downgrade(&fleet)));
+        Ok(fleet)
+    }
+
+    pub fn db(&self) -> &Db {
+        &self.db
+    }
+
+    pub fn artifact_path(&self, digest: &str) -> PathBuf {
+        self.dir.join("artifacts").join(format!("{digest}.wasm"))
+    }
+
+    fn bump(&self) {
+        self.changed.send_modify(|v| *v += 1);
+    }
+
+    fn conn(&self, host: &str) -> Option<Arc<HostConn>> {
+        lock(&self.conns)
+            .get(host)
+            .cloned()
+            .filter(|c| !c.is_closed())
+    }
+
+    fn is_up(&self, host: &str) -> bool {
+        lock(&self.live).get(host).is_some_and(|l| l.up)
+    }
+
+    async fn op_lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = lock(&self.op_locks)
+            .entry(key.to_string())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    async fn host_lock(&self, host: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        let m = lock(&self.host_locks)
+            .entry(host.to_string())
+            .or_default()
+            .clone();
+        m.lock_owned().await
+    }
+
+    pub async fn audit(
+        &self,
+        who: &str,
+        action: &str,
+        app: Option<&str>,
+        detail: impl Into<String>,
+    ) {
+        let (w, a, ap, d, now) = (
+            who.to_string(),
+            action.to_string(),
+            app.map(String::from),
+            detail.into(),
+            schema::time::now_millis(),
+        );
+        if let Err(e) = self
+            .db
+            .call(move |c| store::audit(c, now, &w, &a, ap.as_deref(), &d))
+            .await
+        {
+            tracing::error!(error = %e, "could not write an audit entry");
+        }
+    }
+
+    async fn app(&self, name: &str) -> Result<AppRecord, FleetError> {
+        let n = name.to_string();
+        self.db
+            .call(move |c| store::get_app(c, &n))
+            .await?
+            .ok_or_else(|| FleetError::UnknownApp(name.to_string()))
+    }
+
+    /// Placement candidates: every known host with the load of every app
+    /// but `except`. A deploy needs hosts connected now (`connected`); a
+    /// re-placement also counts hosts not yet declared down.
+    async fn candidates(
+        &self,
+        except: &str,
+        connected: bool,
+    ) -> Result<Vec<Candidate>, FleetError> {
+        let (hosts, placements) = self
+            .db
+            .call(|c| Ok((store::hosts(c)?, store::placements(c)?)))
+            .await?;
+        Ok(hosts
+            .into_iter()
+            .map(|h| {
+                let load = placements
+                    .iter()
+                    .filter(|(a, _)| a.as_str() != except)
+                    .filter_map(|(_, p)| p.get(&h.name))
+                    .sum();
+                Candidate {
+                    up: self.is_up(&h.name) && (!connected || self.conn(&h.name).is_some()),
+                    name: h.name,
+                    labels: h.labels,
+                    load,
+                }
+            })
+            .collect())
+    }
+
+    async fn placement_of(&self, app: &str) -> Result<BTreeMap<String, u32>, FleetError> {
+        let a = app.to_string();
+        Ok(self
+            .db
+            .call(move |c| Ok(store::placements(c)?.remove(&a).unwrap_or_default()))
+            .await?)
+    }
+
+    /// Runs a request on several hosts at once; progress lines are prefixed
+    /// with the host. Returns each host's result.
+    async fn on_hosts<F>(
+        &self,
+        hosts: Vec<String>,
+        progress: &ProgressTx,
+        build: F,
+    ) -> Vec<(String, Result<Option<u64>, String>)>
+    where
+        F: Fn(u64, &str) -> GatewayMsg + Clone + Send + 'static,
+    {
+        let mut set = JoinSet::new();
+        for host in hosts {
+            let conn = self.conn(&host);
+            let (progress, build) = (progress.clone(), build.clone());
+            set.spawn(async move {
+                let Some(conn) = conn else {
+                    return (host.clone(), Err(format!("host {host} is not connected")));
+                };
+                let (ptx, mut prx) = mpsc::unbounded_channel::<String>();
+                let fwd = {
+                    let (progress, host) = (progress.clone(), host.clone());
+                    tokio::spawn(async move {
+                        while let Some(line) = prx.recv().await {
+                            let _ = progress.send(Progress {
+                                host: host.clone(),
+                                line,
+                            });
+                        }
+                    })
+                };
+                let h = host.clone();
+                let r = conn.request(move |id| build(id, &h), Some(ptx)).await;
+                let _ = fwd.await;
+                (host, r)
+            });
+        }
+        let mut out = Vec::new();
+        while let Some(r) = set.join_next().await {
+            if let Ok(r) = r {
+                out.push(r);
+            }
+        }
+        out.sort_by(|a, b| a.0.cmp(&b.0));
+        out
+    }
+
+    /// Stages `rel` on `hosts`; Err lists the hosts that failed and why.
+    async fn stage(
+        &self,
+        rel: &ReleaseRecord,
+        hosts: Vec<String>,
+        by: &str,
+        progress: &ProgressTx,
+    ) -> Result<(), String> {
+        let size = std::fs::metadata(self.artifact_path(&rel.digest))
+            .map(|m| m.len())
+            .unwrap_or(0);
+        let (app, version, digest, manifest, by) = (
+            rel.app.clone(),
+            rel.version,
+            rel.digest.clone(),
+            rel.manifest.clone(),
+            by.to_string(),
+        );
+        let results = self
+            .on_hosts(hosts, progress, move |id, _| GatewayMsg::Stage {
+                id,
+                app: app.clone(),
+                version,
+                digest: digest.clone(),
+                size,
+                manifest: manifest.clone(),
+                by: by.clone(),
+            })
+            .await;
+        let failures: Vec<String> = results
+            .iter()
+            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+            .collect();
+        for (h, r) in &results {
+            if r.is_ok() {
+                let _ = progress.send(Progress {
+                    host: h.clone(),
+                    line: format!("staged {}", rel.version),
+                });
+            }
+        }
+        if failures.is_empty() {
+            Ok(())
+        } else {
+            Err(failures.join(", "))
+        }
+    }
+
+    /// Activates `version` on each placed host with its share of replicas.
+    async fn activate(
+        &self,
+        app: &str,
+        version: Version,
+        placement: &BTreeMap<String, u32>,
+        by: &str,
+        progress: &ProgressTx,
+    ) -> Vec<(String, Result<Option<u64>, String>)> {
+        let (a, by, p) = (app.to_string(), by.to_string(), placement.clone());
+        let results = self
+            .on_hosts(
+                placement.keys().cloned().collect(),
+                progress,
+                move |id, host| GatewayMsg::Activate {
+                    id,
+                    app: a.clone(),
+                    version,
+                    replicas: p.get(host).copied().unwrap_or(0),
+                    by: by.clone(),
+                },
+            )
+            .await;
+        for (h, r) in &results {
+            let line = match r {
+                Ok(_) => format!("active {version}"),
+                Err(e) => format!("failed: {e}"),
+            };
+            let _ = progress.send(Progress {
+                host: h.clone(),
+                line,
+            });
+        }
+        results
+    }
+
+    /// Removes `app` from hosts that no longer run it.
+    async fn remove_from(&self, app: &str, hosts: Vec<String>, by: &str, progress: &ProgressTx) {
+        let (a, by) = (app.to_string(), by.to_string());
+        let results = self
+            .on_hosts(hosts, progress, move |id, _| GatewayMsg::Remove {
+                id,
+                app: a.clone(),
+                by: by.clone(),
+            })
+            .await;
+        for (h, r) in results {
+            let line = match r {
+                Ok(_) => format!("removed {app}"),
+                Err(e) => format!("could not remove {app}: {e}"),
+            };
+            let _ = progress.send(Progress { host: h, line });
+        }
+    }
+}
+
+mod hosts;
+mod ops;
+mod view;

@@ -1,0 +1,555 @@
+//! What operators do: deploy, roll back, scale, remove.
+
+use super::*;
+
+impl Fleet {
+    /// A new release of an app, staged on every chosen host, then switched.
+    pub async fn deploy(
+        &self,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+        progress: &ProgressTx,
+    ) -> Result<DeployOutcome, FleetError> {
+        let r = self.deploy_inner(who, args, bytes, progress).await;
+        if let Err(e) = &r {
+            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
+                .await;
+        }
+        self.bump();
+        r
+    }
+
+    pub(super) async fn deploy_inner(
+        &self,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+        progress: &ProgressTx,
+    ) -> Result<DeployOutcome, FleetError> {
+        if args.manifest.is_some() {
+            return Err(FleetError::Refused(
+                "--manifest is read where the command is typed: use `hostd deploy --manifest FILE --gateway …`, which sends its fields as flags".into(),
+            ));
+        }
+        let name = args
+            .app
+            .clone()
+            .ok_or_else(|| FleetError::Refused("deploy needs an APP name".into()))?;
+        validate_app_name(&name)?;
+        if bytes.len() as u64 > self.max_artifact_bytes {
+            return Err(FleetError::Refused(format!(
+                "the artifact is {} MiB, more than the gateway's limit of {} MiB",
+                bytes.len() >> 20,
+                self.max_artifact_bytes >> 20
+            )));
+        }
+        let exports = inspect(&bytes)?;
+        let manifest = args.to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))?;
+        exports.check(manifest.kind)?;
+        let _op = self.op_lock(&name).await;
+        let n = name.clone();
+        let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
+        let replicas = manifest
+            .replicas
+            .or(existing.as_ref().map(|a| a.replicas))
+            .unwrap_or(1);
+        if manifest.kind == AppKind::Job && replicas > 1 {
+            return Err(FleetError::Refused(format!(
+                "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
+            )));
+        }
+        let candidates = self.candidates(&name, true).await?;
+        let placement = placement::place(
+            &name,
+            manifest.kind,
+            replicas,
+            &manifest.labels,
+            &candidates,
+        )?;
+        // Store the artifact, content-addressed.
+        let digest = sha256_hex(&bytes);
+        let path = self.artifact_path(&digest);
+        if std::fs::read(&path)
+            .map(|b| sha256_hex(&b) != digest)
+            .unwrap_or(true)
+        {
+            let tmp = path.with_extension("tmp");
+            std::fs::write(&tmp, &bytes)
+                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
+                .and_then(|_| std::fs::rename(&tmp, &path))
+                .map_err(|e| {
+                    FleetError::Io(format!(
+                        "cannot store the artifact in {}: {e}",
+                        path.display()
+                    ))
+                })?;
+        }
+        let (d, size, now) = (
+            digest.clone(),
+            bytes.len() as u64,
+            schema::time::now_millis(),
+        );
+        self.db
+            .call(move |c| store::record_artifact(c, &d, size, now))
+            .await?;
+        let (m, d, w) = (manifest.clone(), digest.clone(), who.to_string());
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
+        let kind = manifest.kind;
+        let rel = ReleaseRecord {
+            app: name.clone(),
+            version,
+            digest: digest.clone(),
+            kind,
+            manifest,
+            created: now,
+            by: who.to_string(),
+            state: ReleaseState::Staged,
+            detail: None,
+        };
+        let chosen: Vec<String> = placement.keys().cloned().collect();
+        let _ = progress.send(Progress {
+            host: "gateway".into(),
+            line: format!(
+                "{name} {version} (sha256:{}): staging on {}",
+                &digest[..12],
+                if chosen.is_empty() {
+                    "no host (0 replicas)".into()
+                } else {
+                    chosen.join(", ")
+                }
+            ),
+        });
+        if let Err(failures) = self.stage(&rel, chosen.clone(), who, progress).await {
+            let (a, detail) = (name.clone(), format!("staging failed on {failures}"));
+            self.db
+                .call(move |c| {
+                    store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&detail))
+                })
+                .await?;
+            return Err(FleetError::Staging {
+                app: name,
+                version,
+                failures,
+            });
+        }
+        // Every chosen host has staged: switch.
+        let before = self.placement_of(&name).await?;
+        let (a, p) = (name.clone(), placement.clone());
+        let prev = self
+            .db
+            .call(move |c| {
+                store::activate(
+                    c,
+                    &a,
+                    version,
+                    kind,
+                    replicas,
+                    &p,
+                    schema::time::now_millis(),
+                )
+            })
+            .await?;
+        let results = self
+            .activate(&name, version, &placement, who, progress)
+            .await;
+        let gone: Vec<String> = before
+            .keys()
+            .filter(|h| !placement.contains_key(*h))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            self.remove_from(&name, gone, who, progress).await;
+        }
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+            .collect();
+        if !failed.is_empty() {
+            let why = format!("activation failed on {}", failed.join(", "));
+            let outcome = self.fail_release(&name, version, &why, who, progress).await;
+            return Err(FleetError::Activation(format!(
+                "{name} {version} failed: {why}; {outcome}"
+            )));
+        }
+        let detail = format!(
+            "{version} sha256:{} ({kind}, {replicas} replica{} on {}){}",
+            &digest[..12],
+            if replicas == 1 { "" } else { "s" },
+            if chosen.is_empty() {
+                "no host".to_string()
+            } else {
+                chosen.join(", ")
+            },
+            prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
+        );
+        self.audit(who, "deploy", Some(&name), &detail).await;
+        let compile_ms = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().copied().flatten())
+            .max()
+            .unwrap_or(0);
+        Ok(DeployOutcome {
+            app: name,
+            version,
+            digest: format!("sha256:{digest}"),
+            kind,
+            state: ReleaseState::Active,
+            compile_ms,
+            replicas,
+        })
+    }
+
+    /// Marks `version` failed and puts the newest earlier healthy release
+    /// back on every host. Returns what happened, for the operator.
+    pub(super) async fn fail_release(
+        &self,
+        app: &str,
+        version: Version,
+        why: &str,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> String {
+        let target = self.rollback_target(app, None).await.ok();
+        let outcome = match target {
+            Some(t) => match self.switch(app, &t, who, progress).await {
+                Ok(_) => format!("rolled back to {} on every host", t.version),
+                Err(e) => format!("could not roll back to {}: {e}", t.version),
+            },
+            None => format!("no earlier healthy release to roll back to, so {version} stays"),
+        };
+        let (a, d) = (app.to_string(), why.to_string());
+        let _ = self
+            .db
+            .call(move |c| store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&d)))
+            .await;
+        self.audit(
+            who,
+            "auto-rollback",
+            Some(app),
+            format!("{version}: {why}; {outcome}"),
+        )
+        .await;
+        outcome
+    }
+
+    pub(super) async fn rollback_target(
+        &self,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<ReleaseRecord, FleetError> {
+        let rec = self.app(app).await?;
+        let a = app.to_string();
+        let releases = self.db.call(move |c| store::releases(c, &a)).await?;
+        match to {
+            Some(v) => {
+                let r = releases
+                    .into_iter()
+                    .find(|r| r.version == v)
+                    .ok_or_else(|| FleetError::NoSuchRelease {
+                        app: app.to_string(),
+                        version: v,
+                    })?;
+                if rec.active == Some(v) && r.state == ReleaseState::Active {
+                    return Err(FleetError::AlreadyActive {
+                        app: app.to_string(),
+                        version: v,
+                    });
+                }
+                Ok(r)
+            }
+            None => {
+                let below = rec.active.unwrap_or(Version(u32::MAX));
+                releases
+                    .into_iter()
+                    .find(|r| r.version < below && r.state == ReleaseState::Superseded)
+                    .ok_or_else(|| FleetError::NothingToRollBackTo {
+                        app: app.to_string(),
+                    })
+            }
+        }
+    }
+
+    /// Makes `target` active on every placed host (staging it first where a
+    /// host does not keep it), then records the switch.
+    pub(super) async fn switch(
+        &self,
+        app: &str,
+        target: &ReleaseRecord,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> Result<Option<Version>, FleetError> {
+        let rec = self.app(app).await?;
+        let mut placement = self.placement_of(app).await?;
+        if placement.is_empty() && rec.replicas > 0 {
+            let c = self.candidates(app, true).await?;
+            placement =
+                placement::place(app, target.kind, rec.replicas, &target.manifest.labels, &c)?;
+        }
+        // Hosts away now follow when they reconnect (see `reconcile`).
+        let reachable: BTreeMap<String, u32> = placement
+            .iter()
+            .filter(|(h, _)| self.conn(h).is_some())
+            .map(|(h, n)| (h.clone(), *n))
+            .collect();
+        let lacking: Vec<String> = reachable
+            .keys()
+            .filter(|h| !self.host_keeps(h, app, target.version))
+            .cloned()
+            .collect();
+        if !lacking.is_empty() {
+            self.stage(target, lacking, who, progress)
+                .await
+                .map_err(|f| {
+                    FleetError::Activation(format!("staging {} failed on {f}", target.version))
+                })?;
+        }
+        let results = self
+            .activate(app, target.version, &reachable, who, progress)
+            .await;
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+            .collect();
+        let (a, v, kind, replicas, p) = (
+            app.to_string(),
+            target.version,
+            target.kind,
+            rec.replicas,
+            placement.clone(),
+        );
+        let prev = self
+            .db
+            .call(move |c| {
+                store::activate(c, &a, v, kind, replicas, &p, schema::time::now_millis())
+            })
+            .await?;
+        if !failed.is_empty() {
+            return Err(FleetError::Activation(format!(
+                "{} failed on {}",
+                target.version,
+                failed.join(", ")
+            )));
+        }
+        Ok(prev)
+    }
+
+    pub(super) fn host_keeps(&self, host: &str, app: &str, v: Version) -> bool {
+        lock(&self.live)
+            .get(host)
+            .and_then(|l| {
+                l.apps
+                    .iter()
+                    .find(|a| a.app == app)
+                    .map(|a| a.kept.contains(&v) || a.active == Some(v))
+            })
+            .unwrap_or(false)
+    }
+
+    /// An earlier release active again on every host, from kept code.
+    pub async fn rollback(
+        &self,
+        who: &str,
+        app: &str,
+        to: Option<Version>,
+        progress: &ProgressTx,
+    ) -> Result<RollbackOutcome, FleetError> {
+        let started = Instant::now();
+        let r = async {
+            let _op = self.op_lock(app).await;
+            let target = self.rollback_target(app, to).await?;
+            let from = self.switch(app, &target, who, progress).await?;
+            Ok::<_, FleetError>((from, target.version))
+        }
+        .await;
+        self.bump();
+        match r {
+            Ok((from, to)) => {
+                let detail = format!(
+                    "{} -> {to}",
+                    from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
+                );
+                self.audit(who, "rollback", Some(app), &detail).await;
+                Ok(RollbackOutcome {
+                    app: app.to_string(),
+                    from,
+                    to,
+                    switch_ms: started.elapsed().as_millis() as u64,
+                })
+            }
+            Err(e) => {
+                if !matches!(e, FleetError::UnknownApp(_)) {
+                    self.audit(who, "rollback", Some(app), format!("refused: {e}"))
+                        .await;
+                }
+                Err(e)
+            }
+        }
+    }
+
+    /// New replica count: a new placement, no new release.
+    pub async fn scale(
+        &self,
+        who: &str,
+        app: &str,
+        replicas: u32,
+        progress: &ProgressTx,
+    ) -> Result<ScaleOutcome, FleetError> {
+        let r = self.scale_inner(who, app, replicas, progress).await;
+        if let Err(e) = &r
+            && !matches!(e, FleetError::UnknownApp(_))
+        {
+            self.audit(who, "scale", Some(app), format!("refused: {e}"))
+                .await;
+        }
+        self.bump();
+        r
+    }
+
+    pub(super) async fn scale_inner(
+        &self,
+        who: &str,
+        app: &str,
+        replicas: u32,
+        progress: &ProgressTx,
+    ) -> Result<ScaleOutcome, FleetError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        if replicas > schema::manifest::MAX_REPLICAS {
+            return Err(FleetError::Refused(format!(
+                "{replicas} replicas is more than the limit of {}",
+                schema::manifest::MAX_REPLICAS
+            )));
+        }
+        if rec.kind == AppKind::Job && replicas > 1 {
+            return Err(FleetError::Refused(format!(
+                "{app} is a job and runs one at a time: scale it to 1, or 0 to pause its schedule"
+            )));
+        }
+        let Some(active) = rec.active else {
+            return Err(FleetError::Refused(format!(
+                "{app} has no active release to scale"
+            )));
+        };
+        let a = app.to_string();
+        let rel = self
+            .db
+            .call(move |c| store::release(c, &a, active))
+            .await?
+            .ok_or_else(|| FleetError::UnknownApp(app.to_string()))?;
+        let before = self.placement_of(app).await?;
+        let c = self.candidates(app, true).await?;
+        let after = if replicas == 0 {
+            BTreeMap::new()
+        } else {
+            placement::place(app, rel.kind, replicas, &rel.manifest.labels, &c)?
+        };
+        self.apply_placement(&rel, &before, &after, who, progress)
+            .await?;
+        let (a, p) = (app.to_string(), after.clone());
+        self.db
+            .call(move |c| store::set_scale(c, &a, replicas, &p, schema::time::now_millis()))
+            .await?;
+        let detail = format!("{} -> {replicas}", rec.replicas);
+        self.audit(who, "scale", Some(app), &detail).await;
+        Ok(ScaleOutcome {
+            app: app.to_string(),
+            from: rec.replicas,
+            replicas,
+        })
+    }
+
+    /// Moves an app from one placement to another: new hosts stage and
+    /// activate, changed ones rescale, dropped ones remove it.
+    pub(super) async fn apply_placement(
+        &self,
+        rel: &ReleaseRecord,
+        before: &BTreeMap<String, u32>,
+        after: &BTreeMap<String, u32>,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> Result<(), FleetError> {
+        // Hosts away now follow when they reconnect (see `reconcile`).
+        let before: BTreeMap<String, u32> = before
+            .iter()
+            .filter(|(h, _)| self.conn(h).is_some())
+            .map(|(h, n)| (h.clone(), *n))
+            .collect();
+        let after: BTreeMap<String, u32> = after
+            .iter()
+            .filter(|(h, _)| self.conn(h).is_some())
+            .map(|(h, n)| (h.clone(), *n))
+            .collect();
+        let (before, after) = (&before, &after);
+        let added: Vec<String> = after
+            .keys()
+            .filter(|h| !self.host_keeps(h, &rel.app, rel.version))
+            .cloned()
+            .collect();
+        if !added.is_empty() {
+            self.stage(rel, added, who, progress).await.map_err(|f| {
+                FleetError::Activation(format!("staging {} failed on {f}", rel.version))
+            })?;
+        }
+        let results = self
+            .activate(&rel.app, rel.version, after, who, progress)
+            .await;
+        let gone: Vec<String> = before
+            .keys()
+            .filter(|h| !after.contains_key(*h))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            self.remove_from(&rel.app, gone, who, progress).await;
+        }
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+            .collect();
+        if failed.is_empty() {
+            Ok(())
+        } else {
+            Err(FleetError::Activation(format!(
+                "failed on {}",
+                failed.join(", ")
+            )))
+        }
+    }
+
+    /// Stops an app everywhere and forgets it; the audit log keeps its history.
+    pub async fn rm(&self, who: &str, app: &str, progress: &ProgressTx) -> Result<(), FleetError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        let mut hosts: Vec<String> = self.placement_of(app).await?.into_keys().collect();
+        for (h, l) in lock(&self.live).iter() {
+            if l.apps.iter().any(|a| a.app == app) && !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+        let connected: Vec<String> = hosts
+            .into_iter()
+            .filter(|h| self.conn(h).is_some())
+            .collect();
+        self.remove_from(app, connected, who, progress).await;
+        let a = app.to_string();
+        let n = self.db.call(move |c| store::delete_app(c, &a)).await?;
+        self.audit(
+            who,
+            "rm",
+            Some(app),
+            format!(
+                "removed ({n} release{}, active {})",
+                if n == 1 { "" } else { "s" },
+                rec.active
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ),
+        )
+        .await;
+        self.bump();
+        Ok(())
+    }
+}

@@ -1,0 +1,174 @@
+//! What operators read: releases, audit, hosts, ps.
+
+use super::*;
+
+impl Fleet {
+    pub async fn releases(&self, app: &str) -> Result<Vec<ReleaseRow>, FleetError> {
+        self.app(app).await?;
+        let a = app.to_string();
+        let rs = self.db.call(move |c| store::releases(c, &a)).await?;
+        Ok(rs.iter().map(ReleaseRecord::to_row).collect())
+    }
+
+    pub async fn audit_tail(&self, tail: u64) -> Result<Vec<AuditEntry>, FleetError> {
+        Ok(self.db.call(move |c| store::audit_tail(c, tail)).await?)
+    }
+
+    pub async fn hosts(&self) -> Result<Vec<HostRow>, FleetError> {
+        let hosts = self.db.call(|c| store::hosts(c)).await?;
+        let live = lock(&self.live).clone();
+        Ok(hosts
+            .into_iter()
+            .map(|h| {
+                let l = live.get(&h.name);
+                let hb = l.and_then(|l| l.hb.as_ref());
+                HostRow {
+                    state: if l.is_some_and(|l| l.up) {
+                        "up"
+                    } else {
+                        "down"
+                    }
+                    .into(),
+                    last_seen: schema::time::rfc3339(l.map(|l| l.seen_ms).unwrap_or(h.last_seen)),
+                    apps: l
+                        .map(|l| l.apps.iter().filter(|a| a.active.is_some()).count() as u32)
+                        .unwrap_or(0),
+                    instances: hb.map(|h| h.instances).unwrap_or(0),
+                    memory_bytes: hb.map(|h| h.memory_bytes).unwrap_or(0),
+                    name: h.name,
+                    arch: h.arch,
+                    labels: h.labels,
+                }
+            })
+            .collect())
+    }
+
+    /// Apps across the fleet (one row each, `host` listing where it runs),
+    /// or one app's instances on every host.
+    pub async fn ps(&self, app: Option<&str>) -> Result<Vec<PsRow>, FleetError> {
+        let (apps, placements) = self
+            .db
+            .call(|c| Ok((store::list_apps(c)?, store::placements(c)?)))
+            .await?;
+        let live = lock(&self.live).clone();
+        let rows_of = |app: &str| -> Vec<PsRow> {
+            live.iter()
+                .filter(|(_, l)| l.up)
+                .filter_map(|(_, l)| l.hb.as_ref())
+                .flat_map(|hb| hb.ps.iter().filter(|r| r.app == app).cloned())
+                .collect()
+        };
+        match app {
+            Some(name) => {
+                let rec = apps
+                    .iter()
+                    .find(|a| a.name == name)
+                    .ok_or_else(|| FleetError::UnknownApp(name.to_string()))?;
+                let _ = rec;
+                let mut rows: Vec<PsRow> = live
+                    .values()
+                    .filter(|l| l.up)
+                    .filter_map(|l| l.hb.as_ref())
+                    .flat_map(|hb| hb.instances_of(name))
+                    .collect();
+                rows.sort_by(|a, b| (&a.host, &a.instance).cmp(&(&b.host, &b.instance)));
+                Ok(rows)
+            }
+            None => Ok(apps
+                .iter()
+                .map(|a| {
+                    let placed = placements.get(&a.name).cloned().unwrap_or_default();
+                    let rows = rows_of(&a.name);
+                    let running = rows.iter().map(|r| r.running).sum();
+                    let restarts = rows.iter().map(|r| r.restarts).sum();
+                    let down: Vec<&String> = placed
+                        .keys()
+                        .filter(|h| !live.get(*h).is_some_and(|l| l.up))
+                        .collect();
+                    let state = if rows.iter().any(|r| r.state == "crashloop") {
+                        "crashloop".to_string()
+                    } else if !down.is_empty() {
+                        "degraded".to_string()
+                    } else if let Some(r) = rows.iter().find(|r| {
+                        r.state != "running" && r.state != "serving" && r.state != "scheduled"
+                    }) {
+                        r.state.clone()
+                    } else {
+                        rows.first().map(|r| r.state.clone()).unwrap_or_else(|| {
+                            if a.replicas == 0 {
+                                "stopped".into()
+                            } else {
+                                "pending".into()
+                            }
+                        })
+                    };
+                    PsRow {
+                        app: a.name.clone(),
+                        kind: a.kind,
+                        release: a.active,
+                        replicas: a.replicas,
+                        running,
+                        host: placed.keys().cloned().collect::<Vec<_>>().join(","),
+                        state,
+                        restarts,
+                        instance: None,
+                        started: None,
+                        next_run: rows.iter().find_map(|r| r.next_run.clone()),
+                        rps: rows.iter().filter_map(|r| r.rps).reduce(|a, b| a + b),
+                        detail: if down.is_empty() {
+                            rows.iter().find_map(|r| r.detail.clone())
+                        } else {
+                            Some(format!(
+                                "down: {}",
+                                down.iter()
+                                    .map(|s| s.as_str())
+                                    .collect::<Vec<_>>()
+                                    .join(",")
+                            ))
+                        },
+                    }
+                })
+                .collect()),
+        }
+    }
+
+    /// Hosts that run (or should run) `app` now, connected.
+    pub fn hosts_with(&self, app: &str, placement: &BTreeMap<String, u32>) -> Vec<String> {
+        let mut hosts: Vec<String> = placement.keys().cloned().collect();
+        for (h, l) in lock(&self.live).iter() {
+            if l.apps.iter().any(|a| a.app == app) && !hosts.contains(h) {
+                hosts.push(h.clone());
+            }
+        }
+        hosts.sort();
+        hosts
+    }
+
+    pub async fn check_app(&self, app: &str) -> Result<BTreeMap<String, u32>, FleetError> {
+        self.app(app).await?;
+        self.placement_of(app).await
+    }
+
+    pub fn conn_of(&self, host: &str) -> Option<Arc<HostConn>> {
+        self.conn(host)
+    }
+
+    pub fn subscribe_connects(&self) -> broadcast::Receiver<String> {
+        self.connected.subscribe()
+    }
+}
+
+/// A heartbeat's instance rows for one app.
+trait InstancesOf {
+    fn instances_of(&self, app: &str) -> Vec<PsRow>;
+}
+
+impl InstancesOf for Heartbeat {
+    fn instances_of(&self, app: &str) -> Vec<PsRow> {
+        self.instance_rows
+            .iter()
+            .filter(|r| r.app == app)
+            .cloned()
+            .collect()
+    }
+}
