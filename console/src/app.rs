@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
 
 use crate::event::{Action, CommandId, Event};
-use crate::logs::{DEFAULT_CAPACITY, FilterParser, LogBuffer, substring_filter};
+use crate::logs::{DEFAULT_CAPACITY, FilterParser, LogBuffer, expression_or_substring};
 use crate::ops::{Operation, Pending};
 use crate::prompt::LineEditor;
 
@@ -179,7 +179,7 @@ impl App {
             next_id: 1,
             show_ops: None,
             status: None,
-            filter_parser: substring_filter,
+            filter_parser: expression_or_substring,
             dirty: true,
             quit: false,
         }

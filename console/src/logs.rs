@@ -25,6 +25,9 @@ pub struct LogLine {
     /// `HH:MM:SS.mmm` (UTC), as cut from the record's RFC 3339 time.
     pub time: [u8; 12],
     pub host: Arc<str>,
+    pub app: Arc<str>,
+    /// The record's whole RFC 3339 time, for filters on `time`.
+    pub stamp: Box<str>,
     pub instance: Arc<str>,
     pub release: Option<Version>,
     pub stream: Stream,
@@ -58,7 +61,59 @@ pub trait LineFilter: Send + Sync {
 /// Builds a filter from what was typed after `/`, or says why it can't.
 pub type FilterParser = fn(&str) -> Result<Box<dyn LineFilter>, String>;
 
-/// The default [`FilterParser`]: a plain substring.
+/// The default [`FilterParser`]: an expression of the filter language
+/// when the text is one (`level >= warn && msg ~ "timeout"`), evaluated here
+/// with the reference interpreter and sent to the hosts as `--where` so only
+/// matching lines cross the tunnels; otherwise a plain substring. Text with
+/// an operator in it must parse: a typo is an error with its position, not
+/// silently a substring search.
+pub fn expression_or_substring(text: &str) -> Result<Box<dyn LineFilter>, String> {
+    match schema::expr::parse_filter(text) {
+        Ok(filter) => Ok(Box::new(Expression {
+            typed: text.to_string(),
+            filter,
+        })),
+        Err(e) if looks_like_expression(text) => Err(e.summary()),
+        Err(_) => substring_filter(text),
+    }
+}
+
+fn looks_like_expression(text: &str) -> bool {
+    ["==", "!=", "<", ">", "~", "&&", "||", " contains "]
+        .iter()
+        .any(|op| text.contains(op))
+}
+
+/// A filter-language expression over each line (as its log record).
+pub struct Expression {
+    typed: String,
+    filter: schema::expr::Filter,
+}
+
+impl LineFilter for Expression {
+    fn matches(&self, l: &LogLine) -> bool {
+        let record = LogRecord {
+            seq: l.seq,
+            time: l.stamp.to_string(),
+            host: l.host.to_string(),
+            app: l.app.to_string(),
+            release: l.release,
+            instance: l.instance.to_string(),
+            stream: l.stream,
+            line: l.text.to_string(),
+            partial: l.partial,
+        };
+        self.filter.matches(&record)
+    }
+    fn describe(&self) -> &str {
+        &self.typed
+    }
+    fn remote_expr(&self) -> Option<String> {
+        Some(self.filter.source().to_string())
+    }
+}
+
+/// A plain substring as a [`FilterParser`].
 pub fn substring_filter(text: &str) -> Result<Box<dyn LineFilter>, String> {
     Ok(Box::new(Substring::new(text)?))
 }
@@ -208,6 +263,8 @@ impl LogBuffer {
                 seq: r.seq,
                 time,
                 host,
+                app: self.intern(&r.app),
+                stamp: r.time.as_str().into(),
                 instance: self.intern(&r.instance),
                 release: r.release,
                 stream: r.stream,
@@ -386,6 +443,31 @@ mod tests {
             line: line.into(),
             partial: false,
         }
+    }
+
+    #[test]
+    fn slash_takes_the_filter_language_and_pushes_it_to_the_hosts() {
+        let mut b = LogBuffer::new(100);
+        let mut warn = rec(2, "h2", r#"{"level":"warn","msg":"upstream timeout"}"#);
+        warn.stream = Stream::Stderr;
+        b.push(vec![rec(1, "h1", "plain line"), warn]);
+        let f =
+            expression_or_substring(r#"level >= warn && msg ~ "timeout" && app == "api""#).unwrap();
+        assert_eq!(
+            f.remote_expr().as_deref(),
+            Some(r#"level >= warn && msg ~ "timeout" && app == "api""#)
+        );
+        b.set_filter(Some(f));
+        assert_eq!(b.len(), 1);
+        assert_eq!(b.row(0).unwrap().seq, 2);
+        // A plain word is still a substring, searched here only.
+        let f = expression_or_substring("plain").unwrap();
+        assert!(f.remote_expr().is_none());
+        b.set_filter(Some(f));
+        assert_eq!(b.row(0).unwrap().seq, 1);
+        // Text with an operator must parse: the error names the position.
+        let e = expression_or_substring("stream == ").err().unwrap();
+        assert!(e.starts_with("1:"), "{e}");
     }
 
     #[test]
