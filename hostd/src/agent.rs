@@ -111,6 +111,12 @@ impl Tx {
         self.0.send(buf).await.map_err(|_| TunnelError::Closed)
     }
 
+    async fn logs(&self, id: u64, records: Vec<schema::LogRecord>) -> Result<(), TunnelError> {
+        let mut buf = Vec::new();
+        tunnel::encode_logs(&tunnel::LogBatch { id, records }, &mut buf);
+        self.0.send(buf).await.map_err(|_| TunnelError::Closed)
+    }
+
     async fn reply(&self, id: u64, r: Result<Option<u64>, String>) {
         let m = match r {
             Ok(compile_ms) => HostMsg::Reply {
@@ -267,6 +273,11 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 continue;
             }
             Incoming::Msg(m) => m,
+            Incoming::Logs(_) => {
+                break Err(TunnelError::Protocol(
+                    "gateways do not send log batches".into(),
+                ));
+            }
         };
         match msg {
             GatewayMsg::Stage {
@@ -510,7 +521,7 @@ async fn fetch(
             Incoming::Msg(GatewayMsg::FetchFailed { reason, .. }) => {
                 return Err(format!("the gateway cannot send the artifact: {reason}"));
             }
-            Incoming::Msg(_) => {}
+            Incoming::Msg(_) | Incoming::Logs(_) => {}
         }
     }
     drop(file);
@@ -555,12 +566,9 @@ async fn stream_logs(
     let (mut sent, mut skipped) = (records.len() as u64, 0u64);
     for batch in records.chunks(500) {
         last = batch.last().map(|r| r.seq).unwrap_or(last);
-        tx.send(&HostMsg::Logs {
-            id,
-            records: batch.to_vec(),
-        })
-        .await
-        .map_err(|e| e.to_string())?;
+        tx.logs(id, batch.to_vec())
+            .await
+            .map_err(|e| e.to_string())?;
     }
     let Some(rx) = live.as_mut() else {
         tracing::debug!(
@@ -607,8 +615,6 @@ async fn stream_logs(
             }
         }
         sent += batch.len() as u64;
-        tx.send(&HostMsg::Logs { id, records: batch })
-            .await
-            .map_err(|e| e.to_string())?;
+        tx.logs(id, batch).await.map_err(|e| e.to_string())?;
     }
 }

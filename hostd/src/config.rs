@@ -30,7 +30,7 @@ pub enum ConfigError {
         "the control socket path {0} is longer than the 107 bytes a Unix socket allows; use a shorter --data or set CRANEFLEET_SOCKET"
     )]
     SocketPathTooLong(PathBuf),
-    #[error("cannot create the data directory {path}: {source}")]
+    #[error("cannot create the data directory {path}")]
     DataDir {
         path: PathBuf,
         #[source]

@@ -34,6 +34,16 @@ pub const DOWN_AFTER_SECS: u64 = 10;
 
 pub const TAG_JSON: u8 = 1;
 pub const TAG_CHUNK: u8 = 2;
+/// A [`LogBatch`] as plain JSON: records are the tunnel's bulk traffic, and
+/// an internally tagged enum would make serde buffer every one of them.
+pub const TAG_LOGS: u8 = 3;
+
+/// Records for the logs request `id`, host → gateway.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LogBatch {
+    pub id: u64,
+    pub records: Vec<LogRecord>,
+}
 
 /// What a host is and runs, sent first on every connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -99,11 +109,6 @@ pub enum HostMsg {
     Fetch {
         digest: String,
         offset: u64,
-    },
-    /// Records for the logs request `id`.
-    Logs {
-        id: u64,
-        records: Vec<LogRecord>,
     },
     /// The logs request `id` has no more records (not following).
     LogsEnd {
@@ -217,12 +222,18 @@ pub struct Chunk {
 pub enum Incoming<M> {
     Msg(M),
     Chunk(Chunk),
+    Logs(LogBatch),
 }
 
 pub fn encode_msg<M: Serialize>(msg: &M, out: &mut Vec<u8>) {
     // These types always serialize.
     let body = serde_json::to_vec(msg).unwrap_or_default();
     frame::encode(TAG_JSON, &body, out);
+}
+
+pub fn encode_logs(b: &LogBatch, out: &mut Vec<u8>) {
+    let body = serde_json::to_vec(b).unwrap_or_default();
+    frame::encode(TAG_LOGS, &body, out);
 }
 
 pub fn encode_chunk(c: &Chunk, out: &mut Vec<u8>) {
@@ -265,6 +276,12 @@ pub fn decode<M: for<'de> Deserialize<'de>>(f: Frame) -> Result<Incoming<M>, Fra
                 data: f.body[72..].to_vec(),
             }))
         }
+        TAG_LOGS => serde_json::from_slice(&f.body)
+            .map(Incoming::Logs)
+            .map_err(|e| FrameError::Malformed {
+                what: "log batch",
+                reason: e.to_string(),
+            }),
         t => Err(FrameError::UnknownTag(t)),
     }
 }
@@ -284,6 +301,14 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
+        let b = LogBatch {
+            id: 9,
+            records: vec![],
+        };
+        let mut wire = Vec::new();
+        encode_logs(&b, &mut wire);
+        let (f, _) = frame::decode(&wire, MAX_TUNNEL_FRAME).unwrap().unwrap();
+        assert_eq!(decode::<HostMsg>(f).unwrap(), Incoming::Logs(b));
         roundtrip(HostMsg::Fetch {
             digest: "ab".repeat(32),
             offset: 7,

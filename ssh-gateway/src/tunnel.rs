@@ -248,6 +248,11 @@ where
                     ));
                 }
                 Incoming::Msg(m) => handle(&fleet, &conn, m).await,
+                Incoming::Logs(b) => {
+                    if let Some(tx) = HostConn::lock(&conn.logs).get(&b.id) {
+                        let _ = tx.send(LogItem::Records(b.records));
+                    }
+                }
             }
         }
         Ok(())
@@ -291,11 +296,6 @@ async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
         HostMsg::Fetch { digest, offset } => {
             let (path, conn) = (fleet.artifact_path(&digest), conn.clone());
             tokio::spawn(async move { send_artifact(&conn, path, digest, offset).await });
-        }
-        HostMsg::Logs { id, records } => {
-            if let Some(tx) = HostConn::lock(&conn.logs).get(&id) {
-                let _ = tx.send(LogItem::Records(records));
-            }
         }
         HostMsg::LogsEnd { id } => {
             if let Some(tx) = HostConn::lock(&conn.logs).remove(&id) {
