@@ -90,8 +90,8 @@ pub async fn execute(args: DemoArgs, data: Option<PathBuf>) -> anyhow::Result<()
   curl http://127.0.0.1:{port}/hello/anything         # the same, by path
   {me} --data {dir} ps
   {me} --data {dir} logs ticker -f
-  {me} --data {dir} releases hello
-  {me} --data {dir} rollback hello
+  {me} --data {dir} deploy hello fixtures/wasm/http-version-v2.wasm
+  {me} --data {dir} rollback hello               # back to v1, from kept compiled code
 
 Ctrl-C stops it.",
         dir = dir.display()
