@@ -14,7 +14,6 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
 
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
@@ -189,9 +188,8 @@ impl Artifacts {
     }
 
     fn compile_and_cache(&self, digest: &str, bytes: &[u8]) -> Result<(Loaded, u64), StoreError> {
-        let started = Instant::now();
         let pre = engine::precompile(&self.inner.engine, bytes)?;
-        let compile_ms = started.elapsed().as_millis() as u64;
+        let compile_ms = pre.compile_ms;
         let path = self.cwasm_path(digest);
         write_atomically(&path, &pre.cwasm)?;
         let sha = engine::digest(&pre.cwasm);

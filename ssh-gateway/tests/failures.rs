@@ -274,23 +274,7 @@ fn viewer_unknown_and_host_keys_are_refused_and_audited() {
     let r = f.ssh("h1-host", &["ps"], None);
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("enrolled as a host"), "{}", r.stderr);
-    let r = run(
-        Command::new("ssh")
-            .args(["-p", &f.port.to_string(), "-i"])
-            .arg(f.path("alice"))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-            ])
-            .args(["-s", "alice@127.0.0.1", "cranefleet-tunnel"]),
-        Some(b""),
-    );
+    let r = f.ssh_subsystem("alice", b"");
     assert_ne!(r.code, 0);
     assert!(
         r.stderr
@@ -382,23 +366,7 @@ fn a_malformed_tunnel_frame_closes_that_tunnel_not_the_gateway() {
     f.add_agent("h1", &[]);
     // Speak garbage on the tunnel subsystem with a real host key.
     let garbage = b"\x00\x00\x00\x10\x01{not json at all}\xff\xff\xff\xff";
-    let r = run(
-        Command::new("ssh")
-            .args(["-p", &f.port.to_string(), "-i"])
-            .arg(f.path("h1-host"))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-            ])
-            .args(["-s", "h1@127.0.0.1", "cranefleet-tunnel"]),
-        Some(garbage),
-    );
+    let r = f.ssh_subsystem("h1-host", garbage);
     assert!(
         String::from_utf8_lossy(r.stdout.as_bytes()).contains("malformed hello"),
         "{r:?}"

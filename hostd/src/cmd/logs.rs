@@ -29,8 +29,9 @@ async fn print(ctx: &mut Ctx<'_>, records: &[LogRecord]) -> Result<(), CmdError>
     let mut buf = String::with_capacity(OUT_CHUNK.min(records.len() * 128 + 16));
     for r in records {
         if ctx.json {
-            serde_json::to_writer(string_writer(&mut buf), r)
-                .map_err(|e| std::io::Error::other(e.to_string()))?;
+            let json =
+                serde_json::to_string(r).map_err(|e| std::io::Error::other(e.to_string()))?;
+            buf.push_str(&json);
         } else {
             buf.push_str(&schema::render::log_line(r));
         }
@@ -43,23 +44,6 @@ async fn print(ctx: &mut Ctx<'_>, records: &[LogRecord]) -> Result<(), CmdError>
         ctx.print(buf).await?;
     }
     Ok(())
-}
-
-/// A `Write` into a `String`; serde_json only ever writes valid UTF-8.
-fn string_writer(s: &mut String) -> impl std::io::Write + '_ {
-    struct W<'a>(&'a mut String);
-    impl std::io::Write for W<'_> {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            let text = std::str::from_utf8(b)
-                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))?;
-            self.0.push_str(text);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    W(s)
 }
 
 /// Parses `--where`, refusing a bad expression before anything runs.

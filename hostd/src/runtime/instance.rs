@@ -50,21 +50,6 @@ impl fmt::Display for Exit {
     }
 }
 
-/// The environment every instance sees besides its manifest's.
-pub fn platform_env(rel: &ReleaseRun, instance: &str, host: &str) -> Vec<(String, String)> {
-    let mut env: Vec<(String, String)> = rel
-        .manifest
-        .env
-        .iter()
-        .map(|(k, v)| (k.clone(), v.clone()))
-        .collect();
-    env.push(("CRANEFLEET_APP".into(), rel.app.to_string()));
-    env.push(("CRANEFLEET_RELEASE".into(), rel.version.to_string()));
-    env.push(("CRANEFLEET_INSTANCE".into(), instance.to_string()));
-    env.push(("CRANEFLEET_HOST".into(), host.to_string()));
-    env
-}
-
 /// A WASI context whose stdout and stderr become log records of `instance`.
 pub fn wasi_builder(rt: &Runtime, rel: &ReleaseRun, instance: &str) -> WasiCtxBuilder {
     let origin = Origin {
@@ -80,7 +65,9 @@ pub fn wasi_builder(rt: &Runtime, rel: &ReleaseRun, instance: &str) -> WasiCtxBu
     ))
     .stderr(LogSink::new(rt.logs.clone(), origin, Stream::Stderr))
     .arg(&*rel.app)
-    .envs(&platform_env(rel, instance, rt.logs.host()));
+    .envs(&rel.env)
+    .env("CRANEFLEET_INSTANCE", instance)
+    .env("CRANEFLEET_HOST", rt.logs.host());
     b
 }
 

@@ -134,14 +134,25 @@ pub struct ReleaseRun {
     pub version: Version,
     pub manifest: Arc<Manifest>,
     pub code: Arc<Code>,
+    /// The manifest's environment plus `CRANEFLEET_APP` and
+    /// `CRANEFLEET_RELEASE`, built once: http apps make an instance per request.
+    pub env: Vec<(String, String)>,
     crashes: Mutex<VecDeque<Instant>>,
     crashlooped: AtomicBool,
 }
 
 impl ReleaseRun {
     pub fn new(version: Version, manifest: Manifest, code: Code) -> Arc<ReleaseRun> {
+        let mut env: Vec<(String, String)> = manifest
+            .env
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
+        env.push(("CRANEFLEET_APP".into(), manifest.name.clone()));
+        env.push(("CRANEFLEET_RELEASE".into(), version.to_string()));
         Arc::new(ReleaseRun {
             app: manifest.name.as_str().into(),
+            env,
             version,
             manifest: Arc::new(manifest),
             code: Arc::new(code),

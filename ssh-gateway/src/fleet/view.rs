@@ -60,11 +60,9 @@ impl Fleet {
         };
         match app {
             Some(name) => {
-                let rec = apps
-                    .iter()
-                    .find(|a| a.name == name)
-                    .ok_or_else(|| FleetError::UnknownApp(name.to_string()))?;
-                let _ = rec;
+                if !apps.iter().any(|a| a.name == name) {
+                    return Err(FleetError::UnknownApp(name.to_string()));
+                }
                 let mut rows: Vec<PsRow> = live
                     .values()
                     .filter(|l| l.up)

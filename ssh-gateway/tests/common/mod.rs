@@ -277,6 +277,11 @@ impl Fleet {
         )
     }
 
+    /// OpenSSH's client opening the tunnel subsystem with `key`, as a host would.
+    pub fn ssh_subsystem(&self, key: &str, stdin: &[u8]) -> Run {
+        self.ssh(key, &["-s", "cranefleet-tunnel"], Some(stdin))
+    }
+
     /// `hostd --local …` on an agent's own control socket.
     pub fn local(&self, i: usize, args: &[&str]) -> Run {
         run(
