@@ -111,10 +111,21 @@ impl Tx {
         self.0.send(buf).await.map_err(|_| TunnelError::Closed)
     }
 
-    async fn logs(&self, id: u64, records: Vec<schema::LogRecord>) -> Result<(), TunnelError> {
-        let mut buf = Vec::new();
-        tunnel::encode_logs(&tunnel::LogBatch { id, records }, &mut buf);
-        self.0.send(buf).await.map_err(|_| TunnelError::Closed)
+    /// Sends live records as one batch of the logs request `id`.
+    async fn logs(
+        &self,
+        id: u64,
+        app: &str,
+        records: &[schema::LogRecord],
+    ) -> Result<(), TunnelError> {
+        let mut w = tunnel::LogBatchWriter::new(id, app);
+        for r in records {
+            w.push(&schema::logbatch::LogRef::of(r));
+        }
+        self.0
+            .send(w.finish())
+            .await
+            .map_err(|_| TunnelError::Closed)
     }
 
     async fn reply(&self, id: u64, r: Result<Option<u64>, String>) {
@@ -537,8 +548,9 @@ async fn fetch(
     Ok(())
 }
 
-/// Sends an app's records for a logs request: the stored ones, then (when
-/// following) new ones as they are committed, in batches.
+/// Sends an app's records for a logs request: the stored ones, streamed
+/// from the store as binary batches while they are read, then (when
+/// following) new ones as they are committed.
 #[allow(clippy::too_many_arguments)]
 async fn stream_logs(
     host: &Arc<Host>,
@@ -553,48 +565,56 @@ async fn stream_logs(
     // The filter runs here, where the records are: only matches cross the tunnel.
     let matcher = crate::cmd::logs::matcher(filter.as_deref()).map_err(|e| e.to_string())?;
     host.check_app(app).await.map_err(|e| e.to_string())?;
+    // Subscribe first: a record committed during the read below arrives
+    // live as well, and is skipped there by its sequence number.
     let mut live = follow.then(|| host.logs.subscribe(app));
-    let records = match &matcher {
-        Some(m) => host.logs.query_where(app, since, tail, m.clone()).await,
-        None => host.logs.query(app, since, tail).await,
-    }
-    .map_err(|e| e.to_string())?;
+    let read = host
+        .logs
+        .send_stored(app, since, tail, matcher.clone(), id, tx.0.clone())
+        .await
+        .map_err(|e| e.to_string())?;
     let mut last = match since {
         Some(Since::Seq(s)) => s,
         _ => 0,
     };
-    let (mut sent, mut skipped) = (records.len() as u64, 0u64);
-    for batch in records.chunks(500) {
-        last = batch.last().map(|r| r.seq).unwrap_or(last);
-        tx.logs(id, batch.to_vec())
-            .await
-            .map_err(|e| e.to_string())?;
-    }
+    last = last.max(read.last_read.unwrap_or(0));
     let Some(rx) = live.as_mut() else {
         tracing::debug!(
             id,
             app,
-            sent,
+            sent = read.records,
             filter = filter.as_deref().unwrap_or(""),
             "logs request answered"
         );
         let _ = tx.send(&HostMsg::LogsEnd { id }).await;
         return Ok(());
     };
+    let (mut sent, mut skipped) = (read.records, 0u64);
     loop {
         let mut batch = Vec::new();
         match rx.recv().await {
             Ok(r) => batch.push((*r).clone()),
             Err(broadcast::error::RecvError::Lagged(_)) => {
-                batch = host
+                // Fell behind the live feed: read the gap from the store.
+                let read = host
                     .logs
-                    .query(app, Some(Since::Seq(last)), None)
+                    .send_stored(
+                        app,
+                        Some(Since::Seq(last)),
+                        None,
+                        matcher.clone(),
+                        id,
+                        tx.0.clone(),
+                    )
                     .await
                     .map_err(|e| e.to_string())?;
+                last = last.max(read.last_read.unwrap_or(0));
+                sent += read.records;
+                continue;
             }
             Err(broadcast::error::RecvError::Closed) => return Ok(()),
         }
-        while batch.len() < 500 {
+        while batch.len() < 1024 {
             match rx.try_recv() {
                 Ok(r) => batch.push((*r).clone()),
                 Err(_) => break,
@@ -615,6 +635,6 @@ async fn stream_logs(
             }
         }
         sent += batch.len() as u64;
-        tx.logs(id, batch).await.map_err(|e| e.to_string())?;
+        tx.logs(id, app, &batch).await.map_err(|e| e.to_string())?;
     }
 }

@@ -48,7 +48,10 @@ fn logs_where_keeps_only_matching_records() {
         }),
         "{fives:?}"
     );
-    // --tail N counts matching records.
+    // --tail N counts matching records (ticks 5, 10 and 15 warn).
+    h.wait_log("t", "the third warning", |r| {
+        line(r).starts_with("warn: tick 15")
+    });
     let last3 = h
         .run(&[
             "logs",

@@ -11,6 +11,7 @@ pub mod command;
 pub mod cron;
 pub mod expr;
 pub mod frame;
+pub mod logbatch;
 pub mod manifest;
 pub mod migrations;
 pub mod names;

@@ -29,18 +29,32 @@ pub const HOSTD: &[Migration] = &[
 ];
 
 /// `logs.db`: a host's log records.
-pub const LOGS: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/logs/0001_init.sql"),
-}];
+pub const LOGS: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/logs/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "clustered",
+        sql: include_str!("../migrations/logs/0002_clustered.sql"),
+    },
+];
 
 /// `gateway.db`: keys, hosts, apps, releases, artifacts, placements, audit.
-pub const GATEWAY: &[Migration] = &[Migration {
-    version: 1,
-    name: "init",
-    sql: include_str!("../migrations/gateway/0001_init.sql"),
-}];
+pub const GATEWAY: &[Migration] = &[
+    Migration {
+        version: 1,
+        name: "init",
+        sql: include_str!("../migrations/gateway/0001_init.sql"),
+    },
+    Migration {
+        version: 2,
+        name: "kept",
+        sql: include_str!("../migrations/gateway/0002_kept.sql"),
+    },
+];
 
 #[cfg(test)]
 mod tests {

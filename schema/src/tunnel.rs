@@ -4,7 +4,8 @@
 //! opens the SSH subsystem [`SUBSYSTEM`]. Over that channel both sides send
 //! frames (`schema::frame`): tag [`TAG_JSON`] carries one [`HostMsg`] or
 //! [`GatewayMsg`] as JSON; tag [`TAG_CHUNK`] carries a piece of an artifact
-//! as raw bytes. The first frame each way is the handshake (`HostMsg::Hello`,
+//! as raw bytes; tag [`TAG_LOGS`] carries a binary batch of log records
+//! ([`crate::logbatch`]). The first frame each way is the handshake (`HostMsg::Hello`,
 //! answered by `GatewayMsg::Welcome` or `GatewayMsg::Refused`), which carries
 //! the protocol version; a peer that speaks another version is refused
 //! there, with a message that says which versions meet.
@@ -19,12 +20,13 @@ use serde::{Deserialize, Serialize};
 use crate::Version;
 use crate::frame::{self, Frame, FrameError};
 use crate::manifest::Manifest;
-use crate::types::{AuditEntry, LogRecord, PsRow};
+use crate::types::{AuditEntry, PsRow};
 
 /// The SSH subsystem a host opens for its tunnel.
 pub const SUBSYSTEM: &str = "cranefleet-tunnel";
-/// Bumped on any incompatible change to the messages below.
-pub const TUNNEL_PROTOCOL_VERSION: u32 = 1;
+/// Bumped on any incompatible change to the messages below
+/// (2: log records travel as binary batches).
+pub const TUNNEL_PROTOCOL_VERSION: u32 = 2;
 /// Largest tunnel frame: a 1 MiB chunk and its header, or a big status.
 pub const MAX_TUNNEL_FRAME: usize = 4 << 20;
 /// How often a host reports its state.
@@ -34,16 +36,7 @@ pub const DOWN_AFTER_SECS: u64 = 10;
 
 pub const TAG_JSON: u8 = 1;
 pub const TAG_CHUNK: u8 = 2;
-/// A [`LogBatch`] as plain JSON: records are the tunnel's bulk traffic, and
-/// an internally tagged enum would make serde buffer every one of them.
-pub const TAG_LOGS: u8 = 3;
-
-/// Records for the logs request `id`, host → gateway.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct LogBatch {
-    pub id: u64,
-    pub records: Vec<LogRecord>,
-}
+pub use crate::logbatch::{LogBatch, LogBatchWriter, TAG_LOGS};
 
 /// What a host is and runs, sent first on every connection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -231,11 +224,6 @@ pub fn encode_msg<M: Serialize>(msg: &M, out: &mut Vec<u8>) {
     frame::encode(TAG_JSON, &body, out);
 }
 
-pub fn encode_logs(b: &LogBatch, out: &mut Vec<u8>) {
-    let body = serde_json::to_vec(b).unwrap_or_default();
-    frame::encode(TAG_LOGS, &body, out);
-}
-
 pub fn encode_chunk(c: &Chunk, out: &mut Vec<u8>) {
     let mut body = Vec::with_capacity(72 + c.data.len());
     body.extend_from_slice(c.digest.as_bytes());
@@ -276,12 +264,7 @@ pub fn decode<M: for<'de> Deserialize<'de>>(f: Frame) -> Result<Incoming<M>, Fra
                 data: f.body[72..].to_vec(),
             }))
         }
-        TAG_LOGS => serde_json::from_slice(&f.body)
-            .map(Incoming::Logs)
-            .map_err(|e| FrameError::Malformed {
-                what: "log batch",
-                reason: e.to_string(),
-            }),
+        TAG_LOGS => LogBatch::decode(&f.body).map(Incoming::Logs),
         t => Err(FrameError::UnknownTag(t)),
     }
 }
@@ -301,14 +284,12 @@ mod tests {
 
     #[test]
     fn messages_round_trip() {
-        let b = LogBatch {
-            id: 9,
-            records: vec![],
-        };
-        let mut wire = Vec::new();
-        encode_logs(&b, &mut wire);
+        let wire = LogBatchWriter::new(9, "api").finish();
         let (f, _) = frame::decode(&wire, MAX_TUNNEL_FRAME).unwrap().unwrap();
-        assert_eq!(decode::<HostMsg>(f).unwrap(), Incoming::Logs(b));
+        match decode::<HostMsg>(f).unwrap() {
+            Incoming::Logs(b) => assert_eq!((b.id, b.app.as_str(), b.len()), (9, "api", 0)),
+            other => panic!("{other:?}"),
+        }
         roundtrip(HostMsg::Fetch {
             digest: "ab".repeat(32),
             offset: 7,

@@ -298,6 +298,7 @@ fn logs() {
         settled.then_some(seq)
     });
     let pids: Vec<u32> = f.procs.iter().map(|p| p.pid()).collect();
+    const RUNS: usize = 3;
     for (what, extra) in [
         ("every record", vec![]),
         (
@@ -305,44 +306,49 @@ fn logs() {
             vec!["--where", "line contains \"7\""],
         ),
     ] {
-        let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
-        let t = Instant::now();
-        let mut args = vec!["logs", "spam", "--since", "0"];
-        args.extend(extra);
-        let child = f
-            .ops_cmd()
-            .args(&args)
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap();
-        let pid = child.id();
-        let out = child.wait_with_output().unwrap();
-        let secs = t.elapsed().as_secs_f64();
-        let client_cpu = 0.0; // reaped: counted below from the parent's children time
-        let _ = (pid, client_cpu);
-        let n = out.stdout.iter().filter(|b| **b == b'\n').count() as f64;
-        let cpu = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
+        let mut rates = Vec::new();
+        let mut cpus = Vec::new();
+        let mut n = 0.0;
+        for _ in 0..RUNS {
+            let cpu_before: f64 = pids.iter().map(|p| cpu_seconds(*p)).sum();
+            let t = Instant::now();
+            let mut args = vec!["logs", "spam", "--since", "0"];
+            args.extend(extra.iter().copied());
+            let out = f
+                .ops_cmd()
+                .args(&args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::null())
+                .output()
+                .unwrap();
+            let secs = t.elapsed().as_secs_f64();
+            n = out.stdout.iter().filter(|b| **b == b'\n').count() as f64;
+            let cpu = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
+            rates.push(n / secs);
+            cpus.push(cpu / n.max(1.0) * 1e6);
+        }
+        let rate = percentile(&mut rates.clone(), 0.5);
         println!(
-            "  {what:<32} {n:>8} lines in {secs:>5.2} s = {:>9.0} lines/s; {:.1} CPU s per million lines sent (gateway + agent)",
-            n / secs,
-            cpu / n.max(1.0) * 1e6
+            "  {what:<32} {n:>8} lines: median {rate:>9.0} lines/s (runs: {}); {:.1} CPU s per million lines (gateway + agent)",
+            rates
+                .iter()
+                .map(|r| format!("{r:.0}"))
+                .collect::<Vec<_>>()
+                .join(", "),
+            percentile(&mut cpus, 0.5)
         );
-        if extra_is_empty(&args) {
-            let peer = raw_russh(n as u64);
+        if extra.is_empty() {
+            let mut peer: Vec<f64> = (0..RUNS).map(|_| raw_russh(n as u64)).collect();
+            let peer = percentile(&mut peer, 0.5);
             println!(
-                "  raw russh exec channel, same count:  {peer:>9.0} lines/s; cranefleet / raw russh = {:.2}x",
-                (n / secs) / peer
+                "  raw russh channel, same count:        median {peer:>9.0} lines/s; cranefleet / raw russh = {:.2}x",
+                rate / peer
             );
         }
     }
     println!(
         "  ({stored} records stored of {LINES} written; the rest were dropped at capture, as hostd reports, because the app wrote them faster than any store)"
     );
-}
-
-fn extra_is_empty(args: &[&str]) -> bool {
-    !args.contains(&"--where")
 }
 
 /// Lines/s through a bare russh server → client channel in this process.

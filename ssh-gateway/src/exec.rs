@@ -12,14 +12,11 @@ use std::time::Duration;
 use bytes::Bytes;
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use schema::LogRecord;
-use schema::command::{Command, CommandLine, LogsArgs, Since, split_command_line};
-use schema::tunnel::GatewayMsg;
+use schema::command::{Command, CommandLine, split_command_line};
 use tokio::sync::{mpsc, watch};
 
 use crate::fleet::{Fleet, FleetError, Progress};
 use crate::keys::{KeyEntry, Role};
-use crate::tunnel::LogItem;
 
 /// A piece of a command's output, as an in-memory [`Out`] passes it on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -421,7 +418,7 @@ async fn dispatch(
             }
             print(out, schema::render::audit(&rows)).await
         }
-        Command::Logs(a) => logs(fleet, out, a, json, hangup).await,
+        Command::Logs(a) => crate::logs::logs(fleet, out, a, json, hangup).await,
         Command::Watch => watch_fleet(fleet, who, out, json, hangup).await,
     }
 }
@@ -478,197 +475,6 @@ async fn watch_fleet(
             }
             _ = tokio::time::sleep_until(sent + WATCH_REFRESH) => {}
             _ = hangup.changed() => return Ok(()),
-        }
-    }
-}
-
-/// Renders records and sends them in pieces of about 64 KiB: one SSH
-/// packet per record would cost more than the records.
-async fn print_records(out: &Out, records: &[LogRecord], json: bool) -> Result<(), FleetError> {
-    const CHUNK: usize = 64 * 1024;
-    let mut buf = String::new();
-    for r in records {
-        if json {
-            buf.push_str(&serde_json::to_string(r).map_err(|e| FleetError::Io(e.to_string()))?);
-        } else {
-            buf.push_str(&schema::render::log_line(r));
-        }
-        buf.push('\n');
-        if buf.len() >= CHUNK {
-            print(out, std::mem::take(&mut buf)).await?;
-        }
-    }
-    if !buf.is_empty() {
-        print(out, buf).await?;
-    }
-    Ok(())
-}
-
-/// Fan-in of an app's logs from every host that runs it. A `--where`
-/// filter travels to each host and runs there, so only matching records
-/// cross the tunnels. Following, a cut tunnel resumes from the last
-/// sequence number seen from that host.
-async fn logs(
-    fleet: &Arc<Fleet>,
-    out: &Out,
-    a: LogsArgs,
-    json: bool,
-    mut hangup: watch::Receiver<bool>,
-) -> Result<(), FleetError> {
-    // Refuse a bad expression here, with its position, before any host sees it.
-    if let Some(src) = &a.filter {
-        schema::expr::parse_filter(src)
-            .map_err(|e| FleetError::Refused(format!("invalid --where expression at {e}")))?;
-    }
-    let placement = fleet.check_app(&a.app).await?;
-    let hosts = fleet.hosts_with(&a.app, &placement);
-    let (since_seq, ago_ms) = match a.since {
-        Some(Since::Seq(s)) => (Some(s), None),
-        Some(Since::Ago(d)) => (None, Some(d.as_millis() as u64)),
-        None => (None, None),
-    };
-    let tail = a.tail.or(if a.since.is_none() { Some(100) } else { None });
-    if !a.follow {
-        let mut all: Vec<LogRecord> = Vec::new();
-        for h in &hosts {
-            let Some(conn) = fleet.conn_of(h) else {
-                continue;
-            };
-            let (app, filter) = (a.app.clone(), a.filter.clone());
-            let Ok((id, mut rx)) = conn
-                .logs(|id| GatewayMsg::Logs {
-                    id,
-                    app,
-                    since: since_seq,
-                    tail,
-                    follow: false,
-                    filter,
-                    ago_ms,
-                })
-                .await
-            else {
-                continue;
-            };
-            let mut n = 0usize;
-            while let Some(item) = rx.recv().await {
-                match item {
-                    LogItem::Records(r) => {
-                        n += r.len();
-                        all.extend(r);
-                    }
-                    LogItem::End => break,
-                    LogItem::Error(e) => {
-                        let _ = out.stderr(format!("{h}: {e}\n")).await;
-                        break;
-                    }
-                }
-            }
-            tracing::debug!(host = %h, id, records = n, filter = a.filter.as_deref().unwrap_or(""), "logs received");
-        }
-        all.sort_by(|x, y| (&x.time, &x.host, x.seq).cmp(&(&y.time, &y.host, y.seq)));
-        if let Some(t) = tail {
-            let skip = all.len().saturating_sub(t as usize);
-            all.drain(..skip);
-        }
-        return print_records(out, &all, json).await;
-    }
-    let (tx, mut rx) = mpsc::unbounded_channel::<Vec<LogRecord>>();
-    let mut tasks = tokio::task::JoinSet::new();
-    for h in hosts {
-        let (fleet, app, tx, filter) = (fleet.clone(), a.app.clone(), tx.clone(), a.filter.clone());
-        tasks.spawn(follow_host(
-            fleet, h, app, since_seq, tail, ago_ms, filter, tx,
-        ));
-    }
-    drop(tx);
-    loop {
-        tokio::select! {
-            r = rx.recv() => match r {
-                Some(mut batch) => {
-                    while batch.len() < 4096 {
-                        match rx.try_recv() {
-                            Ok(more) => batch.extend(more),
-                            Err(_) => break,
-                        }
-                    }
-                    print_records(out, &batch, json).await?;
-                }
-                None => return Ok(()),
-            },
-            _ = hangup.changed() => return Ok(()),
-        }
-    }
-}
-
-/// Follows one host's records of `app`, across tunnel cuts.
-#[allow(clippy::too_many_arguments)]
-async fn follow_host(
-    fleet: Arc<Fleet>,
-    host: String,
-    app: String,
-    since: Option<u64>,
-    tail: Option<u64>,
-    ago_ms: Option<u64>,
-    filter: Option<String>,
-    tx: mpsc::UnboundedSender<Vec<LogRecord>>,
-) {
-    let mut last: Option<u64> = since;
-    let mut first = true;
-    let mut connects = fleet.subscribe_connects();
-    loop {
-        if let Some(conn) = fleet.conn_of(&host) {
-            let (since, tail, ago) = if first {
-                (last, tail, ago_ms)
-            } else {
-                (last, None, None)
-            };
-            let (app2, filter2) = (app.clone(), filter.clone());
-            if let Ok((id, mut rx)) = conn
-                .logs(|id| GatewayMsg::Logs {
-                    id,
-                    app: app2,
-                    since,
-                    tail,
-                    follow: true,
-                    filter: filter2,
-                    ago_ms: ago,
-                })
-                .await
-            {
-                first = false;
-                loop {
-                    tokio::select! {
-                        item = rx.recv() => match item {
-                            Some(LogItem::Records(mut rs)) => {
-                                rs.retain(|r| last.is_none_or(|l| r.seq > l));
-                                let Some(newest) = rs.last().map(|r| r.seq) else { continue };
-                                last = Some(newest);
-                                if tx.send(rs).is_err() {
-                                    conn.cancel_logs(id).await;
-                                    return;
-                                }
-                            }
-                            Some(LogItem::End) | Some(LogItem::Error(_)) | None => break,
-                        },
-                        _ = tx.closed() => {
-                            conn.cancel_logs(id).await;
-                            return;
-                        }
-                    }
-                }
-            }
-        }
-        // Wait for this host to come back, then resume after `last`.
-        loop {
-            tokio::select! {
-                r = connects.recv() => match r {
-                    Ok(h) if h == host => break,
-                    Ok(_) => {}
-                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(_) => return,
-                },
-                _ = tx.closed() => return,
-            }
         }
     }
 }

@@ -8,6 +8,7 @@ pub mod db;
 pub mod exec;
 pub mod fleet;
 pub mod keys;
+pub mod logs;
 pub mod placement;
 pub mod server;
 pub mod shell;

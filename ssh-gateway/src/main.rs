@@ -45,6 +45,11 @@ enum Cmd {
         /// This gateway's name, as hosts and audit entries show it.
         #[arg(long)]
         name: Option<String>,
+        /// Releases of each app whose artifacts the gateway keeps (the
+        /// active one always is); older releases stay in the history.
+        #[arg(long, value_name = "N", default_value_t = ssh_gateway::fleet::DEFAULT_KEEP_RELEASES as u64,
+              value_parser = clap::value_parser!(u64).range(1..10_000))]
+        keep_releases: u64,
     },
     /// Who may connect.
     #[command(subcommand)]
@@ -124,6 +129,7 @@ async fn serve(
     listen: String,
     key_path: Option<PathBuf>,
     name: Option<String>,
+    keep_releases: usize,
 ) -> anyhow::Result<()> {
     let db = open_db(&dir)?;
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
@@ -133,7 +139,7 @@ async fn serve(
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "gateway".into())
     });
-    let fleet = Fleet::open(name, dir.clone(), db).await?;
+    let fleet = Fleet::open(name, dir.clone(), db, keep_releases).await?;
     let config = Arc::new(russh::server::Config {
         keys: vec![key],
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
@@ -282,7 +288,8 @@ fn main() -> ExitCode {
                 listen,
                 host_key,
                 name,
-            } => serve(dir, listen, host_key, name).await,
+                keep_releases,
+            } => serve(dir, listen, host_key, name, keep_releases as usize).await,
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
         }
     });

@@ -24,6 +24,8 @@ pub struct ReleaseRecord {
     pub by: String,
     pub state: ReleaseState,
     pub detail: Option<String>,
+    /// Whether the gateway still has its artifact (see [`prune`]).
+    pub kept: bool,
 }
 
 impl ReleaseRecord {
@@ -36,7 +38,7 @@ impl ReleaseRecord {
             by: self.by.clone(),
             state: self.state,
             kind: self.kind,
-            kept: true,
+            kept: self.kept,
             detail: self.detail.clone(),
         }
     }
@@ -89,6 +91,8 @@ pub fn list_apps(c: &Connection) -> rusqlite::Result<Vec<AppRecord>> {
 }
 
 const RELEASE_COLS: &str = "app, version, digest, kind, manifest, created, by, state, detail";
+/// What a release is read with: its columns and whether it is kept.
+const RELEASE_READ: &str = "app, version, digest, kind, manifest, created, by, state, detail, kept";
 
 fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
     Ok(ReleaseRecord {
@@ -101,20 +105,21 @@ fn release_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
         by: r.get(6)?,
         state: conv(r.get::<_, String>(7)?.parse(), 7)?,
         detail: r.get(8)?,
+        kept: r.get(9)?,
     })
 }
 
 /// Releases of `app`, newest first.
 pub fn releases(c: &Connection, app: &str) -> rusqlite::Result<Vec<ReleaseRecord>> {
     let mut q = c.prepare_cached(&format!(
-        "SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 ORDER BY version DESC"
+        "SELECT {RELEASE_READ} FROM releases WHERE app = ?1 ORDER BY version DESC"
     ))?;
     q.query_map([app], release_row)?.collect()
 }
 
 pub fn release(c: &Connection, app: &str, v: Version) -> rusqlite::Result<Option<ReleaseRecord>> {
     c.query_row(
-        &format!("SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 AND version = ?2"),
+        &format!("SELECT {RELEASE_READ} FROM releases WHERE app = ?1 AND version = ?2"),
         params![app, v.0],
         release_row,
     )
@@ -274,6 +279,39 @@ pub fn fail_interrupted_stages(c: &Connection) -> rusqlite::Result<usize> {
         "UPDATE releases SET state = 'failed', detail = 'interrupted by a gateway restart before it became active' WHERE state = 'staged'",
         [],
     )
+}
+
+/// Lets go of old releases' artifacts: every app keeps the artifacts of
+/// its newest `keep` releases and of its active one; older releases stay
+/// in the history, marked not kept. Returns the digests no kept release
+/// uses any more, now forgotten, for the caller to delete from disk.
+pub fn prune(c: &mut Connection, keep: usize) -> rusqlite::Result<Vec<String>> {
+    let tx = c.transaction()?;
+    tx.execute(
+        "UPDATE releases SET kept = 0 WHERE kept = 1 AND state != 'active' AND version NOT IN
+           (SELECT newer.version FROM releases AS newer WHERE newer.app = releases.app
+            ORDER BY newer.version DESC LIMIT ?1)",
+        [keep.max(1) as i64],
+    )?;
+    let gone: Vec<String> = {
+        let mut q = tx.prepare(
+            "SELECT digest FROM artifacts WHERE digest NOT IN (SELECT digest FROM releases WHERE kept = 1)",
+        )?;
+        q.query_map([], |r| r.get(0))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    tx.execute(
+        "DELETE FROM artifacts WHERE digest NOT IN (SELECT digest FROM releases WHERE kept = 1)",
+        [],
+    )?;
+    tx.commit()?;
+    Ok(gone)
+}
+
+/// Every artifact the gateway has recorded.
+pub fn artifact_digests(c: &Connection) -> rusqlite::Result<Vec<String>> {
+    let mut q = c.prepare("SELECT digest FROM artifacts")?;
+    q.query_map([], |r| r.get(0))?.collect()
 }
 
 pub fn record_artifact(c: &Connection, digest: &str, size: u64, now: i64) -> rusqlite::Result<()> {

@@ -7,10 +7,10 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use schema::LogRecord;
 use schema::frame::{self, FrameError};
 use schema::tunnel::{
-    self, Chunk, GatewayMsg, Hello, HostMsg, Incoming, MAX_TUNNEL_FRAME, TUNNEL_PROTOCOL_VERSION,
+    self, Chunk, GatewayMsg, Hello, HostMsg, Incoming, LogBatch, MAX_TUNNEL_FRAME,
+    TUNNEL_PROTOCOL_VERSION,
 };
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{mpsc, oneshot, watch};
@@ -20,7 +20,7 @@ use crate::fleet::Fleet;
 /// What a logs request yields.
 #[derive(Debug)]
 pub enum LogItem {
-    Records(Vec<LogRecord>),
+    Batch(LogBatch),
     /// The host sent everything (not following).
     End,
     Error(String),
@@ -250,7 +250,7 @@ where
                 Incoming::Msg(m) => handle(&fleet, &conn, m).await,
                 Incoming::Logs(b) => {
                     if let Some(tx) = HostConn::lock(&conn.logs).get(&b.id) {
-                        let _ = tx.send(LogItem::Records(b.records));
+                        let _ = tx.send(LogItem::Batch(b));
                     }
                 }
             }

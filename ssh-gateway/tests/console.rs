@@ -234,6 +234,27 @@ fn the_local_console_rolls_back_over_ssh_and_survives_a_resize() {
 }
 
 #[test]
+fn the_local_console_keeps_its_screen_through_a_gateway_restart_and_reconnects() {
+    let mut f = fleet_with_two_releases();
+    let mut p = local_console(&f, "alice", 120, 36);
+    wait_overview(&p);
+    f.kill_gateway();
+    // What it last knew stays on screen, marked stale.
+    p.wait("the console to say it lost the gateway", |s| {
+        let c = s.contents();
+        c.contains("DISCONNECTED (stale)") && c.contains("ticker")
+    });
+    f.start_gateway();
+    p.wait("the console to reconnect by itself", |s| {
+        let c = s.contents();
+        !c.contains("DISCONNECTED") && c.contains("hosts 2/2 up") && c.contains("ticker")
+    });
+    // And it works as before: a rollback through the prompt.
+    rollback_through_the_prompt(&f, &mut p);
+    quit(&mut p);
+}
+
+#[test]
 fn the_local_console_starts_read_only_for_a_viewer_key() {
     let f = fleet_with_two_releases();
     let mut p = local_console(&f, "victor", 100, 30);

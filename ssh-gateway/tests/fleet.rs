@@ -294,6 +294,36 @@ fn logs_fan_in_from_every_host_and_resume_after_a_tunnel_cut() {
             "{host}: a gap or a duplicate in {seqs:?}"
         );
     }
+
+    // A bulk read merges the hosts' streams: every stored record of each
+    // host once, in its order; the text form has a line for each.
+    let all = f
+        .ops(&["logs", "t", "--since", "0", "--json"])
+        .ok()
+        .json_lines();
+    for host in ["h1", "h2"] {
+        let seqs: Vec<u64> = all
+            .iter()
+            .filter(|v| v["host"] == host)
+            .map(|v| v["seq"].as_u64().unwrap())
+            .collect();
+        assert_eq!(seqs.first(), Some(&1), "{host}");
+        assert!(
+            seqs.windows(2).all(|w| w[1] == w[0] + 1),
+            "{host}: a gap or a duplicate in a bulk read"
+        );
+    }
+    let text = f.ops(&["logs", "t", "--since", "0"]).ok().stdout;
+    assert!(
+        text.lines().count() >= all.len(),
+        "the text read has fewer lines"
+    );
+    // The last N of the merged records, N in all.
+    let tail = f
+        .ops(&["logs", "t", "--tail", "7", "--json"])
+        .ok()
+        .json_lines();
+    assert_eq!(tail.len(), 7);
 }
 
 #[test]
@@ -332,4 +362,70 @@ fn rm_stops_the_app_on_every_host() {
         .map(|a| a["action"].as_str().unwrap())
         .collect();
     assert_eq!(actions, vec!["deploy", "rm"]);
+}
+
+#[test]
+fn the_gateway_keeps_the_artifacts_of_its_last_releases_only() {
+    let mut f = Fleet::start_with(&["--keep-releases", "2"]);
+    f.add_agent("h1", &[]);
+    // Seven releases, seven artifacts: one module padded to seven sizes.
+    let base = std::fs::read(fixture("ticker.wasm")).unwrap();
+    for i in 0..7 {
+        let wasm = padded_wasm(&base, base.len() + 64 + 16 * i);
+        f.ops_stdin(&["deploy", "w", "-", "--env", "TICK_MS=1000"], Some(&wasm))
+            .ok();
+    }
+    f.wait_running("w", "v7", 1);
+    let artifacts = |f: &Fleet| {
+        std::fs::read_dir(f.gw_data().join("artifacts"))
+            .unwrap()
+            .filter(|e| {
+                e.as_ref()
+                    .is_ok_and(|e| e.file_name().to_string_lossy().ends_with(".wasm"))
+            })
+            .count()
+    };
+    assert_eq!(artifacts(&f), 2, "the gateway keeps v6 and v7 only");
+    let kept = |f: &Fleet| -> Vec<(String, bool)> {
+        f.json(&["releases", "w"])
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| {
+                (
+                    r["version"].as_str().unwrap().to_string(),
+                    r["kept"].as_bool().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let want: Vec<(String, bool)> = (1..=7).rev().map(|v| (format!("v{v}"), v >= 6)).collect();
+    assert_eq!(kept(&f), want, "the history stays; old artifacts go");
+
+    // v1: the host pruned its code (it keeps 5) and the gateway its
+    // artifact. Refused, with what to do; nothing switches.
+    let r = f.ops(&["rollback", "w", "--to", "v1"]);
+    assert_eq!(r.code, 1, "{r:?}");
+    assert!(
+        r.stderr.contains("no longer has its artifact") && r.stderr.contains("deploy it again"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(f.releases("w")[0], ("v7".into(), "active".into()));
+
+    // v4: the gateway let its artifact go, but the host keeps its code.
+    f.ops(&["rollback", "w", "--to", "v4"]).ok();
+    f.wait_running("w", "v4", 1);
+
+    // A restart loses nothing and deletes nothing it should keep.
+    f.stop_gateway();
+    f.start_gateway();
+    assert_eq!(kept(&f), want);
+    assert_eq!(artifacts(&f), 2);
+    let states = f.releases("w");
+    assert_eq!(states.len(), 7);
+    assert!(
+        states.contains(&("v4".into(), "active".into())),
+        "{states:?}"
+    );
 }

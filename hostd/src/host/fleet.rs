@@ -226,6 +226,9 @@ impl Host {
             "hostd",
             format!("activated {detail} for {by}"),
         );
+        // Releases the gateway sends are pruned like local ones: the host
+        // keeps the newest few compiled, not every release ever staged.
+        self.prune(app).await;
         if let Some(run) = self.supervisor(app).and_then(|s| s.active()) {
             if let Some(path) = target.manifest.health.path.clone()
                 && let Err(reason) = self.check_health(&run, &path).await

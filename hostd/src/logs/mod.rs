@@ -14,7 +14,7 @@ mod store;
 
 use std::collections::HashMap;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{SyncSender, TrySendError};
 use std::sync::{Arc, Mutex};
 
@@ -24,7 +24,7 @@ use tokio::sync::{broadcast, oneshot};
 
 use crate::db::{Db, DbError, Durability};
 
-pub use store::DEFAULT_CAP_BYTES;
+pub use store::{DEFAULT_CAP_BYTES, Sent};
 
 /// Lines waiting for the writer before new ones are dropped.
 const QUEUE: usize = 65_536;
@@ -59,6 +59,7 @@ pub struct LogHub {
 
 struct Inner {
     host: String,
+    path: std::path::PathBuf,
     tx: SyncSender<Msg>,
     reader: Db,
     followers: Mutex<HashMap<Arc<str>, broadcast::Sender<Arc<LogRecord>>>>,
@@ -75,6 +76,7 @@ impl LogHub {
         let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
         let inner = Arc::new(Inner {
             host: host.to_string(),
+            path: path.clone(),
             tx,
             reader,
             followers: Mutex::new(HashMap::new()),
@@ -211,6 +213,87 @@ impl LogHub {
                 store::query_matching(c, &host, &app, since, tail, &|page| matcher.retain(page))
             })
             .await
+    }
+
+    /// Sends the stored records of `app` that [`LogHub::query`] or
+    /// [`LogHub::query_where`] would return, as tunnel batch frames of the
+    /// logs request `id`, into `sink`, oldest first. They are read a page at
+    /// a time on a blocking thread with a connection of its own, so a big
+    /// read streams (the first records leave while later ones are read) and
+    /// a slow reader holds up neither other queries nor the WAL.
+    pub async fn send_stored(
+        &self,
+        app: &str,
+        since: Option<Since>,
+        tail: Option<u64>,
+        matcher: Option<Arc<crate::filter::Matcher>>,
+        id: u64,
+        sink: tokio::sync::mpsc::Sender<Vec<u8>>,
+    ) -> Result<store::Sent, DbError> {
+        let (path, host, app) = (
+            self.inner.path.clone(),
+            self.inner.host.clone(),
+            app.to_string(),
+        );
+        // The request may be cancelled (its task dropped) while the read
+        // goes on on its own thread: the read then stops at its next frame.
+        struct StopOnDrop(Arc<AtomicBool>);
+        impl Drop for StopOnDrop {
+            fn drop(&mut self) {
+                self.0.store(true, Ordering::Relaxed);
+            }
+        }
+        let stop = Arc::new(AtomicBool::new(false));
+        let _guard = StopOnDrop(stop.clone());
+        tokio::task::spawn_blocking(move || {
+            let mut c = store::open_reader(&path)?;
+            let mut send =
+                |frame: Vec<u8>| !stop.load(Ordering::Relaxed) && sink.blocking_send(frame).is_ok();
+            match (matcher, tail) {
+                // The last N *matching* records: read back from the newest.
+                (Some(m), Some(n)) => {
+                    let rs = store::query_matching(&mut c, &host, &app, since, Some(n), &|p| {
+                        m.retain(p)
+                    })?;
+                    let mut w = schema::logbatch::LogBatchWriter::new(id, &app);
+                    for r in &rs {
+                        w.push(&schema::logbatch::LogRef::of(r));
+                        if w.is_full() {
+                            let full = std::mem::replace(
+                                &mut w,
+                                schema::logbatch::LogBatchWriter::new(id, &app),
+                            );
+                            if !send(full.finish()) {
+                                break;
+                            }
+                        }
+                    }
+                    if !w.is_empty() {
+                        send(w.finish());
+                    }
+                    Ok(store::Sent {
+                        last_read: rs.last().map(|r| r.seq),
+                        records: rs.len() as u64,
+                    })
+                }
+                (m, tail) => {
+                    let Some(start) = store::start(&c, &app, since, tail)? else {
+                        return Ok(store::Sent::default());
+                    };
+                    Ok(store::scan(
+                        &c,
+                        &host,
+                        &app,
+                        start,
+                        m.as_deref(),
+                        id,
+                        &mut send,
+                    )?)
+                }
+            }
+        })
+        .await
+        .map_err(|_| DbError::Gone)?
     }
 
     /// The highest sequence number `app` has been given (0 if it never logged).

@@ -29,6 +29,26 @@ pub fn open_writer(path: &Path) -> Result<Connection, DbError> {
     Ok(c)
 }
 
+/// A connection for one bulk read: read-only, without SQLite's own mutex
+/// (it is used by one thread), the file mapped rather than copied in.
+pub fn open_reader(path: &Path) -> Result<Connection, DbError> {
+    use rusqlite::OpenFlags;
+    let err = |source| DbError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let c = Connection::open_with_flags(
+        path,
+        OpenFlags::SQLITE_OPEN_READ_ONLY | OpenFlags::SQLITE_OPEN_NO_MUTEX,
+    )
+    .map_err(err)?;
+    c.busy_timeout(std::time::Duration::from_secs(5))
+        .map_err(err)?;
+    c.execute_batch("PRAGMA mmap_size = 268435456;")
+        .map_err(err)?;
+    Ok(c)
+}
+
 #[derive(Clone, Copy)]
 struct Usage {
     next_seq: u64,
@@ -220,10 +240,19 @@ fn remove(conn: &mut Connection, app: &str) -> rusqlite::Result<()> {
 }
 
 fn row_to_record(host: &str, app: &str, r: &rusqlite::Row<'_>) -> rusqlite::Result<LogRecord> {
+    row_to_record_at(host, app, r, r.get(1)?)
+}
+
+fn row_to_record_at(
+    host: &str,
+    app: &str,
+    r: &rusqlite::Row<'_>,
+    time: i64,
+) -> rusqlite::Result<LogRecord> {
     let stream: String = r.get(4)?;
     Ok(LogRecord {
         seq: r.get::<_, i64>(0)? as u64,
-        time: schema::time::rfc3339(r.get(1)?),
+        time: schema::time::rfc3339(time),
         host: host.to_string(),
         app: app.to_string(),
         release: r.get::<_, Option<u32>>(2)?.map(Version),
@@ -337,6 +366,166 @@ pub fn query_matching(
         }
     }
     Ok(out)
+}
+
+/// Where a bulk read starts: after sequence number `after`, at or after
+/// `min_time`.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    after: i64,
+    min_time: i64,
+}
+
+/// Turns `since` and `tail` into a [`Start`]: `tail` becomes the sequence
+/// number before the `tail`th newest record, so a read of any size streams
+/// from the oldest wanted record on. `None` when nothing is wanted.
+pub fn start(
+    c: &Connection,
+    app: &str,
+    since: Option<Since>,
+    tail: Option<u64>,
+) -> rusqlite::Result<Option<Start>> {
+    let mut s = Start {
+        after: 0,
+        min_time: i64::MIN,
+    };
+    match since {
+        Some(Since::Seq(seq)) => s.after = seq.min(i64::MAX as u64) as i64,
+        Some(Since::Ago(d)) => s.min_time = schema::time::now_millis() - d.as_millis() as i64,
+        None => {}
+    }
+    match tail {
+        Some(0) => return Ok(None),
+        Some(n) => {
+            let nth: Option<i64> = c
+                .prepare_cached(
+                    "SELECT seq FROM log_records WHERE app = ?1 AND seq > ?2 AND time >= ?3
+                     ORDER BY seq DESC LIMIT 1 OFFSET ?4",
+                )?
+                .query_row(
+                    params![
+                        app,
+                        s.after,
+                        s.min_time,
+                        (n - 1).min(i64::MAX as u64) as i64
+                    ],
+                    |r| r.get(0),
+                )
+                .optional()?;
+            if let Some(seq) = nth {
+                s.after = s.after.max(seq - 1);
+            }
+        }
+        None => {}
+    }
+    Ok(Some(s))
+}
+
+/// What a bulk read sent.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Sent {
+    /// The last sequence number read (sent or filtered out), if any.
+    pub last_read: Option<u64>,
+    /// Records sent.
+    pub records: u64,
+}
+
+/// Rows per statement of a bulk read. Each page is its own read, so a slow
+/// reader never holds a snapshot (and the WAL) open for long.
+const SCAN_PAGE: i64 = 4096;
+
+/// Reads `app`'s records from `start` on, oldest first, and hands them to
+/// `send` as batch frames of the logs request `id`, a page at a time, the
+/// text borrowed from SQLite and written straight into the frame. A
+/// `matcher` keeps only the records it accepts. Stops early when `send`
+/// returns false.
+pub fn scan(
+    c: &Connection,
+    host: &str,
+    app: &str,
+    mut start: Start,
+    matcher: Option<&crate::filter::Matcher>,
+    id: u64,
+    send: &mut dyn FnMut(Vec<u8>) -> bool,
+) -> rusqlite::Result<Sent> {
+    use schema::logbatch::{LogBatchWriter, LogRef};
+    let mut sent = Sent::default();
+    let mut q = c.prepare_cached(
+        "SELECT seq, time, release, instance, stream, line, partial FROM log_records
+         WHERE app = ?1 AND seq > ?2 AND time >= ?3 ORDER BY seq LIMIT ?4",
+    )?;
+    fn text(v: rusqlite::types::ValueRef<'_>, i: usize) -> rusqlite::Result<&str> {
+        v.as_str().map_err(|e| {
+            rusqlite::Error::FromSqlConversionFailure(i, rusqlite::types::Type::Text, Box::new(e))
+        })
+    }
+    loop {
+        let mut frames = Vec::new();
+        let mut w = LogBatchWriter::new(id, app);
+        let (mut n, mut n_kept) = (0, 0u64);
+        let mut rows = q.query(params![app, start.after, start.min_time, SCAN_PAGE])?;
+        // With a filter, a page is made into records, matched, then encoded.
+        let (mut times, mut page) = (Vec::new(), Vec::new());
+        while let Some(r) = rows.next()? {
+            n += 1;
+            let seq: i64 = r.get(0)?;
+            start.after = seq;
+            if matcher.is_some() {
+                let time: i64 = r.get(1)?;
+                times.push(time);
+                page.push(row_to_record_at(host, app, r, time)?);
+                continue;
+            }
+            let stream = match r.get_ref(4)?.as_bytes()? {
+                b"stdout" => Stream::Stdout,
+                b"stderr" => Stream::Stderr,
+                _ => Stream::System,
+            };
+            n_kept += 1;
+            w.push(&LogRef {
+                seq: seq as u64,
+                time: r.get(1)?,
+                release: r.get(2)?,
+                instance: text(r.get_ref(3)?, 3)?,
+                stream,
+                line: text(r.get_ref(5)?, 5)?,
+                partial: r.get(6)?,
+            });
+            if w.is_full() {
+                frames.push(std::mem::replace(&mut w, LogBatchWriter::new(id, app)).finish());
+            }
+        }
+        drop(rows);
+        if let Some(m) = matcher {
+            let mut keep = Vec::with_capacity(page.len());
+            m.matches_batch(&page, &mut keep);
+            for ((r, time), _) in page.iter().zip(&times).zip(&keep).filter(|(_, k)| **k) {
+                n_kept += 1;
+                w.push(&LogRef {
+                    time: *time,
+                    ..LogRef::of(r)
+                });
+                if w.is_full() {
+                    frames.push(std::mem::replace(&mut w, LogBatchWriter::new(id, app)).finish());
+                }
+            }
+        }
+        if !w.is_empty() {
+            frames.push(w.finish());
+        }
+        if n > 0 {
+            sent.last_read = Some(start.after as u64);
+        }
+        sent.records += n_kept;
+        for f in frames {
+            if !send(f) {
+                return Ok(sent);
+            }
+        }
+        if n < SCAN_PAGE {
+            return Ok(sent);
+        }
+    }
 }
 
 pub fn last_seq(c: &mut Connection, app: &str) -> rusqlite::Result<u64> {

@@ -98,6 +98,12 @@ pub struct Fleet {
     db: Db,
     dir: PathBuf,
     pub max_artifact_bytes: u64,
+    /// Releases of an app whose artifacts are kept (see [`store::prune`]).
+    keep_releases: usize,
+    /// Held while an artifact is stored and its release recorded, and while
+    /// unused artifacts are deleted: a deploy never loses its artifact to
+    /// a prune running beside it.
+    artifacts: tokio::sync::Mutex<()>,
     conns: Mutex<HashMap<String, Arc<HostConn>>>,
     live: Mutex<HashMap<String, Live>>,
     op_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -118,8 +124,16 @@ fn sha256_hex(b: &[u8]) -> String {
     hex::encode(Sha256::digest(b))
 }
 
+/// Releases of an app whose artifacts the gateway keeps unless told otherwise.
+pub const DEFAULT_KEEP_RELEASES: usize = 10;
+
 impl Fleet {
-    pub async fn open(name: String, dir: PathBuf, db: Db) -> Result<Arc<Fleet>, FleetError> {
+    pub async fn open(
+        name: String,
+        dir: PathBuf,
+        db: Db,
+        keep_releases: usize,
+    ) -> Result<Arc<Fleet>, FleetError> {
         std::fs::create_dir_all(dir.join("artifacts"))
             .map_err(|e| FleetError::Io(format!("cannot create {}: {e}", dir.display())))?;
         let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
@@ -150,6 +164,8 @@ impl Fleet {
             db,
             dir,
             max_artifact_bytes: 256 << 20,
+            keep_releases: keep_releases.max(1),
+            artifacts: tokio::sync::Mutex::new(()),
             conns: Mutex::new(HashMap::new()),
             live: Mutex::new(live),
             op_locks: Mutex::new(HashMap::new()),
@@ -158,8 +174,58 @@ impl Fleet {
             changed: watch::channel(0).0,
             adopt: Mutex::new(HashSet::new()),
         });
+        fleet.prune_artifacts().await;
+        fleet.remove_stray_artifacts().await;
         tokio::spawn(monitor(Arc::downgrade(&fleet)));
         Ok(fleet)
+    }
+
+    /// Deletes the artifacts no kept release uses (every app keeps its
+    /// newest `keep_releases` and its active release). Failing to is logged:
+    /// it costs disk, not correctness.
+    async fn prune_artifacts(&self) {
+        let _g = self.artifacts.lock().await;
+        let keep = self.keep_releases;
+        match self.db.call(move |c| store::prune(c, keep)).await {
+            Ok(gone) => {
+                for d in gone {
+                    let path = self.artifact_path(&d);
+                    match std::fs::remove_file(&path) {
+                        Ok(()) => {
+                            tracing::info!(digest = %d, keep, "deleted an artifact no kept release uses")
+                        }
+                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                        Err(e) => {
+                            tracing::warn!(path = %path.display(), error = %e, "could not delete an unused artifact")
+                        }
+                    }
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "could not prune old releases' artifacts"),
+        }
+    }
+
+    /// At start: files in the artifact directory that no release records
+    /// (left by a crash between writing a file and recording it).
+    async fn remove_stray_artifacts(&self) {
+        let _g = self.artifacts.lock().await;
+        let Ok(known) = self.db.call(|c| store::artifact_digests(c)).await else {
+            return;
+        };
+        let known: HashSet<String> = known.into_iter().collect();
+        let Ok(entries) = std::fs::read_dir(self.dir.join("artifacts")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let stray = match name.strip_suffix(".wasm") {
+                Some(d) => !known.contains(d),
+                None => name.ends_with(".tmp"),
+            };
+            if stray && std::fs::remove_file(e.path()).is_ok() {
+                tracing::info!(file = %name, "deleted an artifact file no release records");
+            }
+        }
     }
 
     pub fn db(&self) -> &Db {

@@ -16,6 +16,7 @@ impl Fleet {
             self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
                 .await;
         }
+        self.prune_artifacts().await;
         self.bump();
         r
     }
@@ -67,7 +68,9 @@ impl Fleet {
             &manifest.labels,
             &candidates,
         )?;
-        // Store the artifact, content-addressed.
+        // Store the artifact, content-addressed, and record its release
+        // before a prune can see the file.
+        let stored = self.artifacts.lock().await;
         let digest = sha256_hex(&bytes);
         let path = self.artifact_path(&digest);
         if std::fs::read(&path)
@@ -98,6 +101,7 @@ impl Fleet {
             .db
             .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
             .await?;
+        drop(stored);
         let kind = manifest.kind;
         let rel = ReleaseRecord {
             app: name.clone(),
@@ -109,6 +113,7 @@ impl Fleet {
             by: who.to_string(),
             state: ReleaseState::Staged,
             detail: None,
+            kept: true,
         };
         let chosen: Vec<String> = placement.keys().cloned().collect();
         let _ = progress.send(Progress {
@@ -300,6 +305,14 @@ impl Fleet {
             .filter(|h| !self.host_keeps(h, app, target.version))
             .cloned()
             .collect();
+        if !lacking.is_empty() && !self.artifact_path(&target.digest).exists() {
+            return Err(FleetError::Refused(format!(
+                "{app} {} is not kept on {} and the gateway no longer has its artifact (it keeps the last {} releases of an app): deploy it again",
+                target.version,
+                lacking.join(", "),
+                self.keep_releases
+            )));
+        }
         if !lacking.is_empty() {
             self.stage(target, lacking, who, progress)
                 .await
@@ -536,6 +549,7 @@ impl Fleet {
         self.remove_from(app, connected, who, progress).await;
         let a = app.to_string();
         let n = self.db.call(move |c| store::delete_app(c, &a)).await?;
+        self.prune_artifacts().await;
         self.audit(
             who,
             "rm",

@@ -50,6 +50,8 @@ pub struct Fleet {
     gateway_starts: u32,
     pub agents: Vec<Agent>,
     host_key: Option<PathBuf>,
+    /// More arguments for `ssh-gateway serve`.
+    pub gateway_args: Vec<String>,
 }
 
 pub struct Agent {
@@ -64,6 +66,11 @@ pub struct Agent {
 impl Fleet {
     /// A gateway with an operator key `alice` and a viewer key `victor`.
     pub fn start() -> Fleet {
+        Fleet::start_with(&[])
+    }
+
+    /// Like [`Fleet::start`], the gateway serving with `args` as well.
+    pub fn start_with(args: &[&str]) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix("fleet")
             .tempdir()
@@ -76,6 +83,7 @@ impl Fleet {
             gateway_starts: 0,
             agents: Vec::new(),
             host_key: None,
+            gateway_args: args.iter().map(|a| a.to_string()).collect(),
         };
         let alice = keygen(f.dir.path(), "alice");
         std::fs::copy(&alice, f.dir.path().join("home/.ssh/id_ed25519")).unwrap();
@@ -133,6 +141,7 @@ impl Fleet {
         if let Some(k) = &self.host_key {
             cmd.arg("--host-key").arg(k);
         }
+        cmd.args(&self.gateway_args);
         self.gateway = Some(Proc::spawn("ssh-gateway", &mut cmd));
         let addr = self.addr();
         wait_for("the gateway to listen", || {

@@ -1,0 +1,712 @@
+//! Log records in bulk: the tunnel's binary batch, and text or JSON lines
+//! rendered straight from it.
+//!
+//! Records are the bulk of what crosses a tunnel, and most of what a `logs`
+//! command costs is per record: a JSON object and five strings each way
+//! would cost more than the SSH hops. A batch is one frame (tag
+//! [`TAG_LOGS`]) holding the records of one app from one host:
+//!
+//! ```text
+//! u64 id (BE) | u16 app length (BE) | app | u32 count (BE) | count × record
+//! record = varint seq | varint zigzag(time - previous time) | u8 flags
+//!          | [varint release]            (flags & HAS_RELEASE)
+//!          | [varint length | instance]  (unless flags & SAME_INSTANCE)
+//!          | varint length | line
+//! flags  = stream (bits 0-1: stdout, stderr, system) | PARTIAL | HAS_RELEASE | SAME_INSTANCE
+//! ```
+//!
+//! Times are Unix milliseconds, delta-coded from the previous record of the
+//! batch (the first from 0). The host is not in the batch: the gateway knows
+//! which tunnel it came from. Decoding checks every length, varint and UTF-8
+//! string before anything is used, so a malformed batch is one error, never
+//! a panic or a half-read batch.
+
+use crate::Version;
+use crate::frame::FrameError;
+use crate::time::UnixMillis;
+use crate::types::{LogRecord, Stream};
+
+/// The frame tag of a log batch.
+pub const TAG_LOGS: u8 = 3;
+
+const PARTIAL: u8 = 1 << 2;
+const HAS_RELEASE: u8 = 1 << 3;
+const SAME_INSTANCE: u8 = 1 << 4;
+const KNOWN_FLAGS: u8 = 0b11 | PARTIAL | HAS_RELEASE | SAME_INSTANCE;
+
+/// A batch is cut when its body passes this size (or its record count
+/// reaches [`BATCH_RECORDS`]): big enough that per-frame costs vanish,
+/// small enough that the first lines of a bulk read leave at once.
+pub const BATCH_BYTES: usize = 128 * 1024;
+pub const BATCH_RECORDS: usize = 4096;
+
+/// One record as it is read from a batch (or built from a [`LogRecord`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogRef<'a> {
+    pub seq: u64,
+    pub time: UnixMillis,
+    pub release: Option<u32>,
+    pub instance: &'a str,
+    pub stream: Stream,
+    pub line: &'a str,
+    pub partial: bool,
+}
+
+/// Builds one batch frame, ready for the wire.
+#[derive(Debug)]
+pub struct LogBatchWriter {
+    buf: Vec<u8>,
+    count_at: usize,
+    count: u32,
+    last_time: i64,
+    last_instance: Option<(usize, usize)>,
+}
+
+impl LogBatchWriter {
+    /// A batch of `app`'s records answering the request `id`.
+    pub fn new(id: u64, app: &str) -> LogBatchWriter {
+        let app = &app.as_bytes()[..app.len().min(u16::MAX as usize)];
+        let mut buf = Vec::with_capacity(BATCH_BYTES + 4096);
+        buf.extend_from_slice(&[0, 0, 0, 0, TAG_LOGS]);
+        buf.extend_from_slice(&id.to_be_bytes());
+        buf.extend_from_slice(&(app.len() as u16).to_be_bytes());
+        buf.extend_from_slice(app);
+        let count_at = buf.len();
+        buf.extend_from_slice(&[0, 0, 0, 0]);
+        LogBatchWriter {
+            buf,
+            count_at,
+            count: 0,
+            last_time: 0,
+            last_instance: None,
+        }
+    }
+
+    pub fn push(&mut self, r: &LogRef<'_>) {
+        put_varint(&mut self.buf, r.seq);
+        put_varint(&mut self.buf, zigzag(r.time.wrapping_sub(self.last_time)));
+        self.last_time = r.time;
+        let same = self
+            .last_instance
+            .is_some_and(|(a, b)| &self.buf[a..b] == r.instance.as_bytes());
+        let mut flags = match r.stream {
+            Stream::Stdout => 0,
+            Stream::Stderr => 1,
+            Stream::System => 2,
+        };
+        if r.partial {
+            flags |= PARTIAL;
+        }
+        if r.release.is_some() {
+            flags |= HAS_RELEASE;
+        }
+        if same {
+            flags |= SAME_INSTANCE;
+        }
+        self.buf.push(flags);
+        if let Some(v) = r.release {
+            put_varint(&mut self.buf, v as u64);
+        }
+        if !same {
+            put_varint(&mut self.buf, r.instance.len() as u64);
+            let at = self.buf.len();
+            self.buf.extend_from_slice(r.instance.as_bytes());
+            self.last_instance = Some((at, self.buf.len()));
+        }
+        put_varint(&mut self.buf, r.line.len() as u64);
+        self.buf.extend_from_slice(r.line.as_bytes());
+        self.count += 1;
+    }
+
+    /// Records pushed so far.
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the batch should be sent before another record is added.
+    pub fn is_full(&self) -> bool {
+        self.buf.len() >= BATCH_BYTES || self.count as usize >= BATCH_RECORDS
+    }
+
+    /// The whole frame (length, tag, body).
+    pub fn finish(mut self) -> Vec<u8> {
+        let len = (self.buf.len() - 4) as u32;
+        self.buf[..4].copy_from_slice(&len.to_be_bytes());
+        self.buf[self.count_at..self.count_at + 4].copy_from_slice(&self.count.to_be_bytes());
+        self.buf
+    }
+}
+
+/// A decoded, checked batch. Its records are kept in one text buffer and
+/// read as [`LogRef`]s without further allocation.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogBatch {
+    pub id: u64,
+    pub app: String,
+    text: String,
+    recs: Vec<Rec>,
+    /// Records before this index are skipped (already seen).
+    start: usize,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Rec {
+    seq: u64,
+    time: i64,
+    release: Option<u32>,
+    stream: Stream,
+    partial: bool,
+    instance: (u32, u32),
+    line: (u32, u32),
+}
+
+impl LogBatch {
+    /// Decodes a batch frame's body (after the tag).
+    pub fn decode(body: &[u8]) -> Result<LogBatch, FrameError> {
+        let bad = |reason: String| FrameError::Malformed {
+            what: "log batch",
+            reason,
+        };
+        let mut r = Reader { buf: body, at: 0 };
+        let id = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
+        let app_len = u16::from_be_bytes(r.array::<2>().map_err(bad)?) as usize;
+        let app = r.str(app_len).map_err(bad)?.to_string();
+        let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?) as usize;
+        // Every record takes at least 4 bytes: a claimed count beyond that is a lie.
+        if count > body.len() / 4 {
+            return Err(bad(format!(
+                "{count} records cannot fit in {} bytes",
+                body.len()
+            )));
+        }
+        let mut text = String::with_capacity(body.len());
+        let mut recs = Vec::with_capacity(count);
+        let mut time = 0i64;
+        let mut instance: Option<(u32, u32)> = None;
+        for i in 0..count {
+            let at = |e: String| bad(format!("record {i}: {e}"));
+            let seq = r.varint().map_err(at)?;
+            time = time.wrapping_add(unzigzag(r.varint().map_err(at)?));
+            let flags = r.byte().map_err(at)?;
+            if flags & !KNOWN_FLAGS != 0 {
+                return Err(at(format!("unknown flags {flags:#04x}")));
+            }
+            let stream = match flags & 0b11 {
+                0 => Stream::Stdout,
+                1 => Stream::Stderr,
+                2 => Stream::System,
+                s => return Err(at(format!("unknown stream {s}"))),
+            };
+            let release = if flags & HAS_RELEASE != 0 {
+                let v = r.varint().map_err(at)?;
+                Some(u32::try_from(v).map_err(|_| at(format!("release {v} is out of range")))?)
+            } else {
+                None
+            };
+            let inst = if flags & SAME_INSTANCE != 0 {
+                instance.ok_or_else(|| at("repeats an instance before naming one".into()))?
+            } else {
+                let n = r.len().map_err(at)?;
+                let s = r.str(n).map_err(at)?;
+                let range = push_text(&mut text, s);
+                instance = Some(range);
+                range
+            };
+            let n = r.len().map_err(at)?;
+            let line = push_text(&mut text, r.str(n).map_err(at)?);
+            recs.push(Rec {
+                seq,
+                time,
+                release,
+                stream,
+                partial: flags & PARTIAL != 0,
+                instance: inst,
+                line,
+            });
+        }
+        if r.at != body.len() {
+            return Err(bad(format!(
+                "{} bytes after the last record",
+                body.len() - r.at
+            )));
+        }
+        Ok(LogBatch {
+            id,
+            app,
+            text,
+            recs,
+            start: 0,
+        })
+    }
+
+    /// Records not skipped.
+    pub fn len(&self) -> usize {
+        self.recs.len() - self.start
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The `i`th record not skipped.
+    pub fn get(&self, i: usize) -> Option<LogRef<'_>> {
+        let r = self.recs.get(self.start + i)?;
+        let s = |(a, b): (u32, u32)| self.text.get(a as usize..b as usize).unwrap_or("");
+        Some(LogRef {
+            seq: r.seq,
+            time: r.time,
+            release: r.release,
+            instance: s(r.instance),
+            stream: r.stream,
+            line: s(r.line),
+            partial: r.partial,
+        })
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = LogRef<'_>> + '_ {
+        (0..self.len()).filter_map(|i| self.get(i))
+    }
+
+    /// The sequence number of the last record, if any.
+    pub fn last_seq(&self) -> Option<u64> {
+        self.len()
+            .checked_sub(1)
+            .and_then(|i| self.get(i))
+            .map(|r| r.seq)
+    }
+
+    /// Skips the records numbered `seq` or lower (seen before a resume).
+    /// Records of a batch are in sequence order.
+    pub fn skip_through(&mut self, seq: u64) {
+        while self.recs.get(self.start).is_some_and(|r| r.seq <= seq) {
+            self.start += 1;
+        }
+    }
+
+    /// The records as owned [`LogRecord`]s of `host`.
+    pub fn to_records(&self, host: &str) -> Vec<LogRecord> {
+        self.iter().map(|r| r.to_record(host, &self.app)).collect()
+    }
+}
+
+fn push_text(text: &mut String, s: &str) -> (u32, u32) {
+    let a = text.len() as u32;
+    text.push_str(s);
+    (a, text.len() as u32)
+}
+
+impl<'a> LogRef<'a> {
+    /// A record's fields as a [`LogRef`] (the time parsed from RFC 3339).
+    pub fn of(r: &'a LogRecord) -> LogRef<'a> {
+        LogRef {
+            seq: r.seq,
+            time: crate::time::parse_rfc3339(&r.time).unwrap_or(0),
+            release: r.release.map(|v| v.0),
+            instance: &r.instance,
+            stream: r.stream,
+            line: &r.line,
+            partial: r.partial,
+        }
+    }
+
+    pub fn to_record(&self, host: &str, app: &str) -> LogRecord {
+        LogRecord {
+            seq: self.seq,
+            time: crate::time::rfc3339(self.time),
+            host: host.to_string(),
+            app: app.to_string(),
+            release: self.release.map(Version),
+            instance: self.instance.to_string(),
+            stream: self.stream,
+            line: self.line.to_string(),
+            partial: self.partial,
+        }
+    }
+
+    /// Appends the record as `logs` prints it (see [`crate::render::log_line`]),
+    /// with a newline.
+    pub fn write_text(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
+        clock.write(self.time, out);
+        out.push(b' ');
+        out.extend_from_slice(host.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(app.as_bytes());
+        out.push(b'[');
+        match self.release {
+            Some(v) => {
+                out.push(b'v');
+                write_u64(v as u64, out);
+            }
+            None => out.push(b'-'),
+        }
+        out.push(b' ');
+        out.extend_from_slice(self.instance.as_bytes());
+        out.extend_from_slice(b"] ");
+        out.extend_from_slice(self.stream.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(self.line.as_bytes());
+        if self.partial {
+            out.extend_from_slice(" …".as_bytes());
+        }
+        out.push(b'\n');
+    }
+
+    /// Appends the record as `logs --json` prints it: the JSON of the
+    /// matching [`LogRecord`], byte for byte, and a newline.
+    pub fn write_json(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"seq\":");
+        write_u64(self.seq, out);
+        out.extend_from_slice(b",\"time\":\"");
+        clock.write(self.time, out);
+        out.extend_from_slice(b"\",\"host\":");
+        json_str(host, out);
+        out.extend_from_slice(b",\"app\":");
+        json_str(app, out);
+        out.extend_from_slice(b",\"release\":");
+        match self.release {
+            Some(v) => {
+                out.extend_from_slice(b"\"v");
+                write_u64(v as u64, out);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"instance\":");
+        json_str(self.instance, out);
+        out.extend_from_slice(b",\"stream\":\"");
+        out.extend_from_slice(self.stream.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"line\":");
+        json_str(self.line, out);
+        if self.partial {
+            out.extend_from_slice(b",\"partial\":true");
+        }
+        out.extend_from_slice(b"}\n");
+    }
+}
+
+/// RFC 3339 text of millisecond timestamps, the date and time of day
+/// computed once per second.
+#[derive(Debug, Default)]
+pub struct Clock {
+    second: Option<i64>,
+    /// `2026-11-24T10:16:29.` for `second`.
+    prefix: Vec<u8>,
+}
+
+impl Clock {
+    pub fn write(&mut self, ms: UnixMillis, out: &mut Vec<u8>) {
+        let sec = ms.div_euclid(1000);
+        if self.second != Some(sec) {
+            let full = crate::time::rfc3339(ms);
+            self.prefix.clear();
+            self.prefix
+                .extend_from_slice(&full.as_bytes()[..full.len() - 4]);
+            self.second = Some(sec);
+        }
+        out.extend_from_slice(&self.prefix);
+        let m = ms.rem_euclid(1000) as u32;
+        out.extend_from_slice(&[
+            b'0' + (m / 100) as u8,
+            b'0' + (m / 10 % 10) as u8,
+            b'0' + (m % 10) as u8,
+            b'Z',
+        ]);
+    }
+}
+
+fn write_u64(mut v: u64, out: &mut Vec<u8>) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    out.extend_from_slice(&digits[i..]);
+}
+
+/// A JSON string as serde_json writes it: `"` and `\` escaped, control
+/// characters as `\n`-style or `\u00XX` escapes, everything else as is.
+fn json_str(s: &str, out: &mut Vec<u8>) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push(b'"');
+    let bytes = s.as_bytes();
+    let mut from = 0;
+    for (i, &b) in bytes.iter().enumerate() {
+        let esc: &[u8] = match b {
+            b'"' => b"\\\"",
+            b'\\' => b"\\\\",
+            b'\n' => b"\\n",
+            b'\r' => b"\\r",
+            b'\t' => b"\\t",
+            0x08 => b"\\b",
+            0x0c => b"\\f",
+            0..=0x1f => &[],
+            _ => continue,
+        };
+        out.extend_from_slice(&bytes[from..i]);
+        if esc.is_empty() {
+            out.extend_from_slice(&[
+                b'\\',
+                b'u',
+                b'0',
+                b'0',
+                HEX[(b >> 4) as usize],
+                HEX[(b & 15) as usize],
+            ]);
+        } else {
+            out.extend_from_slice(esc);
+        }
+        from = i + 1;
+    }
+    out.extend_from_slice(&bytes[from..]);
+    out.push(b'"');
+}
+
+fn zigzag(v: i64) -> u64 {
+    ((v << 1) ^ (v >> 63)) as u64
+}
+
+fn unzigzag(v: u64) -> i64 {
+    ((v >> 1) as i64) ^ -((v & 1) as i64)
+}
+
+fn put_varint(out: &mut Vec<u8>, mut v: u64) {
+    while v >= 0x80 {
+        out.push(v as u8 | 0x80);
+        v >>= 7;
+    }
+    out.push(v as u8);
+}
+
+struct Reader<'a> {
+    buf: &'a [u8],
+    at: usize,
+}
+
+impl<'a> Reader<'a> {
+    fn byte(&mut self) -> Result<u8, String> {
+        let b = *self
+            .buf
+            .get(self.at)
+            .ok_or_else(|| "ends in the middle of a record".to_string())?;
+        self.at += 1;
+        Ok(b)
+    }
+
+    fn array<const N: usize>(&mut self) -> Result<[u8; N], String> {
+        let s = self
+            .buf
+            .get(self.at..self.at + N)
+            .ok_or_else(|| format!("ends within its {N}-byte header field"))?;
+        self.at += N;
+        let mut a = [0u8; N];
+        a.copy_from_slice(s);
+        Ok(a)
+    }
+
+    fn varint(&mut self) -> Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                if shift == 63 && b > 1 {
+                    break;
+                }
+                return Ok(v);
+            }
+        }
+        Err("a number longer than 64 bits".into())
+    }
+
+    fn len(&mut self) -> Result<usize, String> {
+        let n = self.varint()?;
+        if n > (self.buf.len() - self.at) as u64 {
+            return Err(format!(
+                "a length of {n} bytes runs past the end of the batch"
+            ));
+        }
+        Ok(n as usize)
+    }
+
+    fn str(&mut self, n: usize) -> Result<&'a str, String> {
+        let s = self
+            .buf
+            .get(self.at..self.at + n)
+            .ok_or_else(|| format!("a {n}-byte string runs past the end of the batch"))?;
+        self.at += n;
+        std::str::from_utf8(s).map_err(|e| format!("text that is not UTF-8 ({e})"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::frame;
+    use proptest::prelude::*;
+
+    fn record(seq: u64, time: i64, inst: &str, line: &str) -> LogRecord {
+        LogRecord {
+            seq,
+            time: crate::time::rfc3339(time),
+            host: "h1".into(),
+            app: "web".into(),
+            release: Some(Version(3)),
+            instance: inst.into(),
+            stream: Stream::Stdout,
+            line: line.into(),
+            partial: false,
+        }
+    }
+
+    fn batch_of(id: u64, app: &str, rs: &[LogRecord]) -> Vec<u8> {
+        let mut w = LogBatchWriter::new(id, app);
+        for r in rs {
+            w.push(&LogRef::of(r));
+        }
+        w.finish()
+    }
+
+    fn decode_frame(wire: &[u8]) -> LogBatch {
+        let (f, n) = frame::decode(wire, crate::tunnel::MAX_TUNNEL_FRAME)
+            .unwrap()
+            .unwrap();
+        assert_eq!(n, wire.len());
+        assert_eq!(f.tag, TAG_LOGS);
+        LogBatch::decode(&f.body).unwrap()
+    }
+
+    #[test]
+    fn a_batch_round_trips_and_renders_like_the_record_types() {
+        let mut rs = vec![
+            record(7, 1_764_000_000_123, "web.1", "GET / 200"),
+            record(
+                8,
+                1_764_000_000_999,
+                "web.1",
+                "tab\there \"quoted\" \\ \u{1} é …",
+            ),
+            record(9, 1_764_000_001_000, "web.2", ""),
+        ];
+        rs[1].stream = Stream::Stderr;
+        rs[1].partial = true;
+        rs[2].release = None;
+        rs[2].stream = Stream::System;
+        let b = decode_frame(&batch_of(42, "web", &rs));
+        assert_eq!((b.id, b.app.as_str(), b.len()), (42, "web", 3));
+        assert_eq!(b.to_records("h1"), rs);
+        let mut clock = Clock::default();
+        for (r, want) in b.iter().zip(&rs) {
+            let mut text = Vec::new();
+            r.write_text("h1", "web", &mut clock, &mut text);
+            assert_eq!(
+                String::from_utf8(text).unwrap(),
+                crate::render::log_line(want) + "\n"
+            );
+            let mut json = Vec::new();
+            r.write_json("h1", "web", &mut clock, &mut json);
+            assert_eq!(
+                String::from_utf8(json).unwrap(),
+                serde_json::to_string(want).unwrap() + "\n"
+            );
+        }
+    }
+
+    #[test]
+    fn skipping_resumes_after_a_sequence_number() {
+        let rs: Vec<_> = (1..=5)
+            .map(|s| record(s, 1_000 * s as i64, "a.1", "x"))
+            .collect();
+        let mut b = decode_frame(&batch_of(1, "a", &rs));
+        b.skip_through(3);
+        assert_eq!(b.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![4, 5]);
+        assert_eq!(b.last_seq(), Some(5));
+        b.skip_through(9);
+        assert!(b.is_empty());
+        assert_eq!(b.last_seq(), None);
+    }
+
+    #[test]
+    fn malformed_batches_are_errors_that_say_what_is_wrong() {
+        let rs = vec![record(1, 5, "a.1", "hello")];
+        let wire = batch_of(1, "a", &rs);
+        let body = &wire[5..];
+        // Truncated anywhere: an error, never a panic.
+        for cut in 0..body.len() {
+            assert!(LogBatch::decode(&body[..cut]).is_err(), "cut at {cut}");
+        }
+        // Trailing garbage.
+        let mut long = body.to_vec();
+        long.push(0);
+        let e = LogBatch::decode(&long).unwrap_err().to_string();
+        assert!(e.contains("after the last record"), "{e}");
+        // Not UTF-8.
+        let mut bad = body.to_vec();
+        let at = bad.len() - 1;
+        bad[at] = 0xff;
+        let e = LogBatch::decode(&bad).unwrap_err().to_string();
+        assert!(e.contains("not UTF-8"), "{e}");
+        // A count no body could hold.
+        let mut lie = body.to_vec();
+        lie[11..15].copy_from_slice(&u32::MAX.to_be_bytes());
+        let e = LogBatch::decode(&lie).unwrap_err().to_string();
+        assert!(e.contains("cannot fit"), "{e}");
+    }
+
+    fn arb_record() -> impl Strategy<Value = LogRecord> {
+        (
+            any::<u64>(),
+            0i64..253_402_300_799_999,
+            proptest::option::of(any::<u32>()),
+            "[a-z0-9.]{0,12}",
+            0u8..3,
+            any::<String>(),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(seq, time, release, instance, s, line, partial)| LogRecord {
+                    seq,
+                    time: crate::time::rfc3339(time),
+                    host: "host-1".into(),
+                    app: "app".into(),
+                    release: release.map(Version),
+                    instance,
+                    stream: [Stream::Stdout, Stream::Stderr, Stream::System][s as usize],
+                    line,
+                    partial,
+                },
+            )
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(400))]
+
+        #[test]
+        fn any_records_round_trip_and_render_exactly(rs in proptest::collection::vec(arb_record(), 0..40)) {
+            let b = decode_frame(&batch_of(9, "app", &rs));
+            prop_assert_eq!(&b.to_records("host-1"), &rs);
+            let mut clock = Clock::default();
+            for (r, want) in b.iter().zip(&rs) {
+                let mut json = Vec::new();
+                r.write_json("host-1", "app", &mut clock, &mut json);
+                prop_assert_eq!(String::from_utf8(json).unwrap(), serde_json::to_string(want).unwrap() + "\n");
+                let mut text = Vec::new();
+                r.write_text("host-1", "app", &mut clock, &mut text);
+                prop_assert_eq!(String::from_utf8(text).unwrap(), crate::render::log_line(want) + "\n");
+            }
+        }
+
+        #[test]
+        fn the_decoder_never_panics(body in proptest::collection::vec(any::<u8>(), 0..400)) {
+            let _ = LogBatch::decode(&body);
+        }
+    }
+}

@@ -1,0 +1,372 @@
+//! `logs APP [-f]` through the gateway: the fan-in of an app's records from
+//! every host that runs it.
+//!
+//! Each host streams its records as binary batches (`schema::logbatch`),
+//! in sequence order, while it reads them from its store. Here they are
+//! merged by time (a record keeps its host's order) and rendered straight
+//! from the batches into the client's channel, 64 KiB at a time, without a
+//! `LogRecord` per line. A `--where` filter travels to each host and runs
+//! there, so only matching records cross the tunnels. Following, a cut
+//! tunnel resumes from the last sequence number seen from that host: no
+//! gap, no duplicate.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use schema::command::{LogsArgs, Since};
+use schema::logbatch::{Clock, LogBatch, LogRef};
+use schema::tunnel::GatewayMsg;
+use tokio::sync::{mpsc, watch};
+
+use crate::exec::Out;
+use crate::fleet::{Fleet, FleetError};
+use crate::tunnel::LogItem;
+
+/// Output is sent in pieces of about this size.
+const CHUNK: usize = 64 * 1024;
+
+/// Records printed when neither `--tail` nor `--since` is given.
+const DEFAULT_TAIL: u64 = 100;
+
+/// Renders records as `logs` prints them (a line, or a JSON object with
+/// `--json`) into pieces for the client.
+struct Printer {
+    json: bool,
+    clock: Clock,
+    buf: Vec<u8>,
+}
+
+impl Printer {
+    fn new(json: bool) -> Printer {
+        Printer {
+            json,
+            clock: Clock::default(),
+            buf: Vec::with_capacity(CHUNK + 4096),
+        }
+    }
+
+    fn push(&mut self, host: &str, app: &str, r: &LogRef<'_>) {
+        if self.json {
+            r.write_json(host, app, &mut self.clock, &mut self.buf);
+        } else {
+            r.write_text(host, app, &mut self.clock, &mut self.buf);
+        }
+    }
+
+    fn is_full(&self) -> bool {
+        self.buf.len() >= CHUNK
+    }
+
+    async fn flush(&mut self, out: &Out) -> Result<(), FleetError> {
+        if self.buf.is_empty() {
+            return Ok(());
+        }
+        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096));
+        out.stdout(Bytes::from(piece))
+            .await
+            .map_err(|_| FleetError::Io("client gone".into()))
+    }
+}
+
+/// One host's answer to a logs request, read a batch at a time.
+struct Source {
+    host: String,
+    conn: Arc<crate::tunnel::HostConn>,
+    id: u64,
+    rx: mpsc::UnboundedReceiver<LogItem>,
+    batches: VecDeque<LogBatch>,
+    /// Position in the front batch.
+    pos: usize,
+    ended: bool,
+}
+
+impl Source {
+    /// The next record, waiting for the host when none is buffered; `None`
+    /// once the host has sent everything (or failed, which goes to stderr).
+    async fn head(&mut self, out: &Out) -> Option<LogRef<'_>> {
+        loop {
+            if self.batches.front().is_some_and(|b| self.pos >= b.len()) {
+                self.batches.pop_front();
+                self.pos = 0;
+                continue;
+            }
+            if !self.batches.is_empty() || self.ended {
+                break;
+            }
+            self.receive(out).await;
+        }
+        self.batches.front().and_then(|b| b.get(self.pos))
+    }
+
+    async fn receive(&mut self, out: &Out) {
+        match self.rx.recv().await {
+            Some(LogItem::Batch(b)) => self.batches.push_back(b),
+            Some(LogItem::End) | None => self.ended = true,
+            Some(LogItem::Error(e)) => {
+                let _ = out.stderr(format!("{}: {e}\n", self.host)).await;
+                self.ended = true;
+            }
+        }
+    }
+
+    /// Reads the whole answer (a `--tail` answer is bounded).
+    async fn receive_all(&mut self, out: &Out) {
+        while !self.ended {
+            self.receive(out).await;
+        }
+    }
+
+    fn buffered(&self) -> usize {
+        self.batches.iter().map(LogBatch::len).sum::<usize>() - self.pos
+    }
+
+    fn advance(&mut self) {
+        self.pos += 1;
+    }
+}
+
+pub async fn logs(
+    fleet: &Arc<Fleet>,
+    out: &Out,
+    a: LogsArgs,
+    json: bool,
+    hangup: watch::Receiver<bool>,
+) -> Result<(), FleetError> {
+    // Refuse a bad expression here, with its position, before any host sees it.
+    if let Some(src) = &a.filter {
+        schema::expr::parse_filter(src)
+            .map_err(|e| FleetError::Refused(format!("invalid --where expression at {e}")))?;
+    }
+    let placement = fleet.check_app(&a.app).await?;
+    let hosts = fleet.hosts_with(&a.app, &placement);
+    let (since_seq, ago_ms) = match a.since {
+        Some(Since::Seq(s)) => (Some(s), None),
+        Some(Since::Ago(d)) => (None, Some(d.as_millis() as u64)),
+        None => (None, None),
+    };
+    let tail = a.tail.or(a.since.is_none().then_some(DEFAULT_TAIL));
+    if a.follow {
+        return follow(fleet, out, &a, hosts, since_seq, tail, ago_ms, json, hangup).await;
+    }
+    // Ask every host at once; each streams its answer.
+    let mut sources = Vec::new();
+    for h in hosts {
+        let Some(conn) = fleet.conn_of(&h) else {
+            continue;
+        };
+        let (app, filter) = (a.app.clone(), a.filter.clone());
+        if let Ok((id, rx)) = conn
+            .logs(|id| GatewayMsg::Logs {
+                id,
+                app,
+                since: since_seq,
+                tail,
+                follow: false,
+                filter,
+                ago_ms,
+            })
+            .await
+        {
+            sources.push(Source {
+                host: h,
+                conn,
+                id,
+                rx,
+                batches: VecDeque::new(),
+                pos: 0,
+                ended: false,
+            });
+        }
+    }
+    // Each host sent at most `tail`; of the merged records, the last `tail`
+    // are wanted, which takes every answer in full first.
+    let mut skip = 0;
+    if let Some(t) = tail {
+        for s in &mut sources {
+            s.receive_all(out).await;
+        }
+        let total: usize = sources.iter().map(Source::buffered).sum();
+        skip = total.saturating_sub(t.min(usize::MAX as u64) as usize);
+    }
+    let mut p = Printer::new(json);
+    let r = match merge(&mut sources, out, &mut p, skip).await {
+        Ok(()) => p.flush(out).await,
+        Err(e) => Err(e),
+    };
+    if r.is_err() {
+        // The client went away: hosts still reading their stores can stop.
+        for s in sources.iter().filter(|s| !s.ended) {
+            s.conn.cancel_logs(s.id).await;
+        }
+    }
+    r
+}
+
+/// Prints the sources' records merged by time (ties by host name), each
+/// host's records in its own order, the first `skip` left out.
+async fn merge(
+    sources: &mut [Source],
+    out: &Out,
+    p: &mut Printer,
+    mut skip: usize,
+) -> Result<(), FleetError> {
+    loop {
+        // The source whose next record is the earliest.
+        let mut best: Option<(usize, i64)> = None;
+        for i in 0..sources.len() {
+            let Some(r) = sources[i].head(out).await else {
+                continue;
+            };
+            let t = r.time;
+            let earlier = match best {
+                None => true,
+                Some((b, bt)) => t < bt || (t == bt && sources[i].host < sources[b].host),
+            };
+            if earlier {
+                best = Some((i, t));
+            }
+        }
+        let Some((i, _)) = best else {
+            return Ok(());
+        };
+        let s = &mut sources[i];
+        if skip > 0 {
+            skip -= 1;
+        } else if let Some(b) = s.batches.front()
+            && let Some(r) = b.get(s.pos)
+        {
+            p.push(&s.host, &b.app, &r);
+        }
+        s.advance();
+        if p.is_full() {
+            p.flush(out).await?;
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn follow(
+    fleet: &Arc<Fleet>,
+    out: &Out,
+    a: &LogsArgs,
+    hosts: Vec<String>,
+    since_seq: Option<u64>,
+    tail: Option<u64>,
+    ago_ms: Option<u64>,
+    json: bool,
+    mut hangup: watch::Receiver<bool>,
+) -> Result<(), FleetError> {
+    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<str>, LogBatch)>();
+    let mut tasks = tokio::task::JoinSet::new();
+    for h in hosts {
+        let (fleet, app, tx, filter) = (fleet.clone(), a.app.clone(), tx.clone(), a.filter.clone());
+        tasks.spawn(follow_host(
+            fleet, h, app, since_seq, tail, ago_ms, filter, tx,
+        ));
+    }
+    drop(tx);
+    let mut p = Printer::new(json);
+    loop {
+        tokio::select! {
+            r = rx.recv() => match r {
+                Some((host, batch)) => {
+                    for r in batch.iter() {
+                        p.push(&host, &batch.app, &r);
+                    }
+                    // Print what has arrived; more that is already waiting
+                    // goes into the same piece.
+                    while !p.is_full() {
+                        match rx.try_recv() {
+                            Ok((host, batch)) => {
+                                for r in batch.iter() {
+                                    p.push(&host, &batch.app, &r);
+                                }
+                            }
+                            Err(_) => break,
+                        }
+                    }
+                    p.flush(out).await?;
+                }
+                None => return Ok(()),
+            },
+            _ = hangup.changed() => return Ok(()),
+        }
+    }
+}
+
+/// Follows one host's records of `app`, across tunnel cuts.
+#[allow(clippy::too_many_arguments)]
+async fn follow_host(
+    fleet: Arc<Fleet>,
+    host: String,
+    app: String,
+    since: Option<u64>,
+    tail: Option<u64>,
+    ago_ms: Option<u64>,
+    filter: Option<String>,
+    tx: mpsc::UnboundedSender<(Arc<str>, LogBatch)>,
+) {
+    let name: Arc<str> = host.as_str().into();
+    let mut last: Option<u64> = since;
+    let mut first = true;
+    let mut connects = fleet.subscribe_connects();
+    loop {
+        if let Some(conn) = fleet.conn_of(&host) {
+            let (since, tail, ago) = if first {
+                (last, tail, ago_ms)
+            } else {
+                (last, None, None)
+            };
+            let (app2, filter2) = (app.clone(), filter.clone());
+            if let Ok((id, mut rx)) = conn
+                .logs(|id| GatewayMsg::Logs {
+                    id,
+                    app: app2,
+                    since,
+                    tail,
+                    follow: true,
+                    filter: filter2,
+                    ago_ms: ago,
+                })
+                .await
+            {
+                first = false;
+                loop {
+                    tokio::select! {
+                        item = rx.recv() => match item {
+                            Some(LogItem::Batch(mut b)) => {
+                                if let Some(l) = last {
+                                    b.skip_through(l);
+                                }
+                                let Some(newest) = b.last_seq() else { continue };
+                                last = Some(newest);
+                                if tx.send((name.clone(), b)).is_err() {
+                                    conn.cancel_logs(id).await;
+                                    return;
+                                }
+                            }
+                            Some(LogItem::End) | Some(LogItem::Error(_)) | None => break,
+                        },
+                        _ = tx.closed() => {
+                            conn.cancel_logs(id).await;
+                            return;
+                        }
+                    }
+                }
+            }
+        }
+        // Wait for this host to come back, then resume after `last`.
+        loop {
+            tokio::select! {
+                r = connects.recv() => match r {
+                    Ok(h) if h == host => break,
+                    Ok(_) => {}
+                    Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(_) => return,
+                },
+                _ = tx.closed() => return,
+            }
+        }
+    }
+}
