@@ -502,8 +502,13 @@ pub fn scan(
             for ((r, time), _) in page.iter().zip(&times).zip(&keep).filter(|(_, k)| **k) {
                 n_kept += 1;
                 w.push(&LogRef {
+                    seq: r.seq,
                     time: *time,
-                    ..LogRef::of(r)
+                    release: r.release.map(|v| v.0),
+                    instance: &r.instance,
+                    stream: r.stream,
+                    line: &r.line,
+                    partial: r.partial,
                 });
                 if w.is_full() {
                     frames.push(std::mem::replace(&mut w, LogBatchWriter::new(id, app)).finish());
