@@ -119,13 +119,17 @@ impl Tx {
         records: &[schema::LogRecord],
     ) -> Result<(), TunnelError> {
         let mut w = tunnel::LogBatchWriter::new(id, app);
+        let mut frames = Vec::new();
         for r in records {
-            w.push(&schema::logbatch::LogRef::of(r));
+            w.push_into(&schema::logbatch::LogRef::of(r), &mut frames);
         }
-        self.0
-            .send(w.finish())
-            .await
-            .map_err(|_| TunnelError::Closed)
+        if !w.is_empty() {
+            frames.push(w.finish());
+        }
+        for f in frames {
+            self.0.send(f).await.map_err(|_| TunnelError::Closed)?;
+        }
+        Ok(())
     }
 
     async fn reply(&self, id: u64, r: Result<Option<u64>, String>) {
@@ -155,6 +159,7 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
         &cfg.target,
         &cfg.key,
         HostKeyPolicy::Pinned(cfg.pin.clone()),
+        ssh::Purpose::Tunnel,
     )
     .await?;
     let channel = handle

@@ -201,37 +201,4 @@ mod tests {
             .to_string();
         assert!(err.contains("newer than this hostd"), "{err}");
     }
-
-    #[test]
-    fn a_logs_store_of_the_first_schema_keeps_its_records_when_clustered() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("logs.db");
-        let mut c = open_connection(&path, Durability::Normal).unwrap();
-        migrate(&mut c, &path, &schema::migrations::LOGS[..1]).unwrap();
-        for seq in 1..=3 {
-            c.execute(
-                "INSERT INTO log_records (app, seq, time, release, instance, stream, line, partial, bytes)
-                 VALUES ('a', ?1, 1000, 1, 'a.1', 'stdout', 'line ' || ?1, 0, 70)",
-                [seq],
-            )
-            .unwrap();
-        }
-        migrate(&mut c, &path, schema::migrations::LOGS).unwrap();
-        let lines: Vec<String> = c
-            .prepare("SELECT line FROM log_records WHERE app = 'a' ORDER BY seq")
-            .unwrap()
-            .query_map([], |r| r.get(0))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(lines, ["line 1", "line 2", "line 3"]);
-        let sql: String = c
-            .query_row(
-                "SELECT sql FROM sqlite_master WHERE name = 'log_records'",
-                [],
-                |r| r.get(0),
-            )
-            .unwrap();
-        assert!(sql.contains("WITHOUT ROWID"), "{sql}");
-    }
 }

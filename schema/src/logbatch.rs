@@ -1,5 +1,5 @@
-//! Log records in bulk: the tunnel's binary batch, and text or JSON lines
-//! rendered straight from it.
+//! Log records in bulk: the tunnel's binary batch, the store's segments, and
+//! text or JSON lines rendered straight from them.
 //!
 //! Records are the bulk of what crosses a tunnel, and most of what a `logs`
 //! command costs is per record: a JSON object and five strings each way
@@ -12,14 +12,21 @@
 //!          | [varint release]            (flags & HAS_RELEASE)
 //!          | [varint length | instance]  (unless flags & SAME_INSTANCE)
 //!          | varint length | line
-//! flags  = stream (bits 0-1: stdout, stderr, system) | PARTIAL | HAS_RELEASE | SAME_INSTANCE
+//! flags  = stream (bits 0-1: stdout, stderr, system) | PARTIAL | HAS_RELEASE
+//!          | SAME_INSTANCE | RESET
 //! ```
 //!
 //! Times are Unix milliseconds, delta-coded from the previous record of the
-//! batch (the first from 0). The host is not in the batch: the gateway knows
-//! which tunnel it came from. Decoding checks every length, varint and UTF-8
-//! string before anything is used, so a malformed batch is one error, never
-//! a panic or a half-read batch.
+//! batch; a record flagged RESET codes its time from 0 and names its
+//! instance, so it depends on nothing before it. A *segment* is a run of
+//! records whose first is RESET: hostd stores an app's records as segments
+//! and a bulk read copies them into a batch as they are, without decoding
+//! and encoding each record ([`LogBatchWriter::push_segment`]).
+//!
+//! The host is not in the batch: the gateway knows which tunnel it came
+//! from. Decoding checks every length, varint and UTF-8 string before
+//! anything is used, so a malformed batch or segment is one error, never a
+//! panic or a half-read batch.
 
 use crate::Version;
 use crate::frame::FrameError;
@@ -32,13 +39,19 @@ pub const TAG_LOGS: u8 = 3;
 const PARTIAL: u8 = 1 << 2;
 const HAS_RELEASE: u8 = 1 << 3;
 const SAME_INSTANCE: u8 = 1 << 4;
-const KNOWN_FLAGS: u8 = 0b11 | PARTIAL | HAS_RELEASE | SAME_INSTANCE;
+const RESET: u8 = 1 << 5;
+const KNOWN_FLAGS: u8 = 0b11 | PARTIAL | HAS_RELEASE | SAME_INSTANCE | RESET;
 
 /// A batch is cut when its body passes this size (or its record count
 /// reaches [`BATCH_RECORDS`]): big enough that per-frame costs vanish,
 /// small enough that the first lines of a bulk read leave at once.
 pub const BATCH_BYTES: usize = 128 * 1024;
 pub const BATCH_RECORDS: usize = 4096;
+
+/// A segment is cut when its body passes this size or its record count
+/// reaches [`SEGMENT_RECORDS`]; at half a batch, any segment fits in a batch.
+pub const SEGMENT_BYTES: usize = BATCH_BYTES / 2;
+pub const SEGMENT_RECORDS: usize = BATCH_RECORDS / 2;
 
 /// One record as it is read from a batch (or built from a [`LogRecord`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,14 +65,63 @@ pub struct LogRef<'a> {
     pub partial: bool,
 }
 
+/// What the next record is delta-coded against.
+#[derive(Debug, Clone, Copy, Default)]
+struct Context {
+    /// The previous record's time; `None` codes the next record RESET.
+    last_time: Option<i64>,
+    /// Where the previous record's instance is in the buffer.
+    last_instance: Option<(usize, usize)>,
+}
+
+/// Appends one record to `buf`.
+fn encode(buf: &mut Vec<u8>, ctx: &mut Context, r: &LogRef<'_>) {
+    put_varint(buf, r.seq);
+    let reset = ctx.last_time.is_none();
+    put_varint(buf, zigzag(r.time.wrapping_sub(ctx.last_time.unwrap_or(0))));
+    ctx.last_time = Some(r.time);
+    let same = !reset
+        && ctx
+            .last_instance
+            .is_some_and(|(a, b)| &buf[a..b] == r.instance.as_bytes());
+    let mut flags = match r.stream {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+        Stream::System => 2,
+    };
+    if r.partial {
+        flags |= PARTIAL;
+    }
+    if r.release.is_some() {
+        flags |= HAS_RELEASE;
+    }
+    if same {
+        flags |= SAME_INSTANCE;
+    }
+    if reset {
+        flags |= RESET;
+    }
+    buf.push(flags);
+    if let Some(v) = r.release {
+        put_varint(buf, v as u64);
+    }
+    if !same {
+        put_varint(buf, r.instance.len() as u64);
+        let at = buf.len();
+        buf.extend_from_slice(r.instance.as_bytes());
+        ctx.last_instance = Some((at, buf.len()));
+    }
+    put_varint(buf, r.line.len() as u64);
+    buf.extend_from_slice(r.line.as_bytes());
+}
+
 /// Builds one batch frame, ready for the wire.
 #[derive(Debug)]
 pub struct LogBatchWriter {
     buf: Vec<u8>,
     count_at: usize,
     count: u32,
-    last_time: i64,
-    last_instance: Option<(usize, usize)>,
+    ctx: Context,
 }
 
 impl LogBatchWriter {
@@ -77,45 +139,48 @@ impl LogBatchWriter {
             buf,
             count_at,
             count: 0,
-            last_time: 0,
-            last_instance: None,
+            ctx: Context::default(),
         }
     }
 
     pub fn push(&mut self, r: &LogRef<'_>) {
-        put_varint(&mut self.buf, r.seq);
-        put_varint(&mut self.buf, zigzag(r.time.wrapping_sub(self.last_time)));
-        self.last_time = r.time;
-        let same = self
-            .last_instance
-            .is_some_and(|(a, b)| &self.buf[a..b] == r.instance.as_bytes());
-        let mut flags = match r.stream {
-            Stream::Stdout => 0,
-            Stream::Stderr => 1,
-            Stream::System => 2,
-        };
-        if r.partial {
-            flags |= PARTIAL;
-        }
-        if r.release.is_some() {
-            flags |= HAS_RELEASE;
-        }
-        if same {
-            flags |= SAME_INSTANCE;
-        }
-        self.buf.push(flags);
-        if let Some(v) = r.release {
-            put_varint(&mut self.buf, v as u64);
-        }
-        if !same {
-            put_varint(&mut self.buf, r.instance.len() as u64);
-            let at = self.buf.len();
-            self.buf.extend_from_slice(r.instance.as_bytes());
-            self.last_instance = Some((at, self.buf.len()));
-        }
-        put_varint(&mut self.buf, r.line.len() as u64);
-        self.buf.extend_from_slice(r.line.as_bytes());
+        encode(&mut self.buf, &mut self.ctx, r);
         self.count += 1;
+    }
+
+    /// Appends a segment's records as they are. `body` must hold `count`
+    /// records of a segment (see [`check_segment`]).
+    pub fn push_segment(&mut self, body: &[u8], count: u32) {
+        self.buf.extend_from_slice(body);
+        self.count += count;
+        // Where the segment's last instance is, and its time, are not
+        // known without decoding it: the next record starts afresh.
+        self.ctx = Context::default();
+    }
+
+    /// Pushes `r`; when that fills the batch, the frame goes to `frames`
+    /// and this writer starts the next batch of the same request.
+    pub fn push_into(&mut self, r: &LogRef<'_>, frames: &mut Vec<Vec<u8>>) {
+        self.push(r);
+        if self.is_full() {
+            frames.push(self.take());
+        }
+    }
+
+    /// Like [`push_into`](Self::push_into) for a segment: a batch that
+    /// cannot take the whole segment is sent first, so no frame passes
+    /// twice [`BATCH_BYTES`].
+    pub fn push_segment_into(&mut self, body: &[u8], count: u32, frames: &mut Vec<Vec<u8>>) {
+        if !self.is_empty()
+            && (self.buf.len() + body.len() > BATCH_BYTES
+                || self.count as usize + count as usize > BATCH_RECORDS)
+        {
+            frames.push(self.take());
+        }
+        self.push_segment(body, count);
+        if self.is_full() {
+            frames.push(self.take());
+        }
     }
 
     /// Records pushed so far.
@@ -132,6 +197,23 @@ impl LogBatchWriter {
         self.buf.len() >= BATCH_BYTES || self.count as usize >= BATCH_RECORDS
     }
 
+    /// The frame so far; this writer goes on with an empty batch of the
+    /// same request.
+    pub fn take(&mut self) -> Vec<u8> {
+        let mut next = Vec::with_capacity(BATCH_BYTES + 4096);
+        next.extend_from_slice(&self.buf[..self.count_at + 4]);
+        let full = std::mem::replace(
+            self,
+            LogBatchWriter {
+                buf: next,
+                count_at: self.count_at,
+                count: 0,
+                ctx: Context::default(),
+            },
+        );
+        full.finish()
+    }
+
     /// The whole frame (length, tag, body).
     pub fn finish(mut self) -> Vec<u8> {
         let len = (self.buf.len() - 4) as u32;
@@ -139,6 +221,180 @@ impl LogBatchWriter {
         self.buf[self.count_at..self.count_at + 4].copy_from_slice(&self.count.to_be_bytes());
         self.buf
     }
+}
+
+/// Builds one segment: records of one app, in sequence order.
+#[derive(Debug, Default)]
+pub struct LogSegmentWriter {
+    buf: Vec<u8>,
+    ctx: Context,
+    count: u32,
+    first_seq: u64,
+    last_seq: u64,
+    min_time: i64,
+    max_time: i64,
+}
+
+/// A finished segment and what a store indexes it by.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogSegment {
+    pub body: Vec<u8>,
+    pub count: u32,
+    pub first_seq: u64,
+    pub last_seq: u64,
+    pub min_time: UnixMillis,
+    pub max_time: UnixMillis,
+}
+
+impl LogSegmentWriter {
+    pub fn new() -> LogSegmentWriter {
+        LogSegmentWriter::default()
+    }
+
+    pub fn push(&mut self, r: &LogRef<'_>) {
+        if self.count == 0 {
+            self.first_seq = r.seq;
+            self.min_time = r.time;
+            self.max_time = r.time;
+        }
+        encode(&mut self.buf, &mut self.ctx, r);
+        self.count += 1;
+        self.last_seq = r.seq;
+        self.min_time = self.min_time.min(r.time);
+        self.max_time = self.max_time.max(r.time);
+    }
+
+    pub fn len(&self) -> usize {
+        self.count as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    /// Whether the segment should be stored before another record is added.
+    pub fn is_full(&self) -> bool {
+        self.buf.len() >= SEGMENT_BYTES || self.count as usize >= SEGMENT_RECORDS
+    }
+
+    pub fn finish(self) -> LogSegment {
+        LogSegment {
+            body: self.buf,
+            count: self.count,
+            first_seq: self.first_seq,
+            last_seq: self.last_seq,
+            min_time: self.min_time,
+            max_time: self.max_time,
+        }
+    }
+}
+
+/// Calls `f` with each of the `count` records of a segment body, after
+/// checking the whole segment: nothing is called for a malformed one.
+pub fn segment_records<'a>(
+    body: &'a [u8],
+    count: u32,
+    f: impl FnMut(LogRef<'a>),
+) -> Result<(), FrameError> {
+    check_segment(body, count)?;
+    walk(&mut Reader { buf: body, at: 0 }, count as usize, f).map_err(bad_segment)
+}
+
+/// Checks that `body` is a segment of `count` records: every length,
+/// varint and string, the first record RESET, nothing after the last.
+pub fn check_segment(body: &[u8], count: u32) -> Result<(), FrameError> {
+    if count == 0 {
+        return if body.is_empty() {
+            Ok(())
+        } else {
+            Err(bad_segment("bytes in a segment of no record".into()))
+        };
+    }
+    let first_flags = body_flags_at(body).and_then(|i| body.get(i).copied());
+    if first_flags.is_some_and(|f| f & RESET == 0) {
+        return Err(bad_segment("its first record does not start afresh".into()));
+    }
+    check_count(body.len(), count as usize).map_err(bad_segment)?;
+    let mut r = Reader { buf: body, at: 0 };
+    walk(&mut r, count as usize, |_| {}).map_err(bad_segment)?;
+    if r.at != body.len() {
+        return Err(bad_segment(format!(
+            "{} bytes after the last record",
+            body.len() - r.at
+        )));
+    }
+    Ok(())
+}
+
+/// Where the first record's flags byte is: after two varints.
+fn body_flags_at(body: &[u8]) -> Option<usize> {
+    let mut r = Reader { buf: body, at: 0 };
+    r.varint().ok()?;
+    r.varint().ok()?;
+    Some(r.at)
+}
+
+fn bad_segment(reason: String) -> FrameError {
+    FrameError::Malformed {
+        what: "log segment",
+        reason,
+    }
+}
+
+/// Every record takes at least 4 bytes: a claimed count beyond that is a lie.
+fn check_count(len: usize, count: usize) -> Result<(), String> {
+    if count > len / 4 {
+        return Err(format!("{count} records cannot fit in {len} bytes"));
+    }
+    Ok(())
+}
+
+/// Reads `count` records from `r`, each checked before `f` sees it.
+fn walk<'a>(r: &mut Reader<'a>, count: usize, mut f: impl FnMut(LogRef<'a>)) -> Result<(), String> {
+    let mut time = 0i64;
+    let mut instance: Option<&'a str> = None;
+    for i in 0..count {
+        let at = |e: String| format!("record {i}: {e}");
+        let seq = r.varint().map_err(at)?;
+        let delta = unzigzag(r.varint().map_err(at)?);
+        let flags = r.byte().map_err(at)?;
+        if flags & !KNOWN_FLAGS != 0 {
+            return Err(at(format!("unknown flags {flags:#04x}")));
+        }
+        time = if flags & RESET != 0 { 0 } else { time }.wrapping_add(delta);
+        let stream = match flags & 0b11 {
+            0 => Stream::Stdout,
+            1 => Stream::Stderr,
+            2 => Stream::System,
+            s => return Err(at(format!("unknown stream {s}"))),
+        };
+        let release = if flags & HAS_RELEASE != 0 {
+            let v = r.varint().map_err(at)?;
+            Some(u32::try_from(v).map_err(|_| at(format!("release {v} is out of range")))?)
+        } else {
+            None
+        };
+        let inst = if flags & SAME_INSTANCE != 0 {
+            instance.ok_or_else(|| at("repeats an instance before naming one".into()))?
+        } else {
+            let n = r.len().map_err(at)?;
+            let s = r.str(n).map_err(at)?;
+            instance = Some(s);
+            s
+        };
+        let n = r.len().map_err(at)?;
+        let line = r.str(n).map_err(at)?;
+        f(LogRef {
+            seq,
+            time,
+            release,
+            instance: inst,
+            stream,
+            line,
+            partial: flags & PARTIAL != 0,
+        });
+    }
+    Ok(())
 }
 
 /// A decoded, checked batch. Its records are kept in one text buffer and
@@ -176,58 +432,30 @@ impl LogBatch {
         let app_len = u16::from_be_bytes(r.array::<2>().map_err(bad)?) as usize;
         let app = r.str(app_len).map_err(bad)?.to_string();
         let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?) as usize;
-        // Every record takes at least 4 bytes: a claimed count beyond that is a lie.
-        if count > body.len() / 4 {
-            return Err(bad(format!(
-                "{count} records cannot fit in {} bytes",
-                body.len()
-            )));
-        }
+        check_count(body.len(), count).map_err(bad)?;
         let mut text = String::with_capacity(body.len());
         let mut recs = Vec::with_capacity(count);
-        let mut time = 0i64;
-        let mut instance: Option<(u32, u32)> = None;
-        for i in 0..count {
-            let at = |e: String| bad(format!("record {i}: {e}"));
-            let seq = r.varint().map_err(at)?;
-            time = time.wrapping_add(unzigzag(r.varint().map_err(at)?));
-            let flags = r.byte().map_err(at)?;
-            if flags & !KNOWN_FLAGS != 0 {
-                return Err(at(format!("unknown flags {flags:#04x}")));
-            }
-            let stream = match flags & 0b11 {
-                0 => Stream::Stdout,
-                1 => Stream::Stderr,
-                2 => Stream::System,
-                s => return Err(at(format!("unknown stream {s}"))),
-            };
-            let release = if flags & HAS_RELEASE != 0 {
-                let v = r.varint().map_err(at)?;
-                Some(u32::try_from(v).map_err(|_| at(format!("release {v} is out of range")))?)
+        // A record naming the instance of the one before shares its text.
+        let mut last_instance: (*const u8, (u32, u32)) = (std::ptr::null(), (0, 0));
+        walk(&mut r, count, |x| {
+            let instance = if x.instance.as_ptr() == last_instance.0 && !x.instance.is_empty() {
+                last_instance.1
             } else {
-                None
-            };
-            let inst = if flags & SAME_INSTANCE != 0 {
-                instance.ok_or_else(|| at("repeats an instance before naming one".into()))?
-            } else {
-                let n = r.len().map_err(at)?;
-                let s = r.str(n).map_err(at)?;
-                let range = push_text(&mut text, s);
-                instance = Some(range);
+                let range = push_text(&mut text, x.instance);
+                last_instance = (x.instance.as_ptr(), range);
                 range
             };
-            let n = r.len().map_err(at)?;
-            let line = push_text(&mut text, r.str(n).map_err(at)?);
             recs.push(Rec {
-                seq,
-                time,
-                release,
-                stream,
-                partial: flags & PARTIAL != 0,
-                instance: inst,
-                line,
+                seq: x.seq,
+                time: x.time,
+                release: x.release,
+                stream: x.stream,
+                partial: x.partial,
+                instance,
+                line: push_text(&mut text, x.line),
             });
-        }
+        })
+        .map_err(bad)?;
         if r.at != body.len() {
             return Err(bad(format!(
                 "{} bytes after the last record",
@@ -302,9 +530,14 @@ fn push_text(text: &mut String, s: &str) -> (u32, u32) {
 impl<'a> LogRef<'a> {
     /// A record's fields as a [`LogRef`] (the time parsed from RFC 3339).
     pub fn of(r: &'a LogRecord) -> LogRef<'a> {
+        LogRef::of_at(r, crate::time::parse_rfc3339(&r.time).unwrap_or(0))
+    }
+
+    /// A record's fields, its time already known in Unix milliseconds.
+    pub fn of_at(r: &'a LogRecord, time: UnixMillis) -> LogRef<'a> {
         LogRef {
             seq: r.seq,
-            time: crate::time::parse_rfc3339(&r.time).unwrap_or(0),
+            time,
             release: r.release.map(|v| v.0),
             instance: &r.instance,
             stream: r.stream,
@@ -661,6 +894,85 @@ mod tests {
         assert!(e.contains("cannot fit"), "{e}");
     }
 
+    fn segment_of(rs: &[LogRecord]) -> LogSegment {
+        let mut w = LogSegmentWriter::new();
+        for r in rs {
+            w.push(&LogRef::of(r));
+        }
+        w.finish()
+    }
+
+    /// Records pushed one at a time and segments copied in, in turn, at
+    /// the given cut points (a cut at an odd index starts a segment).
+    fn mixed_batch(rs: &[LogRecord], cuts: &[usize]) -> Vec<u8> {
+        let mut w = LogBatchWriter::new(5, "web");
+        let mut bounds: Vec<usize> = cuts.iter().map(|c| c % (rs.len() + 1)).collect();
+        bounds.push(0);
+        bounds.push(rs.len());
+        bounds.sort_unstable();
+        bounds.dedup();
+        for (i, pair) in bounds.windows(2).enumerate() {
+            let part = &rs[pair[0]..pair[1]];
+            if i % 2 == 1 {
+                let s = segment_of(part);
+                check_segment(&s.body, s.count).unwrap();
+                w.push_segment(&s.body, s.count);
+            } else {
+                for r in part {
+                    w.push(&LogRef::of(r));
+                }
+            }
+        }
+        w.finish()
+    }
+
+    #[test]
+    fn segments_copied_into_a_batch_read_like_records_pushed_one_at_a_time() {
+        let rs: Vec<_> = (1..=9)
+            .map(|s| {
+                record(
+                    s,
+                    1_000_000 + 7 * s as i64,
+                    ["a.1", "a.2"][s as usize % 3 / 2],
+                    "x",
+                )
+            })
+            .collect();
+        let b = decode_frame(&mixed_batch(&rs, &[2, 3, 7]));
+        assert_eq!(b.to_records("h1"), rs);
+        let s = segment_of(&rs[2..6]);
+        assert_eq!((s.first_seq, s.last_seq, s.count), (3, 6, 4));
+        assert_eq!((s.min_time, s.max_time), (1_000_021, 1_000_042));
+        let mut seen = Vec::new();
+        segment_records(&s.body, s.count, |r| seen.push(r.to_record("h1", "web"))).unwrap();
+        assert_eq!(seen, rs[2..6]);
+    }
+
+    #[test]
+    fn malformed_segments_are_refused_whole() {
+        let rs = vec![record(1, 5, "a.1", "hello"), record(2, 6, "a.2", "world")];
+        let s = segment_of(&rs);
+        for cut in 0..s.body.len() {
+            assert!(
+                check_segment(&s.body[..cut], s.count).is_err(),
+                "cut at {cut}"
+            );
+        }
+        let e = check_segment(&s.body, 3).unwrap_err().to_string();
+        assert!(e.contains("log segment"), "{e}");
+        let mut long = s.body.clone();
+        long.push(0);
+        let e = check_segment(&long, 2).unwrap_err().to_string();
+        assert!(e.contains("after the last record"), "{e}");
+        // The second record alone depends on the first: not a segment.
+        let first = segment_of(&rs[..1]).body.len();
+        let e = check_segment(&s.body[first..], 1).unwrap_err().to_string();
+        assert!(e.contains("does not start afresh"), "{e}");
+        let mut called = false;
+        assert!(segment_records(&s.body[..s.body.len() - 1], 2, |_| called = true).is_err());
+        assert!(!called, "nothing is read from a malformed segment");
+    }
+
     fn arb_record() -> impl Strategy<Value = LogRecord> {
         (
             any::<u64>(),
@@ -702,6 +1014,21 @@ mod tests {
                 r.write_text("host-1", "app", &mut clock, &mut text);
                 prop_assert_eq!(String::from_utf8(text).unwrap(), crate::render::log_line(want) + "\n");
             }
+        }
+
+        #[test]
+        fn any_segments_copied_into_a_batch_round_trip(
+            rs in proptest::collection::vec(arb_record(), 0..40),
+            cuts in proptest::collection::vec(any::<usize>(), 0..6),
+        ) {
+            let b = decode_frame(&mixed_batch(&rs, &cuts));
+            let want: Vec<LogRecord> = rs.iter().map(|r| LogRecord { app: "web".into(), ..r.clone() }).collect();
+            prop_assert_eq!(&b.to_records("host-1"), &want);
+        }
+
+        #[test]
+        fn the_segment_checker_never_panics(body in proptest::collection::vec(any::<u8>(), 0..400), count in 0u32..200) {
+            let _ = check_segment(&body, count);
         }
 
         #[test]

@@ -40,6 +40,11 @@ pub const LOGS: &[Migration] = &[
         name: "clustered",
         sql: include_str!("../migrations/logs/0002_clustered.sql"),
     },
+    Migration {
+        version: 3,
+        name: "segments",
+        sql: include_str!("../migrations/logs/0003_segments.sql"),
+    },
 ];
 
 /// `gateway.db`: keys, hosts, apps, releases, artifacts, placements, audit.

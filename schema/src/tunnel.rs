@@ -26,7 +26,7 @@ use crate::types::{AuditEntry, PsRow};
 pub const SUBSYSTEM: &str = "cranefleet-tunnel";
 /// Bumped on any incompatible change to the messages below
 /// (2: log records travel as binary batches).
-pub const TUNNEL_PROTOCOL_VERSION: u32 = 2;
+pub const TUNNEL_PROTOCOL_VERSION: u32 = 3;
 /// Largest tunnel frame: a 1 MiB chunk and its header, or a big status.
 pub const MAX_TUNNEL_FRAME: usize = 4 << 20;
 /// How often a host reports its state.

@@ -10,9 +10,12 @@
 //!   host serving the kept release) for 1, 3 and 10 hosts.
 //! - `deploy`: deploy-to-ready of a 12 MB http component on 3 hosts (fetch
 //!   through the tunnels, compile on each host, switch, first 200 from each).
-//! - `logs`: log lines/s from an app to an SSH client through the gateway,
-//!   against a raw russh channel carrying the same lines on the same machine,
-//!   with CPU seconds per million lines.
+//! - `logs`: log lines/s from an app's store to an SSH client through the
+//!   gateway, against OpenSSH's `ssh localhost cat FILE` of the same bytes
+//!   (where an `sshd` is installed: `fixtures/bench-tools.sh`) and a raw
+//!   russh channel, with CPU seconds per million lines. Each command's wall
+//!   time, and its streaming rate: the wall time less what a command that
+//!   moves nothing costs on the same path (process start, SSH handshake).
 
 #[path = "../../fixtures/harness.rs"]
 mod harness;
@@ -307,6 +310,17 @@ fn logs() {
     }
     let pids: Vec<u32> = f.procs.iter().map(|p| p.pid()).collect();
     const RUNS: usize = 3;
+    // What connecting costs (process start, SSH handshake, auth, a request
+    // answered): a read of one record.
+    let connect = median_secs(RUNS, || {
+        f.ops_cmd()
+            .args(["logs", "spam", "--tail", "1"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .status()
+            .unwrap();
+    });
+    let mut bigfile = Vec::new();
     for (what, extra) in [
         ("every record", vec![]),
         (
@@ -314,7 +328,7 @@ fn logs() {
             vec!["--where", "line contains \"7\""],
         ),
     ] {
-        let mut rates = Vec::new();
+        let mut secs = Vec::new();
         let mut cpus = Vec::new();
         let mut n = 0.0;
         for _ in 0..RUNS {
@@ -329,34 +343,145 @@ fn logs() {
                 .stderr(Stdio::null())
                 .output()
                 .unwrap();
-            let secs = t.elapsed().as_secs_f64();
+            secs.push(t.elapsed().as_secs_f64());
             n = out.stdout.iter().filter(|b| **b == b'\n').count() as f64;
             let cpu = pids.iter().map(|p| cpu_seconds(*p)).sum::<f64>() - cpu_before;
-            rates.push(n / secs);
             cpus.push(cpu / n.max(1.0) * 1e6);
+            if extra.is_empty() {
+                bigfile = out.stdout;
+            }
         }
-        let rate = percentile(&mut rates.clone(), 0.5);
+        let whole = percentile(&mut secs.clone(), 0.5);
         println!(
-            "  {what:<32} {n:>8} lines: median {rate:>9.0} lines/s (runs: {}); {:.1} CPU s per million lines (gateway + agent)",
-            rates
-                .iter()
-                .map(|r| format!("{r:.0}"))
+            "  {what:<32} {n:>8} lines: command {:>9.0} lines/s (median of {}), streaming {:>9.0} lines/s (less {:.0} ms to connect); {:.1} CPU s per million lines (gateway + agent)",
+            n / whole,
+            secs.iter()
+                .map(|s| format!("{:.0} ms", s * 1e3))
                 .collect::<Vec<_>>()
                 .join(", "),
+            n / (whole - connect).max(1e-3),
+            connect * 1e3,
             percentile(&mut cpus, 0.5)
         );
-        if extra.is_empty() {
-            let mut peer: Vec<f64> = (0..RUNS).map(|_| raw_russh(n as u64)).collect();
-            let peer = percentile(&mut peer, 0.5);
-            println!(
-                "  raw russh channel, same count:        median {peer:>9.0} lines/s; cranefleet / raw russh = {:.2}x",
-                rate / peer
-            );
+        if !extra.is_empty() {
+            continue;
         }
+        let ours_streaming = n / (whole - connect).max(1e-3);
+        match openssh_cat(&f, &bigfile, RUNS) {
+            Some((cat, connect)) => println!(
+                "  OpenSSH `ssh localhost cat FILE` {n:>8} lines ({:.0} MB): command {:>9.0} lines/s, streaming {:>9.0} lines/s (less {:.0} ms for `ssh localhost true`); cranefleet / OpenSSH: command {:.2}x, streaming {:.2}x",
+                bigfile.len() as f64 / 1e6,
+                n / cat,
+                n / (cat - connect).max(1e-3),
+                connect * 1e3,
+                cat / whole,
+                ours_streaming / (n / (cat - connect).max(1e-3)),
+            ),
+            None => println!(
+                "  OpenSSH: no sshd here (fixtures/bench-tools.sh installs it); raw russh only"
+            ),
+        }
+        let mut peer: Vec<f64> = (0..RUNS).map(|_| raw_russh(n as u64)).collect();
+        let peer = percentile(&mut peer, 0.5);
+        println!(
+            "  raw russh channel in one process {n:>8} lines: streaming {peer:>9.0} lines/s; cranefleet streaming / raw russh = {:.2}x",
+            ours_streaming / peer
+        );
     }
     println!(
         "  ({stored} records stored of 4 × {LINES} written; the rest were dropped at capture, as hostd reports, because the app wrote them faster than any store)"
     );
+}
+
+fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    percentile(&mut v, 0.5)
+}
+
+/// The issue's peer: OpenSSH's `ssh localhost cat FILE` of the same bytes,
+/// its output read by this process as `logs` output is. Starts its own
+/// `sshd` (a temporary host key, config and authorized key, on a free
+/// port). Returns the median seconds of `cat FILE` and of `true` (what
+/// connecting costs), or `None` without an `sshd`.
+fn openssh_cat(f: &Fleet, bytes: &[u8], runs: usize) -> Option<(f64, f64)> {
+    let sshd = ["/usr/sbin/sshd", "/usr/local/sbin/sshd"]
+        .into_iter()
+        .map(PathBuf::from)
+        .find(|p| p.exists())?;
+    let dir = f.dir.path().join("openssh");
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("bigfile");
+    std::fs::write(&file, bytes).unwrap();
+    let host_key = keygen(&dir, "sshd_host");
+    let client = keygen(&dir, "client");
+    let auth = dir.join("authorized_keys");
+    std::fs::copy(client.with_extension("pub"), &auth).unwrap();
+    // sshd's privilege separation directory, when run as root.
+    let _ = std::fs::create_dir_all("/run/sshd");
+    let port = free_port();
+    let cfg = dir.join("sshd_config");
+    std::fs::write(
+        &cfg,
+        format!(
+            "Port {port}\nListenAddress 127.0.0.1\nHostKey {}\nAuthorizedKeysFile {}\n\
+             PasswordAuthentication no\nKbdInteractiveAuthentication no\nUsePAM no\n\
+             StrictModes no\nLogLevel ERROR\nPidFile {}\n",
+            host_key.display(),
+            auth.display(),
+            dir.join("sshd.pid").display()
+        ),
+    )
+    .unwrap();
+    let _sshd = Proc::spawn(
+        "sshd",
+        Command::new(&sshd)
+            .args(["-D", "-e", "-f"])
+            .arg(&cfg)
+            .stderr(Stdio::null()),
+    );
+    wait_for("sshd to listen", || {
+        std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+    });
+    let ssh = |cmd: &str| {
+        let mut c = Command::new("ssh");
+        c.args(["-p", &port.to_string(), "-i"])
+            .arg(&client)
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "BatchMode=yes",
+                "127.0.0.1",
+                cmd,
+            ])
+            .stdin(Stdio::null())
+            .stderr(Stdio::null());
+        c
+    };
+    let cat = format!("cat {}", file.display());
+    let got = ssh(&cat).output().unwrap();
+    if got.stdout.len() != bytes.len() {
+        println!("  OpenSSH: `ssh localhost cat` did not work here; raw russh only");
+        return None;
+    }
+    let whole = median_secs(runs, || {
+        let out = ssh(&cat).stdout(Stdio::piped()).output().unwrap();
+        assert_eq!(out.stdout.len(), bytes.len());
+    });
+    let connect = median_secs(runs, || {
+        ssh("true").status().unwrap();
+    });
+    Some((whole, connect))
 }
 
 /// Lines/s through a bare russh server → client channel in this process.

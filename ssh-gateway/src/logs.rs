@@ -120,10 +120,6 @@ impl Source {
     fn buffered(&self) -> usize {
         self.batches.iter().map(LogBatch::len).sum::<usize>() - self.pos
     }
-
-    fn advance(&mut self) {
-        self.pos += 1;
-    }
 }
 
 pub async fn logs(
@@ -204,43 +200,60 @@ pub async fn logs(
 }
 
 /// Prints the sources' records merged by time (ties by host name), each
-/// host's records in its own order, the first `skip` left out.
+/// host's records in its own order, the first `skip` left out. The source
+/// with the earliest record prints all of its batch's records that come
+/// before every other source's next one in a row: with one host, or hosts
+/// whose times do not interleave, that is a batch at a time.
 async fn merge(
     sources: &mut [Source],
     out: &Out,
     p: &mut Printer,
     mut skip: usize,
 ) -> Result<(), FleetError> {
+    // Orders (time, host) pairs: earlier first, ties by host name.
+    fn before(t: i64, host: &str, than: (i64, &str)) -> bool {
+        t < than.0 || (t == than.0 && host < than.1)
+    }
+    let mut heads: Vec<(usize, i64)> = Vec::with_capacity(sources.len());
     loop {
-        // The source whose next record is the earliest.
-        let mut best: Option<(usize, i64)> = None;
-        for i in 0..sources.len() {
-            let Some(r) = sources[i].head(out).await else {
-                continue;
-            };
-            let t = r.time;
-            let earlier = match best {
-                None => true,
-                Some((b, bt)) => t < bt || (t == bt && sources[i].host < sources[b].host),
-            };
-            if earlier {
-                best = Some((i, t));
+        heads.clear();
+        for (i, s) in sources.iter_mut().enumerate() {
+            if let Some(r) = s.head(out).await {
+                heads.push((i, r.time));
             }
         }
-        let Some((i, _)) = best else {
+        let Some(&(best, _)) = heads
+            .iter()
+            .min_by(|a, b| (a.1, &sources[a.0].host).cmp(&(b.1, &sources[b.0].host)))
+        else {
             return Ok(());
         };
-        let s = &mut sources[i];
-        if skip > 0 {
-            skip -= 1;
-        } else if let Some(b) = s.batches.front()
-            && let Some(r) = b.get(s.pos)
-        {
-            p.push(&s.host, &b.app, &r);
-        }
-        s.advance();
-        if p.is_full() {
-            p.flush(out).await?;
+        // The next record of any other source bounds this run.
+        let bound = heads
+            .iter()
+            .filter(|h| h.0 != best)
+            .map(|h| (h.1, sources[h.0].host.as_str()))
+            .min();
+        let bound = bound.map(|(t, h)| (t, h.to_string()));
+        let Source {
+            host, batches, pos, ..
+        } = &mut sources[best];
+        let Some(b) = batches.front() else { continue };
+        while let Some(r) = b.get(*pos) {
+            if let Some((t, h)) = &bound
+                && !before(r.time, host, (*t, h))
+            {
+                break;
+            }
+            if skip > 0 {
+                skip -= 1;
+            } else {
+                p.push(host, &b.app, &r);
+            }
+            *pos += 1;
+            if p.is_full() {
+                p.flush(out).await?;
+            }
         }
     }
 }

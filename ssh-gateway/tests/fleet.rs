@@ -429,3 +429,23 @@ fn the_gateway_keeps_the_artifacts_of_its_last_releases_only() {
         "{states:?}"
     );
 }
+
+#[test]
+fn keeping_no_release_is_refused_before_anything_starts() {
+    let dir = tempfile::tempdir().unwrap();
+    let data = dir.path().join("gw");
+    for n in ["0", "-1", "many"] {
+        let out = std::process::Command::new(gateway_bin())
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .arg(format!("--keep-releases={n}"))
+            .arg("--data")
+            .arg(&data)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "--keep-releases {n}: {err}");
+        assert!(err.contains("--keep-releases"), "{err}");
+        assert!(!data.exists(), "a refused start created {}", data.display());
+    }
+}

@@ -256,21 +256,14 @@ impl LogHub {
                         m.retain(p)
                     })?;
                     let mut w = schema::logbatch::LogBatchWriter::new(id, &app);
+                    let mut frames = Vec::new();
                     for r in &rs {
-                        w.push(&schema::logbatch::LogRef::of(r));
-                        if w.is_full() {
-                            let full = std::mem::replace(
-                                &mut w,
-                                schema::logbatch::LogBatchWriter::new(id, &app),
-                            );
-                            if !send(full.finish()) {
-                                break;
-                            }
-                        }
+                        w.push_into(&schema::logbatch::LogRef::of(r), &mut frames);
                     }
                     if !w.is_empty() {
-                        send(w.finish());
+                        frames.push(w.finish());
                     }
+                    let _ = frames.into_iter().all(&mut send);
                     Ok(store::Sent {
                         last_read: rs.last().map(|r| r.seq),
                         records: rs.len() as u64,
