@@ -111,27 +111,6 @@ impl Tx {
         self.0.send(buf).await.map_err(|_| TunnelError::Closed)
     }
 
-    /// Sends live records as one batch of the logs request `id`.
-    async fn logs(
-        &self,
-        id: u64,
-        app: &str,
-        records: &[schema::LogRecord],
-    ) -> Result<(), TunnelError> {
-        let mut w = tunnel::LogBatchWriter::new(id, app);
-        let mut frames = Vec::new();
-        for r in records {
-            w.push_into(&schema::logbatch::LogRef::of(r), &mut frames);
-        }
-        if !w.is_empty() {
-            frames.push(w.finish());
-        }
-        for f in frames {
-            self.0.send(f).await.map_err(|_| TunnelError::Closed)?;
-        }
-        Ok(())
-    }
-
     async fn reply(&self, id: u64, r: Result<Option<u64>, String>) {
         let m = match r {
             Ok(compile_ms) => HostMsg::Reply {
@@ -151,6 +130,73 @@ impl Tx {
     }
 }
 
+/// Where one logs request's batches go: the tunnel, as far as the
+/// gateway's credit allows (see [`tunnel::LOGS_WINDOW`]).
+struct LogSink {
+    tx: Tx,
+    id: u64,
+    credit: Arc<tokio::sync::Semaphore>,
+}
+
+impl LogSink {
+    /// Sends one batch frame, first waiting for credit.
+    async fn frame(&self, f: Vec<u8>) -> Result<(), String> {
+        self.credit
+            .acquire()
+            .await
+            .map_err(|_| "the logs request was cancelled".to_string())?
+            .forget();
+        self.tx
+            .0
+            .send(f)
+            .await
+            .map_err(|_| "the tunnel closed".to_string())
+    }
+
+    /// Sends live records as batches of this request.
+    async fn records(&self, app: &str, records: &[schema::LogRecord]) -> Result<(), String> {
+        let mut w = tunnel::LogBatchWriter::new(self.id, app);
+        let mut frames = Vec::new();
+        for r in records {
+            w.push_into(&schema::logbatch::LogRef::of(r), &mut frames);
+        }
+        if !w.is_empty() {
+            frames.push(w.finish());
+        }
+        for f in frames {
+            self.frame(f).await?;
+        }
+        Ok(())
+    }
+
+    /// Sends the stored records [`LogHub::send_stored`] reads, as they
+    /// are read and credit allows.
+    async fn stored(
+        &self,
+        host: &Host,
+        app: &str,
+        since: Option<Since>,
+        tail: Option<u64>,
+        matcher: Option<Arc<crate::filter::Matcher>>,
+    ) -> Result<crate::logs::Sent, String> {
+        // A frame or two ahead of the credit: the reader waits on this
+        // channel while the gateway has not taken earlier batches.
+        let (ftx, mut frx) = mpsc::channel(2);
+        let read = host
+            .logs
+            .send_stored(app, since, tail, matcher, self.id, ftx);
+        let forward = async {
+            while let Some(f) = frx.recv().await {
+                self.frame(f).await?;
+            }
+            Ok::<(), String>(())
+        };
+        let (read, forwarded) = tokio::join!(read, forward);
+        forwarded?;
+        read.map_err(|e| e.to_string())
+    }
+}
+
 /// Chunks of artifacts being fetched, by digest.
 type Fetches = Arc<Mutex<HashMap<String, mpsc::UnboundedSender<Incoming<GatewayMsg>>>>>;
 
@@ -159,7 +205,6 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
         &cfg.target,
         &cfg.key,
         HostKeyPolicy::Pinned(cfg.pin.clone()),
-        ssh::Purpose::Tunnel,
     )
     .await?;
     let channel = handle
@@ -271,7 +316,9 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
     }
 
     let fetches: Fetches = Arc::new(Mutex::new(HashMap::new()));
-    let mut streams: HashMap<u64, tokio::task::AbortHandle> = HashMap::new();
+    // Logs requests in progress: their task, and the credit the gateway gave.
+    let mut streams: HashMap<u64, (tokio::task::AbortHandle, Arc<tokio::sync::Semaphore>)> =
+        HashMap::new();
     let gateway = cfg.target.host.clone();
     let result = loop {
         let frame = match reader.next().await {
@@ -368,18 +415,35 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                     (Some(s), None) => Some(Since::Seq(s)),
                     (None, None) => None,
                 };
+                // Requests that ended are forgotten as new ones come.
+                streams.retain(|_, (h, _)| !h.is_finished());
+                let credit = Arc::new(tokio::sync::Semaphore::new(tunnel::LOGS_WINDOW as usize));
+                let sink = LogSink {
+                    tx: tx.clone(),
+                    id,
+                    credit: credit.clone(),
+                };
                 let h = tasks.spawn(async move {
                     if let Err(e) =
-                        stream_logs(&host, &tx, id, &app, since, tail, follow, filter).await
+                        stream_logs(&host, &tx, &sink, id, &app, since, tail, follow, filter).await
                     {
                         tx.reply(id, Err(e)).await;
                     }
                 });
-                streams.insert(id, h);
+                streams.insert(id, (h, credit));
             }
             GatewayMsg::Cancel { id } => {
-                if let Some(h) = streams.remove(&id) {
+                if let Some((h, credit)) = streams.remove(&id) {
+                    credit.close();
                     h.abort();
+                }
+            }
+            GatewayMsg::LogsCredit { id, batches } => {
+                if let Some((_, credit)) = streams.get(&id) {
+                    // Never more than a window ahead, whatever is claimed.
+                    let room =
+                        (tunnel::LOGS_WINDOW as usize).saturating_sub(credit.available_permits());
+                    credit.add_permits((batches as usize).min(room));
                 }
             }
             m @ (GatewayMsg::ChunkEnd { .. } | GatewayMsg::FetchFailed { .. }) => {
@@ -560,6 +624,7 @@ async fn fetch(
 async fn stream_logs(
     host: &Arc<Host>,
     tx: &Tx,
+    sink: &LogSink,
     id: u64,
     app: &str,
     since: Option<Since>,
@@ -573,11 +638,7 @@ async fn stream_logs(
     // Subscribe first: a record committed during the read below arrives
     // live as well, and is skipped there by its sequence number.
     let mut live = follow.then(|| host.logs.subscribe(app));
-    let read = host
-        .logs
-        .send_stored(app, since, tail, matcher.clone(), id, tx.0.clone())
-        .await
-        .map_err(|e| e.to_string())?;
+    let read = sink.stored(host, app, since, tail, matcher.clone()).await?;
     let mut last = match since {
         Some(Since::Seq(s)) => s,
         _ => 0,
@@ -601,18 +662,9 @@ async fn stream_logs(
             Ok(r) => batch.push((*r).clone()),
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 // Fell behind the live feed: read the gap from the store.
-                let read = host
-                    .logs
-                    .send_stored(
-                        app,
-                        Some(Since::Seq(last)),
-                        None,
-                        matcher.clone(),
-                        id,
-                        tx.0.clone(),
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
+                let read = sink
+                    .stored(host, app, Some(Since::Seq(last)), None, matcher.clone())
+                    .await?;
                 last = last.max(read.last_read.unwrap_or(0));
                 sent += read.records;
                 continue;
@@ -640,6 +692,6 @@ async fn stream_logs(
             }
         }
         sent += batch.len() as u64;
-        tx.logs(id, app, &batch).await.map_err(|e| e.to_string())?;
+        sink.records(app, &batch).await?;
     }
 }

@@ -38,7 +38,7 @@ pub async fn exec(
         path: ssh_dir().join("known_hosts"),
         accept_new: accept_new_host_key,
     };
-    let handle = ssh::connect(&target, &key, policy, ssh::Purpose::Command).await?;
+    let handle = ssh::connect(&target, &key, policy).await?;
     let mut channel = handle
         .channel_open_session()
         .await

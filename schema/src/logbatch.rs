@@ -397,65 +397,65 @@ fn walk<'a>(r: &mut Reader<'a>, count: usize, mut f: impl FnMut(LogRef<'a>)) -> 
     Ok(())
 }
 
-/// A decoded, checked batch. Its records are kept in one text buffer and
-/// read as [`LogRef`]s without further allocation.
+/// A checked batch, read in place: its records are decoded as they are
+/// read (with a [`Cursor`]) and rendered from the frame's own bytes, with
+/// no copy of the text and no record object in between.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LogBatch {
     pub id: u64,
     pub app: String,
-    text: String,
-    recs: Vec<Rec>,
-    /// Records before this index are skipped (already seen).
-    start: usize,
+    body: Vec<u8>,
+    /// Where reading starts: records before it are skipped (seen before).
+    start: Cursor,
+    count: usize,
+    last_seq: Option<u64>,
 }
 
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Rec {
-    seq: u64,
+/// A position in a [`LogBatch`]: its next record, and what that record is
+/// delta-coded against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Cursor {
+    at: usize,
+    index: usize,
     time: i64,
-    release: Option<u32>,
-    stream: Stream,
-    partial: bool,
-    instance: (u32, u32),
-    line: (u32, u32),
+    instance: (usize, usize),
+}
+
+/// One record read from a [`LogBatch`]: its text as the batch's bytes,
+/// which the decoder checked are UTF-8.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RawRef<'a> {
+    pub seq: u64,
+    pub time: UnixMillis,
+    pub release: Option<u32>,
+    pub instance: &'a [u8],
+    pub stream: Stream,
+    pub line: &'a [u8],
+    pub partial: bool,
 }
 
 impl LogBatch {
-    /// Decodes a batch frame's body (after the tag).
+    /// Decodes a batch frame's body (after the tag): every record is
+    /// checked before the batch is returned.
     pub fn decode(body: &[u8]) -> Result<LogBatch, FrameError> {
+        LogBatch::decode_owned(body.to_vec())
+    }
+
+    /// Like [`decode`](Self::decode), keeping `body` without a copy.
+    pub fn decode_owned(body: Vec<u8>) -> Result<LogBatch, FrameError> {
         let bad = |reason: String| FrameError::Malformed {
             what: "log batch",
             reason,
         };
-        let mut r = Reader { buf: body, at: 0 };
+        let mut r = Reader { buf: &body, at: 0 };
         let id = u64::from_be_bytes(r.array::<8>().map_err(bad)?);
         let app_len = u16::from_be_bytes(r.array::<2>().map_err(bad)?) as usize;
         let app = r.str(app_len).map_err(bad)?.to_string();
         let count = u32::from_be_bytes(r.array::<4>().map_err(bad)?) as usize;
         check_count(body.len(), count).map_err(bad)?;
-        let mut text = String::with_capacity(body.len());
-        let mut recs = Vec::with_capacity(count);
-        // A record naming the instance of the one before shares its text.
-        let mut last_instance: (*const u8, (u32, u32)) = (std::ptr::null(), (0, 0));
-        walk(&mut r, count, |x| {
-            let instance = if x.instance.as_ptr() == last_instance.0 && !x.instance.is_empty() {
-                last_instance.1
-            } else {
-                let range = push_text(&mut text, x.instance);
-                last_instance = (x.instance.as_ptr(), range);
-                range
-            };
-            recs.push(Rec {
-                seq: x.seq,
-                time: x.time,
-                release: x.release,
-                stream: x.stream,
-                partial: x.partial,
-                instance,
-                line: push_text(&mut text, x.line),
-            });
-        })
-        .map_err(bad)?;
+        let records_at = r.at;
+        let mut last_seq = None;
+        walk(&mut r, count, |x| last_seq = Some(x.seq)).map_err(bad)?;
         if r.at != body.len() {
             return Err(bad(format!(
                 "{} bytes after the last record",
@@ -465,53 +465,113 @@ impl LogBatch {
         Ok(LogBatch {
             id,
             app,
-            text,
-            recs,
-            start: 0,
+            body,
+            start: Cursor {
+                at: records_at,
+                index: 0,
+                time: 0,
+                instance: (0, 0),
+            },
+            count,
+            last_seq,
         })
     }
 
     /// Records not skipped.
     pub fn len(&self) -> usize {
-        self.recs.len() - self.start
+        self.count - self.start.index
     }
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 
-    /// The `i`th record not skipped.
-    pub fn get(&self, i: usize) -> Option<LogRef<'_>> {
-        let r = self.recs.get(self.start + i)?;
-        let s = |(a, b): (u32, u32)| self.text.get(a as usize..b as usize).unwrap_or("");
-        Some(LogRef {
-            seq: r.seq,
-            time: r.time,
-            release: r.release,
-            instance: s(r.instance),
-            stream: r.stream,
-            line: s(r.line),
-            partial: r.partial,
+    /// Where reading starts.
+    pub fn cursor(&self) -> Cursor {
+        self.start
+    }
+
+    /// Records from `c` on.
+    pub fn remaining(&self, c: &Cursor) -> usize {
+        self.count.saturating_sub(c.index)
+    }
+
+    /// The record at `c`, and the cursor after it; `None` at the end.
+    pub fn read(&self, c: &Cursor) -> Option<(RawRef<'_>, Cursor)> {
+        if c.index >= self.count {
+            return None;
+        }
+        // Checked at decoding: the `?`s below never fire.
+        let body = &self.body[..];
+        let mut r = Reader {
+            buf: body,
+            at: c.at,
+        };
+        let seq = r.varint().ok()?;
+        let delta = unzigzag(r.varint().ok()?);
+        let flags = r.byte().ok()?;
+        let time = if flags & RESET != 0 { 0 } else { c.time }.wrapping_add(delta);
+        let stream = match flags & 0b11 {
+            0 => Stream::Stdout,
+            1 => Stream::Stderr,
+            _ => Stream::System,
+        };
+        let release = if flags & HAS_RELEASE != 0 {
+            Some(r.varint().ok()? as u32)
+        } else {
+            None
+        };
+        let instance = if flags & SAME_INSTANCE != 0 {
+            c.instance
+        } else {
+            let n = r.len().ok()?;
+            r.at += n;
+            (r.at - n, r.at)
+        };
+        let n = r.len().ok()?;
+        r.at += n;
+        let line = (r.at - n, r.at);
+        let rec = RawRef {
+            seq,
+            time,
+            release,
+            instance: body.get(instance.0..instance.1)?,
+            stream,
+            line: body.get(line.0..line.1)?,
+            partial: flags & PARTIAL != 0,
+        };
+        let next = Cursor {
+            at: r.at,
+            index: c.index + 1,
+            time,
+            instance,
+        };
+        Some((rec, next))
+    }
+
+    /// The records not skipped, in order.
+    pub fn iter(&self) -> impl Iterator<Item = RawRef<'_>> + '_ {
+        let mut c = self.start;
+        std::iter::from_fn(move || {
+            let (r, next) = self.read(&c)?;
+            c = next;
+            Some(r)
         })
     }
 
-    pub fn iter(&self) -> impl Iterator<Item = LogRef<'_>> + '_ {
-        (0..self.len()).filter_map(|i| self.get(i))
-    }
-
-    /// The sequence number of the last record, if any.
+    /// The sequence number of the last record, if any is not skipped.
     pub fn last_seq(&self) -> Option<u64> {
-        self.len()
-            .checked_sub(1)
-            .and_then(|i| self.get(i))
-            .map(|r| r.seq)
+        if self.is_empty() { None } else { self.last_seq }
     }
 
     /// Skips the records numbered `seq` or lower (seen before a resume).
     /// Records of a batch are in sequence order.
     pub fn skip_through(&mut self, seq: u64) {
-        while self.recs.get(self.start).is_some_and(|r| r.seq <= seq) {
-            self.start += 1;
+        while let Some((r, next)) = self.read(&self.start) {
+            if r.seq > seq {
+                break;
+            }
+            self.start = next;
         }
     }
 
@@ -521,10 +581,83 @@ impl LogBatch {
     }
 }
 
-fn push_text(text: &mut String, s: &str) -> (u32, u32) {
-    let a = text.len() as u32;
-    text.push_str(s);
-    (a, text.len() as u32)
+impl RawRef<'_> {
+    pub fn to_record(&self, host: &str, app: &str) -> LogRecord {
+        // The decoder checked the text: nothing is replaced here.
+        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
+        LogRecord {
+            seq: self.seq,
+            time: crate::time::rfc3339(self.time),
+            host: host.to_string(),
+            app: app.to_string(),
+            release: self.release.map(Version),
+            instance: text(self.instance),
+            stream: self.stream,
+            line: text(self.line),
+            partial: self.partial,
+        }
+    }
+
+    /// Appends the record as `logs` prints it (see [`crate::render::log_line`]),
+    /// with a newline.
+    pub fn write_text(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
+        out.reserve(48 + host.len() + app.len() + self.instance.len() + self.line.len());
+        clock.write(self.time, out);
+        out.push(b' ');
+        out.extend_from_slice(host.as_bytes());
+        out.push(b' ');
+        out.extend_from_slice(app.as_bytes());
+        out.push(b'[');
+        match self.release {
+            Some(v) => {
+                out.push(b'v');
+                write_u64(v as u64, out);
+            }
+            None => out.push(b'-'),
+        }
+        out.push(b' ');
+        out.extend_from_slice(self.instance);
+        out.extend_from_slice(b"] ");
+        out.extend_from_slice(self.stream.as_str().as_bytes());
+        out.extend_from_slice(b": ");
+        out.extend_from_slice(self.line);
+        if self.partial {
+            out.extend_from_slice(" …".as_bytes());
+        }
+        out.push(b'\n');
+    }
+
+    /// Appends the record as `logs --json` prints it: the JSON of the
+    /// matching [`LogRecord`], byte for byte, and a newline.
+    pub fn write_json(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
+        out.extend_from_slice(b"{\"seq\":");
+        write_u64(self.seq, out);
+        out.extend_from_slice(b",\"time\":\"");
+        clock.write(self.time, out);
+        out.extend_from_slice(b"\",\"host\":");
+        json_str(host.as_bytes(), out);
+        out.extend_from_slice(b",\"app\":");
+        json_str(app.as_bytes(), out);
+        out.extend_from_slice(b",\"release\":");
+        match self.release {
+            Some(v) => {
+                out.extend_from_slice(b"\"v");
+                write_u64(v as u64, out);
+                out.push(b'"');
+            }
+            None => out.extend_from_slice(b"null"),
+        }
+        out.extend_from_slice(b",\"instance\":");
+        json_str(self.instance, out);
+        out.extend_from_slice(b",\"stream\":\"");
+        out.extend_from_slice(self.stream.as_str().as_bytes());
+        out.extend_from_slice(b"\",\"line\":");
+        json_str(self.line, out);
+        if self.partial {
+            out.extend_from_slice(b",\"partial\":true");
+        }
+        out.extend_from_slice(b"}\n");
+    }
 }
 
 impl<'a> LogRef<'a> {
@@ -560,64 +693,47 @@ impl<'a> LogRef<'a> {
         }
     }
 
-    /// Appends the record as `logs` prints it (see [`crate::render::log_line`]),
-    /// with a newline.
-    pub fn write_text(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
-        clock.write(self.time, out);
-        out.push(b' ');
-        out.extend_from_slice(host.as_bytes());
-        out.push(b' ');
-        out.extend_from_slice(app.as_bytes());
-        out.push(b'[');
-        match self.release {
-            Some(v) => {
-                out.push(b'v');
-                write_u64(v as u64, out);
-            }
-            None => out.push(b'-'),
+    /// Makes `out` this record of `host` (like [`to_record`](Self::to_record)),
+    /// reusing its strings' memory: a page of records refilled for each
+    /// page costs no allocation per record.
+    pub fn fill_record(&self, host: &str, app: &str, clock: &mut Clock, out: &mut LogRecord) {
+        fn set(s: &mut String, v: &str) {
+            s.clear();
+            s.push_str(v);
         }
-        out.push(b' ');
-        out.extend_from_slice(self.instance.as_bytes());
-        out.extend_from_slice(b"] ");
-        out.extend_from_slice(self.stream.as_str().as_bytes());
-        out.extend_from_slice(b": ");
-        out.extend_from_slice(self.line.as_bytes());
-        if self.partial {
-            out.extend_from_slice(" …".as_bytes());
-        }
-        out.push(b'\n');
+        out.seq = self.seq;
+        out.time.clear();
+        clock.write_string(self.time, &mut out.time);
+        set(&mut out.host, host);
+        set(&mut out.app, app);
+        out.release = self.release.map(Version);
+        set(&mut out.instance, self.instance);
+        out.stream = self.stream;
+        set(&mut out.line, self.line);
+        out.partial = self.partial;
     }
 
-    /// Appends the record as `logs --json` prints it: the JSON of the
-    /// matching [`LogRecord`], byte for byte, and a newline.
+    /// The record as a [`RawRef`], to render.
+    pub fn raw(&self) -> RawRef<'a> {
+        RawRef {
+            seq: self.seq,
+            time: self.time,
+            release: self.release,
+            instance: self.instance.as_bytes(),
+            stream: self.stream,
+            line: self.line.as_bytes(),
+            partial: self.partial,
+        }
+    }
+
+    /// See [`RawRef::write_text`].
+    pub fn write_text(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
+        self.raw().write_text(host, app, clock, out);
+    }
+
+    /// See [`RawRef::write_json`].
     pub fn write_json(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
-        out.extend_from_slice(b"{\"seq\":");
-        write_u64(self.seq, out);
-        out.extend_from_slice(b",\"time\":\"");
-        clock.write(self.time, out);
-        out.extend_from_slice(b"\",\"host\":");
-        json_str(host, out);
-        out.extend_from_slice(b",\"app\":");
-        json_str(app, out);
-        out.extend_from_slice(b",\"release\":");
-        match self.release {
-            Some(v) => {
-                out.extend_from_slice(b"\"v");
-                write_u64(v as u64, out);
-                out.push(b'"');
-            }
-            None => out.extend_from_slice(b"null"),
-        }
-        out.extend_from_slice(b",\"instance\":");
-        json_str(self.instance, out);
-        out.extend_from_slice(b",\"stream\":\"");
-        out.extend_from_slice(self.stream.as_str().as_bytes());
-        out.extend_from_slice(b"\",\"line\":");
-        json_str(self.line, out);
-        if self.partial {
-            out.extend_from_slice(b",\"partial\":true");
-        }
-        out.extend_from_slice(b"}\n");
+        self.raw().write_json(host, app, clock, out);
     }
 }
 
@@ -627,27 +743,40 @@ impl<'a> LogRef<'a> {
 pub struct Clock {
     second: Option<i64>,
     /// `2026-11-24T10:16:29.` for `second`.
-    prefix: Vec<u8>,
+    prefix: String,
 }
 
 impl Clock {
-    pub fn write(&mut self, ms: UnixMillis, out: &mut Vec<u8>) {
+    /// The date and time of day up to the second, and the milliseconds.
+    fn parts(&mut self, ms: UnixMillis) -> (&str, [u8; 4]) {
         let sec = ms.div_euclid(1000);
         if self.second != Some(sec) {
-            let full = crate::time::rfc3339(ms);
-            self.prefix.clear();
-            self.prefix
-                .extend_from_slice(&full.as_bytes()[..full.len() - 4]);
+            let mut full = crate::time::rfc3339(ms);
+            full.truncate(full.len() - 4);
+            self.prefix = full;
             self.second = Some(sec);
         }
-        out.extend_from_slice(&self.prefix);
         let m = ms.rem_euclid(1000) as u32;
-        out.extend_from_slice(&[
+        let tail = [
             b'0' + (m / 100) as u8,
             b'0' + (m / 10 % 10) as u8,
             b'0' + (m % 10) as u8,
             b'Z',
-        ]);
+        ];
+        (&self.prefix, tail)
+    }
+
+    pub fn write(&mut self, ms: UnixMillis, out: &mut Vec<u8>) {
+        let (prefix, tail) = self.parts(ms);
+        out.extend_from_slice(prefix.as_bytes());
+        out.extend_from_slice(&tail);
+    }
+
+    /// Like [`write`](Self::write), into a string.
+    pub fn write_string(&mut self, ms: UnixMillis, out: &mut String) {
+        let (prefix, tail) = self.parts(ms);
+        out.push_str(prefix);
+        out.extend(tail.iter().map(|b| *b as char));
     }
 }
 
@@ -667,10 +796,9 @@ fn write_u64(mut v: u64, out: &mut Vec<u8>) {
 
 /// A JSON string as serde_json writes it: `"` and `\` escaped, control
 /// characters as `\n`-style or `\u00XX` escapes, everything else as is.
-fn json_str(s: &str, out: &mut Vec<u8>) {
+fn json_str(bytes: &[u8], out: &mut Vec<u8>) {
     const HEX: &[u8; 16] = b"0123456789abcdef";
     out.push(b'"');
-    let bytes = s.as_bytes();
     let mut from = 0;
     for (i, &b) in bytes.iter().enumerate() {
         let esc: &[u8] = match b {
@@ -745,7 +873,19 @@ impl<'a> Reader<'a> {
         Ok(a)
     }
 
+    #[inline]
     fn varint(&mut self) -> Result<u64, String> {
+        // Most numbers of a batch (time deltas, lengths) fit in one byte.
+        if let Some(&b) = self.buf.get(self.at)
+            && b < 0x80
+        {
+            self.at += 1;
+            return Ok(b as u64);
+        }
+        self.varint_long()
+    }
+
+    fn varint_long(&mut self) -> Result<u64, String> {
         let mut v = 0u64;
         for shift in (0..64).step_by(7) {
             let b = self.byte()?;
@@ -1006,6 +1146,12 @@ mod tests {
             let b = decode_frame(&batch_of(9, "app", &rs));
             prop_assert_eq!(&b.to_records("host-1"), &rs);
             let mut clock = Clock::default();
+            // One record refilled with each in turn.
+            let mut reused = record(0, 0, "x", "y");
+            for want in &rs {
+                LogRef::of(want).fill_record("host-1", "app", &mut clock, &mut reused);
+                prop_assert_eq!(&reused, want);
+            }
             for (r, want) in b.iter().zip(&rs) {
                 let mut json = Vec::new();
                 r.write_json("host-1", "app", &mut clock, &mut json);

@@ -27,6 +27,11 @@ pub const SUBSYSTEM: &str = "cranefleet-tunnel";
 /// Bumped on any incompatible change to the messages below
 /// (2: log records travel as binary batches).
 pub const TUNNEL_PROTOCOL_VERSION: u32 = 3;
+/// Log batches a host sends for one logs request ahead of the gateway's
+/// [`GatewayMsg::LogsCredit`]: a client that reads slowly holds its
+/// request's records on the host (in its store), not in gateway memory.
+/// At most ~2 MiB of batches per request are in flight.
+pub const LOGS_WINDOW: u32 = 16;
 /// Largest tunnel frame: a 1 MiB chunk and its header, or a big status.
 pub const MAX_TUNNEL_FRAME: usize = 4 << 20;
 /// How often a host reports its state.
@@ -190,6 +195,12 @@ pub enum GatewayMsg {
     Cancel {
         id: u64,
     },
+    /// The gateway took `batches` log batches of request `id` off the
+    /// tunnel: the host may send that many more (see [`LOGS_WINDOW`]).
+    LogsCredit {
+        id: u64,
+        batches: u32,
+    },
     /// The artifact `digest` ends at `total` bytes (after its chunks).
     ChunkEnd {
         digest: String,
@@ -264,7 +275,7 @@ pub fn decode<M: for<'de> Deserialize<'de>>(f: Frame) -> Result<Incoming<M>, Fra
                 data: f.body[72..].to_vec(),
             }))
         }
-        TAG_LOGS => LogBatch::decode(&f.body).map(Incoming::Logs),
+        TAG_LOGS => LogBatch::decode_owned(f.body).map(Incoming::Logs),
         t => Err(FrameError::UnknownTag(t)),
     }
 }

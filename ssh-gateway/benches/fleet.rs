@@ -274,6 +274,14 @@ fn cpu_seconds(pid: u32) -> f64 {
 fn logs() {
     const LINES: u64 = 300_000;
     println!("\n## logs: records from a host's store to an SSH client through the gateway");
+    println!(
+        "  (SSH ciphers, every hop and peer: {})",
+        if hardware_aes() {
+            "AES-256-GCM first (this CPU does AES in hardware)"
+        } else {
+            "ChaCha20-Poly1305 first"
+        }
+    );
     let f = Fleet::start(1);
     // Each release floods LINES lines; four of them fill the store with a
     // few hundred thousand records, so a read's fixed costs (process start,
@@ -448,9 +456,14 @@ fn openssh_cat(f: &Fleet, bytes: &[u8], runs: usize) -> Option<(f64, f64)> {
     wait_for("sshd to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
+    let ciphers = if hardware_aes() {
+        "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
+    } else {
+        "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com"
+    };
     let ssh = |cmd: &str| {
         let mut c = Command::new("ssh");
-        c.args(["-p", &port.to_string(), "-i"])
+        c.args(["-c", ciphers, "-p", &port.to_string(), "-i"])
             .arg(&client)
             .args([
                 "-o",
@@ -482,6 +495,26 @@ fn openssh_cat(f: &Fleet, bytes: &[u8], runs: usize) -> Option<(f64, f64)> {
         ssh("true").status().unwrap();
     });
     Some((whole, connect))
+}
+
+/// Whether hostd's SSH clients prefer AES-GCM here (hostd/src/ssh.rs: on
+/// a CPU with AES and carry-less multiply instructions). The peers then
+/// prefer it too, so the ratios compare the paths, not the ciphers.
+fn hardware_aes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
 }
 
 /// Lines/s through a bare russh server → client channel in this process.
@@ -557,8 +590,18 @@ fn raw_russh(lines: u64) -> f64 {
                 Ok(true)
             }
         }
+        let mut preferred = russh::Preferred::default();
+        if hardware_aes() {
+            preferred.cipher = std::borrow::Cow::Borrowed(&[
+                russh::cipher::AES_256_GCM,
+                russh::cipher::CHACHA20_POLY1305,
+            ]);
+        }
         let mut s = russh::client::connect(
-            std::sync::Arc::new(russh::client::Config::default()),
+            std::sync::Arc::new(russh::client::Config {
+                preferred,
+                ..Default::default()
+            }),
             addr,
             C,
         )

@@ -15,13 +15,13 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use schema::command::{LogsArgs, Since};
-use schema::logbatch::{Clock, LogBatch, LogRef};
+use schema::logbatch::{Clock, Cursor, LogBatch, RawRef};
 use schema::tunnel::GatewayMsg;
 use tokio::sync::{mpsc, watch};
 
 use crate::exec::Out;
 use crate::fleet::{Fleet, FleetError};
-use crate::tunnel::LogItem;
+use crate::tunnel::{LogItem, LogStream};
 
 /// Output is sent in pieces of about this size.
 const CHUNK: usize = 64 * 1024;
@@ -46,7 +46,7 @@ impl Printer {
         }
     }
 
-    fn push(&mut self, host: &str, app: &str, r: &LogRef<'_>) {
+    fn push(&mut self, host: &str, app: &str, r: &RawRef<'_>) {
         if self.json {
             r.write_json(host, app, &mut self.clock, &mut self.buf);
         } else {
@@ -73,30 +73,33 @@ impl Printer {
 struct Source {
     host: String,
     conn: Arc<crate::tunnel::HostConn>,
-    id: u64,
-    rx: mpsc::UnboundedReceiver<LogItem>,
+    rx: LogStream,
     batches: VecDeque<LogBatch>,
     /// Position in the front batch.
-    pos: usize,
+    cur: Option<Cursor>,
     ended: bool,
 }
 
 impl Source {
-    /// The next record, waiting for the host when none is buffered; `None`
-    /// once the host has sent everything (or failed, which goes to stderr).
-    async fn head(&mut self, out: &Out) -> Option<LogRef<'_>> {
+    /// The time of the next record, waiting for the host when none is
+    /// buffered; `None` once the host has sent everything (or failed,
+    /// which goes to stderr).
+    async fn head(&mut self, out: &Out) -> Option<i64> {
         loop {
-            if self.batches.front().is_some_and(|b| self.pos >= b.len()) {
+            if let Some(b) = self.batches.front() {
+                let cur = self.cur.get_or_insert_with(|| b.cursor());
+                if let Some((r, _)) = b.read(cur) {
+                    return Some(r.time);
+                }
                 self.batches.pop_front();
-                self.pos = 0;
+                self.cur = None;
                 continue;
             }
-            if !self.batches.is_empty() || self.ended {
-                break;
+            if self.ended {
+                return None;
             }
             self.receive(out).await;
         }
-        self.batches.front().and_then(|b| b.get(self.pos))
     }
 
     async fn receive(&mut self, out: &Out) {
@@ -117,8 +120,15 @@ impl Source {
         }
     }
 
+    /// Records received and not yet printed.
     fn buffered(&self) -> usize {
-        self.batches.iter().map(LogBatch::len).sum::<usize>() - self.pos
+        let mut rest = self.batches.iter();
+        let front = match (rest.next(), &self.cur) {
+            (Some(b), Some(c)) => b.remaining(c),
+            (Some(b), None) => b.len(),
+            (None, _) => 0,
+        };
+        front + rest.map(LogBatch::len).sum::<usize>()
     }
 }
 
@@ -152,7 +162,7 @@ pub async fn logs(
             continue;
         };
         let (app, filter) = (a.app.clone(), a.filter.clone());
-        if let Ok((id, rx)) = conn
+        if let Ok(rx) = conn
             .logs(|id| GatewayMsg::Logs {
                 id,
                 app,
@@ -167,10 +177,9 @@ pub async fn logs(
             sources.push(Source {
                 host: h,
                 conn,
-                id,
                 rx,
                 batches: VecDeque::new(),
-                pos: 0,
+                cur: None,
                 ended: false,
             });
         }
@@ -193,7 +202,7 @@ pub async fn logs(
     if r.is_err() {
         // The client went away: hosts still reading their stores can stop.
         for s in sources.iter().filter(|s| !s.ended) {
-            s.conn.cancel_logs(s.id).await;
+            s.conn.cancel_logs(s.rx.id).await;
         }
     }
     r
@@ -219,7 +228,7 @@ async fn merge(
         heads.clear();
         for (i, s) in sources.iter_mut().enumerate() {
             if let Some(r) = s.head(out).await {
-                heads.push((i, r.time));
+                heads.push((i, r));
             }
         }
         let Some(&(best, _)) = heads
@@ -236,10 +245,12 @@ async fn merge(
             .min();
         let bound = bound.map(|(t, h)| (t, h.to_string()));
         let Source {
-            host, batches, pos, ..
+            host, batches, cur, ..
         } = &mut sources[best];
-        let Some(b) = batches.front() else { continue };
-        while let Some(r) = b.get(*pos) {
+        let (Some(b), Some(cur)) = (batches.front(), cur.as_mut()) else {
+            continue;
+        };
+        while let Some((r, next)) = b.read(cur) {
             if let Some((t, h)) = &bound
                 && !before(r.time, host, (*t, h))
             {
@@ -250,7 +261,7 @@ async fn merge(
             } else {
                 p.push(host, &b.app, &r);
             }
-            *pos += 1;
+            *cur = next;
             if p.is_full() {
                 p.flush(out).await?;
             }
@@ -270,7 +281,9 @@ async fn follow(
     json: bool,
     mut hangup: watch::Receiver<bool>,
 ) -> Result<(), FleetError> {
-    let (tx, mut rx) = mpsc::unbounded_channel::<(Arc<str>, LogBatch)>();
+    // Bounded: a slow client holds up the hosts' streams (and their
+    // credit), not this process's memory.
+    let (tx, mut rx) = mpsc::channel::<(Arc<str>, LogBatch)>(4);
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts {
         let (fleet, app, tx, filter) = (fleet.clone(), a.app.clone(), tx.clone(), a.filter.clone());
@@ -318,7 +331,7 @@ async fn follow_host(
     tail: Option<u64>,
     ago_ms: Option<u64>,
     filter: Option<String>,
-    tx: mpsc::UnboundedSender<(Arc<str>, LogBatch)>,
+    tx: mpsc::Sender<(Arc<str>, LogBatch)>,
 ) {
     let name: Arc<str> = host.as_str().into();
     let mut last: Option<u64> = since;
@@ -332,7 +345,7 @@ async fn follow_host(
                 (last, None, None)
             };
             let (app2, filter2) = (app.clone(), filter.clone());
-            if let Ok((id, mut rx)) = conn
+            if let Ok(mut rx) = conn
                 .logs(|id| GatewayMsg::Logs {
                     id,
                     app: app2,
@@ -354,15 +367,15 @@ async fn follow_host(
                                 }
                                 let Some(newest) = b.last_seq() else { continue };
                                 last = Some(newest);
-                                if tx.send((name.clone(), b)).is_err() {
-                                    conn.cancel_logs(id).await;
+                                if tx.send((name.clone(), b)).await.is_err() {
+                                    conn.cancel_logs(rx.id).await;
                                     return;
                                 }
                             }
                             Some(LogItem::End) | Some(LogItem::Error(_)) | None => break,
                         },
                         _ = tx.closed() => {
-                            conn.cancel_logs(id).await;
+                            conn.cancel_logs(rx.id).await;
                             return;
                         }
                     }

@@ -26,6 +26,41 @@ pub enum LogItem {
     Error(String),
 }
 
+/// The answer to a logs request. The host sends a few batches ahead
+/// ([`tunnel::LOGS_WINDOW`]) and one more for each batch taken here, so a
+/// client that reads slowly leaves the records in the host's store rather
+/// than in this process's memory.
+pub struct LogStream {
+    pub id: u64,
+    conn: Arc<HostConn>,
+    rx: mpsc::UnboundedReceiver<LogItem>,
+    /// Batches taken whose credit is not yet sent.
+    owed: u32,
+}
+
+impl LogStream {
+    /// The next item. Credit for the batches taken before goes to the host
+    /// first: asking for the next item is what says they were used.
+    /// Cancel-safe: credit not sent is sent by the next call.
+    pub async fn recv(&mut self) -> Option<LogItem> {
+        if self.owed > 0 {
+            let credit = GatewayMsg::LogsCredit {
+                id: self.id,
+                batches: self.owed,
+            };
+            // A closed tunnel ends the stream below.
+            if self.conn.send(&credit).await.is_ok() {
+                self.owed = 0;
+            }
+        }
+        let item = self.rx.recv().await;
+        if matches!(item, Some(LogItem::Batch(_))) {
+            self.owed += 1;
+        }
+        item
+    }
+}
+
 struct Pending {
     progress: Option<mpsc::UnboundedSender<String>>,
     reply: oneshot::Sender<Result<Option<u64>, String>>,
@@ -97,17 +132,22 @@ impl HostConn {
         }
     }
 
-    /// Starts a logs request; records arrive on the receiver until the
-    /// host ends it, the tunnel drops (the receiver closes) or it is cancelled.
+    /// Starts a logs request; records arrive on the stream until the
+    /// host ends it, the tunnel drops (the stream ends) or it is cancelled.
     pub async fn logs(
-        &self,
+        self: &Arc<Self>,
         build: impl FnOnce(u64) -> GatewayMsg,
-    ) -> Result<(u64, mpsc::UnboundedReceiver<LogItem>), String> {
+    ) -> Result<LogStream, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (tx, rx) = mpsc::unbounded_channel();
         Self::lock(&self.logs).insert(id, tx);
         self.send(&build(id)).await?;
-        Ok((id, rx))
+        Ok(LogStream {
+            id,
+            conn: self.clone(),
+            rx,
+            owed: 0,
+        })
     }
 
     pub async fn cancel_logs(&self, id: u64) {
@@ -132,27 +172,45 @@ pub enum TunnelError {
     Protocol(String),
 }
 
-async fn next_frame<R: AsyncRead + Unpin>(
-    r: &mut R,
-    buf: &mut Vec<u8>,
-) -> Result<Option<frame::Frame>, TunnelError> {
-    loop {
-        if let Some((f, n)) = frame::decode(buf, MAX_TUNNEL_FRAME)? {
-            buf.drain(..n);
-            return Ok(Some(f));
+/// Frames read from a tunnel: bytes are read straight into one buffer,
+/// and frames are taken from its front without moving what follows them
+/// (the buffer is compacted only once most of it has been taken).
+#[derive(Default)]
+struct FrameReader {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl FrameReader {
+    async fn next<R: AsyncRead + Unpin>(
+        &mut self,
+        r: &mut R,
+    ) -> Result<Option<frame::Frame>, TunnelError> {
+        loop {
+            if let Some((f, n)) = frame::decode(&self.buf[self.pos..], MAX_TUNNEL_FRAME)? {
+                self.pos += n;
+                if self.pos == self.buf.len() {
+                    self.buf.clear();
+                    self.pos = 0;
+                }
+                return Ok(Some(f));
+            }
+            if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+                self.buf.drain(..self.pos);
+                self.pos = 0;
+            }
+            self.buf.reserve(256 * 1024);
+            let n = r.read_buf(&mut self.buf).await?;
+            if n == 0 {
+                return if self.pos == self.buf.len() {
+                    Ok(None)
+                } else {
+                    Err(TunnelError::Protocol(
+                        "the tunnel closed in the middle of a frame".into(),
+                    ))
+                };
+            }
         }
-        let mut chunk = [0u8; 64 * 1024];
-        let n = r.read(&mut chunk).await?;
-        if n == 0 {
-            return if buf.is_empty() {
-                Ok(None)
-            } else {
-                Err(TunnelError::Protocol(
-                    "the tunnel closed in the middle of a frame".into(),
-                ))
-            };
-        }
-        buf.extend_from_slice(&chunk[..n]);
     }
 }
 
@@ -171,7 +229,7 @@ where
         }
         let _ = w.shutdown().await;
     });
-    let mut buf = Vec::new();
+    let mut buf = FrameReader::default();
     let refuse = |reason: String| {
         let tx = tx.clone();
         async move {
@@ -180,30 +238,29 @@ where
             let _ = tx.send(b).await;
         }
     };
-    let hello: Hello =
-        match tokio::time::timeout(Duration::from_secs(15), next_frame(&mut r, &mut buf)).await {
-            Ok(Ok(Some(f))) => match tunnel::decode::<HostMsg>(f) {
-                Ok(Incoming::Msg(HostMsg::Hello(h))) => h,
-                Ok(other) => {
-                    refuse(format!("expected hello, got {other:?}")).await;
-                    return;
-                }
-                Err(e) => {
-                    tracing::warn!(key, error = %e, "malformed hello; closing the tunnel");
-                    refuse(format!("malformed hello: {e}")).await;
-                    return;
-                }
-            },
-            Ok(Ok(None)) => return,
-            Ok(Err(e)) => {
-                tracing::warn!(key, error = %e, "tunnel error before hello");
+    let hello: Hello = match tokio::time::timeout(Duration::from_secs(15), buf.next(&mut r)).await {
+        Ok(Ok(Some(f))) => match tunnel::decode::<HostMsg>(f) {
+            Ok(Incoming::Msg(HostMsg::Hello(h))) => h,
+            Ok(other) => {
+                refuse(format!("expected hello, got {other:?}")).await;
                 return;
             }
-            Err(_) => {
-                refuse("no hello within 15 s".into()).await;
+            Err(e) => {
+                tracing::warn!(key, error = %e, "malformed hello; closing the tunnel");
+                refuse(format!("malformed hello: {e}")).await;
                 return;
             }
-        };
+        },
+        Ok(Ok(None)) => return,
+        Ok(Err(e)) => {
+            tracing::warn!(key, error = %e, "tunnel error before hello");
+            return;
+        }
+        Err(_) => {
+            refuse("no hello within 15 s".into()).await;
+            return;
+        }
+    };
     if hello.version != TUNNEL_PROTOCOL_VERSION {
         refuse(format!(
             "this gateway speaks tunnel protocol v{TUNNEL_PROTOCOL_VERSION}, the host v{}; run hostd and ssh-gateway of the same release",
@@ -240,7 +297,7 @@ where
     }
     fleet.clone().after_hello(conn.clone(), hello);
     let result: Result<(), TunnelError> = async {
-        while let Some(f) = next_frame(&mut r, &mut buf).await? {
+        while let Some(f) = buf.next(&mut r).await? {
             match tunnel::decode::<HostMsg>(f)? {
                 Incoming::Chunk(_) => {
                     return Err(TunnelError::Protocol(

@@ -415,14 +415,23 @@ fn a_local_rollback_while_the_gateway_is_away_is_reported_and_adopted() {
     f.start_gateway();
     f.wait_host_up("h1");
     f.wait_host_up("h2");
-    wait_for("the fleet to follow the local rollback", || {
-        (f.releases("api")
-            == vec![
-                ("v2".to_string(), "superseded".to_string()),
-                ("v1".to_string(), "active".to_string()),
-            ])
-        .then_some(())
-    });
+    let want = vec![
+        ("v2".to_string(), "superseded".to_string()),
+        ("v1".to_string(), "active".to_string()),
+    ];
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(60);
+    loop {
+        let got = f.releases("api");
+        if got == want {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the fleet did not follow the local rollback: releases {got:?}, hosts {}",
+            f.ops(&["ps", "api"]).stdout
+        );
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
     f.wait_running("api", "v1", 2);
     let audit = f.json(&["audit"]);
     let entries: Vec<(String, String)> = audit

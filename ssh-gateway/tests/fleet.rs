@@ -449,3 +449,95 @@ fn keeping_no_release_is_refused_before_anything_starts() {
         assert!(!data.exists(), "a refused start created {}", data.display());
     }
 }
+
+/// Reports of finished bulk reads (more than 1000 records) in a host's log.
+fn bulk_reads_answered(f: &Fleet, agent: usize) -> Vec<u64> {
+    f.agent_log(agent)
+        .lines()
+        .filter(|l| l.contains("logs request answered"))
+        .filter_map(|l| {
+            let n = l.split("sent=").nth(1)?.split_whitespace().next()?;
+            n.parse().ok()
+        })
+        .filter(|n| *n > 1000)
+        .collect()
+}
+
+#[test]
+fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    // A store far bigger than every window and buffer on the way (the
+    // tunnel's credit, SSH windows, sockets, pipes): releases of a flooding
+    // app until the host holds 400 000 records. (Lines the app writes
+    // faster than the store takes them are dropped: only the count stored
+    // matters here.)
+    let mut stored = 0;
+    for run in 1.. {
+        f.ops(&[
+            "deploy",
+            "spam",
+            fixture("logspam.wasm").to_str().unwrap(),
+            "--env",
+            "LINES=150000",
+            "--env",
+            "LONG_LINE=10",
+            "--env",
+            "STAY=1",
+            "--env",
+            &format!("RUN={run}"),
+        ])
+        .ok();
+        let mut last = 0;
+        stored = wait_for("the store to settle", || {
+            std::thread::sleep(std::time::Duration::from_millis(500));
+            let r = f
+                .ops(&["logs", "spam", "--tail", "1", "--json"])
+                .ok()
+                .json_lines();
+            let seq = r.first().and_then(|v| v["seq"].as_u64()).unwrap_or(0);
+            let settled = seq == last && seq > 0;
+            last = seq;
+            settled.then_some(seq)
+        });
+        if stored >= 400_000 {
+            break;
+        }
+    }
+    let before = bulk_reads_answered(&f, 0);
+    // OpenSSH's client stops taking data from the gateway once its stdout,
+    // which nobody reads here, is full.
+    let mut stalled = f
+        .ssh_cmd("alice", &["logs", "spam", "--since", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(3));
+    assert_eq!(
+        bulk_reads_answered(&f, 0),
+        before,
+        "the host finished a read of {stored} records that nobody consumed: something buffered it"
+    );
+    if let Some(status) = stalled.try_wait().unwrap() {
+        let mut err = String::new();
+        std::io::Read::read_to_string(stalled.stderr.as_mut().unwrap(), &mut err).unwrap();
+        panic!("the client ended ({status}): {err}\n{}", f.gateway_log());
+    }
+    // Reading now gets everything, in order, and the host finishes.
+    let mut out = String::new();
+    std::io::Read::read_to_string(stalled.stdout.as_mut().unwrap(), &mut out).unwrap();
+    assert!(stalled.wait().unwrap().success());
+    let lines: Vec<&str> = out.lines().collect();
+    assert!(
+        lines.len() as u64 >= stored.min(400_000),
+        "{} lines",
+        lines.len()
+    );
+    let all = f.ops(&["logs", "spam", "--since", "0"]).ok().stdout;
+    assert_eq!(lines.len(), all.lines().count());
+    wait_for("the host to report the read", || {
+        (bulk_reads_answered(&f, 0).len() > before.len()).then_some(())
+    });
+}

@@ -639,13 +639,12 @@ pub fn scan(
     let frames = RefCell::new(Vec::new());
     let records = std::cell::Cell::new(0u64);
     // With a matcher, a page is made into records, matched, then encoded.
-    let page: RefCell<(Vec<LogRecord>, Vec<i64>)> = RefCell::new(Default::default());
+    // Its records are refilled page after page, without allocating.
+    let page = RefCell::new(Page::default());
     let mut keep = Vec::new();
     let push = |r: &LogRef<'_>| {
         if matcher.is_some() {
-            let mut p = page.borrow_mut();
-            p.0.push(r.to_record(host, app));
-            p.1.push(r.time);
+            page.borrow_mut().push(host, app, r);
         } else {
             records.set(records.get() + 1);
             w.borrow_mut().push_into(r, &mut frames.borrow_mut());
@@ -667,16 +666,17 @@ pub fn scan(
         &mut |r| push(r),
         &mut || {
             if let Some(m) = matcher {
-                let (page, times) = std::mem::take(&mut *page.borrow_mut());
-                m.matches_batch(&page, &mut keep);
+                let mut page = page.borrow_mut();
+                let (recs, times) = page.take();
+                m.matches_batch(recs, &mut keep);
                 let (mut w, mut frames) = (w.borrow_mut(), frames.borrow_mut());
-                for ((r, &time), _) in page.iter().zip(&times).zip(&keep).filter(|(_, k)| **k) {
+                for ((r, &time), _) in recs.iter().zip(times).zip(&keep).filter(|(_, k)| **k) {
                     records.set(records.get() + 1);
                     w.push_into(&LogRef::of_at(r, time), &mut frames);
                 }
             }
             let frames = std::mem::take(&mut *frames.borrow_mut());
-            frames.into_iter().all(|f| send(f))
+            frames.into_iter().all(&mut *send)
         },
     )?;
     // What the last page left in the writer.
@@ -688,6 +688,34 @@ pub fn scan(
         last_read,
         records: records.get(),
     })
+}
+
+/// Records being matched: refilled in place page after page.
+#[derive(Default)]
+struct Page {
+    recs: Vec<LogRecord>,
+    times: Vec<i64>,
+    len: usize,
+    clock: schema::logbatch::Clock,
+}
+
+impl Page {
+    fn push(&mut self, host: &str, app: &str, r: &LogRef<'_>) {
+        if let Some(rec) = self.recs.get_mut(self.len) {
+            r.fill_record(host, app, &mut self.clock, rec);
+            self.times[self.len] = r.time;
+        } else {
+            self.recs.push(r.to_record(host, app));
+            self.times.push(r.time);
+        }
+        self.len += 1;
+    }
+
+    /// The records pushed since the last take, and their times.
+    fn take(&mut self) -> (&[LogRecord], &[i64]) {
+        let n = std::mem::take(&mut self.len);
+        (&self.recs[..n], &self.times[..n])
+    }
 }
 
 pub fn last_seq(c: &mut Connection, app: &str) -> rusqlite::Result<u64> {
@@ -704,7 +732,7 @@ mod tests {
             app: app.into(),
             release: Some(1 + (i / 1000) as u32),
             instance: format!("{app}.{}", i % 3).into(),
-            stream: if i % 5 == 0 {
+            stream: if i.is_multiple_of(5) {
                 Stream::Stderr
             } else {
                 Stream::Stdout
@@ -831,18 +859,46 @@ mod tests {
     #[test]
     fn a_tail_of_matching_records_reads_back_from_the_newest() {
         let mut s = Store::new();
-        s.fill(5000, 700, DEFAULT_CAP_BYTES);
+        // Small commits: many segments, several pages of them.
+        s.fill(20_000, 500, DEFAULT_CAP_BYTES);
         let keep = |p: &mut Vec<LogRecord>| p.retain(|r| r.line.ends_with("77"));
         let got = query_matching(&mut s.c, "h1", "a", None, Some(4), &keep).unwrap();
         let lines: Vec<&str> = got.iter().map(|r| r.line.as_str()).collect();
         assert_eq!(
             lines,
-            ["a line 4677", "a line 4777", "a line 4877", "a line 4977"]
+            [
+                "a line 19677",
+                "a line 19777",
+                "a line 19877",
+                "a line 19977"
+            ]
         );
         let every = query_matching(&mut s.c, "h1", "a", None, None, &keep).unwrap();
-        assert_eq!(every.len(), 50);
+        assert_eq!(every.len(), 200);
         let since = query_matching(&mut s.c, "h1", "a", Some(Since::Seq(4900)), Some(9), &keep);
-        assert_eq!(since.unwrap().len(), 1);
+        assert_eq!(since.unwrap().len(), 9);
+        // The tunnel's read with a compiled filter sends the same records,
+        // across pages whose records are refilled in place.
+        let m = crate::cmd::logs::matcher(Some(r#"line ~ /77$/"#))
+            .unwrap()
+            .unwrap();
+        let c = open_reader(&s.path).unwrap();
+        let mut sent = Vec::new();
+        let n = scan(
+            &c,
+            "h1",
+            "a",
+            Start::new(None),
+            Some(&m),
+            3,
+            &mut |f: Vec<u8>| {
+                sent.extend(LogBatch::decode(&f[5..]).unwrap().to_records("h1"));
+                true
+            },
+        )
+        .unwrap();
+        assert_eq!((n.records, n.last_read), (200, Some(20_000)));
+        assert_eq!(sent, every);
     }
 
     #[test]

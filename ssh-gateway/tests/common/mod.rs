@@ -264,26 +264,29 @@ impl Fleet {
 
     /// OpenSSH's client, with `key`.
     pub fn ssh(&self, key: &str, args: &[&str], stdin: Option<&[u8]>) -> Run {
-        run(
-            Command::new("ssh")
-                .args(["-p", &self.port.to_string(), "-i"])
-                .arg(self.path(key))
-                .args([
-                    "-o",
-                    "StrictHostKeyChecking=no",
-                    "-o",
-                    "UserKnownHostsFile=/dev/null",
-                    "-o",
-                    "LogLevel=ERROR",
-                    "-o",
-                    "BatchMode=yes",
-                    "-o",
-                    "IdentitiesOnly=yes",
-                    &format!("{key}@127.0.0.1"),
-                ])
-                .args(args),
-            stdin,
-        )
+        run(&mut self.ssh_cmd(key, args), stdin)
+    }
+
+    /// The OpenSSH command line [`Fleet::ssh`] runs, to start by hand.
+    pub fn ssh_cmd(&self, key: &str, args: &[&str]) -> Command {
+        let mut c = Command::new("ssh");
+        c.args(["-p", &self.port.to_string(), "-i"])
+            .arg(self.path(key))
+            .args([
+                "-o",
+                "StrictHostKeyChecking=no",
+                "-o",
+                "UserKnownHostsFile=/dev/null",
+                "-o",
+                "LogLevel=ERROR",
+                "-o",
+                "BatchMode=yes",
+                "-o",
+                "IdentitiesOnly=yes",
+                &format!("{key}@127.0.0.1"),
+            ])
+            .args(args);
+        c
     }
 
     /// OpenSSH's client opening the tunnel subsystem with `key`, as a host would.
