@@ -93,7 +93,11 @@ impl Fleet {
         };
         let h = host.to_string();
         let _ = self.db.call(move |c| store::touch_host(c, &h, now)).await;
-        self.adopt_local_rollbacks(host).await;
+        // Not awaited here: this runs in the host's tunnel reader, and
+        // adopting a rollback waits for that same host's reply, which only
+        // this reader can deliver.
+        let (this, h) = (self.clone(), host.to_string());
+        tokio::spawn(async move { this.adopt_local_rollbacks(&h).await });
         if was_down {
             tracing::info!(host, "host is up again");
             let this = self.clone();
