@@ -185,7 +185,8 @@ impl LogSink {
         let read = host
             .logs
             .send_stored(app, since, tail, matcher, self.id, ftx);
-        let forward = async {
+        // Owns the receiver: when sending fails, dropping it stops the read.
+        let forward = async move {
             while let Some(f) = frx.recv().await {
                 self.frame(f).await?;
             }
@@ -436,6 +437,7 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 if let Some((h, credit)) = streams.remove(&id) {
                     credit.close();
                     h.abort();
+                    tracing::debug!(id, "logs request cancelled");
                 }
             }
             GatewayMsg::LogsCredit { id, batches } => {
@@ -637,6 +639,13 @@ async fn stream_logs(
     host.check_app(app).await.map_err(|e| e.to_string())?;
     // Subscribe first: a record committed during the read below arrives
     // live as well, and is skipped there by its sequence number.
+    // What the store held before following: a live feed that lags is
+    // read back from the store after this at the earliest, never from 0.
+    let floor = if follow {
+        host.logs.last_seq(app).await.unwrap_or(0)
+    } else {
+        0
+    };
     let mut live = follow.then(|| host.logs.subscribe(app));
     let read = sink.stored(host, app, since, tail, matcher.clone()).await?;
     let mut last = match since {
@@ -663,7 +672,13 @@ async fn stream_logs(
             Err(broadcast::error::RecvError::Lagged(_)) => {
                 // Fell behind the live feed: read the gap from the store.
                 let read = sink
-                    .stored(host, app, Some(Since::Seq(last)), None, matcher.clone())
+                    .stored(
+                        host,
+                        app,
+                        Some(Since::Seq(last.max(floor))),
+                        None,
+                        matcher.clone(),
+                    )
                     .await?;
                 last = last.max(read.last_read.unwrap_or(0));
                 sent += read.records;

@@ -335,6 +335,8 @@ async fn follow_host(
 ) {
     let name: Arc<str> = host.as_str().into();
     let mut last: Option<u64> = since;
+    // Until a record arrives, a new request asks what the first asked
+    // (a reconnect then neither replays the whole store nor skips the tail).
     let mut first = true;
     let mut connects = fleet.subscribe_connects();
     loop {
@@ -357,7 +359,6 @@ async fn follow_host(
                 })
                 .await
             {
-                first = false;
                 loop {
                     tokio::select! {
                         item = rx.recv() => match item {
@@ -367,6 +368,7 @@ async fn follow_host(
                                 }
                                 let Some(newest) = b.last_seq() else { continue };
                                 last = Some(newest);
+                                first = false;
                                 if tx.send((name.clone(), b)).await.is_err() {
                                     conn.cancel_logs(rx.id).await;
                                     return;

@@ -38,6 +38,28 @@ pub struct LogStream {
     owed: u32,
 }
 
+impl Drop for LogStream {
+    /// A stream given up before its end (the client went away, a follow
+    /// ended) cancels the host's request, which would otherwise wait for
+    /// credit until the tunnel closes.
+    fn drop(&mut self) {
+        let open = HostConn::lock(&self.conn.logs).remove(&self.id).is_some();
+        if !open || self.conn.is_closed() {
+            return;
+        }
+        let mut buf = Vec::new();
+        tunnel::encode_msg(&GatewayMsg::Cancel { id: self.id }, &mut buf);
+        if let Err(mpsc::error::TrySendError::Full(buf)) = self.conn.tx.try_send(buf)
+            && let Ok(rt) = tokio::runtime::Handle::try_current()
+        {
+            let conn = self.conn.clone();
+            rt.spawn(async move {
+                let _ = conn.send_raw(buf).await;
+            });
+        }
+    }
+}
+
 impl LogStream {
     /// The next item. Credit for the batches taken before goes to the host
     /// first: asking for the next item is what says they were used.

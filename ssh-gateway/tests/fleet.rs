@@ -540,4 +540,22 @@ fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
     wait_for("the host to report the read", || {
         (bulk_reads_answered(&f, 0).len() > before.len()).then_some(())
     });
+    // A client that goes away mid-read cancels the host's request (which
+    // would otherwise wait for credit until the tunnel closed).
+    let cancelled = |f: &Fleet| f.agent_log(0).matches("logs request cancelled").count();
+    let was = cancelled(&f);
+    let mut gone = f
+        .ssh_cmd("alice", &["logs", "spam", "--since", "0"])
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut first = [0u8; 4096];
+    std::io::Read::read_exact(gone.stdout.as_mut().unwrap(), &mut first).unwrap();
+    gone.kill().unwrap();
+    gone.wait().unwrap();
+    wait_for("the host to drop the abandoned read", || {
+        (cancelled(&f) > was).then_some(())
+    });
 }
