@@ -237,23 +237,6 @@ const HARDWARE_AES_ORDER: &[russh::cipher::Name] = &[
     russh::cipher::AES_256_CTR,
 ];
 
-fn hardware_aes() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("aes")
-            && std::arch::is_aarch64_feature_detected!("pmull")
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        false
-    }
-}
-
 /// Connects to the gateway, checks its host key, and authenticates with `key`.
 pub async fn connect(
     target: &Target,
@@ -261,7 +244,7 @@ pub async fn connect(
     policy: HostKeyPolicy,
 ) -> Result<client::Handle<Client>, SshError> {
     let mut preferred = russh::Preferred::default();
-    if hardware_aes() {
+    if schema::tunnel::hardware_aes() {
         preferred.cipher = std::borrow::Cow::Borrowed(HARDWARE_AES_ORDER);
     }
     let config = Arc::new(client::Config {

@@ -300,6 +300,13 @@ pub fn segment_records<'a>(
     walk(&mut Reader { buf: body, at: 0 }, count as usize, f).map_err(bad_segment)
 }
 
+/// Calls `f` with each record of a segment body [`check_segment`] already
+/// accepted, without checking it again (a body it did not accept ends the
+/// walk at its first bad record).
+pub fn checked_segment_records<'a>(body: &'a [u8], count: u32, f: impl FnMut(LogRef<'a>)) {
+    let _ = walk(&mut Reader { buf: body, at: 0 }, count as usize, f);
+}
+
 /// Checks that `body` is a segment of `count` records: every length,
 /// varint and string, the first record RESET, nothing after the last.
 pub fn check_segment(body: &[u8], count: u32) -> Result<(), FrameError> {
@@ -584,18 +591,17 @@ impl LogBatch {
 impl RawRef<'_> {
     pub fn to_record(&self, host: &str, app: &str) -> LogRecord {
         // The decoder checked the text: nothing is replaced here.
-        let text = |b: &[u8]| String::from_utf8_lossy(b).into_owned();
-        LogRecord {
+        let text = |b| std::str::from_utf8(b).unwrap_or("");
+        LogRef {
             seq: self.seq,
-            time: crate::time::rfc3339(self.time),
-            host: host.to_string(),
-            app: app.to_string(),
-            release: self.release.map(Version),
+            time: self.time,
+            release: self.release,
             instance: text(self.instance),
             stream: self.stream,
             line: text(self.line),
             partial: self.partial,
         }
+        .to_record(host, app)
     }
 
     /// Appends the record as `logs` prints it (see [`crate::render::log_line`]),

@@ -27,6 +27,27 @@ pub const SUBSYSTEM: &str = "cranefleet-tunnel";
 /// Bumped on any incompatible change to the messages below
 /// (2: log records travel as binary batches).
 pub const TUNNEL_PROTOCOL_VERSION: u32 = 3;
+/// Whether this CPU does AES and carry-less multiplication in hardware,
+/// where AES-GCM costs several times less per byte than ChaCha20-Poly1305.
+/// hostd's SSH clients then prefer AES-256-GCM (and the fleet bench's peers
+/// do the same, so its ratios compare paths, not ciphers).
+pub fn hardware_aes() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        std::arch::is_x86_feature_detected!("aes")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+    }
+    #[cfg(target_arch = "aarch64")]
+    {
+        std::arch::is_aarch64_feature_detected!("aes")
+            && std::arch::is_aarch64_feature_detected!("pmull")
+    }
+    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
+    {
+        false
+    }
+}
+
 /// Log batches a host sends for one logs request ahead of the gateway's
 /// [`GatewayMsg::LogsCredit`]: a client that reads slowly holds its
 /// request's records on the host (in its store), not in gateway memory.

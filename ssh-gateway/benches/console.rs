@@ -129,21 +129,8 @@ fn main() {
     let mut ssh = Command::new("ssh");
     ssh.args(["-t", "-p", &f.port.to_string(), "-i"])
         .arg(f.path("alice"))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            "alice@127.0.0.1",
-        ]);
+        .args(SSH_OPTIONS)
+        .arg("alice@127.0.0.1");
     measure(
         "ssh -t (gateway draws)",
         Pty::spawn("ssh -t", &mut ssh, 120, 36),

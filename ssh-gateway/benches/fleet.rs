@@ -276,7 +276,7 @@ fn logs() {
     println!("\n## logs: records from a host's store to an SSH client through the gateway");
     println!(
         "  (SSH ciphers, every hop and peer: {})",
-        if hardware_aes() {
+        if schema::tunnel::hardware_aes() {
             "AES-256-GCM first (this CPU does AES in hardware)"
         } else {
             "ChaCha20-Poly1305 first"
@@ -303,17 +303,12 @@ fn logs() {
         ])
         .ok();
         // The app floods faster than any store; wait until what it wrote is stored.
-        let mut last = 0;
-        stored = wait_for("the store to settle", || {
-            std::thread::sleep(Duration::from_millis(300));
+        stored = wait_settled("the store to settle", Duration::from_millis(300), || {
             let r = f
                 .ops(&["logs", "spam", "--tail", "1", "--json"])
                 .ok()
                 .json_lines();
-            let seq = r.first().and_then(|v| v["seq"].as_u64()).unwrap_or(0);
-            let settled = seq == last && seq > 0;
-            last = seq;
-            settled.then_some(seq)
+            r.first().and_then(|v| v["seq"].as_u64()).unwrap_or(0)
         });
     }
     let pids: Vec<u32> = f.procs.iter().map(|p| p.pid()).collect();
@@ -456,7 +451,7 @@ fn openssh_cat(f: &Fleet, bytes: &[u8], runs: usize) -> Option<(f64, f64)> {
     wait_for("sshd to listen", || {
         std::net::TcpStream::connect(("127.0.0.1", port)).ok()
     });
-    let ciphers = if hardware_aes() {
+    let ciphers = if schema::tunnel::hardware_aes() {
         "aes256-gcm@openssh.com,chacha20-poly1305@openssh.com"
     } else {
         "chacha20-poly1305@openssh.com,aes256-gcm@openssh.com"
@@ -465,18 +460,8 @@ fn openssh_cat(f: &Fleet, bytes: &[u8], runs: usize) -> Option<(f64, f64)> {
         let mut c = Command::new("ssh");
         c.args(["-c", ciphers, "-p", &port.to_string(), "-i"])
             .arg(&client)
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-                "127.0.0.1",
-                cmd,
-            ])
+            .args(SSH_OPTIONS)
+            .args(["127.0.0.1", cmd])
             .stdin(Stdio::null())
             .stderr(Stdio::null());
         c
@@ -495,26 +480,6 @@ fn openssh_cat(f: &Fleet, bytes: &[u8], runs: usize) -> Option<(f64, f64)> {
         ssh("true").status().unwrap();
     });
     Some((whole, connect))
-}
-
-/// Whether hostd's SSH clients prefer AES-GCM here (hostd/src/ssh.rs: on
-/// a CPU with AES and carry-less multiply instructions). The peers then
-/// prefer it too, so the ratios compare the paths, not the ciphers.
-fn hardware_aes() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("aes")
-            && std::arch::is_x86_feature_detected!("pclmulqdq")
-    }
-    #[cfg(target_arch = "aarch64")]
-    {
-        std::arch::is_aarch64_feature_detected!("aes")
-            && std::arch::is_aarch64_feature_detected!("pmull")
-    }
-    #[cfg(not(any(target_arch = "x86_64", target_arch = "aarch64")))]
-    {
-        false
-    }
 }
 
 /// Lines/s through a bare russh server → client channel in this process.
@@ -591,7 +556,7 @@ fn raw_russh(lines: u64) -> f64 {
             }
         }
         let mut preferred = russh::Preferred::default();
-        if hardware_aes() {
+        if schema::tunnel::hardware_aes() {
             preferred.cipher = std::borrow::Cow::Borrowed(&[
                 russh::cipher::AES_256_GCM,
                 russh::cipher::CHACHA20_POLY1305,

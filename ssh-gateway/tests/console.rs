@@ -59,21 +59,8 @@ fn ssh_console(f: &Fleet, key: &str, cols: u16, rows: u16) -> Pty {
     let mut cmd = Command::new("ssh");
     cmd.args(["-t", "-p", &f.port.to_string(), "-i"])
         .arg(f.path(key))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "IdentitiesOnly=yes",
-            &format!("{key}@127.0.0.1"),
-        ]);
+        .args(SSH_OPTIONS)
+        .arg(format!("{key}@127.0.0.1"));
     Pty::spawn("ssh -t", &mut cmd, cols, rows)
 }
 
@@ -278,15 +265,8 @@ fn a_shell_without_a_terminal_is_told_to_use_ssh_t_and_watch_streams_the_fleet()
     let mut child = Command::new("ssh")
         .args(["-p", &f.port.to_string(), "-i"])
         .arg(f.path("victor"))
-        .args([
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-o",
-            "LogLevel=ERROR",
-        ])
-        .args(["-o", "BatchMode=yes", "victor@127.0.0.1", "watch", "--json"])
+        .args(SSH_OPTIONS)
+        .args(["victor@127.0.0.1", "watch", "--json"])
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::piped())
         .spawn()

@@ -488,17 +488,13 @@ fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
             &format!("RUN={run}"),
         ])
         .ok();
-        let mut last = 0;
-        stored = wait_for("the store to settle", || {
-            std::thread::sleep(std::time::Duration::from_millis(500));
+        let every = std::time::Duration::from_millis(500);
+        stored = wait_settled("the store to settle", every, || {
             let r = f
                 .ops(&["logs", "spam", "--tail", "1", "--json"])
                 .ok()
                 .json_lines();
-            let seq = r.first().and_then(|v| v["seq"].as_u64()).unwrap_or(0);
-            let settled = seq == last && seq > 0;
-            last = seq;
-            settled.then_some(seq)
+            r.first().and_then(|v| v["seq"].as_u64()).unwrap_or(0)
         });
         if stored >= 400_000 {
             break;
@@ -507,13 +503,12 @@ fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
     let before = bulk_reads_answered(&f, 0);
     // OpenSSH's client stops taking data from the gateway once its stdout,
     // which nobody reads here, is full.
-    let mut stalled = f
-        .ssh_cmd("alice", &["logs", "spam", "--since", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
+    let reader = || {
+        let mut c = f.ssh_cmd("alice", &["logs", "spam", "--since", "0"]);
+        c.stdin(Stdio::null()).stdout(Stdio::piped());
+        c
+    };
+    let mut stalled = reader().stderr(Stdio::piped()).spawn().unwrap();
     std::thread::sleep(std::time::Duration::from_secs(3));
     assert_eq!(
         bulk_reads_answered(&f, 0),
@@ -544,13 +539,7 @@ fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
     // would otherwise wait for credit until the tunnel closed).
     let cancelled = |f: &Fleet| f.agent_log(0).matches("logs request cancelled").count();
     let was = cancelled(&f);
-    let mut gone = f
-        .ssh_cmd("alice", &["logs", "spam", "--since", "0"])
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut gone = reader().stderr(Stdio::null()).spawn().unwrap();
     let mut first = [0u8; 4096];
     std::io::Read::read_exact(gone.stdout.as_mut().unwrap(), &mut first).unwrap();
     gone.kill().unwrap();

@@ -8,7 +8,8 @@ use std::sync::{Arc, Weak};
 use rusqlite::{Connection, OptionalExtension, params};
 use schema::command::Since;
 use schema::logbatch::{
-    LogBatchWriter, LogRef, LogSegment, LogSegmentWriter, check_segment, segment_records,
+    LogBatchWriter, LogRef, LogSegment, LogSegmentWriter, check_segment, checked_segment_records,
+    segment_records,
 };
 use schema::{LogRecord, Stream, Version};
 
@@ -533,26 +534,38 @@ pub fn query(
     since: Option<Since>,
     tail: Option<u64>,
 ) -> rusqlite::Result<Vec<LogRecord>> {
-    let Some(start) = start(c, app, since, tail)? else {
-        return Ok(Vec::new());
-    };
-    let out = std::cell::RefCell::new(Vec::new());
-    let push = |r: &LogRef<'_>| out.borrow_mut().push(r.to_record(host, app));
+    match start(c, app, since, tail)? {
+        Some(start) => records_from(c, host, app, &start, &|_| {}),
+        None => Ok(Vec::new()),
+    }
+}
+
+/// `app`'s records from `start` on, oldest first, each page of them
+/// passed through `keep`.
+fn records_from(
+    c: &Connection,
+    host: &str,
+    app: &str,
+    start: &Start,
+    keep: &dyn Fn(&mut Vec<LogRecord>),
+) -> rusqlite::Result<Vec<LogRecord>> {
+    let page = std::cell::RefCell::new(Vec::new());
+    let mut out = Vec::new();
+    let push = |r: &LogRef<'_>| page.borrow_mut().push(r.to_record(host, app));
     read_forward(
         c,
         app,
-        &start,
-        &mut |body, count| seg_records_unchecked(body, count, &push),
+        start,
+        &mut |body, count| checked_segment_records(body, count, |r| push(&r)),
         &mut |r| push(r),
-        &mut || true,
+        &mut || {
+            let mut p = page.borrow_mut();
+            keep(&mut p);
+            out.append(&mut p);
+            true
+        },
     )?;
-    Ok(out.into_inner())
-}
-
-/// The records of a segment [`check_segment`] accepted.
-fn seg_records_unchecked(body: &[u8], count: u32, f: &dyn Fn(&LogRef<'_>)) {
-    // Checked before: this cannot fail.
-    let _ = segment_records(body, count, |r| f(&r));
+    Ok(out)
 }
 
 /// Like [`query`], keeping only records `keep` accepts: the last `tail`
@@ -568,23 +581,7 @@ pub fn query_matching(
 ) -> rusqlite::Result<Vec<LogRecord>> {
     let start = Start::new(since);
     let Some(n) = tail else {
-        let page = std::cell::RefCell::new(Vec::new());
-        let mut out = Vec::new();
-        let push = |r: &LogRef<'_>| page.borrow_mut().push(r.to_record(host, app));
-        read_forward(
-            c,
-            app,
-            &start,
-            &mut |body, count| seg_records_unchecked(body, count, &push),
-            &mut |r| push(r),
-            &mut || {
-                let mut p = page.borrow_mut();
-                keep(&mut p);
-                out.append(&mut p);
-                true
-            },
-        )?;
-        return Ok(out);
+        return records_from(c, host, app, &start, keep);
     };
     let mut out: Vec<LogRecord> = Vec::new();
     let mut q = c.prepare_cached(&format!(
@@ -656,7 +653,7 @@ pub fn scan(
         &start,
         &mut |body, count| {
             if matcher.is_some() {
-                seg_records_unchecked(body, count, &push);
+                checked_segment_records(body, count, |r| push(&r));
             } else {
                 records.set(records.get() + count as u64);
                 w.borrow_mut()

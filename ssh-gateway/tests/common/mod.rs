@@ -272,19 +272,8 @@ impl Fleet {
         let mut c = Command::new("ssh");
         c.args(["-p", &self.port.to_string(), "-i"])
             .arg(self.path(key))
-            .args([
-                "-o",
-                "StrictHostKeyChecking=no",
-                "-o",
-                "UserKnownHostsFile=/dev/null",
-                "-o",
-                "LogLevel=ERROR",
-                "-o",
-                "BatchMode=yes",
-                "-o",
-                "IdentitiesOnly=yes",
-                &format!("{key}@127.0.0.1"),
-            ])
+            .args(SSH_OPTIONS)
+            .arg(format!("{key}@127.0.0.1"))
             .args(args);
         c
     }
