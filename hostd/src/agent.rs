@@ -136,14 +136,24 @@ struct LogSink {
     tx: Tx,
     id: u64,
     credit: Arc<tokio::sync::Semaphore>,
+    /// Whether this request has had to wait for credit (said once).
+    waited: std::sync::atomic::AtomicBool,
 }
 
 impl LogSink {
     /// Sends one batch frame, first waiting for credit.
     async fn frame(&self, f: Vec<u8>) -> Result<(), String> {
-        self.credit
-            .acquire()
-            .await
+        let permit = match self.credit.try_acquire() {
+            Ok(p) => Ok(p),
+            Err(tokio::sync::TryAcquireError::NoPermits) => {
+                if !self.waited.swap(true, std::sync::atomic::Ordering::Relaxed) {
+                    tracing::debug!(id = self.id, "logs request waits for the gateway's credit");
+                }
+                self.credit.acquire().await
+            }
+            Err(tokio::sync::TryAcquireError::Closed) => self.credit.acquire().await,
+        };
+        permit
             .map_err(|_| "the logs request was cancelled".to_string())?
             .forget();
         self.tx
@@ -423,6 +433,7 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                     tx: tx.clone(),
                     id,
                     credit: credit.clone(),
+                    waited: Default::default(),
                 };
                 let h = tasks.spawn(async move {
                     if let Err(e) =

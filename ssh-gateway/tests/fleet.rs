@@ -508,8 +508,17 @@ fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
         c.stdin(Stdio::null()).stdout(Stdio::piped());
         c
     };
+    let waits = |f: &Fleet| {
+        f.agent_log(0)
+            .matches("logs request waits for the gateway's credit")
+            .count()
+    };
+    let waited = waits(&f);
     let mut stalled = reader().stderr(Stdio::piped()).spawn().unwrap();
-    std::thread::sleep(std::time::Duration::from_secs(3));
+    // The read goes on until the tunnel's credit runs out; then the host waits.
+    wait_for("the host to wait for credit", || {
+        (waits(&f) > waited).then_some(())
+    });
     assert_eq!(
         bulk_reads_answered(&f, 0),
         before,
