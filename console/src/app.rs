@@ -15,16 +15,11 @@ use crate::prompt::LineEditor;
 
 mod keyboard;
 
-/// What the key behind this session may do, as the gateway's authorized
-/// keys say.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Role {
-    /// May deploy, scale, roll back and remove.
-    Operator,
-    /// Sees everything, changes nothing: the console refuses mutating keys
-    /// and commands itself (the gateway refuses them too).
-    Viewer,
-}
+/// What the key behind this session may do, as the gateway's enrolled keys
+/// say: an operator changes the fleet; anything else sees everything and
+/// changes nothing (the console refuses mutating keys and commands itself,
+/// and the gateway refuses them too).
+pub use schema::Role;
 
 /// Which front door draws this console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -195,6 +190,13 @@ impl App {
     /// How many log lines to keep (default [`DEFAULT_CAPACITY`]).
     pub fn with_log_capacity(mut self, lines: usize) -> App {
         self.logs = LogBuffer::new(lines);
+        self
+    }
+
+    /// At most `lines` log lines and `bytes` bytes of their text: for a
+    /// console whose memory must stay bounded (one of many on a gateway).
+    pub fn with_log_budget(mut self, lines: usize, bytes: usize) -> App {
+        self.logs = LogBuffer::with_budget(lines, bytes);
         self
     }
 

@@ -7,7 +7,6 @@
 //! it started, by pid, and removes the directory. Nothing is simulated: the
 //! same fleet answers plain `ssh` while the demo runs.
 
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -15,9 +14,8 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, bail};
 use clap::Args;
 use console::driver::{self, Executor};
-use console::ssh::{KnownHosts, SshExecutor, Target};
+use console::ssh::{HostKeyPolicy, SshExecutor, Target};
 use russh::keys::PrivateKey;
-use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
 use schema::{HostRow, PsRow};
 
 /// Start a fleet on this machine and open the console on it.
@@ -170,26 +168,7 @@ fn make_dir() -> anyhow::Result<PathBuf> {
 
 /// Writes a new ed25519 key in OpenSSH format at `path` (and `path.pub`).
 fn make_key(path: &Path) -> anyhow::Result<PrivateKey> {
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .context("no randomness for a key")?;
-    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    key.write_openssh_file(path, LineEnding::LF)
-        .with_context(|| format!("cannot write {}", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
-    }
-    let public = key.public_key().to_openssh()?;
-    std::fs::write(pub_path(path), format!("{public}\n"))?;
-    Ok(key)
-}
-
-fn pub_path(path: &Path) -> PathBuf {
-    let mut p = path.as_os_str().to_owned();
-    p.push(".pub");
-    PathBuf::from(p)
+    Ok(ssh_client::load_or_create_key(path)?.0)
 }
 
 fn run_quiet(cmd: &mut Command, what: &str) -> anyhow::Result<()> {
@@ -223,7 +202,7 @@ impl Fleet {
                     .arg("--data")
                     .arg(&gw_data)
                     .args(["keys", "add", "--role", role, "--name", name])
-                    .arg(pub_path(key)),
+                    .arg(ssh_client::pub_path(key)),
                 &format!("ssh-gateway keys add {name}"),
             )
         };
@@ -286,7 +265,7 @@ impl Fleet {
             port: self.port,
         };
         let key = console::ssh::load_key(&self.dir.join("operator_key"))?;
-        let known = KnownHosts {
+        let known = HostKeyPolicy::KnownHosts {
             path: self.dir.join("known_hosts"),
             accept_new: true,
         };

@@ -171,6 +171,10 @@ impl LineFilter for Substring {
 pub struct LogBuffer {
     lines: VecDeque<LogLine>,
     capacity: usize,
+    /// Bytes of text (line and time stamp) the buffer may hold, whatever the
+    /// line count: long lines must not make a session's memory unbounded.
+    max_bytes: usize,
+    bytes: usize,
     /// Number of the line at the front of `lines`.
     first: u64,
     filter: Option<Box<dyn LineFilter>>,
@@ -207,9 +211,18 @@ impl std::fmt::Debug for LogBuffer {
 
 impl LogBuffer {
     pub fn new(capacity: usize) -> LogBuffer {
+        LogBuffer::with_budget(capacity, usize::MAX)
+    }
+
+    /// A buffer of at most `capacity` lines and `max_bytes` bytes of text
+    /// (the oldest lines go first when either is reached; the newest line
+    /// always stays).
+    pub fn with_budget(capacity: usize, max_bytes: usize) -> LogBuffer {
         LogBuffer {
             lines: VecDeque::new(),
             capacity: capacity.max(1),
+            max_bytes,
+            bytes: 0,
             first: 0,
             filter: None,
             matches: VecDeque::new(),
@@ -226,7 +239,7 @@ impl LogBuffer {
     /// Forgets every line (another app is being followed); keeps the filter.
     pub fn clear(&mut self) {
         let filter = self.filter.take();
-        *self = LogBuffer::new(self.capacity);
+        *self = LogBuffer::with_budget(self.capacity, self.max_bytes);
         self.filter = filter;
     }
 
@@ -277,14 +290,24 @@ impl LogBuffer {
         kept
     }
 
+    fn line_bytes(line: &LogLine) -> usize {
+        line.text.len() + line.stamp.len() + std::mem::size_of::<LogLine>()
+    }
+
     fn append(&mut self, line: LogLine) {
-        if self.lines.len() == self.capacity {
-            self.lines.pop_front();
+        let size = Self::line_bytes(&line);
+        while !self.lines.is_empty()
+            && (self.lines.len() >= self.capacity || self.bytes + size > self.max_bytes)
+        {
+            if let Some(old) = self.lines.pop_front() {
+                self.bytes -= Self::line_bytes(&old);
+            }
             if self.matches.front() == Some(&self.first) {
                 self.matches.pop_front();
             }
             self.first += 1;
         }
+        self.bytes += size;
         let number = self.first + self.lines.len() as u64;
         let shown = self.filter.as_ref().is_none_or(|f| f.matches(&line));
         self.lines.push_back(line);
@@ -524,5 +547,19 @@ mod tests {
                 .matches(&l("read TIMEOUT after 5s"))
         );
         assert!(!Substring::new("timeouts").unwrap().matches(&l("timeout")));
+    }
+
+    #[test]
+    fn a_byte_budget_drops_the_oldest_lines_whatever_the_count() {
+        let mut b = LogBuffer::with_budget(1_000_000, 64 * 1024);
+        let long = "x".repeat(16 * 1024);
+        for seq in 1..=100 {
+            b.push(vec![rec(seq, "h1", &long)]);
+        }
+        assert!(b.len() <= 4, "{} lines of 16 KiB kept in 64 KiB", b.len());
+        assert!(b.len() >= 3);
+        // One line over the whole budget is still shown (alone).
+        b.push(vec![rec(101, "h1", &"y".repeat(100 * 1024))]);
+        assert_eq!(b.len(), 1);
     }
 }

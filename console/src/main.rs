@@ -14,7 +14,7 @@ use std::sync::Arc;
 use anyhow::{Context, bail};
 use clap::{Parser, Subcommand};
 use console::driver::{self, Executor, Output};
-use console::ssh::{self, KnownHosts, SshExecutor, Target};
+use console::ssh::{self, HostKeyPolicy, SshExecutor, Target};
 use console::{App, Event, Front, Role, local, preview};
 use schema::WatchSnapshot;
 use tokio::sync::mpsc;
@@ -80,7 +80,7 @@ async fn connect(cli: &Cli, gateway: &str) -> anyhow::Result<SshExecutor> {
         .clone()
         .unwrap_or_else(|| ssh::ssh_dir().join("id_ed25519"));
     let key = ssh::load_key(&identity)?;
-    let known = KnownHosts {
+    let known = HostKeyPolicy::KnownHosts {
         path: ssh::ssh_dir().join("known_hosts"),
         accept_new: cli.accept_new_host_key,
     };
@@ -120,8 +120,8 @@ async fn first_snapshot(
 /// Runs the console in this terminal on the gateway `exec` talks to.
 pub(crate) async fn open_console(exec: SshExecutor, color: bool) -> anyhow::Result<()> {
     let (first, watch) = first_snapshot(&exec).await?;
-    let role = match first.role.as_deref() {
-        Some("operator") => Role::Operator,
+    let role = match first.role {
+        Some(Role::Operator) => Role::Operator,
         _ => Role::Viewer,
     };
     let label = exec.target().to_string();

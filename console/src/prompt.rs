@@ -297,7 +297,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
         Err(e) => return Intent::Usage(usage_message(&e)),
     };
     let cmd = parsed.command;
-    if !cmd.is_read_only() && cx.role == Role::Viewer {
+    if !cmd.is_read_only() && !cx.role.may_change() {
         return Intent::Refuse(crate::app::read_only_message(cmd.name()));
     }
     match cmd {

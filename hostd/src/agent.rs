@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use crate::connection::FrameReader;
 use crate::control::until_true;
 use crate::host::Host;
-use crate::ssh::{self, HostKeyPolicy, SshError, Target};
+use ssh_client::{self as ssh, HostKeyPolicy, SshError, Target};
 
 /// How the agent reaches its gateway.
 #[derive(Clone)]

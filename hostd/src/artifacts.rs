@@ -18,10 +18,10 @@ use std::sync::Arc;
 use wasmtime::component::Component;
 use wasmtime::{Engine, Module, Precompiled};
 
-use crate::db::{Db, DbError};
 use crate::engine::{self, ArtifactError, Form};
 use crate::runtime::Loaded;
 use crate::store;
+use db::{Db, DbError};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {

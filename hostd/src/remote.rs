@@ -9,7 +9,7 @@ use anyhow::Context;
 use russh::ChannelMsg;
 use schema::command::join_command_line;
 
-use crate::ssh::{self, HostKeyPolicy, Target};
+use ssh_client::{self as ssh, HostKeyPolicy, Target};
 
 /// Where `hostd --gateway` finds the user's SSH files.
 fn ssh_dir() -> PathBuf {

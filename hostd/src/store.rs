@@ -1,5 +1,5 @@
 //! Typed queries over `hostd.db`. Every function runs on the database thread
-//! (through [`crate::db::Db::call`]) and takes the connection it is given.
+//! (through [`db::Db::call`]) and takes the connection it is given.
 
 use rusqlite::{Connection, OptionalExtension, params};
 use schema::{AppKind, AuditEntry, Manifest, ReleaseRow, ReleaseState, Version};

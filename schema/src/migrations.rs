@@ -5,6 +5,30 @@
 //! one transaction each. Migrations are append-only: a released one is never
 //! edited, so a database created by any earlier build can be brought forward.
 
+/// A database's whole schema: the program that owns it (named in errors)
+/// and its steps in order.
+#[derive(Debug, Clone, Copy)]
+pub struct Schema {
+    pub program: &'static str,
+    pub steps: &'static [Migration],
+}
+
+impl Schema {
+    /// The version a database has after every step.
+    pub fn latest(&self) -> u32 {
+        self.steps.last().map(|m| m.version).unwrap_or(0)
+    }
+
+    /// The schema as it was at `version` (for tests that bring an old
+    /// database forward).
+    pub fn up_to(self, version: u32) -> Schema {
+        Schema {
+            program: self.program,
+            steps: &self.steps[..(version as usize).min(self.steps.len())],
+        }
+    }
+}
+
 /// One step of a database's schema.
 #[derive(Debug, Clone, Copy)]
 pub struct Migration {
@@ -15,7 +39,22 @@ pub struct Migration {
 }
 
 /// `hostd.db`: apps, releases, artifacts, compiled code, audit.
-pub const HOSTD: &[Migration] = &[
+pub const HOSTD: Schema = Schema {
+    program: "hostd",
+    steps: HOSTD_STEPS,
+};
+/// `logs.db`: a host's log records.
+pub const LOGS: Schema = Schema {
+    program: "hostd",
+    steps: LOGS_STEPS,
+};
+/// `gateway.db`: keys, hosts, apps, releases, artifacts, placements, audit.
+pub const GATEWAY: Schema = Schema {
+    program: "ssh-gateway",
+    steps: GATEWAY_STEPS,
+};
+
+const HOSTD_STEPS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
@@ -28,8 +67,7 @@ pub const HOSTD: &[Migration] = &[
     },
 ];
 
-/// `logs.db`: a host's log records.
-pub const LOGS: &[Migration] = &[
+const LOGS_STEPS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
@@ -47,8 +85,7 @@ pub const LOGS: &[Migration] = &[
     },
 ];
 
-/// `gateway.db`: keys, hosts, apps, releases, artifacts, placements, audit.
-pub const GATEWAY: &[Migration] = &[
+const GATEWAY_STEPS: &[Migration] = &[
     Migration {
         version: 1,
         name: "init",
@@ -68,7 +105,7 @@ mod tests {
     #[test]
     fn versions_count_up_from_one() {
         for set in [HOSTD, LOGS, GATEWAY] {
-            for (i, m) in set.iter().enumerate() {
+            for (i, m) in set.steps.iter().enumerate() {
                 assert_eq!(m.version as usize, i + 1, "{}", m.name);
             }
         }

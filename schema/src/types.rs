@@ -239,6 +239,54 @@ pub struct HostRow {
     pub memory_bytes: u64,
 }
 
+/// What an enrolled key may do at a gateway. One type for the gateway's key
+/// store, its exec and console doors, and the console's read-only mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Opens the agent tunnel for the host it was enrolled as; nothing else.
+    Host,
+    /// Runs every command.
+    Operator,
+    /// Runs the read commands only.
+    Viewer,
+}
+
+impl Role {
+    /// Whether this role may change the fleet (deploy, scale, roll back, …).
+    pub fn may_change(self) -> bool {
+        self == Role::Operator
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Role::Host => "host",
+            Role::Operator => "operator",
+            Role::Viewer => "viewer",
+        }
+    }
+}
+
+impl fmt::Display for Role {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for Role {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "host" => Ok(Role::Host),
+            "operator" => Ok(Role::Operator),
+            "viewer" => Ok(Role::Viewer),
+            _ => Err(format!(
+                "unknown role {s:?}: expected host, operator or viewer"
+            )),
+        }
+    }
+}
+
 /// One line of `watch --json`: the whole fleet as it is now.
 ///
 /// The first line of a stream also says who is watching (`role`, `key`) and
@@ -250,7 +298,7 @@ pub struct WatchSnapshot {
     pub apps: Vec<PsRow>,
     /// `operator` or `viewer`: what the watching key may do.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub role: Option<String>,
+    pub role: Option<Role>,
     /// The watching key's name, as the audit log shows it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub key: Option<String>,

@@ -16,7 +16,7 @@ use schema::command::{Command, CommandLine, split_command_line};
 use tokio::sync::{mpsc, watch};
 
 use crate::fleet::{Fleet, FleetError, Progress};
-use crate::keys::{KeyEntry, Role};
+use crate::keys::KeyEntry;
 
 /// A piece of a command's output, as an in-memory [`Out`] passes it on.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -121,7 +121,7 @@ async fn authorize(
     out: &Out,
     cl: &CommandLine,
 ) -> Result<(), i32> {
-    if who.role == Role::Viewer && !cl.command.is_read_only() {
+    if !who.role.may_change() && !cl.command.is_read_only() {
         let msg = format!(
             "refused: the key {} is a viewer; viewers may run ps, releases, logs, hosts, audit and watch",
             who.name
@@ -447,7 +447,7 @@ async fn watch_fleet(
         let snapshot = schema::WatchSnapshot {
             hosts: fleet.hosts().await?,
             apps: fleet.ps(None).await?,
-            role: first.then(|| who.role.to_string()),
+            role: first.then_some(who.role),
             key: first.then(|| who.name.clone()),
             gateway: first.then(|| fleet.name.clone()),
         };

@@ -4,44 +4,11 @@
 //! may run every command; `viewer` keys only the read commands. Keys live in
 //! `gateway.db`, so enrolling or removing one needs no restart.
 
-use std::fmt;
-use std::str::FromStr;
-
 use rusqlite::{Connection, OptionalExtension, params};
 use russh::keys::{HashAlg, PublicKey};
 use serde::Serialize;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Role {
-    Host,
-    Operator,
-    Viewer,
-}
-
-impl fmt::Display for Role {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(match self {
-            Role::Host => "host",
-            Role::Operator => "operator",
-            Role::Viewer => "viewer",
-        })
-    }
-}
-
-impl FromStr for Role {
-    type Err = String;
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "host" => Ok(Role::Host),
-            "operator" => Ok(Role::Operator),
-            "viewer" => Ok(Role::Viewer),
-            _ => Err(format!(
-                "unknown role {s:?}: expected host, operator or viewer"
-            )),
-        }
-    }
-}
+pub use schema::Role;
 
 /// An enrolled key.
 #[derive(Debug, Clone, Serialize)]

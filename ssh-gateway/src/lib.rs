@@ -4,7 +4,6 @@
 //! hosts, drives deploys and rollbacks through the hosts' tunnels, fans their
 //! logs in, and runs CLI.md commands for operators' `ssh`.
 
-pub mod db;
 pub mod exec;
 pub mod fleet;
 pub mod keys;

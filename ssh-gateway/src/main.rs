@@ -8,10 +8,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
-use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
+use db::{Db, Durability};
 use russh::keys::{HashAlg, PrivateKey};
-use russh::server::Server as _;
-use ssh_gateway::db::Db;
 use ssh_gateway::fleet::Fleet;
 use ssh_gateway::keys::{self, Role};
 
@@ -50,6 +48,20 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = ssh_gateway::fleet::DEFAULT_KEEP_RELEASES as u64,
               value_parser = clap::value_parser!(u64).range(1..10_000))]
         keep_releases: u64,
+        /// Seconds a connection may take to authenticate before it is closed
+        /// (OpenSSH's LoginGraceTime).
+        #[arg(long, value_name = "SECS", default_value_t = 30,
+              value_parser = clap::value_parser!(u64).range(1..=600))]
+        login_grace_time: u64,
+        /// Connections authenticating at once; more are closed at once
+        /// (OpenSSH's MaxStartups).
+        #[arg(long, value_name = "N", default_value_t = 128,
+              value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        max_startups: u64,
+        /// Connections authenticating at once from one address (IPv6: one /64).
+        #[arg(long, value_name = "N", default_value_t = 32,
+              value_parser = clap::value_parser!(u64).range(1..=65_536))]
+        per_source_max_startups: u64,
     },
     /// Who may connect.
     #[command(subcommand)]
@@ -88,32 +100,17 @@ fn open_db(dir: &Path) -> anyhow::Result<Db> {
     Ok(Db::open(
         &dir.join("gateway.db"),
         schema::migrations::GATEWAY,
+        Durability::Full,
     )?)
 }
 
 /// Loads the host key, or makes one (ed25519) on first start.
 fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
-    if path.exists() {
-        return russh::keys::load_secret_key(path, None)
-            .with_context(|| format!("cannot read the host key {}", path.display()));
+    let (key, created) = ssh_client::load_or_create_key(path)
+        .with_context(|| format!("the gateway's host key {}", path.display()))?;
+    if created {
+        tracing::info!(path = %path.display(), "generated the gateway host key");
     }
-    let mut seed = [0u8; 32];
-    std::fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut seed))
-        .context("no randomness for a host key")?;
-    let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
-    key.write_openssh_file(path, LineEnding::LF)
-        .with_context(|| format!("cannot write the host key {}", path.display()))?;
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
-    }
-    let public = key
-        .public_key()
-        .to_openssh()
-        .context("encoding the host key")?;
-    std::fs::write(path.with_extension("pub"), format!("{public}\n"))?;
-    tracing::info!(path = %path.display(), "generated the gateway host key");
     Ok(key)
 }
 
@@ -130,7 +127,12 @@ async fn serve(
     key_path: Option<PathBuf>,
     name: Option<String>,
     keep_releases: usize,
+    limits: ssh_gateway::server::Limits,
 ) -> anyhow::Result<()> {
+    match net::raise_nofile_limit() {
+        Ok(n) => tracing::debug!(open_files = n, "file descriptor limit"),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
+    }
     let db = open_db(&dir)?;
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
@@ -155,15 +157,17 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
     tracing::info!(listen = %listener.local_addr()?, host_key = %fp, data = %dir.display(), "ssh-gateway serving");
-    let mut server = ssh_gateway::server::Server { fleet };
-    let running = server.run_on_socket(config, &listener);
-    let handle = running.handle();
-    tokio::select! {
-        r = running => r.context("the SSH server stopped")?,
-        _ = wait_for_signal() => {
-            handle.shutdown("the gateway is shutting down".into());
-        }
-    }
+    let server = ssh_gateway::server::Server::new(fleet);
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let serving = tokio::spawn(ssh_gateway::server::run(
+        server, config, listener, limits, shutdown,
+    ));
+    wait_for_signal().await;
+    tracing::info!("shutting down");
+    let _ = shutdown_tx.send(true);
+    let _ = serving.await;
+    // Sessions were told; give them a moment to say goodbye.
+    tokio::time::sleep(Duration::from_millis(100)).await;
     Ok(())
 }
 
@@ -289,7 +293,17 @@ fn main() -> ExitCode {
                 host_key,
                 name,
                 keep_releases,
-            } => serve(dir, listen, host_key, name, keep_releases as usize).await,
+                login_grace_time,
+                max_startups,
+                per_source_max_startups,
+            } => {
+                let limits = ssh_gateway::server::Limits {
+                    login_grace: Duration::from_secs(login_grace_time),
+                    max_startups: max_startups as usize,
+                    per_source_max_startups: per_source_max_startups as usize,
+                };
+                serve(dir, listen, host_key, name, keep_releases as usize, limits).await
+            }
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
         }
     });

@@ -12,12 +12,14 @@
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 
 use russh::keys::PublicKey;
 use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId};
+use tokio::sync::oneshot;
 
 use crate::exec;
 use crate::fleet::Fleet;
@@ -26,23 +28,176 @@ use crate::keys::{self, KeyEntry, Role};
 #[derive(Clone)]
 pub struct Server {
     pub fleet: Arc<Fleet>,
+    /// Console sessions open on this gateway, all connections together.
+    consoles: Arc<std::sync::atomic::AtomicUsize>,
 }
 
-impl server::Server for Server {
-    type Handler = Conn;
+/// Session channels one connection may have open at once (OpenSSH's
+/// `MaxSessions`).
+pub const MAX_SESSIONS: usize = 10;
+/// Console sessions the gateway draws at once; each costs up to ~10 MiB.
+pub const MAX_CONSOLES: usize = 64;
 
-    fn new_client(&mut self, peer: Option<SocketAddr>) -> Conn {
-        Conn {
-            fleet: self.fleet.clone(),
-            peer,
-            key: None,
-            channels: HashMap::new(),
-            pty: HashMap::new(),
+impl Server {
+    pub fn new(fleet: Arc<Fleet>) -> Server {
+        Server {
+            fleet,
+            consoles: Arc::default(),
         }
     }
 
-    fn handle_session_error(&mut self, error: <Conn as server::Handler>::Error) {
-        tracing::debug!(%error, "ssh session ended with an error");
+    fn new_client(&self, peer: SocketAddr, authenticated: oneshot::Sender<()>) -> Conn {
+        Conn {
+            fleet: self.fleet.clone(),
+            peer: Some(peer),
+            key: None,
+            channels: HashMap::new(),
+            pty: HashMap::new(),
+            authenticated: Some(authenticated),
+            open: 0,
+            consoles: self.consoles.clone(),
+        }
+    }
+}
+
+/// What unauthenticated peers may cost (OpenSSH's `LoginGraceTime` and
+/// `MaxStartups`, per source as well as in total).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    /// A connection that has not authenticated by then is closed.
+    pub login_grace: Duration,
+    /// Connections authenticating at once, from everywhere.
+    pub max_startups: usize,
+    /// Connections authenticating at once from one address (IPv6: one /64).
+    pub per_source_max_startups: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Limits {
+        Limits {
+            login_grace: Duration::from_secs(30),
+            max_startups: 128,
+            per_source_max_startups: 32,
+        }
+    }
+}
+
+/// Serves SSH on `listener` until `shutdown` changes, then tells every
+/// client why and returns.
+///
+/// Unlike russh's own loop, this one never ends on an accept error (it
+/// backs off while the process is out of descriptors), closes connections
+/// past the caps of [`Limits`] at once, and cuts off any connection that has
+/// not authenticated within the grace time.
+pub async fn run(
+    server: Server,
+    config: Arc<server::Config>,
+    listener: tokio::net::TcpListener,
+    limits: Limits,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let gate = net::Gate::new(limits.max_startups, limits.per_source_max_startups);
+    let mut last_refusal_log: Option<std::time::Instant> = None;
+    let mut refused_since_log = 0u64;
+    loop {
+        let (socket, peer) = tokio::select! {
+            c = net::accept(&listener, "the SSH port") => c,
+            _ = shutdown.changed() => return,
+        };
+        let permit = match gate.admit(peer.ip()) {
+            Ok(p) => p,
+            Err(why) => {
+                // Closed at once: a flood costs a descriptor for microseconds.
+                drop(socket);
+                refused_since_log += 1;
+                if last_refusal_log.is_none_or(|t| t.elapsed() >= Duration::from_secs(10)) {
+                    tracing::warn!(peer = %peer.ip(), refused = refused_since_log, "closed new connections: {why}");
+                    last_refusal_log = Some(std::time::Instant::now());
+                    refused_since_log = 0;
+                }
+                continue;
+            }
+        };
+        let _ = socket.set_nodelay(config.nodelay);
+        let (authed_tx, authed_rx) = oneshot::channel();
+        let handler = server.new_client(peer, authed_tx);
+        let config = config.clone();
+        let shutdown = shutdown.clone();
+        tokio::spawn(connection(
+            config, socket, peer, handler, permit, authed_rx, limits, shutdown,
+        ));
+    }
+}
+
+/// One connection: the handshake and authentication within the grace time
+/// (holding a slot of the gate), then the session until either side ends it.
+#[allow(clippy::too_many_arguments)]
+async fn connection(
+    config: Arc<server::Config>,
+    socket: tokio::net::TcpStream,
+    peer: SocketAddr,
+    handler: Conn,
+    permit: net::Permit,
+    authenticated: oneshot::Receiver<()>,
+    limits: Limits,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let switch = net::KillSwitch::new();
+    let stream = net::Killable::new(socket, switch.clone());
+    let grace = tokio::time::sleep(limits.login_grace);
+    tokio::pin!(grace);
+    let session = tokio::select! {
+        s = server::run_stream(config, stream, handler) => match s {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::debug!(%peer, error = %e, "SSH handshake failed");
+                return;
+            }
+        },
+        // Dropping the handshake drops the stream: the connection closes.
+        _ = &mut grace => {
+            tracing::info!(%peer, "closed a connection that did not authenticate within the login grace time");
+            return;
+        }
+    };
+    let handle = session.handle();
+    tokio::pin!(session);
+    tokio::select! {
+        r = &mut session => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "SSH session ended with an error before authenticating");
+            }
+            return;
+        }
+        r = authenticated => {
+            if r.is_err() {
+                // The handler is gone: the session is ending.
+                switch.kill();
+                return;
+            }
+        }
+        _ = &mut grace => {
+            tracing::info!(%peer, "closed a connection that did not authenticate within the login grace time");
+            switch.kill();
+            return;
+        }
+    }
+    permit.release();
+    tokio::select! {
+        r = &mut session => {
+            if let Err(e) = r {
+                tracing::debug!(%peer, error = %e, "SSH session ended with an error");
+            }
+        }
+        _ = shutdown.changed() => {
+            let _ = handle
+                .disconnect(russh::Disconnect::ByApplication, "the gateway is shutting down".into(), String::new())
+                .await;
+            // A client that does not read its disconnect is cut off.
+            if tokio::time::timeout(Duration::from_secs(2), &mut session).await.is_err() {
+                switch.kill();
+            }
+        }
     }
 }
 
@@ -55,6 +210,12 @@ pub struct Conn {
     channels: HashMap<ChannelId, Channel<Msg>>,
     /// Terminal sizes asked for with `pty-req`.
     pty: HashMap<ChannelId, (u32, u32, String)>,
+    /// Told once the key is accepted, which frees the connection's
+    /// unauthenticated slot and stops its grace timer.
+    authenticated: Option<oneshot::Sender<()>>,
+    /// Session channels open on this connection.
+    open: usize,
+    consoles: Arc<std::sync::atomic::AtomicUsize>,
 }
 
 impl Conn {
@@ -136,6 +297,9 @@ impl server::Handler for Conn {
             Some(entry) => {
                 tracing::info!(key = %entry.name, role = %entry.role, user, peer = %self.peer(), "authenticated");
                 self.key = Some(entry);
+                if let Some(tx) = self.authenticated.take() {
+                    let _ = tx.send(());
+                }
                 Ok(Auth::Accept)
             }
             None => {
@@ -154,8 +318,24 @@ impl server::Handler for Conn {
         if self.key.is_none() {
             return Ok(()); // dropping the handle rejects it
         }
+        if self.open >= MAX_SESSIONS {
+            tracing::warn!(peer = %self.peer(), "refused a session channel: {MAX_SESSIONS} are open on this connection");
+            return Ok(());
+        }
+        self.open += 1;
         self.channels.insert(channel.id(), channel);
         reply.accept().await;
+        Ok(())
+    }
+
+    async fn channel_close(
+        &mut self,
+        channel: ChannelId,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        self.open = self.open.saturating_sub(1);
+        self.channels.remove(&channel);
+        self.pty.remove(&channel);
         Ok(())
     }
 
@@ -170,8 +350,10 @@ impl server::Handler for Conn {
         _modes: &[(russh::Pty, u32)],
         session: &mut Session,
     ) -> Result<(), Self::Error> {
-        self.pty
-            .insert(channel, (col_width, row_height, term.to_string()));
+        // The size is clamped where the console is drawn; the name only
+        // picks colours, so a long one is cut.
+        let term: String = term.chars().take(64).collect();
+        self.pty.insert(channel, (col_width, row_height, term));
         session.channel_success(channel)?;
         Ok(())
     }
@@ -290,9 +472,23 @@ impl server::Handler for Conn {
         let Some(ch) = self.channels.remove(&channel) else {
             return Ok(());
         };
+        use std::sync::atomic::Ordering;
+        if self.consoles.fetch_add(1, Ordering::SeqCst) >= MAX_CONSOLES {
+            self.consoles.fetch_sub(1, Ordering::SeqCst);
+            self.channels.insert(channel, ch);
+            let why = format!(
+                "the gateway is drawing {MAX_CONSOLES} consoles already; try again later, or run commands with `ssh -p PORT USER@GATEWAY ps`"
+            );
+            self.refuse(channel, "shell", why).await;
+            return Ok(());
+        }
         tracing::info!(key = %key.name, role = %key.role, cols, rows, term, "console session");
         let pty = crate::shell::Pty { cols, rows, term };
-        tokio::spawn(crate::shell::serve(self.fleet.clone(), key, ch, pty));
+        let (fleet, consoles) = (self.fleet.clone(), self.consoles.clone());
+        tokio::spawn(async move {
+            crate::shell::serve(fleet, key, ch, pty).await;
+            consoles.fetch_sub(1, Ordering::SeqCst);
+        });
         Ok(())
     }
 }

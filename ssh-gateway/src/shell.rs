@@ -23,7 +23,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use console::driver::{self, Executor, Output};
-use console::{App, Event, Front, KeyParser, Role};
+use console::{App, Event, Front, KeyParser};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
@@ -33,14 +33,23 @@ use tokio::sync::mpsc;
 
 use crate::exec::{self, Out};
 use crate::fleet::Fleet;
-use crate::keys::{self, KeyEntry};
+use crate::keys::KeyEntry;
 
 /// Log lines each session keeps: a gateway draws many sessions, so less
 /// than the local console's million.
 const SESSION_LOG_LINES: usize = 100_000;
+/// ... and the bytes of their text, whatever their length.
+const SESSION_LOG_BYTES: usize = 4 << 20;
 /// Output queued for a client that does not read it, before the session is
-/// given up on (a frame is a few KiB; this is thousands of them).
-const MAX_QUEUED: usize = 16 << 20;
+/// given up on (a full redraw of the largest screen is about 1 MiB).
+const MAX_QUEUED: usize = 4 << 20;
+/// The largest screen a session draws: a 4K monitor full of a 10-pixel
+/// font. A client claiming more (up to 65535×65535 in `pty-req` and
+/// `window-change`) gets the console in this much of its top-left corner;
+/// each cell costs the session ~100 bytes across ratatui's two buffers, so
+/// this bounds a session's screens to ~6 MiB.
+pub const MAX_COLS: u16 = 400;
+pub const MAX_ROWS: u16 = 150;
 
 /// The terminal the session was opened with (`pty-req`).
 #[derive(Debug, Clone)]
@@ -129,10 +138,7 @@ impl Write for ChannelWriter {
 /// Serves the console on `channel` until the operator quits (`q`: exit
 /// status 0) or the client goes away.
 pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty: Pty) {
-    let role = match who.role {
-        keys::Role::Operator => Role::Operator,
-        _ => Role::Viewer,
-    };
+    let role = who.role;
     let (mut read, write) = channel.split();
 
     // Output: frames queue up here and leave in order; the exit status goes last.
@@ -176,8 +182,8 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
                     row_height,
                     ..
                 } => vec![Event::Resize {
-                    width: dimension(col_width),
-                    height: dimension(row_height),
+                    width: dimension(col_width, MAX_COLS),
+                    height: dimension(row_height, MAX_ROWS),
                 }],
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 _ => Vec::new(),
@@ -198,8 +204,13 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
     let color = console::local::term_has_color(Some(&pty.term), false);
     let mut app = App::new(role, Front::Remote)
         .with_color(color)
-        .with_log_capacity(SESSION_LOG_LINES);
-    let area = Rect::new(0, 0, dimension(pty.cols), dimension(pty.rows));
+        .with_log_budget(SESSION_LOG_LINES, SESSION_LOG_BYTES);
+    let (cols, rows) = (dimension(pty.cols, MAX_COLS), dimension(pty.rows, MAX_ROWS));
+    if (cols as u32, rows as u32) != (pty.cols, pty.rows) {
+        tracing::info!(key = %who.name, asked_cols = pty.cols, asked_rows = pty.rows, cols, rows,
+            "console drawn smaller than the terminal the client claims");
+    }
+    let area = Rect::new(0, 0, cols, rows);
     let mut writer_half = ChannelWriter {
         tx: out_tx.clone(),
         buf: Vec::new(),
@@ -270,7 +281,24 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
     drop(input);
 }
 
-/// A pty dimension as ratatui takes it: at least 1, at most u16.
-fn dimension(v: u32) -> u16 {
-    v.clamp(1, u16::MAX as u32) as u16
+/// A pty dimension as the session draws it: at least 1, at most `max`.
+/// (0 means "unknown" in `pty-req`; it gets the smallest screen.)
+fn dimension(v: u32, max: u16) -> u16 {
+    v.clamp(1, max as u32) as u16
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn absurd_terminal_sizes_are_clamped_to_a_real_screen() {
+        assert_eq!(dimension(65_535, MAX_COLS), MAX_COLS);
+        assert_eq!(dimension(u32::MAX, MAX_ROWS), MAX_ROWS);
+        assert_eq!(dimension(0, MAX_ROWS), 1);
+        assert_eq!(dimension(80, MAX_COLS), 80);
+        // What the clamp allows stays within the memory the header promises.
+        let cells = MAX_COLS as usize * MAX_ROWS as usize;
+        assert!(cells * 2 * std::mem::size_of::<ratatui::buffer::Cell>() < 8 << 20);
+    }
 }

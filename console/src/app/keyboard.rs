@@ -2,7 +2,7 @@
 
 use schema::ReleaseState;
 
-use super::{App, Level, Mode, Role, View, read_only_message};
+use super::{App, Level, Mode, View, read_only_message};
 use crate::event::Action;
 use crate::input::Key;
 use crate::keys::{self, Binding, Scope};
@@ -80,7 +80,7 @@ impl App {
         let Some(kb) = keys::lookup(key, &self.scopes()) else {
             return Vec::new();
         };
-        if kb.mutates && self.role == Role::Viewer {
+        if kb.mutates && !self.role.may_change() {
             let what = match kb.binding {
                 Binding::Rollback => "rollback",
                 _ => "scale",

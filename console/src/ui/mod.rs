@@ -178,6 +178,7 @@ fn header(app: &App, t: Theme, f: &mut Frame, area: Rect) {
     let role = match app.role {
         Role::Operator => Span::raw("operator"),
         Role::Viewer => Span::styled("viewer: read-only", t.warn()),
+        Role::Host => Span::styled("host key: read-only", t.warn()),
     };
     let clock = schema::time::rfc3339(app.now_ms);
     let sep = || Span::styled(" | ", t.dim());
@@ -238,7 +239,7 @@ fn hints_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
         ],
         Mode::Filter(_) => vec![("Enter", "apply"), ("Esc", "cancel"), ("empty", "clear")],
         Mode::Help { .. } => vec![("Esc", "close"), ("↑↓", "scroll")],
-        Mode::Normal => keys::hints(&app.scopes(), app.role == Role::Viewer),
+        Mode::Normal => keys::hints(&app.scopes(), !app.role.may_change()),
     };
     let mut spans = Vec::new();
     let mut used = 0usize;

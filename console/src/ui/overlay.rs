@@ -8,7 +8,7 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use super::table::ellipsize;
 use super::{Theme, pane, state_style};
-use crate::app::{App, Role};
+use crate::app::App;
 use crate::keys::{KEYMAP, Scope};
 use crate::ops::{Operation, Pending};
 
@@ -143,7 +143,7 @@ pub(crate) fn help_max_scroll(app: &App, body: u16) -> u16 {
 }
 
 fn help_lines(app: &App, t: Theme) -> Vec<Line<'static>> {
-    let read_only = app.role == Role::Viewer;
+    let read_only = !app.role.may_change();
     let mut lines: Vec<Line> = Vec::new();
     if read_only {
         lines.push(Line::from(Span::styled(

@@ -8,7 +8,7 @@ use clap::Args;
 use super::serve::{Daemon, parse_http, wait_for_signal};
 use crate::agent::{self, AgentConfig};
 use crate::config::{self, HostConfig};
-use crate::ssh::{self, Target};
+use ssh_client::{self as ssh, Target};
 
 #[derive(Debug, Args)]
 pub struct AgentArgs {

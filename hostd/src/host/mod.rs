@@ -21,11 +21,11 @@ use tokio::sync::{Mutex, mpsc};
 
 use crate::artifacts::{Artifacts, StoreError};
 use crate::config::{HostConfig, KEEP_RELEASES};
-use crate::db::{Db, DbError, Durability};
 use crate::logs::LogHub;
 use crate::runtime::supervisor::AppStatus;
 use crate::runtime::{AppRuntime, Event, LinkError, ReleaseRun, Runtime};
 use crate::store::{self, AppRecord, ReleaseRecord};
+use db::{Db, DbError, Durability};
 use schema::artifact::{KindError, inspect};
 
 /// Why an operation was refused or failed. Every message says what to do.

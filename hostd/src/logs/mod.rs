@@ -22,7 +22,7 @@ use schema::command::Since;
 use schema::{LogRecord, Stream, Version};
 use tokio::sync::{broadcast, oneshot};
 
-use crate::db::{Db, DbError, Durability};
+use db::{Db, DbError, Durability};
 
 pub use store::{DEFAULT_CAP_BYTES, Sent};
 

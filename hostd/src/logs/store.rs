@@ -14,7 +14,7 @@ use schema::logbatch::{
 use schema::{LogRecord, Stream, Version};
 
 use super::{Entry, Inner, Msg};
-use crate::db::{DbError, Durability, migrate, open_connection};
+use db::{DbError, Durability, migrate, open_connection};
 
 /// Default bound of one app's records: the oldest go first past it.
 pub const DEFAULT_CAP_BYTES: u64 = 64 << 20;
@@ -959,7 +959,7 @@ mod tests {
         let path = dir.path().join("logs.db");
         {
             let mut c = open_connection(&path, Durability::Normal).unwrap();
-            migrate(&mut c, &path, &schema::migrations::LOGS[..1]).unwrap();
+            migrate(&mut c, &path, schema::migrations::LOGS.up_to(1)).unwrap();
             for (app, n) in [("a", 3000), ("b", 2)] {
                 for seq in 1..=n {
                     c.execute(
@@ -976,7 +976,7 @@ mod tests {
                 .unwrap();
             }
             // Clustered by version 2, still a row per record.
-            migrate(&mut c, &path, &schema::migrations::LOGS[..2]).unwrap();
+            migrate(&mut c, &path, schema::migrations::LOGS.up_to(2)).unwrap();
         }
         let mut c = open_writer(&path).unwrap();
         let gone: bool = c

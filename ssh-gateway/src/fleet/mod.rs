@@ -29,10 +29,10 @@ use sha2::{Digest, Sha256};
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::db::{Db, DbError};
 use crate::placement::{self, Candidate, PlacementError};
 use crate::store::{self, AppRecord, HostRecord, ReleaseRecord};
 use crate::tunnel::HostConn;
+use db::{Db, DbError};
 
 use hosts::monitor;
 

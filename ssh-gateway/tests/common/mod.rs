@@ -52,6 +52,8 @@ pub struct Fleet {
     host_key: Option<PathBuf>,
     /// More arguments for `ssh-gateway serve`.
     pub gateway_args: Vec<String>,
+    /// Soft and hard limit on the gateway's open files, if not inherited.
+    pub gateway_nofile: Option<u64>,
 }
 
 pub struct Agent {
@@ -84,6 +86,7 @@ impl Fleet {
             agents: Vec::new(),
             host_key: None,
             gateway_args: args.iter().map(|a| a.to_string()).collect(),
+            gateway_nofile: None,
         };
         let alice = keygen(f.dir.path(), "alice");
         std::fs::copy(&alice, f.dir.path().join("home/.ssh/id_ed25519")).unwrap();
@@ -142,6 +145,23 @@ impl Fleet {
             cmd.arg("--host-key").arg(k);
         }
         cmd.args(&self.gateway_args);
+        if let Some(n) = self.gateway_nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe and reads one rlimit
+            // from a pointer to a local.
+            unsafe {
+                cmd.pre_exec(move || {
+                    let lim = libc::rlimit {
+                        rlim_cur: n as libc::rlim_t,
+                        rlim_max: n as libc::rlim_t,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &lim) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         self.gateway = Some(Proc::spawn("ssh-gateway", &mut cmd));
         let addr = self.addr();
         wait_for("the gateway to listen", || {
@@ -152,6 +172,11 @@ impl Fleet {
     /// Serves with a different host key from now on (the next start).
     pub fn use_host_key(&mut self, key: PathBuf) {
         self.host_key = Some(key);
+    }
+
+    /// The running gateway process.
+    pub fn gateway(&mut self) -> &mut Proc {
+        self.gateway.as_mut().expect("the gateway is started")
     }
 
     pub fn kill_gateway(&mut self) {

@@ -42,6 +42,19 @@ fn winsize(cols: u16, rows: u16) -> libc::winsize {
 impl Pty {
     /// Starts `cmd` on a new pty of `cols`×`rows` with `TERM=xterm-256color`.
     pub fn spawn(name: &str, cmd: &mut Command, cols: u16, rows: u16) -> Pty {
+        Pty::spawn_claiming(name, cmd, (cols, rows), (cols, rows))
+    }
+
+    /// Like [`Pty::spawn`], but the pty claims `claimed` (cols, rows) while
+    /// the emulated screen that the test reads is `screen`: a hostile client
+    /// can claim 65535×65535 without the test allocating it.
+    pub fn spawn_claiming(
+        name: &str,
+        cmd: &mut Command,
+        claimed: (u16, u16),
+        screen: (u16, u16),
+    ) -> Pty {
+        let (cols, rows) = claimed;
         let (mut master, mut slave) = (0, 0);
         let ws = winsize(cols, rows);
         // SAFETY: openpty writes two fds into the given ints; no name buffer
@@ -84,7 +97,7 @@ impl Pty {
         let master = File::from(master);
         let shared = Arc::new((
             Mutex::new(Shared {
-                parser: vt100::Parser::new(rows, cols, 0),
+                parser: vt100::Parser::new(screen.1, screen.0, 0),
                 bytes: 0,
                 closed: false,
             }),
@@ -129,6 +142,11 @@ impl Pty {
             let mut s = self.shared.0.lock().unwrap();
             s.parser.screen_mut().set_size(rows, cols);
         }
+        self.claim_size(cols, rows);
+    }
+
+    /// Sets the size the pty claims, leaving the emulated screen as it is.
+    pub fn claim_size(&mut self, cols: u16, rows: u16) {
         let ws = winsize(cols, rows);
         // SAFETY: TIOCSWINSZ reads a winsize from the pointer.
         let rc = unsafe { libc::ioctl(self.master.as_raw_fd(), libc::TIOCSWINSZ as _, &ws) };

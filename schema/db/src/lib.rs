@@ -1,14 +1,17 @@
-//! SQLite, reached from a dedicated thread.
+//! SQLite, reached from a dedicated thread, for every cranefleet database
+//! (`hostd.db`, `logs.db`, `gateway.db`).
 //!
 //! A `rusqlite::Connection` blocks; async tasks must not. Each [`Db`] owns
 //! one connection on its own thread and runs closures sent to it in order,
 //! so writes to one database are serialised without locks in our code.
+//! Opening a database brings its schema forward with the migrations of
+//! [`schema::migrations`], and refuses one written by a newer program.
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
 
 use rusqlite::Connection;
-use schema::migrations::Migration;
+use schema::migrations::Schema;
 use tokio::sync::oneshot;
 
 #[derive(Debug, thiserror::Error)]
@@ -20,10 +23,11 @@ pub enum DbError {
         source: rusqlite::Error,
     },
     #[error(
-        "database {path} has schema version {found}, newer than this hostd knows ({known}); run the newer hostd or restore a backup"
+        "database {path} has schema version {found}, newer than this {program} knows ({known}); run the newer {program} or restore a backup"
     )]
     TooNew {
         path: PathBuf,
+        program: &'static str,
         found: u32,
         known: u32,
     },
@@ -62,11 +66,7 @@ pub enum Durability {
 impl Db {
     /// Opens (creating if needed) the database at `path`, brings its schema
     /// up to date with `migrations`, and starts its thread.
-    pub fn open(
-        path: &Path,
-        migrations: &'static [Migration],
-        durability: Durability,
-    ) -> Result<Db, DbError> {
+    pub fn open(path: &Path, migrations: Schema, durability: Durability) -> Result<Db, DbError> {
         let mut conn = open_connection(path, durability)?;
         migrate(&mut conn, path, migrations)?;
         let (tx, rx) = mpsc::channel::<Job>();
@@ -143,23 +143,20 @@ pub fn open_connection(path: &Path, durability: Durability) -> Result<Connection
 
 /// Applies the migrations after the database's `user_version`, one
 /// transaction each.
-pub fn migrate(
-    conn: &mut Connection,
-    path: &Path,
-    migrations: &'static [Migration],
-) -> Result<(), DbError> {
+pub fn migrate(conn: &mut Connection, path: &Path, migrations: Schema) -> Result<(), DbError> {
     let current: u32 = conn
         .query_row("PRAGMA user_version", [], |r| r.get(0))
         .map_err(DbError::Sql)?;
-    let known = migrations.last().map(|m| m.version).unwrap_or(0);
+    let known = migrations.latest();
     if current > known {
         return Err(DbError::TooNew {
             path: path.to_path_buf(),
+            program: migrations.program,
             found: current,
             known,
         });
     }
-    for m in migrations.iter().filter(|m| m.version > current) {
+    for m in migrations.steps.iter().filter(|m| m.version > current) {
         let err = |source| DbError::Migration {
             path: path.to_path_buf(),
             version: m.version,
@@ -188,7 +185,7 @@ mod tests {
         let v: u32 = db
             .call_blocking(|c| c.query_row("PRAGMA user_version", [], |r| r.get(0)))
             .unwrap();
-        assert_eq!(v, schema::migrations::HOSTD.len() as u32);
+        assert_eq!(v, schema::migrations::HOSTD.latest());
         drop(db);
         // Opening again applies nothing and works.
         Db::open(&path, schema::migrations::HOSTD, Durability::Full).unwrap();
@@ -200,5 +197,20 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("newer than this hostd"), "{err}");
+    }
+
+    #[test]
+    fn a_gateway_database_names_the_gateway_when_it_is_too_new() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        Db::open(&path, schema::migrations::GATEWAY, Durability::Full).unwrap();
+        let c = Connection::open(&path).unwrap();
+        c.pragma_update(None, "user_version", 99).unwrap();
+        drop(c);
+        let err = Db::open(&path, schema::migrations::GATEWAY, Durability::Full)
+            .err()
+            .unwrap()
+            .to_string();
+        assert!(err.contains("run the newer ssh-gateway"), "{err}");
     }
 }

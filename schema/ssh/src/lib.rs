@@ -1,9 +1,14 @@
-//! The SSH client side of hostd: keys, the gateway's host key, connecting.
+//! The SSH client every cranefleet program uses to reach a gateway: keys,
+//! the gateway's host key, ciphers, connecting.
 //!
-//! Two uses: `hostd agent` keeps a tunnel to the gateway, pinning the
-//! gateway's host key in its data directory on first contact; `hostd
-//! <command> --gateway` runs a command through the gateway, checking its
-//! host key against `~/.ssh/known_hosts` like OpenSSH does.
+//! Three uses, one set of rules: `hostd agent` keeps a tunnel to the
+//! gateway, pinning the gateway's host key in its data directory on first
+//! contact; `hostd <command> --gateway` and the local `console` run commands
+//! through the gateway, checking its host key against `~/.ssh/known_hosts`
+//! like OpenSSH does (`--accept-new-host-key` records it the first time; a
+//! changed key is never accepted). Addresses are `[user@]host[:port]`, port
+//! 2222 by default. The same key generator makes hosts' keys, the gateway's
+//! host key and the demo's keys.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -14,7 +19,8 @@ use russh::client;
 use russh::keys::ssh_key::{LineEnding, private::Ed25519Keypair};
 use russh::keys::{HashAlg, PrivateKey, PrivateKeyWithHashAlg, PublicKey, PublicKeyOrCertificate};
 
-#[derive(Debug, thiserror::Error)]
+/// Why the gateway could not be reached, in words that say what to do.
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum SshError {
     #[error("cannot read the SSH key {path}: {reason}")]
     Key { path: PathBuf, reason: String },
@@ -63,6 +69,20 @@ impl Target {
     }
 }
 
+impl std::fmt::Display for Target {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}@{}:{}", self.user, self.host, self.port)
+    }
+}
+
+/// `~/.ssh`.
+pub fn ssh_dir() -> PathBuf {
+    std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("."))
+        .join(".ssh")
+}
+
 /// The invoking user's name, for SSH usernames.
 pub fn local_user() -> String {
     std::env::var("USER")
@@ -97,11 +117,20 @@ pub fn load_or_create_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
     }
-    key.write_openssh_file(path, LineEnding::LF)
+    let private = key
+        .to_openssh(LineEnding::LF)
         .map_err(|e| err(e.to_string()))?;
+    // Created 0600, never readable by others even for a moment.
     {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600));
+        use std::io::Write;
+        use std::os::unix::fs::OpenOptionsExt;
+        std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o600)
+            .open(path)
+            .and_then(|mut f| f.write_all(private.as_bytes()).and_then(|()| f.sync_all()))
+            .map_err(|e| err(e.to_string()))?;
     }
     let public = key
         .public_key()
@@ -130,6 +159,7 @@ pub enum HostKeyPolicy {
     KnownHosts { path: PathBuf, accept_new: bool },
 }
 
+/// The russh handler: checks the server's key with the policy.
 pub struct Client {
     policy: HostKeyPolicy,
     target: Target,
@@ -238,6 +268,13 @@ const HARDWARE_AES_ORDER: &[russh::cipher::Name] = &[
 ];
 
 /// Connects to the gateway, checks its host key, and authenticates with `key`.
+///
+/// # Errors
+///
+/// [`SshError::Connect`] when the address does not answer within 15 s,
+/// [`SshError::HostKey`] when the policy refuses the gateway's key (the
+/// message says why and what to do), [`SshError::Auth`] when the gateway
+/// does not accept `key`.
 pub async fn connect(
     target: &Target,
     key: &PrivateKey,
@@ -251,6 +288,7 @@ pub async fn connect(
         inactivity_timeout: None,
         keepalive_interval: Some(Duration::from_secs(5)),
         keepalive_max: 3,
+        nodelay: true,
         preferred,
         ..Default::default()
     });
@@ -343,5 +381,8 @@ mod tests {
         assert_eq!(k1.public_key(), k2.public_key());
         let line = std::fs::read_to_string(pub_path(&p)).unwrap();
         assert!(line.starts_with("ssh-ed25519 "));
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&p).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600, "a new private key is 0600");
     }
 }
