@@ -252,9 +252,11 @@ impl Artifacts {
         // foreign code with an error.
         match Engine::detect_precompiled(cwasm) {
             Some(Precompiled::Module) => Ok(Loaded::Module(
+                // SAFETY: wasmtime's own output, checked as said above.
                 unsafe { Module::deserialize(&self.inner.engine, cwasm) }.map_err(invalid)?,
             )),
             Some(Precompiled::Component) => Ok(Loaded::Component(
+                // SAFETY: wasmtime's own output, checked as said above.
                 unsafe { Component::deserialize(&self.inner.engine, cwasm) }.map_err(invalid)?,
             )),
             None => Err(StoreError::Artifact(ArtifactError::Invalid(

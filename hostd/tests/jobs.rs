@@ -118,7 +118,18 @@ fn scaling_a_job_to_zero_pauses_its_schedule() {
             .count()
     };
     let before = runs(&h);
-    std::thread::sleep(std::time::Duration::from_millis(2200));
+    // Another job on the same schedule runs twice meanwhile: two seconds of
+    // the scheduler's time in which `p` would have run.
+    h.deploy("q", "job.wasm", &["--schedule", "@every 1s"]);
+    let finished = |h: &Hostd| {
+        h.logs("q")
+            .iter()
+            .filter(|r| line(r).contains("finished"))
+            .count()
+    };
+    wait_for("two runs of another job", || {
+        (finished(&h) >= 2).then_some(())
+    });
     assert_eq!(runs(&h), before, "no runs while paused");
     h.json(&["scale", "p", "1"]);
     wait_for("runs again", || (runs(&h) > before).then_some(()));

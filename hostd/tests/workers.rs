@@ -125,7 +125,18 @@ fn crash_loop_marks_the_release_and_stops_restarting() {
             .count()
     };
     let before = starts(&h);
-    std::thread::sleep(std::time::Duration::from_millis(500));
+    // Let the daemon run on: five more ticks of the good worker (100 ms
+    // each) is time in which the crashed one would have been restarted.
+    let last_seq = |h: &Hostd| {
+        h.logs("good")
+            .last()
+            .and_then(|r| r["seq"].as_u64())
+            .unwrap_or(0)
+    };
+    let mark = last_seq(&h);
+    wait_for("five more ticks of the good worker", || {
+        (last_seq(&h) >= mark + 5).then_some(())
+    });
     assert_eq!(starts(&h), before);
     // Other apps are unaffected.
     assert_eq!(h.app("good")["state"], "running");

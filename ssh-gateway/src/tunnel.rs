@@ -94,6 +94,12 @@ pub struct HostConn {
     /// The key it authenticated with.
     pub key: String,
     tx: mpsc::Sender<Vec<u8>>,
+    /// Artifact chunks (and their end or failure), in a queue of their own
+    /// that holds two: a host that asks for artifacts and does not read
+    /// them costs the gateway a few MiB, not what it asked for.
+    chunks: mpsc::Sender<Vec<u8>>,
+    /// Fetches this host may have in flight; more are refused at once.
+    fetches: Arc<tokio::sync::Semaphore>,
     next_id: AtomicU64,
     pending: Mutex<HashMap<u64, Pending>>,
     logs: Mutex<HashMap<u64, mpsc::UnboundedSender<LogItem>>>,
@@ -236,6 +242,10 @@ impl FrameReader {
     }
 }
 
+/// Artifact fetches one host may have in flight (ours asks for one at a
+/// time; each costs ~2 MiB of buffers while it runs).
+pub const MAX_FETCHES_PER_HOST: usize = 2;
+
 /// Serves one host's tunnel until it closes. Errors close this tunnel only.
 pub async fn serve<S>(fleet: Arc<Fleet>, key: String, stream: S)
 where
@@ -243,8 +253,17 @@ where
 {
     let (mut r, mut w) = tokio::io::split(stream);
     let (tx, mut out) = mpsc::channel::<Vec<u8>>(64);
+    let (chunks_tx, mut chunks) = mpsc::channel::<Vec<u8>>(2);
     let writer = tokio::spawn(async move {
-        while let Some(b) = out.recv().await {
+        loop {
+            // Control messages first: a stream of chunks never holds up a
+            // heartbeat reply or an activate.
+            let next = tokio::select! {
+                biased;
+                b = out.recv() => b,
+                b = chunks.recv() => b,
+            };
+            let Some(b) = next else { break };
             if w.write_all(&b).await.is_err() || w.flush().await.is_err() {
                 break;
             }
@@ -299,6 +318,8 @@ where
         name: hello.name.clone(),
         key: key.clone(),
         tx: tx.clone(),
+        chunks: chunks_tx,
+        fetches: Arc::new(tokio::sync::Semaphore::new(MAX_FETCHES_PER_HOST)),
         next_id: AtomicU64::new(0),
         pending: Mutex::new(HashMap::new()),
         logs: Mutex::new(HashMap::new()),
@@ -373,8 +394,26 @@ async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
             }
         }
         HostMsg::Fetch { digest, offset } => {
+            let Ok(permit) = conn.fetches.clone().try_acquire_owned() else {
+                tracing::warn!(host = %conn.name, digest, "refused a fetch: {MAX_FETCHES_PER_HOST} are in flight for this host");
+                let mut b = Vec::new();
+                tunnel::encode_msg(
+                    &GatewayMsg::FetchFailed {
+                        reason: format!(
+                            "{MAX_FETCHES_PER_HOST} fetches are in flight for this host already; ask again when one ends"
+                        ),
+                        digest,
+                    },
+                    &mut b,
+                );
+                let _ = conn.chunks.send(b).await;
+                return;
+            };
             let (path, conn) = (fleet.artifact_path(&digest), conn.clone());
-            tokio::spawn(async move { send_artifact(&conn, path, digest, offset).await });
+            tokio::spawn(async move {
+                send_artifact(&conn, path, digest, offset).await;
+                drop(permit);
+            });
         }
         HostMsg::LogsEnd { id } => {
             if let Some(tx) = HostConn::lock(&conn.logs).remove(&id) {
@@ -385,7 +424,15 @@ async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
     }
 }
 
-/// Streams an artifact from `offset` in 1 MiB chunks, then its end.
+/// A fetch's end or failure, in order behind its chunks.
+async fn send_chunk_msg(conn: &HostConn, m: &GatewayMsg) {
+    let mut b = Vec::new();
+    tunnel::encode_msg(m, &mut b);
+    let _ = conn.chunks.send(b).await;
+}
+
+/// Streams an artifact from `offset` in 1 MiB chunks, then its end, through
+/// the host's chunk queue (so at most a few chunks wait for a slow host).
 async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u64) {
     use tokio::io::AsyncSeekExt;
     let fail = |reason: String| GatewayMsg::FetchFailed {
@@ -393,25 +440,23 @@ async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u
         reason,
     };
     if !schema::artifact::is_digest(&digest) {
-        let _ = conn.send(&fail("not a sha256 digest".into())).await;
+        send_chunk_msg(conn, &fail("not a sha256 digest".into())).await;
         return;
     }
     let mut f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {
-            let _ = conn
-                .send(&fail(format!("not stored on the gateway: {e}")))
-                .await;
+            send_chunk_msg(conn, &fail(format!("not stored on the gateway: {e}"))).await;
             return;
         }
     };
     let total = f.metadata().await.map(|m| m.len()).unwrap_or(0);
     if offset > total || f.seek(std::io::SeekFrom::Start(offset)).await.is_err() {
-        let _ = conn
-            .send(&fail(format!(
-                "offset {offset} is past the end ({total} bytes)"
-            )))
-            .await;
+        send_chunk_msg(
+            conn,
+            &fail(format!("offset {offset} is past the end ({total} bytes)")),
+        )
+        .await;
         return;
     }
     let mut pos = offset;
@@ -421,7 +466,7 @@ async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u
             Ok(0) => break,
             Ok(n) => n,
             Err(e) => {
-                let _ = conn.send(&fail(format!("read error: {e}"))).await;
+                send_chunk_msg(conn, &fail(format!("read error: {e}"))).await;
                 return;
             }
         };
@@ -434,12 +479,10 @@ async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u
             },
             &mut buf,
         );
-        if conn.send_raw(buf).await.is_err() {
+        if conn.chunks.send(buf).await.is_err() {
             return;
         }
         pos += n as u64;
     }
-    let _ = conn
-        .send(&GatewayMsg::ChunkEnd { digest, total: pos })
-        .await;
+    send_chunk_msg(conn, &GatewayMsg::ChunkEnd { digest, total: pos }).await;
 }

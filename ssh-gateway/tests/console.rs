@@ -5,22 +5,12 @@
 
 mod common;
 
-use std::path::PathBuf;
 use std::process::Command;
 
 use common::pty::Pty;
 use common::*;
 
 /// The `console` binary, built next to the gateway by the workspace build.
-fn console_bin() -> PathBuf {
-    let p = gateway_bin().with_file_name("console");
-    assert!(
-        p.exists(),
-        "console is not built next to ssh-gateway: run `cargo build -p console` (cargo test --workspace does)"
-    );
-    p
-}
-
 /// A fleet of two hosts running `ticker` with two releases, v2 active.
 fn fleet_with_two_releases() -> Fleet {
     let mut f = Fleet::start();

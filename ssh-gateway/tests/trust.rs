@@ -217,3 +217,83 @@ fn running_out_of_file_descriptors_slows_the_gateway_but_never_stops_it() {
     });
     assert!(f.gateway().is_running());
 }
+
+#[test]
+fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice() {
+    use schema::tunnel::{self, Hello, HostMsg};
+    use sha2::Digest as _;
+    use std::process::Stdio;
+
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    // A 16 MiB artifact stored on the gateway.
+    let big = padded_wasm(
+        &std::fs::read(fixture("ticker.component.wasm")).unwrap(),
+        16 << 20,
+    );
+    let path = f.path("big.wasm");
+    std::fs::write(&path, &big).unwrap();
+    f.ops(&["deploy", "big", path.to_str().unwrap(), "--kind", "worker"])
+        .ok();
+    let digest = hex::encode(sha2::Sha256::digest(&big));
+
+    // Another enrolled host key says hello, asks for that artifact 300 times
+    // and never reads what comes back.
+    let evil = keygen(f.dir.path(), "evil-host");
+    f.enroll("host", &evil, "evil");
+    let mut frames = Vec::new();
+    tunnel::encode_msg(
+        &HostMsg::Hello(Hello {
+            version: tunnel::TUNNEL_PROTOCOL_VERSION,
+            name: "evil".into(),
+            arch: std::env::consts::ARCH.into(),
+            engine: "0".repeat(16),
+            cpus: 1,
+            memory_bytes: 1 << 30,
+            labels: Default::default(),
+            apps: Vec::new(),
+            local_actions: Vec::new(),
+        }),
+        &mut frames,
+    );
+    for _ in 0..300 {
+        tunnel::encode_msg(
+            &HostMsg::Fetch {
+                digest: digest.clone(),
+                offset: 0,
+            },
+            &mut frames,
+        );
+    }
+    let before = f.gateway().rss_kib().expect("gateway RSS");
+    let mut flood = f.ssh_cmd("evil-host", &["-s", "cranefleet-tunnel"]);
+    let mut flood = flood
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped()) // never read
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = flood.stdin.take().unwrap();
+    stdin.write_all(&frames).unwrap();
+    // Either the gateway refuses the fetches past its limit, or its memory
+    // grows with what was asked (the bug this guards against).
+    wait_for("the gateway to refuse fetches past the limit", || {
+        let refused = f
+            .gateway_log()
+            .contains("refused a fetch: 2 are in flight for this host");
+        let grown = f.gateway().rss_kib()? > before + 64 * 1024;
+        (refused || grown).then_some(())
+    });
+    let during = f.gateway().rss_kib().expect("gateway RSS");
+    assert!(
+        during < before + 64 * 1024,
+        "300 unread fetches of 16 MiB cost the gateway {} MiB",
+        mib(during.saturating_sub(before))
+    );
+    // The fleet is served meanwhile.
+    f.ops(&["ps"]).ok();
+    drop(stdin);
+    let _ = flood.kill();
+    let _ = flood.wait();
+    assert!(f.gateway().is_running());
+}

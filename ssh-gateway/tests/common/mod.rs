@@ -17,14 +17,14 @@ pub fn gateway_bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_ssh-gateway"))
 }
 
-/// `hostd`, built as a dependency of these tests.
+/// `hostd`, built fresh for these tests.
 pub fn hostd_bin() -> PathBuf {
-    let p = Path::new(env!("CARGO_BIN_EXE_ssh-gateway")).with_file_name("hostd");
-    assert!(
-        p.exists(),
-        "hostd is not built next to ssh-gateway: run `cargo build -p hostd` (cargo test --workspace does)"
-    );
-    p
+    workspace_bin("hostd")
+}
+
+/// `console`, built fresh for these tests.
+pub fn console_bin() -> PathBuf {
+    workspace_bin("console")
 }
 
 /// An ed25519 key made by OpenSSH's ssh-keygen.
