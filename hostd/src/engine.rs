@@ -120,10 +120,7 @@ pub fn compat_hash(engine: &Engine) -> String {
     hex::encode(&h.0.finalize()[..16])
 }
 
-/// sha256 of `bytes` as lowercase hex: the content address of an artifact.
-pub fn digest(bytes: &[u8]) -> String {
-    hex::encode(Sha256::digest(bytes))
-}
+pub use schema::artifact::digest;
 
 pub use schema::artifact::{ArtifactError, Form, classify};
 

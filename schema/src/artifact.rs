@@ -63,8 +63,14 @@ pub fn classify(bytes: &[u8]) -> Result<Form, ArtifactError> {
     }
 }
 
-/// sha256 hex of bytes is computed by the programs (schema does no hashing
-/// of its own); digests are lowercase hex, shown as `sha256:<hex>`.
+/// sha256 of `bytes` as lowercase hex: the content address of an artifact
+/// (shown as `sha256:<hex>`), the same on hosts and the gateway.
+pub fn digest(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    hex::encode(sha2::Sha256::digest(bytes))
+}
+
+/// Whether `s` is a digest as [`digest`] writes it: 64 lowercase hex digits.
 pub fn is_digest(s: &str) -> bool {
     s.len() == 64
         && s.bytes()

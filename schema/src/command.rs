@@ -366,6 +366,9 @@ pub struct ScaleArgs {
     pub replicas: u32,
 }
 
+/// Records `logs APP` shows when neither `--tail` nor `--since` is given.
+pub const DEFAULT_TAIL: u64 = 100;
+
 /// Where `logs` starts.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Since {

@@ -27,7 +27,7 @@ use crate::tunnel::{LogItem, LogStream};
 const CHUNK: usize = 64 * 1024;
 
 /// Records printed when neither `--tail` nor `--since` is given.
-const DEFAULT_TAIL: u64 = 100;
+use schema::command::DEFAULT_TAIL;
 
 /// Renders records as `logs` prints them (a line, or a JSON object with
 /// `--json`) into pieces for the client.

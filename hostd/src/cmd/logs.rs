@@ -18,7 +18,7 @@ use crate::filter::Matcher;
 use crate::host::HostError;
 
 /// Records printed when neither --tail nor --since is given.
-pub const DEFAULT_TAIL: u64 = 100;
+pub use schema::command::DEFAULT_TAIL;
 /// Output is sent in pieces of about this size, not a frame per record.
 const OUT_CHUNK: usize = 64 * 1024;
 /// Live records gathered into one write at most.

@@ -25,7 +25,7 @@ use schema::{
     AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
     ScaleOutcome, Version,
 };
-use sha2::{Digest, Sha256};
+
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;
 
@@ -118,10 +118,6 @@ pub struct Fleet {
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|p| p.into_inner())
-}
-
-fn sha256_hex(b: &[u8]) -> String {
-    hex::encode(Sha256::digest(b))
 }
 
 /// Releases of an app whose artifacts the gateway keeps unless told otherwise.

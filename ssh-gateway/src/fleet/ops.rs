@@ -71,10 +71,10 @@ impl Fleet {
         // Store the artifact, content-addressed, and record its release
         // before a prune can see the file.
         let stored = self.artifacts.lock().await;
-        let digest = sha256_hex(&bytes);
+        let digest = schema::artifact::digest(&bytes);
         let path = self.artifact_path(&digest);
         if std::fs::read(&path)
-            .map(|b| sha256_hex(&b) != digest)
+            .map(|b| schema::artifact::digest(&b) != digest)
             .unwrap_or(true)
         {
             let tmp = path.with_extension("tmp");
