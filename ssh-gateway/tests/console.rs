@@ -46,12 +46,7 @@ fn active(f: &Fleet, app: &str) -> String {
 
 /// `ssh -t` into the gateway with `key` (as user `key`), on a pty.
 fn ssh_console(f: &Fleet, key: &str, cols: u16, rows: u16) -> Pty {
-    let mut cmd = Command::new("ssh");
-    cmd.args(["-t", "-p", &f.port.to_string(), "-i"])
-        .arg(f.path(key))
-        .args(SSH_OPTIONS)
-        .arg(format!("{key}@127.0.0.1"));
-    Pty::spawn("ssh -t", &mut cmd, cols, rows)
+    f.ssh_console(key, (cols, rows), (cols, rows))
 }
 
 /// The local console binary on a pty, talking to the fleet as `key`.

@@ -13,17 +13,6 @@ use std::time::{Duration, Instant};
 use common::pty::Pty;
 use common::*;
 
-/// `ssh -t` into the gateway with `key`, on a pty that claims `claimed`
-/// (cols, rows) while the test emulates a `screen`-sized terminal.
-fn ssh_console_claiming(f: &Fleet, key: &str, claimed: (u16, u16), screen: (u16, u16)) -> Pty {
-    let mut cmd = Command::new("ssh");
-    cmd.args(["-t", "-p", &f.port.to_string(), "-i"])
-        .arg(f.path(key))
-        .args(SSH_OPTIONS)
-        .arg(format!("{key}@127.0.0.1"));
-    Pty::spawn_claiming("ssh -t", &mut cmd, claimed, screen)
-}
-
 /// Waits until the console has sent more than `bytes` bytes (a redraw).
 fn wait_for_output_after(p: &Pty, bytes: u64) {
     wait_for("the console to draw again", || {
@@ -40,7 +29,7 @@ fn a_viewer_claiming_a_65535_square_terminal_gets_a_bounded_console_and_the_gate
     let mut f = Fleet::start();
     let before = f.gateway().rss_kib().expect("gateway RSS");
 
-    let mut p = ssh_console_claiming(&f, "victor", (65_535, 65_535), (200, 60));
+    let mut p = f.ssh_console("victor", (65_535, 65_535), (200, 60));
     p.wait_text(" cranefleet ");
     assert!(
         f.gateway().is_running(),
@@ -63,7 +52,7 @@ fn a_viewer_claiming_a_65535_square_terminal_gets_a_bounded_console_and_the_gate
     p.claim_size(65_535, 65_535);
     wait_for_output_after(&p, sent);
     // A second absurd session at once.
-    let mut q = ssh_console_claiming(&f, "victor", (2_000, 2_000), (200, 60));
+    let mut q = f.ssh_console("victor", (2_000, 2_000), (200, 60));
     q.wait_text(" cranefleet ");
     assert!(
         f.gateway().is_running(),

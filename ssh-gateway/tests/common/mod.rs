@@ -303,6 +303,18 @@ impl Fleet {
         c
     }
 
+    /// `ssh -t` into the gateway with `key` (as user `key`), on a pty that
+    /// claims `claimed` (cols, rows) while the test emulates a `screen`-sized
+    /// terminal (the same size, unless a test plays a hostile client).
+    pub fn ssh_console(&self, key: &str, claimed: (u16, u16), screen: (u16, u16)) -> pty::Pty {
+        let mut cmd = Command::new("ssh");
+        cmd.args(["-t", "-p", &self.port.to_string(), "-i"])
+            .arg(self.path(key))
+            .args(SSH_OPTIONS)
+            .arg(format!("{key}@127.0.0.1"));
+        pty::Pty::spawn_claiming("ssh -t", &mut cmd, claimed, screen)
+    }
+
     /// OpenSSH's client opening the tunnel subsystem with `key`, as a host would.
     pub fn ssh_subsystem(&self, key: &str, stdin: &[u8]) -> Run {
         self.ssh(key, &["-s", "cranefleet-tunnel"], Some(stdin))
