@@ -16,6 +16,7 @@ use std::time::{Duration, Instant};
 use russh::keys::PrivateKey;
 use schema::command::Since;
 use schema::frame::FrameError;
+use schema::progress::Step;
 use schema::tunnel::{
     self, Chunk, GatewayMsg, HEARTBEAT_SECS, Hello, HostEvent, HostMsg, Incoming, MAX_TUNNEL_FRAME,
     SUBSYSTEM, TUNNEL_PROTOCOL_VERSION,
@@ -27,6 +28,8 @@ use tokio::task::JoinSet;
 use crate::connection::FrameReader;
 use crate::control::until_true;
 use crate::host::Host;
+use crate::logs::follow::{self, RecordSink};
+use ops::OpError;
 use ssh_client::{self as ssh, HostKeyPolicy, SshError, Target};
 
 /// How the agent reaches its gateway.
@@ -133,6 +136,8 @@ impl Tx {
 /// Where one logs request's batches go: the tunnel, as far as the
 /// gateway's credit allows (see [`tunnel::LOGS_WINDOW`]).
 struct LogSink {
+    host: Arc<Host>,
+    app: String,
     tx: Tx,
     id: u64,
     credit: Arc<tokio::sync::Semaphore>,
@@ -162,10 +167,13 @@ impl LogSink {
             .await
             .map_err(|_| "the tunnel closed".to_string())
     }
+}
 
-    /// Sends live records as batches of this request.
-    async fn records(&self, app: &str, records: &[schema::LogRecord]) -> Result<(), String> {
-        let mut w = tunnel::LogBatchWriter::new(self.id, app);
+/// Stored records stream from the store as binary batches while they are
+/// read; live ones go as batches of the same request.
+impl RecordSink for LogSink {
+    async fn live(&mut self, records: &[schema::LogRecord]) -> Result<(), OpError> {
+        let mut w = tunnel::LogBatchWriter::new(self.id, &self.app);
         let mut frames = Vec::new();
         for r in records {
             w.push_into(&schema::logbatch::LogRef::of(r), &mut frames);
@@ -174,37 +182,37 @@ impl LogSink {
             frames.push(w.finish());
         }
         for f in frames {
-            self.frame(f).await?;
+            self.frame(f).await.map_err(OpError::failed)?;
         }
         Ok(())
     }
 
-    /// Sends the stored records [`LogHub::send_stored`] reads, as they
-    /// are read and credit allows.
+    /// Sends the stored records [`crate::logs::LogHub::send_stored`] reads,
+    /// as they are read and credit allows.
     async fn stored(
-        &self,
-        host: &Host,
-        app: &str,
+        &mut self,
         since: Option<Since>,
         tail: Option<u64>,
         matcher: Option<Arc<crate::filter::Matcher>>,
-    ) -> Result<crate::logs::Sent, String> {
+    ) -> Result<crate::logs::Sent, OpError> {
         // A frame or two ahead of the credit: the reader waits on this
         // channel while the gateway has not taken earlier batches.
         let (ftx, mut frx) = mpsc::channel(2);
-        let read = host
+        let read = self
+            .host
             .logs
-            .send_stored(app, since, tail, matcher, self.id, ftx);
+            .send_stored(&self.app, since, tail, matcher, self.id, ftx);
+        let this = &*self;
         // Owns the receiver: when sending fails, dropping it stops the read.
         let forward = async move {
             while let Some(f) = frx.recv().await {
-                self.frame(f).await?;
+                this.frame(f).await?;
             }
             Ok::<(), String>(())
         };
         let (read, forwarded) = tokio::join!(read, forward);
-        forwarded?;
-        read.map_err(|e| e.to_string())
+        forwarded.map_err(OpError::failed)?;
+        read.map_err(|e| OpError::failed(e.to_string()))
     }
 }
 
@@ -429,7 +437,9 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 // Requests that ended are forgotten as new ones come.
                 streams.retain(|_, (h, _)| !h.is_finished());
                 let credit = Arc::new(tokio::sync::Semaphore::new(tunnel::LOGS_WINDOW as usize));
-                let sink = LogSink {
+                let mut sink = LogSink {
+                    host: host.clone(),
+                    app: app.clone(),
                     tx: tx.clone(),
                     id,
                     credit: credit.clone(),
@@ -437,7 +447,8 @@ async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError>
                 };
                 let h = tasks.spawn(async move {
                     if let Err(e) =
-                        stream_logs(&host, &tx, &sink, id, &app, since, tail, follow, filter).await
+                        stream_logs(&host, &tx, &mut sink, id, &app, since, tail, follow, filter)
+                            .await
                     {
                         tx.reply(id, Err(e)).await;
                     }
@@ -487,6 +498,17 @@ fn route_fetch(fetches: &Fetches, digest: &str, m: Incoming<GatewayMsg>) {
 }
 
 /// Fetches the artifact if this host lacks it (resuming a cut fetch), then stages.
+/// Reports a step of the request `id` to the gateway, typed and as text.
+async fn progress(tx: &Tx, id: u64, step: Step) -> Result<(), TunnelError> {
+    let line = step.to_string();
+    tx.send(&HostMsg::Progress {
+        id,
+        line,
+        step: Some(step),
+    })
+    .await
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn stage(
     host: &Arc<Host>,
@@ -503,23 +525,13 @@ async fn stage(
     if !host.has_artifact(digest) {
         fetch(host, tx, fetches, id, digest, size).await?;
     } else {
-        let _ = tx
-            .send(&HostMsg::Progress {
-                id,
-                line: "artifact already here".into(),
-            })
-            .await;
+        let _ = progress(tx, id, Step::ArtifactHere).await;
     }
     let ms = host
         .stage(gateway, by, version, manifest, digest)
         .await
         .map_err(|e| e.to_string())?;
-    let line = if ms > 0 {
-        format!("compiled in {ms} ms")
-    } else {
-        "compiled code already here".into()
-    };
-    let _ = tx.send(&HostMsg::Progress { id, line }).await;
+    let _ = progress(tx, id, Step::Compiled { ms }).await;
     Ok(ms)
 }
 
@@ -556,12 +568,7 @@ async fn fetch(
         }
     }
     let _unregister = Unregister(fetches, digest);
-    let line = if offset > 0 {
-        format!("resuming fetch at {offset} of {size} bytes")
-    } else {
-        format!("fetching {size} bytes")
-    };
-    tx.send(&HostMsg::Progress { id, line })
+    progress(tx, id, Step::Fetching { offset, size })
         .await
         .map_err(|e| e.to_string())?;
     tx.send(&HostMsg::Fetch {
@@ -593,12 +600,8 @@ async fn fetch(
                 offset += data.len() as u64;
                 if offset >= next_report && offset < size {
                     next_report = offset + size / 4;
-                    let _ = tx
-                        .send(&HostMsg::Progress {
-                            id,
-                            line: format!("fetched {}%", offset * 100 / size.max(1)),
-                        })
-                        .await;
+                    let percent = offset * 100 / size.max(1);
+                    let _ = progress(tx, id, Step::Fetched { percent }).await;
                 }
             }
             Incoming::Msg(GatewayMsg::ChunkEnd { total, .. }) => {
@@ -621,12 +624,7 @@ async fn fetch(
     host.adopt_fetched(digest)
         .await
         .map_err(|e| e.to_string())?;
-    let _ = tx
-        .send(&HostMsg::Progress {
-            id,
-            line: "fetched, digest checked".into(),
-        })
-        .await;
+    let _ = progress(tx, id, Step::FetchChecked).await;
     Ok(())
 }
 
@@ -637,7 +635,7 @@ async fn fetch(
 async fn stream_logs(
     host: &Arc<Host>,
     tx: &Tx,
-    sink: &LogSink,
+    sink: &mut LogSink,
     id: u64,
     app: &str,
     since: Option<Since>,
@@ -646,78 +644,29 @@ async fn stream_logs(
     filter: Option<String>,
 ) -> Result<(), String> {
     // The filter runs here, where the records are: only matches cross the tunnel.
-    let matcher = crate::cmd::logs::matcher(filter.as_deref()).map_err(|e| e.to_string())?;
+    let matcher = follow::matcher(filter.as_deref()).map_err(|e| e.to_string())?;
     host.check_app(app).await.map_err(|e| e.to_string())?;
-    // Subscribe first: a record committed during the read below arrives
-    // live as well, and is skipped there by its sequence number.
-    // What the store held before following: a live feed that lags is
-    // read back from the store after this at the earliest, never from 0.
-    let floor = if follow {
-        host.logs.last_seq(app).await.unwrap_or(0)
-    } else {
-        0
+    let req = follow::Request {
+        app,
+        since,
+        tail,
+        follow,
+        matcher,
     };
-    let mut live = follow.then(|| host.logs.subscribe(app));
-    let read = sink.stored(host, app, since, tail, matcher.clone()).await?;
-    let mut last = match since {
-        Some(Since::Seq(s)) => s,
-        _ => 0,
-    };
-    last = last.max(read.last_read.unwrap_or(0));
-    let Some(rx) = live.as_mut() else {
-        tracing::debug!(
-            id,
-            app,
-            sent = read.records,
-            filter = filter.as_deref().unwrap_or(""),
-            "logs request answered"
-        );
+    // The request ends when the gateway cancels it (the task is dropped).
+    let counts = follow::run(&host.logs, req, sink, std::future::pending())
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::debug!(
+        id,
+        app,
+        sent = counts.sent,
+        skipped = counts.skipped,
+        filter = filter.as_deref().unwrap_or(""),
+        "logs request answered"
+    );
+    if !follow {
         let _ = tx.send(&HostMsg::LogsEnd { id }).await;
-        return Ok(());
-    };
-    let (mut sent, mut skipped) = (read.records, 0u64);
-    loop {
-        let mut batch = Vec::new();
-        match rx.recv().await {
-            Ok(r) => batch.push((*r).clone()),
-            Err(broadcast::error::RecvError::Lagged(_)) => {
-                // Fell behind the live feed: read the gap from the store.
-                let read = sink
-                    .stored(
-                        host,
-                        app,
-                        Some(Since::Seq(last.max(floor))),
-                        None,
-                        matcher.clone(),
-                    )
-                    .await?;
-                last = last.max(read.last_read.unwrap_or(0));
-                sent += read.records;
-                continue;
-            }
-            Err(broadcast::error::RecvError::Closed) => return Ok(()),
-        }
-        while batch.len() < 1024 {
-            match rx.try_recv() {
-                Ok(r) => batch.push((*r).clone()),
-                Err(_) => break,
-            }
-        }
-        batch.retain(|r| r.seq > last);
-        let Some(newest) = batch.last().map(|r| r.seq) else {
-            continue;
-        };
-        last = newest;
-        if let Some(m) = &matcher {
-            let before = batch.len() as u64;
-            m.retain(&mut batch);
-            skipped += before - batch.len() as u64;
-            if batch.is_empty() {
-                tracing::debug!(id, app, sent, skipped, "filtered out on the host");
-                continue;
-            }
-        }
-        sent += batch.len() as u64;
-        sink.records(app, &batch).await?;
     }
+    Ok(())
 }

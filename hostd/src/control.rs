@@ -7,16 +7,56 @@
 
 use std::sync::Arc;
 
-use schema::command::CommandLine;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use ops::Gone;
+use ops::print::{Printer, Terminal};
 use schema::frame::{EXEC_PROTOCOL_VERSION, ExecMsg, MAX_FRAME};
-use tokio::io::AsyncReadExt;
+use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::unix::OwnedReadHalf;
 use tokio::net::{UnixListener, UnixStream};
 use tokio::sync::watch;
 
-use crate::cmd::{self, Ctx, Out};
-use crate::connection::{ConnError, FrameReader};
-use crate::host::Host;
+use crate::connection::{ConnError, FrameReader, FrameWriter};
+use crate::host::{Host, HostOps};
+
+/// Where a command's output goes: stdout and stderr frames of the exec
+/// protocol, then its exit status.
+pub struct Out {
+    w: FrameWriter<Pin<Box<dyn AsyncWrite + Send>>>,
+}
+
+impl Out {
+    pub fn new(w: Pin<Box<dyn AsyncWrite + Send>>) -> Out {
+        Out {
+            w: FrameWriter::new(w),
+        }
+    }
+
+    pub async fn stdout(&mut self, s: impl AsRef<[u8]>) -> std::io::Result<()> {
+        self.w.send(&ExecMsg::Stdout(s.as_ref().to_vec())).await
+    }
+
+    pub async fn stderr(&mut self, s: impl AsRef<[u8]>) -> std::io::Result<()> {
+        self.w.send(&ExecMsg::Stderr(s.as_ref().to_vec())).await
+    }
+
+    pub async fn exit(&mut self, code: i32) -> std::io::Result<()> {
+        self.w.send(&ExecMsg::Exit(code)).await?;
+        self.w.shutdown().await
+    }
+}
+
+impl Terminal for &mut Out {
+    async fn stdout(&mut self, b: Bytes) -> Result<(), Gone> {
+        Out::stdout(self, b).await.map_err(|_| Gone)
+    }
+
+    async fn stderr(&mut self, b: Bytes) -> Result<(), Gone> {
+        Out::stderr(self, b).await.map_err(|_| Gone)
+    }
+}
 
 /// Accepts connections until `shutdown` turns true.
 pub async fn serve(listener: UnixListener, host: Arc<Host>, mut shutdown: watch::Receiver<bool>) {
@@ -129,17 +169,10 @@ async fn session(
             other => return Err(unexpected("stdin", other)),
         }
     }
-    let cl = match CommandLine::parse_argv(&argv) {
+    let cl = match ops::parse_argv(&argv) {
         Ok(cl) => cl,
         Err(e) => {
-            let text = e.render().to_string();
-            let code = if e.use_stderr() {
-                out.stderr(text).await?;
-                2
-            } else {
-                out.stdout(text).await?;
-                0
-            };
+            let code = Printer::new(&mut *out, false).finish(Err(e)).await;
             out.exit(code).await?;
             return Ok(());
         }
@@ -153,15 +186,11 @@ async fn session(
         let _ = hangup_tx.send(true);
     });
     tracing::debug!(who, command = cl.command.name(), "running");
-    let mut ctx = Ctx {
-        host,
-        who,
-        json: cl.json,
-        out,
-        stdin,
-        hangup,
-    };
-    let code = cmd::run(&mut ctx, cl).await;
+    let ops = HostOps(host.clone());
+    let mut printer = Printer::new(&mut *out, cl.json);
+    let artifact = async { Ok(stdin) };
+    let result = ops::serve(&ops, &who.to_string(), cl, artifact, &mut printer, hangup).await;
+    let code = printer.finish(result).await;
     watcher.abort();
     out.exit(code).await?;
     Ok(())

@@ -15,6 +15,7 @@ pub mod logbatch;
 pub mod manifest;
 pub mod migrations;
 pub mod names;
+pub mod progress;
 pub mod render;
 pub mod time;
 pub mod tunnel;

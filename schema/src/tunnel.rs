@@ -122,7 +122,12 @@ pub enum HostMsg {
     /// How a request is going (`fetching 3.2 MiB`, `compiled in 120 ms`).
     Progress {
         id: u64,
+        /// The step as text, for a gateway of the first release.
         line: String,
+        /// The typed step; a host of the first release leaves it out and its
+        /// line is read as a note.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        step: Option<crate::progress::Step>,
     },
     /// Asks for artifact bytes from `offset` (a resumed fetch starts past 0).
     Fetch {

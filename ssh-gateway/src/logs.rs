@@ -13,61 +13,15 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bytes::Bytes;
+use ops::cmd::logs::{LogWriter, check_filter, effective_tail};
+use ops::{Hangup, OpError, Reply, Sink};
 use schema::command::{LogsArgs, Since};
-use schema::logbatch::{Clock, Cursor, LogBatch, RawRef};
+use schema::logbatch::{Cursor, LogBatch};
 use schema::tunnel::GatewayMsg;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::mpsc;
 
-use crate::exec::Out;
-use crate::fleet::{Fleet, FleetError};
+use crate::fleet::Fleet;
 use crate::tunnel::{LogItem, LogStream};
-
-/// Output is sent in pieces of about this size.
-const CHUNK: usize = 64 * 1024;
-
-/// Records printed when neither `--tail` nor `--since` is given.
-use schema::command::DEFAULT_TAIL;
-
-/// Renders records as `logs` prints them (a line, or a JSON object with
-/// `--json`) into pieces for the client.
-struct Printer {
-    json: bool,
-    clock: Clock,
-    buf: Vec<u8>,
-}
-
-impl Printer {
-    fn new(json: bool) -> Printer {
-        Printer {
-            json,
-            clock: Clock::default(),
-            buf: Vec::with_capacity(CHUNK + 4096),
-        }
-    }
-
-    fn push(&mut self, host: &str, app: &str, r: &RawRef<'_>) {
-        if self.json {
-            r.write_json(host, app, &mut self.clock, &mut self.buf);
-        } else {
-            r.write_text(host, app, &mut self.clock, &mut self.buf);
-        }
-    }
-
-    fn is_full(&self) -> bool {
-        self.buf.len() >= CHUNK
-    }
-
-    async fn flush(&mut self, out: &Out) -> Result<(), FleetError> {
-        if self.buf.is_empty() {
-            return Ok(());
-        }
-        let piece = std::mem::replace(&mut self.buf, Vec::with_capacity(CHUNK + 4096));
-        out.stdout(Bytes::from(piece))
-            .await
-            .map_err(|_| FleetError::Io("client gone".into()))
-    }
-}
 
 /// One host's answer to a logs request, read a batch at a time.
 struct Source {
@@ -84,7 +38,7 @@ impl Source {
     /// The time of the next record, waiting for the host when none is
     /// buffered; `None` once the host has sent everything (or failed,
     /// which goes to stderr).
-    async fn head(&mut self, out: &Out) -> Option<i64> {
+    async fn head<S: Sink>(&mut self, out: &mut S) -> Option<i64> {
         loop {
             if let Some(b) = self.batches.front() {
                 let cur = self.cur.get_or_insert_with(|| b.cursor());
@@ -102,19 +56,21 @@ impl Source {
         }
     }
 
-    async fn receive(&mut self, out: &Out) {
+    async fn receive<S: Sink>(&mut self, out: &mut S) {
         match self.rx.recv().await {
             Some(LogItem::Batch(b)) => self.batches.push_back(b),
             Some(LogItem::End) | None => self.ended = true,
             Some(LogItem::Error(e)) => {
-                let _ = out.stderr(format!("{}: {e}\n", self.host)).await;
+                let _ = out
+                    .send(Reply::Warning(format!("{}: {e}", self.host)))
+                    .await;
                 self.ended = true;
             }
         }
     }
 
     /// Reads the whole answer (a `--tail` answer is bounded).
-    async fn receive_all(&mut self, out: &Out) {
+    async fn receive_all<S: Sink>(&mut self, out: &mut S) {
         while !self.ended {
             self.receive(out).await;
         }
@@ -132,18 +88,14 @@ impl Source {
     }
 }
 
-pub async fn logs(
+pub async fn logs<S: Sink>(
     fleet: &Arc<Fleet>,
-    out: &Out,
-    a: LogsArgs,
-    json: bool,
-    hangup: watch::Receiver<bool>,
-) -> Result<(), FleetError> {
+    out: &mut S,
+    a: &LogsArgs,
+    hangup: Hangup,
+) -> Result<(), OpError> {
     // Refuse a bad expression here, with its position, before any host sees it.
-    if let Some(src) = &a.filter {
-        schema::expr::parse_filter(src)
-            .map_err(|e| FleetError::Refused(format!("invalid --where expression at {e}")))?;
-    }
+    check_filter(a.filter.as_deref())?;
     let placement = fleet.check_app(&a.app).await?;
     let hosts = fleet.hosts_with(&a.app, &placement);
     let (since_seq, ago_ms) = match a.since {
@@ -151,9 +103,9 @@ pub async fn logs(
         Some(Since::Ago(d)) => (None, Some(d.as_millis() as u64)),
         None => (None, None),
     };
-    let tail = a.tail.or(a.since.is_none().then_some(DEFAULT_TAIL));
+    let tail = effective_tail(a);
     if a.follow {
-        return follow(fleet, out, &a, hosts, since_seq, tail, ago_ms, json, hangup).await;
+        return follow(fleet, out, a, hosts, since_seq, tail, ago_ms, hangup).await;
     }
     // Ask every host at once; each streams its answer.
     let mut sources = Vec::new();
@@ -194,9 +146,9 @@ pub async fn logs(
         let total: usize = sources.iter().map(Source::buffered).sum();
         skip = total.saturating_sub(t.min(usize::MAX as u64) as usize);
     }
-    let mut p = Printer::new(json);
+    let mut p = LogWriter::new(out.log_format());
     let r = match merge(&mut sources, out, &mut p, skip).await {
-        Ok(()) => p.flush(out).await,
+        Ok(()) => p.flush(out).await.map_err(OpError::from),
         Err(e) => Err(e),
     };
     if r.is_err() {
@@ -213,12 +165,12 @@ pub async fn logs(
 /// with the earliest record prints all of its batch's records that come
 /// before every other source's next one in a row: with one host, or hosts
 /// whose times do not interleave, that is a batch at a time.
-async fn merge(
+async fn merge<S: Sink>(
     sources: &mut [Source],
-    out: &Out,
-    p: &mut Printer,
+    out: &mut S,
+    p: &mut LogWriter,
     mut skip: usize,
-) -> Result<(), FleetError> {
+) -> Result<(), OpError> {
     // Orders (time, host) pairs: earlier first, ties by host name.
     fn before(t: i64, host: &str, than: (i64, &str)) -> bool {
         t < than.0 || (t == than.0 && host < than.1)
@@ -259,7 +211,7 @@ async fn merge(
             if skip > 0 {
                 skip -= 1;
             } else {
-                p.push(host, &b.app, &r);
+                p.push_raw(host, &b.app, &r);
             }
             *cur = next;
             if p.is_full() {
@@ -270,17 +222,16 @@ async fn merge(
 }
 
 #[allow(clippy::too_many_arguments)]
-async fn follow(
+async fn follow<S: Sink>(
     fleet: &Arc<Fleet>,
-    out: &Out,
+    out: &mut S,
     a: &LogsArgs,
     hosts: Vec<String>,
     since_seq: Option<u64>,
     tail: Option<u64>,
     ago_ms: Option<u64>,
-    json: bool,
-    mut hangup: watch::Receiver<bool>,
-) -> Result<(), FleetError> {
+    mut hangup: Hangup,
+) -> Result<(), OpError> {
     // Bounded: a slow client holds up the hosts' streams (and their
     // credit), not this process's memory.
     let (tx, mut rx) = mpsc::channel::<(Arc<str>, LogBatch)>(4);
@@ -292,13 +243,13 @@ async fn follow(
         ));
     }
     drop(tx);
-    let mut p = Printer::new(json);
+    let mut p = LogWriter::new(out.log_format());
     loop {
         tokio::select! {
             r = rx.recv() => match r {
                 Some((host, batch)) => {
                     for r in batch.iter() {
-                        p.push(&host, &batch.app, &r);
+                        p.push_raw(&host, &batch.app, &r);
                     }
                     // Print what has arrived; more that is already waiting
                     // goes into the same piece.
@@ -306,7 +257,7 @@ async fn follow(
                         match rx.try_recv() {
                             Ok((host, batch)) => {
                                 for r in batch.iter() {
-                                    p.push(&host, &batch.app, &r);
+                                    p.push_raw(&host, &batch.app, &r);
                                 }
                             }
                             Err(_) => break,

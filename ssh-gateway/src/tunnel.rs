@@ -8,6 +8,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use schema::frame::{self, FrameError};
+use schema::progress::Step;
 use schema::tunnel::{
     self, Chunk, GatewayMsg, Hello, HostMsg, Incoming, LogBatch, MAX_TUNNEL_FRAME,
     TUNNEL_PROTOCOL_VERSION,
@@ -84,7 +85,7 @@ impl LogStream {
 }
 
 struct Pending {
-    progress: Option<mpsc::UnboundedSender<String>>,
+    progress: Option<mpsc::UnboundedSender<Step>>,
     reply: oneshot::Sender<Result<Option<u64>, String>>,
 }
 
@@ -142,7 +143,7 @@ impl HostConn {
     pub async fn request(
         &self,
         build: impl FnOnce(u64) -> GatewayMsg,
-        progress: Option<mpsc::UnboundedSender<String>>,
+        progress: Option<mpsc::UnboundedSender<Step>>,
     ) -> Result<Option<u64>, String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (reply, rx) = oneshot::channel();
@@ -385,12 +386,12 @@ async fn handle(fleet: &Arc<Fleet>, conn: &Arc<HostConn>, m: HostMsg) {
                 let _ = tx.send(LogItem::Error(message));
             }
         }
-        HostMsg::Progress { id, line } => {
+        HostMsg::Progress { id, line, step } => {
             if let Some(Some(tx)) = HostConn::lock(&conn.pending)
                 .get(&id)
                 .map(|p| p.progress.clone())
             {
-                let _ = tx.send(line);
+                let _ = tx.send(step.unwrap_or(Step::Note { line }));
             }
         }
         HostMsg::Fetch { digest, offset } => {

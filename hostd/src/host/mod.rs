@@ -4,7 +4,10 @@
 
 mod fleet;
 mod health;
+mod operations;
 mod view;
+
+pub use operations::HostOps;
 
 use std::collections::HashMap;
 use std::sync::Arc;

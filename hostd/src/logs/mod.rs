@@ -10,6 +10,7 @@
 //! repeats.
 
 pub mod capture;
+pub mod follow;
 mod store;
 
 use std::collections::HashMap;

@@ -876,7 +876,7 @@ mod tests {
         assert_eq!(since.unwrap().len(), 9);
         // The tunnel's read with a compiled filter sends the same records,
         // across pages whose records are refilled in place.
-        let m = crate::cmd::logs::matcher(Some(r#"line ~ /77$/"#))
+        let m = crate::logs::follow::matcher(Some(r#"line ~ /77$/"#))
             .unwrap()
             .unwrap();
         let c = open_reader(&s.path).unwrap();

@@ -255,7 +255,7 @@ impl Fleet {
             let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
             let log = tokio::spawn(async move {
                 while let Some(p) = rx.recv().await {
-                    tracing::info!(host = %p.host, "{}", p.line);
+                    tracing::info!(host = %p.host, "{}", p.step);
                 }
             });
             let r = self.apply_placement(&rel, &before, &after, who, &tx).await;
@@ -294,7 +294,7 @@ impl Fleet {
         let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
         let log = tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
-                tracing::info!(host = %p.host, "{}", p.line);
+                tracing::info!(host = %p.host, "{}", p.step);
             }
         });
         for app in &apps {

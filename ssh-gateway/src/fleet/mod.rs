@@ -74,14 +74,7 @@ pub enum FleetError {
     Io(String),
 }
 
-/// A line of progress of a fleet operation, from one host or the gateway.
-#[derive(Debug, Clone, serde::Serialize)]
-pub struct Progress {
-    pub host: String,
-    pub line: String,
-}
-
-pub type ProgressTx = mpsc::UnboundedSender<Progress>;
+pub use ::ops::{Progress, ProgressTx, Step};
 
 /// What the gateway last heard from a host.
 #[derive(Debug, Clone)]
@@ -351,15 +344,12 @@ impl Fleet {
                 let Some(conn) = conn else {
                     return (host.clone(), Err(format!("host {host} is not connected")));
                 };
-                let (ptx, mut prx) = mpsc::unbounded_channel::<String>();
+                let (ptx, mut prx) = mpsc::unbounded_channel::<Step>();
                 let fwd = {
                     let (progress, host) = (progress.clone(), host.clone());
                     tokio::spawn(async move {
-                        while let Some(line) = prx.recv().await {
-                            let _ = progress.send(Progress {
-                                host: host.clone(),
-                                line,
-                            });
+                        while let Some(step) = prx.recv().await {
+                            let _ = progress.send(Progress::new(host.clone(), step));
                         }
                     })
                 };
@@ -414,10 +404,8 @@ impl Fleet {
             .collect();
         for (h, r) in &results {
             if r.is_ok() {
-                let _ = progress.send(Progress {
-                    host: h.clone(),
-                    line: format!("staged {}", rel.version),
-                });
+                let version = rel.version;
+                let _ = progress.send(Progress::new(h.clone(), Step::Staged { version }));
             }
         }
         if failures.is_empty() {
@@ -451,14 +439,11 @@ impl Fleet {
             )
             .await;
         for (h, r) in &results {
-            let line = match r {
-                Ok(_) => format!("active {version}"),
-                Err(e) => format!("failed: {e}"),
+            let step = match r {
+                Ok(_) => Step::Active { version },
+                Err(e) => Step::Failed { reason: e.clone() },
             };
-            let _ = progress.send(Progress {
-                host: h.clone(),
-                line,
-            });
+            let _ = progress.send(Progress::new(h.clone(), step));
         }
         results
     }
@@ -474,11 +459,12 @@ impl Fleet {
             })
             .await;
         for (h, r) in results {
-            let line = match r {
-                Ok(_) => format!("removed {app}"),
-                Err(e) => format!("could not remove {app}: {e}"),
+            let app = app.to_string();
+            let step = match r {
+                Ok(_) => Step::Removed { app },
+                Err(reason) => Step::RemoveFailed { app, reason },
             };
-            let _ = progress.send(Progress { host: h, line });
+            let _ = progress.send(Progress::new(h, step));
         }
     }
 }

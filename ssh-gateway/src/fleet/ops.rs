@@ -116,18 +116,13 @@ impl Fleet {
             kept: true,
         };
         let chosen: Vec<String> = placement.keys().cloned().collect();
-        let _ = progress.send(Progress {
-            host: "gateway".into(),
-            line: format!(
-                "{name} {version} (sha256:{}): staging on {}",
-                &digest[..12],
-                if chosen.is_empty() {
-                    "no host (0 replicas)".into()
-                } else {
-                    chosen.join(", ")
-                }
-            ),
-        });
+        let staging = Step::Staging {
+            app: name.clone(),
+            version,
+            digest: digest[..12].to_string(),
+            hosts: chosen.clone(),
+        };
+        let _ = progress.send(Progress::new("gateway", staging));
         if let Err(failures) = self.stage(&rel, chosen.clone(), who, progress).await {
             let (a, detail) = (name.clone(), format!("staging failed on {failures}"));
             self.db

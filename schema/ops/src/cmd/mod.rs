@@ -1,0 +1,14 @@
+//! One file per verb: its wording (text and the console's one-line
+//! summary) and the checks a single host and the fleet share. The grammar
+//! of each verb is `schema::command`'s.
+
+pub mod audit;
+pub mod deploy;
+pub mod hosts;
+pub mod logs;
+pub mod ps;
+pub mod releases;
+pub mod rm;
+pub mod rollback;
+pub mod scale;
+pub mod watch;

@@ -1,0 +1,115 @@
+//! The edge of a door that prints: replies rendered as CLI.md's text, or as
+//! JSON with `--json`, on a terminal's stdout and stderr.
+
+use std::future::Future;
+
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::cmd;
+use crate::error::OpError;
+use crate::reply::{Gone, LogChunk, LogFormat, Reply, Sink};
+
+/// Where a door's bytes go: an SSH channel's data and extended data, a
+/// control socket's stdout and stderr frames.
+pub trait Terminal: Send {
+    fn stdout(&mut self, b: Bytes) -> impl Future<Output = Result<(), Gone>> + Send;
+    fn stderr(&mut self, b: Bytes) -> impl Future<Output = Result<(), Gone>> + Send;
+}
+
+/// Renders replies onto a [`Terminal`].
+pub struct Printer<T> {
+    term: T,
+    json: bool,
+}
+
+impl<T: Terminal> Printer<T> {
+    pub fn new(term: T, json: bool) -> Printer<T> {
+        Printer { term, json }
+    }
+
+    /// Prints how the command ended and returns its exit status (CLI.md: 0
+    /// success, 1 refused or failed with one line on stderr, 2 usage).
+    pub async fn finish(&mut self, result: Result<(), OpError>) -> i32 {
+        let Err(e) = result else {
+            return 0;
+        };
+        match e.printed() {
+            Some((true, text)) => {
+                let _ = self.term.stdout(Bytes::from(text)).await;
+            }
+            Some((false, text)) => {
+                let _ = self.term.stderr(Bytes::from(text)).await;
+            }
+            None => {}
+        }
+        e.exit_code()
+    }
+
+    pub fn into_inner(self) -> T {
+        self.term
+    }
+
+    async fn out(&mut self, text: String) -> Result<(), Gone> {
+        self.term.stdout(Bytes::from(text)).await
+    }
+
+    /// One JSON document and a newline.
+    async fn json_line<V: Serialize>(&mut self, v: &V) -> Result<(), Gone> {
+        let mut s = serde_json::to_string(v).map_err(|_| Gone)?;
+        s.push('\n');
+        self.out(s).await
+    }
+
+    async fn either<V: Serialize>(
+        &mut self,
+        v: &V,
+        text: impl FnOnce(&V) -> String,
+    ) -> Result<(), Gone> {
+        if self.json {
+            self.json_line(v).await
+        } else {
+            self.out(text(v)).await
+        }
+    }
+}
+
+impl<T: Terminal> Sink for Printer<T> {
+    async fn send(&mut self, reply: Reply) -> Result<(), Gone> {
+        match reply {
+            Reply::Progress(p) => {
+                let line = if self.json {
+                    serde_json::to_string(&p).map_err(|_| Gone)? + "\n"
+                } else {
+                    format!("{p}\n")
+                };
+                self.term.stderr(Bytes::from(line)).await
+            }
+            Reply::Warning(w) => self.term.stderr(Bytes::from(format!("{w}\n"))).await,
+            Reply::Deployed(o) => self.either(&o, cmd::deploy::text).await,
+            Reply::RolledBack(o) => self.either(&o, cmd::rollback::text).await,
+            Reply::Scaled(o) => self.either(&o, cmd::scale::text).await,
+            Reply::Removed(o) => self.either(&o, cmd::rm::text).await,
+            Reply::Ps { rows, instances } => {
+                self.either(&rows, |r| cmd::ps::text(r, instances)).await
+            }
+            Reply::Releases(rows) => self.either(&rows, |r| cmd::releases::text(r)).await,
+            Reply::Hosts(rows) => self.either(&rows, |r| cmd::hosts::text(r)).await,
+            Reply::Audit(rows) => self.either(&rows, |r| cmd::audit::text(r)).await,
+            Reply::Snapshot(s) => self.either(&s, cmd::watch::text).await,
+            Reply::Logs(LogChunk::Rendered(b)) => self.term.stdout(b).await,
+            Reply::Logs(LogChunk::Records(records)) => {
+                let text = cmd::logs::render(&records, self.log_format());
+                self.term.stdout(Bytes::from(text)).await
+            }
+        }
+    }
+
+    fn log_format(&self) -> LogFormat {
+        if self.json {
+            LogFormat::Json
+        } else {
+            LogFormat::Text
+        }
+    }
+}
