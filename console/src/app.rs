@@ -6,6 +6,7 @@
 
 use std::collections::BTreeMap;
 
+use ops::{OpError, Reply};
 use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
 
 use crate::event::{Action, CommandId, Event};
@@ -333,17 +334,12 @@ impl App {
                     .push(records.into_iter().filter(|r| Some(&r.app) == app.as_ref()));
                 self.dirty = was_dirty || kept > 0;
             }
-            Event::CommandProgress { id, line } => {
+            Event::CommandProgress { id, progress } => {
                 if let Some(op) = self.ops.iter_mut().find(|o| o.id == id) {
-                    op.progress(&line);
+                    op.progress(&progress);
                 }
             }
-            Event::CommandDone {
-                id,
-                code,
-                stdout,
-                stderr,
-            } => return self.on_done(id, code, &stdout, &stderr),
+            Event::CommandDone { id, result } => return self.on_done(id, &result),
             Event::Error(e) => self.say(Level::Error, e),
             Event::Disconnected(why) => {
                 self.say(Level::Error, format!("disconnected: {why}"));
@@ -382,12 +378,12 @@ impl App {
         actions
     }
 
-    fn on_done(&mut self, id: CommandId, code: i32, stdout: &str, stderr: &str) -> Vec<Action> {
+    fn on_done(&mut self, id: CommandId, result: &Result<Option<Reply>, OpError>) -> Vec<Action> {
         let now = self.now_ms;
         let Some(op) = self.ops.iter_mut().find(|o| o.id == id) else {
             return Vec::new();
         };
-        op.finish(code, stdout, stderr, now);
+        op.finish(result, now);
         let (app, outcome) = (op.app.clone(), op.outcome.clone().expect("just finished"));
         self.say(
             if outcome.ok {
@@ -513,6 +509,9 @@ impl App {
         }
         self.show_ops = None;
         self.say(Level::Info, format!("running: {}", p.title()));
-        vec![Action::Run { id, argv: p.argv() }]
+        vec![Action::Run {
+            id,
+            request: p.request(),
+        }]
     }
 }

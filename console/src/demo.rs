@@ -15,8 +15,8 @@ use anyhow::{Context, bail};
 use clap::Args;
 use console::driver::{self, Executor};
 use console::ssh::{HostKeyPolicy, SshExecutor, Target};
+use ops::Reply;
 use russh::keys::PrivateKey;
-use schema::{HostRow, PsRow};
 
 /// Start a fleet on this machine and open the console on it.
 ///
@@ -282,20 +282,19 @@ impl Fleet {
         }
     }
 
-    /// Waits until `check` holds for the `--json` answer of `argv`.
-    async fn wait<T: serde::de::DeserializeOwned>(
+    /// Waits until `check` holds for the answer of `command`.
+    async fn wait(
         &mut self,
         exec: &SshExecutor,
         what: &str,
-        argv: &[&str],
-        check: impl Fn(&T) -> bool,
+        command: ops::Command,
+        check: impl Fn(&Reply) -> bool,
     ) -> anyhow::Result<()> {
         let start = Instant::now();
         loop {
             self.check_alive()?;
-            let argv: Vec<String> = argv.iter().map(|s| s.to_string()).collect();
-            let (code, out, _) = driver::collect(exec.start(argv, None)).await;
-            if code == 0 && serde_json::from_slice::<T>(&out).is_ok_and(|v| check(&v)) {
+            let answer = driver::collect(exec.start(driver::request(command.clone()), None)).await;
+            if answer.is_ok_and(|replies| replies.iter().any(&check)) {
                 return Ok(());
             }
             if start.elapsed() > DEADLINE {
@@ -350,10 +349,9 @@ impl Fleet {
         for (app, bytes, flags) in apps {
             let mut argv = vec!["deploy".to_string(), app.to_string(), "-".to_string()];
             argv.extend(flags.iter().map(|s| s.to_string()));
-            argv.push("--json".into());
-            let (code, _, err) = driver::collect(exec.start(argv, Some(bytes.to_vec()))).await;
-            if code != 0 {
-                bail!("deploying the sample app {app} failed: {}", err.trim());
+            let request = ops::parse_argv(&argv)?;
+            if let Err(e) = driver::collect(exec.start(request, Some(bytes.to_vec()))).await {
+                bail!("deploying the sample app {app} failed: {}", e.message);
             }
             println!("  deployed {app}");
         }
@@ -373,8 +371,8 @@ pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
         .wait(
             &exec,
             "both hosts to join",
-            &["hosts", "--json"],
-            |h: &Vec<HostRow>| h.iter().filter(|h| h.state == "up").count() == 2,
+            ops::Command::Hosts,
+            |r| matches!(r, Reply::Hosts(h) if h.iter().filter(|h| h.state == "up").count() == 2),
         )
         .await?;
     fleet.deploy(&exec).await?;
@@ -382,11 +380,11 @@ pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
         .wait(
             &exec,
             "the apps to run",
-            &["ps", "--json"],
-            |apps: &Vec<PsRow>| {
-                apps.iter()
+            ops::Command::Ps(Default::default()),
+            |r| {
+                matches!(r, Reply::Ps { rows, .. } if rows.iter()
                     .filter(|a| a.app == "ticker")
-                    .all(|a| a.running >= a.replicas)
+                    .all(|a| a.running >= a.replicas))
             },
         )
         .await?;

@@ -1,73 +1,77 @@
 //! The driver both front doors share: it carries out the console's
-//! [`Action`]s by running CLI.md commands and turns their output into
+//! [`Action`]s by running CLI.md commands and turns their replies into
 //! [`Event`]s.
 //!
 //! How a command runs is the only thing that differs between the doors, so
 //! it sits behind [`Executor`]: the local `console` opens an SSH exec channel
-//! to the gateway per command ([`crate::ssh::SshExecutor`]); the gateway runs
-//! the command in its own process. Either way a command is an argv (always
-//! with `--json` where the output is read) and its output is what `ssh gw
-//! <command>` would print, which is what keeps the two doors identical:
+//! to the gateway per command ([`crate::ssh::SshExecutor`], which sends the
+//! typed command as words and reads the `--json` answer back into replies);
+//! the gateway runs the typed command in its own process, and its replies
+//! reach the console as values. Either way:
 //!
-//! - `watch --json` runs for the whole session; each line is an
+//! - `watch` runs for the whole session; each snapshot is an
 //!   [`Event::Snapshot`]. When it ends (the link broke) the console is told
 //!   [`Event::Disconnected`] and the watch is restarted with a backoff.
-//! - [`Action::Run`]: stderr lines become [`Event::CommandProgress`] (the
-//!   JSON progress objects of `--json` as `host: state`), the end becomes
-//!   [`Event::CommandDone`] with the stdout the app parses.
-//! - [`Action::Follow`]: `logs APP -f --json --tail 500 [--where EXPR]`,
-//!   whose lines arrive as [`Event::LogRecords`] batches.
-//! - `LoadReleases`, `LoadInstances`, `LoadAudit`: one `--json` command each.
+//! - [`Action::Run`]: progress becomes [`Event::CommandProgress`], the end
+//!   [`Event::CommandDone`] with the typed outcome.
+//! - [`Action::Follow`]: `logs APP -f --tail 500 [--where EXPR]`, whose
+//!   records arrive as [`Event::LogRecords`] batches.
+//! - `LoadReleases`, `LoadInstances`, `LoadAudit`: one command each.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use schema::command::{Command, CommandLine};
-use schema::{AuditEntry, LogRecord, PsRow, ReleaseRow, WatchSnapshot};
-use serde::de::DeserializeOwned;
+use ops::{Command, CommandLine, ErrorKind, LogChunk, OpError, Reply};
+use schema::WatchSnapshot;
+use schema::command::{AuditArgs, LogsArgs, PsArgs, ReleasesArgs};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::event::{Action, CommandId, Event};
 
-/// Output of a command started by an [`Executor`].
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// What a command started by an [`Executor`] hands back.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Output {
-    Stdout(Vec<u8>),
-    Stderr(Vec<u8>),
-    /// The command ended with this status (CLI.md: 0, 1 refused or failed,
-    /// 2 usage). The last item of a stream.
-    Exit(i32),
-    /// The command could not run or its link broke before it ended (the
-    /// gateway is unreachable, the SSH session dropped). The last item.
-    Failed(String),
+    /// A reply: progress, log records, a snapshot, the outcome.
+    Reply(Reply),
+    /// The command ended: `Ok`, or why not (refused, failed, a usage error,
+    /// or the link broke before it ended: [`ErrorKind::Gone`]). The last item.
+    Done(Result<(), OpError>),
 }
 
 /// Runs CLI.md commands somewhere: on the gateway over SSH, or in the
 /// gateway's own process.
 pub trait Executor: Send + Sync + 'static {
-    /// Starts `argv` (as typed after `hostd`) with `stdin` as its standard
-    /// input (the artifact of `deploy APP -`). Output arrives on the
-    /// receiver and ends with exactly one [`Output::Exit`] or
-    /// [`Output::Failed`]. Dropping the receiver stops the command (a
-    /// `logs -f`, a `watch`). Never blocks: the work happens on a task.
-    fn start(&self, argv: Vec<String>, stdin: Option<Vec<u8>>) -> mpsc::Receiver<Output>;
+    /// Starts `request` with `artifact` as the artifact of `deploy APP -`.
+    /// Replies arrive on the receiver, which ends with exactly one
+    /// [`Output::Done`]. Dropping the receiver stops a `logs -f` or a
+    /// `watch` (a change runs to its end). Never blocks: the work happens on
+    /// a task.
+    fn start(&self, request: CommandLine, artifact: Option<Vec<u8>>) -> mpsc::Receiver<Output>;
 }
 
 /// How the driver behaves at one front door.
 #[derive(Debug, Clone)]
 pub struct Options {
-    /// `deploy APP FILE` reads FILE here and sends it as stdin (the local
-    /// console). The gateway's console has no files of the operator's.
+    /// `deploy APP FILE` reads FILE here and sends it as the artifact (the
+    /// local console). The gateway's console has no files of the operator's.
     pub local_files: bool,
     /// Shown in the header once the fleet answers (`ops@gw:2222`).
     pub gateway: String,
 }
 
 /// Log records kept from before the follow started.
-const FOLLOW_TAIL: &str = "500";
+const FOLLOW_TAIL: u64 = 500;
 /// Longest wait between two attempts to restart a broken watch or follow.
 const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// A command as the console runs it.
+pub fn request(command: Command) -> CommandLine {
+    CommandLine {
+        json: false,
+        command,
+    }
+}
 
 /// Carries out `actions` until [`Action::Quit`], or until either channel
 /// closes. `watch` is a `watch --json` the caller already started (to learn
@@ -90,8 +94,8 @@ pub async fn drive(
         let (exec, events) = (exec.clone(), events.clone());
         match action {
             Action::Quit => break,
-            Action::Run { id, argv } => {
-                tokio::spawn(run_command(exec, id, argv, opts.local_files, events));
+            Action::Run { id, request } => {
+                tokio::spawn(run_command(exec, id, request, opts.local_files, events));
             }
             Action::Follow { app, filter } => {
                 if let Some(f) = follow.take() {
@@ -105,21 +109,29 @@ pub async fn drive(
                 }
             }
             Action::LoadReleases(app) => {
-                let argv = words(&["releases", &app, "--json"]);
-                tokio::spawn(load(exec, argv, events, move |rows: Vec<ReleaseRow>| {
-                    Event::Releases { app, rows }
+                let r = request(Command::Releases(ReleasesArgs { app: app.clone() }));
+                tokio::spawn(load(exec, r, events, move |reply| match reply {
+                    Reply::Releases(rows) => Some(Event::Releases { app, rows }),
+                    _ => None,
                 }));
             }
             Action::LoadInstances(app) => {
-                let argv = words(&["ps", &app, "--json"]);
-                tokio::spawn(load(exec, argv, events, move |rows: Vec<PsRow>| {
-                    Event::Instances { app, rows }
+                let r = request(Command::Ps(PsArgs {
+                    app: Some(app.clone()),
+                }));
+                tokio::spawn(load(exec, r, events, move |reply| match reply {
+                    Reply::Ps { rows, .. } => Some(Event::Instances { app, rows }),
+                    _ => None,
                 }));
             }
             Action::LoadAudit => {
-                let argv = words(&["audit", "--json"]);
-                tokio::spawn(load(exec, argv, events, |rows: Vec<AuditEntry>| {
-                    Event::Audit(rows)
+                let r = request(Command::Audit(AuditArgs {
+                    // `audit`'s own default.
+                    tail: 100,
+                }));
+                tokio::spawn(load(exec, r, events, |reply| match reply {
+                    Reply::Audit(rows) => Some(Event::Audit(rows)),
+                    _ => None,
                 }));
             }
         }
@@ -130,37 +142,8 @@ pub async fn drive(
     }
 }
 
-fn words(w: &[&str]) -> Vec<String> {
-    w.iter().map(|s| s.to_string()).collect()
-}
-
-/// Splits a byte stream into lines; keeps an unfinished last line for later.
-#[derive(Default)]
-struct Lines {
-    buf: Vec<u8>,
-}
-
-impl Lines {
-    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
-        self.buf.extend_from_slice(bytes);
-        let Some(end) = self.buf.iter().rposition(|&b| b == b'\n') else {
-            return Vec::new();
-        };
-        let done: Vec<u8> = self.buf.drain(..=end).collect();
-        String::from_utf8_lossy(&done)
-            .lines()
-            .map(str::to_string)
-            .collect()
-    }
-
-    fn rest(&mut self) -> Option<String> {
-        let rest = std::mem::take(&mut self.buf);
-        (!rest.is_empty()).then(|| String::from_utf8_lossy(&rest).into_owned())
-    }
-}
-
-/// Keeps the fleet on screen: one `watch --json` for the session,
-/// restarted with a backoff whenever it ends.
+/// Keeps the fleet on screen: one `watch` for the session, restarted with
+/// a backoff whenever it ends.
 async fn watch_loop(
     exec: Arc<dyn Executor>,
     gateway: String,
@@ -171,47 +154,32 @@ async fn watch_loop(
     loop {
         let mut rx = first
             .take()
-            .unwrap_or_else(|| exec.start(words(&["watch", "--json"]), None));
-        let mut lines = Lines::default();
-        let mut stderr = Lines::default();
+            .unwrap_or_else(|| exec.start(request(Command::Watch), None));
         let mut connected = false;
         let why = loop {
             match rx.recv().await {
-                Some(Output::Stdout(b)) => {
-                    for line in lines.push(&b) {
-                        let Ok(s) = serde_json::from_str::<WatchSnapshot>(&line) else {
-                            continue;
+                Some(Output::Reply(Reply::Snapshot(s))) => {
+                    if !connected {
+                        connected = true;
+                        backoff = Duration::from_millis(250);
+                        let gateway = if gateway.is_empty() {
+                            s.gateway.clone().unwrap_or_default()
+                        } else {
+                            gateway.clone()
                         };
-                        if !connected {
-                            connected = true;
-                            backoff = Duration::from_millis(250);
-                            let gateway = if gateway.is_empty() {
-                                s.gateway.clone().unwrap_or_default()
-                            } else {
-                                gateway.clone()
-                            };
-                            if events.send(Event::Connected { gateway }).await.is_err() {
-                                return;
-                            }
+                        if events.send(Event::Connected { gateway }).await.is_err() {
+                            return;
                         }
-                        for ev in snapshot_events(s) {
-                            if events.send(ev).await.is_err() {
-                                return;
-                            }
+                    }
+                    for ev in snapshot_events(s) {
+                        if events.send(ev).await.is_err() {
+                            return;
                         }
                     }
                 }
-                Some(Output::Stderr(b)) => {
-                    stderr.push(&b);
-                }
-                Some(Output::Exit(code)) => {
-                    let said = stderr
-                        .push(b"\n")
-                        .into_iter()
-                        .find(|l| !l.trim().is_empty());
-                    break said.unwrap_or_else(|| format!("the fleet watch ended (exit {code})"));
-                }
-                Some(Output::Failed(why)) => break why,
+                Some(Output::Reply(_)) => {}
+                Some(Output::Done(Err(e))) => break e.reason(),
+                Some(Output::Done(Ok(()))) => break "the fleet watch ended".to_string(),
                 None => break "the fleet watch stopped".to_string(),
             }
         };
@@ -223,8 +191,8 @@ async fn watch_loop(
     }
 }
 
-/// The events one `watch` line makes: the snapshot, and the request rates
-/// of the http apps that report them (`ps`'s `rps`).
+/// The events one `watch` snapshot makes: the snapshot, and the request
+/// rates of the http apps that report them (`ps`'s `rps`).
 pub fn snapshot_events(s: WatchSnapshot) -> Vec<Event> {
     let rates = s
         .apps
@@ -240,170 +208,115 @@ pub fn snapshot_events(s: WatchSnapshot) -> Vec<Event> {
     ]
 }
 
-/// Formats a progress line of a `--json` command (`{"host","line"}`) the
-/// way the console reads progress: `host: state`. Other lines pass as they are.
-fn progress_line(line: &str) -> String {
-    #[derive(serde::Deserialize)]
-    struct P {
-        host: String,
-        line: String,
-    }
-    match serde_json::from_str::<P>(line) {
-        Ok(p) => format!("{}: {}", p.host, p.line),
-        Err(_) => line.to_string(),
-    }
-}
-
-/// A `deploy` of a file on this machine becomes `deploy … -` with the file's
-/// bytes as stdin (and a manifest's fields as flags), as `hostd --gateway`
-/// does it. Other commands pass unchanged.
-fn prepare(argv: Vec<String>, local_files: bool) -> Result<(Vec<String>, Option<Vec<u8>>), String> {
-    if argv.first().map(String::as_str) != Some("deploy") {
-        return Ok((argv, None));
-    }
-    if !local_files {
-        return Err("deploy reads a file, and this console has no files: use `ssh GATEWAY deploy APP - < app.wasm`".into());
-    }
-    let cl = CommandLine::parse_argv(&argv).map_err(|e| e.to_string())?;
-    let Command::Deploy(mut d) = cl.command else {
-        return Ok((argv, None));
+/// A `deploy` of a file on this machine: the file's bytes become the
+/// artifact (and a manifest's fields flags), as `hostd --gateway` does it.
+/// Other commands pass unchanged.
+fn prepare(
+    request: CommandLine,
+    local_files: bool,
+) -> Result<(CommandLine, Option<Vec<u8>>), OpError> {
+    let CommandLine {
+        json,
+        command: Command::Deploy(d),
+    } = request
+    else {
+        return Ok((request, None));
     };
-    if let Some(path) = d.manifest.clone() {
-        let text = std::fs::read_to_string(&path)
-            .map_err(|e| format!("cannot read manifest {path}: {e}"))?;
-        let m = schema::Manifest::from_toml(&text).map_err(|e| format!("manifest {path}: {e}"))?;
-        if d.file.is_none()
-            && d.app
-                .as_deref()
-                .is_some_and(|a| a.ends_with(".wasm") || a == "-")
-        {
-            d.file = d.app.take();
-        }
-        if d.file.is_none()
-            && let Some(a) = &m.artifact
-        {
-            let base = std::path::Path::new(&path)
-                .parent()
-                .unwrap_or(std::path::Path::new("."));
-            d.file = Some(base.join(a).display().to_string());
-        }
-        d.overlay_manifest(&m);
+    if !local_files {
+        return Err(OpError::usage(
+            "deploy reads a file, and this console has no files: use `ssh GATEWAY deploy APP - < app.wasm`",
+        ));
     }
-    let file = d
-        .file
-        .clone()
-        .ok_or("deploy needs a FILE, or a manifest with `artifact`")?;
-    let bytes = std::fs::read(&file).map_err(|e| format!("cannot read {file}: {e}"))?;
-    let mut argv = d.to_argv("-");
-    argv.push("--json".into());
-    Ok((argv, Some(bytes)))
+    let read = |file: &str| {
+        if file == "-" {
+            Err(std::io::Error::other(
+                "the console has no stdin to deploy from",
+            ))
+        } else {
+            std::fs::read(file)
+        }
+    };
+    let (d, bytes) = ops::cmd::deploy::prepare_local(d, read)?;
+    let command = Command::Deploy(d);
+    Ok((CommandLine { json, command }, Some(bytes)))
 }
 
 /// Runs one command the operator confirmed, reporting progress and the end.
 async fn run_command(
     exec: Arc<dyn Executor>,
     id: CommandId,
-    argv: Vec<String>,
+    request: CommandLine,
     local_files: bool,
     events: mpsc::Sender<Event>,
 ) {
-    let (argv, stdin) = match prepare(argv, local_files) {
+    let (request, artifact) = match prepare(request, local_files) {
         Ok(p) => p,
         Err(e) => {
-            let done = Event::CommandDone {
-                id,
-                code: 2,
-                stdout: String::new(),
-                stderr: e,
-            };
-            let _ = events.send(done).await;
+            let _ = events.send(Event::CommandDone { id, result: Err(e) }).await;
             return;
         }
     };
-    let mut rx = exec.start(argv, stdin);
-    let (mut stdout, mut stderr, mut lines) = (Vec::new(), String::new(), Lines::default());
-    let code = loop {
+    let mut rx = exec.start(request, artifact);
+    let mut outcome = None;
+    let result = loop {
         match rx.recv().await {
-            Some(Output::Stdout(b)) => stdout.extend_from_slice(&b),
-            Some(Output::Stderr(b)) => {
-                for line in lines.push(&b) {
-                    let line = progress_line(&line);
-                    stderr.push_str(&line);
-                    stderr.push('\n');
-                    if events
-                        .send(Event::CommandProgress { id, line })
-                        .await
-                        .is_err()
-                    {
-                        return;
-                    }
+            Some(Output::Reply(Reply::Progress(progress))) => {
+                if events
+                    .send(Event::CommandProgress { id, progress })
+                    .await
+                    .is_err()
+                {
+                    return;
                 }
             }
-            Some(Output::Exit(code)) => break code,
-            Some(Output::Failed(why)) => {
-                stderr.push_str(&why);
-                break 1;
-            }
-            None => {
-                stderr.push_str("the command stopped without an exit status");
-                break 1;
-            }
+            Some(Output::Reply(Reply::Warning(_))) => {}
+            Some(Output::Reply(r)) => outcome = Some(r),
+            Some(Output::Done(r)) => break r.map(|()| outcome),
+            None => break Err(stopped()),
         }
     };
-    if let Some(rest) = lines.rest() {
-        stderr.push_str(&rest);
-    }
-    let done = Event::CommandDone {
-        id,
-        code,
-        stdout: String::from_utf8_lossy(&stdout).into_owned(),
-        stderr,
-    };
-    let _ = events.send(done).await;
+    let _ = events.send(Event::CommandDone { id, result }).await;
 }
 
-/// Runs a command to its end: (exit status, stdout, stderr). A command
-/// that could not run reports status 1 and why.
-pub async fn collect(mut rx: mpsc::Receiver<Output>) -> (i32, Vec<u8>, String) {
-    let (mut out, mut err) = (Vec::new(), Vec::new());
+fn stopped() -> OpError {
+    OpError::new(
+        ErrorKind::Gone,
+        "the command stopped without an exit status",
+    )
+}
+
+/// Runs a command to its end: its replies (progress aside), or why it failed.
+pub async fn collect(mut rx: mpsc::Receiver<Output>) -> Result<Vec<Reply>, OpError> {
+    let mut replies = Vec::new();
     loop {
         match rx.recv().await {
-            Some(Output::Stdout(b)) => out.extend_from_slice(&b),
-            Some(Output::Stderr(b)) => err.extend_from_slice(&b),
-            Some(Output::Exit(code)) => return (code, out, String::from_utf8_lossy(&err).into()),
-            Some(Output::Failed(why)) => return (1, out, why),
-            None => return (1, out, "the command stopped without an exit status".into()),
+            Some(Output::Reply(Reply::Progress(_) | Reply::Warning(_))) => {}
+            Some(Output::Reply(r)) => replies.push(r),
+            Some(Output::Done(r)) => return r.map(|()| replies),
+            None => return Err(stopped()),
         }
     }
 }
 
-/// The first non-empty line of a command's stderr, without `error: `.
-fn reason(stderr: &str) -> String {
-    stderr
-        .lines()
-        .map(str::trim)
-        .find(|l| !l.is_empty())
-        .unwrap_or("no reason given")
-        .trim_start_matches("error: ")
-        .to_string()
-}
-
-/// Runs a one-shot `--json` command and sends its parsed answer.
-async fn load<T: DeserializeOwned>(
+/// Runs a one-shot command and sends the event its answer makes.
+async fn load(
     exec: Arc<dyn Executor>,
-    argv: Vec<String>,
+    request: CommandLine,
     events: mpsc::Sender<Event>,
-    to_event: impl FnOnce(T) -> Event,
+    to_event: impl FnOnce(Reply) -> Option<Event>,
 ) {
-    let what = argv[..argv.len() - 1].join(" ");
-    let (code, out, err) = collect(exec.start(argv, None)).await;
-    let ev = if code != 0 {
-        Event::Error(format!("{what}: {}", reason(&err)))
-    } else {
-        match serde_json::from_slice::<T>(&out) {
-            Ok(v) => to_event(v),
-            Err(e) => Event::Error(format!("{what}: unreadable answer from the gateway: {e}")),
-        }
+    let what = request.command.name();
+    let what = match request.command.app() {
+        Some(app) => format!("{what} {app}"),
+        None => what.to_string(),
+    };
+    let ev = match collect(exec.start(request, None)).await {
+        Err(e) => Event::Error(format!("{what}: {}", e.reason())),
+        Ok(replies) => replies
+            .into_iter()
+            .last()
+            .and_then(to_event)
+            .unwrap_or_else(|| Event::Error(format!("{what}: no answer from the gateway"))),
     };
     let _ = events.send(ev).await;
 }
@@ -417,22 +330,19 @@ async fn follow_logs(
     filter: Option<String>,
     events: mpsc::Sender<Event>,
 ) {
-    let mut argv = words(&["logs", &app, "-f", "--json", "--tail", FOLLOW_TAIL]);
-    if let Some(f) = filter {
-        argv.extend(["--where".to_string(), f]);
-    }
+    let follow = request(Command::Logs(LogsArgs {
+        app: app.clone(),
+        follow: true,
+        since: None,
+        tail: Some(FOLLOW_TAIL),
+        filter,
+    }));
     let mut backoff = Duration::from_millis(250);
     loop {
-        let mut rx = exec.start(argv.clone(), None);
-        let (mut lines, mut stderr) = (Lines::default(), String::new());
+        let mut rx = exec.start(follow.clone(), None);
         loop {
             match rx.recv().await {
-                Some(Output::Stdout(b)) => {
-                    let batch: Vec<LogRecord> = lines
-                        .push(&b)
-                        .iter()
-                        .filter_map(|l| serde_json::from_str(l).ok())
-                        .collect();
+                Some(Output::Reply(Reply::Logs(LogChunk::Records(batch)))) => {
                     if !batch.is_empty() {
                         backoff = Duration::from_millis(250);
                         if events.send(Event::LogRecords(batch)).await.is_err() {
@@ -440,11 +350,12 @@ async fn follow_logs(
                         }
                     }
                 }
-                Some(Output::Stderr(b)) => stderr.push_str(&String::from_utf8_lossy(&b)),
-                Some(Output::Exit(0)) | Some(Output::Failed(_)) | None => break,
-                Some(Output::Exit(_)) => {
+                Some(Output::Reply(_)) => {}
+                Some(Output::Done(Ok(()))) | None => break,
+                Some(Output::Done(Err(e))) if e.kind == ErrorKind::Gone => break,
+                Some(Output::Done(Err(e))) => {
                     let _ = events
-                        .send(Event::Error(format!("logs {app}: {}", reason(&stderr))))
+                        .send(Event::Error(format!("logs {app}: {}", e.reason())))
                         .await;
                     return;
                 }
@@ -460,42 +371,22 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_wait_for_their_newline() {
-        let mut l = Lines::default();
-        assert!(l.push(b"{\"a\":").is_empty());
-        assert_eq!(l.push(b"1}\n{\"b\""), vec!["{\"a\":1}".to_string()]);
-        assert_eq!(l.rest().as_deref(), Some("{\"b\""));
-    }
-
-    #[test]
-    fn json_progress_reads_as_host_and_state() {
-        assert_eq!(
-            progress_line(r#"{"host":"web-1","line":"staging"}"#),
-            "web-1: staging"
-        );
-        assert_eq!(progress_line("switching"), "switching");
-    }
-
-    #[test]
-    fn a_local_deploy_sends_the_file_as_stdin() {
+    fn a_local_deploy_sends_the_file_as_the_artifact() {
         let dir = tempfile::tempdir().unwrap();
         let f = dir.path().join("app.wasm");
         std::fs::write(&f, b"\0asm").unwrap();
-        let argv = words(&[
-            "deploy",
-            "api",
-            f.to_str().unwrap(),
-            "--replicas",
-            "2",
-            "--json",
-        ]);
-        let (argv, stdin) = prepare(argv, true).unwrap();
-        assert_eq!(stdin.as_deref(), Some(&b"\0asm"[..]));
-        assert_eq!(argv[..3], words(&["deploy", "api", "-"])[..]);
-        assert!(argv.contains(&"--replicas".to_string()) && argv.ends_with(&["--json".into()]));
-        assert!(prepare(words(&["deploy", "api", "/nonexistent.wasm"]), true).is_err());
-        assert!(prepare(words(&["deploy", "api", "x.wasm"]), false).is_err());
-        let (same, none) = prepare(words(&["rollback", "api", "--json"]), false).unwrap();
-        assert_eq!((same, none), (words(&["rollback", "api", "--json"]), None));
+        let typed = ops::parse_line(&format!("deploy api {} --replicas 2", f.display())).unwrap();
+        let (sent, artifact) = prepare(typed, true).unwrap();
+        assert_eq!(artifact.as_deref(), Some(&b"\0asm"[..]));
+        let Command::Deploy(d) = &sent.command else {
+            panic!("{sent:?}")
+        };
+        assert_eq!((d.file.as_deref(), d.replicas), (Some("-"), Some(2)));
+        let missing = ops::parse_line("deploy api /nonexistent.wasm").unwrap();
+        assert_eq!(prepare(missing, true).unwrap_err().exit_code(), 1);
+        let remote = ops::parse_line("deploy api x.wasm").unwrap();
+        assert_eq!(prepare(remote, false).unwrap_err().exit_code(), 2);
+        let same = ops::parse_line("rollback api").unwrap();
+        assert_eq!(prepare(same.clone(), false).unwrap(), (same, None));
     }
 }

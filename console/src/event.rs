@@ -8,6 +8,7 @@
 
 use std::collections::BTreeMap;
 
+use ops::{CommandLine, OpError, Progress, Reply};
 use schema::{AuditEntry, HostRow, LogRecord, PsRow, ReleaseRow};
 
 use crate::input::Key;
@@ -49,16 +50,14 @@ pub enum Event {
     /// (late after a switch) and records already seen (same host and an
     /// older or equal `seq`) are dropped, so a driver may resend on reconnect.
     LogRecords(Vec<LogRecord>),
-    /// One line of progress of a running command, usually `host: state`
-    /// (`host-a: staging`, `host-a: compiled in 120 ms`, `host-b: failed: …`).
-    CommandProgress { id: CommandId, line: String },
-    /// The command finished with this exit status (0 ok, 1 refused or failed,
-    /// 2 usage error, as CLI.md says) and output (`--json` when asked).
+    /// A step of a running command on one host (`host-a: staged v3`,
+    /// `host-b: failed: …`), typed.
+    CommandProgress { id: CommandId, progress: Progress },
+    /// The command finished: its outcome (`None` when it answers nothing
+    /// typed), or why it failed (with CLI.md's exit status).
     CommandDone {
         id: CommandId,
-        code: i32,
-        stdout: String,
-        stderr: String,
+        result: Result<Option<Reply>, OpError>,
     },
     /// Something went wrong in the driver that the operator should see.
     Error(String),
@@ -71,12 +70,10 @@ pub enum Event {
 /// with [`Event`]s.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
-    /// Run a CLI.md command line, as typed after `hostd` (`["rollback",
-    /// "ticker", "--json"]`); `--json` is present whenever the console parses
-    /// the output. Answered by `CommandProgress` lines and one `CommandDone`.
-    /// A `deploy` argv names a file on the console's machine: only a local
-    /// console emits one.
-    Run { id: CommandId, argv: Vec<String> },
+    /// Run a CLI.md command, typed (parsed once, where it was typed).
+    /// Answered by `CommandProgress` steps and one `CommandDone`. A `deploy`
+    /// names a file on the console's machine: only a local console emits one.
+    Run { id: CommandId, request: CommandLine },
     /// Stream this app's logs (`logs APP -f --json`), replacing any previous
     /// follow. `filter` is an expression for `--where` when the active filter
     /// can run where the records are made; `None` means every record.

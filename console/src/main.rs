@@ -92,27 +92,22 @@ async fn connect(cli: &Cli, gateway: &str) -> anyhow::Result<SshExecutor> {
 async fn first_snapshot(
     exec: &SshExecutor,
 ) -> anyhow::Result<(WatchSnapshot, mpsc::Receiver<Output>)> {
-    let mut rx = exec.start(vec!["watch".into(), "--json".into()], None);
-    let (mut buf, mut err) = (Vec::new(), Vec::new());
+    let mut rx = exec.start(driver::request(ops::Command::Watch), None);
     loop {
         match rx.recv().await {
-            Some(Output::Stdout(b)) => {
-                buf.extend_from_slice(&b);
-                if let Some(end) = buf.iter().position(|&c| c == b'\n') {
-                    // Anything after the first line is dropped: the next
-                    // snapshot comes within seconds.
-                    let s = serde_json::from_slice(&buf[..end])
-                        .context("the gateway's `watch` answered something unreadable")?;
-                    return Ok((s, rx));
-                }
-            }
-            Some(Output::Stderr(b)) => err.extend_from_slice(&b),
-            Some(Output::Exit(code)) => bail!(
-                "the gateway refused `watch` (exit {code}): {}; is it a cranefleet gateway new enough for the console?",
-                String::from_utf8_lossy(&err).trim()
+            // Anything after the first snapshot is dropped: the next one
+            // comes within seconds.
+            Some(Output::Reply(ops::Reply::Snapshot(s))) => return Ok((s, rx)),
+            Some(Output::Reply(_)) => {}
+            Some(Output::Done(Err(e))) if e.kind == ops::ErrorKind::Gone => bail!("{}", e.message),
+            Some(Output::Done(Err(e))) => bail!(
+                "the gateway refused `watch` (exit {}): {}; is it a cranefleet gateway new enough for the console?",
+                e.exit_code(),
+                e.message
             ),
-            Some(Output::Failed(why)) => bail!("{why}"),
-            None => bail!("the gateway closed `watch` without an answer"),
+            Some(Output::Done(Ok(()))) | None => {
+                bail!("the gateway closed `watch` without an answer")
+            }
         }
     }
 }

@@ -1,7 +1,9 @@
 //! Commands that change the fleet: the confirmation before, the progress per
 //! host during, and the outcome after.
 
-use schema::{DeployOutcome, RollbackOutcome, ScaleOutcome, Version};
+use ops::{Command, CommandLine, OpError, Progress, Reply};
+use schema::Version;
+use schema::command::{DeployArgs, RmArgs, RollbackArgs, ScaleArgs};
 
 use crate::event::CommandId;
 
@@ -22,11 +24,11 @@ pub enum Pending {
     },
     /// `rm APP`.
     Rm { app: String },
-    /// `deploy …` exactly as typed (plus `--json`); `source` is the file.
+    /// `deploy …` as typed; `source` is the file (or the manifest).
     Deploy {
         app: String,
         source: String,
-        argv: Vec<String>,
+        request: DeployArgs,
     },
 }
 
@@ -79,24 +81,23 @@ impl Pending {
         }
     }
 
-    /// The command line for [`crate::Action::Run`], with `--json` so the
-    /// outcome can be read.
-    pub fn argv(&self) -> Vec<String> {
-        let s = |x: &str| x.to_string();
-        match self {
-            Pending::Rollback { app, to, .. } => {
-                let mut a = vec![s("rollback"), app.clone()];
-                if let Some(v) = to {
-                    a.extend([s("--to"), v.to_string()]);
-                }
-                a.push(s("--json"));
-                a
-            }
-            Pending::Scale { app, to, .. } => {
-                vec![s("scale"), app.clone(), to.to_string(), s("--json")]
-            }
-            Pending::Rm { app } => vec![s("rm"), app.clone(), s("--json")],
-            Pending::Deploy { argv, .. } => argv.clone(),
+    /// The typed command for [`crate::Action::Run`].
+    pub fn request(&self) -> CommandLine {
+        let command = match self {
+            Pending::Rollback { app, to, .. } => Command::Rollback(RollbackArgs {
+                app: app.clone(),
+                to: *to,
+            }),
+            Pending::Scale { app, to, .. } => Command::Scale(ScaleArgs {
+                app: app.clone(),
+                replicas: *to,
+            }),
+            Pending::Rm { app } => Command::Rm(RmArgs { app: app.clone() }),
+            Pending::Deploy { request, .. } => Command::Deploy(request.clone()),
+        };
+        CommandLine {
+            json: false,
+            command,
         }
     }
 
@@ -168,42 +169,40 @@ impl Operation {
         self.outcome.is_none()
     }
 
-    /// Records a progress line. `host: state` updates that host's row;
-    /// anything else is a note.
-    pub fn progress(&mut self, line: &str) {
-        let line = line.trim_end();
-        if let Some((host, state)) = line.split_once(": ")
-            && !host.is_empty()
-            && !host.contains(char::is_whitespace)
-        {
-            let failed = state.starts_with("failed") || state.starts_with("error");
-            let row = HostProgress {
-                host: host.to_string(),
-                state: state.to_string(),
-                failed,
-            };
-            match self.hosts.iter_mut().find(|h| h.host == host) {
-                Some(h) => *h = row,
-                None => self.hosts.push(row),
+    /// Records a step of a host: updates that host's row (in the order
+    /// hosts first reported). The gateway's own steps are notes.
+    pub fn progress(&mut self, p: &Progress) {
+        if p.host == "gateway" {
+            if self.notes.len() == MAX_NOTES {
+                self.notes.remove(0);
             }
+            self.notes.push(p.step.to_string());
             return;
         }
-        if self.notes.len() == MAX_NOTES {
-            self.notes.remove(0);
+        let row = HostProgress {
+            host: p.host.clone(),
+            state: p.step.to_string(),
+            failed: p.step.is_failure(),
+        };
+        match self.hosts.iter_mut().find(|h| h.host == p.host) {
+            Some(h) => *h = row,
+            None => self.hosts.push(row),
         }
-        self.notes.push(line.to_string());
     }
 
-    /// Records the end: the exit status and the command's output.
-    pub fn finish(&mut self, code: i32, stdout: &str, stderr: &str, now_ms: i64) {
-        let ok = code == 0;
-        let summary = if ok {
-            self.success_summary(stdout)
-        } else {
-            let why = first_line(stderr)
-                .or_else(|| first_line(stdout))
-                .unwrap_or("no reason given");
-            format!("{} failed (exit {code}): {why}", self.title)
+    /// Records the end: the outcome the command answered, or why it failed.
+    pub fn finish(&mut self, result: &Result<Option<Reply>, OpError>, now_ms: i64) {
+        let (ok, summary) = match result {
+            Ok(reply) => (true, self.success_summary(reply.as_ref())),
+            Err(e) => (
+                false,
+                format!(
+                    "{} failed (exit {}): {}",
+                    self.title,
+                    e.exit_code(),
+                    e.reason()
+                ),
+            ),
         };
         self.outcome = Some(Outcome {
             ok,
@@ -212,39 +211,22 @@ impl Operation {
         });
     }
 
-    fn success_summary(&self, stdout: &str) -> String {
-        let parsed = match self.command {
-            "rollback" => serde_json::from_str::<RollbackOutcome>(stdout)
-                .ok()
-                .map(|o| {
-                    let from = o.from.map(|v| v.to_string()).unwrap_or_else(|| "-".into());
-                    format!("{}: {from} -> {} in {} ms", o.app, o.to, o.switch_ms)
-                }),
-            "scale" => serde_json::from_str::<ScaleOutcome>(stdout)
-                .ok()
-                .map(|o| format!("{}: {} -> {} replicas", o.app, o.from, o.replicas)),
-            "deploy" => serde_json::from_str::<DeployOutcome>(stdout).ok().map(|o| {
-                format!(
-                    "{} {} {} ({} replicas, compiled in {} ms)",
-                    o.app, o.version, o.state, o.replicas, o.compile_ms
-                )
-            }),
-            "rm" => Some(format!("{} removed", self.app)),
-            _ => None,
-        };
-        parsed
-            .or_else(|| first_line(stdout).map(|l| format!("{}: {l}", self.title)))
-            .unwrap_or_else(|| format!("{}: done", self.title))
+    fn success_summary(&self, reply: Option<&Reply>) -> String {
+        use ops::cmd;
+        match reply {
+            Some(Reply::RolledBack(o)) => cmd::rollback::summary(o),
+            Some(Reply::Scaled(o)) => cmd::scale::summary(o),
+            Some(Reply::Deployed(o)) => cmd::deploy::summary(o),
+            Some(Reply::Removed(o)) => cmd::rm::summary(o),
+            _ => format!("{}: done", self.title),
+        }
     }
-}
-
-fn first_line(s: &str) -> Option<&str> {
-    s.lines().map(str::trim).find(|l| !l.is_empty())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schema::progress::Step;
 
     #[test]
     fn progress_keeps_the_latest_state_per_host_in_first_seen_order() {
@@ -254,14 +236,25 @@ mod tests {
             from: Some(Version(3)),
         };
         let mut op = Operation::new(1, &p, 0);
-        for l in [
-            "host-b: staging",
-            "host-a: staging",
-            "switching now",
-            "host-b: active",
-            "host-a: failed: trap",
+        let v = Version(2);
+        for (host, step) in [
+            ("host-b", Step::Staged { version: v }),
+            ("host-a", Step::Staged { version: v }),
+            (
+                "gateway",
+                Step::Note {
+                    line: "switching now".into(),
+                },
+            ),
+            ("host-b", Step::Active { version: v }),
+            (
+                "host-a",
+                Step::Failed {
+                    reason: "trap".into(),
+                },
+            ),
         ] {
-            op.progress(l);
+            op.progress(&Progress::new(host, step));
         }
         let rows: Vec<(&str, &str, bool)> = op
             .hosts
@@ -271,7 +264,7 @@ mod tests {
         assert_eq!(
             rows,
             vec![
-                ("host-b", "active", false),
+                ("host-b", "active v2", false),
                 ("host-a", "failed: trap", true)
             ]
         );
@@ -279,25 +272,27 @@ mod tests {
     }
 
     #[test]
-    fn outcome_reads_the_json_answer_or_falls_back_to_stderr() {
+    fn outcome_reads_the_typed_answer_or_the_reason() {
         let p = Pending::Rollback {
             app: "api".into(),
             to: None,
             from: None,
         };
         let mut op = Operation::new(1, &p, 0);
-        op.finish(
-            0,
-            r#"{"app":"api","from":"v3","to":"v2","switch_ms":4}"#,
-            "",
-            10,
-        );
+        let answer = Reply::RolledBack(schema::RollbackOutcome {
+            app: "api".into(),
+            from: Some(Version(3)),
+            to: Version(2),
+            switch_ms: 4,
+        });
+        op.finish(&Ok(Some(answer)), 10);
         assert_eq!(
             op.outcome.as_ref().unwrap().summary,
             "api: v3 -> v2 in 4 ms"
         );
         let mut op = Operation::new(2, &p, 0);
-        op.finish(1, "", "\nno earlier release of api to roll back to\n", 10);
+        let e = OpError::failed("no earlier release of api to roll back to");
+        op.finish(&Err(e), 10);
         let o = op.outcome.unwrap();
         assert!(!o.ok);
         assert_eq!(

@@ -9,10 +9,11 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
-use schema::command::{Command, CommandLine};
+use ops::{Command, CommandLine, OpError, Progress, Reply, Step};
 use schema::time::{now_millis, rfc3339};
 use schema::{
-    AppKind, AuditEntry, HostRow, LogRecord, PsRow, ReleaseRow, ReleaseState, Stream, Version,
+    AppKind, AuditEntry, HostRow, LogRecord, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
+    ScaleOutcome, Stream, Version,
 };
 use tokio::sync::mpsc;
 
@@ -241,31 +242,26 @@ impl Fleet {
     }
 
     /// Plays a command: progress per host over a second or so, then the end.
-    fn run(&mut self, id: CommandId, argv: &[String], now: i64) {
+    fn run(&mut self, id: CommandId, request: &CommandLine, now: i64) {
         let mut at = now;
         let mut later = |due: &mut VecDeque<(i64, Event)>, ms: i64, ev: Event| {
             at += ms;
             due.push_back((at, ev));
         };
-        let done = |code: i32, stdout: String, stderr: &str| Event::CommandDone {
+        let done = |result: Result<Reply, &str>| Event::CommandDone {
             id,
-            code,
-            stdout,
-            stderr: stderr.to_string(),
+            result: result.map(Some).map_err(OpError::failed),
         };
-        let progress = |line: &str| Event::CommandProgress {
+        let progress = |host: &str, step: Step| Event::CommandProgress {
             id,
-            line: line.to_string(),
+            progress: Progress::new(host, step),
         };
-        let cmd = match CommandLine::parse_argv(argv) {
-            Ok(c) => c.command,
-            Err(e) => return later(&mut self.due, 0, done(2, String::new(), &e.to_string())),
-        };
+        let cmd = &request.command;
         let Some(app) = cmd
             .app()
             .and_then(|n| self.apps.iter().position(|a| a.row.app == n))
         else {
-            return later(&mut self.due, 100, done(1, String::new(), "no such app"));
+            return later(&mut self.due, 100, done(Err("no such app")));
         };
         let name = self.apps[app].row.app.clone();
         match cmd {
@@ -278,21 +274,21 @@ impl Fleet {
                     return later(
                         &mut self.due,
                         100,
-                        done(1, String::new(), "no earlier release to roll back to"),
+                        done(Err("no earlier release to roll back to")),
                     );
                 };
                 for (h, _) in &HOSTS[..2] {
                     later(
                         &mut self.due,
                         150,
-                        progress(&format!("{h}: switching to {to}")),
+                        progress(h, Step::Staged { version: to }),
                     );
                 }
                 for (h, _) in &HOSTS[..2] {
                     later(
                         &mut self.due,
                         120,
-                        progress(&format!("{h}: active (precompiled, 3 ms)")),
+                        progress(h, Step::Active { version: to }),
                     );
                 }
                 a.row.release = Some(to);
@@ -303,61 +299,51 @@ impl Fleet {
                         ReleaseState::Superseded
                     };
                 }
-                let out = format!(
-                    r#"{{"app":"{name}","from":{},"to":"{to}","switch_ms":4}}"#,
-                    json_version(from)
-                );
-                later(&mut self.due, 50, done(0, out, ""));
+                let out = RollbackOutcome {
+                    app: name.clone(),
+                    from,
+                    to,
+                    switch_ms: 4,
+                };
+                later(&mut self.due, 50, done(Ok(Reply::RolledBack(out))));
             }
             Command::Scale(s) => {
                 let a = &mut self.apps[app];
                 let from = a.row.replicas;
                 for (h, _) in &HOSTS[..2] {
-                    later(
-                        &mut self.due,
-                        200,
-                        progress(&format!("{h}: placing replicas")),
-                    );
+                    let note = Step::Note {
+                        line: "placing replicas".into(),
+                    };
+                    later(&mut self.due, 200, progress(h, note));
                 }
                 a.row.replicas = s.replicas;
                 a.row.running = s.replicas;
-                let out = format!(
-                    r#"{{"app":"{name}","from":{from},"replicas":{}}}"#,
-                    s.replicas
-                );
-                later(&mut self.due, 200, done(0, out, ""));
+                let out = ScaleOutcome {
+                    app: name.clone(),
+                    from,
+                    replicas: s.replicas,
+                };
+                later(&mut self.due, 200, done(Ok(Reply::Scaled(out))));
             }
             Command::Rm(_) => {
                 self.apps.remove(app);
-                later(&mut self.due, 300, done(0, "{}".into(), ""));
+                let out = ops::cmd::rm::outcome(&name);
+                later(&mut self.due, 300, done(Ok(Reply::Removed(out))));
             }
             _ => later(
                 &mut self.due,
                 100,
-                done(
-                    1,
-                    String::new(),
-                    "the preview does not simulate this command",
-                ),
+                done(Err("the preview does not simulate this command")),
             ),
         }
         self.audit.push(AuditEntry {
             time: rfc3339(now),
             key: "preview".into(),
-            action: cmd_name(argv),
+            action: cmd.name().into(),
             app: Some(name),
-            detail: argv.join(" "),
+            detail: request.to_argv().join(" "),
         });
     }
-}
-
-fn json_version(v: Option<Version>) -> String {
-    v.map(|v| format!("\"{v}\""))
-        .unwrap_or_else(|| "null".into())
-}
-
-fn cmd_name(argv: &[String]) -> String {
-    argv.first().cloned().unwrap_or_default()
 }
 
 /// Drives the console with the synthetic fleet until it quits.
@@ -400,7 +386,7 @@ pub async fn drive(
                         send.push(Event::Instances { app, rows });
                     }
                     Some(Action::LoadAudit) => send.push(Event::Audit(fleet.audit.clone())),
-                    Some(Action::Run { id, argv }) => fleet.run(id, &argv, now),
+                    Some(Action::Run { id, request }) => fleet.run(id, &request, now),
                 }
             }
             _ = every.tick() => {

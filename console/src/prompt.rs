@@ -164,47 +164,6 @@ pub const COMMANDS: &[&str] = &[
     "audit", "deploy", "hosts", "logs", "ps", "releases", "rm", "rollback", "scale",
 ];
 
-/// Splits a typed line into words like a shell: whitespace separates, single
-/// and double quotes group, backslash escapes the next character.
-pub fn split_words(line: &str) -> Result<Vec<String>, String> {
-    let mut words = Vec::new();
-    let mut word = String::new();
-    let mut in_word = false;
-    let mut quote: Option<char> = None;
-    let mut chars = line.chars();
-    while let Some(c) = chars.next() {
-        match (quote, c) {
-            (Some(q), c) if c == q => quote = None,
-            (Some('"') | None, '\\') => {
-                word.extend(chars.next());
-                in_word = true;
-            }
-            (Some(_), c) => word.push(c),
-            (None, '"' | '\'') => {
-                quote = Some(c);
-                in_word = true;
-            }
-            (None, c) if c.is_whitespace() => {
-                if in_word {
-                    words.push(std::mem::take(&mut word));
-                    in_word = false;
-                }
-            }
-            (None, c) => {
-                word.push(c);
-                in_word = true;
-            }
-        }
-    }
-    if let Some(q) = quote {
-        return Err(format!("unterminated {q} quote"));
-    }
-    if in_word {
-        words.push(word);
-    }
-    Ok(words)
-}
-
 /// What a submitted prompt line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
@@ -275,7 +234,7 @@ fn usage_message(e: &clap::Error) -> String {
 /// Parses a prompt line with the CLI.md grammar and decides what it means
 /// in this console.
 pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
-    let mut words = match split_words(line) {
+    let mut words = match schema::command::split_command_line(line) {
         Ok(w) => w,
         Err(e) => return Intent::Usage(e),
     };
@@ -346,11 +305,11 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
                 return Intent::Usage(format!("deploy {app} needs a FILE: the path of a .wasm"));
             }
             let source = d.file.clone().or(d.manifest.clone()).unwrap_or_default();
-            let mut argv = words;
-            if !argv.iter().any(|w| w == "--json") {
-                argv.push("--json".into());
-            }
-            Intent::Confirm(Pending::Deploy { app, source, argv })
+            Intent::Confirm(Pending::Deploy {
+                app,
+                source,
+                request: d,
+            })
         }
     }
 }

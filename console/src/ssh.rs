@@ -7,6 +7,7 @@
 
 use std::sync::Arc;
 
+use ops::{Command, CommandLine, ErrorKind, LogChunk, OpError, Reply, wire};
 use russh::ChannelMsg;
 use russh::client;
 use russh::keys::PrivateKey;
@@ -100,20 +101,28 @@ impl Inner {
 
     async fn exec(
         self: Arc<Self>,
-        argv: Vec<String>,
+        request: CommandLine,
         stdin: Option<Vec<u8>>,
         tx: mpsc::Sender<Output>,
     ) {
+        let gone = |m: String| Output::Done(Err(OpError::new(ErrorKind::Gone, m)));
         let mut ch = match self.open().await {
             Ok(ch) => ch,
             Err(e) => {
-                let _ = tx.send(Output::Failed(e.to_string())).await;
+                let _ = tx.send(gone(e.to_string())).await;
                 return;
             }
         };
-        let what = argv.first().cloned().unwrap_or_default();
+        let what = request.command.name();
+        // The wire is text: the typed command as words, with --json so the
+        // answer reads back into replies.
+        let words = CommandLine {
+            json: true,
+            command: request.command.clone(),
+        }
+        .to_argv();
         let started = async {
-            ch.exec(true, join_command_line(&argv)).await?;
+            ch.exec(true, join_command_line(&words)).await?;
             if let Some(bytes) = &stdin {
                 ch.data(&bytes[..]).await?;
             }
@@ -121,12 +130,12 @@ impl Inner {
         };
         if let Err(e) = started.await {
             let _ = tx
-                .send(Output::Failed(format!(
-                    "cannot run {what} on the gateway: {e}"
-                )))
+                .send(gone(format!("cannot run {what} on the gateway: {e}")))
                 .await;
             return;
         }
+        let (mut stdout, mut stderr) = (Lines::default(), Lines::default());
+        let mut errors = String::new();
         let mut code = None;
         loop {
             let msg = tokio::select! {
@@ -137,9 +146,32 @@ impl Inner {
                     return;
                 }
             };
-            let out = match msg {
-                Some(ChannelMsg::Data { data }) => Output::Stdout(data.to_vec()),
-                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => Output::Stderr(data.to_vec()),
+            let replies = match msg {
+                Some(ChannelMsg::Data { data }) => {
+                    match decode_lines(&request.command, stdout.push(&data)) {
+                        Ok(r) => r,
+                        Err(e) => {
+                            let _ = ch.close().await;
+                            let e = OpError::failed(format!(
+                                "{what}: unreadable answer from the gateway: {e}"
+                            ));
+                            let _ = tx.send(Output::Done(Err(e))).await;
+                            return;
+                        }
+                    }
+                }
+                Some(ChannelMsg::ExtendedData { data, ext: 1 }) => stderr
+                    .push(&data)
+                    .into_iter()
+                    .filter_map(|line| match wire::decode_stderr(&line) {
+                        Some(p) => Some(Reply::Progress(p)),
+                        None => {
+                            errors.push_str(&line);
+                            errors.push('\n');
+                            None
+                        }
+                    })
+                    .collect(),
                 Some(ChannelMsg::ExitStatus { exit_status }) => {
                     code = Some(exit_status as i32);
                     continue;
@@ -147,14 +179,20 @@ impl Inner {
                 Some(ChannelMsg::Close) | None => break,
                 Some(_) => continue,
             };
-            if tx.send(out).await.is_err() {
-                let _ = ch.close().await;
-                return;
+            for r in replies {
+                if tx.send(Output::Reply(r)).await.is_err() {
+                    let _ = ch.close().await;
+                    return;
+                }
             }
         }
+        if let Some(rest) = stderr.rest() {
+            errors.push_str(&rest);
+        }
         let end = match code {
-            Some(c) => Output::Exit(c),
-            None => Output::Failed(format!(
+            Some(0) => Output::Done(Ok(())),
+            Some(c) => Output::Done(Err(wire::error_of(c, &errors))),
+            None => gone(format!(
                 "lost the gateway at {} during {what}",
                 self.target.addr()
             )),
@@ -163,10 +201,80 @@ impl Inner {
     }
 }
 
+/// Reads the stdout lines of `command` back into replies; consecutive log
+/// records become one batch.
+fn decode_lines(command: &Command, lines: Vec<String>) -> Result<Vec<Reply>, serde_json::Error> {
+    let mut out: Vec<Reply> = Vec::new();
+    for line in lines.iter().filter(|l| !l.trim().is_empty()) {
+        match (wire::decode_stdout(command, line)?, out.last_mut()) {
+            (
+                Reply::Logs(LogChunk::Records(mut more)),
+                Some(Reply::Logs(LogChunk::Records(batch))),
+            ) => batch.append(&mut more),
+            (r, _) => out.push(r),
+        }
+    }
+    Ok(out)
+}
+
+/// Splits a byte stream into lines; keeps an unfinished last line for later.
+#[derive(Default)]
+struct Lines {
+    buf: Vec<u8>,
+}
+
+impl Lines {
+    fn push(&mut self, bytes: &[u8]) -> Vec<String> {
+        self.buf.extend_from_slice(bytes);
+        let Some(end) = self.buf.iter().rposition(|&b| b == b'\n') else {
+            return Vec::new();
+        };
+        let done: Vec<u8> = self.buf.drain(..=end).collect();
+        String::from_utf8_lossy(&done)
+            .lines()
+            .map(str::to_string)
+            .collect()
+    }
+
+    fn rest(&mut self) -> Option<String> {
+        let rest = std::mem::take(&mut self.buf);
+        (!rest.is_empty()).then(|| String::from_utf8_lossy(&rest).into_owned())
+    }
+}
+
+#[cfg(test)]
+mod lines_tests {
+    use super::*;
+
+    #[test]
+    fn lines_wait_for_their_newline() {
+        let mut l = Lines::default();
+        assert!(l.push(b"{\"a\":").is_empty());
+        assert_eq!(l.push(b"1}\n{\"b\""), vec!["{\"a\":1}".to_string()]);
+        assert_eq!(l.rest().as_deref(), Some("{\"b\""));
+    }
+
+    #[test]
+    fn log_lines_of_one_read_become_one_batch() {
+        let cl = ops::parse_line("logs api -f").unwrap();
+        let rec = |seq: u64| {
+            format!(
+                r#"{{"seq":{seq},"time":"2026-11-30T10:00:00.000Z","host":"h","app":"api","release":"v1","instance":"api-0","stream":"stdout","line":"x"}}"#
+            )
+        };
+        let replies = decode_lines(&cl.command, vec![rec(1), rec(2), String::new()]).unwrap();
+        assert_eq!(replies.len(), 1);
+        let Reply::Logs(LogChunk::Records(b)) = &replies[0] else {
+            panic!("{replies:?}")
+        };
+        assert_eq!(b.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
+    }
+}
+
 impl Executor for SshExecutor {
-    fn start(&self, argv: Vec<String>, stdin: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
+    fn start(&self, request: CommandLine, artifact: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
         let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(self.inner.clone().exec(argv, stdin, tx));
+        tokio::spawn(self.inner.clone().exec(request, artifact, tx));
         rx
     }
 }

@@ -5,6 +5,7 @@ mod common;
 
 use common::*;
 use console::{Event, Front, Key, Role};
+use ops::{Progress, Step};
 use ratatui::style::{Color, Modifier};
 use schema::Stream;
 
@@ -354,29 +355,38 @@ fn progress_panel_shows_each_host_live_then_the_outcome() {
                 && s.contains("waiting for the first host"),
             "{s}"
         );
+        let v6 = schema::Version(6);
         app.update(Event::CommandProgress {
             id,
-            line: "host-a: staging".into(),
+            progress: Progress::new("host-a", Step::Fetching { offset: 0, size: 9 }),
         });
         app.update(Event::CommandProgress {
             id,
-            line: "host-b: failed: artifact digest mismatch".into(),
+            progress: Progress::new(
+                "host-b",
+                Step::Failed {
+                    reason: "artifact digest mismatch".into(),
+                },
+            ),
         });
         app.update(Event::CommandProgress {
             id,
-            line: "host-a: active".into(),
+            progress: Progress::new("host-a", Step::Active { version: v6 }),
         });
         let s = screen(&render(&mut app, w, h));
         assert!(
-            s.contains("host-a  active") && !s.contains("staging"),
+            s.contains("host-a  active v6") && !s.contains("fetching"),
             "{s}"
         );
         assert!(s.contains("FAILED: artifact digest mismatch"), "{s}");
         app.update(Event::CommandDone {
             id,
-            code: 0,
-            stdout: r#"{"app":"ticker","from":"v7","to":"v6","switch_ms":3}"#.into(),
-            stderr: String::new(),
+            result: Ok(Some(ops::Reply::RolledBack(schema::RollbackOutcome {
+                app: "ticker".into(),
+                from: Some(schema::Version(7)),
+                to: v6,
+                switch_ms: 3,
+            }))),
         });
         let s = screen(&render(&mut app, w, h));
         assert!(s.contains("done: ticker: v7 -> v6 in 3 ms"), "{s}");
@@ -483,7 +493,7 @@ fn no_view_or_overlay_panics_at_any_small_size() {
     press(&mut a, Key::Char('y'));
     a.update(Event::CommandProgress {
         id: 1,
-        line: "host-a: staging".into(),
+        progress: Progress::new("host-a", Step::Fetched { percent: 50 }),
     });
     states.push(a);
     let mut a = operator();

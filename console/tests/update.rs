@@ -7,10 +7,21 @@ use console::app::Level;
 use console::logs::{LineFilter, LogLine};
 use console::ops::Pending;
 use console::{Action, Event, Front, Key, Mode, Role, View};
+use ops::{Progress, Step};
 use schema::{Stream, Version};
 
-fn argv(s: &str) -> Vec<String> {
-    s.split_whitespace().map(String::from).collect()
+/// A command as the console sends it, parsed from how it would be typed.
+fn request(s: &str) -> ops::CommandLine {
+    ops::parse_line(s).unwrap()
+}
+
+fn rolled_back(app: &str, from: u32, to: u32, ms: u64) -> Result<Option<ops::Reply>, ops::OpError> {
+    Ok(Some(ops::Reply::RolledBack(schema::RollbackOutcome {
+        app: app.into(),
+        from: Some(Version(from)),
+        to: Version(to),
+        switch_ms: ms,
+    })))
 }
 
 fn status(app: &console::App) -> String {
@@ -62,7 +73,7 @@ fn rollback_key_asks_for_confirmation_then_runs() {
         actions,
         vec![Action::Run {
             id: 1,
-            argv: argv("rollback api --json")
+            request: request("rollback api")
         }]
     );
     assert_eq!(app.mode(), &Mode::Normal);
@@ -98,7 +109,7 @@ fn rollback_in_an_app_targets_the_selected_older_release() {
         actions,
         vec![Action::Run {
             id: 1,
-            argv: argv("rollback ticker --to v5 --json")
+            request: request("rollback ticker --to v5")
         }]
     );
     // With the active release selected, the default target.
@@ -129,7 +140,7 @@ fn scale_keys_confirm_a_count_that_can_be_adjusted() {
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 1,
-            argv: argv("scale api 5 --json")
+            request: request("scale api 5")
         }]
     );
     press(&mut app, Key::Char('-'));
@@ -171,7 +182,7 @@ fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 1,
-            argv: argv("rollback ticker --to v5 --json")
+            request: request("rollback ticker --to v5")
         }]
     );
 
@@ -184,7 +195,7 @@ fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 2,
-            argv: argv("scale api 4 --json")
+            request: request("scale api 4")
         }]
     );
 
@@ -193,7 +204,7 @@ fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 3,
-            argv: argv("rm flaky --json")
+            request: request("rm flaky")
         }]
     );
 }
@@ -281,7 +292,7 @@ fn deploy_in_the_local_console_confirms_then_runs_the_typed_command() {
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 1,
-            argv: argv("deploy api ./build/api.wasm --replicas 2 --json")
+            request: request("deploy api ./build/api.wasm --replicas 2")
         }]
     );
     prompt(&mut app, "deploy api -");
@@ -335,18 +346,26 @@ fn progress_and_completion_update_the_operation_and_reload_what_is_shown() {
     };
     app.update(Event::CommandProgress {
         id,
-        line: "host-a: switching to v6".into(),
+        progress: Progress::new(
+            "host-a",
+            Step::Staged {
+                version: Version(6),
+            },
+        ),
     });
     app.update(Event::CommandProgress {
         id: id + 100,
-        line: "host-z: unrelated".into(),
+        progress: Progress::new(
+            "host-z",
+            Step::Active {
+                version: Version(1),
+            },
+        ),
     });
     assert_eq!(app.operations()[0].hosts.len(), 1);
     let actions = app.update(Event::CommandDone {
         id,
-        code: 0,
-        stdout: r#"{"app":"ticker","from":"v7","to":"v6","switch_ms":4}"#.into(),
-        stderr: String::new(),
+        result: rolled_back("ticker", 7, 6, 4),
     });
     assert_eq!(
         actions,
@@ -366,9 +385,7 @@ fn a_failed_command_is_reported_as_an_error_with_its_reason() {
     press(&mut app, Key::Char('y'));
     app.update(Event::CommandDone {
         id: 1,
-        code: 1,
-        stdout: String::new(),
-        stderr: "not enough free slots on any host\n".into(),
+        result: Err(ops::OpError::failed("not enough free slots on any host")),
     });
     assert!(is_error(&app));
     assert_eq!(
@@ -385,9 +402,7 @@ fn the_progress_panel_lingers_after_the_end_then_hides_and_o_brings_it_back() {
     assert!(app.visible_operation().is_some());
     app.update(Event::CommandDone {
         id: 1,
-        code: 0,
-        stdout: "{}".into(),
-        stderr: String::new(),
+        result: rolled_back("api", 2, 1, 3),
     });
     app.update(Event::Tick {
         now_ms: NOW + 5_000,

@@ -3,12 +3,11 @@
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
 use clap::{Parser, Subcommand};
 use hostd::cmd::precompile::PrecompileArgs;
 use hostd::cmd::serve::ServeArgs;
 use hostd::config;
-use schema::command::Command;
+use schema::command::{Command, CommandLine};
 
 /// Runs Wasm apps on this server, and drives a cranefleet host or fleet.
 ///
@@ -53,81 +52,32 @@ enum HostdCommand {
     Fleet(Command),
 }
 
-/// Hostd-only flags that the daemon does not take; everything else of the
-/// command line is forwarded as typed.
-fn forwarded(raw: &[String]) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut skip = false;
-    for a in raw {
-        if skip {
-            skip = false;
-            continue;
-        }
-        match a.as_str() {
-            "--local" | "--accept-new-host-key" => {}
-            "--data" | "--gateway" | "--identity" => skip = true,
-            s if ["--data=", "--gateway=", "--identity="]
-                .iter()
-                .any(|p| s.starts_with(p)) => {}
-            _ => out.push(a.clone()),
-        }
-    }
-    out
-}
-
 async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
     let remote = cli.gateway.clone().filter(|_| !cli.local);
     let socket = config::socket_path(&config::data_dir(cli.data.as_deref()));
-    let (argv, stdin) = match command {
-        Command::Deploy(mut d) => {
-            // Files are read here, where they are; the daemon gets bytes and flags.
-            if let Some(path) = d.manifest.clone() {
-                let text = std::fs::read_to_string(&path)
-                    .with_context(|| format!("cannot read manifest {path}"))?;
-                let m = schema::Manifest::from_toml(&text)
-                    .with_context(|| format!("manifest {path}"))?;
-                if d.file.is_none() {
-                    // `deploy --manifest F [FILE]`: a lone positional is the file.
-                    if d.app
-                        .as_deref()
-                        .is_some_and(|a| a.ends_with(".wasm") || a == "-")
-                    {
-                        d.file = d.app.take();
-                    }
+    // The command was parsed once, by `Cli::parse`; what goes to the daemon
+    // (or the gateway) are the words of the typed command, with a deploy's
+    // files read here, where they are.
+    let (command, stdin) = match command {
+        Command::Deploy(d) => {
+            let read = |file: &str| {
+                if file == "-" {
+                    let mut b = Vec::new();
+                    std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+                } else {
+                    std::fs::read(file)
                 }
-                if d.file.is_none()
-                    && let Some(a) = &m.artifact
-                {
-                    let base = std::path::Path::new(&path)
-                        .parent()
-                        .unwrap_or(std::path::Path::new("."));
-                    d.file = Some(base.join(a).display().to_string());
-                }
-                d.overlay_manifest(&m);
-            }
-            let file = d
-                .file
-                .clone()
-                .context("deploy needs a FILE (or - for stdin), or a manifest with `artifact`")?;
-            let bytes = if file == "-" {
-                let mut b = Vec::new();
-                std::io::Read::read_to_end(&mut std::io::stdin(), &mut b)
-                    .context("reading the artifact from stdin")?;
-                b
-            } else {
-                std::fs::read(&file).with_context(|| format!("cannot read {file}"))?
             };
-            let mut argv = d.to_argv("-");
-            if cli.json {
-                argv.push("--json".into());
-            }
-            (argv, bytes)
+            let (d, bytes) = ops::cmd::deploy::prepare_local(d, read)?;
+            (Command::Deploy(d), bytes)
         }
-        _ => (
-            forwarded(&std::env::args().skip(1).collect::<Vec<_>>()),
-            Vec::new(),
-        ),
+        other => (other, Vec::new()),
     };
+    let argv = CommandLine {
+        json: cli.json,
+        command,
+    }
+    .to_argv();
     match remote {
         Some(gw) => {
             let stdin = (!stdin.is_empty()).then_some(stdin);
@@ -200,19 +150,5 @@ fn main() -> ExitCode {
             eprintln!("error: {e:#}");
             ExitCode::from(1)
         }
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hostd_only_flags_are_not_forwarded() {
-        let raw: Vec<String> = "ps api --local --data /tmp/x --json --gateway=gw"
-            .split_whitespace()
-            .map(String::from)
-            .collect();
-        assert_eq!(forwarded(&raw), vec!["ps", "api", "--json"]);
     }
 }

@@ -12,7 +12,7 @@ use crate::time::{DurationError, parse_duration};
 use crate::types::AppKind;
 
 /// A command line as the gateway or a host's control socket receives it.
-#[derive(Debug, Clone, Parser)]
+#[derive(Debug, Clone, PartialEq, Eq, Parser)]
 #[command(name = "cranefleet", disable_help_subcommand = true)]
 pub struct CommandLine {
     /// One JSON document (or one JSON object per line for streams) instead of a table.
@@ -23,6 +23,61 @@ pub struct CommandLine {
 }
 
 impl CommandLine {
+    /// The words that parse back into this command line: how a client at
+    /// the far end of SSH sends a typed command (the only place a command
+    /// becomes text again).
+    pub fn to_argv(&self) -> Vec<String> {
+        let w = |s: &str| s.to_string();
+        let mut a = match &self.command {
+            Command::Deploy(d) => {
+                let mut a = vec![w("deploy")];
+                a.extend(d.app.clone());
+                a.extend(d.file.clone());
+                a.extend(d.flag_words());
+                if let Some(m) = &d.manifest {
+                    a.extend([w("--manifest"), m.clone()]);
+                }
+                a
+            }
+            Command::Ps(p) => std::iter::once(w("ps")).chain(p.app.clone()).collect(),
+            Command::Releases(r) => vec![w("releases"), r.app.clone()],
+            Command::Rollback(r) => {
+                let mut a = vec![w("rollback"), r.app.clone()];
+                if let Some(v) = r.to {
+                    a.extend([w("--to"), v.to_string()]);
+                }
+                a
+            }
+            Command::Scale(s) => vec![w("scale"), s.app.clone(), s.replicas.to_string()],
+            Command::Logs(l) => {
+                let mut a = vec![w("logs"), l.app.clone()];
+                if l.follow {
+                    a.push(w("-f"));
+                }
+                match l.since {
+                    Some(Since::Seq(n)) => a.extend([w("--since"), n.to_string()]),
+                    Some(Since::Ago(d)) => a.extend([w("--since"), format!("{}ms", d.as_millis())]),
+                    None => {}
+                }
+                if let Some(t) = l.tail {
+                    a.extend([w("--tail"), t.to_string()]);
+                }
+                if let Some(f) = &l.filter {
+                    a.extend([w("--where"), f.clone()]);
+                }
+                a
+            }
+            Command::Rm(r) => vec![w("rm"), r.app.clone()],
+            Command::Hosts => vec![w("hosts")],
+            Command::Audit(t) => vec![w("audit"), w("--tail"), t.tail.to_string()],
+            Command::Watch => vec![w("watch")],
+        };
+        if self.json {
+            a.push(w("--json"));
+        }
+        a
+    }
+
     /// Parses `argv` as typed after the program name.
     pub fn parse_argv<I, S>(argv: I) -> Result<CommandLine, clap::Error>
     where
@@ -36,7 +91,7 @@ impl CommandLine {
 }
 
 /// The fleet commands of CLI.md.
-#[derive(Debug, Clone, Subcommand)]
+#[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// New release of APP from a .wasm (module or component), or from stdin with `-`.
     Deploy(DeployArgs),
@@ -196,7 +251,7 @@ fn parse_kv(s: &str) -> Result<(String, String), String> {
     }
 }
 
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct DeployArgs {
     /// The app's name (a DNS label); optional with --manifest.
     pub app: Option<String>,
@@ -311,6 +366,13 @@ impl DeployArgs {
         let mut a = vec!["deploy".to_string()];
         a.extend(self.app.clone());
         a.push(file.to_string());
+        a.extend(self.flag_words());
+        a
+    }
+
+    /// The flags of this deploy as words (`--manifest` aside).
+    fn flag_words(&self) -> Vec<String> {
+        let mut a = Vec::new();
         let mut opt = |flag: &str, v: Option<String>| {
             if let Some(v) = v {
                 a.push(flag.to_string());
@@ -341,18 +403,18 @@ impl DeployArgs {
     }
 }
 
-#[derive(Debug, Clone, Default, Args)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Args)]
 pub struct PsArgs {
     /// Show this app's instances instead of all apps.
     pub app: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ReleasesArgs {
     pub app: String,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RollbackArgs {
     pub app: String,
     /// The release to make active (default: the newest healthy one before the active).
@@ -360,7 +422,7 @@ pub struct RollbackArgs {
     pub to: Option<Version>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ScaleArgs {
     pub app: String,
     pub replicas: u32,
@@ -387,7 +449,7 @@ fn parse_since(s: &str) -> Result<Since, String> {
         .map_err(|e: DurationError| format!("{e}, or a sequence number"))
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct LogsArgs {
     pub app: String,
     /// Keep printing records as they arrive.
@@ -404,12 +466,12 @@ pub struct LogsArgs {
     pub filter: Option<String>,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RmArgs {
     pub app: String,
 }
 
-#[derive(Debug, Clone, Args)]
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AuditArgs {
     /// Only the last N entries.
     #[arg(long, value_name = "N", default_value_t = 100)]
@@ -422,6 +484,31 @@ mod tests {
 
     fn parse(s: &str) -> CommandLine {
         CommandLine::parse_argv(s.split_whitespace()).unwrap()
+    }
+
+    #[test]
+    fn a_command_line_parses_back_from_its_words() {
+        for line in [
+            "deploy api app.wasm --kind http --replicas 3 --env A=1 --label region=eu --health-path /h --json",
+            "deploy api - --schedule @hourly --memory-mb 64 --timeout-ms 5 --stop-grace-ms 9 --health-rule x --health-window-s 3",
+            "deploy --manifest api.toml",
+            "ps",
+            "ps api --json",
+            "releases api",
+            "rollback api",
+            "rollback api --to v2",
+            "scale api 4 --json",
+            "logs api -f --since 5m --tail 10 --where stream==\"stderr\"",
+            "logs api --since 42",
+            "rm api",
+            "hosts",
+            "audit --tail 7",
+            "watch --json",
+        ] {
+            let words = split_command_line(line).unwrap();
+            let c = CommandLine::parse_argv(&words).unwrap();
+            assert_eq!(CommandLine::parse_argv(c.to_argv()).unwrap(), c, "{line}");
+        }
     }
 
     #[test]

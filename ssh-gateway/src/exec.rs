@@ -13,38 +13,19 @@ use ops::print::{Printer, Terminal};
 use ops::{Command, Gone, OpError};
 use russh::server::Msg;
 use russh::{ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
-use tokio::sync::{mpsc, watch};
+use tokio::sync::watch;
 
 use crate::fleet::Fleet;
 use crate::keys::KeyEntry;
 use crate::operations::FleetOps;
 
-/// A piece of a command's output, as an in-memory [`Out`] passes it on.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Output {
-    Stdout(Bytes),
-    Stderr(Bytes),
-}
-
-/// Where a command's stdout and stderr go.
-pub enum Out {
-    /// An SSH exec channel: stdout data, stderr extended data, exit status.
-    Channel(ChannelWriteHalf<Msg>),
-    /// A bounded queue read in the same process (the gateway's console). A
-    /// full queue slows the command down rather than growing without bound;
-    /// a dropped receiver is a client gone.
-    Memory(mpsc::Sender<Output>),
-}
+/// Where a command's stdout and stderr go: an SSH exec channel's data and
+/// extended data, then its exit status.
+pub struct Out(ChannelWriteHalf<Msg>);
 
 impl Out {
     pub fn new(w: ChannelWriteHalf<Msg>) -> Out {
-        Out::Channel(w)
-    }
-
-    /// An `Out` whose output arrives on the returned receiver.
-    pub fn memory(capacity: usize) -> (Out, mpsc::Receiver<Output>) {
-        let (tx, rx) = mpsc::channel(capacity);
-        (Out::Memory(tx), rx)
+        Out(w)
     }
 
     /// Writes to stderr (extended data on a channel).
@@ -52,39 +33,21 @@ impl Out {
         Terminal::stderr(&mut &*self, s.into()).await
     }
 
-    /// Ends a channel with the exit status; in memory the caller has the
-    /// status already, and dropping the `Out` ends the stream.
+    /// Ends the channel with the exit status.
     pub async fn exit(&self, code: i32) {
-        if let Out::Channel(w) = self {
-            let _ = w.exit_status(code as u32).await;
-            let _ = w.eof().await;
-            let _ = w.close().await;
-        }
-    }
-
-    /// Resolves when nobody reads the output any more (memory only; a
-    /// channel's hangup is seen on its read half).
-    async fn gone(&self) {
-        match self {
-            Out::Memory(tx) => tx.closed().await,
-            Out::Channel(_) => std::future::pending().await,
-        }
+        let _ = self.0.exit_status(code as u32).await;
+        let _ = self.0.eof().await;
+        let _ = self.0.close().await;
     }
 }
 
 impl Terminal for &Out {
     async fn stdout(&mut self, b: Bytes) -> Result<(), Gone> {
-        match self {
-            Out::Channel(w) => w.data_bytes(b).await.map_err(|_| Gone),
-            Out::Memory(tx) => tx.send(Output::Stdout(b)).await.map_err(|_| Gone),
-        }
+        self.0.data_bytes(b).await.map_err(|_| Gone)
     }
 
     async fn stderr(&mut self, b: Bytes) -> Result<(), Gone> {
-        match self {
-            Out::Channel(w) => w.extended_data_bytes(1, b).await.map_err(|_| Gone),
-            Out::Memory(tx) => tx.send(Output::Stderr(b)).await.map_err(|_| Gone),
-        }
+        self.0.extended_data_bytes(1, b).await.map_err(|_| Gone)
     }
 }
 
@@ -160,34 +123,6 @@ async fn watch_hangup_then(
         code = work => code,
         () = watcher => unreachable!("the watcher never ends"),
     }
-}
-
-/// Runs one command line in this process, for the gateway's console:
-/// `stdin` is the artifact of `deploy APP -`; the command stops early (a
-/// `logs -f`, a `watch`) when `out`'s receiver is dropped. Returns the exit
-/// status, as the exec channel would report it.
-pub async fn run_argv(
-    fleet: &Arc<Fleet>,
-    who: &KeyEntry,
-    out: &Out,
-    argv: &[String],
-    stdin: Vec<u8>,
-) -> i32 {
-    let mut printer = Printer::new(out, true);
-    let cl = match ops::parse_argv(argv) {
-        Ok(cl) => cl,
-        Err(e) => return printer.finish(Err(e)).await,
-    };
-    printer = Printer::new(out, cl.json);
-    let (hangup_tx, hangup) = watch::channel(false);
-    let artifact = async { Ok(stdin) };
-    let ops = FleetOps(fleet.clone());
-    let result = tokio::select! {
-        r = ops::serve(&ops, who, cl, artifact, &mut printer, hangup) => r,
-        _ = out.gone() => Ok(()),
-    };
-    drop(hangup_tx);
-    printer.finish(result).await
 }
 
 async fn read_stdin(read: &mut ChannelReadHalf, max: u64) -> Result<Vec<u8>, String> {

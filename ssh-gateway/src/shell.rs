@@ -9,7 +9,7 @@
 //!   (a channel cannot be asked its size) and follows `window-change`.
 //! - Keys: the bytes the client's terminal sends, decoded by
 //!   [`console::KeyParser`].
-//! - Commands: run in this process with [`exec::run_argv`], under the
+//! - Commands: run in this process with `ops::serve`, typed, under the
 //!   session key's name and role, so a viewer's console is refused exactly
 //!   what `ssh gw rollback` would be refused, and every action is audited.
 //!
@@ -24,16 +24,17 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use console::driver::{self, Executor, Output};
 use console::{App, Event, Front, KeyParser};
+use ops::{CommandLine, Gone, LogFormat, Reply, Sink};
 use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use russh::server::Msg;
 use russh::{Channel, ChannelMsg};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
-use crate::exec::{self, Out};
 use crate::fleet::Fleet;
 use crate::keys::KeyEntry;
+use crate::operations::FleetOps;
 
 /// Log lines each session keeps: a gateway draws many sessions, so less
 /// than the local console's million.
@@ -59,38 +60,46 @@ pub struct Pty {
     pub term: String,
 }
 
-/// Runs commands for the console in the gateway's process, as `who`.
+/// Runs commands for the console in the gateway's process, as `who`: the
+/// typed command goes straight to the operations layer and its replies
+/// straight to the console, as values.
 struct InProcess {
     fleet: Arc<Fleet>,
     who: KeyEntry,
 }
 
+/// Replies into the console's queue. A full queue slows the command down;
+/// a closed one (the console went away) ends it.
+struct ReplyTx(mpsc::Sender<Output>);
+
+impl Sink for ReplyTx {
+    async fn send(&mut self, reply: Reply) -> Result<(), Gone> {
+        self.0.send(Output::Reply(reply)).await.map_err(|_| Gone)
+    }
+
+    fn log_format(&self) -> LogFormat {
+        LogFormat::Records
+    }
+}
+
 impl Executor for InProcess {
-    fn start(&self, argv: Vec<String>, stdin: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
+    fn start(&self, request: CommandLine, artifact: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
         let (tx, rx) = mpsc::channel(64);
-        let (fleet, who) = (self.fleet.clone(), self.who.clone());
+        let (ops, who) = (FleetOps(self.fleet.clone()), self.who.clone());
         tokio::spawn(async move {
-            let (out, mut from_cmd) = Out::memory(64);
-            let run = async {
-                let code =
-                    exec::run_argv(&fleet, &who, &out, &argv, stdin.unwrap_or_default()).await;
-                drop(out);
-                code
-            };
-            let forward = async {
-                while let Some(o) = from_cmd.recv().await {
-                    let o = match o {
-                        exec::Output::Stdout(b) => Output::Stdout(b.to_vec()),
-                        exec::Output::Stderr(b) => Output::Stderr(b.to_vec()),
-                    };
-                    // A closed console drops `from_cmd`, which stops the command.
-                    if tx.send(o).await.is_err() {
-                        return;
-                    }
-                }
-            };
-            let (code, ()) = tokio::join!(run, forward);
-            let _ = tx.send(Output::Exit(code)).await;
+            // The console dropping the receiver is a hangup: `logs -f` and
+            // `watch` end; a change runs to its end.
+            let (hangup_tx, hangup) = watch::channel(false);
+            let closed = tx.clone();
+            let watcher = tokio::spawn(async move {
+                closed.closed().await;
+                let _ = hangup_tx.send(true);
+            });
+            let artifact = async { Ok(artifact.unwrap_or_default()) };
+            let mut sink = ReplyTx(tx.clone());
+            let result = ops::serve(&ops, &who, request, artifact, &mut sink, hangup).await;
+            watcher.abort();
+            let _ = tx.send(Output::Done(result)).await;
         });
         rx
     }

@@ -26,6 +26,7 @@ pub mod print;
 pub mod progress;
 pub mod reply;
 pub mod serve;
+pub mod wire;
 
 pub use error::{ErrorKind, OpError};
 pub use progress::{Progress, ProgressTx, Step};

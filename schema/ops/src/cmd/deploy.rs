@@ -1,6 +1,11 @@
 //! `deploy APP FILE|- [flags]`: a new release from an artifact.
 
+use std::path::Path;
+
 use schema::DeployOutcome;
+use schema::command::DeployArgs;
+
+use crate::error::OpError;
 
 /// What `deploy` prints: `deployed api v3 (sha256:0123456789ab…, http, 2
 /// replicas); compiled in 120 ms`.
@@ -27,4 +32,100 @@ pub fn summary(o: &DeployOutcome) -> String {
         "{} {} {} ({} replicas, compiled in {} ms)",
         o.app, o.version, o.state, o.replicas, o.compile_ms
     )
+}
+
+/// A deploy typed where its files are (the `hostd` command line, the local
+/// console): reads the manifest (its fields become flags; flags given win),
+/// finds the artifact (FILE, or the manifest's `artifact` beside it) and
+/// reads it with `read` (`-` is stdin, where the caller has one). Returns
+/// the deploy as a daemon or the gateway takes it, FILE `-`, and the bytes.
+pub fn prepare_local(
+    mut d: DeployArgs,
+    read: impl Fn(&str) -> std::io::Result<Vec<u8>>,
+) -> Result<(DeployArgs, Vec<u8>), OpError> {
+    if let Some(path) = d.manifest.clone() {
+        let text = std::fs::read_to_string(&path)
+            .map_err(|e| OpError::failed(format!("cannot read manifest {path}: {e}")))?;
+        let m = schema::Manifest::from_toml(&text)
+            .map_err(|e| OpError::failed(format!("manifest {path}: {e}")))?;
+        // `deploy --manifest F [FILE]`: a lone positional is the file.
+        if d.file.is_none()
+            && d.app
+                .as_deref()
+                .is_some_and(|a| a.ends_with(".wasm") || a == "-")
+        {
+            d.file = d.app.take();
+        }
+        if d.file.is_none()
+            && let Some(a) = &m.artifact
+        {
+            let base = Path::new(&path).parent().unwrap_or(Path::new("."));
+            d.file = Some(base.join(a).display().to_string());
+        }
+        d.overlay_manifest(&m);
+    }
+    let file = d.file.clone().ok_or_else(|| {
+        OpError::usage("deploy needs a FILE (or - for stdin), or a manifest with `artifact`")
+    })?;
+    let bytes = read(&file).map_err(|e| {
+        if file == "-" {
+            OpError::failed(format!("cannot read the artifact from stdin: {e}"))
+        } else {
+            OpError::failed(format!("cannot read {file}: {e}"))
+        }
+    })?;
+    d.file = Some("-".into());
+    Ok((d, bytes))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn deploy(line: &str) -> DeployArgs {
+        match crate::parse_line(line).unwrap().command {
+            crate::Command::Deploy(d) => d,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_local_deploy_reads_its_file_and_sends_it_as_stdin() {
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("app.wasm");
+        std::fs::write(&f, b"\0asm").unwrap();
+        let d = deploy(&format!("deploy api {} --replicas 2", f.display()));
+        let (d, bytes) = prepare_local(d, |p| std::fs::read(p)).unwrap();
+        assert_eq!(bytes, b"\0asm");
+        assert_eq!(d.file.as_deref(), Some("-"));
+        assert_eq!((d.app.as_deref(), d.replicas), (Some("api"), Some(2)));
+        let e = prepare_local(deploy("deploy api /nonexistent.wasm"), |p| std::fs::read(p));
+        assert!(
+            e.unwrap_err()
+                .message
+                .starts_with("cannot read /nonexistent.wasm")
+        );
+    }
+
+    #[test]
+    fn a_manifest_gives_the_flags_and_the_artifact_beside_it() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("svc.wasm"), b"\0asm").unwrap();
+        let toml = dir.path().join("svc.toml");
+        std::fs::write(
+            &toml,
+            "name = \"svc\"\nkind = \"worker\"\nreplicas = 3\nartifact = \"svc.wasm\"\n",
+        )
+        .unwrap();
+        let d = deploy(&format!(
+            "deploy --manifest {} --replicas 1",
+            toml.display()
+        ));
+        let (d, bytes) = prepare_local(d, |p| std::fs::read(p)).unwrap();
+        assert_eq!(bytes, b"\0asm");
+        assert_eq!(d.app.as_deref(), Some("svc"));
+        assert_eq!(d.replicas, Some(1), "a flag wins over the file");
+        assert_eq!(d.kind, Some(schema::AppKind::Worker));
+        assert_eq!(d.manifest, None);
+    }
 }
