@@ -57,7 +57,7 @@
 //! expressions and records. Where it would be easy to differ, the code calls
 //! the same Rust the interpreter does: `regex::Regex::is_match`,
 //! `str::contains`, byte-wise `Ord` of `[u8]`, `Level::from_name`; JSON
-//! lines are scanned by `json.rs`, which follows serde_json's rules and is
+//! lines are scanned by `json/`, which follows serde_json's rules and is
 //! tested against it.
 
 mod codegen;

@@ -2,7 +2,7 @@
 //! share ([`EvalCtx`]).
 //!
 //! JSON fields are found lazily: the first time compiled code asks for a JSON
-//! field of a record, its line is scanned once (`json.rs`) for all the fields
+//! field of a record, its line is scanned once (`json/`) for all the fields
 //! the filter names, and later lookups of that record read the slots.
 //!
 //! Every helper is `extern "C"`, never panics (a panic cannot unwind out of
@@ -60,7 +60,7 @@ unsafe fn str_from<'a>(ptr: *const u8, len: usize) -> &'a str {
 
 // ---------------------------------------------------------------------------
 // The helpers compiled code calls. Each states what its pointers must be;
-// codegen.rs upholds that by only passing record fields, slot values and
+// codegen/ upholds that by only passing record fields, slot values and
 // literals the `CompiledFilter` owns.
 
 /// The JSON number in `slot` of `rec`, or NaN (which every compiled float

@@ -19,10 +19,12 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use wasmtime::component::ResourceTable;
+use wasmtime::component::{Resource, ResourceTable};
 use wasmtime::{Store, Trap};
-use wasmtime_wasi_http::p2::bindings::http::types::Scheme;
+use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
+use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::instance::{configure_store, wasi_builder};
@@ -282,6 +284,9 @@ where
     resp
 }
 
+/// Serves one request: waits for a slot, makes the request's instance, runs
+/// it on a task of its own (aborted if the client goes away first) and
+/// answers with its response, or with why there is none.
 async fn serve_inner<B>(
     rt: &Arc<Runtime>,
     route: &Arc<HttpRoute>,
@@ -306,17 +311,7 @@ where
     let started = Instant::now();
     let permit = match route.acquire(timeout).await {
         Ok(p) => p,
-        Err(why) => {
-            let mut r = text(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("503 Service Unavailable: {why}\n"),
-            );
-            r.headers_mut().insert(
-                hyper::header::RETRY_AFTER,
-                hyper::header::HeaderValue::from_static("1"),
-            );
-            return r;
-        }
+        Err(why) => return busy(why),
     };
     let Code::Http(pre) = &*rel.code else {
         return text(
@@ -326,13 +321,67 @@ where
     };
     let pre = pre.clone();
     let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-    let instance = format!("{}.req-{n}", rel.app);
-    let what = format!("{} {}", req.method(), req.uri().path());
-
+    let log = RequestLog {
+        logs: rt.logs.clone(),
+        app: rel.app.clone(),
+        version: rel.version,
+        instance: format!("{}.req-{n}", rel.app),
+        what: format!("{} {}", req.method(), req.uri().path()),
+        timeout,
+    };
     let cap = rel.manifest.memory_bytes();
+    let mut store = request_store(rt, &rel, &log.instance, cap);
+    let (resp_tx, resp_rx) = oneshot::channel();
+    let (incoming, out) = match request_resources(&mut store, req, resp_tx) {
+        Ok(r) => r,
+        Err(resp) => return *resp,
+    };
+    let (done_tx, done_rx) = oneshot::channel::<Done>();
+    let in_flight = InFlight::new(route.clone());
+    let task = tokio::spawn(async move {
+        // Both are released however the task ends, aborted included.
+        let _permit = permit;
+        let _in_flight = in_flight;
+        let _rel = rel; // the release's code lives as long as its requests
+        let done = run_request(store, &pre, incoming, out, timeout, cap).await;
+        log.ended(&done);
+        let _ = done_tx.send(done);
+    });
+    let mut guard = AbortOnDrop(Some(task.abort_handle()));
+    let resp = match resp_rx.await {
+        Ok(Ok(resp)) => resp,
+        Ok(Err(code)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            format!("500 Internal Server Error: the app failed the request: {code:?}\n"),
+        ),
+        Err(_) => no_response(done_rx.await, timeout, &body_exceeded),
+    };
+    guard.disarm();
+    if body_exceeded.load(Ordering::SeqCst) && !resp.status().is_success() {
+        return text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n");
+    }
+    tracing::debug!(app = %route.app, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
+    resp
+}
+
+/// 503 with `Retry-After`: no instance slot for the request.
+fn busy(why: &str) -> Response<HyperOutgoingBody> {
+    let mut r = text(
+        StatusCode::SERVICE_UNAVAILABLE,
+        format!("503 Service Unavailable: {why}\n"),
+    );
+    r.headers_mut().insert(
+        hyper::header::RETRY_AFTER,
+        hyper::header::HeaderValue::from_static("1"),
+    );
+    r
+}
+
+/// A fresh store for one request's instance, its memory capped at `cap`.
+fn request_store(rt: &Arc<Runtime>, rel: &ReleaseRun, instance: &str, cap: u64) -> Store<P2State> {
     let memory = Arc::new(AtomicU64::new(0));
     let state = P2State {
-        wasi: wasi_builder(rt, &rel, &instance).build(),
+        wasi: wasi_builder(rt, rel, instance).build(),
         table: ResourceTable::new(),
         http: WasiHttpCtx::new(),
         hooks: DenyOutgoing,
@@ -343,111 +392,143 @@ where
     configure_store(&mut store, Arc::new(AtomicBool::new(false)), |s| {
         &mut s.limits
     });
-    let (resp_tx, resp_rx) = oneshot::channel();
+    store
+}
+
+/// Where the app's handler sends its response (or its error).
+type ResponseTx = oneshot::Sender<Result<Response<HyperOutgoingBody>, ErrorCode>>;
+
+/// A request and its response outparam, as resources of the request's store.
+type RequestResources = (
+    Resource<HostIncomingRequest>,
+    Resource<HostResponseOutparam>,
+);
+
+/// The request and the response outparam as resources of `store`; a
+/// response to send at once when either cannot be made (boxed: a response
+/// is large next to the two handles).
+fn request_resources<B>(
+    store: &mut Store<P2State>,
+    req: Request<B>,
+    resp_tx: ResponseTx,
+) -> Result<RequestResources, Box<Response<HyperOutgoingBody>>>
+where
+    B: Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<wasmtime_wasi_http::Error>,
+{
     let incoming = match store
         .data_mut()
         .http()
         .new_incoming_request(Scheme::Http, req)
     {
         Ok(r) => r,
-        Err(e) => return text(StatusCode::BAD_REQUEST, format!("400 Bad Request: {e}\n")),
-    };
-    let out = match store.data_mut().http().new_response_outparam(resp_tx) {
-        Ok(o) => o,
         Err(e) => {
-            return text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                format!("500 Internal Server Error: {e}\n"),
-            );
+            return Err(Box::new(text(
+                StatusCode::BAD_REQUEST,
+                format!("400 Bad Request: {e}\n"),
+            )));
         }
     };
-    let (done_tx, done_rx) = oneshot::channel::<Done>();
-    let (logs, app, version) = (rt.logs.clone(), rel.app.clone(), rel.version);
-    let in_flight = InFlight::new(route.clone());
-    let task = tokio::spawn(async move {
-        // Both are released however the task ends, aborted included.
-        let _permit = permit;
-        let _in_flight = in_flight;
-        let _rel = rel; // the release's code lives as long as its requests
-        let call = async {
-            let proxy = pre.instantiate_async(&mut store).await?;
-            proxy
-                .wasi_http_incoming_handler()
-                .call_handle(&mut store, incoming, out)
-                .await
-        };
-        let result = tokio::time::timeout(timeout, call).await;
-        let denied = store.data().limits.memory_denied;
-        drop(store);
-        let done = match result {
-            Ok(Ok(())) => Done::Returned,
-            Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => Done::Deadline,
-            Ok(Err(e)) => {
-                let mut msg = super::instance::one_line(&format!("{e:#}"));
-                if denied {
-                    msg.push_str(&format!(
-                        " (memory.grow was refused at the cap of {} MiB)",
-                        cap >> 20
-                    ));
-                }
-                Done::Trap(msg)
-            }
-            Err(_) => Done::Deadline,
-        };
-        match &done {
-            Done::Trap(msg) => logs.system(
-                &app,
-                Some(version),
-                &instance,
-                format!("request {what} trapped: {msg}"),
-            ),
-            Done::Deadline => logs.system(
-                &app,
-                Some(version),
-                &instance,
-                format!(
-                    "request {what} ran past its deadline of {} ms; instance interrupted",
-                    timeout.as_millis()
-                ),
-            ),
-            Done::Returned => {}
-        }
-        let _ = done_tx.send(done);
-    });
-    let mut guard = AbortOnDrop(Some(task.abort_handle()));
-    let resp = match resp_rx.await {
-        Ok(Ok(resp)) => resp,
-        Ok(Err(code)) => text(
+    match store.data_mut().http().new_response_outparam(resp_tx) {
+        Ok(out) => Ok((incoming, out)),
+        Err(e) => Err(Box::new(text(
             StatusCode::INTERNAL_SERVER_ERROR,
-            format!("500 Internal Server Error: the app failed the request: {code:?}\n"),
-        ),
-        Err(_) => match done_rx.await {
-            Ok(Done::Deadline) => text(
-                StatusCode::GATEWAY_TIMEOUT,
-                format!(
-                    "504 Gateway Timeout: the app did not answer within {} ms\n",
-                    timeout.as_millis()
-                ),
-            ),
-            Ok(Done::Trap(_)) if body_exceeded.load(Ordering::SeqCst) => {
-                text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n")
-            }
-            Ok(Done::Trap(_)) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error: the app trapped; see its logs\n",
-            ),
-            Ok(Done::Returned) | Err(_) => text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "500 Internal Server Error: the app returned without a response\n",
-            ),
-        },
-    };
-    guard.disarm();
-    if body_exceeded.load(Ordering::SeqCst) && !resp.status().is_success() {
-        return text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n");
+            format!("500 Internal Server Error: {e}\n"),
+        ))),
     }
-    tracing::debug!(app = %route.app, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    resp
+}
+
+/// Instantiates the app in `store` and calls its handler, up to `timeout`;
+/// how the instance ended. The store is dropped before this returns.
+async fn run_request(
+    mut store: Store<P2State>,
+    pre: &ProxyPre<P2State>,
+    incoming: Resource<HostIncomingRequest>,
+    out: Resource<HostResponseOutparam>,
+    timeout: Duration,
+    cap: u64,
+) -> Done {
+    let call = async {
+        let proxy = pre.instantiate_async(&mut store).await?;
+        proxy
+            .wasi_http_incoming_handler()
+            .call_handle(&mut store, incoming, out)
+            .await
+    };
+    let result = tokio::time::timeout(timeout, call).await;
+    let denied = store.data().limits.memory_denied;
+    drop(store);
+    match result {
+        Ok(Ok(())) => Done::Returned,
+        Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => Done::Deadline,
+        Ok(Err(e)) => {
+            let mut msg = super::instance::one_line(&format!("{e:#}"));
+            if denied {
+                msg.push_str(&format!(
+                    " (memory.grow was refused at the cap of {} MiB)",
+                    cap >> 20
+                ));
+            }
+            Done::Trap(msg)
+        }
+        Err(_) => Done::Deadline,
+    }
+}
+
+/// What a request's `system` records name: its app, instance and request.
+struct RequestLog {
+    logs: crate::logs::LogHub,
+    app: Arc<str>,
+    version: schema::Version,
+    instance: String,
+    /// `METHOD /path`.
+    what: String,
+    timeout: Duration,
+}
+
+impl RequestLog {
+    /// Says in the app's logs how an instance that did not return ended.
+    fn ended(&self, done: &Done) {
+        let line = match done {
+            Done::Trap(msg) => format!("request {} trapped: {msg}", self.what),
+            Done::Deadline => format!(
+                "request {} ran past its deadline of {} ms; instance interrupted",
+                self.what,
+                self.timeout.as_millis()
+            ),
+            Done::Returned => return,
+        };
+        self.logs
+            .system(&self.app, Some(self.version), &self.instance, line);
+    }
+}
+
+/// The answer to a request whose instance ended without a response.
+fn no_response(
+    done: Result<Done, oneshot::error::RecvError>,
+    timeout: Duration,
+    body_exceeded: &AtomicBool,
+) -> Response<HyperOutgoingBody> {
+    match done {
+        Ok(Done::Deadline) => text(
+            StatusCode::GATEWAY_TIMEOUT,
+            format!(
+                "504 Gateway Timeout: the app did not answer within {} ms\n",
+                timeout.as_millis()
+            ),
+        ),
+        Ok(Done::Trap(_)) if body_exceeded.load(Ordering::SeqCst) => {
+            text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n")
+        }
+        Ok(Done::Trap(_)) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error: the app trapped; see its logs\n",
+        ),
+        Ok(Done::Returned) | Err(_) => text(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "500 Internal Server Error: the app returned without a response\n",
+        ),
+    }
 }
 
 /// Requests `path` from `rel` in-process, as a health check does; returns

@@ -94,60 +94,78 @@ async fn schedule_loop(
             continue;
         }
         n += 1;
-        let instance: Arc<str> = format!("{app}.run-{n}").into();
-        let current = InstanceStatus {
-            instance: instance.clone(),
-            release: v,
-            state: "running",
-            restarts: 0,
-            started: Some(schema::time::now_millis()),
-            detail: None,
-            memory: Arc::new(AtomicU64::new(0)),
-        };
-        {
-            let mut s = lock(&status);
-            s.current = Some(current.clone());
-            s.runs += 1;
-        }
-        let (rt2, rel2, stop2, status2) = (rt.clone(), rel.clone(), stop.clone(), status.clone());
-        run = Some(tokio::spawn(async move {
-            let logs = &rt2.logs;
-            logs.system(
-                &rel2.app,
-                Some(v),
-                &instance,
-                format!(
-                    "starting {instance} ({v}, scheduled {})",
-                    schema::time::rfc3339(next)
-                ),
-            );
-            let began = Instant::now();
-            let deadline = rel2.manifest.timeout_ms().map(Duration::from_millis);
-            let exit = instance::run(
-                &rt2,
-                &rel2,
-                &instance,
-                current.memory.clone(),
-                &stop2,
-                deadline,
-            )
-            .await;
-            let took = schema::time::human_duration(began.elapsed());
-            let how = if exit.is_success() {
-                "finished"
-            } else {
-                "failed"
-            };
-            let line = format!("{instance} {how} ({exit}) after {took}");
-            logs.system(&rel2.app, Some(v), &instance, &line);
-            let mut s = lock(&status2);
-            s.current = None;
-            s.last = Some(line);
-        }));
+        run = Some(start_run(&rt, &rel, &stop, &status, n, next));
     }
     lock(&status).next_run = None;
     if let Some(r) = run {
         // The run got the same stop request: it has its grace, then it is interrupted.
         let _ = r.await;
     }
+}
+
+/// Starts run `n` of the job, scheduled for `next`, on a task of its own.
+fn start_run(
+    rt: &Arc<Runtime>,
+    rel: &Arc<ReleaseRun>,
+    stop: &StopToken,
+    status: &Arc<Mutex<JobStatus>>,
+    n: u64,
+    next: i64,
+) -> JoinHandle<()> {
+    let instance: Arc<str> = format!("{}.run-{n}", rel.app).into();
+    let current = InstanceStatus {
+        instance: instance.clone(),
+        release: rel.version,
+        state: "running",
+        restarts: 0,
+        started: Some(schema::time::now_millis()),
+        detail: None,
+        memory: Arc::new(AtomicU64::new(0)),
+    };
+    {
+        let mut s = lock(status);
+        s.current = Some(current.clone());
+        s.runs += 1;
+    }
+    let (rt, rel, stop, status) = (rt.clone(), rel.clone(), stop.clone(), status.clone());
+    tokio::spawn(async move {
+        let line = run_once(&rt, &rel, &stop, &instance, current.memory, next).await;
+        let mut s = lock(&status);
+        s.current = None;
+        s.last = Some(line);
+    })
+}
+
+/// Runs the job's instance once, to its end; the `system` record that says
+/// how it ended.
+async fn run_once(
+    rt: &Arc<Runtime>,
+    rel: &Arc<ReleaseRun>,
+    stop: &StopToken,
+    instance: &str,
+    memory: Arc<AtomicU64>,
+    next: i64,
+) -> String {
+    let v = rel.version;
+    rt.logs.system(
+        &rel.app,
+        Some(v),
+        instance,
+        format!(
+            "starting {instance} ({v}, scheduled {})",
+            schema::time::rfc3339(next)
+        ),
+    );
+    let began = Instant::now();
+    let deadline = rel.manifest.timeout_ms().map(Duration::from_millis);
+    let exit = instance::run(rt, rel, instance, memory, stop, deadline).await;
+    let took = schema::time::human_duration(began.elapsed());
+    let how = if exit.is_success() {
+        "finished"
+    } else {
+        "failed"
+    };
+    let line = format!("{instance} {how} ({exit}) after {took}");
+    rt.logs.system(&rel.app, Some(v), instance, &line);
+    line
 }

@@ -417,100 +417,130 @@ async fn slot_loop(
     status: Arc<Mutex<InstanceStatus>>,
     events: mpsc::UnboundedSender<Event>,
 ) {
-    let logs = &rt.logs;
-    let (app, v) = (&*rel.app, rel.version);
     let memory = status
         .lock()
         .unwrap_or_else(|p| p.into_inner())
         .memory
         .clone();
+    let slot = SlotRun {
+        rt,
+        rel,
+        instance,
+        stop,
+        status,
+        memory,
+        events,
+    };
     let mut failures = 0u32;
     loop {
-        if stop.is_requested() || rel.is_crashlooped() {
+        if slot.stop.is_requested() || slot.rel.is_crashlooped() {
             break;
         }
-        set(&status, |s| {
-            s.state = "running";
-            s.started = Some(schema::time::now_millis());
-        });
-        logs.system(
-            app,
-            Some(v),
-            &instance,
-            format!("starting {instance} ({v})"),
-        );
-        let began = Instant::now();
-        let exit = instance::run(
-            &rt,
-            &rel,
-            &instance,
-            memory.clone(),
-            &stop,
-            rel.manifest.timeout_ms().map(Duration::from_millis),
-        )
-        .await;
-        let ran = began.elapsed();
-        if stop.is_requested() {
-            logs.system(
-                app,
-                Some(v),
-                &instance,
-                format!(
-                    "{instance} stopped ({exit}) after {}",
-                    schema::time::human_duration(ran)
-                ),
-            );
+        let (exit, ran) = slot.run_once().await;
+        if slot.stop.is_requested() {
+            slot.log(format!(
+                "{} stopped ({exit}) after {}",
+                slot.instance,
+                schema::time::human_duration(ran)
+            ));
             break;
         }
         if ran >= STABLE_AFTER {
             failures = 0;
         }
         failures += 1;
-        set(&status, |s| {
+        set(&slot.status, |s| {
             s.restarts += 1;
             s.detail = Some(exit.to_string());
         });
-        if rel.record_crash() {
+        if slot.crashlooped(&exit) {
+            return;
+        }
+        let delay = backoff(failures);
+        slot.log(format!(
+            "{} exited ({exit}) after {}; restarting in {}",
+            slot.instance,
+            schema::time::human_duration(ran),
+            schema::time::human_duration(delay)
+        ));
+        set(&slot.status, |s| s.state = "backoff");
+        tokio::select! {
+            _ = tokio::time::sleep(delay) => {}
+            _ = slot.stop.requested() => break,
+        }
+    }
+    set(&slot.status, |s| {
+        if s.state != "crashloop" {
+            s.state = "stopped";
+        }
+    });
+}
+
+/// What one worker replica's loop works with.
+struct SlotRun {
+    rt: Arc<Runtime>,
+    rel: Arc<ReleaseRun>,
+    instance: Arc<str>,
+    stop: StopToken,
+    status: Arc<Mutex<InstanceStatus>>,
+    /// The instance's memory, as `ps` shows it.
+    memory: Arc<AtomicU64>,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+impl SlotRun {
+    /// A `system` record of this instance.
+    fn log(&self, line: impl Into<String>) {
+        self.rt
+            .logs
+            .system(&self.rel.app, Some(self.rel.version), &self.instance, line);
+    }
+
+    /// Runs the instance once, to its end; how it ended and how long it ran.
+    async fn run_once(&self) -> (instance::Exit, Duration) {
+        set(&self.status, |s| {
+            s.state = "running";
+            s.started = Some(schema::time::now_millis());
+        });
+        self.log(format!("starting {} ({})", self.instance, self.rel.version));
+        let began = Instant::now();
+        let exit = instance::run(
+            &self.rt,
+            &self.rel,
+            &self.instance,
+            self.memory.clone(),
+            &self.stop,
+            self.rel.manifest.timeout_ms().map(Duration::from_millis),
+        )
+        .await;
+        (exit, began.elapsed())
+    }
+
+    /// After a failed run: whether the release is in a crash loop, so the
+    /// slot stops. The run that makes it one says so in the logs and tells
+    /// the host.
+    fn crashlooped(&self, exit: &instance::Exit) -> bool {
+        if self.rel.record_crash() {
             let detail = format!(
                 "crash loop: {} failed starts within {}s (last: {exit}); restarts stopped",
                 super::CRASHLOOP_STARTS,
                 super::CRASHLOOP_WINDOW.as_secs()
             );
-            logs.system(app, Some(v), &instance, &detail);
-            set(&status, |s| s.state = "crashloop");
-            let _ = events.send(Event::Crashloop {
-                app: rel.app.clone(),
-                version: v,
+            self.log(&detail);
+            set(&self.status, |s| s.state = "crashloop");
+            let _ = self.events.send(Event::Crashloop {
+                app: self.rel.app.clone(),
+                version: self.rel.version,
                 detail,
             });
-            return;
+            return true;
         }
-        if rel.is_crashlooped() {
-            set(&status, |s| s.state = "crashloop");
-            return;
+        if self.rel.is_crashlooped() {
+            set(&self.status, |s| s.state = "crashloop");
+            return true;
         }
-        let delay = backoff(failures);
-        logs.system(
-            app,
-            Some(v),
-            &instance,
-            format!(
-                "{instance} exited ({exit}) after {}; restarting in {}",
-                schema::time::human_duration(ran),
-                schema::time::human_duration(delay)
-            ),
-        );
-        set(&status, |s| s.state = "backoff");
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.requested() => break,
-        }
+        false
     }
-    set(&status, |s| {
-        if s.state != "crashloop" {
-            s.state = "stopped";
-        }
-    });
 }
 
 #[cfg(test)]

@@ -6,6 +6,13 @@
 //! so writes to one database are serialised without locks in our code.
 //! Opening a database brings its schema forward with the migrations of
 //! [`schema::migrations`], and refuses one written by a newer program.
+//!
+//! The typed queries that `hostd.db` and `gateway.db` share (the same
+//! tables, the same columns) live here once: [`releases`] (apps and their
+//! releases) and [`audit`]. Each program's store adds what only it keeps.
+
+pub mod audit;
+pub mod releases;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

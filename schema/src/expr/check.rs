@@ -46,6 +46,16 @@ enum Field {
     Metric(Metric),
 }
 
+/// A comparison's two sides, the field's first: what the field is called
+/// and where, the value, and whether they were written the other way round
+/// (`500 < status`).
+struct Sides {
+    name: String,
+    name_span: Span,
+    lit: Operand,
+    flipped: bool,
+}
+
 struct Checker<'s> {
     src: &'s str,
     scope: Scope,
@@ -154,61 +164,12 @@ impl Checker<'_> {
         rhs: Operand,
     ) -> Result<Comparison, ExprError> {
         let span = lhs.span.to(rhs.span);
-        let (name, name_span, lit, flipped) = match (lhs.value, rhs.value) {
-            (Value::Ident(l), Value::Ident(r)) => {
-                let field = self.resolve(&l, lhs.span)?;
-                // A bare level or stream name on the right is a value, so
-                // `level >= warn` and `stream == stderr` read naturally.
-                let word = match &field {
-                    Field::Json(n) if n == "level" => Level::from_name(&r).is_some(),
-                    Field::Stream => r.parse::<Stream>().is_ok(),
-                    _ => false,
-                };
-                if !word {
-                    self.resolve(&r, rhs.span)?;
-                    return Err(self.err(
-                        span,
-                        format!(
-                            "comparing two fields (`{l}` and `{r}`) is not supported: compare a field with a value \
-                             such as \"text\", 42, 0.5, 250ms or true"
-                        ),
-                    ));
-                }
-                (
-                    l,
-                    lhs.span,
-                    Operand {
-                        value: Value::Str(r),
-                        span: rhs.span,
-                    },
-                    false,
-                )
-            }
-            (Value::Ident(l), r) => (
-                l,
-                lhs.span,
-                Operand {
-                    value: r,
-                    span: rhs.span,
-                },
-                false,
-            ),
-            (l, Value::Ident(r)) => (
-                r,
-                rhs.span,
-                Operand {
-                    value: l,
-                    span: lhs.span,
-                },
-                true,
-            ),
-            _ => {
-                return Err(self.err(
-                    span,
-                    "compare a field with a value: neither side of this comparison is a field",
-                ));
-            }
-        };
+        let Sides {
+            name,
+            name_span,
+            lit,
+            flipped,
+        } = self.sides(lhs, rhs, span)?;
         let field = self.resolve(&name, name_span)?;
         let ordered = |op: CmpOp| if flipped { op.flipped() } else { op };
         let test = match op {
@@ -245,6 +206,49 @@ impl Checker<'_> {
             test,
             span,
         })
+    }
+
+    /// Which side of a comparison is the field and which the value. A bare
+    /// level or stream name on the right is a value, so `level >= warn` and
+    /// `stream == stderr` read naturally; two fields, or two values, are
+    /// refused.
+    fn sides(&mut self, lhs: Operand, rhs: Operand, span: Span) -> Result<Sides, ExprError> {
+        let sides = |name, name_span, value, value_span, flipped| Sides {
+            name,
+            name_span,
+            lit: Operand {
+                value,
+                span: value_span,
+            },
+            flipped,
+        };
+        match (lhs.value, rhs.value) {
+            (Value::Ident(l), Value::Ident(r)) => {
+                let field = self.resolve(&l, lhs.span)?;
+                let word = match &field {
+                    Field::Json(n) if n == "level" => Level::from_name(&r).is_some(),
+                    Field::Stream => r.parse::<Stream>().is_ok(),
+                    _ => false,
+                };
+                if !word {
+                    self.resolve(&r, rhs.span)?;
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "comparing two fields (`{l}` and `{r}`) is not supported: compare a field with a value \
+                             such as \"text\", 42, 0.5, 250ms or true"
+                        ),
+                    ));
+                }
+                Ok(sides(l, lhs.span, Value::Str(r), rhs.span, false))
+            }
+            (Value::Ident(l), r) => Ok(sides(l, lhs.span, r, rhs.span, false)),
+            (l, Value::Ident(r)) => Ok(sides(r, rhs.span, l, lhs.span, true)),
+            _ => Err(self.err(
+                span,
+                "compare a field with a value: neither side of this comparison is a field",
+            )),
+        }
     }
 
     /// `~`, `!~` and `contains`: text only.

@@ -1,0 +1,77 @@
+//! The audit trail, who did what and when, as `hostd.db` and `gateway.db`
+//! both keep it: the same `audit` columns, read and written by the same
+//! queries. hostd's table adds `reported` (which entries a gateway has not
+//! heard of yet); hostd's store writes and reads that column itself,
+//! around [`ENTRY_COLS`] and [`entry_from_row`].
+
+use rusqlite::{Connection, params};
+use schema::AuditEntry;
+
+/// The columns of an entry, in the order [`entry_from_row`] reads them.
+pub const ENTRY_COLS: &str = "time, key, action, app, detail";
+
+/// Reads the [`ENTRY_COLS`] of a row, starting at column `first`.
+pub fn entry_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditEntry> {
+    Ok(AuditEntry {
+        time: schema::time::rfc3339(r.get(first)?),
+        key: r.get(first + 1)?,
+        action: r.get(first + 2)?,
+        app: r.get(first + 3)?,
+        detail: r.get(first + 4)?,
+    })
+}
+
+/// Records an entry.
+pub fn record(
+    c: &Connection,
+    time: i64,
+    key: &str,
+    action: &str,
+    app: Option<&str>,
+    detail: &str,
+) -> rusqlite::Result<()> {
+    c.execute(
+        &format!("INSERT INTO audit ({ENTRY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
+        params![time, key, action, app, detail],
+    )?;
+    Ok(())
+}
+
+/// The last `tail` entries, oldest first.
+pub fn tail(c: &Connection, tail: u64) -> rusqlite::Result<Vec<AuditEntry>> {
+    let mut q = c.prepare_cached(&format!(
+        "SELECT {ENTRY_COLS} FROM
+           (SELECT id, {ENTRY_COLS} FROM audit ORDER BY id DESC LIMIT ?1)
+         ORDER BY id"
+    ))?;
+    q.query_map([tail.min(i64::MAX as u64) as i64], |r| entry_from_row(r, 0))?
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use schema::migrations::{GATEWAY, HOSTD};
+
+    #[test]
+    fn the_tail_is_the_newest_entries_oldest_first_on_both_databases() {
+        for migrations in [HOSTD, GATEWAY] {
+            let mut c = Connection::open_in_memory().unwrap();
+            crate::migrate(&mut c, Path::new(":memory:"), migrations).unwrap();
+            for (i, app) in [None, Some("web"), Some("api")].into_iter().enumerate() {
+                record(&c, i as i64 * 1000, "ops", "deploy", app, &format!("n{i}")).unwrap();
+            }
+            let t = tail(&c, 2).unwrap();
+            assert_eq!(
+                t.iter()
+                    .map(|e| (e.app.as_deref(), e.detail.as_str()))
+                    .collect::<Vec<_>>(),
+                [(Some("web"), "n1"), (Some("api"), "n2")]
+            );
+            assert_eq!(t[0].time, schema::time::rfc3339(1000));
+            assert_eq!(tail(&c, u64::MAX).unwrap().len(), 3);
+        }
+    }
+}
