@@ -125,24 +125,10 @@ fn main() -> ExitCode {
         cli.command,
         HostdCommand::Serve(_) | HostdCommand::Agent(_) | HostdCommand::Demo(_)
     );
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(if daemon { "info" } else { "warn" })
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    ops::process::init_tracing(if daemon { "info" } else { "warn" });
+    let rt = match ops::process::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     match rt.block_on(run(cli)) {
         Ok(code) => ExitCode::from(code.clamp(0, 255) as u8),

@@ -320,6 +320,16 @@ pub struct DeployOutcome {
     pub replicas: u32,
 }
 
+/// A release as a rollback chooses among them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RollbackCandidate {
+    pub version: Version,
+    pub state: ReleaseState,
+    /// Whether its code is still kept (precompiled on a host, the artifact
+    /// at the gateway).
+    pub kept: bool,
+}
+
 /// What `rollback` answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RollbackOutcome {

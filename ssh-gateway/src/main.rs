@@ -266,24 +266,10 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(cli.command, Cmd::Serve { .. });
-    let filter =
-        tracing_subscriber::EnvFilter::try_from_env("CRANEFLEET_LOG").unwrap_or_else(|_| {
-            tracing_subscriber::EnvFilter::new(if daemon { "info,russh=warn" } else { "warn" })
-        });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
-    let rt = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    ops::process::init_tracing(if daemon { "info,russh=warn" } else { "warn" });
+    let rt = match ops::process::runtime() {
         Ok(rt) => rt,
-        Err(e) => {
-            eprintln!("error: cannot start the async runtime: {e}");
-            return ExitCode::from(1);
-        }
+        Err(code) => return code,
     };
     let dir = data_dir(cli.data.as_deref());
     let r = rt.block_on(async {

@@ -19,7 +19,10 @@ use crate::keys::KeyEntry;
 
 impl From<FleetError> for OpError {
     fn from(e: FleetError) -> OpError {
-        OpError::failed(e.to_string())
+        match e {
+            FleetError::Op(e) => e,
+            e => OpError::failed(e.to_string()),
+        }
     }
 }
 

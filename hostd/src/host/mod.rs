@@ -13,9 +13,10 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
+use ops::Scope;
+use ops::cmd::rollback::choose_target;
 use schema::command::DeployArgs;
 use schema::manifest::ManifestError;
-use schema::names::validate_app_name;
 use schema::{
     AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
     ScaleOutcome, Version,
@@ -29,7 +30,7 @@ use crate::runtime::supervisor::AppStatus;
 use crate::runtime::{AppRuntime, Event, LinkError, ReleaseRun, Runtime};
 use crate::store::{self, AppRecord, ReleaseRecord};
 use db::{Db, DbError, Durability};
-use schema::artifact::{KindError, inspect};
+use schema::artifact::KindError;
 
 /// Why an operation was refused or failed. Every message says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -48,12 +49,6 @@ pub enum HostError {
     Store(#[from] StoreError),
     #[error("{app} has no release {version}; `hostd releases {app}` lists them")]
     NoSuchRelease { app: String, version: Version },
-    #[error("{app} {version} is already the active release")]
-    AlreadyActive { app: String, version: Version },
-    #[error(
-        "{app} has no earlier healthy release to roll back to; `hostd releases {app}` lists them, and `rollback {app} --to vN` picks one"
-    )]
-    NothingToRollBackTo { app: String },
     #[error(
         "{app} {version} is no longer kept on this host (only the last {KEEP_RELEASES} releases are); deploy its artifact again"
     )]
@@ -67,6 +62,9 @@ pub enum HostError {
     },
     #[error("{0}")]
     Refused(String),
+    /// Refused by a check a host and the fleet share (`ops::cmd`).
+    #[error("{0}")]
+    Op(#[from] ops::OpError),
     /// A filter or rule that does not parse or type-check; the message is
     /// the position, what was expected, and a caret under the source.
     #[error("invalid {what} expression at {err}")]
@@ -284,28 +282,10 @@ impl Host {
         bytes: Vec<u8>,
     ) -> Result<DeployOutcome, HostError> {
         let started = Instant::now();
-        if args.manifest.is_some() {
-            return Err(HostError::Refused(
-                "--manifest is read where the command is typed: use `hostd deploy --manifest FILE`, which sends its fields as flags".into(),
-            ));
-        }
-        let name = args
-            .app
-            .clone()
-            .ok_or_else(|| HostError::Refused("deploy needs an APP name".into()))?;
-        validate_app_name(&name)?;
-        if bytes.len() as u64 > self.config.max_artifact_bytes {
-            return Err(HostError::Refused(format!(
-                "the artifact is {} MiB, more than this host's limit of {} MiB",
-                bytes.len() >> 20,
-                self.config.max_artifact_bytes >> 20
-            )));
-        }
         // Everything that can be checked without compiling is checked first,
         // and nothing is written until the code has compiled and linked.
-        let exports = inspect(&bytes).map_err(StoreError::from)?;
-        let manifest = args.to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))?;
-        exports.check(manifest.kind)?;
+        let limit = self.config.max_artifact_bytes;
+        let (name, manifest) = ops::cmd::deploy::check(args, &bytes, limit, Scope::Host)?;
         let _op = self.op_lock(&name).await;
         let existing = {
             let n = name.clone();
@@ -316,11 +296,7 @@ impl Host {
             .replicas
             .or(existing.as_ref().map(|a| a.replicas))
             .unwrap_or(1);
-        if manifest.kind == AppKind::Job && replicas > 1 {
-            return Err(HostError::Refused(format!(
-                "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
-            )));
-        }
+        ops::cmd::deploy::check_job_replicas(&name, manifest.kind, replicas)?;
         let compiled = self.artifacts.put(bytes).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
 
@@ -501,39 +477,19 @@ impl Host {
         let rec = self.app(app).await?;
         let a = app.to_string();
         let releases = self.db.call(move |c| store::releases(c, &a)).await?;
-        let target = match to {
-            Some(v) => {
-                let r = releases.iter().find(|r| r.version == v).ok_or_else(|| {
-                    HostError::NoSuchRelease {
-                        app: app.to_string(),
-                        version: v,
-                    }
-                })?;
-                if rec.active == Some(v) && r.state == ReleaseState::Active {
-                    return Err(HostError::AlreadyActive {
-                        app: app.to_string(),
-                        version: v,
-                    });
-                }
-                r
-            }
-            None => {
-                let below = rec.active.unwrap_or(Version(u32::MAX));
-                releases
-                    .iter()
-                    .find(|r| r.version < below && r.state == ReleaseState::Superseded && r.kept)
-                    .ok_or_else(|| HostError::NothingToRollBackTo {
-                        app: app.to_string(),
-                    })?
-            }
-        };
-        if !target.kept {
-            return Err(HostError::NotKept {
-                app: app.to_string(),
-                version: target.version,
-            });
-        }
-        let target = target.clone();
+        let candidates: Vec<_> = releases.iter().map(ReleaseRecord::candidate).collect();
+        let v = choose_target(
+            app,
+            rec.active,
+            &candidates,
+            to,
+            Some(KEEP_RELEASES),
+            Scope::Host,
+        )?;
+        let target = releases
+            .into_iter()
+            .find(|r| r.version == v)
+            .ok_or_else(|| HostError::UnknownApp(app.to_string()))?;
         Ok((rec, target))
     }
 
@@ -573,19 +529,10 @@ impl Host {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         refuse_if_managed(Some(&rec), who, "scale")?;
-        if replicas > schema::manifest::MAX_REPLICAS {
-            return Err(HostError::Refused(format!(
-                "{replicas} replicas is more than the limit of {}",
-                schema::manifest::MAX_REPLICAS
-            )));
-        }
-        if rec.kind == AppKind::Job && replicas > 1 {
-            let msg = format!(
-                "{app} is a job and runs one at a time: scale it to 1, or 0 to pause its schedule"
-            );
-            self.audit(who, "scale", Some(app), format!("refused: {msg}"))
+        if let Err(e) = ops::cmd::scale::check(app, rec.kind, replicas) {
+            self.audit(who, "scale", Some(app), format!("refused: {e}"))
                 .await;
-            return Err(HostError::Refused(msg));
+            return Err(e.into());
         }
         let (a, now) = (app.to_string(), schema::time::now_millis());
         self.db

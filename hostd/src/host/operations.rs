@@ -20,7 +20,10 @@ use crate::logs::{LogHub, Sent};
 
 impl From<HostError> for OpError {
     fn from(e: HostError) -> OpError {
-        OpError::failed(e.to_string())
+        match e {
+            HostError::Op(e) => e,
+            e => OpError::failed(e.to_string()),
+        }
     }
 }
 

@@ -44,6 +44,15 @@ pub struct ReleaseRecord {
 }
 
 impl ReleaseRecord {
+    /// The release as a rollback chooses among them.
+    pub fn candidate(&self) -> schema::RollbackCandidate {
+        schema::RollbackCandidate {
+            version: self.version,
+            state: self.state,
+            kept: self.kept,
+        }
+    }
+
     pub fn to_row(&self) -> ReleaseRow {
         ReleaseRow {
             app: self.app.clone(),

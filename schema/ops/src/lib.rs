@@ -23,8 +23,10 @@
 pub mod cmd;
 pub mod error;
 pub mod print;
+pub mod process;
 pub mod progress;
 pub mod reply;
+pub mod scope;
 pub mod serve;
 pub mod wire;
 
@@ -32,6 +34,7 @@ pub use error::{ErrorKind, OpError};
 pub use progress::{Progress, ProgressTx, Step};
 pub use reply::{Gone, LogChunk, LogFormat, Reply, RmOutcome, Sink};
 pub use schema::command::{Command, CommandLine};
+pub use scope::Scope;
 pub use serve::{Hangup, Operations, serve};
 
 /// Parses `argv` (the words typed after `hostd`, or after `ssh gw`) into a

@@ -17,12 +17,10 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use schema::artifact::inspect;
 use schema::command::DeployArgs;
-use schema::names::validate_app_name;
 use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg, Heartbeat, Hello, HostApp, HostEvent};
 use schema::{
-    AppKind, AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
+    AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
     ScaleOutcome, Version,
 };
 
@@ -58,16 +56,11 @@ pub enum FleetError {
     },
     #[error("{0}")]
     Activation(String),
-    #[error("{app} has no release {version}; `releases {app}` lists them")]
-    NoSuchRelease { app: String, version: Version },
-    #[error("{app} {version} is already the active release")]
-    AlreadyActive { app: String, version: Version },
-    #[error(
-        "{app} has no earlier healthy release to roll back to; `releases {app}` lists them, and `rollback {app} --to vN` picks one"
-    )]
-    NothingToRollBackTo { app: String },
     #[error("{0}")]
     Refused(String),
+    /// Refused by a check a host and the fleet share (`ops::cmd`).
+    #[error("{0}")]
+    Op(#[from] ::ops::OpError),
     #[error("{0}")]
     Db(#[from] DbError),
     #[error("{0}")]

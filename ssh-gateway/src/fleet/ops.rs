@@ -1,5 +1,8 @@
 //! What operators do: deploy, roll back, scale, remove.
 
+use ::ops::Scope;
+use ::ops::cmd::rollback::choose_target;
+
 use super::*;
 
 impl Fleet {
@@ -28,26 +31,8 @@ impl Fleet {
         bytes: Vec<u8>,
         progress: &ProgressTx,
     ) -> Result<DeployOutcome, FleetError> {
-        if args.manifest.is_some() {
-            return Err(FleetError::Refused(
-                "--manifest is read where the command is typed: use `hostd deploy --manifest FILE --gateway …`, which sends its fields as flags".into(),
-            ));
-        }
-        let name = args
-            .app
-            .clone()
-            .ok_or_else(|| FleetError::Refused("deploy needs an APP name".into()))?;
-        validate_app_name(&name)?;
-        if bytes.len() as u64 > self.max_artifact_bytes {
-            return Err(FleetError::Refused(format!(
-                "the artifact is {} MiB, more than the gateway's limit of {} MiB",
-                bytes.len() >> 20,
-                self.max_artifact_bytes >> 20
-            )));
-        }
-        let exports = inspect(&bytes)?;
-        let manifest = args.to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))?;
-        exports.check(manifest.kind)?;
+        let limit = self.max_artifact_bytes;
+        let (name, manifest) = ::ops::cmd::deploy::check(args, &bytes, limit, Scope::Fleet)?;
         let _op = self.op_lock(&name).await;
         let n = name.clone();
         let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
@@ -55,11 +40,7 @@ impl Fleet {
             .replicas
             .or(existing.as_ref().map(|a| a.replicas))
             .unwrap_or(1);
-        if manifest.kind == AppKind::Job && replicas > 1 {
-            return Err(FleetError::Refused(format!(
-                "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
-            )));
-        }
+        ::ops::cmd::deploy::check_job_replicas(&name, manifest.kind, replicas)?;
         let candidates = self.candidates(&name, true).await?;
         let placement = placement::place(
             &name,
@@ -244,33 +225,14 @@ impl Fleet {
         let rec = self.app(app).await?;
         let a = app.to_string();
         let releases = self.db.call(move |c| store::releases(c, &a)).await?;
-        match to {
-            Some(v) => {
-                let r = releases
-                    .into_iter()
-                    .find(|r| r.version == v)
-                    .ok_or_else(|| FleetError::NoSuchRelease {
-                        app: app.to_string(),
-                        version: v,
-                    })?;
-                if rec.active == Some(v) && r.state == ReleaseState::Active {
-                    return Err(FleetError::AlreadyActive {
-                        app: app.to_string(),
-                        version: v,
-                    });
-                }
-                Ok(r)
-            }
-            None => {
-                let below = rec.active.unwrap_or(Version(u32::MAX));
-                releases
-                    .into_iter()
-                    .find(|r| r.version < below && r.state == ReleaseState::Superseded)
-                    .ok_or_else(|| FleetError::NothingToRollBackTo {
-                        app: app.to_string(),
-                    })
-            }
-        }
+        let candidates: Vec<_> = releases.iter().map(ReleaseRecord::candidate).collect();
+        // Hosts keep compiled code the gateway may have let go: `kept` here
+        // does not decide, staging does.
+        let v = choose_target(app, rec.active, &candidates, to, None, Scope::Fleet)?;
+        releases
+            .into_iter()
+            .find(|r| r.version == v)
+            .ok_or_else(|| FleetError::UnknownApp(app.to_string()))
     }
 
     /// Makes `target` active on every placed host (staging it first where a
@@ -426,17 +388,7 @@ impl Fleet {
     ) -> Result<ScaleOutcome, FleetError> {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
-        if replicas > schema::manifest::MAX_REPLICAS {
-            return Err(FleetError::Refused(format!(
-                "{replicas} replicas is more than the limit of {}",
-                schema::manifest::MAX_REPLICAS
-            )));
-        }
-        if rec.kind == AppKind::Job && replicas > 1 {
-            return Err(FleetError::Refused(format!(
-                "{app} is a job and runs one at a time: scale it to 1, or 0 to pause its schedule"
-            )));
-        }
+        ::ops::cmd::scale::check(app, rec.kind, replicas)?;
         let Some(active) = rec.active else {
             return Err(FleetError::Refused(format!(
                 "{app} has no active release to scale"

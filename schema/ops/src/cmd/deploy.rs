@@ -2,10 +2,13 @@
 
 use std::path::Path;
 
-use schema::DeployOutcome;
+use schema::artifact::inspect;
 use schema::command::DeployArgs;
+use schema::names::validate_app_name;
+use schema::{AppKind, DeployOutcome, Manifest};
 
 use crate::error::OpError;
+use crate::scope::Scope;
 
 /// What `deploy` prints: `deployed api v3 (sha256:0123456789ab…, http, 2
 /// replicas); compiled in 120 ms`.
@@ -24,6 +27,56 @@ pub fn text(o: &DeployOutcome) -> String {
         o.replicas,
         if o.replicas == 1 { "" } else { "s" }
     )
+}
+
+/// What a host and the fleet check before anything is stored, in this
+/// order: the request itself, the artifact's size, then its exports against
+/// the kind asked for. Returns the app's name and the release's manifest.
+pub fn check(
+    args: &DeployArgs,
+    artifact: &[u8],
+    limit: u64,
+    scope: Scope,
+) -> Result<(String, Manifest), OpError> {
+    if args.manifest.is_some() {
+        let how = match scope {
+            Scope::Host => "`hostd deploy --manifest FILE`",
+            Scope::Fleet => "`hostd deploy --manifest FILE --gateway …`",
+        };
+        return Err(OpError::failed(format!(
+            "--manifest is read where the command is typed: use {how}, which sends its fields as flags"
+        )));
+    }
+    let name = args
+        .app
+        .clone()
+        .ok_or_else(|| OpError::failed("deploy needs an APP name"))?;
+    validate_app_name(&name).map_err(|e| OpError::failed(e.to_string()))?;
+    if artifact.len() as u64 > limit {
+        return Err(OpError::failed(format!(
+            "the artifact is {} MiB, more than {} limit of {} MiB",
+            artifact.len() >> 20,
+            scope.owner(),
+            limit >> 20
+        )));
+    }
+    let failed = |e: &dyn std::fmt::Display| OpError::failed(e.to_string());
+    let exports = inspect(artifact).map_err(|e| failed(&e))?;
+    let manifest = args
+        .to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))
+        .map_err(|e| failed(&e))?;
+    exports.check(manifest.kind).map_err(|e| failed(&e))?;
+    Ok((name, manifest))
+}
+
+/// A job runs one at a time: its replicas are 0 (paused) or 1.
+pub fn check_job_replicas(name: &str, kind: AppKind, replicas: u32) -> Result<(), OpError> {
+    if kind == AppKind::Job && replicas > 1 {
+        return Err(OpError::failed(format!(
+            "{name} is scaled to {replicas}, but a job runs one at a time: pass --replicas 1 (or 0 to pause)"
+        )));
+    }
+    Ok(())
 }
 
 /// The console's one line.
