@@ -544,7 +544,9 @@ async fn fetch(
     size: u64,
 ) -> Result<(), String> {
     use tokio::io::AsyncWriteExt as _;
-    let part = host.partial_artifact_path(digest);
+    let part = host
+        .partial_artifact_path(digest)
+        .map_err(|e| e.to_string())?;
     let mut offset = tokio::fs::metadata(&part)
         .await
         .map(|m| m.len())

@@ -11,6 +11,7 @@
 //! artifact instead), and only if its key names this engine's compatibility
 //! hash (a hostd upgrade or another CPU makes a new key).
 
+use schema::artifact::Digest;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -97,14 +98,19 @@ impl Artifacts {
         &self.inner.compat
     }
 
-    fn artifact_path(&self, digest: &str) -> PathBuf {
-        self.inner.artifacts.join(format!("{digest}.wasm"))
+    /// Where the artifact `digest` is kept. A string that is not a digest
+    /// (a damaged store row) names no file: it is refused as corrupt.
+    fn artifact_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        let d = Digest::parse(digest).map_err(|_| StoreError::Corrupt(digest.to_string()))?;
+        Ok(self.inner.artifacts.join(format!("{d}.wasm")))
     }
 
-    fn cwasm_path(&self, digest: &str) -> PathBuf {
-        self.inner
+    fn cwasm_path(&self, digest: &str) -> Result<PathBuf, StoreError> {
+        let d = Digest::parse(digest).map_err(|_| StoreError::Corrupt(digest.to_string()))?;
+        Ok(self
+            .inner
             .cache
-            .join(format!("{digest}-{}.cwasm", self.inner.compat))
+            .join(format!("{d}-{}.cwasm", self.inner.compat)))
     }
 
     /// Stores `bytes`, compiles them (unless this engine's code for them is
@@ -154,7 +160,7 @@ impl Artifacts {
                     compile_ms: 0,
                 });
             }
-            let path = this.artifact_path(&digest);
+            let path = this.artifact_path(&digest)?;
             let bytes = std::fs::read(&path).map_err(|_| StoreError::Corrupt(digest.clone()))?;
             if engine::digest(&bytes) != digest {
                 return Err(StoreError::Corrupt(digest));
@@ -174,7 +180,7 @@ impl Artifacts {
     }
 
     fn write_artifact(&self, digest: &str, bytes: &[u8], form: Form) -> Result<(), StoreError> {
-        let path = self.artifact_path(digest);
+        let path = self.artifact_path(digest)?;
         let intact = std::fs::read(&path).is_ok_and(|b| engine::digest(&b) == digest);
         if !intact {
             write_atomically(&path, bytes)?;
@@ -190,7 +196,7 @@ impl Artifacts {
     fn compile_and_cache(&self, digest: &str, bytes: &[u8]) -> Result<(Loaded, u64), StoreError> {
         let pre = engine::precompile(&self.inner.engine, bytes)?;
         let compile_ms = pre.compile_ms;
-        let path = self.cwasm_path(digest);
+        let path = self.cwasm_path(digest)?;
         write_atomically(&path, &pre.cwasm)?;
         let sha = engine::digest(&pre.cwasm);
         let loaded = self.deserialize(&pre.cwasm)?;
@@ -217,7 +223,7 @@ impl Artifacts {
         else {
             return Ok(None);
         };
-        let path = self.cwasm_path(digest);
+        let path = self.cwasm_path(digest)?;
         let Ok(bytes) = std::fs::read(&path) else {
             tracing::warn!(path = %path.display(), "compiled code is recorded but missing; compiling again");
             return Ok(None);
@@ -273,7 +279,10 @@ impl Artifacts {
             .call(move |c| store::forget_artifacts_except(c, &keep))
             .await?;
         for d in gone {
-            let _ = std::fs::remove_file(self.artifact_path(&d));
+            let Ok(path) = self.artifact_path(&d) else {
+                continue;
+            };
+            let _ = std::fs::remove_file(path);
             if let Ok(entries) = std::fs::read_dir(&self.inner.cache) {
                 for e in entries.flatten() {
                     if e.file_name()

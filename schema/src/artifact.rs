@@ -77,6 +77,55 @@ pub fn is_digest(s: &str) -> bool {
             .all(|b| b.is_ascii_digit() || (b'a'..=b'f').contains(&b))
 }
 
+/// A checked artifact digest: 64 lowercase hex digits, nothing else. File
+/// names of artifacts and compiled code are built from this type only, so a
+/// digest a peer sent (`../../etc/passwd`) never reaches a path.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Digest(String);
+
+/// A string that is not a digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0:?} is not an artifact digest (64 lowercase hex digits of sha256)")]
+pub struct DigestError(pub String);
+
+impl Digest {
+    /// Checks `s`; a longer string is cut in the error.
+    pub fn parse(s: &str) -> Result<Digest, DigestError> {
+        if is_digest(s) {
+            Ok(Digest(s.to_string()))
+        } else {
+            Err(DigestError(s.chars().take(80).collect()))
+        }
+    }
+
+    /// The digest of `bytes`.
+    pub fn of(bytes: &[u8]) -> Digest {
+        Digest(digest(bytes))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    /// The first 12 digits, as progress and tables show it.
+    pub fn short(&self) -> &str {
+        &self.0[..12]
+    }
+}
+
+impl std::fmt::Display for Digest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::str::FromStr for Digest {
+    type Err = DigestError;
+    fn from_str(s: &str) -> Result<Digest, DigestError> {
+        Digest::parse(s)
+    }
+}
+
 const CLI_RUN: &str = "wasi:cli/run@0.2";
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2";
 
@@ -255,5 +304,22 @@ mod tests {
         let m = wat::parse_str(r#"(module (func (export "_start") nop nop nop))"#).unwrap();
         let err = inspect(&m[..m.len() - 3]).unwrap_err().to_string();
         assert!(err.contains("invalid or truncated"), "{err}");
+    }
+
+    #[test]
+    fn only_a_real_digest_becomes_a_digest() {
+        let d = Digest::of(b"x");
+        assert_eq!(Digest::parse(d.as_str()), Ok(d.clone()));
+        assert_eq!(d.short().len(), 12);
+        for bad in [
+            "",
+            "../../etc/passwd",
+            &d.as_str().to_uppercase(),
+            &d.as_str()[..63],
+            &format!("{d}0"),
+            &format!("{}/", &d.as_str()[..63]),
+        ] {
+            assert!(Digest::parse(bad).is_err(), "{bad}");
+        }
     }
 }

@@ -434,16 +434,17 @@ async fn send_chunk_msg(conn: &HostConn, m: &GatewayMsg) {
 
 /// Streams an artifact from `offset` in 1 MiB chunks, then its end, through
 /// the host's chunk queue (so at most a few chunks wait for a slow host).
-async fn send_artifact(conn: &HostConn, path: PathBuf, digest: String, offset: u64) {
+async fn send_artifact(conn: &HostConn, path: Option<PathBuf>, digest: String, offset: u64) {
     use tokio::io::AsyncSeekExt;
     let fail = |reason: String| GatewayMsg::FetchFailed {
         digest: digest.clone(),
         reason,
     };
-    if !schema::artifact::is_digest(&digest) {
+    // No path was built from a string that is not a digest.
+    let Some(path) = path else {
         send_chunk_msg(conn, &fail("not a sha256 digest".into())).await;
         return;
-    }
+    };
     let mut f = match tokio::fs::File::open(&path).await {
         Ok(f) => f,
         Err(e) => {

@@ -286,3 +286,81 @@ fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice(
     let _ = flood.wait();
     assert!(f.gateway().is_running());
 }
+
+#[test]
+fn a_host_key_asking_for_a_path_instead_of_a_digest_gets_nothing_but_a_refusal() {
+    use schema::tunnel::{self, Hello, HostMsg};
+    use std::process::Stdio;
+
+    let mut f = Fleet::start();
+    // A file outside the artifact store, named as an artifact would be.
+    let secret = f.dir.path().join("secret.wasm");
+    std::fs::write(&secret, b"SECRET-CONTENT-OF-THE-GATEWAY-MACHINE").unwrap();
+    let artifacts = f.gw_data().join("artifacts");
+    let up = artifacts.components().count() - f.dir.path().components().count();
+    let traversal = format!("{}secret", "../".repeat(up));
+
+    let evil = keygen(f.dir.path(), "evil-host");
+    f.enroll("host", &evil, "evil");
+    let mut frames = Vec::new();
+    tunnel::encode_msg(
+        &HostMsg::Hello(Hello {
+            version: tunnel::TUNNEL_PROTOCOL_VERSION,
+            name: "evil".into(),
+            arch: std::env::consts::ARCH.into(),
+            engine: "0".repeat(16),
+            cpus: 1,
+            memory_bytes: 1 << 30,
+            labels: Default::default(),
+            apps: Vec::new(),
+            local_actions: Vec::new(),
+        }),
+        &mut frames,
+    );
+    for digest in [traversal.as_str(), secret.to_str().unwrap()] {
+        tunnel::encode_msg(
+            &HostMsg::Fetch {
+                digest: digest.to_string(),
+                offset: 0,
+            },
+            &mut frames,
+        );
+    }
+    let mut host = f.ssh_cmd("evil-host", &["-s", "cranefleet-tunnel"]);
+    let mut host = host
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let mut stdin = host.stdin.take().unwrap();
+    stdin.write_all(&frames).unwrap();
+    let mut stdout = host.stdout.take().unwrap();
+    let reader = std::thread::spawn(move || {
+        let mut got = Vec::new();
+        let mut buf = [0u8; 4096];
+        while let Ok(n) = stdout.read(&mut buf) {
+            if n == 0 {
+                break;
+            }
+            got.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&got);
+            if text.matches("not a sha256 digest").count() >= 2 || text.contains("SECRET-CONTENT") {
+                break;
+            }
+        }
+        got
+    });
+    wait_for("both refusals", || reader.is_finished().then_some(()));
+    let got = reader.join().unwrap();
+    let text = String::from_utf8_lossy(&got);
+    assert_eq!(text.matches("not a sha256 digest").count(), 2, "{text}");
+    assert!(
+        !text.contains("SECRET-CONTENT"),
+        "the gateway sent a file by path"
+    );
+    drop(stdin);
+    let _ = host.kill();
+    let _ = host.wait();
+    assert!(f.gateway().is_running());
+}

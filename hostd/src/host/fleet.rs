@@ -9,7 +9,7 @@
 use std::path::PathBuf;
 use std::sync::Arc;
 
-use schema::artifact::inspect;
+use schema::artifact::{Digest, inspect};
 use schema::tunnel::{Heartbeat, HostApp, HostEvent};
 use schema::{AuditEntry, Manifest, ReleaseState, Version};
 use tokio::sync::broadcast;
@@ -68,12 +68,16 @@ impl Host {
         })
     }
 
-    /// Whether the artifact `digest` is stored here, intact.
+    /// Whether the artifact `digest` is stored here, intact (never, for a
+    /// string that is not a digest).
     pub fn has_artifact(&self, digest: &str) -> bool {
-        std::fs::read(self.artifact_path(digest)).is_ok_and(|b| crate::engine::digest(&b) == digest)
+        let Ok(d) = Digest::parse(digest) else {
+            return false;
+        };
+        std::fs::read(self.artifact_path(&d)).is_ok_and(|b| Digest::of(&b) == d)
     }
 
-    fn artifact_path(&self, digest: &str) -> PathBuf {
+    fn artifact_path(&self, digest: &Digest) -> PathBuf {
         self.config
             .data_dir
             .join("artifacts")
@@ -81,17 +85,22 @@ impl Host {
     }
 
     /// Where a fetch of `digest` collects its bytes; a fetch cut short
-    /// resumes from this file's length.
-    pub fn partial_artifact_path(&self, digest: &str) -> PathBuf {
-        self.config
+    /// resumes from this file's length. Refuses a string that is not a
+    /// digest: the gateway names the file, and no path is built from
+    /// anything else.
+    pub fn partial_artifact_path(&self, digest: &str) -> Result<PathBuf, HostError> {
+        let d = Digest::parse(digest).map_err(|e| HostError::Refused(e.to_string()))?;
+        Ok(self
+            .config
             .data_dir
             .join("artifacts")
-            .join(format!("{digest}.part"))
+            .join(format!("{d}.part")))
     }
 
     /// Checks a completed fetch against its digest and stores it.
     pub async fn adopt_fetched(&self, digest: &str) -> Result<(), HostError> {
-        let part = self.partial_artifact_path(digest);
+        let d = Digest::parse(digest).map_err(|e| HostError::Refused(e.to_string()))?;
+        let part = self.partial_artifact_path(digest)?;
         let bytes = tokio::fs::read(&part)
             .await
             .map_err(|_| StoreError::Corrupt(digest.to_string()))?;
@@ -102,7 +111,7 @@ impl Host {
                 "the fetched artifact does not match its digest (expected sha256:{digest}, got sha256:{got}); it was discarded"
             )));
         }
-        crate::artifacts::write_atomically(&self.artifact_path(digest), &bytes)?;
+        crate::artifacts::write_atomically(&self.artifact_path(&d), &bytes)?;
         let _ = std::fs::remove_file(&part);
         let (d, n, now) = (
             digest.to_string(),
@@ -133,7 +142,8 @@ impl Host {
         manifest.validate()?;
         let app = manifest.name.clone();
         let _op = self.op_lock(&app).await;
-        let bytes = tokio::fs::read(self.artifact_path(digest))
+        let d = Digest::parse(digest).map_err(|e| HostError::Refused(e.to_string()))?;
+        let bytes = tokio::fs::read(self.artifact_path(&d))
             .await
             .map_err(|_| StoreError::Corrupt(digest.to_string()))?;
         let exports = inspect(&bytes).map_err(StoreError::from)?;

@@ -32,7 +32,9 @@ use crate::store::{self, AppRecord, HostRecord, ReleaseRecord};
 use crate::tunnel::HostConn;
 use db::{Db, DbError};
 
+use artifacts::ArtifactStore;
 use hosts::monitor;
+use schema::artifact::Digest;
 
 #[derive(Debug, thiserror::Error)]
 pub enum FleetError {
@@ -82,14 +84,10 @@ struct Live {
 pub struct Fleet {
     pub name: String,
     db: Db,
-    dir: PathBuf,
     pub max_artifact_bytes: u64,
     /// Releases of an app whose artifacts are kept (see [`store::prune`]).
     keep_releases: usize,
-    /// Held while an artifact is stored and its release recorded, and while
-    /// unused artifacts are deleted: a deploy never loses its artifact to
-    /// a prune running beside it.
-    artifacts: tokio::sync::Mutex<()>,
+    artifacts: ArtifactStore,
     conns: Mutex<HashMap<String, Arc<HostConn>>>,
     live: Mutex<HashMap<String, Live>>,
     op_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
@@ -116,8 +114,7 @@ impl Fleet {
         db: Db,
         keep_releases: usize,
     ) -> Result<Arc<Fleet>, FleetError> {
-        std::fs::create_dir_all(dir.join("artifacts"))
-            .map_err(|e| FleetError::Io(format!("cannot create {}: {e}", dir.display())))?;
+        let artifacts = ArtifactStore::open(&dir)?;
         let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
         if failed > 0 {
             tracing::warn!(failed, "releases interrupted mid-deploy were marked failed");
@@ -144,10 +141,9 @@ impl Fleet {
         let fleet = Arc::new(Fleet {
             name,
             db,
-            dir,
             max_artifact_bytes: 256 << 20,
             keep_releases: keep_releases.max(1),
-            artifacts: tokio::sync::Mutex::new(()),
+            artifacts,
             conns: Mutex::new(HashMap::new()),
             live: Mutex::new(live),
             op_locks: Mutex::new(HashMap::new()),
@@ -166,23 +162,10 @@ impl Fleet {
     /// newest `keep_releases` and its active release). Failing to is logged:
     /// it costs disk, not correctness.
     async fn prune_artifacts(&self) {
-        let _g = self.artifacts.lock().await;
+        let _g = self.artifacts.hold().await;
         let keep = self.keep_releases;
         match self.db.call(move |c| store::prune(c, keep)).await {
-            Ok(gone) => {
-                for d in gone {
-                    let path = self.artifact_path(&d);
-                    match std::fs::remove_file(&path) {
-                        Ok(()) => {
-                            tracing::info!(digest = %d, keep, "deleted an artifact no kept release uses")
-                        }
-                        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                        Err(e) => {
-                            tracing::warn!(path = %path.display(), error = %e, "could not delete an unused artifact")
-                        }
-                    }
-                }
-            }
+            Ok(gone) => self.artifacts.remove(gone).await,
             Err(e) => tracing::warn!(error = %e, "could not prune old releases' artifacts"),
         }
     }
@@ -190,32 +173,31 @@ impl Fleet {
     /// At start: files in the artifact directory that no release records
     /// (left by a crash between writing a file and recording it).
     async fn remove_stray_artifacts(&self) {
-        let _g = self.artifacts.lock().await;
+        let _g = self.artifacts.hold().await;
         let Ok(known) = self.db.call(|c| store::artifact_digests(c)).await else {
             return;
         };
-        let known: HashSet<String> = known.into_iter().collect();
-        let Ok(entries) = std::fs::read_dir(self.dir.join("artifacts")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let name = e.file_name().to_string_lossy().into_owned();
-            let stray = match name.strip_suffix(".wasm") {
-                Some(d) => !known.contains(d),
-                None => name.ends_with(".tmp"),
-            };
-            if stray && std::fs::remove_file(e.path()).is_ok() {
-                tracing::info!(file = %name, "deleted an artifact file no release records");
-            }
-        }
+        self.artifacts
+            .remove_strays(known.into_iter().collect())
+            .await;
     }
 
     pub fn db(&self) -> &Db {
         &self.db
     }
 
-    pub fn artifact_path(&self, digest: &str) -> PathBuf {
-        self.dir.join("artifacts").join(format!("{digest}.wasm"))
+    /// Where the artifact `digest` is kept; `None` for a string that is not
+    /// a digest (a peer's), from which no path is built.
+    pub fn artifact_path(&self, digest: &str) -> Option<PathBuf> {
+        Digest::parse(digest).ok().map(|d| self.artifacts.path(&d))
+    }
+
+    /// Whether the artifact `digest` is stored here.
+    async fn has_artifact(&self, digest: &str) -> bool {
+        match Digest::parse(digest) {
+            Ok(d) => self.artifacts.exists(&d).await,
+            Err(_) => false,
+        }
     }
 
     fn bump(&self) {
@@ -370,9 +352,10 @@ impl Fleet {
         by: &str,
         progress: &ProgressTx,
     ) -> Result<(), String> {
-        let size = std::fs::metadata(self.artifact_path(&rel.digest))
-            .map(|m| m.len())
-            .unwrap_or(0);
+        let size = match Digest::parse(&rel.digest) {
+            Ok(d) => self.artifacts.size(&d).await,
+            Err(_) => 0,
+        };
         let (app, version, digest, manifest, by) = (
             rel.app.clone(),
             rel.version,
@@ -462,6 +445,7 @@ impl Fleet {
     }
 }
 
+mod artifacts;
 mod hosts;
 mod ops;
 mod view;

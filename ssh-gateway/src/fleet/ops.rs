@@ -2,6 +2,7 @@
 
 use ::ops::Scope;
 use ::ops::cmd::rollback::choose_target;
+use schema::Manifest;
 
 use super::*;
 
@@ -49,116 +50,16 @@ impl Fleet {
             &manifest.labels,
             &candidates,
         )?;
-        // Store the artifact, content-addressed, and record its release
-        // before a prune can see the file.
-        let stored = self.artifacts.lock().await;
-        let digest = schema::artifact::digest(&bytes);
-        let path = self.artifact_path(&digest);
-        if std::fs::read(&path)
-            .map(|b| schema::artifact::digest(&b) != digest)
-            .unwrap_or(true)
-        {
-            let tmp = path.with_extension("tmp");
-            std::fs::write(&tmp, &bytes)
-                .and_then(|_| std::fs::File::open(&tmp)?.sync_all())
-                .and_then(|_| std::fs::rename(&tmp, &path))
-                .map_err(|e| {
-                    FleetError::Io(format!(
-                        "cannot store the artifact in {}: {e}",
-                        path.display()
-                    ))
-                })?;
-        }
-        let (d, size, now) = (
-            digest.clone(),
-            bytes.len() as u64,
-            schema::time::now_millis(),
-        );
-        self.db
-            .call(move |c| store::record_artifact(c, &d, size, now))
+        let rel = self.store_release(manifest, bytes, who, replicas).await?;
+        self.stage_release(&rel, &placement, who, progress).await?;
+        let (prev, compile_ms) = self
+            .switch_release(&rel, &placement, replicas, who, progress)
             .await?;
-        let (m, d, w) = (manifest.clone(), digest.clone(), who.to_string());
-        let version = self
-            .db
-            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
-            .await?;
-        drop(stored);
-        let kind = manifest.kind;
-        let rel = ReleaseRecord {
-            app: name.clone(),
-            version,
-            digest: digest.clone(),
-            kind,
-            manifest,
-            created: now,
-            by: who.to_string(),
-            state: ReleaseState::Staged,
-            detail: None,
-            kept: true,
-        };
-        let chosen: Vec<String> = placement.keys().cloned().collect();
-        let staging = Step::Staging {
-            app: name.clone(),
-            version,
-            digest: digest[..12].to_string(),
-            hosts: chosen.clone(),
-        };
-        let _ = progress.send(Progress::new("gateway", staging));
-        if let Err(failures) = self.stage(&rel, chosen.clone(), who, progress).await {
-            let (a, detail) = (name.clone(), format!("staging failed on {failures}"));
-            self.db
-                .call(move |c| {
-                    store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&detail))
-                })
-                .await?;
-            return Err(FleetError::Staging {
-                app: name,
-                version,
-                failures,
-            });
-        }
-        // Every chosen host has staged: switch.
-        let before = self.placement_of(&name).await?;
-        let (a, p) = (name.clone(), placement.clone());
-        let prev = self
-            .db
-            .call(move |c| {
-                store::activate(
-                    c,
-                    &a,
-                    version,
-                    kind,
-                    replicas,
-                    &p,
-                    schema::time::now_millis(),
-                )
-            })
-            .await?;
-        let results = self
-            .activate(&name, version, &placement, who, progress)
-            .await;
-        let gone: Vec<String> = before
-            .keys()
-            .filter(|h| !placement.contains_key(*h))
-            .cloned()
-            .collect();
-        if !gone.is_empty() {
-            self.remove_from(&name, gone, who, progress).await;
-        }
-        let failed: Vec<String> = results
-            .iter()
-            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
-            .collect();
-        if !failed.is_empty() {
-            let why = format!("activation failed on {}", failed.join(", "));
-            let outcome = self.fail_release(&name, version, &why, who, progress).await;
-            return Err(FleetError::Activation(format!(
-                "{name} {version} failed: {why}; {outcome}"
-            )));
-        }
+        let chosen: Vec<&str> = placement.keys().map(String::as_str).collect();
+        let (version, kind) = (rel.version, rel.kind);
         let detail = format!(
             "{version} sha256:{} ({kind}, {replicas} replica{} on {}){}",
-            &digest[..12],
+            &rel.digest[..12],
             if replicas == 1 { "" } else { "s" },
             if chosen.is_empty() {
                 "no host".to_string()
@@ -168,20 +69,133 @@ impl Fleet {
             prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
         );
         self.audit(who, "deploy", Some(&name), &detail).await;
-        let compile_ms = results
-            .iter()
-            .filter_map(|(_, r)| r.as_ref().ok().copied().flatten())
-            .max()
-            .unwrap_or(0);
         Ok(DeployOutcome {
             app: name,
             version,
-            digest: format!("sha256:{digest}"),
+            digest: format!("sha256:{}", rel.digest),
             kind,
             state: ReleaseState::Active,
             compile_ms,
             replicas,
         })
+    }
+
+    /// Stores the artifact, content-addressed, and records its release (as
+    /// staged) before a prune can see the file.
+    async fn store_release(
+        &self,
+        manifest: Manifest,
+        bytes: Vec<u8>,
+        who: &str,
+        replicas: u32,
+    ) -> Result<ReleaseRecord, FleetError> {
+        let _stored = self.artifacts.hold().await;
+        let digest = Digest::of(&bytes);
+        let size = bytes.len() as u64;
+        self.artifacts.write(&digest, bytes).await?;
+        let (d, now) = (digest.to_string(), schema::time::now_millis());
+        self.db
+            .call(move |c| store::record_artifact(c, &d, size, now))
+            .await?;
+        let (m, d, w) = (manifest.clone(), digest.to_string(), who.to_string());
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
+        Ok(ReleaseRecord {
+            app: manifest.name.clone(),
+            version,
+            digest: digest.to_string(),
+            kind: manifest.kind,
+            manifest,
+            created: now,
+            by: who.to_string(),
+            state: ReleaseState::Staged,
+            detail: None,
+            kept: true,
+        })
+    }
+
+    /// Stages `rel` on every placed host; if any fails, the release is
+    /// marked failed and nothing switches.
+    async fn stage_release(
+        &self,
+        rel: &ReleaseRecord,
+        placement: &BTreeMap<String, u32>,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> Result<(), FleetError> {
+        let chosen: Vec<String> = placement.keys().cloned().collect();
+        let staging = Step::Staging {
+            app: rel.app.clone(),
+            version: rel.version,
+            digest: rel.digest[..12].to_string(),
+            hosts: chosen.clone(),
+        };
+        let _ = progress.send(Progress::new("gateway", staging));
+        let Err(failures) = self.stage(rel, chosen, who, progress).await else {
+            return Ok(());
+        };
+        let (a, version) = (rel.app.clone(), rel.version);
+        let detail = format!("staging failed on {failures}");
+        self.db
+            .call(move |c| {
+                store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&detail))
+            })
+            .await?;
+        Err(FleetError::Staging {
+            app: rel.app.clone(),
+            version,
+            failures,
+        })
+    }
+
+    /// Every chosen host has staged `rel`: records the switch, activates it
+    /// on each, removes the app from hosts no longer placed. A host that
+    /// fails to activate fails the release, which rolls back everywhere.
+    /// Returns the previous active version and the longest compile.
+    async fn switch_release(
+        &self,
+        rel: &ReleaseRecord,
+        placement: &BTreeMap<String, u32>,
+        replicas: u32,
+        who: &str,
+        progress: &ProgressTx,
+    ) -> Result<(Option<Version>, u64), FleetError> {
+        let (name, version, kind) = (&rel.app, rel.version, rel.kind);
+        let before = self.placement_of(name).await?;
+        let (a, p) = (name.clone(), placement.clone());
+        let now = schema::time::now_millis();
+        let prev = self
+            .db
+            .call(move |c| store::activate(c, &a, version, kind, replicas, &p, now))
+            .await?;
+        let results = self.activate(name, version, placement, who, progress).await;
+        let gone: Vec<String> = before
+            .keys()
+            .filter(|h| !placement.contains_key(*h))
+            .cloned()
+            .collect();
+        if !gone.is_empty() {
+            self.remove_from(name, gone, who, progress).await;
+        }
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+            .collect();
+        if !failed.is_empty() {
+            let why = format!("activation failed on {}", failed.join(", "));
+            let outcome = self.fail_release(name, version, &why, who, progress).await;
+            return Err(FleetError::Activation(format!(
+                "{name} {version} failed: {why}; {outcome}"
+            )));
+        }
+        let compile_ms = results
+            .iter()
+            .filter_map(|(_, r)| r.as_ref().ok().copied().flatten())
+            .max()
+            .unwrap_or(0);
+        Ok((prev, compile_ms))
     }
 
     /// Marks `version` failed and puts the newest earlier healthy release
@@ -262,7 +276,7 @@ impl Fleet {
             .filter(|h| !self.host_keeps(h, app, target.version))
             .cloned()
             .collect();
-        if !lacking.is_empty() && !self.artifact_path(&target.digest).exists() {
+        if !lacking.is_empty() && !self.has_artifact(&target.digest).await {
             return Err(FleetError::Refused(format!(
                 "{app} {} is not kept on {} and the gateway no longer has its artifact (it keeps the last {} releases of an app): deploy it again",
                 target.version,
