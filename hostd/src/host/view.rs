@@ -1,6 +1,10 @@
 //! What a host shows: ps, releases, hosts, audit.
 
-use super::*;
+use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
+
+use super::{Host, HostError};
+use crate::runtime::supervisor::AppStatus;
+use crate::store::{self, AppRecord, ReleaseRecord};
 
 impl Host {
     pub(super) fn ps_row(&self, rec: &AppRecord, st: &AppStatus) -> PsRow {

@@ -17,12 +17,8 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use schema::command::DeployArgs;
 use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg, Heartbeat, Hello, HostApp, HostEvent};
-use schema::{
-    AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
-    ScaleOutcome, Version,
-};
+use schema::{AuditEntry, ReleaseState, Version};
 
 use tokio::sync::{broadcast, mpsc, watch};
 use tokio::task::JoinSet;

@@ -4,7 +4,17 @@ use ::ops::Scope;
 use ::ops::cmd::rollback::choose_target;
 use schema::Manifest;
 
-use super::*;
+use std::collections::BTreeMap;
+
+use schema::artifact::Digest;
+use schema::command::DeployArgs;
+use schema::{DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
+
+use std::time::Instant;
+
+use super::{Fleet, FleetError, Progress, ProgressTx, Step, lock};
+use crate::placement;
+use crate::store::{self, ReleaseRecord};
 
 impl Fleet {
     /// A new release of an app, staged on every chosen host, then switched.

@@ -1,6 +1,15 @@
 //! What operators read: releases, audit, hosts, ps.
 
-use super::*;
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
+use tokio::sync::broadcast;
+
+use super::{Fleet, FleetError, lock};
+use crate::store::{self, ReleaseRecord};
+use crate::tunnel::HostConn;
+use schema::tunnel::Heartbeat;
 
 impl Fleet {
     pub async fn releases(&self, app: &str) -> Result<Vec<ReleaseRow>, FleetError> {

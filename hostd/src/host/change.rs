@@ -1,0 +1,355 @@
+//! What operators change on this host: deploy, rollback, scale, rm. Each
+//! holds the app's op lock for its whole run, checks what a host and the
+//! fleet share through `ops::cmd`, and audits what it did (or why not).
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use ops::Scope;
+use ops::cmd::rollback::choose_target;
+use schema::command::DeployArgs;
+use schema::{AppKind, DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
+
+use super::{Host, HostError, refuse_if_managed};
+use crate::config::KEEP_RELEASES;
+use crate::runtime::ReleaseRun;
+use crate::store::{self, AppRecord, ReleaseRecord};
+
+impl Host {
+    /// A new release of an app from `bytes`, made active on this host.
+    ///
+    /// An http release with a `health.path` is probed right after the
+    /// switch; a failure rolls back before this returns, and probes go on
+    /// in the background for the health window.
+    pub async fn deploy(
+        self: &Arc<Self>,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+    ) -> Result<DeployOutcome, HostError> {
+        let result = self.deploy_inner(who, args, bytes).await;
+        if let Err(e) = &result {
+            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
+                .await;
+        }
+        result
+    }
+
+    async fn deploy_inner(
+        self: &Arc<Self>,
+        who: &str,
+        args: &DeployArgs,
+        bytes: Vec<u8>,
+    ) -> Result<DeployOutcome, HostError> {
+        let started = Instant::now();
+        // Everything that can be checked without compiling is checked first,
+        // and nothing is written until the code has compiled and linked.
+        let limit = self.config.max_artifact_bytes;
+        let (name, manifest) = ops::cmd::deploy::check(args, &bytes, limit, Scope::Host)?;
+        let _op = self.op_lock(&name).await;
+        let existing = {
+            let n = name.clone();
+            self.db.call(move |c| store::get_app(c, &n)).await?
+        };
+        refuse_if_managed(existing.as_ref(), who, "deploy")?;
+        let replicas = manifest
+            .replicas
+            .or(existing.as_ref().map(|a| a.replicas))
+            .unwrap_or(1);
+        ops::cmd::deploy::check_job_replicas(&name, manifest.kind, replicas)?;
+        let compiled = self.artifacts.put(bytes).await?;
+        let code = self.rt.link(&compiled.loaded, manifest.kind)?;
+
+        let (m, d, w, now) = (
+            manifest.clone(),
+            compiled.digest.clone(),
+            who.to_string(),
+            schema::time::now_millis(),
+        );
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
+        let kind = manifest.kind;
+        let health_path = manifest.health.path.clone();
+        let run = ReleaseRun::new(version, manifest, code);
+        let sup = self.supervisor_or_new(&name, kind);
+        sup.activate(run.clone(), replicas);
+        let n = name.clone();
+        let prev = self
+            .db
+            .call(move |c| store::activate(c, &n, version, kind, replicas, now))
+            .await?;
+        let short = &compiled.digest[..12];
+        let detail = format!(
+            "{version} sha256:{short} ({kind}, {replicas} replica{}){}",
+            if replicas == 1 { "" } else { "s" },
+            prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
+        );
+        self.audit(who, "deploy", Some(&name), &detail).await;
+        self.logs.system(
+            &name,
+            Some(version),
+            "hostd",
+            format!("deployed {detail} by {who}"),
+        );
+        self.prune(&name).await;
+        if let Some(path) = health_path.filter(|_| kind == AppKind::Http)
+            && let Err(reason) = self.check_health(&run, &path).await
+        {
+            let outcome = self.fail_release(&name, version, &reason).await;
+            return Err(HostError::HealthCheckFailed {
+                app: name,
+                version,
+                reason,
+                outcome,
+            });
+        }
+        self.watch_health(run);
+        tracing::info!(app = %name, %version, ms = started.elapsed().as_millis() as u64, "deployed");
+        Ok(DeployOutcome {
+            app: name,
+            version,
+            digest: format!("sha256:{}", compiled.digest),
+            kind,
+            state: ReleaseState::Active,
+            compile_ms: compiled.compile_ms,
+            replicas,
+        })
+    }
+
+    /// Marks `version` failed and makes the newest earlier healthy release
+    /// active again. The caller holds the app's op lock. Returns what happened.
+    pub(super) async fn fail_release(&self, app: &str, version: Version, reason: &str) -> String {
+        let target = match self.rollback_target(app, None).await {
+            Ok((_, target)) => Some(target),
+            Err(_) => None,
+        };
+        let to = target.as_ref().map(|t| t.version);
+        let outcome = match target {
+            Some(t) => match self.switch_to(app, &t).await {
+                Ok((from, _)) => format!(
+                    "rolled back {} -> {}",
+                    from.map(|v| v.to_string()).unwrap_or_default(),
+                    t.version
+                ),
+                Err(e) => format!("could not roll back to {}: {e}", t.version),
+            },
+            None => {
+                format!("no earlier healthy release to roll back to, so {version} stays active")
+            }
+        };
+        let (a, d) = (app.to_string(), format!("health check: {reason}"));
+        let _ = self
+            .db
+            .call(move |c| store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&d)))
+            .await;
+        let line = format!("{version} failed its health check ({reason}); {outcome}");
+        self.logs.system(app, Some(version), "hostd", &line);
+        self.publish(schema::tunnel::HostEvent::HealthFailed {
+            app: app.to_string(),
+            version,
+            detail: reason.to_string(),
+            to,
+        });
+        self.audit("hostd", "health-rollback", Some(app), line)
+            .await;
+        outcome
+    }
+
+    /// Keeps the newest releases' code; deletes what no kept release uses.
+    pub(super) async fn prune(&self, app: &str) {
+        let a = app.to_string();
+        let result = async {
+            let keep = self
+                .db
+                .call(move |c| store::prune(c, &a, KEEP_RELEASES))
+                .await?;
+            self.artifacts.retain(keep).await?;
+            Ok::<_, HostError>(())
+        }
+        .await;
+        if let Err(e) = result {
+            tracing::warn!(app, error = %e, "could not prune old releases");
+        }
+    }
+
+    /// Makes an earlier release active again, from its kept compiled code.
+    pub async fn rollback(
+        &self,
+        who: &str,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<RollbackOutcome, HostError> {
+        let result = self.rollback_inner(who, app, to).await;
+        if let Err(e) = &result
+            && !matches!(e, HostError::UnknownApp(_))
+        {
+            self.audit(who, "rollback", Some(app), format!("refused: {e}"))
+                .await;
+        }
+        result
+    }
+
+    async fn rollback_inner(
+        &self,
+        who: &str,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<RollbackOutcome, HostError> {
+        let started = Instant::now();
+        let _op = self.op_lock(app).await;
+        let (_, target) = self.rollback_target(app, to).await?;
+        let (from, compile_ms) = self.switch_to(app, &target).await?;
+        let switch_ms = started.elapsed().as_millis() as u64;
+        let v = target.version;
+        let detail = format!(
+            "{} -> {v}{}",
+            from.map(|f| f.to_string()).unwrap_or_else(|| "none".into()),
+            if compile_ms > 0 {
+                format!(" (recompiled in {compile_ms} ms: engine changed)")
+            } else {
+                String::new()
+            }
+        );
+        self.audit(who, "rollback", Some(app), &detail).await;
+        self.logs.system(
+            app,
+            Some(v),
+            "hostd",
+            format!("rolled back {detail} by {who}"),
+        );
+        Ok(RollbackOutcome {
+            app: app.to_string(),
+            from,
+            to: v,
+            switch_ms,
+        })
+    }
+
+    /// The release a rollback goes to: `to`, or the newest kept, healthy
+    /// (superseded) release older than the active one.
+    pub(super) async fn rollback_target(
+        &self,
+        app: &str,
+        to: Option<Version>,
+    ) -> Result<(AppRecord, ReleaseRecord), HostError> {
+        let rec = self.app(app).await?;
+        let a = app.to_string();
+        let releases = self.db.call(move |c| store::releases(c, &a)).await?;
+        let candidates: Vec<_> = releases.iter().map(ReleaseRecord::candidate).collect();
+        let v = choose_target(
+            app,
+            rec.active,
+            &candidates,
+            to,
+            Some(KEEP_RELEASES),
+            Scope::Host,
+        )?;
+        let target = releases
+            .into_iter()
+            .find(|r| r.version == v)
+            .ok_or_else(|| HostError::UnknownApp(app.to_string()))?;
+        Ok((rec, target))
+    }
+
+    /// Makes a stored release active from its kept code. The caller holds
+    /// the app's op lock. Returns the previous active version and the
+    /// compile time (0 unless the engine changed since it was compiled).
+    pub(super) async fn switch_to(
+        &self,
+        app: &str,
+        target: &ReleaseRecord,
+    ) -> Result<(Option<Version>, u64), HostError> {
+        let rec = self.app(app).await?;
+        let (run, compile_ms) = self.prepare(target).await?;
+        let sup = self.supervisor_or_new(app, target.kind);
+        sup.activate(run, rec.replicas);
+        let (a, v, kind, replicas, now) = (
+            app.to_string(),
+            target.version,
+            target.kind,
+            rec.replicas,
+            schema::time::now_millis(),
+        );
+        let from = self
+            .db
+            .call(move |c| store::activate(c, &a, v, kind, replicas, now))
+            .await?;
+        Ok((from, compile_ms))
+    }
+
+    /// Sets the wanted replicas; no release is created.
+    pub async fn scale(
+        &self,
+        who: &str,
+        app: &str,
+        replicas: u32,
+    ) -> Result<ScaleOutcome, HostError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        refuse_if_managed(Some(&rec), who, "scale")?;
+        if let Err(e) = ops::cmd::scale::check(app, rec.kind, replicas) {
+            self.audit(who, "scale", Some(app), format!("refused: {e}"))
+                .await;
+            return Err(e.into());
+        }
+        let (a, now) = (app.to_string(), schema::time::now_millis());
+        self.db
+            .call(move |c| store::set_replicas(c, &a, replicas, now))
+            .await?;
+        if let Some(sup) = self.supervisor(app) {
+            sup.scale(replicas);
+        }
+        let detail = format!("{} -> {replicas}", rec.replicas);
+        self.audit(who, "scale", Some(app), &detail).await;
+        self.logs.system(
+            app,
+            rec.active,
+            "hostd",
+            format!("scaled {detail} by {who}"),
+        );
+        Ok(ScaleOutcome {
+            app: app.to_string(),
+            from: rec.replicas,
+            replicas,
+        })
+    }
+
+    /// Stops an app and forgets it; the audit log keeps its history.
+    pub async fn rm(&self, who: &str, app: &str) -> Result<(), HostError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        refuse_if_managed(Some(&rec), who, "rm")?;
+        let sup = self.apps_lock().remove(app);
+        if let Some(sup) = sup {
+            sup.stop().await;
+        }
+        let a = app.to_string();
+        let n = self
+            .db
+            .call(move |c| {
+                let n = store::releases(c, &a)?.len();
+                store::delete_app(c, &a)?;
+                Ok(n)
+            })
+            .await?;
+        self.logs.remove_app(app).await;
+        self.prune(app).await;
+        self.audit(
+            who,
+            "rm",
+            Some(app),
+            format!(
+                "removed ({} release{}, active {})",
+                n,
+                if n == 1 { "" } else { "s" },
+                rec.active
+                    .map(|v| v.to_string())
+                    .unwrap_or_else(|| "none".into())
+            ),
+        )
+        .await;
+        Ok(())
+    }
+}
