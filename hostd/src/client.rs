@@ -12,6 +12,16 @@ use crate::connection::{FrameReader, FrameWriter};
 
 /// Runs `argv` on the daemon at `socket` with `stdin`; returns its exit status.
 pub async fn exec(socket: &Path, argv: Vec<String>, stdin: Vec<u8>) -> anyhow::Result<i32> {
+    // The daemon reads no frame past MAX_FRAME: say so here, not as a
+    // broken pipe.
+    let size: usize = argv.iter().map(|a| a.len() + 8).sum();
+    if size > MAX_FRAME {
+        anyhow::bail!(
+            "the command line is {} KiB, more than the {} KiB the control socket takes in one command; pass large values in a file (a manifest, the artifact) instead",
+            size >> 10,
+            MAX_FRAME >> 10
+        );
+    }
     let stream = UnixStream::connect(socket).await.with_context(|| {
         format!(
             "cannot reach hostd at {}; is `hostd serve` running with the same --data (or CRANEFLEET_DATA / CRANEFLEET_SOCKET)?",

@@ -3,6 +3,7 @@
 use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Default ingress address (CLI.md).
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
@@ -22,6 +23,32 @@ pub struct HostConfig {
     pub labels: BTreeMap<String, String>,
     pub log_cap_bytes: u64,
     pub max_artifact_bytes: u64,
+    pub ingress: IngressConfig,
+}
+
+/// What the http ingress lets a client cost (see `ingress`).
+#[derive(Debug, Clone, Copy)]
+pub struct IngressConfig {
+    /// Largest request body passed to an app.
+    pub max_body: u64,
+    /// Connections served at once; `None`: half the open-file limit, at
+    /// most 4096.
+    pub max_connections: Option<usize>,
+    /// A request's headers must arrive within this.
+    pub header_timeout: Duration,
+    /// A keep-alive connection with no request for this long is closed.
+    pub idle_timeout: Duration,
+}
+
+impl Default for IngressConfig {
+    fn default() -> IngressConfig {
+        IngressConfig {
+            max_body: crate::ingress::DEFAULT_MAX_BODY,
+            max_connections: None,
+            header_timeout: crate::ingress::HEADER_TIMEOUT,
+            idle_timeout: crate::ingress::IDLE_TIMEOUT,
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -73,7 +100,7 @@ impl HostConfig {
         http: Option<SocketAddr>,
         name: Option<String>,
     ) -> Result<HostConfig, ConfigError> {
-        std::fs::create_dir_all(&data_dir).map_err(|source| ConfigError::DataDir {
+        net::create_private_dir(&data_dir).map_err(|source| ConfigError::DataDir {
             path: data_dir.clone(),
             source,
         })?;
@@ -88,6 +115,7 @@ impl HostConfig {
             labels: BTreeMap::new(),
             log_cap_bytes: crate::logs::DEFAULT_CAP_BYTES,
             max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
+            ingress: IngressConfig::default(),
             data_dir,
         })
     }

@@ -312,3 +312,87 @@ fn a_second_daemon_on_the_same_data_is_refused() {
     );
     h.wait_running("api", "v1", 2);
 }
+
+/// A file holding `wat`, built to wasm.
+fn wat_file(h: &Hostd, name: &str, wat: &str) -> String {
+    let p = h.data().join(name);
+    std::fs::write(&p, ::wat::parse_str(wat).unwrap()).unwrap();
+    p.to_str().unwrap().to_string()
+}
+
+#[test]
+fn schedules_that_overflow_or_never_fire_are_refused() {
+    let (h, before) = running_host();
+    let job = fixture("job.wasm");
+    let j = job.to_str().unwrap();
+    for (schedule, why) in [
+        ("@every 18446744073709551615s", "at most 366 days"),
+        ("@every 400d", "at most 366 days"),
+        ("0 0 31 2 *", "never fires"),
+    ] {
+        let r = h.run(&["deploy", "api", j, "--kind", "job", "--schedule", schedule]);
+        refused(&h, &before, r, why);
+    }
+}
+
+#[test]
+fn limits_past_their_ceiling_are_refused() {
+    let (h, before) = running_host();
+    let ticker = fixture("ticker.wasm");
+    let t = ticker.to_str().unwrap();
+    let max = u64::MAX.to_string();
+    for (flag, field) in [
+        ("--stop-grace-ms", "`limits.stop_grace_ms`"),
+        ("--timeout-ms", "`limits.timeout_ms`"),
+        ("--health-window-s", "`health.window_s`"),
+        ("--memory-mb", "`limits.memory_mb`"),
+    ] {
+        let r = h.run(&["deploy", "api", t, flag, &max]);
+        refused(&h, &before, r, field);
+    }
+    // ~5 MB of environment (from a manifest: an argument is at most 128
+    // KiB): refused with the reason, not a broken pipe.
+    let manifest = h.data().join("big.toml");
+    let big = "x".repeat(5 << 20);
+    std::fs::write(
+        &manifest,
+        format!("name = \"api\"\nkind = \"worker\"\nartifact = \"{t}\"\n[env]\nBIG = \"{big}\"\n"),
+    )
+    .unwrap();
+    let r = h.run(&["deploy", "--manifest", manifest.to_str().unwrap()]);
+    refused(&h, &before, r, "manifest field `env`");
+}
+
+#[test]
+fn code_that_needs_more_memory_than_its_limit_is_refused_before_the_switch() {
+    let (h, before) = running_host();
+    // 65536 pages: 4 GiB at the least, against the default 128 MiB.
+    let m = wat_file(
+        &h,
+        "huge.wasm",
+        r#"(module (memory 65536) (func (export "_start")))"#,
+    );
+    let r = h.run(&["deploy", "api", &m, "--kind", "worker"]);
+    refused(&h, &before, r, "declares at least 4096 MiB of memory");
+    // Within a raised limit it is accepted as far as memory goes.
+    let small = wat_file(
+        &h,
+        "small.wasm",
+        r#"(module (memory 2049) (func (export "_start")))"#,
+    );
+    let r = h.run(&["deploy", "api", &small, "--kind", "worker"]);
+    refused(&h, &before, r, "more than its limit of 128 MiB");
+}
+
+#[test]
+fn changing_an_apps_kind_takes_an_explicit_kind() {
+    let (h, before) = running_host();
+    let http = fixture("http-hello.wasm");
+    let r = h.run(&["deploy", "api", http.to_str().unwrap()]);
+    refused(
+        &h,
+        &before,
+        r,
+        "api is a worker app, and this artifact is built as http",
+    );
+}

@@ -137,6 +137,10 @@ pub struct Exports {
     /// suffixed with their kind, e.g. `memory (memory)`.
     pub names: Vec<String>,
     has_start: bool,
+    /// The largest minimum size any memory of the artifact (or of a module
+    /// inside a component) declares, in bytes: what instantiating it takes
+    /// at the least.
+    pub min_memory_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,9 +153,17 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
     let mut names = Vec::new();
     let mut has_start = false;
     let mut depth = 0usize;
+    let mut min_memory_bytes = 0u64;
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| ArtifactError::Invalid(e.to_string()))?;
         match payload {
+            Payload::MemorySection(s) => {
+                for m in s {
+                    let m = m.map_err(|e| ArtifactError::Invalid(e.to_string()))?;
+                    let page = 1u64 << m.page_size_log2.unwrap_or(16);
+                    min_memory_bytes = min_memory_bytes.max(m.initial.saturating_mul(page));
+                }
+            }
             Payload::ModuleSection { .. } | Payload::ComponentSection { .. } => depth += 1,
             Payload::End(_) => depth = depth.saturating_sub(1),
             Payload::ExportSection(s) if depth == 0 => {
@@ -182,6 +194,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
         form,
         names,
         has_start,
+        min_memory_bytes,
     })
 }
 
@@ -321,5 +334,16 @@ mod tests {
         ] {
             assert!(Digest::parse(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn the_largest_declared_memory_minimum_is_read() {
+        let m = wat::parse_str(r#"(module (memory 3) (memory 65536) (func (export "_start")))"#);
+        // Two memories need the multi-memory proposal, which the parser reads.
+        if let Ok(m) = m {
+            assert_eq!(inspect(&m).unwrap().min_memory_bytes, 65536 << 16);
+        }
+        let one = wat::parse_str(r#"(module (memory 2) (func (export "_start")))"#).unwrap();
+        assert_eq!(inspect(&one).unwrap().min_memory_bytes, 2 << 16);
     }
 }

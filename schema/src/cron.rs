@@ -59,6 +59,11 @@ impl fmt::Display for Schedule {
     }
 }
 
+/// The longest `@every`: a year and a day.
+pub const MAX_EVERY_MS: u64 = 366 * 86_400_000;
+/// 2024-01-01T00:00:00Z.
+const NEVER_CHECK_FROM: UnixMillis = 1_704_067_200_000;
+
 const MONTHS: [&str; 12] = [
     "JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC",
 ];
@@ -84,6 +89,12 @@ impl Schedule {
             let ms = d.as_millis() as u64;
             if ms < 1000 {
                 return Err(err("@every needs at least 1s".into()));
+            }
+            if ms > MAX_EVERY_MS {
+                return Err(err(format!(
+                    "@every is at most {} days; for rarer runs use a cron schedule (@yearly)",
+                    MAX_EVERY_MS / 86_400_000
+                )));
             }
             return Ok(Schedule {
                 text: t.to_string(),
@@ -114,7 +125,7 @@ impl Schedule {
         if weekdays & (1 << 7) != 0 {
             weekdays = (weekdays | 1) & !(1 << 7);
         }
-        Ok(Schedule {
+        let schedule = Schedule {
             text: t.to_string(),
             kind: Kind::Fields {
                 seconds,
@@ -126,7 +137,15 @@ impl Schedule {
                 days_restricted: !rest[2].starts_with('*'),
                 weekdays_restricted: !rest[4].starts_with('*'),
             },
-        })
+        };
+        // From a leap year's first second: 8 years hold every date there is.
+        if schedule.next_after(NEVER_CHECK_FROM).is_none() {
+            return Err(err(
+                "it never fires: no date matches its day, month and weekday (e.g. 31 February)"
+                    .into(),
+            ));
+        }
+        Ok(schedule)
     }
 
     pub fn as_str(&self) -> &str {
@@ -346,9 +365,14 @@ mod tests {
     }
 
     #[test]
-    fn impossible_dates_never_fire() {
-        let s = Schedule::parse("0 0 31 2 *").unwrap();
-        assert_eq!(s.next_after(at("2026-11-24T10:00:00Z")), None);
+    fn impossible_dates_are_refused_because_they_never_fire() {
+        let e = Schedule::parse("0 0 31 2 *").unwrap_err();
+        assert!(e.to_string().contains("never fires"), "{e}");
+        let leap = Schedule::parse("0 0 29 2 *").unwrap();
+        assert_eq!(
+            leap.next_after(at("2026-11-24T10:00:00Z")),
+            Some(at("2028-02-29T00:00:00Z"))
+        );
     }
 
     #[test]
@@ -363,5 +387,10 @@ mod tests {
         assert!(e("5-1 * * * *").contains("backwards"));
         assert!(e("@often").contains("unknown shorthand"));
         assert!(e("@every 10ms").contains("at least 1s"));
+        assert!(e("@every 18446744073709551615s").contains("at most 366 days"));
+        assert!(e("@every 367d").contains("at most 366 days"));
+        assert!(e("0 0 31 2 *").contains("never fires"));
+        assert!(e("0 0 30 2 *").contains("never fires"));
+        assert!(Schedule::parse("0 0 29 2 *").is_ok(), "leap days fire");
     }
 }

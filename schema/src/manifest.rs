@@ -44,6 +44,16 @@ pub const DEFAULT_HTTP_TIMEOUT_MS: u64 = 30_000;
 pub const DEFAULT_JOB_TIMEOUT_MS: u64 = 3_600_000;
 pub const DEFAULT_STOP_GRACE_MS: u64 = 1_000;
 pub const DEFAULT_HEALTH_WINDOW_S: u64 = 30;
+/// Longest deadline of a request, a run or an instance: a day.
+pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
+/// Longest a superseded instance may go on: five minutes (a daemon's
+/// SIGTERM waits no longer than this for its apps).
+pub const MAX_STOP_GRACE_MS: u64 = 300_000;
+/// Longest health window: a day.
+pub const MAX_HEALTH_WINDOW_S: u64 = 86_400;
+/// Most environment variables, and their total size (names and values).
+pub const MAX_ENV_VARS: usize = 256;
+pub const MAX_ENV_BYTES: usize = 64 << 10;
 
 /// A manifest that was refused, naming the field at fault.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -175,17 +185,7 @@ impl Manifest {
             }
             (_, None) => {}
         }
-        for k in self.env.keys() {
-            let ok = !k.is_empty()
-                && !k.as_bytes()[0].is_ascii_digit()
-                && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
-            if !ok {
-                return Err(field(
-                    &format!("env.{k}"),
-                    "environment variable names are letters, digits and '_', not starting with a digit",
-                ));
-            }
-        }
+        validate_env(&self.env)?;
         for (k, v) in &self.labels {
             let ok = |s: &str| {
                 !s.is_empty()
@@ -208,9 +208,28 @@ impl Manifest {
                 format!("{mb} is outside 1..={MAX_MEMORY_MB}"),
             ));
         }
-        if self.limits.timeout_ms == Some(0) {
-            return Err(field("limits.timeout_ms", "must be more than 0"));
-        }
+        let within = |f: &str, v: Option<u64>, lo: u64, hi: u64| match v {
+            Some(v) if v < lo || v > hi => Err(field(f, format!("{v} is outside {lo}..={hi}"))),
+            _ => Ok(()),
+        };
+        within(
+            "limits.timeout_ms",
+            self.limits.timeout_ms,
+            1,
+            MAX_TIMEOUT_MS,
+        )?;
+        within(
+            "limits.stop_grace_ms",
+            self.limits.stop_grace_ms,
+            0,
+            MAX_STOP_GRACE_MS,
+        )?;
+        within(
+            "health.window_s",
+            self.health.window_s,
+            1,
+            MAX_HEALTH_WINDOW_S,
+        )?;
         if let Some(p) = &self.health.path {
             if self.kind != AppKind::Http {
                 return Err(field(
@@ -229,9 +248,6 @@ impl Manifest {
             && let Err(e) = crate::expr::parse_rule(rule)
         {
             return Err(field("health.rule", e.to_string()));
-        }
-        if self.health.window_s == Some(0) {
-            return Err(field("health.window_s", "must be more than 0"));
         }
         Ok(())
     }
@@ -272,6 +288,36 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
     let line = before.matches('\n').count() + 1;
     let col = before.len() - before.rfind('\n').map(|i| i + 1).unwrap_or(0) + 1;
     format!(" (at line {line}, column {col})")
+}
+
+/// The rules for an app's environment: names of letters, digits and `_`
+/// (not starting with a digit), and at most [`MAX_ENV_VARS`] variables of
+/// [`MAX_ENV_BYTES`] in all. Checked where a deploy is typed as well, so an
+/// oversized `--env` is refused with its reason before it travels.
+pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ManifestError> {
+    for k in env.keys() {
+        let ok = !k.is_empty()
+            && !k.as_bytes()[0].is_ascii_digit()
+            && k.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+        if !ok {
+            return Err(field(
+                &format!("env.{k}"),
+                "environment variable names are letters, digits and '_', not starting with a digit",
+            ));
+        }
+    }
+    let env_bytes: usize = env.iter().map(|(k, v)| k.len() + v.len()).sum();
+    if env.len() > MAX_ENV_VARS || env_bytes > MAX_ENV_BYTES {
+        return Err(field(
+            "env",
+            format!(
+                "{} variables of {env_bytes} bytes; at most {MAX_ENV_VARS} variables of {} KiB in all (keep secrets and big values in a file or wasi:config)",
+                env.len(),
+                MAX_ENV_BYTES >> 10
+            ),
+        ));
+    }
+    Ok(())
 }
 
 #[cfg(test)]

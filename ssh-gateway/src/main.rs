@@ -96,7 +96,7 @@ fn data_dir(flag: Option<&Path>) -> PathBuf {
 }
 
 fn open_db(dir: &Path) -> anyhow::Result<Db> {
-    std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    net::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     Ok(Db::open(
         &dir.join("gateway.db"),
         schema::migrations::GATEWAY,
@@ -266,6 +266,9 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let daemon = matches!(cli.command, Cmd::Serve { .. });
+    // Whatever the gateway writes (gateway.db and its WAL, artifacts, its
+    // host key) is its owner's alone.
+    net::private_umask();
     ops::process::init_tracing(if daemon { "info,russh=warn" } else { "warn" });
     let rt = match ops::process::runtime() {
         Ok(rt) => rt,

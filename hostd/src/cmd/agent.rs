@@ -27,9 +27,8 @@ pub struct AgentArgs {
     /// Log records kept per app before the oldest are dropped, MiB.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub log_cap_mb: u64,
-    /// Largest request body the ingress passes to an app, MiB.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub max_request_body_mb: u64,
+    #[command(flatten)]
+    pub ingress: super::serve::IngressArgs,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -62,7 +61,8 @@ pub async fn execute(
             cfg.name
         );
     }
-    let daemon = Daemon::start(cfg, args.max_request_body_mb.max(1) << 20).await?;
+    cfg.ingress = args.ingress.config();
+    let daemon = Daemon::start(cfg).await?;
     let agent = tokio::spawn(agent::run(
         daemon.host.clone(),
         AgentConfig {

@@ -11,7 +11,6 @@ use schema::command::DeployArgs;
 
 use super::serve::{Daemon, parse_http, wait_for_signal};
 use crate::config::HostConfig;
-use crate::ingress::DEFAULT_MAX_BODY;
 
 #[derive(Debug, Args)]
 pub struct DemoArgs {
@@ -34,7 +33,7 @@ pub async fn execute(args: DemoArgs, data: Option<PathBuf>) -> anyhow::Result<()
         }
     };
     let cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, Some("demo".into()))?;
-    let daemon = Daemon::start(cfg, DEFAULT_MAX_BODY).await?;
+    let daemon = Daemon::start(cfg).await?;
     let apps: [(&str, AppKind, &[u8], &[(&str, &str)], Option<&str>, u32); 3] = [
         (
             "hello",

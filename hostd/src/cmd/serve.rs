@@ -25,12 +25,40 @@ pub struct ServeArgs {
     /// Log records kept per app before the oldest are dropped, MiB.
     #[arg(long, value_name = "N", default_value_t = 64)]
     pub log_cap_mb: u64,
-    /// Largest request body the ingress passes to an app, MiB.
-    #[arg(long, value_name = "N", default_value_t = 64)]
-    pub max_request_body_mb: u64,
+    #[command(flatten)]
+    pub ingress: IngressArgs,
     /// Largest artifact a deploy accepts, MiB.
     #[arg(long, value_name = "N", default_value_t = 256)]
     pub max_artifact_mb: u64,
+}
+
+/// The ingress's limits, for `serve` and `agent`.
+#[derive(Debug, Args)]
+pub struct IngressArgs {
+    /// Largest request body the ingress passes to an app, MiB.
+    #[arg(long, value_name = "N", default_value_t = 64)]
+    pub max_request_body_mb: u64,
+    /// http connections served at once; one more is answered 503 (default:
+    /// half the open-file limit, at most 4096).
+    #[arg(long, value_name = "N")]
+    pub http_max_connections: Option<usize>,
+    /// Seconds a client has to send a request's headers.
+    #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub http_header_timeout_s: u64,
+    /// Seconds an idle keep-alive connection stays open.
+    #[arg(long, value_name = "S", default_value_t = 75, value_parser = clap::value_parser!(u64).range(1..=86400))]
+    pub http_idle_timeout_s: u64,
+}
+
+impl IngressArgs {
+    pub fn config(&self) -> crate::config::IngressConfig {
+        crate::config::IngressConfig {
+            max_body: self.max_request_body_mb.clamp(1, 4096) << 20,
+            max_connections: self.http_max_connections.map(|n| n.max(1)),
+            header_timeout: std::time::Duration::from_secs(self.http_header_timeout_s),
+            idle_timeout: std::time::Duration::from_secs(self.http_idle_timeout_s),
+        }
+    }
 }
 
 /// Holds `DIR/hostd.lock` for the life of the daemon: two daemons on one
@@ -90,7 +118,8 @@ pub async fn execute(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<(
     let mut cfg = HostConfig::new(dir, parse_http(&args.http)?, args.name)?;
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
     cfg.max_artifact_bytes = args.max_artifact_mb.max(1) << 20;
-    let daemon = Daemon::start(cfg, args.max_request_body_mb.max(1) << 20).await?;
+    cfg.ingress = args.ingress.config();
+    let daemon = Daemon::start(cfg).await?;
     wait_for_signal().await?;
     daemon.stop().await;
     Ok(())
@@ -108,7 +137,8 @@ pub struct Daemon {
 impl Daemon {
     /// Locks the data directory, binds the socket and the ingress, restores
     /// what the host ran, and starts serving.
-    pub async fn start(cfg: HostConfig, max_body: u64) -> anyhow::Result<Daemon> {
+    pub async fn start(cfg: HostConfig) -> anyhow::Result<Daemon> {
+        net::private_umask();
         let lock = lock_data_dir(&cfg.data_dir)?;
         let listener = bind_socket(&cfg.socket)?;
         let http = match cfg.http {
@@ -117,7 +147,7 @@ impl Daemon {
             })?),
             None => None,
         };
-        let (dir, socket) = (cfg.data_dir.clone(), cfg.socket.clone());
+        let (dir, socket, cfg_ingress) = (cfg.data_dir.clone(), cfg.socket.clone(), cfg.ingress);
         let host = Host::open(cfg)
             .await
             .context("cannot open the host's state")?;
@@ -127,12 +157,12 @@ impl Daemon {
         if let Some(l) = http {
             let addr = l.local_addr()?;
             http_addr = Some(addr);
-            tokio::spawn(crate::ingress::serve(
-                l,
-                host.runtime().clone(),
-                max_body,
-                rx,
-            ));
+            // Many connections are the ingress's to serve; the cap keeps
+            // half of the descriptors for everything else.
+            let nofile = net::raise_nofile_limit().unwrap_or(1024);
+            let limits = crate::ingress::Limits::new(&cfg_ingress, nofile);
+            tracing::info!(max_connections = limits.max_connections, "ingress limits");
+            tokio::spawn(crate::ingress::serve(l, host.runtime().clone(), limits, rx));
             tracing::info!(%addr, "ingress serving http apps");
         }
         tracing::info!(data = %dir.display(), socket = %socket.display(), name = %host.config.name, "hostd serving");

@@ -52,6 +52,8 @@ impl Host {
             self.db.call(move |c| store::get_app(c, &n)).await?
         };
         refuse_if_managed(existing.as_ref(), who, "deploy")?;
+        let current = existing.as_ref().map(|a| a.kind);
+        ops::cmd::deploy::check_kind_change(&name, current, args, manifest.kind)?;
         let replicas = manifest
             .replicas
             .or(existing.as_ref().map(|a| a.replicas))

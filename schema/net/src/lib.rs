@@ -107,6 +107,36 @@ pub async fn accept(listener: &TcpListener, what: &str) -> (TcpStream, SocketAdd
     }
 }
 
+/// Files and directories a daemon creates from now on are its owner's
+/// alone (umask 077): databases and their WAL hold apps' environments.
+pub fn private_umask() {
+    // SAFETY: umask only sets the process's file mode mask; it cannot fail.
+    unsafe {
+        libc::umask(0o077);
+    }
+}
+
+/// Creates `dir` (and its parents) readable by its owner only, and takes
+/// group and other access away from one that exists: a data directory holds
+/// databases with apps' environments and keys.
+///
+/// # Errors
+///
+/// When the directory cannot be created or its mode read or set.
+pub fn create_private_dir(dir: &std::path::Path) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)?;
+    let mode = std::fs::metadata(dir)?.permissions().mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))?;
+        tracing::info!(dir = %dir.display(), "took group and other access away from the data directory");
+    }
+    Ok(())
+}
+
 /// Raises the soft limit on open files to the hard limit. Returns the
 /// limit now in force.
 ///

@@ -93,10 +93,31 @@ pub fn local_user() -> String {
 
 /// Loads an OpenSSH private key.
 pub fn load_key(path: &Path) -> Result<PrivateKey, SshError> {
+    check_key_mode(path)?;
     russh::keys::load_secret_key(path, None).map_err(|e| SshError::Key {
         path: path.to_path_buf(),
         reason: e.to_string(),
     })
+}
+
+/// Refuses a private key that others may read, as OpenSSH does and in its
+/// words: anyone who read it is that key.
+fn check_key_mode(path: &Path) -> Result<(), SshError> {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return Ok(()); // reading it says what is wrong
+    };
+    let mode = meta.permissions().mode() & 0o777;
+    if mode & 0o077 != 0 {
+        return Err(SshError::Key {
+            path: path.to_path_buf(),
+            reason: format!(
+                "UNPROTECTED PRIVATE KEY FILE: permissions {mode:04o} are too open; it is required that private key files are NOT accessible by others, so this key is not used: `chmod 600 {}`",
+                path.display()
+            ),
+        });
+    }
+    Ok(())
 }
 
 /// Loads the key at `path`, or creates an ed25519 key there (and `path.pub`)
@@ -115,7 +136,13 @@ pub fn load_or_create_key(path: &Path) -> Result<(PrivateKey, bool), SshError> {
         .map_err(|e| err(format!("no randomness for a new key: {e}")))?;
     let key = PrivateKey::from(Ed25519Keypair::from_seed(&seed));
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| err(e.to_string()))?;
+        // Like ssh-keygen: a directory made for a key is its owner's alone.
+        use std::os::unix::fs::DirBuilderExt;
+        std::fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(dir)
+            .map_err(|e| err(e.to_string()))?;
     }
     let private = key
         .to_openssh(LineEnding::LF)
@@ -384,5 +411,11 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&p).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600, "a new private key is 0600");
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let e = load_key(&p).unwrap_err().to_string();
+        assert!(
+            e.contains("UNPROTECTED PRIVATE KEY FILE") && e.contains("0644"),
+            "{e}"
+        );
     }
 }

@@ -47,6 +47,8 @@ impl Fleet {
         let _op = self.op_lock(&name).await;
         let n = name.clone();
         let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
+        let current = existing.as_ref().map(|a| a.kind);
+        ::ops::cmd::deploy::check_kind_change(&name, current, args, manifest.kind)?;
         let replicas = manifest
             .replicas
             .or(existing.as_ref().map(|a| a.replicas))

@@ -4,6 +4,7 @@ use std::path::Path;
 
 use schema::artifact::inspect;
 use schema::command::DeployArgs;
+use schema::manifest::{DEFAULT_MEMORY_MB, MAX_MEMORY_MB};
 use schema::names::validate_app_name;
 use schema::{AppKind, DeployOutcome, Manifest};
 
@@ -66,7 +67,33 @@ pub fn check(
         .to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))
         .map_err(|e| failed(&e))?;
     exports.check(manifest.kind).map_err(|e| failed(&e))?;
+    // What instantiating it takes at the least, against what it may use:
+    // refused here, the running release stays, instead of a crash loop.
+    let limit_mb = manifest.limits.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
+    if exports.min_memory_bytes > limit_mb << 20 {
+        return Err(OpError::failed(format!(
+            "{name}'s code declares at least {} MiB of memory, more than its limit of {limit_mb} MiB: raise it with --memory-mb (at most {MAX_MEMORY_MB}) or build the code with a smaller initial memory",
+            exports.min_memory_bytes.div_ceil(1 << 20)
+        )));
+    }
     Ok((name, manifest))
+}
+
+/// An app keeps its kind unless the deploy says otherwise: a new release of
+/// another kind (an http app's next artifact built as a command) needs an
+/// explicit `--kind`.
+pub fn check_kind_change(
+    name: &str,
+    current: Option<AppKind>,
+    args: &DeployArgs,
+    new: AppKind,
+) -> Result<(), OpError> {
+    match current {
+        Some(kind) if kind != new && args.kind.is_none() => Err(OpError::failed(format!(
+            "{name} is a {kind} app, and this artifact is built as {new}: to change the app's kind, deploy with --kind {new}"
+        ))),
+        _ => Ok(()),
+    }
 }
 
 /// A job runs one at a time: its replicas are 0 (paused) or 1.
@@ -117,6 +144,10 @@ pub fn prepare_local(
         }
         d.overlay_manifest(&m);
     }
+    // An environment past its bounds is refused here, with its reason,
+    // rather than by a frame limit on the way.
+    let env: std::collections::BTreeMap<String, String> = d.env.iter().cloned().collect();
+    schema::manifest::validate_env(&env).map_err(|e| OpError::failed(e.to_string()))?;
     let file = d.file.clone().ok_or_else(|| {
         OpError::usage("deploy needs a FILE (or - for stdin), or a manifest with `artifact`")
     })?;

@@ -1,0 +1,141 @@
+//! What a client, a neighbour on the machine or a careless key may cost a
+//! host: the ingress's caps and timeouts, file modes, unprotected keys.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::os::unix::fs::PermissionsExt;
+use std::time::Duration;
+
+use common::*;
+
+fn mode(p: &std::path::Path) -> u32 {
+    std::fs::metadata(p).unwrap().permissions().mode() & 0o777
+}
+
+/// Reads what the server sends until it closes (or `limit` passes).
+fn read_until_closed(s: &mut TcpStream, limit: Duration) -> Result<Vec<u8>, String> {
+    s.set_read_timeout(Some(limit)).unwrap();
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match s.read(&mut buf) {
+            Ok(0) => return Ok(got),
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => return Ok(got),
+            Err(e) => return Err(format!("still open after {limit:?}: {e}")),
+        }
+    }
+}
+
+#[test]
+fn two_host_headers_are_answered_400() {
+    let h = Hostd::start();
+    h.deploy("hello", "http-hello.wasm", &[]);
+    let mut s = TcpStream::connect(h.http_addr()).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\nHost: evil.localhost\r\nConnection: close\r\n\r\n")
+        .unwrap();
+    let raw = read_until_closed(&mut s, DEADLINE).unwrap();
+    let r = parse_response(&raw).unwrap();
+    assert_eq!(r.status, 400, "{}", r.text());
+    assert!(r.text().contains("more than one Host"), "{}", r.text());
+    assert_eq!(get(&h.http_addr(), "hello.localhost", "/").status, 200);
+}
+
+#[test]
+fn past_the_connection_cap_the_ingress_answers_503_and_the_control_socket_keeps_working() {
+    let h = Hostd::start_with(&[
+        "--http-max-connections",
+        "8",
+        "--http-header-timeout-s",
+        "2",
+    ]);
+    h.deploy("hello", "http-hello.wasm", &[]);
+    // Eight connections that never send a byte hold every slot.
+    let mut idle: Vec<TcpStream> = (0..8)
+        .map(|_| TcpStream::connect(h.http_addr()).unwrap())
+        .collect();
+    let full = wait_for("the cap to answer 503", || {
+        let mut s = TcpStream::connect(h.http_addr()).ok()?;
+        let raw = read_until_closed(&mut s, DEADLINE).ok()?;
+        let r = parse_response(&raw).ok()?;
+        (r.status == 503).then_some(r)
+    });
+    assert!(
+        full.text().contains("as many http connections as it may"),
+        "{}",
+        full.text()
+    );
+    // The control socket is not the ingress's to starve.
+    assert_eq!(h.run(&["ps"]).code, 0);
+    // Headers that never come: each idle connection is closed after the
+    // header timeout, and the slots serve again.
+    for s in &mut idle {
+        read_until_closed(s, DEADLINE).expect("the header timeout closes a silent connection");
+    }
+    wait_for("a slot to serve again", || {
+        let r = http(&h.http_addr(), "GET", "hello.localhost", "/", b"").ok()?;
+        (r.status == 200).then_some(())
+    });
+}
+
+#[test]
+fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
+    let h = Hostd::start_with(&["--http-idle-timeout-s", "1"]);
+    h.deploy("hello", "http-hello.wasm", &[]);
+    let mut s = TcpStream::connect(h.http_addr()).unwrap();
+    s.write_all(b"GET / HTTP/1.1\r\nHost: hello.localhost\r\n\r\n")
+        .unwrap();
+    let mut buf = [0u8; 4096];
+    s.set_read_timeout(Some(DEADLINE)).unwrap();
+    let n = s.read(&mut buf).unwrap();
+    assert!(String::from_utf8_lossy(&buf[..n]).starts_with("HTTP/1.1 200"));
+    // Kept alive, then closed once idle.
+    let rest = read_until_closed(&mut s, DEADLINE).expect("the idle connection is closed");
+    assert!(rest.is_empty() || rest.ends_with(b"\n"));
+}
+
+#[test]
+fn a_hosts_files_are_its_owners_alone() {
+    let mut h = Hostd::start();
+    h.deploy("api", "ticker.wasm", &["--env", "SECRET=hunter2"]);
+    assert_eq!(mode(h.data()), 0o700, "the data directory");
+    for f in ["hostd.db", "hostd.db-wal", "logs.db"] {
+        let p = h.data().join(f);
+        if p.exists() {
+            assert_eq!(mode(&p) & 0o077, 0, "{f} is readable by others");
+        }
+    }
+    // A data directory others could read is taken back at the next start.
+    std::fs::set_permissions(h.data(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    h.restart();
+    assert_eq!(mode(h.data()), 0o700);
+}
+
+#[test]
+fn an_agent_refuses_a_host_key_others_can_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("host_key");
+    let made = std::process::Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-f"])
+        .arg(&key)
+        .status()
+        .expect("ssh-keygen (fixtures/test-tools.sh installs it)");
+    assert!(made.success());
+    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let data = dir.path().join("data");
+    let r = run(
+        std::process::Command::new(hostd_bin())
+            .args(["--data", data.to_str().unwrap(), "--gateway", "127.0.0.1:1"])
+            .args(["agent", "--http", "none", "--host-key"])
+            .arg(&key),
+        None,
+    );
+    assert_ne!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("UNPROTECTED PRIVATE KEY FILE") && r.stderr.contains("0644"),
+        "{}",
+        r.stderr
+    );
+}
