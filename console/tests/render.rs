@@ -510,3 +510,34 @@ fn no_view_or_overlay_panics_at_any_small_size() {
         render(app, 0, 0);
     }
 }
+
+#[test]
+fn nothing_the_fleet_sends_reaches_the_terminal_as_a_control_sequence() {
+    let mut app = operator();
+    let mut evil = host("evil\u{1b}]0;pwned\u{7}\u{1b}[2J", "x86_64", "up");
+    evil.labels.insert("k".into(), "\u{9b}31m".into());
+    let mut hosts = hosts();
+    hosts.push(evil);
+    app.update(Event::Snapshot {
+        hosts,
+        apps: vec![app_row(
+            "api\u{1b}[5m",
+            schema::AppKind::Http,
+            1,
+            1,
+            1,
+            "running",
+        )],
+    });
+    for (w, h) in [(120, 40), (80, 24), (200, 60)] {
+        let buf = render(&mut app, w, h);
+        for c in buf.content.iter() {
+            assert!(
+                !c.symbol().chars().any(char::is_control),
+                "a control character in a cell: {:?}",
+                c.symbol()
+            );
+        }
+        assert!(screen(&buf).contains("evil"));
+    }
+}

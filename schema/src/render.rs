@@ -3,8 +3,82 @@
 use crate::time::{ago, parse_rfc3339};
 use crate::types::{AuditEntry, HostRow, LogRecord, PsRow, ReleaseRow};
 
+/// Whether `b` starts a byte sequence a terminal would obey: a C0 control
+/// other than tab, DEL, or a C1 control (U+0080..U+009F, `C2 80..9F` in
+/// UTF-8).
+fn is_control_at(b: &[u8], i: usize) -> bool {
+    match b[i] {
+        b'\t' => false,
+        0..=0x1f | 0x7f => true,
+        0xc2 => b.get(i + 1).is_some_and(|n| (0x80..=0x9f).contains(n)),
+        _ => false,
+    }
+}
+
+/// Appends `s` with every control character a terminal would obey written
+/// as text (`\x1b`, `\u{9b}`): whatever a peer puts in a name, a label or a
+/// log line reaches an operator's screen as characters, never as commands.
+pub fn escape_into(s: &[u8], out: &mut Vec<u8>) {
+    let mut start = 0;
+    let mut i = 0;
+    while i < s.len() {
+        if is_control_at(s, i) {
+            out.extend_from_slice(&s[start..i]);
+            if s[i] == 0xc2 {
+                out.extend_from_slice(format!("\\u{{{:x}}}", s[i + 1]).as_bytes());
+                i += 2;
+            } else {
+                out.extend_from_slice(format!("\\x{:02x}", s[i]).as_bytes());
+                i += 1;
+            }
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    out.extend_from_slice(&s[start..]);
+}
+
+/// `s` with its control characters escaped (see [`escape_into`]); borrowed
+/// when there is none, which is nearly always.
+pub fn clean(s: &str) -> std::borrow::Cow<'_, str> {
+    let b = s.as_bytes();
+    if !(0..b.len()).any(|i| is_control_at(b, i)) {
+        return std::borrow::Cow::Borrowed(s);
+    }
+    let mut out = Vec::with_capacity(b.len() + 8);
+    escape_into(b, &mut out);
+    // Only ASCII was inserted, at character boundaries.
+    std::borrow::Cow::Owned(String::from_utf8(out).unwrap_or_default())
+}
+
+/// Like [`clean`], keeping line breaks: a message of several lines.
+pub fn clean_lines(s: &str) -> String {
+    s.split('\n').map(clean).collect::<Vec<_>>().join("\n")
+}
+
+/// Longest cell a table prints; the rest is cut with `…`.
+pub const MAX_CELL: usize = 200;
+
+/// A table cell: escaped, and at most [`MAX_CELL`] characters.
+pub fn cell(s: &str) -> String {
+    let c = clean(s);
+    if c.chars().count() <= MAX_CELL {
+        return c.into_owned();
+    }
+    let mut cut: String = c.chars().take(MAX_CELL - 1).collect();
+    cut.push('…');
+    cut
+}
+
 /// Column-aligned text with an upper-case header, like `kubectl get`.
+/// Every cell is escaped and bounded ([`cell`]).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| r.iter().map(|c| cell(c)).collect())
+        .collect();
+    let rows = &rows[..];
     let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
@@ -169,7 +243,8 @@ pub fn hosts(rows: &[HostRow], now: i64) -> String {
     )
 }
 
-/// One log record as a line: `TIME HOST APP[RELEASE INSTANCE] STREAM: LINE`.
+/// One log record as a line: `TIME HOST APP[RELEASE INSTANCE] STREAM: LINE`,
+/// control characters escaped ([`escape_into`]).
 pub fn log_line(r: &LogRecord) -> String {
     let release = r
         .release
@@ -178,12 +253,12 @@ pub fn log_line(r: &LogRecord) -> String {
     format!(
         "{} {} {}[{} {}] {}: {}{}",
         r.time,
-        r.host,
-        r.app,
+        clean(&r.host),
+        clean(&r.app),
         release,
-        r.instance,
+        clean(&r.instance),
         r.stream,
-        r.line,
+        clean(&r.line),
         if r.partial { " …" } else { "" }
     )
 }
@@ -191,6 +266,17 @@ pub fn log_line(r: &LogRecord) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn control_characters_are_written_as_text_and_cells_are_bounded() {
+        assert_eq!(clean("plain ünïcode\ttab"), "plain ünïcode\ttab");
+        assert_eq!(clean("a\x1b[2Jb\u{9b}c\x7f"), "a\\x1b[2Jb\\u{9b}c\\x7f");
+        assert_eq!(clean("line\r\n"), "line\\x0d\\x0a");
+        let long = "x".repeat(MAX_CELL * 3);
+        assert_eq!(cell(&long).chars().count(), MAX_CELL);
+        let t = table(&["NAME"], &[vec!["evil\x1b]0;pwned\x07".into()]]);
+        assert!(!t.contains('\x1b') && !t.contains('\x07'), "{t:?}");
+    }
 
     #[test]
     fn tables_align_columns_and_trim_line_ends() {

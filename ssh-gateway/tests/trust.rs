@@ -364,3 +364,56 @@ fn a_host_key_asking_for_a_path_instead_of_a_digest_gets_nothing_but_a_refusal()
     let _ = host.wait();
     assert!(f.gateway().is_running());
 }
+
+#[test]
+fn what_a_peer_puts_in_names_reaches_operators_as_text_never_as_terminal_commands() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    // A viewer's refused command: its argument lands in the audit log.
+    let r = run(
+        &mut f.ssh_cmd("victor", &["rollback", "'api\u{1b}]0;pwned\u{7}\u{1b}[2J'"]),
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(!r.stderr.contains('\u{1b}'), "{:?}", r.stderr);
+    // And an app whose log line is an escape sequence.
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--kind",
+        "worker",
+        "--env",
+        "TICK_MS=50",
+        "--env",
+        "GREETING=\u{1b}[31m\u{1b}]0;pwned\u{7}",
+    ])
+    .ok();
+    wait_for("a tick with the greeting", || {
+        f.ops(&["logs", "w", "--tail", "5"])
+            .stdout
+            .contains("greeting=")
+            .then_some(())
+    });
+    for cmd in [
+        &["audit"][..],
+        &["hosts"],
+        &["ps"],
+        &["logs", "w", "--tail", "20"],
+    ] {
+        let r = f.ops(cmd);
+        assert_eq!(r.code, 0, "{cmd:?}: {}", r.stderr);
+        for bad in ['\u{1b}', '\u{7}', '\u{9b}'] {
+            assert!(
+                !r.stdout.contains(bad),
+                "{cmd:?} printed {bad:?}:\n{:?}",
+                r.stdout
+            );
+        }
+    }
+    let audit = f.ops(&["audit"]).stdout;
+    assert!(
+        audit.contains("\\x1b]0;pwned\\x07"),
+        "escaped, still readable:\n{audit}"
+    );
+}

@@ -117,8 +117,27 @@ pub fn help_max_scroll(app: &App, width: u16, height: u16) -> u16 {
     overlay::help_max_scroll(app, body_height(width, height) as u16)
 }
 
-/// Draws the whole console into the frame.
+/// Draws the whole console into the frame. Whatever the fleet sent (a
+/// host's name or labels, a key name in the audit log, a log line), no
+/// control character reaches the terminal: the frame is swept last.
 pub fn draw(app: &App, f: &mut Frame) {
+    draw_views(app, f);
+    sweep_controls(f.buffer_mut());
+}
+
+/// Takes every control character out of the frame's cells: a terminal
+/// would obey it (`ESC [2J`, an OSC title, a bell) instead of showing it.
+pub fn sweep_controls(buf: &mut ratatui::buffer::Buffer) {
+    for c in buf.content.iter_mut() {
+        let sym = c.symbol();
+        if sym.chars().any(char::is_control) {
+            let kept: String = sym.chars().filter(|ch| !ch.is_control()).collect();
+            c.set_symbol(if kept.is_empty() { " " } else { &kept });
+        }
+    }
+}
+
+fn draw_views(app: &App, f: &mut Frame) {
     let area = f.area();
     if area.width < MIN_WIDTH || area.height < MIN_HEIGHT {
         too_small(f, area);

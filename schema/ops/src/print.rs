@@ -39,6 +39,8 @@ impl<T: Terminal> Printer<T> {
                 let _ = self.term.stdout(Bytes::from(text)).await;
             }
             Some((false, text)) => {
+                // A reason may quote what a peer sent (a name, a path).
+                let text = schema::render::clean_lines(&text);
                 let _ = self.term.stderr(Bytes::from(text)).await;
             }
             None => {}
@@ -81,11 +83,15 @@ impl<T: Terminal> Sink for Printer<T> {
                 let line = if self.json {
                     serde_json::to_string(&p).map_err(|_| Gone)? + "\n"
                 } else {
-                    format!("{p}\n")
+                    // A host's step may carry its own text (a note, a reason).
+                    format!("{}\n", schema::render::clean(&p.to_string()))
                 };
                 self.term.stderr(Bytes::from(line)).await
             }
-            Reply::Warning(w) => self.term.stderr(Bytes::from(format!("{w}\n"))).await,
+            Reply::Warning(w) => {
+                let w = schema::render::clean(&w);
+                self.term.stderr(Bytes::from(format!("{w}\n"))).await
+            }
             Reply::Deployed(o) => self.either(&o, cmd::deploy::text).await,
             Reply::RolledBack(o) => self.either(&o, cmd::rollback::text).await,
             Reply::Scaled(o) => self.either(&o, cmd::scale::text).await,

@@ -28,11 +28,12 @@ impl RawRef<'_> {
     /// with a newline.
     pub fn write_text(&self, host: &str, app: &str, clock: &mut Clock, out: &mut Vec<u8>) {
         out.reserve(48 + host.len() + app.len() + self.instance.len() + self.line.len());
+        use crate::render::escape_into;
         clock.write(self.time, out);
         out.push(b' ');
-        out.extend_from_slice(host.as_bytes());
+        escape_into(host.as_bytes(), out);
         out.push(b' ');
-        out.extend_from_slice(app.as_bytes());
+        escape_into(app.as_bytes(), out);
         out.push(b'[');
         match self.release {
             Some(v) => {
@@ -42,11 +43,11 @@ impl RawRef<'_> {
             None => out.push(b'-'),
         }
         out.push(b' ');
-        out.extend_from_slice(self.instance);
+        escape_into(self.instance, out);
         out.extend_from_slice(b"] ");
         out.extend_from_slice(self.stream.as_str().as_bytes());
         out.extend_from_slice(b": ");
-        out.extend_from_slice(self.line);
+        escape_into(self.line, out);
         if self.partial {
             out.extend_from_slice(" …".as_bytes());
         }
