@@ -1,0 +1,396 @@
+//! `App::update`, commands: keys and prompt lines that change the fleet
+//! ask first, run as typed commands, and show their progress and end.
+
+mod common;
+
+use common::*;
+use console::ops::Pending;
+use console::{Action, Event, Front, Key, Mode, Role, View};
+use ops::{Progress, Step};
+use schema::Version;
+
+#[test]
+fn enter_opens_the_selected_app_and_loads_its_releases_and_instances() {
+    let mut app = operator();
+    press(&mut app, Key::Char('j'));
+    let actions = press(&mut app, Key::Enter);
+    assert_eq!(
+        actions,
+        vec![
+            Action::LoadReleases("flaky".into()),
+            Action::LoadInstances("flaky".into())
+        ]
+    );
+    assert_eq!(app.view(), View::App);
+    assert_eq!(app.detail().unwrap().app, "flaky");
+    press(&mut app, Key::Esc);
+    assert_eq!(app.view(), View::Overview);
+    assert_eq!(app.selected_app(), Some("flaky"));
+}
+
+#[test]
+fn rollback_key_asks_for_confirmation_then_runs() {
+    let mut app = operator();
+    assert_eq!(press(&mut app, Key::Char('r')), vec![]);
+    assert_eq!(
+        app.mode(),
+        &Mode::Confirm(Pending::Rollback {
+            app: "api".into(),
+            to: None,
+            from: Some(Version(3))
+        })
+    );
+    assert_eq!(
+        press(&mut app, Key::Char('x')),
+        vec![],
+        "other keys neither confirm nor cancel"
+    );
+    let actions = press(&mut app, Key::Char('y'));
+    assert_eq!(
+        actions,
+        vec![Action::Run {
+            id: 1,
+            request: request("rollback api")
+        }]
+    );
+    assert_eq!(app.mode(), &Mode::Normal);
+    assert!(app.operations()[0].is_running());
+}
+
+#[test]
+fn declining_a_confirmation_runs_nothing() {
+    for no in [Key::Char('n'), Key::Esc, Key::Ctrl('c')] {
+        let mut app = operator();
+        press(&mut app, Key::Char('r'));
+        assert_eq!(press(&mut app, no), vec![]);
+        assert_eq!(app.mode(), &Mode::Normal);
+        assert!(status(&app).starts_with("cancelled: rollback api"));
+        assert!(app.operations().is_empty());
+        assert!(!app.should_quit());
+    }
+}
+
+#[test]
+fn rollback_in_an_app_targets_the_selected_older_release() {
+    let mut app = operator();
+    prompt(&mut app, "releases ticker");
+    app.update(Event::Releases {
+        app: "ticker".into(),
+        rows: releases("ticker", 7),
+    });
+    press(&mut app, Key::Down);
+    press(&mut app, Key::Down);
+    press(&mut app, Key::Char('r'));
+    let actions = press(&mut app, Key::Char('y'));
+    assert_eq!(
+        actions,
+        vec![Action::Run {
+            id: 1,
+            request: request("rollback ticker --to v5")
+        }]
+    );
+    // With the active release selected, the default target.
+    press(&mut app, Key::Home);
+    press(&mut app, Key::Char('r'));
+    let Mode::Confirm(Pending::Rollback { to, .. }) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert_eq!(*to, None);
+}
+
+#[test]
+fn scale_keys_confirm_a_count_that_can_be_adjusted() {
+    let mut app = operator();
+    press(&mut app, Key::Char('+'));
+    assert_eq!(
+        app.mode(),
+        &Mode::Confirm(Pending::Scale {
+            app: "api".into(),
+            from: Some(3),
+            to: 4
+        })
+    );
+    press(&mut app, Key::Char('+'));
+    press(&mut app, Key::Char('+'));
+    press(&mut app, Key::Char('-'));
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("scale api 5")
+        }]
+    );
+    press(&mut app, Key::Char('-'));
+    assert_eq!(
+        app.mode(),
+        &Mode::Confirm(Pending::Scale {
+            app: "api".into(),
+            from: Some(3),
+            to: 2
+        })
+    );
+}
+
+#[test]
+fn scaling_below_zero_is_refused() {
+    let mut app = operator();
+    app.update(Event::Snapshot {
+        hosts: hosts(),
+        apps: vec![app_row("idle", schema::AppKind::Job, 1, 0, 0, "idle")],
+    });
+    press(&mut app, Key::Char('-'));
+    assert_eq!(app.mode(), &Mode::Normal);
+    assert!(is_error(&app) && status(&app).contains("already wants 0 replicas"));
+}
+
+#[test]
+fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
+    let mut app = operator();
+    assert_eq!(prompt(&mut app, "rollback ticker --to v5"), vec![]);
+    assert_eq!(
+        app.mode(),
+        &Mode::Confirm(Pending::Rollback {
+            app: "ticker".into(),
+            to: Some(Version(5)),
+            from: Some(Version(7))
+        })
+    );
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("rollback ticker --to v5")
+        }]
+    );
+
+    prompt(&mut app, "scale api 4");
+    let Mode::Confirm(p) = app.mode() else {
+        panic!()
+    };
+    assert_eq!(p.question(), "Scale api from 3 to 4 replicas?");
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 2,
+            request: request("scale api 4")
+        }]
+    );
+
+    prompt(&mut app, "hostd rm flaky");
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 3,
+            request: request("rm flaky")
+        }]
+    );
+}
+
+#[test]
+fn prompt_usage_errors_show_the_parsers_message_on_one_line() {
+    let mut app = operator();
+    prompt(&mut app, "scale api many");
+    assert!(is_error(&app));
+    assert!(
+        status(&app).contains("invalid value 'many'"),
+        "{}",
+        status(&app)
+    );
+    assert!(!status(&app).contains('\n'));
+    prompt(&mut app, "frobnicate");
+    assert!(
+        status(&app).contains("unrecognized subcommand 'frobnicate'"),
+        "{}",
+        status(&app)
+    );
+    prompt(&mut app, "rollback 'api");
+    assert!(status(&app).contains("unterminated"), "{}", status(&app));
+    assert_eq!(app.mode(), &Mode::Normal);
+}
+
+#[test]
+fn prompt_read_only_commands_navigate() {
+    let mut app = operator();
+    assert_eq!(prompt(&mut app, "audit"), vec![Action::LoadAudit]);
+    assert_eq!(app.view(), View::Audit);
+    let actions = prompt(&mut app, "ps ticker");
+    assert_eq!(
+        actions,
+        vec![
+            Action::LoadReleases("ticker".into()),
+            Action::LoadInstances("ticker".into())
+        ]
+    );
+    assert_eq!(app.view(), View::App);
+    let actions = prompt(&mut app, r#"logs ticker --where 'stream == "stderr"'"#);
+    assert_eq!(
+        actions,
+        vec![Action::Follow {
+            app: "ticker".into(),
+            filter: Some(r#"stream == "stderr""#.into())
+        }]
+    );
+    assert_eq!(prompt(&mut app, "hosts"), vec![Action::Unfollow]);
+    assert_eq!(app.view(), View::Overview);
+    prompt(&mut app, "help");
+    assert_eq!(app.mode(), &Mode::Help { scroll: 0 });
+}
+
+#[test]
+fn deploy_over_ssh_is_refused_with_a_clear_message() {
+    let mut app = console(Role::Operator, Front::Remote);
+    assert_eq!(prompt(&mut app, "deploy api /tmp/app.wasm"), vec![]);
+    assert_eq!(app.mode(), &Mode::Normal);
+    assert!(is_error(&app));
+    assert!(
+        status(&app).contains("deploy reads a file on this machine"),
+        "{}",
+        status(&app)
+    );
+    assert!(
+        status(&app).contains("deploy APP - < app.wasm"),
+        "{}",
+        status(&app)
+    );
+}
+
+#[test]
+fn deploy_in_the_local_console_confirms_then_runs_the_typed_command() {
+    let mut app = operator();
+    prompt(&mut app, "deploy api ./build/api.wasm --replicas 2");
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?} {}", app.mode(), status(&app))
+    };
+    assert_eq!(
+        p.question(),
+        "Deploy a new release of api from ./build/api.wasm?"
+    );
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("deploy api ./build/api.wasm --replicas 2")
+        }]
+    );
+    prompt(&mut app, "deploy api -");
+    assert!(
+        is_error(&app) && status(&app).contains("no stdin"),
+        "{}",
+        status(&app)
+    );
+}
+
+#[test]
+fn viewer_cannot_change_the_fleet_by_key_or_prompt() {
+    let mut app = console(Role::Viewer, Front::Remote);
+    for k in ['r', '+', '-'] {
+        assert_eq!(press(&mut app, Key::Char(k)), vec![]);
+        assert_eq!(app.mode(), &Mode::Normal);
+        assert!(
+            is_error(&app) && status(&app).contains("read-only console (viewer key)"),
+            "{}",
+            status(&app)
+        );
+    }
+    for line in ["rollback api", "scale api 4", "rm api", "deploy api x.wasm"] {
+        assert_eq!(prompt(&mut app, line), vec![], "{line}");
+        assert_eq!(app.mode(), &Mode::Normal, "{line}");
+        let cmd = line.split(' ').next().unwrap();
+        assert!(
+            status(&app).contains(&format!("{cmd} needs an operator key")),
+            "{line}: {}",
+            status(&app)
+        );
+    }
+    // Reading is fine.
+    assert_eq!(
+        prompt(&mut app, "logs api"),
+        vec![Action::Follow {
+            app: "api".into(),
+            filter: None
+        }]
+    );
+    assert!(app.operations().is_empty());
+}
+
+#[test]
+fn progress_and_completion_update_the_operation_and_reload_what_is_shown() {
+    let mut app = operator();
+    prompt(&mut app, "releases ticker");
+    press(&mut app, Key::Char('r'));
+    let [Action::Run { id, .. }] = press(&mut app, Key::Char('y'))[..] else {
+        panic!()
+    };
+    app.update(Event::CommandProgress {
+        id,
+        progress: Progress::new(
+            "host-a",
+            Step::Staged {
+                version: Version(6),
+            },
+        ),
+    });
+    app.update(Event::CommandProgress {
+        id: id + 100,
+        progress: Progress::new(
+            "host-z",
+            Step::Active {
+                version: Version(1),
+            },
+        ),
+    });
+    assert_eq!(app.operations()[0].hosts.len(), 1);
+    let actions = app.update(Event::CommandDone {
+        id,
+        result: rolled_back("ticker", 7, 6, 4),
+    });
+    assert_eq!(
+        actions,
+        vec![
+            Action::LoadReleases("ticker".into()),
+            Action::LoadInstances("ticker".into())
+        ]
+    );
+    assert_eq!(status(&app), "ticker: v7 -> v6 in 4 ms");
+    assert!(!is_error(&app));
+}
+
+#[test]
+fn a_failed_command_is_reported_as_an_error_with_its_reason() {
+    let mut app = operator();
+    prompt(&mut app, "scale api 9");
+    press(&mut app, Key::Char('y'));
+    app.update(Event::CommandDone {
+        id: 1,
+        result: Err(ops::OpError::failed("not enough free slots on any host")),
+    });
+    assert!(is_error(&app));
+    assert_eq!(
+        status(&app),
+        "scale api to 9 failed (exit 1): not enough free slots on any host"
+    );
+}
+
+#[test]
+fn the_progress_panel_lingers_after_the_end_then_hides_and_o_brings_it_back() {
+    let mut app = operator();
+    prompt(&mut app, "rollback api");
+    press(&mut app, Key::Char('y'));
+    assert!(app.visible_operation().is_some());
+    app.update(Event::CommandDone {
+        id: 1,
+        result: rolled_back("api", 2, 1, 3),
+    });
+    app.update(Event::Tick {
+        now_ms: NOW + 5_000,
+    });
+    assert!(app.visible_operation().is_some());
+    app.update(Event::Tick {
+        now_ms: NOW + 11_000,
+    });
+    assert!(app.visible_operation().is_none());
+    press(&mut app, Key::Char('o'));
+    assert!(app.visible_operation().is_some());
+    press(&mut app, Key::Char('o'));
+    assert!(app.visible_operation().is_none());
+}
