@@ -100,6 +100,8 @@ pub struct Fleet {
     pub changed: watch::Sender<u64>,
     /// Local rollbacks reported by hosts, adopted at their next report.
     adopt: Mutex<HashSet<(String, String)>>,
+    /// What hosts report, from their tunnels ([`events::drain`]).
+    reports: mpsc::UnboundedSender<crate::tunnel::Report>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -141,6 +143,7 @@ impl Fleet {
                 )
             })
             .collect();
+        let (reports, queue) = events::queue();
         let fleet = Arc::new(Fleet {
             name,
             db,
@@ -155,10 +158,12 @@ impl Fleet {
             connected: broadcast::channel(64).0,
             changed: watch::channel(0).0,
             adopt: Mutex::new(HashSet::new()),
+            reports,
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
         tokio::spawn(monitor(Arc::downgrade(&fleet)));
+        tokio::spawn(events::drain(Arc::downgrade(&fleet), queue));
         Ok(fleet)
     }
 
@@ -465,3 +470,6 @@ impl Fleet {
 mod hosts;
 mod ops;
 mod view;
+
+// What hosts report, applied by one task.
+mod events;
