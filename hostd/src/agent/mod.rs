@@ -10,11 +10,11 @@
 //!
 //! - this file: the configuration, the errors, the reconnect loop and the
 //!   frame sender every task of a session shares;
-//! - [`session`]: one tunnel, from dialling to its close: the handshake,
+//! - `session.rs`: one tunnel, from dialling to its close: the handshake,
 //!   the host's reports, and the gateway's requests handed to tasks;
-//! - [`fetch`]: staging a release, fetching its artifact in chunks first
+//! - `fetch.rs`: staging a release, fetching its artifact in chunks first
 //!   (resuming a cut fetch) when this host lacks it;
-//! - [`logs`]: logs requests, their batches paced by the gateway's credit.
+//! - `logs.rs`: logs requests, their batches paced by the gateway's credit.
 
 use std::path::PathBuf;
 use std::sync::Arc;
