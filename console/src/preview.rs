@@ -243,106 +243,134 @@ impl Fleet {
 
     /// Plays a command: progress per host over a second or so, then the end.
     fn run(&mut self, id: CommandId, request: &CommandLine, now: i64) {
-        let mut at = now;
-        let mut later = |due: &mut VecDeque<(i64, Event)>, ms: i64, ev: Event| {
-            at += ms;
-            due.push_back((at, ev));
-        };
-        let done = |result: Result<Reply, &str>| Event::CommandDone {
+        let mut plan = Plan {
             id,
-            result: result.map(Some).map_err(OpError::failed),
-        };
-        let progress = |host: &str, step: Step| Event::CommandProgress {
-            id,
-            progress: Progress::new(host, step),
+            at: now,
+            events: Vec::new(),
         };
         let cmd = &request.command;
         let Some(app) = cmd
             .app()
             .and_then(|n| self.apps.iter().position(|a| a.row.app == n))
         else {
-            return later(&mut self.due, 100, done(Err("no such app")));
+            plan.done(100, Err("no such app"));
+            return self.due.extend(plan.events);
         };
         let name = self.apps[app].row.app.clone();
-        match cmd {
-            Command::Rollback(r) => {
-                let a = &mut self.apps[app];
-                let from = a.row.release;
-                let to =
-                    r.to.or_else(|| from.and_then(|v| (v.0 > 1).then(|| Version(v.0 - 1))));
-                let Some(to) = to else {
-                    return later(
-                        &mut self.due,
-                        100,
-                        done(Err("no earlier release to roll back to")),
-                    );
-                };
-                for (h, _) in &HOSTS[..2] {
-                    later(
-                        &mut self.due,
-                        150,
-                        progress(h, Step::Staged { version: to }),
-                    );
-                }
-                for (h, _) in &HOSTS[..2] {
-                    later(
-                        &mut self.due,
-                        120,
-                        progress(h, Step::Active { version: to }),
-                    );
-                }
-                a.row.release = Some(to);
-                for r in &mut a.releases {
-                    r.state = if r.version == to {
-                        ReleaseState::Active
-                    } else {
-                        ReleaseState::Superseded
-                    };
-                }
-                let out = RollbackOutcome {
-                    app: name.clone(),
-                    from,
-                    to,
-                    switch_ms: 4,
-                };
-                later(&mut self.due, 50, done(Ok(Reply::RolledBack(out))));
-            }
+        let played = match cmd {
+            Command::Rollback(r) => self.rollback(app, r.to, &mut plan),
             Command::Scale(s) => {
-                let a = &mut self.apps[app];
-                let from = a.row.replicas;
-                for (h, _) in &HOSTS[..2] {
-                    let note = Step::Note {
-                        line: "placing replicas".into(),
-                    };
-                    later(&mut self.due, 200, progress(h, note));
-                }
-                a.row.replicas = s.replicas;
-                a.row.running = s.replicas;
-                let out = ScaleOutcome {
-                    app: name.clone(),
-                    from,
-                    replicas: s.replicas,
-                };
-                later(&mut self.due, 200, done(Ok(Reply::Scaled(out))));
+                self.scale(app, s.replicas, &mut plan);
+                true
             }
             Command::Rm(_) => {
                 self.apps.remove(app);
                 let out = ops::cmd::rm::outcome(&name);
-                later(&mut self.due, 300, done(Ok(Reply::Removed(out))));
+                plan.done(300, Ok(Reply::Removed(out)));
+                true
             }
-            _ => later(
-                &mut self.due,
-                100,
-                done(Err("the preview does not simulate this command")),
-            ),
+            _ => {
+                plan.done(100, Err("the preview does not simulate this command"));
+                true
+            }
+        };
+        self.due.extend(plan.events);
+        // A rollback with nowhere to go changed nothing: not audited.
+        if played {
+            self.audit.push(AuditEntry {
+                time: rfc3339(now),
+                key: "preview".into(),
+                action: cmd.name().into(),
+                app: Some(name),
+                detail: request.to_argv().join(" "),
+            });
         }
-        self.audit.push(AuditEntry {
-            time: rfc3339(now),
-            key: "preview".into(),
-            action: cmd.name().into(),
-            app: Some(name),
-            detail: request.to_argv().join(" "),
-        });
+    }
+
+    /// Rolls the app at `app` back to `to`, or to the release before its
+    /// active one: staged, then active, on the two hosts that are up.
+    /// False when there is no release to roll back to.
+    fn rollback(&mut self, app: usize, to: Option<Version>, plan: &mut Plan) -> bool {
+        let a = &mut self.apps[app];
+        let from = a.row.release;
+        let to = to.or_else(|| from.and_then(|v| (v.0 > 1).then(|| Version(v.0 - 1))));
+        let Some(to) = to else {
+            plan.done(100, Err("no earlier release to roll back to"));
+            return false;
+        };
+        for (h, _) in &HOSTS[..2] {
+            plan.progress(150, h, Step::Staged { version: to });
+        }
+        for (h, _) in &HOSTS[..2] {
+            plan.progress(120, h, Step::Active { version: to });
+        }
+        a.row.release = Some(to);
+        for r in &mut a.releases {
+            r.state = if r.version == to {
+                ReleaseState::Active
+            } else {
+                ReleaseState::Superseded
+            };
+        }
+        let out = RollbackOutcome {
+            app: a.row.app.clone(),
+            from,
+            to,
+            switch_ms: 4,
+        };
+        plan.done(50, Ok(Reply::RolledBack(out)));
+        true
+    }
+
+    /// Scales the app at `app` to `replicas`, all running at once.
+    fn scale(&mut self, app: usize, replicas: u32, plan: &mut Plan) {
+        let a = &mut self.apps[app];
+        let from = a.row.replicas;
+        for (h, _) in &HOSTS[..2] {
+            let note = Step::Note {
+                line: "placing replicas".into(),
+            };
+            plan.progress(200, h, note);
+        }
+        a.row.replicas = replicas;
+        a.row.running = replicas;
+        let out = ScaleOutcome {
+            app: a.row.app.clone(),
+            from,
+            replicas,
+        };
+        plan.done(200, Ok(Reply::Scaled(out)));
+    }
+}
+
+/// The events a command plays, each due some milliseconds after the one
+/// before it.
+struct Plan {
+    id: CommandId,
+    at: i64,
+    events: Vec<(i64, Event)>,
+}
+
+impl Plan {
+    fn later(&mut self, ms: i64, ev: Event) {
+        self.at += ms;
+        self.events.push((self.at, ev));
+    }
+
+    fn progress(&mut self, ms: i64, host: &str, step: Step) {
+        let ev = Event::CommandProgress {
+            id: self.id,
+            progress: Progress::new(host, step),
+        };
+        self.later(ms, ev);
+    }
+
+    fn done(&mut self, ms: i64, result: Result<Reply, &str>) {
+        let ev = Event::CommandDone {
+            id: self.id,
+            result: result.map(Some).map_err(OpError::failed),
+        };
+        self.later(ms, ev);
     }
 }
 

@@ -19,7 +19,7 @@ use russh::server::{
     self, Auth, ChannelOpenHandle, Msg, PublicKeyOffer, Session, VerifiedPublicKey,
 };
 use russh::{Channel, ChannelId};
-use tokio::sync::oneshot;
+use tokio::sync::{oneshot, watch};
 
 use crate::exec;
 use crate::fleet::Fleet;
@@ -46,9 +46,15 @@ impl Server {
         }
     }
 
-    fn new_client(&self, peer: SocketAddr, authenticated: oneshot::Sender<()>) -> Conn {
+    fn new_client(
+        &self,
+        peer: SocketAddr,
+        authenticated: oneshot::Sender<()>,
+        shutdown: watch::Receiver<bool>,
+    ) -> Conn {
         Conn {
             fleet: self.fleet.clone(),
+            shutdown,
             peer: Some(peer),
             key: None,
             channels: HashMap::new(),
@@ -94,7 +100,7 @@ pub async fn run(
     config: Arc<server::Config>,
     listener: tokio::net::TcpListener,
     limits: Limits,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let gate = net::Gate::new(limits.max_startups, limits.per_source_max_startups);
     let mut last_refusal_log: Option<std::time::Instant> = None;
@@ -120,7 +126,7 @@ pub async fn run(
         };
         let _ = socket.set_nodelay(config.nodelay);
         let (authed_tx, authed_rx) = oneshot::channel();
-        let handler = server.new_client(peer, authed_tx);
+        let handler = server.new_client(peer, authed_tx, shutdown.clone());
         let config = config.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(connection(
@@ -140,7 +146,7 @@ async fn connection(
     permit: net::Permit,
     authenticated: oneshot::Receiver<()>,
     limits: Limits,
-    mut shutdown: tokio::sync::watch::Receiver<bool>,
+    mut shutdown: watch::Receiver<bool>,
 ) {
     let switch = net::KillSwitch::new();
     let stream = net::Killable::new(socket, switch.clone());
@@ -204,6 +210,8 @@ async fn connection(
 /// One SSH connection.
 pub struct Conn {
     fleet: Arc<Fleet>,
+    /// Set when the gateway shuts down: the tasks a channel starts end.
+    shutdown: watch::Receiver<bool>,
     peer: Option<SocketAddr>,
     key: Option<KeyEntry>,
     /// Session channels opened and not yet given a purpose.
@@ -430,7 +438,8 @@ impl server::Handler for Conn {
         };
         session.channel_success(channel)?;
         tokio::spawn(crate::tunnel::serve(
-            self.fleet.clone(),
+            self.fleet.tunnel_link(),
+            self.shutdown.clone(),
             key.name,
             ch.into_stream(),
         ));

@@ -29,8 +29,9 @@ use ratatui::backend::CrosstermBackend;
 use ratatui::layout::Rect;
 use ratatui::{Terminal, TerminalOptions, Viewport};
 use russh::server::Msg;
-use russh::{Channel, ChannelMsg};
-use tokio::sync::{mpsc, watch};
+use russh::{Channel, ChannelMsg, ChannelReadHalf, ChannelWriteHalf};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::fleet::Fleet;
 use crate::keys::KeyEntry;
@@ -144,23 +145,55 @@ impl Write for ChannelWriter {
     }
 }
 
+impl ChannelWriter {
+    fn new(tx: mpsc::UnboundedSender<ToClient>, queued: Arc<AtomicUsize>) -> ChannelWriter {
+        ChannelWriter {
+            tx,
+            buf: Vec::new(),
+            queued,
+        }
+    }
+}
+
 /// Serves the console on `channel` until the operator quits (`q`: exit
 /// status 0) or the client goes away.
 pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty: Pty) {
-    let role = who.role;
-    let (mut read, write) = channel.split();
-
-    // Output: frames queue up here and leave in order; the exit status goes last.
-    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ToClient>();
+    let (read, write) = channel.split();
     let queued = Arc::new(AtomicUsize::new(0));
-    let queued2 = queued.clone();
+    let (out_tx, writer) = spawn_writer(write, queued.clone());
+    let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
+    let (gone, input) = spawn_input(read, events_tx.clone());
+    let session = Session {
+        fleet,
+        who,
+        events_tx,
+        events_rx,
+        gone,
+    };
+    let code = session
+        .run(&pty, ChannelWriter::new(out_tx.clone(), queued))
+        .await;
+    let _ = out_tx.send(ToClient::Exit(code));
+    drop(out_tx);
+    let _ = writer.await;
+    // `input` drains the channel until the client closes it, then ends.
+    drop(input);
+}
+
+/// Output: frames queue up on the sender it returns and leave in order;
+/// the exit status goes last.
+fn spawn_writer(
+    write: ChannelWriteHalf<Msg>,
+    queued: Arc<AtomicUsize>,
+) -> (mpsc::UnboundedSender<ToClient>, JoinHandle<()>) {
+    let (out_tx, mut out_rx) = mpsc::unbounded_channel::<ToClient>();
     let writer = tokio::spawn(async move {
         while let Some(m) = out_rx.recv().await {
             match m {
                 ToClient::Bytes(b) => {
                     let n = b.len();
                     let sent = write.data_bytes(b).await;
-                    queued2.fetch_sub(n, Ordering::Relaxed);
+                    queued.fetch_sub(n, Ordering::Relaxed);
                     if sent.is_err() {
                         return;
                     }
@@ -174,15 +207,21 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
             }
         }
     });
+    (out_tx, writer)
+}
 
-    // Input: always drained, so the session loop never waits on this channel.
-    let (events_tx, events_rx) = mpsc::channel::<Event>(4096);
-    let (gone_tx, mut gone_rx) = tokio::sync::oneshot::channel::<()>();
-    let keys_tx = events_tx.clone();
+/// Input: always drained, so the session loop never waits on this channel.
+/// Keys and resizes go to `events`; the receiver it returns is told when
+/// the client closes its side.
+fn spawn_input(
+    mut read: ChannelReadHalf,
+    events: mpsc::Sender<Event>,
+) -> (oneshot::Receiver<()>, JoinHandle<()>) {
+    let (gone_tx, gone_rx) = oneshot::channel::<()>();
     let input = tokio::spawn(async move {
         let mut parser = KeyParser::new();
         while let Some(m) = read.wait().await {
-            let events: Vec<Event> = match m {
+            let events_of_msg: Vec<Event> = match m {
                 ChannelMsg::Data { data } => {
                     parser.feed(&data).into_iter().map(Event::Key).collect()
                 }
@@ -197,10 +236,10 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
                 ChannelMsg::Eof | ChannelMsg::Close => break,
                 _ => Vec::new(),
             };
-            for ev in events {
+            for ev in events_of_msg {
                 // The app handles a key in microseconds; a full queue only
                 // means a client flooding its own session.
-                if keys_tx.send(ev).await.is_err() {
+                if events.send(ev).await.is_err() {
                     break;
                 }
             }
@@ -209,85 +248,106 @@ pub async fn serve(fleet: Arc<Fleet>, who: KeyEntry, channel: Channel<Msg>, pty:
         // Keep draining until the channel ends, whatever the console does.
         while read.wait().await.is_some() {}
     });
+    (gone_rx, input)
+}
 
-    let color = console::local::term_has_color(Some(&pty.term), false);
-    let mut app = App::new(role, Front::Remote)
-        .with_color(color)
-        .with_log_budget(SESSION_LOG_LINES, SESSION_LOG_BYTES);
-    let (cols, rows) = (dimension(pty.cols, MAX_COLS), dimension(pty.rows, MAX_ROWS));
-    if (cols as u32, rows as u32) != (pty.cols, pty.rows) {
-        tracing::info!(key = %who.name, asked_cols = pty.cols, asked_rows = pty.rows, cols, rows,
-            "console drawn smaller than the terminal the client claims");
-    }
-    let area = Rect::new(0, 0, cols, rows);
-    let mut writer_half = ChannelWriter {
-        tx: out_tx.clone(),
-        buf: Vec::new(),
-        queued: queued.clone(),
-    };
-    let _ = crossterm::queue!(
-        writer_half,
-        crossterm::terminal::EnterAlternateScreen,
-        crossterm::cursor::Hide,
-        crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
-    );
-    let _ = writer_half.flush();
-    let backend = CrosstermBackend::new(writer_half);
-    let terminal = Terminal::with_options(
-        backend,
-        TerminalOptions {
-            viewport: Viewport::Fixed(area),
-        },
-    );
-    let code = match terminal {
-        Ok(mut terminal) => {
-            let (actions_tx, actions_rx) = mpsc::channel(64);
-            let exec: Arc<dyn Executor> = Arc::new(InProcess {
-                fleet: fleet.clone(),
-                who: who.clone(),
-            });
-            let opts = driver::Options {
-                local_files: false,
-                gateway: format!("{} @ {}", who.name, fleet.name),
-            };
-            let drive = tokio::spawn(driver::drive(exec, opts, events_tx, actions_rx, None));
-            let result = tokio::select! {
-                r = console::run(&mut terminal, &mut app, events_rx, actions_tx) => r.map_err(|e| e.to_string()),
-                _ = &mut gone_rx => Err("the client went away".to_string()),
-            };
-            drive.abort();
-            let mut w = ChannelWriter {
-                tx: out_tx.clone(),
-                buf: Vec::new(),
-                queued,
-            };
-            let _ = crossterm::queue!(
-                w,
-                crossterm::style::ResetColor,
-                crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
-                crossterm::cursor::Show,
-                crossterm::terminal::LeaveAlternateScreen
-            );
-            let _ = w.flush();
-            match result {
-                Ok(()) => 0,
-                Err(e) => {
-                    tracing::debug!(key = %who.name, error = %e, "console session ended");
-                    1
+/// One console session: the app, its events, and the commands it runs.
+struct Session {
+    fleet: Arc<Fleet>,
+    who: KeyEntry,
+    /// Events of the app: keys and resizes from the input task, command
+    /// output from the driver.
+    events_tx: mpsc::Sender<Event>,
+    events_rx: mpsc::Receiver<Event>,
+    /// Told when the client closed its side.
+    gone: oneshot::Receiver<()>,
+}
+
+impl Session {
+    /// Draws the console through `screen` until it ends; the exit status.
+    async fn run(self, pty: &Pty, mut screen: ChannelWriter) -> u32 {
+        let color = console::local::term_has_color(Some(&pty.term), false);
+        let mut app = App::new(self.who.role, Front::Remote)
+            .with_color(color)
+            .with_log_budget(SESSION_LOG_LINES, SESSION_LOG_BYTES);
+        let (cols, rows) = (dimension(pty.cols, MAX_COLS), dimension(pty.rows, MAX_ROWS));
+        if (cols as u32, rows as u32) != (pty.cols, pty.rows) {
+            tracing::info!(key = %self.who.name, asked_cols = pty.cols, asked_rows = pty.rows, cols, rows,
+                "console drawn smaller than the terminal the client claims");
+        }
+        let (tx, queued) = (screen.tx.clone(), screen.queued.clone());
+        let _ = crossterm::queue!(
+            screen,
+            crossterm::terminal::EnterAlternateScreen,
+            crossterm::cursor::Hide,
+            crossterm::terminal::Clear(crossterm::terminal::ClearType::All)
+        );
+        let _ = screen.flush();
+        let terminal = Terminal::with_options(
+            CrosstermBackend::new(screen),
+            TerminalOptions {
+                viewport: Viewport::Fixed(Rect::new(0, 0, cols, rows)),
+            },
+        );
+        let who = self.who.name.clone();
+        let code = match terminal {
+            Ok(mut terminal) => {
+                let result = self.drive(&mut terminal, &mut app).await;
+                leave_screen(ChannelWriter::new(tx, queued));
+                match result {
+                    Ok(()) => 0,
+                    Err(e) => {
+                        tracing::debug!(key = %who, error = %e, "console session ended");
+                        1
+                    }
                 }
             }
-        }
-        Err(e) => {
-            tracing::warn!(error = %e, "cannot start a console terminal");
-            1
-        }
-    };
-    tracing::info!(key = %who.name, code, "console session closed");
-    let _ = out_tx.send(ToClient::Exit(code));
-    drop(out_tx);
-    let _ = writer.await;
-    // `input` drains the channel until the client closes it, then ends.
-    drop(input);
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot start a console terminal");
+                1
+            }
+        };
+        tracing::info!(key = %who, code, "console session closed");
+        code
+    }
+
+    /// Runs the app and its command driver until the operator quits or the
+    /// client goes away.
+    async fn drive(
+        self,
+        terminal: &mut Terminal<CrosstermBackend<ChannelWriter>>,
+        app: &mut App,
+    ) -> Result<(), String> {
+        let (actions_tx, actions_rx) = mpsc::channel(64);
+        let opts = driver::Options {
+            local_files: false,
+            gateway: format!("{} @ {}", self.who.name, self.fleet.name),
+        };
+        let exec: Arc<dyn Executor> = Arc::new(InProcess {
+            fleet: self.fleet,
+            who: self.who,
+        });
+        let drive = tokio::spawn(driver::drive(exec, opts, self.events_tx, actions_rx, None));
+        let mut gone = self.gone;
+        let result = tokio::select! {
+            r = console::run(terminal, app, self.events_rx, actions_tx) => r.map_err(|e| e.to_string()),
+            _ = &mut gone => Err("the client went away".to_string()),
+        };
+        drive.abort();
+        result
+    }
+}
+
+/// Gives the client's terminal back as it was: colours, cursor, screen.
+fn leave_screen(mut w: ChannelWriter) {
+    let _ = crossterm::queue!(
+        w,
+        crossterm::style::ResetColor,
+        crossterm::terminal::Clear(crossterm::terminal::ClearType::All),
+        crossterm::cursor::Show,
+        crossterm::terminal::LeaveAlternateScreen
+    );
+    let _ = w.flush();
 }
 
 /// A pty dimension as the session draws it: at least 1, at most `max`.

@@ -7,8 +7,9 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::table::{self, Col, Spec, TCell, col, text_col};
-use super::{ago, pane, state_style, theme};
-use crate::app::App;
+use super::{Theme, ago, pane, state_style, theme};
+use crate::app::{App, Detail};
+use schema::PsRow;
 
 const RELEASE_COLS: &[Col] = &[
     col("VERSION", 7, 0),
@@ -43,7 +44,6 @@ fn short_digest(d: &str) -> String {
 pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = theme(app);
     let Some(d) = app.detail() else { return };
-    let row = app.apps.iter().find(|r| r.app == d.app);
     let [summary, rel_area, inst_area] = {
         let n = d.releases.as_ref().map_or(1, Vec::len) as u16;
         let rel_h = (n + 2).min((area.height.saturating_sub(1)) / 2).max(3);
@@ -54,33 +54,38 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
         ])
         .areas(area)
     };
+    f.render_widget(Paragraph::new(summary_line(app, d, t)), summary);
+    draw_releases(app, d, t, f, rel_area);
+    draw_instances(app, d, t, f, inst_area);
+}
 
-    let line = match row {
-        Some(r) => {
-            let release = r
-                .release
-                .map(|v| format!("{v} active"))
-                .unwrap_or_else(|| "no active release".into());
-            let mut spans = vec![
-                Span::styled(r.app.clone(), t.title()),
-                Span::raw(format!(
-                    "  {}  {release}  {}/{} replicas running  state ",
-                    r.kind, r.running, r.replicas
-                )),
-                Span::styled(r.state.clone(), state_style(t, &r.state)),
-            ];
-            if let Some(detail) = &r.detail {
-                spans.push(Span::raw(format!(": {detail}")));
-            }
-            Line::from(spans)
-        }
-        None => Line::from(vec![
+/// The app's row of the last snapshot, in one line.
+fn summary_line(app: &App, d: &Detail, t: Theme) -> Line<'static> {
+    let Some(r) = app.apps.iter().find(|r| r.app == d.app) else {
+        return Line::from(vec![
             Span::styled(d.app.clone(), t.title()),
             Span::raw("  (not in the last snapshot)"),
-        ]),
+        ]);
     };
-    f.render_widget(Paragraph::new(line), summary);
+    let release = r
+        .release
+        .map(|v| format!("{v} active"))
+        .unwrap_or_else(|| "no active release".into());
+    let mut spans = vec![
+        Span::styled(r.app.clone(), t.title()),
+        Span::raw(format!(
+            "  {}  {release}  {}/{} replicas running  state ",
+            r.kind, r.running, r.replicas
+        )),
+        Span::styled(r.state.clone(), state_style(t, &r.state)),
+    ];
+    if let Some(detail) = &r.detail {
+        spans.push(Span::raw(format!(": {detail}")));
+    }
+    Line::from(spans)
+}
 
+fn draw_releases(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
     let releases: Vec<Vec<TCell>> = d
         .releases
         .iter()
@@ -112,9 +117,11 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
         },
         t,
         f,
-        rel_area,
+        area,
     );
+}
 
+fn draw_instances(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
     let mut last_host = "";
     let instances: Vec<Vec<TCell>> = d
         .instances
@@ -128,29 +135,7 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
                 r.host.clone()
             };
             last_host = &r.host;
-            vec![
-                plain(host),
-                plain(r.instance.clone().unwrap_or_else(|| "-".into())),
-                plain(
-                    r.release
-                        .map(|v| v.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                (r.state.clone(), state_style(t, &r.state)),
-                plain(r.restarts.to_string()),
-                plain(
-                    r.started
-                        .as_deref()
-                        .map(|s| ago(app, s))
-                        .unwrap_or_else(|| "-".into()),
-                ),
-                plain(
-                    r.next_run
-                        .clone()
-                        .or_else(|| r.detail.clone())
-                        .unwrap_or_default(),
-                ),
-            ]
+            instance_row(app, t, host, r)
         })
         .collect();
     let n = d.instances.as_ref().map_or(0, Vec::len);
@@ -169,6 +154,25 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
         },
         t,
         f,
-        inst_area,
+        area,
     );
+}
+
+/// One instance's cells; `host` is empty below the host's first row.
+fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
+    let or_dash = |s: Option<String>| s.unwrap_or_else(|| "-".into());
+    vec![
+        plain(host),
+        plain(or_dash(r.instance.clone())),
+        plain(or_dash(r.release.map(|v| v.to_string()))),
+        (r.state.clone(), state_style(t, &r.state)),
+        plain(r.restarts.to_string()),
+        plain(or_dash(r.started.as_deref().map(|s| ago(app, s)))),
+        plain(
+            r.next_run
+                .clone()
+                .or_else(|| r.detail.clone())
+                .unwrap_or_default(),
+        ),
+    ]
 }

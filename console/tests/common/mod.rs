@@ -3,6 +3,7 @@
 
 use std::collections::BTreeMap;
 
+use console::app::Level;
 use console::{Action, App, Event, Front, Key, Role};
 use ratatui::Terminal;
 use ratatui::backend::TestBackend;
@@ -209,4 +210,56 @@ pub fn row_of(buf: &Buffer, needle: &str) -> Option<u16> {
         .iter()
         .position(|l| l.contains(needle))
         .map(|i| buf.area.y + i as u16)
+}
+
+// What `App::update` tests share.
+
+/// A command as the console sends it, parsed from how it would be typed.
+pub fn request(s: &str) -> ops::CommandLine {
+    ops::parse_line(s).unwrap()
+}
+
+pub fn rolled_back(
+    app: &str,
+    from: u32,
+    to: u32,
+    ms: u64,
+) -> Result<Option<ops::Reply>, ops::OpError> {
+    Ok(Some(ops::Reply::RolledBack(schema::RollbackOutcome {
+        app: app.into(),
+        from: Some(Version(from)),
+        to: Version(to),
+        switch_ms: ms,
+    })))
+}
+
+pub fn status(app: &console::App) -> String {
+    app.status().map(|s| s.text.clone()).unwrap_or_default()
+}
+
+pub fn is_error(app: &console::App) -> bool {
+    app.status().is_some_and(|s| s.level == Level::Error)
+}
+
+/// The logs of `api` at 80×24 with `n` records, every tenth a timeout.
+pub fn logs_with(n: u64) -> console::App {
+    let mut app = operator();
+    app.update(Event::Resize {
+        width: 80,
+        height: 24,
+    });
+    press(&mut app, Key::Char('l'));
+    let recs = (1..=n)
+        .map(|i| {
+            record(
+                "api",
+                i,
+                "host-a",
+                Stream::Stdout,
+                &format!("line {i}{}", if i % 10 == 0 { " timeout" } else { "" }),
+            )
+        })
+        .collect();
+    app.update(Event::LogRecords(recs));
+    app
 }

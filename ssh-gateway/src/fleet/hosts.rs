@@ -1,12 +1,20 @@
 //! Hosts coming and going: hellos, heartbeats, events, re-placement,
 //! reconciliation, and the monitor that declares silent hosts down.
+//!
+//! What a host reports is applied by the fleet's report task
+//! (`events.rs`), never by its tunnel: these methods must not wait for a
+//! host's reply (what does is spawned).
 
 use super::*;
 
 impl Fleet {
     /// A host said hello: record it. Refuses a second live connection of
     /// the same host name from another key.
-    pub async fn host_connected(&self, conn: Arc<HostConn>, hello: &Hello) -> Result<(), String> {
+    pub(super) async fn host_connected(
+        &self,
+        conn: Arc<HostConn>,
+        hello: &Hello,
+    ) -> Result<(), String> {
         if let Some(old) = self.conn(&hello.name)
             && old.key != conn.key
         {
@@ -49,8 +57,9 @@ impl Fleet {
         Ok(())
     }
 
-    /// After the welcome: adopt break-glass actions, then converge.
-    pub fn after_hello(self: Arc<Self>, conn: Arc<HostConn>, hello: Hello) {
+    /// Once the host is accepted (what this sends it leaves after the
+    /// welcome): adopt break-glass actions, then converge.
+    pub(super) fn after_hello(self: Arc<Self>, conn: Arc<HostConn>, hello: Hello) {
         tokio::spawn(async move {
             for a in &hello.local_actions {
                 self.record_local_action(&hello.name, a).await;
@@ -63,7 +72,7 @@ impl Fleet {
         });
     }
 
-    pub async fn host_disconnected(&self, conn: &Arc<HostConn>) {
+    pub(super) async fn host_disconnected(&self, conn: &Arc<HostConn>) {
         let mut conns = lock(&self.conns);
         if conns.get(&conn.name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
             conns.remove(&conn.name);
@@ -72,7 +81,7 @@ impl Fleet {
         self.bump();
     }
 
-    pub async fn heartbeat(self: &Arc<Self>, host: &str, hb: Heartbeat) {
+    pub(super) async fn heartbeat(self: &Arc<Self>, host: &str, hb: Heartbeat) {
         let now = schema::time::now_millis();
         let was_down = {
             let mut live = lock(&self.live);
@@ -93,9 +102,9 @@ impl Fleet {
         };
         let h = host.to_string();
         let _ = self.db.call(move |c| store::touch_host(c, &h, now)).await;
-        // Not awaited here: this runs in the host's tunnel reader, and
-        // adopting a rollback waits for that same host's reply, which only
-        // this reader can deliver.
+        // Not awaited here: this runs in the fleet's report task, and
+        // adopting a rollback waits for hosts' replies; every host's
+        // reports would wait behind it.
         let (this, h) = (self.clone(), host.to_string());
         tokio::spawn(async move { this.adopt_local_rollbacks(&h).await });
         if was_down {
@@ -170,7 +179,7 @@ impl Fleet {
         }
     }
 
-    pub async fn host_event(self: Arc<Self>, host: &str, e: HostEvent) {
+    pub(super) async fn host_event(self: Arc<Self>, host: &str, e: HostEvent) {
         match e {
             HostEvent::LocalAction(a) => {
                 self.record_local_action(host, &a).await;

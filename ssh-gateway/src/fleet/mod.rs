@@ -94,6 +94,8 @@ pub struct Fleet {
     pub changed: watch::Sender<u64>,
     /// Local rollbacks reported by hosts, adopted at their next report.
     adopt: Mutex<HashSet<(String, String)>>,
+    /// What hosts report, from their tunnels ([`events::drain`]).
+    reports: mpsc::UnboundedSender<crate::tunnel::Report>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -134,6 +136,7 @@ impl Fleet {
                 )
             })
             .collect();
+        let (reports, queue) = events::queue();
         let fleet = Arc::new(Fleet {
             name,
             db,
@@ -147,10 +150,12 @@ impl Fleet {
             connected: broadcast::channel(64).0,
             changed: watch::channel(0).0,
             adopt: Mutex::new(HashSet::new()),
+            reports,
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
         tokio::spawn(monitor(Arc::downgrade(&fleet)));
+        tokio::spawn(events::drain(Arc::downgrade(&fleet), queue));
         Ok(fleet)
     }
 
@@ -445,3 +450,6 @@ mod artifacts;
 mod hosts;
 mod ops;
 mod view;
+
+// What hosts report, applied by one task.
+mod events;

@@ -1,0 +1,140 @@
+//! `hostd agent`: a host that joins a fleet through an SSH tunnel.
+//!
+//! The agent dials out (so hosts behind NAT can join), pins the gateway's
+//! host key on first contact, authenticates with its own host key, opens the
+//! tunnel subsystem, says hello (what it is and runs), and then serves the
+//! gateway's requests while sending a heartbeat every few seconds. When the
+//! tunnel drops it reconnects with jittered exponential backoff; its apps
+//! keep running meanwhile, and its control socket keeps working, so
+//! `hostd rollback --local` is available while the gateway is away.
+//!
+//! - this file: the configuration, the errors, the reconnect loop and the
+//!   frame sender every task of a session shares;
+//! - `session.rs`: one tunnel, from dialling to its close: the handshake,
+//!   the host's reports, and the gateway's requests handed to tasks;
+//! - `fetch.rs`: staging a release, fetching its artifact in chunks first
+//!   (resuming a cut fetch) when this host lacks it;
+//! - `logs.rs`: logs requests, their batches paced by the gateway's credit.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use russh::keys::PrivateKey;
+use schema::frame::FrameError;
+use schema::tunnel::{self, HostMsg};
+use tokio::sync::{mpsc, watch};
+
+use crate::control::until_true;
+use crate::host::Host;
+use ssh_client::{SshError, Target};
+
+mod fetch;
+mod logs;
+mod session;
+
+/// How the agent reaches its gateway.
+#[derive(Clone)]
+pub struct AgentConfig {
+    pub target: Target,
+    pub key: PrivateKey,
+    /// Where the gateway's host key is pinned.
+    pub pin: PathBuf,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum TunnelError {
+    #[error(transparent)]
+    Ssh(#[from] SshError),
+    #[error("the gateway refused this host: {0}")]
+    Refused(String),
+    #[error("tunnel protocol error: {0}")]
+    Protocol(String),
+    #[error("the tunnel closed")]
+    Closed,
+}
+
+impl From<crate::connection::ConnError> for TunnelError {
+    fn from(e: crate::connection::ConnError) -> Self {
+        TunnelError::Protocol(e.to_string())
+    }
+}
+
+impl From<FrameError> for TunnelError {
+    fn from(e: FrameError) -> Self {
+        TunnelError::Protocol(e.to_string())
+    }
+}
+
+const BACKOFF_MIN: Duration = Duration::from_millis(250);
+const BACKOFF_MAX: Duration = Duration::from_secs(30);
+
+/// Keeps a tunnel to the gateway until `shutdown`.
+pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receiver<bool>) {
+    let mut backoff = BACKOFF_MIN;
+    loop {
+        let started = Instant::now();
+        let result = tokio::select! {
+            r = session::session(&host, &cfg) => r,
+            _ = until_true(&mut shutdown) => return,
+        };
+        if started.elapsed() > Duration::from_secs(30) {
+            backoff = BACKOFF_MIN;
+        }
+        match result {
+            Ok(()) => tracing::warn!(gateway = %cfg.target.addr(), "the gateway closed the tunnel"),
+            Err(TunnelError::Ssh(SshError::HostKey(why))) => {
+                tracing::error!("{why}");
+                backoff = BACKOFF_MAX;
+            }
+            Err(e) => {
+                tracing::warn!(gateway = %cfg.target.addr(), error = %e, "tunnel down; apps keep running")
+            }
+        }
+        // Jitter: hosts that lost the gateway together do not return together.
+        let jitter = Duration::from_millis(
+            u64::from(std::process::id() ^ started.elapsed().subsec_nanos())
+                % (backoff.as_millis() as u64 / 2 + 1),
+        );
+        tokio::select! {
+            _ = tokio::time::sleep(backoff + jitter) => {}
+            _ = until_true(&mut shutdown) => return,
+        }
+        backoff = (backoff * 2).min(BACKOFF_MAX);
+    }
+}
+
+/// Frames to the gateway go through one writer task.
+#[derive(Clone)]
+struct Tx(mpsc::Sender<Vec<u8>>);
+
+impl Tx {
+    async fn send(&self, m: &HostMsg) -> Result<(), TunnelError> {
+        let mut buf = Vec::new();
+        tunnel::encode_msg(m, &mut buf);
+        self.0.send(buf).await.map_err(|_| TunnelError::Closed)
+    }
+
+    /// Sends a frame already encoded (a batch of log records).
+    async fn send_raw(&self, frame: Vec<u8>) -> Result<(), TunnelError> {
+        self.0.send(frame).await.map_err(|_| TunnelError::Closed)
+    }
+
+    async fn reply(&self, id: u64, r: Result<Option<u64>, String>) {
+        let m = match r {
+            Ok(compile_ms) => HostMsg::Reply {
+                id,
+                ok: true,
+                message: String::new(),
+                compile_ms,
+            },
+            Err(message) => HostMsg::Reply {
+                id,
+                ok: false,
+                message,
+                compile_ms: None,
+            },
+        };
+        let _ = self.send(&m).await;
+    }
+}

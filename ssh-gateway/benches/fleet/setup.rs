@@ -1,0 +1,178 @@
+//! What the fleet bench's sections share: the binaries, a fleet of real
+//! processes on loopback, and the arithmetic of its figures.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::time::Instant;
+
+use crate::harness::*;
+
+pub fn bin(name: &str) -> PathBuf {
+    let p = Path::new(env!("CARGO_BIN_EXE_ssh-gateway")).with_file_name(name);
+    assert!(
+        p.exists(),
+        "{name} is not built: run `cargo build --release --workspace` first"
+    );
+    p
+}
+
+pub fn keygen(dir: &Path, name: &str) -> PathBuf {
+    let key = dir.join(name);
+    run(
+        Command::new("ssh-keygen")
+            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
+            .arg(&key),
+        None,
+    )
+    .ok();
+    key
+}
+
+/// A gateway and `hosts` agents on loopback, each a real process, and an
+/// operator key enrolled (its home in `dir/home`).
+pub struct Fleet {
+    pub dir: tempfile::TempDir,
+    pub port: u16,
+    pub procs: Vec<Proc>,
+    /// Each host's name, HTTP port and data directory.
+    pub agents: Vec<(String, u16, PathBuf)>,
+}
+
+impl Fleet {
+    pub fn start(hosts: usize) -> Fleet {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet-bench")
+            .tempdir()
+            .unwrap();
+        let port = free_port();
+        let gw = dir.path().join("gw");
+        let enroll = |role: &str, key: &Path, name: &str| {
+            let mut p = key.as_os_str().to_owned();
+            p.push(".pub");
+            run(
+                Command::new(bin("ssh-gateway"))
+                    .arg("--data")
+                    .arg(&gw)
+                    .args(["keys", "add", "--role", role, "--name", name])
+                    .arg(p),
+                None,
+            )
+            .ok();
+        };
+        let ops = keygen(dir.path(), "ops");
+        enroll("operator", &ops, "ops");
+        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
+        std::fs::copy(&ops, dir.path().join("home/.ssh/id_ed25519")).unwrap();
+        let mut procs = vec![Proc::spawn(
+            "ssh-gateway",
+            Command::new(bin("ssh-gateway"))
+                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
+                .arg(&gw)
+                .env("CRANEFLEET_LOG", "warn")
+                .stdout(Stdio::null())
+                .stderr(Stdio::null()),
+        )];
+        wait_for("gateway", || {
+            std::net::TcpStream::connect(("127.0.0.1", port)).ok()
+        });
+        let mut agents = Vec::new();
+        for i in 0..hosts {
+            let name = format!("h{i}");
+            let key = keygen(dir.path(), &format!("{name}-key"));
+            enroll("host", &key, &name);
+            let http = free_port();
+            let data = dir.path().join(&name);
+            procs.push(Proc::spawn(
+                "hostd agent",
+                Command::new(bin("hostd"))
+                    .args([
+                        "agent",
+                        "--gateway",
+                        &format!("127.0.0.1:{port}"),
+                        "--name",
+                        &name,
+                        "--http",
+                        &format!("127.0.0.1:{http}"),
+                        "--host-key",
+                    ])
+                    .arg(&key)
+                    .arg("--data")
+                    .arg(&data)
+                    .env("CRANEFLEET_LOG", "warn")
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            ));
+            agents.push((name, http, data));
+        }
+        let f = Fleet {
+            dir,
+            port,
+            procs,
+            agents,
+        };
+        wait_for("every host up", || {
+            let r = f.ops(&["hosts", "--json"]);
+            (r.code == 0
+                && r.json()
+                    .as_array()
+                    .map(|a| a.iter().filter(|h| h["state"] == "up").count())
+                    == Some(hosts))
+            .then_some(())
+        });
+        f
+    }
+
+    pub fn ops_cmd(&self) -> Command {
+        let mut c = Command::new(bin("hostd"));
+        c.args([
+            "--gateway",
+            &format!("ops@127.0.0.1:{}", self.port),
+            "--accept-new-host-key",
+        ])
+        .env("HOME", self.dir.path().join("home"))
+        .env("CRANEFLEET_LOG", "warn");
+        c
+    }
+
+    pub fn ops(&self, args: &[&str]) -> Run {
+        run(self.ops_cmd().args(args), None)
+    }
+}
+
+pub fn percentile(v: &mut [f64], p: f64) -> f64 {
+    v.sort_by(f64::total_cmp);
+    v[((v.len() - 1) as f64 * p).round() as usize]
+}
+
+pub fn median_secs(runs: usize, mut f: impl FnMut()) -> f64 {
+    let mut v: Vec<f64> = (0..runs)
+        .map(|_| {
+            let t = Instant::now();
+            f();
+            t.elapsed().as_secs_f64()
+        })
+        .collect();
+    percentile(&mut v, 0.5)
+}
+
+pub fn http_get(port: u16) -> Option<u16> {
+    http(
+        &format!("127.0.0.1:{port}"),
+        "GET",
+        "big.localhost",
+        "/",
+        b"",
+    )
+    .ok()
+    .map(|r| r.status)
+}
+
+/// CPU seconds (user + system) the process `pid` has used.
+pub fn cpu_seconds(pid: u32) -> f64 {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    let rest = stat.rsplit(')').next().unwrap_or("");
+    let f: Vec<&str> = rest.split_whitespace().collect();
+    let ticks: f64 = f.get(11).and_then(|v| v.parse().ok()).unwrap_or(0.0)
+        + f.get(12).and_then(|v| v.parse().ok()).unwrap_or(0.0);
+    ticks / 100.0
+}
