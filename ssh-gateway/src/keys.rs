@@ -124,6 +124,21 @@ pub fn list(c: &Connection) -> rusqlite::Result<Vec<KeyEntry>> {
     q.query_map([], entry)?.collect()
 }
 
+/// Changes the role of the key `name`; returns the role it had.
+pub fn set_role(c: &Connection, name: &str, role: Role) -> Result<Role, KeyError> {
+    let was: Option<String> = c
+        .query_row("SELECT role FROM keys WHERE name = ?1", [name], |r| {
+            r.get(0)
+        })
+        .optional()?;
+    let was = was.ok_or_else(|| KeyError::Unknown(name.to_string()))?;
+    c.execute(
+        "UPDATE keys SET role = ?2 WHERE name = ?1",
+        params![name, role.to_string()],
+    )?;
+    Ok(was.parse().unwrap_or(Role::Viewer))
+}
+
 pub fn remove(c: &Connection, name: &str) -> Result<(), KeyError> {
     match c.execute("DELETE FROM keys WHERE name = ?1", [name])? {
         0 => Err(KeyError::Unknown(name.to_string())),

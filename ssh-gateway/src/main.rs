@@ -62,6 +62,16 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = 32,
               value_parser = clap::value_parser!(u64).range(1..=65_536))]
         per_source_max_startups: u64,
+        /// The audit log keeps at most this many entries; the oldest
+        /// refusals go first, an operator's action never.
+        #[arg(long, value_name = "N", default_value_t = 1_000_000,
+              value_parser = clap::value_parser!(u64).range(1000..))]
+        audit_keep: u64,
+        /// Refusals before login are counted and written to the audit log
+        /// this often (seconds), one entry per source and attempt.
+        #[arg(long, value_name = "S", default_value_t = 60,
+              value_parser = clap::value_parser!(u64).range(1..=3600))]
+        audit_refusals_every_s: u64,
     },
     /// Who may connect.
     #[command(subcommand)]
@@ -82,8 +92,12 @@ enum KeysCmd {
     },
     /// Every enrolled key.
     List,
-    /// Remove a key; its holder can no longer connect.
+    /// Remove a key; its holder can no longer connect, and its open
+    /// connections (a multiplexed ssh, a console, a host's tunnel) close.
     Rm { name: String },
+    /// Change a key's role; its open connections close, so what it does
+    /// next is what the new role allows.
+    Role { name: String, role: Role },
 }
 
 fn data_dir(flag: Option<&Path>) -> PathBuf {
@@ -249,6 +263,17 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
                 );
             }
         }
+        KeysCmd::Role { name, role } => {
+            let n = name.clone();
+            let was = db.call(move |c| Ok(keys::set_role(c, &n, role))).await??;
+            let detail = format!("{name}: {was} -> {role}");
+            let (w, d, now) = (local_who(), detail.clone(), schema::time::now_millis());
+            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys role", None, &d))
+                .await?;
+            if !json {
+                println!("changed {detail}");
+            }
+        }
         KeysCmd::Rm { name } => {
             let n = name.clone();
             db.call(move |c| Ok(keys::remove(c, &n))).await??;
@@ -285,11 +310,15 @@ fn main() -> ExitCode {
                 login_grace_time,
                 max_startups,
                 per_source_max_startups,
+                audit_keep,
+                audit_refusals_every_s,
             } => {
                 let limits = ssh_gateway::server::Limits {
                     login_grace: Duration::from_secs(login_grace_time),
                     max_startups: max_startups as usize,
                     per_source_max_startups: per_source_max_startups as usize,
+                    audit_refusals_every: Duration::from_secs(audit_refusals_every_s),
+                    audit_keep,
                 };
                 serve(dir, listen, host_key, name, keep_releases as usize, limits).await
             }

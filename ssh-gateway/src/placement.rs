@@ -6,6 +6,12 @@
 //! is eligible when it is up and carries every label the app asks for
 //! (hosts carry `arch` as a label, so `--label arch=aarch64` pins an arch).
 //! A job runs once per fleet: one replica on one host.
+//!
+//! What moves replicas that run: a host down for the grace period loses its
+//! replicas; a rebalance (after one) places on the hosts that have been up
+//! for the grace period, so a host that connects and drops at once moves
+//! nothing off healthy hosts. Scaling keeps running replicas where they
+//! are ([`keep`]) and places only the difference.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -73,9 +79,97 @@ pub fn place(
     Ok(out)
 }
 
+/// Places `replicas` of `app` keeping what `before` has on hosts still up
+/// and eligible; only replicas without such a home (and more asked for) are
+/// placed, on the least loaded eligible hosts. Fewer asked for: the most
+/// crowded hosts give theirs up first.
+pub fn keep(
+    app: &str,
+    kind: AppKind,
+    replicas: u32,
+    labels: &BTreeMap<String, String>,
+    hosts: &[Candidate],
+    before: &BTreeMap<String, u32>,
+) -> Result<BTreeMap<String, u32>, PlacementError> {
+    let eligible = |h: &Candidate| h.up && labels.iter().all(|(k, v)| h.labels.get(k) == Some(v));
+    let replicas = if kind == AppKind::Job {
+        replicas.min(1)
+    } else {
+        replicas
+    };
+    let mut out: BTreeMap<String, u32> = before
+        .iter()
+        .filter(|(name, n)| **n > 0 && hosts.iter().any(|h| &h.name == *name && eligible(h)))
+        .map(|(name, n)| (name.clone(), *n))
+        .collect();
+    let mut kept: u32 = out.values().sum();
+    while kept > replicas {
+        let crowded = out
+            .iter()
+            .max_by_key(|(name, n)| (**n, std::cmp::Reverse((*name).clone())))
+            .map(|(name, _)| name.clone())
+            .unwrap_or_default();
+        let n = out.entry(crowded.clone()).or_default();
+        *n -= 1;
+        if *n == 0 {
+            out.remove(&crowded);
+        }
+        kept -= 1;
+    }
+    if kept == replicas {
+        return Ok(out);
+    }
+    // The rest goes where `place` would put it, counting what is kept.
+    let loaded: Vec<Candidate> = hosts
+        .iter()
+        .map(|h| Candidate {
+            load: h.load + out.get(&h.name).copied().unwrap_or(0),
+            ..h.clone()
+        })
+        .collect();
+    for (name, n) in place(app, kind, replicas - kept, labels, &loaded)? {
+        *out.entry(name).or_default() += n;
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn replicas_stay_on_healthy_hosts_whatever_arrives() {
+        let before = BTreeMap::from([("a1".into(), 1), ("a2".into(), 1)]);
+        let hosts = [
+            host("a1", true, 3, &[]),
+            host("a2", true, 0, &[]),
+            host("evil", true, 0, &[]),
+        ];
+        let p = keep("api", AppKind::Http, 2, &no_labels(), &hosts, &before).unwrap();
+        assert_eq!(p, before, "a newcomer takes nothing from healthy hosts");
+        // a1 down past the grace period: only its replica moves.
+        let hosts = [
+            host("a1", false, 3, &[]),
+            host("a2", true, 0, &[]),
+            host("b", true, 0, &[]),
+        ];
+        let p = keep("api", AppKind::Http, 2, &no_labels(), &hosts, &before).unwrap();
+        assert_eq!(p, BTreeMap::from([("a2".into(), 1), ("b".into(), 1)]));
+        // Scaled down: the most crowded gives up first; up: the least loaded gets.
+        let before = BTreeMap::from([("a".into(), 3), ("b".into(), 1)]);
+        let hosts = [
+            host("a", true, 0, &[]),
+            host("b", true, 0, &[]),
+            host("c", true, 0, &[]),
+        ];
+        let p = keep("api", AppKind::Worker, 3, &no_labels(), &hosts, &before).unwrap();
+        assert_eq!(p, BTreeMap::from([("a".into(), 2), ("b".into(), 1)]));
+        let p = keep("api", AppKind::Worker, 5, &no_labels(), &hosts, &before).unwrap();
+        assert_eq!(
+            p,
+            BTreeMap::from([("a".into(), 3), ("b".into(), 1), ("c".into(), 1)])
+        );
+    }
 
     fn host(name: &str, up: bool, load: u32, labels: &[(&str, &str)]) -> Candidate {
         Candidate {

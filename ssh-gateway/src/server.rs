@@ -30,6 +30,11 @@ pub struct Server {
     pub fleet: Arc<Fleet>,
     /// Console sessions open on this gateway, all connections together.
     consoles: Arc<std::sync::atomic::AtomicUsize>,
+    /// Authenticated connections by key, closed when their key is removed
+    /// or its role changes.
+    sessions: Arc<crate::sessions::Sessions>,
+    /// Refusals before login, counted and written once per interval.
+    refusals: Arc<crate::refusals::Refusals>,
 }
 
 /// Session channels one connection may have open at once (OpenSSH's
@@ -43,6 +48,8 @@ impl Server {
         Server {
             fleet,
             consoles: Arc::default(),
+            sessions: Arc::default(),
+            refusals: Arc::default(),
         }
     }
 
@@ -51,8 +58,14 @@ impl Server {
         peer: SocketAddr,
         authenticated: oneshot::Sender<()>,
         shutdown: watch::Receiver<bool>,
+        switch: net::KillSwitch,
     ) -> Conn {
         Conn {
+            switch,
+            sessions: self.sessions.clone(),
+            refusals: self.refusals.clone(),
+            tried_none: None,
+            registered: None,
             fleet: self.fleet.clone(),
             shutdown,
             peer: Some(peer),
@@ -76,6 +89,12 @@ pub struct Limits {
     pub max_startups: usize,
     /// Connections authenticating at once from one address (IPv6: one /64).
     pub per_source_max_startups: usize,
+    /// Refusals before login are written to the audit log this often, one
+    /// entry per source and attempt with a count.
+    pub audit_refusals_every: Duration,
+    /// The audit log keeps at most this many entries (refusals go first;
+    /// an operator's action is never dropped).
+    pub audit_keep: u64,
 }
 
 impl Default for Limits {
@@ -84,6 +103,8 @@ impl Default for Limits {
             login_grace: Duration::from_secs(30),
             max_startups: 128,
             per_source_max_startups: 32,
+            audit_refusals_every: Duration::from_secs(60),
+            audit_keep: 1_000_000,
         }
     }
 }
@@ -103,6 +124,18 @@ pub async fn run(
     mut shutdown: watch::Receiver<bool>,
 ) {
     let gate = net::Gate::new(limits.max_startups, limits.per_source_max_startups);
+    tokio::spawn(crate::sessions::watch_keys(
+        server.fleet.clone(),
+        server.sessions.clone(),
+        shutdown.clone(),
+    ));
+    tokio::spawn(crate::refusals::run(
+        server.fleet.clone(),
+        server.refusals.clone(),
+        limits.audit_refusals_every,
+        limits.audit_keep,
+        shutdown.clone(),
+    ));
     let mut last_refusal_log: Option<std::time::Instant> = None;
     let mut refused_since_log = 0u64;
     loop {
@@ -126,11 +159,12 @@ pub async fn run(
         };
         let _ = socket.set_nodelay(config.nodelay);
         let (authed_tx, authed_rx) = oneshot::channel();
-        let handler = server.new_client(peer, authed_tx, shutdown.clone());
+        let switch = net::KillSwitch::new();
+        let handler = server.new_client(peer, authed_tx, shutdown.clone(), switch.clone());
         let config = config.clone();
         let shutdown = shutdown.clone();
         tokio::spawn(connection(
-            config, socket, peer, handler, permit, authed_rx, limits, shutdown,
+            config, socket, peer, handler, permit, authed_rx, limits, shutdown, switch,
         ));
     }
 }
@@ -147,8 +181,8 @@ async fn connection(
     authenticated: oneshot::Receiver<()>,
     limits: Limits,
     mut shutdown: watch::Receiver<bool>,
+    switch: net::KillSwitch,
 ) {
-    let switch = net::KillSwitch::new();
     let stream = net::Killable::new(socket, switch.clone());
     let grace = tokio::time::sleep(limits.login_grace);
     tokio::pin!(grace);
@@ -209,6 +243,15 @@ async fn connection(
 
 /// One SSH connection.
 pub struct Conn {
+    /// Cuts this connection off (its key was removed or changed role).
+    switch: net::KillSwitch,
+    sessions: Arc<crate::sessions::Sessions>,
+    refusals: Arc<crate::refusals::Refusals>,
+    /// The user of a `none` login (every client probes with one first): a
+    /// refusal only if the connection never authenticates.
+    tried_none: Option<String>,
+    /// Held while authenticated: the connection is known by its key.
+    registered: Option<crate::sessions::Registered>,
     fleet: Arc<Fleet>,
     /// Set when the gateway shuts down: the tasks a channel starts end.
     shutdown: watch::Receiver<bool>,
@@ -245,17 +288,32 @@ impl Conn {
 
     async fn refuse_key(&self, user: &str, key: &PublicKey) {
         let fp = keys::fingerprint(key);
-        tracing::warn!(user, peer = %self.peer(), key = %fp, "refused an unknown key");
+        tracing::debug!(peer = %self.peer(), key = %fp, "refused an unknown key");
+        self.refusals.note(
+            self.peer.map(|p| p.ip()),
+            &format!("unknown key {fp}"),
+            user,
+        );
+    }
+
+    /// Counts a login attempt by a method we do not offer.
+    fn refuse_method(&self, method: &str, user: &str) -> Auth {
+        tracing::debug!(peer = %self.peer(), method, "refused a login method");
+        self.refusals
+            .note(self.peer.map(|p| p.ip()), &format!("{method} login"), user);
+        Auth::reject()
+    }
+
+    /// Audits a refused request of an authenticated connection.
+    async fn audit_refusal(&self, action: &str, why: String) {
+        let who = self
+            .key
+            .as_ref()
+            .map(|k| k.name.clone())
+            .unwrap_or_else(|| "unknown".into());
+        tracing::info!(key = %who, peer = %self.peer(), "refused {action}: {why}");
         self.fleet
-            .audit(
-                &fp,
-                "auth",
-                None,
-                format!(
-                    "refused: unknown key {fp} for user {user} from {}",
-                    self.peer()
-                ),
-            )
+            .audit(&who, action, None, format!("refused: {why}"))
             .await;
     }
 
@@ -278,8 +336,91 @@ impl Conn {
     }
 }
 
+impl Drop for Conn {
+    fn drop(&mut self) {
+        if self.key.is_none()
+            && let Some(user) = self.tried_none.take()
+        {
+            self.refusals
+                .note(self.peer.map(|p| p.ip()), "none login", &user);
+        }
+    }
+}
+
 impl server::Handler for Conn {
     type Error = russh::Error;
+
+    async fn auth_none(&mut self, user: &str) -> Result<Auth, Self::Error> {
+        self.tried_none
+            .get_or_insert_with(|| user.chars().take(crate::refusals::MAX_USER).collect());
+        Ok(Auth::reject())
+    }
+
+    async fn auth_password(&mut self, user: &str, _password: &str) -> Result<Auth, Self::Error> {
+        Ok(self.refuse_method("password", user))
+    }
+
+    async fn auth_keyboard_interactive<'a>(
+        &'a mut self,
+        user: &str,
+        _submethods: &str,
+        _response: Option<server::Response<'a>>,
+    ) -> Result<Auth, Self::Error> {
+        Ok(self.refuse_method("keyboard-interactive", user))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    async fn channel_open_direct_tcpip(
+        &mut self,
+        _channel: Channel<Msg>,
+        host: &str,
+        port: u32,
+        _originator: &str,
+        _originator_port: u32,
+        _reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let to = schema::render::cell(&format!("{host}:{port}"));
+        self.audit_refusal("forward", format!("port forwarding to {to}"))
+            .await;
+        Ok(()) // dropping the handle rejects it
+    }
+
+    async fn channel_open_direct_streamlocal(
+        &mut self,
+        _channel: Channel<Msg>,
+        socket_path: &str,
+        _reply: ChannelOpenHandle,
+        _session: &mut Session,
+    ) -> Result<(), Self::Error> {
+        let to = schema::render::cell(socket_path);
+        self.audit_refusal("forward", format!("socket forwarding to {to}"))
+            .await;
+        Ok(())
+    }
+
+    async fn tcpip_forward(
+        &mut self,
+        address: &str,
+        port: &mut u32,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let on = schema::render::cell(&format!("{address}:{port}"));
+        self.audit_refusal("forward", format!("remote forwarding of {on}"))
+            .await;
+        Ok(false)
+    }
+
+    async fn streamlocal_forward(
+        &mut self,
+        socket_path: &str,
+        _session: &mut Session,
+    ) -> Result<bool, Self::Error> {
+        let on = schema::render::cell(socket_path);
+        self.audit_refusal("forward", format!("remote forwarding of {on}"))
+            .await;
+        Ok(false)
+    }
 
     async fn auth_publickey_offered(
         &mut self,
@@ -304,6 +445,18 @@ impl server::Handler for Conn {
         match self.lookup(key.public_key).await {
             Some(entry) => {
                 tracing::info!(key = %entry.name, role = %entry.role, user, peer = %self.peer(), "authenticated");
+                self.registered = Some(self.sessions.register(
+                    &entry.fingerprint,
+                    &entry.name,
+                    entry.role,
+                    self.switch.clone(),
+                ));
+                // Removed or changed between the lookup and the
+                // registration: the watcher may have looked already.
+                if self.lookup(key.public_key).await.map(|e| e.role) != Some(entry.role) {
+                    self.registered = None;
+                    return Ok(Auth::reject());
+                }
                 self.key = Some(entry);
                 if let Some(tx) = self.authenticated.take() {
                     let _ = tx.send(());
@@ -416,6 +569,15 @@ impl server::Handler for Conn {
             return Ok(());
         };
         if name != schema::tunnel::SUBSYSTEM {
+            let what = schema::render::cell(name);
+            self.audit_refusal(
+                "subsystem",
+                format!(
+                    "the subsystem {what:?}; the gateway serves only {}",
+                    schema::tunnel::SUBSYSTEM
+                ),
+            )
+            .await;
             session.channel_failure(channel)?;
             return Ok(());
         }

@@ -193,3 +193,53 @@ pub fn hosts(c: &Connection) -> rusqlite::Result<Vec<HostRecord>> {
     })?
     .collect()
 }
+
+/// Keeps the audit log within `keep` entries by deleting the oldest
+/// refusals (`auth` entries and refused actions); an operator's action is
+/// never deleted here. Returns how many were deleted and how many entries
+/// are still past `keep` (operator actions).
+pub fn prune_audit(c: &Connection, keep: u64) -> rusqlite::Result<(u64, u64)> {
+    let total: i64 = c.query_row("SELECT COUNT(*) FROM audit", [], |r| r.get(0))?;
+    let over = (total as u64).saturating_sub(keep);
+    if over == 0 {
+        return Ok((0, 0));
+    }
+    let n = c.execute(
+        "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
+         WHERE action = 'auth' OR detail LIKE 'refused%' ORDER BY id LIMIT ?1)",
+        [over as i64],
+    )? as u64;
+    Ok((n, over - n))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pruning_the_audit_log_drops_refusals_first_and_never_an_operator_action() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("gateway.db");
+        let mut c = db::open_connection(&path, db::Durability::Normal).unwrap();
+        db::migrate(&mut c, &path, schema::migrations::GATEWAY).unwrap();
+        for i in 0..1500 {
+            if i % 2 == 0 {
+                audit(&c, i, "x", "auth", None, "refused once: unknown key").unwrap();
+            } else {
+                audit(&c, i, "alice", "deploy", Some("api"), "v1").unwrap();
+            }
+        }
+        assert_eq!(prune_audit(&c, 1000).unwrap(), (500, 0));
+        let left: Vec<(String, i64)> = c
+            .prepare("SELECT action, COUNT(*) FROM audit GROUP BY action ORDER BY action")
+            .unwrap()
+            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert_eq!(left, vec![("auth".into(), 250), ("deploy".into(), 750)]);
+        // Past the bound with operator actions alone: they stay, and it says so.
+        assert_eq!(prune_audit(&c, 600).unwrap(), (250, 150));
+        assert_eq!(audit_tail(&c, 10_000).unwrap().len(), 750);
+    }
+}

@@ -245,7 +245,8 @@ fn a_silent_host_goes_down_its_replicas_move_and_placement_converges_when_it_ret
 
 #[test]
 fn viewer_unknown_and_host_keys_are_refused_and_audited() {
-    let mut f = Fleet::start();
+    // Refusals before login are written once a second here (a minute by default).
+    let mut f = Fleet::start_with(&["--audit-refusals-every-s", "1"]);
     f.add_agent("h1", &[]);
     f.ops(&["deploy", "w", fixture("ticker.wasm").to_str().unwrap()])
         .ok();
@@ -282,6 +283,12 @@ fn viewer_unknown_and_host_keys_are_refused_and_audited() {
         "{}",
         r.stderr
     );
+    wait_for("the unknown key's refusal to be written", || {
+        f.ops(&["audit"])
+            .stdout
+            .contains("unknown key SHA256:")
+            .then_some(())
+    });
     let audit = f.json(&["audit", "--tail", "50"]);
     let refused: Vec<String> = audit
         .as_array()
@@ -311,7 +318,7 @@ fn viewer_unknown_and_host_keys_are_refused_and_audited() {
     assert!(
         refused
             .iter()
-            .any(|r| r.starts_with("SHA256:") && r.ends_with(" auth")),
+            .any(|r| r.starts_with("unauthenticated@127.0.0.1") && r.ends_with(" auth")),
         "{refused:?}"
     );
     // Nothing changed.

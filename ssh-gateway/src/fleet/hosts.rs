@@ -15,6 +15,16 @@ impl Fleet {
         conn: Arc<HostConn>,
         hello: &Hello,
     ) -> Result<(), String> {
+        // A host's name belongs to the key it was enrolled with.
+        if hello.name != conn.key {
+            let why = format!(
+                "the key {} is enrolled for the host {}, not {}: each host has its own key (`keys add --role host FILE --name NAME`)",
+                conn.key, conn.key, hello.name
+            );
+            self.audit(&conn.key, "hello", None, format!("refused: {why}"))
+                .await;
+            return Err(why);
+        }
         if let Some(old) = self.conn(&hello.name)
             && old.key != conn.key
         {
@@ -43,16 +53,27 @@ impl Fleet {
             .await
             .map_err(|e| e.to_string())?;
         lock(&self.conns).insert(hello.name.clone(), conn);
-        lock(&self.live).insert(
-            hello.name.clone(),
-            Live {
-                up: true,
-                seen: Instant::now(),
-                seen_ms: now,
-                apps: hello.apps.clone(),
-                hb: None,
-            },
-        );
+        {
+            // A host that reconnects within the grace period stays settled:
+            // a flap costs it nothing, and nothing moves because of it.
+            let mut live = lock(&self.live);
+            let (settled, up_since) = match live.get(&hello.name) {
+                Some(l) if l.up => (l.settled, l.up_since),
+                _ => (false, Instant::now()),
+            };
+            live.insert(
+                hello.name.clone(),
+                Live {
+                    up: true,
+                    settled,
+                    up_since,
+                    seen: Instant::now(),
+                    seen_ms: now,
+                    apps: hello.apps.clone(),
+                    hb: None,
+                },
+            );
+        }
         tracing::info!(host = %hello.name, arch = %hello.arch, apps = hello.apps.len(), "host connected");
         Ok(())
     }
@@ -87,12 +108,18 @@ impl Fleet {
             let mut live = lock(&self.live);
             let l = live.entry(host.to_string()).or_insert_with(|| Live {
                 up: false,
+                settled: false,
+                up_since: Instant::now(),
                 seen: Instant::now(),
                 seen_ms: now,
                 apps: Vec::new(),
                 hb: None,
             });
             let was_down = !l.up;
+            if was_down {
+                l.settled = false;
+                l.up_since = Instant::now();
+            }
             l.up = true;
             l.seen = Instant::now();
             l.seen_ms = now;
@@ -108,30 +135,59 @@ impl Fleet {
         let (this, h) = (self.clone(), host.to_string());
         tokio::spawn(async move { this.adopt_local_rollbacks(&h).await });
         if was_down {
+            // It receives replicas once it has stayed up for the grace
+            // period (`monitor`), not on its first word.
             tracing::info!(host, "host is up again");
-            let this = self.clone();
-            tokio::spawn(async move { this.rebalance("gateway").await });
         }
         self.bump();
     }
 
+    /// Records what a host reports doing while the gateway was away, as that
+    /// host's report: the actor is a local user *on that host*
+    /// (`local:USER@HOST`), never a name it could pass off as an operator.
+    /// A rollback is adopted fleet-wide only for an app placed on the host.
     pub(super) async fn record_local_action(&self, host: &str, a: &AuditEntry) {
+        let user = a
+            .key
+            .strip_prefix("local:")
+            .filter(|u| {
+                !u.is_empty()
+                    && u.len() <= 32
+                    && u.bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
+            })
+            .unwrap_or("?");
+        let action = if matches!(a.action.as_str(), "rollback" | "scale" | "deploy" | "rm") {
+            a.action.clone()
+        } else {
+            "local".to_string()
+        };
         self.audit(
-            &format!("{}@{host}", a.key),
-            &a.action,
+            &format!("local:{user}@{host}"),
+            &action,
             a.app.as_deref(),
             format!(
                 "{} (on {host} at {}, while the gateway was away)",
-                a.detail, a.time
+                schema::render::cell(&a.detail),
+                schema::render::cell(&a.time)
             ),
         )
         .await;
-        if a.action == "rollback"
+        if action == "rollback"
             && let Some(app) = &a.app
             && !a.detail.starts_with("refused")
+            && self.placed_on(app, host).await
         {
             lock(&self.adopt).insert((host.to_string(), app.clone()));
         }
+    }
+
+    /// Whether the fleet places `app` on `host`: a host reports only on
+    /// what it runs for the fleet.
+    async fn placed_on(&self, app: &str, host: &str) -> bool {
+        self.placement_of(app)
+            .await
+            .is_ok_and(|p| p.get(host).is_some_and(|n| *n > 0))
     }
 
     /// A host rolled an app back locally: that release becomes the fleet's
@@ -151,18 +207,27 @@ impl Fleet {
                 .get(host)
                 .and_then(|l| l.apps.iter().find(|a| a.app == app).and_then(|a| a.active));
             let Some(v) = reported else { continue };
-            let Ok(rec) = self.app(&app).await else {
-                continue;
-            };
-            if rec.active == Some(v) {
+            let _op = self.op_lock(&app).await;
+            // The same checks as an operator's `rollback APP --to vN`: the
+            // release exists, is not the active one, and the app is placed
+            // on the host that asks.
+            if !self.placed_on(&app, host).await {
                 continue;
             }
-            let a = app.clone();
-            let Ok(Some(target)) = self.db.call(move |c| store::release(c, &a, v)).await else {
-                continue;
+            let target = match self.rollback_target(&app, Some(v)).await {
+                Ok(t) => t,
+                Err(e) => {
+                    self.audit(
+                        &format!("host:{host}"),
+                        "rollback",
+                        Some(&app),
+                        format!("refused: a local rollback on {host} to {v}: {e}"),
+                    )
+                    .await;
+                    continue;
+                }
             };
             let (tx, _rx) = mpsc::unbounded_channel();
-            let _op = self.op_lock(&app).await;
             match self
                 .switch(&app, &target, &format!("local@{host}"), &tx)
                 .await
@@ -179,6 +244,32 @@ impl Fleet {
         }
     }
 
+    /// Whether `host` may report on `app` at `version`: the app is placed
+    /// on it and the release exists. Anything else is refused and audited.
+    async fn reports_on(&self, host: &str, app: &str, version: Version) -> bool {
+        let (a, placed) = (app.to_string(), self.placed_on(app, host).await);
+        let exists = self
+            .db
+            .call(move |c| store::release(c, &a, version))
+            .await
+            .is_ok_and(|r| r.is_some());
+        if placed && exists {
+            return true;
+        }
+        tracing::warn!(host, app, %version, "refused a report on an app or release not placed on it");
+        self.audit(
+            &format!("host:{host}"),
+            "report",
+            None,
+            format!(
+                "refused: {host} reported on {} {version}, which is not placed on it",
+                schema::render::cell(app)
+            ),
+        )
+        .await;
+        false
+    }
+
     pub(super) async fn host_event(self: Arc<Self>, host: &str, e: HostEvent) {
         match e {
             HostEvent::LocalAction(a) => {
@@ -189,7 +280,10 @@ impl Fleet {
                 version,
                 detail,
             } => {
-                let (a, d) = (app.clone(), detail.clone());
+                if !self.reports_on(host, &app, version).await {
+                    return;
+                }
+                let (a, d) = (app.clone(), schema::render::cell(&detail));
                 let _ = self
                     .db
                     .call(move |c| {
@@ -210,6 +304,9 @@ impl Fleet {
                 detail,
                 ..
             } => {
+                if !self.reports_on(host, &app, version).await {
+                    return;
+                }
                 let this = self.clone();
                 let host = host.to_string();
                 tokio::spawn(async move {
@@ -245,18 +342,22 @@ impl Fleet {
             let Ok(before) = self.placement_of(&app.name).await else {
                 continue;
             };
-            let Ok(c) = self.candidates(&app.name, false).await else {
+            let Ok(mut c) = self.candidates(&app.name, false).await else {
                 continue;
             };
-            let after =
-                match placement::place(&app.name, app.kind, app.replicas, &rel.manifest.labels, &c)
-                {
-                    Ok(p) => p,
-                    Err(e) => {
-                        tracing::warn!(app = %app.name, error = %e, "cannot place");
-                        continue;
-                    }
-                };
+            // Replicas move only to hosts up for the grace period; a host
+            // keeps what it runs while it is up.
+            for h in &mut c {
+                h.up = h.up && (self.is_settled(&h.name) || before.contains_key(&h.name));
+            }
+            let labels = &rel.manifest.labels;
+            let after = match placement::place(&app.name, app.kind, app.replicas, labels, &c) {
+                Ok(p) => p,
+                Err(e) => {
+                    tracing::warn!(app = %app.name, error = %e, "cannot place");
+                    continue;
+                }
+            };
             if after == before {
                 continue;
             }
@@ -372,6 +473,23 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
                 })
                 .collect()
         };
+        let newly_settled: Vec<String> = {
+            let mut live = lock(&fleet.live);
+            live.iter_mut()
+                .filter(|(_, l)| {
+                    l.up && !l.settled
+                        && l.up_since.elapsed() >= Duration::from_secs(DOWN_AFTER_SECS)
+                })
+                .map(|(h, l)| {
+                    l.settled = true;
+                    h.clone()
+                })
+                .collect()
+        };
+        if !newly_settled.is_empty() && newly_down.is_empty() {
+            tracing::info!(hosts = ?newly_settled, "up for {DOWN_AFTER_SECS} s: may receive replicas");
+            fleet.rebalance("gateway").await;
+        }
         if !newly_down.is_empty() {
             for h in &newly_down {
                 tracing::warn!(host = %h, "no heartbeat for {DOWN_AFTER_SECS} s: host is down");

@@ -71,6 +71,12 @@ pub use ::ops::{Progress, ProgressTx, Step};
 #[derive(Debug, Clone)]
 struct Live {
     up: bool,
+    /// Up without a break for the grace period: only such a host receives
+    /// replicas moved by a rebalance (a host that connects and drops at
+    /// once never does).
+    settled: bool,
+    /// When the host last came up (from down, or new).
+    up_since: Instant,
     seen: Instant,
     seen_ms: i64,
     apps: Vec<HostApp>,
@@ -128,6 +134,8 @@ impl Fleet {
                     h.name,
                     Live {
                         up: true,
+                        settled: true,
+                        up_since: Instant::now(),
                         seen: Instant::now(),
                         seen_ms: now,
                         apps: Vec::new(),
@@ -210,6 +218,13 @@ impl Fleet {
             .get(host)
             .cloned()
             .filter(|c| !c.is_closed())
+    }
+
+    /// Up without a break for the grace period.
+    fn is_settled(&self, host: &str) -> bool {
+        lock(&self.live)
+            .get(host)
+            .is_some_and(|l| l.up && l.settled)
     }
 
     fn is_up(&self, host: &str) -> bool {

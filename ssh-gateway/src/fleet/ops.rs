@@ -431,7 +431,8 @@ impl Fleet {
         let after = if replicas == 0 {
             BTreeMap::new()
         } else {
-            placement::place(app, rel.kind, replicas, &rel.manifest.labels, &c)?
+            // Running replicas stay where they are; only the difference moves.
+            placement::keep(app, rel.kind, replicas, &rel.manifest.labels, &c, &before)?
         };
         self.apply_placement(&rel, &before, &after, who, progress)
             .await?;

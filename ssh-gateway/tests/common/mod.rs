@@ -217,6 +217,33 @@ impl Fleet {
         i
     }
 
+    /// Starts an agent named `name` holding `key` (enrolled or not, under
+    /// whatever name); does not wait for it to come up.
+    pub fn add_agent_with_key(&mut self, name: &str, key: &Path) -> usize {
+        self.agents.push(Agent {
+            name: name.to_string(),
+            data: self.path(&format!("{name}-{}", self.agents.len())),
+            key: key.to_path_buf(),
+            http: free_port(),
+            proc: None,
+            starts: 0,
+        });
+        let i = self.agents.len() - 1;
+        self.start_agent(i, &[]);
+        i
+    }
+
+    /// Runs `ssh-gateway --data GW ARGS` beside the running gateway.
+    pub fn gateway_cmd(&self, args: &[&str]) -> Run {
+        run(
+            Command::new(gateway_bin())
+                .arg("--data")
+                .arg(self.gw_data())
+                .args(args),
+            None,
+        )
+    }
+
     pub fn start_agent(&mut self, i: usize, labels: &[&str]) {
         let addr = self.addr();
         let a = &mut self.agents[i];
