@@ -139,3 +139,37 @@ fn an_agent_refuses_a_host_key_others_can_read() {
         r.stderr
     );
 }
+
+#[test]
+fn an_emptied_database_beside_the_hosts_state_is_refused_and_nothing_is_deleted() {
+    let mut h = Hostd::start();
+    h.deploy("api", "ticker.wasm", &[]);
+    h.wait_running("api", "v1", 1);
+    h.stop();
+    let count = |d: &str| std::fs::read_dir(h.data().join(d)).unwrap().count();
+    let (artifacts, cache) = (count("artifacts"), count("cache"));
+    assert!(artifacts > 0 && cache > 0);
+    for f in ["hostd.db-wal", "hostd.db-shm"] {
+        let _ = std::fs::remove_file(h.data().join(f));
+    }
+    std::fs::write(h.data().join("hostd.db"), b"").unwrap();
+    let r = run(
+        std::process::Command::new(hostd_bin())
+            .args(["serve", "--http", "none", "--data"])
+            .arg(h.data())
+            .env_remove("CRANEFLEET_SOCKET"),
+        None,
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("hostd.db is empty (0 bytes)")
+            && r.stderr.contains("restore the database"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(
+        (count("artifacts"), count("cache")),
+        (artifacts, cache),
+        "nothing deleted"
+    );
+}

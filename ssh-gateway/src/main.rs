@@ -111,6 +111,9 @@ fn data_dir(flag: Option<&Path>) -> PathBuf {
 
 fn open_db(dir: &Path) -> anyhow::Result<Db> {
     net::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Never start empty over what this gateway kept: its artifacts.
+    let state = [dir.join("artifacts"), dir.join("ssh_host_ed25519_key")];
+    db::check_state(&dir.join("gateway.db"), &state)?;
     Ok(Db::open(
         &dir.join("gateway.db"),
         schema::migrations::GATEWAY,

@@ -729,3 +729,45 @@ fn refusals_are_audited_counted_and_bounded() {
         );
     }
 }
+
+#[test]
+fn an_emptied_gateway_database_is_refused_and_no_artifact_is_deleted() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.ops(&[
+        "deploy",
+        "w",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--kind",
+        "worker",
+    ])
+    .ok();
+    f.stop_gateway();
+    let artifacts = || {
+        std::fs::read_dir(f.gw_data().join("artifacts"))
+            .unwrap()
+            .count()
+    };
+    let before = artifacts();
+    assert!(before > 0);
+    for file in ["gateway.db-wal", "gateway.db-shm"] {
+        let _ = std::fs::remove_file(f.gw_data().join(file));
+    }
+    std::fs::write(f.gw_data().join("gateway.db"), b"").unwrap();
+    let r = run(
+        Command::new(gateway_bin())
+            .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+            .arg(f.gw_data()),
+        None,
+    );
+    assert_ne!(r.code, 0);
+    assert!(
+        r.stderr.contains("gateway.db is empty (0 bytes)"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(artifacts(), before, "no artifact deleted");
+    // The keys command refuses too rather than enrolling into an empty store.
+    let r = f.gateway_cmd(&["keys", "list"]);
+    assert_ne!(r.code, 0);
+}

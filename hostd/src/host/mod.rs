@@ -92,6 +92,9 @@ impl Host {
     pub async fn open(config: HostConfig) -> anyhow::Result<Arc<Host>> {
         use anyhow::Context;
         let dir = &config.data_dir;
+        // Never start empty over what this host ran: its apps' code is here.
+        let state = [dir.join("artifacts"), dir.join("cache")];
+        db::check_state(&dir.join("hostd.db"), &state)?;
         let db = Db::open(
             &dir.join("hostd.db"),
             schema::migrations::HOSTD,

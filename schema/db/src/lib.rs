@@ -46,6 +46,15 @@ pub enum DbError {
         #[source]
         source: rusqlite::Error,
     },
+    #[error(
+        "database {path} is {what}, but {state} holds this daemon's state; nothing was started and nothing was deleted: restore the database from a backup, or move the data directory aside to start afresh"
+    )]
+    Damaged {
+        path: PathBuf,
+        /// `empty (0 bytes)`, `missing`, `not a SQLite database`.
+        what: &'static str,
+        state: PathBuf,
+    },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
     #[error("the database thread has stopped")]
@@ -68,6 +77,36 @@ pub enum Durability {
     /// `synchronous=NORMAL`: survives a crash of the process, may lose the last
     /// transactions on power loss. Right for logs, where throughput matters.
     Normal,
+}
+
+/// Refuses to start from a database that is missing, empty or not a SQLite
+/// file while `state` shows the daemon has run here before (its artifacts,
+/// its compiled code, its host key, the database's own WAL). A fresh data
+/// directory passes; so do files an operator keeps there.
+pub fn check_state(path: &Path, state: &[PathBuf]) -> Result<(), DbError> {
+    let what = match std::fs::read(path).map(|b| b.get(..16).map(<[u8]>::to_vec)) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => "missing",
+        Err(_) => "unreadable",
+        Ok(None) if std::fs::metadata(path).is_ok_and(|m| m.len() == 0) => "empty (0 bytes)",
+        Ok(None) => "not a SQLite database",
+        Ok(Some(head)) if head != b"SQLite format 3\0" => "not a SQLite database",
+        Ok(Some(_)) => return Ok(()),
+    };
+    let mut wal = path.as_os_str().to_owned();
+    wal.push("-wal");
+    let wal = PathBuf::from(wal);
+    let holds = |p: &Path| match std::fs::read_dir(p) {
+        Ok(mut entries) => entries.next().is_some(),
+        Err(_) => p.is_file() && std::fs::metadata(p).is_ok_and(|m| m.len() > 0),
+    };
+    match std::iter::once(&wal).chain(state).find(|p| holds(p)) {
+        Some(state) => Err(DbError::Damaged {
+            path: path.to_path_buf(),
+            what,
+            state: state.clone(),
+        }),
+        None => Ok(()),
+    }
 }
 
 impl Db {
@@ -219,5 +258,31 @@ mod tests {
             .unwrap()
             .to_string();
         assert!(err.contains("run the newer ssh-gateway"), "{err}");
+    }
+
+    #[test]
+    fn an_empty_database_beside_a_daemons_state_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let db = dir.path().join("x.db");
+        let artifacts = dir.path().join("artifacts");
+        // A fresh directory: fine.
+        check_state(&db, std::slice::from_ref(&artifacts)).unwrap();
+        std::fs::create_dir(&artifacts).unwrap();
+        check_state(&db, std::slice::from_ref(&artifacts)).unwrap();
+        std::fs::write(artifacts.join("a.wasm"), b"x").unwrap();
+        std::fs::write(&db, b"").unwrap();
+        let e = check_state(&db, std::slice::from_ref(&artifacts)).unwrap_err();
+        assert!(e.to_string().contains("is empty (0 bytes)"), "{e}");
+        std::fs::write(&db, b"not sqlite at all, really").unwrap();
+        let e = check_state(&db, &[]).map(|_| ());
+        assert!(e.is_ok(), "no state: an operator's file is not refused");
+        let e = check_state(&db, std::slice::from_ref(&artifacts)).unwrap_err();
+        assert!(e.to_string().contains("not a SQLite database"), "{e}");
+        std::fs::remove_file(&db).unwrap();
+        let e = check_state(&db, std::slice::from_ref(&artifacts)).unwrap_err();
+        assert!(e.to_string().contains("is missing"), "{e}");
+        let real = Db::open(&db, schema::migrations::HOSTD, Durability::Full).unwrap();
+        drop(real);
+        check_state(&db, std::slice::from_ref(&artifacts)).unwrap();
     }
 }
