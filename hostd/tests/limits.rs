@@ -173,3 +173,83 @@ fn an_emptied_database_beside_the_hosts_state_is_refused_and_nothing_is_deleted(
         "nothing deleted"
     );
 }
+
+/// VmRSS of a pid, KiB.
+fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmRSS:"))
+                .and_then(|v| v.split_whitespace().next())
+                .and_then(|v| v.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost() {
+    let h = Hostd::start();
+    // A worker writing 16 KiB lines as fast as it can.
+    let flood = h.data().join("flood.wasm");
+    std::fs::write(
+        &flood,
+        ::wat::parse_str(
+            r#"(module
+              (import "wasi_snapshot_preview1" "fd_write"
+                (func $fd_write (param i32 i32 i32 i32) (result i32)))
+              (memory (export "memory") 1)
+              (data (i32.const 0) "\10\00\00\00\00\40\00\00")
+              (func (export "_start")
+                (memory.fill (i32.const 16) (i32.const 120) (i32.const 16383))
+                (i32.store8 (i32.const 16399) (i32.const 10))
+                (loop $l
+                  (drop (call $fd_write (i32.const 1) (i32.const 0) (i32.const 1) (i32.const 8)))
+                  (br $l))))"#,
+        )
+        .unwrap(),
+    )
+    .unwrap();
+    let before = rss_kib(h.pid());
+    let r = h.run(&["deploy", "flood", flood.to_str().unwrap(), "--kind", "worker"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    // The writer cannot keep up with 16 KiB lines from a tight loop: lines
+    // are dropped, and said to be.
+    h.wait_log("flood", "a drop notice", |r| {
+        r["stream"] == "system" && r["line"].as_str().unwrap_or("").contains("lines dropped")
+    });
+    let mut peak = 0;
+    for _ in 0..20 {
+        peak = peak.max(rss_kib(h.pid()));
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(
+        peak < before + 400 * 1024,
+        "the flood cost hostd {} MiB",
+        (peak.saturating_sub(before)) >> 10
+    );
+    // A lifecycle record gets through the flood.
+    assert_eq!(h.run(&["scale", "flood", "0"]).code, 0);
+    wait_for_or(
+        "the scale record",
+        || {
+            let recent = h.run(&["logs", "flood", "--tail", "300", "--json"]).json_lines();
+            recent
+                .iter()
+                .any(|r| {
+                    r["stream"] == "system"
+                        && r["line"].as_str().unwrap_or("").contains("scaled 1 -> 0")
+                })
+                .then_some(())
+        },
+        || {
+            let recent = h.run(&["logs", "flood", "--tail", "300", "--json"]).json_lines();
+            recent
+                .iter()
+                .filter(|r| r["stream"] == "system")
+                .map(|r| r["line"].to_string())
+                .collect::<Vec<_>>()
+                .join("\n")
+        },
+    );
+}

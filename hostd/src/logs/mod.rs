@@ -2,8 +2,10 @@
 //! kept in a bounded store that survives restarts, and pushed to followers.
 //!
 //! The path of a line: the guest writes to stdout → [`capture::LineSplitter`]
-//! cuts it into lines → a bounded channel (never blocks the guest; when full,
-//! lines are counted as dropped and a `system` record says so) → the writer
+//! cuts it into lines → a queue bounded by bytes (never blocks the guest;
+//! past [`QUEUE_BYTES`] of waiting text, the app's lines are counted as
+//! dropped and a `system` record says so; `system` records themselves —
+//! start, exit, switch, scale, drops — are never dropped) → the writer
 //! thread numbers them, commits a batch to `logs.db` and only then publishes
 //! them to followers. A follower therefore never sees a record that a
 //! restart could lose, and `--since SEQ` after a reconnect neither skips nor
@@ -16,7 +18,7 @@ mod store;
 use std::collections::HashMap;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::mpsc::{SyncSender, TrySendError};
+use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
 use schema::command::Since;
@@ -27,8 +29,11 @@ use db::{Db, DbError, Durability};
 
 pub use store::{DEFAULT_CAP_BYTES, Sent};
 
-/// Lines waiting for the writer before new ones are dropped.
-const QUEUE: usize = 65_536;
+/// Bytes of app output waiting for the writer before new lines are
+/// dropped (each line counts its text and [`ENTRY_COST`]).
+pub const QUEUE_BYTES: usize = 16 << 20;
+/// What a queued line costs besides its text.
+const ENTRY_COST: usize = 96;
 /// Records a follower may fall behind before it re-reads from the store.
 const FOLLOW_BUFFER: usize = 4096;
 
@@ -61,7 +66,9 @@ pub struct LogHub {
 struct Inner {
     host: String,
     path: std::path::PathBuf,
-    tx: SyncSender<Msg>,
+    tx: Sender<Msg>,
+    /// Bytes of app lines queued for the writer (see [`QUEUE_BYTES`]).
+    queued: std::sync::atomic::AtomicUsize,
     reader: Db,
     followers: Mutex<HashMap<Arc<str>, broadcast::Sender<Arc<LogRecord>>>>,
     dropped: Mutex<HashMap<Arc<str>, u64>>,
@@ -74,11 +81,12 @@ impl LogHub {
         let path = dir.join("logs.db");
         let writer = store::open_writer(&path)?;
         let reader = Db::open(&path, schema::migrations::LOGS, Durability::Normal)?;
-        let (tx, rx) = std::sync::mpsc::sync_channel(QUEUE);
+        let (tx, rx) = std::sync::mpsc::channel();
         let inner = Arc::new(Inner {
             host: host.to_string(),
             path: path.clone(),
             tx,
+            queued: std::sync::atomic::AtomicUsize::new(0),
             reader,
             followers: Mutex::new(HashMap::new()),
             dropped: Mutex::new(HashMap::new()),
@@ -100,11 +108,14 @@ impl LogHub {
     }
 
     /// Queues a line. Never blocks: when the writer is behind by more than
-    /// its queue, the line is counted as dropped and reported later.
+    /// [`QUEUE_BYTES`], an app's line is counted as dropped and reported
+    /// later; a `system` record is always queued.
     pub fn push(&self, e: Entry) {
-        match self.inner.tx.try_send(Msg::Line(e)) {
-            Ok(()) => {}
-            Err(TrySendError::Full(Msg::Line(e))) => {
+        let cost = e.line.len() + ENTRY_COST;
+        if e.stream != Stream::System {
+            let queued = self.inner.queued.fetch_add(cost, Ordering::AcqRel);
+            if queued + cost > QUEUE_BYTES {
+                self.inner.queued.fetch_sub(cost, Ordering::AcqRel);
                 *self
                     .inner
                     .dropped
@@ -113,9 +124,16 @@ impl LogHub {
                     .entry(e.app)
                     .or_default() += 1;
                 self.inner.dropped_total.fetch_add(1, Ordering::Relaxed);
+                return;
             }
-            Err(_) => {} // writer gone: the host is shutting down
         }
+        // The writer gone means the host is shutting down.
+        let _ = self.inner.tx.send(Msg::Line(e));
+    }
+
+    /// Bytes of app lines waiting for the writer.
+    pub fn queued_bytes(&self) -> usize {
+        self.inner.queued.load(Ordering::Relaxed)
     }
 
     /// Writes a `system` record about an app: what the platform did and why.
@@ -161,12 +179,9 @@ impl LogHub {
     }
 
     async fn send_control(&self, msg: Msg) -> bool {
-        // Control messages must not be dropped; the queue drains quickly, so
-        // waiting for room on a blocking thread is fine.
-        let tx = self.inner.tx.clone();
-        tokio::task::spawn_blocking(move || tx.send(msg).is_ok())
-            .await
-            .unwrap_or(false)
+        // The queue is bounded by what app lines it admits: control messages
+        // always get in.
+        self.inner.tx.send(msg).is_ok()
     }
 
     /// Subscribes to an app's records as they are committed.
@@ -313,6 +328,11 @@ impl Inner {
             }
         }
         f.retain(|_, tx| tx.receiver_count() > 0);
+    }
+
+    /// The writer took `bytes` of app lines off the queue.
+    fn release_queued(&self, bytes: usize) {
+        self.queued.fetch_sub(bytes, Ordering::AcqRel);
     }
 
     fn take_dropped(&self) -> Vec<(Arc<str>, u64)> {

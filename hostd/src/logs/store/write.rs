@@ -53,6 +53,12 @@ pub fn run_writer(mut conn: Connection, rx: Receiver<Msg>, hub: Weak<Inner>, cap
             };
         }
         let Some(inner) = hub.upgrade() else { return };
+        let taken: usize = lines
+            .iter()
+            .filter(|e| e.stream != Stream::System)
+            .map(|e| e.line.len() + super::super::ENTRY_COST)
+            .sum();
+        inner.release_queued(taken);
         for (app, n) in inner.take_dropped() {
             lines.push(Entry {
                 app,
