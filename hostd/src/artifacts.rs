@@ -194,7 +194,9 @@ impl Artifacts {
     }
 
     fn compile_and_cache(&self, digest: &str, bytes: &[u8]) -> Result<(Loaded, u64), StoreError> {
-        let pre = engine::precompile(&self.inner.engine, bytes)?;
+        let pre = engine::precompile(&self.inner.engine, bytes);
+        engine::give_back_memory();
+        let pre = pre?;
         let compile_ms = pre.compile_ms;
         let path = self.cwasm_path(digest)?;
         write_atomically(&path, &pre.cwasm)?;

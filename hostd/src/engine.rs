@@ -83,6 +83,33 @@ pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, En
     Ok(c)
 }
 
+/// Keeps compiles off one core: Cranelift compiles a module's functions in
+/// parallel on rayon's pool, which a daemon sizes to all cores but one, so
+/// an upload being compiled never starves the apps, the ingress and the
+/// control socket. Called once, before the first compile.
+pub fn leave_a_core_for_the_daemon() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let threads = cores.saturating_sub(1).max(1);
+    let built = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .thread_name(|i| format!("compile-{i}"))
+        .build_global();
+    if built.is_ok() {
+        tracing::debug!(threads, cores, "compile threads");
+    }
+}
+
+/// Gives the memory a compile used back to the system (glibc keeps freed
+/// arenas otherwise: a big compile left hostd a gigabyte larger).
+pub fn give_back_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only releases free memory of the allocator's
+    // arenas; it touches no live allocation.
+    unsafe {
+        libc::malloc_trim(0);
+    }
+}
+
 /// An engine for running code on this machine.
 ///
 /// Pooling needs a large virtual reservation; where the system refuses it

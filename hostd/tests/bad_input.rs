@@ -396,3 +396,20 @@ fn changing_an_apps_kind_takes_an_explicit_kind() {
         "api is a worker app, and this artifact is built as http",
     );
 }
+
+#[test]
+fn a_compile_bomb_is_refused_before_it_is_compiled() {
+    let (h, before) = running_host();
+    // 150 000 empty functions: seconds of both cores and a gigabyte to compile.
+    let funcs = "(func)".repeat(150_000);
+    let bomb = wat_file(
+        &h,
+        "bomb.wasm",
+        &format!(r#"(module {funcs} (func (export "_start")))"#),
+    );
+    let started = std::time::Instant::now();
+    let r = h.run(&["deploy", "api", &bomb, "--kind", "worker"]);
+    refused(&h, &before, r, "150001 functions");
+    // Refused from its sections alone (a compile would take seconds).
+    println!("refused in {:?}", started.elapsed());
+}

@@ -211,7 +211,13 @@ fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost()
     )
     .unwrap();
     let before = rss_kib(h.pid());
-    let r = h.run(&["deploy", "flood", flood.to_str().unwrap(), "--kind", "worker"]);
+    let r = h.run(&[
+        "deploy",
+        "flood",
+        flood.to_str().unwrap(),
+        "--kind",
+        "worker",
+    ]);
     assert_eq!(r.code, 0, "{}", r.stderr);
     // The writer cannot keep up with 16 KiB lines from a tight loop: lines
     // are dropped, and said to be.
@@ -233,7 +239,9 @@ fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost()
     wait_for_or(
         "the scale record",
         || {
-            let recent = h.run(&["logs", "flood", "--tail", "300", "--json"]).json_lines();
+            let recent = h
+                .run(&["logs", "flood", "--tail", "300", "--json"])
+                .json_lines();
             recent
                 .iter()
                 .any(|r| {
@@ -243,7 +251,9 @@ fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost()
                 .then_some(())
         },
         || {
-            let recent = h.run(&["logs", "flood", "--tail", "300", "--json"]).json_lines();
+            let recent = h
+                .run(&["logs", "flood", "--tail", "300", "--json"])
+                .json_lines();
             recent
                 .iter()
                 .filter(|r| r["stream"] == "system")

@@ -141,6 +141,10 @@ pub struct Exports {
     /// inside a component) declares, in bytes: what instantiating it takes
     /// at the least.
     pub min_memory_bytes: u64,
+    /// Functions defined, in all its modules: what compiling it costs.
+    pub functions: u64,
+    /// Bytes of code, in all its modules.
+    pub code_bytes: u64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -154,9 +158,12 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
     let mut has_start = false;
     let mut depth = 0usize;
     let mut min_memory_bytes = 0u64;
+    let (mut functions, mut code_bytes) = (0u64, 0u64);
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| ArtifactError::Invalid(e.to_string()))?;
         match payload {
+            Payload::FunctionSection(s) => functions += u64::from(s.count()),
+            Payload::CodeSectionStart { size, .. } => code_bytes += u64::from(size),
             Payload::MemorySection(s) => {
                 for m in s {
                     let m = m.map_err(|e| ArtifactError::Invalid(e.to_string()))?;
@@ -195,6 +202,8 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
         names,
         has_start,
         min_memory_bytes,
+        functions,
+        code_bytes,
     })
 }
 

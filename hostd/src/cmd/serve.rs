@@ -139,6 +139,7 @@ impl Daemon {
     /// what the host ran, and starts serving.
     pub async fn start(cfg: HostConfig) -> anyhow::Result<Daemon> {
         net::private_umask();
+        crate::engine::leave_a_core_for_the_daemon();
         let lock = lock_data_dir(&cfg.data_dir)?;
         let listener = bind_socket(&cfg.socket)?;
         let http = match cfg.http {

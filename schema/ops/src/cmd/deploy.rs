@@ -67,6 +67,16 @@ pub fn check(
         .to_manifest(exports.inferred_kind().unwrap_or(AppKind::Worker))
         .map_err(|e| failed(&e))?;
     exports.check(manifest.kind).map_err(|e| failed(&e))?;
+    // What compiling it may cost: one upload must not hold both cores for
+    // long or leave the daemon a gigabyte bigger.
+    if exports.functions > MAX_FUNCTIONS || exports.code_bytes > MAX_CODE_BYTES {
+        return Err(OpError::failed(format!(
+            "{name}'s code has {} functions in {} KiB of code; at most {MAX_FUNCTIONS} functions and {} MiB of code are compiled",
+            exports.functions,
+            exports.code_bytes >> 10,
+            MAX_CODE_BYTES >> 20
+        )));
+    }
     // What instantiating it takes at the least, against what it may use:
     // refused here, the running release stays, instead of a crash loop.
     let limit_mb = manifest.limits.memory_mb.unwrap_or(DEFAULT_MEMORY_MB);
@@ -78,6 +88,12 @@ pub fn check(
     }
     Ok((name, manifest))
 }
+
+/// Most functions an artifact may define (a large Rust component has some
+/// tens of thousands).
+pub const MAX_FUNCTIONS: u64 = 100_000;
+/// Most bytes of code an artifact may hold.
+pub const MAX_CODE_BYTES: u64 = 64 << 20;
 
 /// An app keeps its kind unless the deploy says otherwise: a new release of
 /// another kind (an http app's next artifact built as a command) needs an
