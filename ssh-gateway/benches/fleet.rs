@@ -21,6 +21,7 @@
 mod harness;
 #[path = "fleet/peers.rs"]
 mod peers;
+#[allow(dead_code)]
 #[path = "fleet/setup.rs"]
 mod setup;
 

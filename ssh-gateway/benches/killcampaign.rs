@@ -22,43 +22,16 @@
 
 #[path = "../../fixtures/harness.rs"]
 mod harness;
+#[allow(dead_code)]
 #[path = "fleet/setup.rs"]
 mod setup;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use harness::*;
-use setup::{bin, keygen};
-
-/// One daemon of the campaign and how to start it again.
-struct Node {
-    name: String,
-    args: Vec<String>,
-    proc: Option<Proc>,
-}
-
-impl Node {
-    fn start(&mut self) {
-        let mut c = Command::new(bin(if self.name == "gateway" {
-            "ssh-gateway"
-        } else {
-            "hostd"
-        }));
-        c.args(&self.args)
-            .env("CRANEFLEET_LOG", "warn")
-            .stdout(Stdio::null())
-            .stderr(Stdio::null());
-        self.proc = Some(Proc::spawn(&self.name, &mut c));
-    }
-
-    fn kill9(&mut self) {
-        if let Some(mut p) = self.proc.take() {
-            p.kill9();
-        }
-    }
-}
+use setup::{Fleet, bin};
 
 /// A small xorshift: the campaign is reproducible from its seed.
 struct Rng(u64);
@@ -72,100 +45,16 @@ impl Rng {
     }
 }
 
-struct Campaign {
-    dir: tempfile::TempDir,
-    port: u16,
-    gateway: Node,
-    hosts: Vec<(Node, u16, PathBuf)>,
-}
+/// The fleet of the campaign: a gateway (process 0) and two hosts.
+struct Campaign(Fleet);
 
 impl Campaign {
-    fn start() -> Campaign {
-        let dir = tempfile::Builder::new().prefix("kill9").tempdir().unwrap();
-        let port = free_port();
-        let gw = dir.path().join("gw");
-        let enroll = |role: &str, key: &Path, name: &str| {
-            let mut p = key.as_os_str().to_owned();
-            p.push(".pub");
-            run(
-                Command::new(bin("ssh-gateway"))
-                    .arg("--data")
-                    .arg(&gw)
-                    .args(["keys", "add", "--role", role, "--name", name])
-                    .arg(p),
-                None,
-            )
-            .ok();
-        };
-        let ops = keygen(dir.path(), "ops");
-        enroll("operator", &ops, "ops");
-        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
-        std::fs::copy(&ops, dir.path().join("home/.ssh/id_ed25519")).unwrap();
-        let mut gateway = Node {
-            name: "gateway".into(),
-            args: vec![
-                "serve".into(),
-                "--listen".into(),
-                format!("127.0.0.1:{port}"),
-                "--data".into(),
-                gw.display().to_string(),
-            ],
-            proc: None,
-        };
-        gateway.start();
-        let mut hosts = Vec::new();
-        for i in 0..2 {
-            let name = format!("h{i}");
-            let key = keygen(dir.path(), &format!("{name}-key"));
-            enroll("host", &key, &name);
-            let http = free_port();
-            let data = dir.path().join(&name);
-            let mut n = Node {
-                name: name.clone(),
-                args: [
-                    "agent",
-                    "--gateway",
-                    &format!("127.0.0.1:{port}"),
-                    "--name",
-                    &name,
-                    "--http",
-                    &format!("127.0.0.1:{http}"),
-                    "--host-key",
-                    &key.display().to_string(),
-                    "--data",
-                    &data.display().to_string(),
-                ]
-                .map(String::from)
-                .to_vec(),
-                proc: None,
-            };
-            n.start();
-            hosts.push((n, http, data));
-        }
-        let c = Campaign {
-            dir,
-            port,
-            gateway,
-            hosts,
-        };
-        c.wait_up();
-        c
+    fn ops(&self, args: &[&str]) -> Run {
+        self.0.ops(args)
     }
 
     fn ops_cmd(&self) -> Command {
-        let mut c = Command::new(bin("hostd"));
-        c.args([
-            "--gateway",
-            &format!("ops@127.0.0.1:{}", self.port),
-            "--accept-new-host-key",
-        ])
-        .env("HOME", self.dir.path().join("home"))
-        .env("CRANEFLEET_LOG", "off");
-        c
-    }
-
-    fn ops(&self, args: &[&str]) -> Run {
-        run(self.ops_cmd().args(args), None)
+        self.0.ops_cmd()
     }
 
     fn json(&self, args: &[&str]) -> serde_json::Value {
@@ -245,7 +134,7 @@ fn main() {
         .find_map(|a| a.parse().ok())
         .unwrap_or(100)
         * 2;
-    let mut c = Campaign::start();
+    let mut c = Campaign(Fleet::start(2));
     let hello = fixture("http-hello.wasm");
     c.ops(&["deploy", "web", hello.to_str().unwrap(), "--replicas", "2"])
         .ok();
@@ -253,29 +142,35 @@ fn main() {
     let (mut not_one_active, mut disagree, mut lost, mut not_serving) = (0, 0, 0, 0);
     let (mut host_kills, mut gateway_kills) = (0, 0);
     let mut acknowledged_releases = c.active().2;
-    let mut acknowledged_audit = c.json(&["audit", "--tail", "100000"])
+    let mut acknowledged_audit = c
+        .json(&["audit", "--tail", "100000"])
         .as_array()
         .map_or(0, Vec::len);
     let mut round_secs = Vec::new();
-    println!("# kill -9 campaign: {} rounds ({} host kills, {} gateway kills)", rounds, rounds / 2, rounds / 2);
+    println!(
+        "# kill -9 campaign: {} rounds ({} host kills, {} gateway kills)",
+        rounds,
+        rounds / 2,
+        rounds / 2
+    );
     for round in 0..rounds {
         let started = Instant::now();
         let mut op = operation(&c, &mut rng, round);
         std::thread::sleep(Duration::from_millis(rng.below(400)));
         if round % 2 == 0 {
-            let i = rng.below(2) as usize;
-            c.hosts[i].0.kill9();
+            let i = 1 + rng.below(2) as usize;
+            c.0.kill9(i);
             host_kills += 1;
             let status = op.wait().ok();
-            c.hosts[i].0.start();
+            c.0.restart(i);
             if status.is_some_and(|s| s.success()) {
                 acknowledged_releases = acknowledged_releases.max(c.active().2);
             }
         } else {
-            c.gateway.kill9();
+            c.0.kill9(0);
             gateway_kills += 1;
             let _ = op.wait();
-            c.gateway.start();
+            c.0.restart(0);
         }
         c.wait_up();
         // Let the fleet converge (a killed host restarts its apps; the
@@ -284,7 +179,7 @@ fn main() {
         let agreed = loop {
             let (active, n, _) = c.active();
             let hosts: Vec<Option<String>> =
-                c.hosts.iter().map(|(_, _, d)| c.host_runs(d)).collect();
+                c.0.agents.iter().map(|(_, _, d)| c.host_runs(d)).collect();
             let ok = n == 1 && hosts.iter().all(|h| h.is_some() && *h == active);
             if ok || Instant::now() > deadline {
                 break (n, ok);
@@ -310,11 +205,17 @@ fn main() {
         let serving = wait_for_or(
             "web to answer on every host",
             || {
-                c.hosts
+                c.0.agents
                     .iter()
                     .all(|(_, port, _)| {
-                        http(&format!("127.0.0.1:{port}"), "GET", "web.localhost", "/", b"")
-                            .is_ok_and(|r| r.status == 200)
+                        http(
+                            &format!("127.0.0.1:{port}"),
+                            "GET",
+                            "web.localhost",
+                            "/",
+                            b"",
+                        )
+                        .is_ok_and(|r| r.status == 200)
                     })
                     .then_some(true)
             },

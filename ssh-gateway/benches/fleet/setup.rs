@@ -34,8 +34,23 @@ pub struct Fleet {
     pub dir: tempfile::TempDir,
     pub port: u16,
     pub procs: Vec<Proc>,
+    /// How each of `procs` was started (program, arguments): the gateway
+    /// first, then the agents.
+    pub commands: Vec<(String, Vec<String>)>,
     /// Each host's name, HTTP port and data directory.
     pub agents: Vec<(String, u16, PathBuf)>,
+}
+
+/// Starts `program` with `args`, quiet.
+fn spawn(program: &str, args: &[String]) -> Proc {
+    Proc::spawn(
+        program,
+        Command::new(bin(program))
+            .args(args)
+            .env("CRANEFLEET_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    )
 }
 
 impl Fleet {
@@ -63,15 +78,13 @@ impl Fleet {
         enroll("operator", &ops, "ops");
         std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
         std::fs::copy(&ops, dir.path().join("home/.ssh/id_ed25519")).unwrap();
-        let mut procs = vec![Proc::spawn(
-            "ssh-gateway",
-            Command::new(bin("ssh-gateway"))
-                .args(["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"])
-                .arg(&gw)
-                .env("CRANEFLEET_LOG", "warn")
-                .stdout(Stdio::null())
-                .stderr(Stdio::null()),
-        )];
+        let gw_args: Vec<String> = ["serve", "--listen", &format!("127.0.0.1:{port}"), "--data"]
+            .map(String::from)
+            .into_iter()
+            .chain([gw.display().to_string()])
+            .collect();
+        let mut procs = vec![spawn("ssh-gateway", &gw_args)];
+        let mut commands = vec![("ssh-gateway".to_string(), gw_args)];
         wait_for("gateway", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
@@ -82,32 +95,30 @@ impl Fleet {
             enroll("host", &key, &name);
             let http = free_port();
             let data = dir.path().join(&name);
-            procs.push(Proc::spawn(
-                "hostd agent",
-                Command::new(bin("hostd"))
-                    .args([
-                        "agent",
-                        "--gateway",
-                        &format!("127.0.0.1:{port}"),
-                        "--name",
-                        &name,
-                        "--http",
-                        &format!("127.0.0.1:{http}"),
-                        "--host-key",
-                    ])
-                    .arg(&key)
-                    .arg("--data")
-                    .arg(&data)
-                    .env("CRANEFLEET_LOG", "warn")
-                    .stdout(Stdio::null())
-                    .stderr(Stdio::null()),
-            ));
+            let args: Vec<String> = [
+                "agent",
+                "--gateway",
+                &format!("127.0.0.1:{port}"),
+                "--name",
+                &name,
+                "--http",
+                &format!("127.0.0.1:{http}"),
+                "--host-key",
+                &key.display().to_string(),
+                "--data",
+                &data.display().to_string(),
+            ]
+            .map(String::from)
+            .to_vec();
+            procs.push(spawn("hostd", &args));
+            commands.push(("hostd".to_string(), args));
             agents.push((name, http, data));
         }
         let f = Fleet {
             dir,
             port,
             procs,
+            commands,
             agents,
         };
         wait_for("every host up", || {
@@ -120,6 +131,17 @@ impl Fleet {
             .then_some(())
         });
         f
+    }
+
+    /// Kills process `i` (0: the gateway) with SIGKILL, as a crash would.
+    pub fn kill9(&mut self, i: usize) {
+        self.procs[i].kill9();
+    }
+
+    /// Starts process `i` again as it was started.
+    pub fn restart(&mut self, i: usize) {
+        let (program, args) = &self.commands[i];
+        self.procs[i] = spawn(program, args);
     }
 
     pub fn ops_cmd(&self) -> Command {
