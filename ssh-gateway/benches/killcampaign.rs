@@ -119,7 +119,8 @@ fn operation(c: &Campaign, rng: &mut Rng, round: usize) -> Child {
             &format!("GREETING=round{round}"),
         ]),
         1 => cmd.args(["rollback", "web"]),
-        2 => cmd.args(["scale", "web", &(1 + rng.below(3)).to_string()]),
+        // At least 2 replicas: both hosts run it, so both must answer.
+        2 => cmd.args(["scale", "web", &(2 + rng.below(3)).to_string()]),
         _ => cmd.args(["logs", "web", "--tail", "200"]),
     };
     cmd.stdout(Stdio::null())
@@ -202,25 +203,23 @@ fn main() {
         }
         acknowledged_releases = acknowledged_releases.max(releases);
         acknowledged_audit = acknowledged_audit.max(audit);
-        let serving = wait_for_or(
-            "web to answer on every host",
-            || {
-                c.0.agents
-                    .iter()
-                    .all(|(_, port, _)| {
-                        http(
-                            &format!("127.0.0.1:{port}"),
-                            "GET",
-                            "web.localhost",
-                            "/",
-                            b"",
-                        )
-                        .is_ok_and(|r| r.status == 200)
-                    })
-                    .then_some(true)
-            },
-            || "web does not answer".into(),
-        );
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let serving = loop {
+            let all = c.0.agents.iter().all(|(_, port, _)| {
+                http(
+                    &format!("127.0.0.1:{port}"),
+                    "GET",
+                    "web.localhost",
+                    "/",
+                    b"",
+                )
+                .is_ok_and(|r| r.status == 200)
+            });
+            if all || Instant::now() > deadline {
+                break all;
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        };
         if !serving {
             not_serving += 1;
         }

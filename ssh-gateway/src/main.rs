@@ -10,7 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use db::{Db, Durability};
 use russh::keys::{HashAlg, PrivateKey};
-use ssh_gateway::fleet::Fleet;
+use ssh_gateway::fleet::{Fleet, FleetConfig};
 use ssh_gateway::keys::{self, Role};
 
 #[derive(Debug, Parser)]
@@ -48,6 +48,11 @@ enum Cmd {
         #[arg(long, value_name = "N", default_value_t = ssh_gateway::fleet::DEFAULT_KEEP_RELEASES as u64,
               value_parser = clap::value_parser!(u64).range(1..10_000))]
         keep_releases: u64,
+        /// Seconds without a heartbeat after which a host is down and its
+        /// replicas move; a host up this long may receive moved replicas.
+        #[arg(long, value_name = "SECS", default_value_t = schema::tunnel::DOWN_AFTER_SECS,
+              value_parser = clap::value_parser!(u64).range(3..=3600))]
+        down_after_s: u64,
         /// Seconds a connection may take to authenticate before it is closed
         /// (OpenSSH's LoginGraceTime).
         #[arg(long, value_name = "SECS", default_value_t = 30,
@@ -144,6 +149,7 @@ async fn serve(
     key_path: Option<PathBuf>,
     name: Option<String>,
     keep_releases: usize,
+    down_after: Duration,
     limits: ssh_gateway::server::Limits,
 ) -> anyhow::Result<()> {
     match net::raise_nofile_limit() {
@@ -158,7 +164,10 @@ async fn serve(
             .map(|s| s.trim().to_string())
             .unwrap_or_else(|_| "gateway".into())
     });
-    let fleet = Fleet::open(name, dir.clone(), db, keep_releases).await?;
+    let mut cfg = FleetConfig::new(name, dir.clone());
+    cfg.keep_releases = keep_releases;
+    cfg.down_after = down_after;
+    let fleet = Fleet::open(cfg, db).await?;
     let config = Arc::new(russh::server::Config {
         keys: vec![key],
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
@@ -310,6 +319,7 @@ fn main() -> ExitCode {
                 host_key,
                 name,
                 keep_releases,
+                down_after_s,
                 login_grace_time,
                 max_startups,
                 per_source_max_startups,
@@ -323,7 +333,17 @@ fn main() -> ExitCode {
                     audit_refusals_every: Duration::from_secs(audit_refusals_every_s),
                     audit_keep,
                 };
-                serve(dir, listen, host_key, name, keep_releases as usize, limits).await
+                let down_after = Duration::from_secs(down_after_s);
+                serve(
+                    dir,
+                    listen,
+                    host_key,
+                    name,
+                    keep_releases as usize,
+                    down_after,
+                    limits,
+                )
+                .await
             }
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
         }

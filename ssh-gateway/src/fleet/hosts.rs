@@ -466,7 +466,7 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
         let newly_down: Vec<String> = {
             let mut live = lock(&fleet.live);
             live.iter_mut()
-                .filter(|(_, l)| l.up && l.seen.elapsed() > Duration::from_secs(DOWN_AFTER_SECS))
+                .filter(|(_, l)| l.up && l.seen.elapsed() > fleet.down_after)
                 .map(|(h, l)| {
                     l.up = false;
                     h.clone()
@@ -476,10 +476,7 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
         let newly_settled: Vec<String> = {
             let mut live = lock(&fleet.live);
             live.iter_mut()
-                .filter(|(_, l)| {
-                    l.up && !l.settled
-                        && l.up_since.elapsed() >= Duration::from_secs(DOWN_AFTER_SECS)
-                })
+                .filter(|(_, l)| l.up && !l.settled && l.up_since.elapsed() >= fleet.down_after)
                 .map(|(h, l)| {
                     l.settled = true;
                     h.clone()
@@ -487,18 +484,20 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
                 .collect()
         };
         if !newly_settled.is_empty() && newly_down.is_empty() {
-            tracing::info!(hosts = ?newly_settled, "up for {DOWN_AFTER_SECS} s: may receive replicas");
+            let s = fleet.down_after.as_secs_f64();
+            tracing::info!(hosts = ?newly_settled, "up for {s} s: may receive replicas");
             fleet.rebalance("gateway").await;
         }
         if !newly_down.is_empty() {
             for h in &newly_down {
-                tracing::warn!(host = %h, "no heartbeat for {DOWN_AFTER_SECS} s: host is down");
+                let s = fleet.down_after.as_secs_f64();
+                tracing::warn!(host = %h, "no heartbeat for {s} s: host is down");
                 fleet
                     .audit(
                         "gateway",
                         "host-down",
                         None,
-                        format!("{h}: no heartbeat for {DOWN_AFTER_SECS} s"),
+                        format!("{h}: no heartbeat for {} s", fleet.down_after.as_secs_f64()),
                     )
                     .await;
             }

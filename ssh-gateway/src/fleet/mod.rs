@@ -89,6 +89,8 @@ pub struct Fleet {
     pub max_artifact_bytes: u64,
     /// Releases of an app whose artifacts are kept (see [`store::prune`]).
     keep_releases: usize,
+    /// See [`FleetConfig::down_after`].
+    down_after: Duration,
     artifacts: ArtifactStore,
     conns: Mutex<HashMap<String, Arc<HostConn>>>,
     live: Mutex<HashMap<String, Live>>,
@@ -111,13 +113,44 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// Releases of an app whose artifacts the gateway keeps unless told otherwise.
 pub const DEFAULT_KEEP_RELEASES: usize = 10;
 
+/// Everything a fleet is opened with, built once (from `serve`'s flags, or
+/// by a test that wants a host down after 1 s rather than 10).
+#[derive(Debug, Clone)]
+pub struct FleetConfig {
+    /// This gateway's name, as hosts and audit entries show it.
+    pub name: String,
+    /// The data directory (`gateway.db`, `artifacts/`).
+    pub dir: PathBuf,
+    /// Releases of each app whose artifacts are kept.
+    pub keep_releases: usize,
+    /// Largest artifact a deploy accepts.
+    pub max_artifact_bytes: u64,
+    /// A host silent this long is down and loses its replicas; a host up
+    /// this long may receive replicas moved by a rebalance.
+    pub down_after: Duration,
+}
+
+impl FleetConfig {
+    pub fn new(name: String, dir: PathBuf) -> FleetConfig {
+        FleetConfig {
+            name,
+            dir,
+            keep_releases: DEFAULT_KEEP_RELEASES,
+            max_artifact_bytes: 256 << 20,
+            down_after: Duration::from_secs(DOWN_AFTER_SECS),
+        }
+    }
+}
+
 impl Fleet {
-    pub async fn open(
-        name: String,
-        dir: PathBuf,
-        db: Db,
-        keep_releases: usize,
-    ) -> Result<Arc<Fleet>, FleetError> {
+    pub async fn open(cfg: FleetConfig, db: Db) -> Result<Arc<Fleet>, FleetError> {
+        let FleetConfig {
+            name,
+            dir,
+            keep_releases,
+            max_artifact_bytes,
+            down_after,
+        } = cfg;
         let artifacts = ArtifactStore::open(&dir)?;
         let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
         if failed > 0 {
@@ -148,8 +181,9 @@ impl Fleet {
         let fleet = Arc::new(Fleet {
             name,
             db,
-            max_artifact_bytes: 256 << 20,
+            max_artifact_bytes,
             keep_releases: keep_releases.max(1),
+            down_after,
             artifacts,
             conns: Mutex::new(HashMap::new()),
             live: Mutex::new(live),

@@ -454,31 +454,3 @@ impl Drop for Fleet {
         }
     }
 }
-
-/// A valid module padded with a custom section to `size` bytes: big enough
-/// that fetching it through a tunnel takes a while.
-pub fn padded_wasm(base: &[u8], size: usize) -> Vec<u8> {
-    let mut out = base.to_vec();
-    let name = b"cranefleet-padding";
-    let payload = size.saturating_sub(base.len() + name.len() + 16);
-    let mut body = Vec::new();
-    leb(&mut body, name.len() as u64);
-    body.extend_from_slice(name);
-    body.resize(body.len() + payload, 0x5a);
-    out.push(0); // custom section
-    leb(&mut out, body.len() as u64);
-    out.extend_from_slice(&body);
-    out
-}
-
-fn leb(out: &mut Vec<u8>, mut v: u64) {
-    loop {
-        let b = (v & 0x7f) as u8;
-        v >>= 7;
-        if v == 0 {
-            out.push(b);
-            return;
-        }
-        out.push(b | 0x80);
-    }
-}
