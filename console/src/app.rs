@@ -511,7 +511,7 @@ impl App {
         self.say(Level::Info, format!("running: {}", p.title()));
         vec![Action::Run {
             id,
-            request: p.request(),
+            request: Box::new(p.request()),
         }]
     }
 }

@@ -95,7 +95,7 @@ pub async fn drive(
         match action {
             Action::Quit => break,
             Action::Run { id, request } => {
-                tokio::spawn(run_command(exec, id, request, opts.local_files, events));
+                tokio::spawn(run_command(exec, id, *request, opts.local_files, events));
             }
             Action::Follow { app, filter } => {
                 if let Some(f) = follow.take() {

@@ -73,7 +73,10 @@ pub enum Action {
     /// Run a CLI.md command, typed (parsed once, where it was typed).
     /// Answered by `CommandProgress` steps and one `CommandDone`. A `deploy`
     /// names a file on the console's machine: only a local console emits one.
-    Run { id: CommandId, request: CommandLine },
+    Run {
+        id: CommandId,
+        request: Box<CommandLine>,
+    },
     /// Stream this app's logs (`logs APP -f --json`), replacing any previous
     /// follow. `filter` is an expression for `--where` when the active filter
     /// can run where the records are made; `None` means every record.

@@ -28,7 +28,7 @@ pub enum Pending {
     Deploy {
         app: String,
         source: String,
-        request: DeployArgs,
+        request: Box<DeployArgs>,
     },
 }
 
@@ -93,7 +93,7 @@ impl Pending {
                 replicas: *to,
             }),
             Pending::Rm { app } => Command::Rm(RmArgs { app: app.clone() }),
-            Pending::Deploy { request, .. } => Command::Deploy(request.clone()),
+            Pending::Deploy { request, .. } => Command::Deploy((**request).clone()),
         };
         CommandLine {
             json: false,

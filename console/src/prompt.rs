@@ -308,7 +308,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             Intent::Confirm(Pending::Deploy {
                 app,
                 source,
-                request: d,
+                request: Box::new(d),
             })
         }
     }

@@ -242,6 +242,14 @@ impl Lines {
     }
 }
 
+impl Executor for SshExecutor {
+    fn start(&self, request: CommandLine, artifact: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
+        let (tx, rx) = mpsc::channel(64);
+        tokio::spawn(self.inner.clone().exec(request, artifact, tx));
+        rx
+    }
+}
+
 #[cfg(test)]
 mod lines_tests {
     use super::*;
@@ -268,13 +276,5 @@ mod lines_tests {
             panic!("{replies:?}")
         };
         assert_eq!(b.iter().map(|r| r.seq).collect::<Vec<_>>(), vec![1, 2]);
-    }
-}
-
-impl Executor for SshExecutor {
-    fn start(&self, request: CommandLine, artifact: Option<Vec<u8>>) -> mpsc::Receiver<Output> {
-        let (tx, rx) = mpsc::channel(64);
-        tokio::spawn(self.inner.clone().exec(request, artifact, tx));
-        rx
     }
 }

@@ -200,6 +200,31 @@ impl Manifest {
                 ));
             }
         }
+        self.validate_limits()?;
+        if let Some(p) = &self.health.path {
+            if self.kind != AppKind::Http {
+                return Err(field(
+                    "health.path",
+                    format!(
+                        "only http apps answer a health path; this app is kind {}",
+                        self.kind
+                    ),
+                ));
+            }
+            if !p.starts_with('/') {
+                return Err(field("health.path", format!("{p:?} must start with '/'")));
+            }
+        }
+        if let Some(rule) = &self.health.rule
+            && let Err(e) = crate::expr::parse_rule(rule)
+        {
+            return Err(field("health.rule", e.to_string()));
+        }
+        Ok(())
+    }
+
+    /// Every limit within its ceiling.
+    fn validate_limits(&self) -> Result<(), ManifestError> {
         if let Some(mb) = self.limits.memory_mb
             && (mb == 0 || mb > MAX_MEMORY_MB)
         {
@@ -230,25 +255,6 @@ impl Manifest {
             1,
             MAX_HEALTH_WINDOW_S,
         )?;
-        if let Some(p) = &self.health.path {
-            if self.kind != AppKind::Http {
-                return Err(field(
-                    "health.path",
-                    format!(
-                        "only http apps answer a health path; this app is kind {}",
-                        self.kind
-                    ),
-                ));
-            }
-            if !p.starts_with('/') {
-                return Err(field("health.path", format!("{p:?} must start with '/'")));
-            }
-        }
-        if let Some(rule) = &self.health.rule
-            && let Err(e) = crate::expr::parse_rule(rule)
-        {
-            return Err(field("health.rule", e.to_string()));
-        }
         Ok(())
     }
 

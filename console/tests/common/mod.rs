@@ -215,8 +215,8 @@ pub fn row_of(buf: &Buffer, needle: &str) -> Option<u16> {
 // What `App::update` tests share.
 
 /// A command as the console sends it, parsed from how it would be typed.
-pub fn request(s: &str) -> ops::CommandLine {
-    ops::parse_line(s).unwrap()
+pub fn request(s: &str) -> Box<ops::CommandLine> {
+    Box::new(ops::parse_line(s).unwrap())
 }
 
 pub fn rolled_back(
