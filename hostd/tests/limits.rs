@@ -174,19 +174,6 @@ fn an_emptied_database_beside_the_hosts_state_is_refused_and_nothing_is_deleted(
     );
 }
 
-/// VmRSS of a pid, KiB.
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 #[test]
 fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost() {
     let h = Hostd::start();
@@ -210,7 +197,7 @@ fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost()
         .unwrap(),
     )
     .unwrap();
-    let before = rss_kib(h.pid());
+    let before = rss_kib_of(h.pid()).unwrap_or(0);
     let r = h.run(&[
         "deploy",
         "flood",
@@ -226,7 +213,7 @@ fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost()
     });
     let mut peak = 0;
     for _ in 0..20 {
-        peak = peak.max(rss_kib(h.pid()));
+        peak = peak.max(rss_kib_of(h.pid()).unwrap_or(0));
         std::thread::sleep(Duration::from_millis(100));
     }
     assert!(

@@ -57,21 +57,30 @@ echo "== building the instrumented targets ($CARGO_TARGET_DIR)"
 nice -n 19 cargo afl build --release --locked --features afl --bins -j "${CARGO_BUILD_JOBS:-1}"
 
 if [[ $mode == cmin ]]; then
+  # afl-cmin.bash: the Python afl-cmin that `cargo afl cmin` runs records
+  # no tuples from these binaries (AFL++ 4.x as afl.rs 0.18 ships it).
+  bin=$(ls -d "${XDG_DATA_HOME:-$HOME/.local/share}"/afl.rs/rustc-*/afl.rs-*/afl/bin | tail -1)
   for t in "${targets[@]}"; do
     queue=out/$t/default/queue
     [[ -d $queue ]] || { echo "no $queue: run the fuzzer first" >&2; exit 1; }
     tmp=$(mktemp -d)
-    cp corpus/"$t"/* "$queue"/id:* "$tmp"/ 2>/dev/null || true
+    cp corpus/"$t"/* "$tmp"/
+    for f in "$queue"/id:*; do cp "$f" "$tmp/q${f##*/id:}"; done
     rm -rf "out/$t.cmin"
-    AFL_SKIP_BIN_CHECK=1 nice -n 19 cargo afl cmin -i "$tmp" -o "out/$t.cmin" -T 1 -- "target/release/fuzz_$t" >/dev/null
-    rm -rf "$tmp" "corpus/$t"
+    AFL_PATH=$bin PATH=$bin:$PATH AFL_SKIP_BIN_CHECK=1 nice -n 19 \
+      "$bin/afl-cmin.bash" -i "$tmp" -o "out/$t.cmin" -t 1000 -- "target/release/fuzz_$t" >"out/$t.cmin.log" 2>&1 ||
+      { tail -5 "out/$t.cmin.log"; exit 1; }
+    rm -rf "$tmp"
+    n=$(find "out/$t.cmin" -type f | wc -l)
+    [[ $n -gt 0 ]] || { echo "$t: afl-cmin kept nothing, corpus/$t left as it was" >&2; exit 1; }
+    rm -rf "corpus/$t"
     mkdir -p "corpus/$t"
     i=0
     for f in "out/$t.cmin"/*; do
       cp "$f" "corpus/$t/$(printf 'min-%03d' "$i")"
       i=$((i + 1))
     done
-    echo "$t: corpus/$t now holds $i inputs"
+    echo "$t: corpus/$t now holds $i inputs (from $(ls "$queue" | grep -c '^id:') queued)"
   done
   exit 0
 fi

@@ -39,19 +39,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 use harness::*;
-use setup::{Fleet, keygen};
-
-fn rss_kib(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find_map(|l| l.strip_prefix("VmRSS:"))
-                .and_then(|v| v.split_whitespace().next())
-                .and_then(|v| v.parse().ok())
-        })
-        .unwrap_or(0)
-}
+use setup::Fleet;
 
 /// Runs `f` in a loop on a thread until `stop`.
 fn attack(
@@ -177,22 +165,9 @@ fn main() {
         .ok();
     }
     threads.push(attack(&stop, move || {
-        use schema::tunnel::{self, Hello, HostMsg};
+        use schema::tunnel::{self, HostMsg};
         let mut frames = Vec::new();
-        tunnel::encode_msg(
-            &HostMsg::Hello(Hello {
-                version: tunnel::TUNNEL_PROTOCOL_VERSION,
-                name: "evil".into(),
-                arch: std::env::consts::ARCH.into(),
-                engine: "0".repeat(16),
-                cpus: 1,
-                memory_bytes: 1 << 30,
-                labels: Default::default(),
-                apps: Vec::new(),
-                local_actions: Vec::new(),
-            }),
-            &mut frames,
-        );
+        tunnel::encode_msg(&host_hello("evil"), &mut frames);
         for _ in 0..300 {
             tunnel::encode_msg(
                 &HostMsg::Fetch {
@@ -232,7 +207,10 @@ fn main() {
     println!("# every attack at once for {secs} s");
     let started = Instant::now();
     let (mut gw_peak, mut host_peak) = (0u64, 0u64);
-    let (gw_start, host_start) = (rss_kib(gw_pid), rss_kib(host_pid));
+    let (gw_start, host_start) = (
+        rss_kib_of(gw_pid).unwrap_or(0),
+        rss_kib_of(host_pid).unwrap_or(0),
+    );
     let (mut ps_ok, mut ps_other, mut http_ok, mut samples) = (0u32, 0u32, 0u32, 0u32);
     // An operator elsewhere: OpenSSH from another loopback address than
     // the flood's (the gateway caps unauthenticated connections per source).
@@ -252,8 +230,8 @@ fn main() {
     while started.elapsed() < Duration::from_secs(secs) {
         std::thread::sleep(Duration::from_secs(1));
         samples += 1;
-        gw_peak = gw_peak.max(rss_kib(gw_pid));
-        host_peak = host_peak.max(rss_kib(host_pid));
+        gw_peak = gw_peak.max(rss_kib_of(gw_pid).unwrap_or(0));
+        host_peak = host_peak.max(rss_kib_of(host_pid).unwrap_or(0));
         if f.ops(&["ps"]).code == 0 {
             ps_ok += 1;
         }

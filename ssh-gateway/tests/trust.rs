@@ -209,7 +209,7 @@ fn running_out_of_file_descriptors_slows_the_gateway_but_never_stops_it() {
 
 #[test]
 fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice() {
-    use schema::tunnel::{self, Hello, HostMsg};
+    use schema::tunnel::{self, HostMsg};
     use sha2::Digest as _;
     use std::process::Stdio;
 
@@ -231,20 +231,7 @@ fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice(
     let evil = keygen(f.dir.path(), "evil-host");
     f.enroll("host", &evil, "evil");
     let mut frames = Vec::new();
-    tunnel::encode_msg(
-        &HostMsg::Hello(Hello {
-            version: tunnel::TUNNEL_PROTOCOL_VERSION,
-            name: "evil".into(),
-            arch: std::env::consts::ARCH.into(),
-            engine: "0".repeat(16),
-            cpus: 1,
-            memory_bytes: 1 << 30,
-            labels: Default::default(),
-            apps: Vec::new(),
-            local_actions: Vec::new(),
-        }),
-        &mut frames,
-    );
+    tunnel::encode_msg(&host_hello("evil"), &mut frames);
     for _ in 0..300 {
         tunnel::encode_msg(
             &HostMsg::Fetch {
@@ -289,7 +276,7 @@ fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice(
 
 #[test]
 fn a_host_key_asking_for_a_path_instead_of_a_digest_gets_nothing_but_a_refusal() {
-    use schema::tunnel::{self, Hello, HostMsg};
+    use schema::tunnel::{self, HostMsg};
     use std::process::Stdio;
 
     let mut f = Fleet::start();
@@ -303,20 +290,7 @@ fn a_host_key_asking_for_a_path_instead_of_a_digest_gets_nothing_but_a_refusal()
     let evil = keygen(f.dir.path(), "evil-host");
     f.enroll("host", &evil, "evil");
     let mut frames = Vec::new();
-    tunnel::encode_msg(
-        &HostMsg::Hello(Hello {
-            version: tunnel::TUNNEL_PROTOCOL_VERSION,
-            name: "evil".into(),
-            arch: std::env::consts::ARCH.into(),
-            engine: "0".repeat(16),
-            cpus: 1,
-            memory_bytes: 1 << 30,
-            labels: Default::default(),
-            apps: Vec::new(),
-            local_actions: Vec::new(),
-        }),
-        &mut frames,
-    );
+    tunnel::encode_msg(&host_hello("evil"), &mut frames);
     for digest in [traversal.as_str(), secret.to_str().unwrap()] {
         tunnel::encode_msg(
             &HostMsg::Fetch {

@@ -5,8 +5,9 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+use crate::harness::keygen;
 use crate::harness::*;
-use crate::setup::{Fleet, keygen, median_secs};
+use crate::setup::{Fleet, median_secs};
 
 /// The peer: OpenSSH's `ssh localhost cat FILE` of the same bytes,
 /// its output read by this process as `logs` output is. Starts its own

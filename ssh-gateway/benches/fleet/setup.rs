@@ -16,18 +16,6 @@ pub fn bin(name: &str) -> PathBuf {
     p
 }
 
-pub fn keygen(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    run(
-        Command::new("ssh-keygen")
-            .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-            .arg(&key),
-        None,
-    )
-    .ok();
-    key
-}
-
 /// A gateway and `hosts` agents on loopback, each a real process, and an
 /// operator key enrolled (its home in `dir/home`).
 pub struct Fleet {

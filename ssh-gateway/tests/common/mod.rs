@@ -27,21 +27,6 @@ pub fn console_bin() -> PathBuf {
     workspace_bin("console")
 }
 
-/// An ed25519 key made by OpenSSH's ssh-keygen.
-pub fn keygen(dir: &Path, name: &str) -> PathBuf {
-    let key = dir.join(name);
-    if !key.exists() {
-        run(
-            Command::new("ssh-keygen")
-                .args(["-q", "-t", "ed25519", "-N", "", "-C", name, "-f"])
-                .arg(&key),
-            None,
-        )
-        .ok();
-    }
-    key
-}
-
 /// A gateway, its operator and viewer keys, and the agents started on it.
 pub struct Fleet {
     pub dir: tempfile::TempDir,
