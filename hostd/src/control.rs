@@ -12,6 +12,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use ops::Gone;
 use ops::print::{Printer, Terminal};
+use schema::Actor;
 use schema::frame::{EXEC_PROTOCOL_VERSION, ExecMsg, MAX_FRAME};
 use tokio::io::{AsyncReadExt, AsyncWrite};
 use tokio::net::unix::OwnedReadHalf;
@@ -85,14 +86,11 @@ pub async fn until_true(rx: &mut watch::Receiver<bool>) {
     }
 }
 
-/// `local:<user>` of the process at the other end of the socket.
-fn peer_name(stream: &UnixStream) -> String {
+/// The local user of the process at the other end of the socket.
+fn peer_name(stream: &UnixStream) -> Actor {
     match stream.peer_cred() {
-        Ok(c) => format!(
-            "local:{}",
-            user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid()))
-        ),
-        Err(_) => "local:unknown".into(),
+        Ok(c) => Actor::local(user_name(c.uid()).unwrap_or_else(|| format!("uid{}", c.uid()))),
+        Err(_) => Actor::local("unknown"),
     }
 }
 
@@ -112,7 +110,7 @@ async fn handle(host: Arc<Host>, stream: UnixStream) {
     let reader = FrameReader::new(r, MAX_FRAME);
     let mut out = Out::new(Box::pin(w));
     if let Err(e) = session(&host, &who, reader, &mut out).await {
-        tracing::warn!(who, error = %e, "control connection ended with an error");
+        tracing::warn!(who = %who, error = %e, "control connection ended with an error");
         let _ = out.stderr(format!("error: {e}\n")).await;
         let _ = out.exit(1).await;
     }
@@ -120,7 +118,7 @@ async fn handle(host: Arc<Host>, stream: UnixStream) {
 
 async fn session(
     host: &Arc<Host>,
-    who: &str,
+    who: &Actor,
     mut reader: FrameReader<OwnedReadHalf>,
     out: &mut Out,
 ) -> Result<(), ConnError> {
@@ -185,11 +183,11 @@ async fn session(
         let _ = rest.read(&mut b).await;
         let _ = hangup_tx.send(true);
     });
-    tracing::debug!(who, command = cl.command.name(), "running");
+    tracing::debug!(who = %who, command = cl.command.name(), "running");
     let ops = HostOps(host.clone());
     let mut printer = Printer::new(&mut *out, cl.json);
     let artifact = async { Ok(stdin) };
-    let result = ops::serve(&ops, &who.to_string(), cl, artifact, &mut printer, hangup).await;
+    let result = ops::serve(&ops, who, cl, artifact, &mut printer, hangup).await;
     let code = printer.finish(result).await;
     watcher.abort();
     out.exit(code).await?;

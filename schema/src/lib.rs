@@ -6,6 +6,7 @@
 //! tunnel, and the JSON shapes scripts rely on. Nothing here does I/O, so every
 //! rule in it can be tested without a daemon.
 
+pub mod actor;
 pub mod artifact;
 pub mod command;
 pub mod cron;
@@ -21,5 +22,6 @@ pub mod time;
 pub mod tunnel;
 pub mod types;
 
+pub use actor::Actor;
 pub use manifest::{Manifest, ManifestError};
 pub use types::*;

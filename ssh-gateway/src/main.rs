@@ -136,11 +136,9 @@ fn host_key(path: &Path) -> anyhow::Result<PrivateKey> {
     Ok(key)
 }
 
+/// Who runs a `keys` command: a local user of the gateway's machine.
 fn local_who() -> String {
-    format!(
-        "local:{}",
-        std::env::var("USER").unwrap_or_else(|_| "admin".into())
-    )
+    schema::Actor::local(std::env::var("USER").unwrap_or_else(|_| "admin".into())).to_string()
 }
 
 async fn serve(

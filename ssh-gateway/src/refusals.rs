@@ -75,7 +75,10 @@ impl Refusals {
             };
             fleet
                 .audit(
-                    &format!("unauthenticated@{source}"),
+                    &schema::Actor::Unauthenticated {
+                        source: source.clone(),
+                    }
+                    .to_string(),
                     "auth",
                     None,
                     format!(

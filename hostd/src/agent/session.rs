@@ -14,6 +14,7 @@ use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use schema::Actor;
 use schema::tunnel::{
     self, GatewayMsg, HEARTBEAT_SECS, Hello, HostEvent, HostMsg, Incoming, MAX_TUNNEL_FRAME,
     SUBSYSTEM, TUNNEL_PROTOCOL_VERSION,
@@ -283,11 +284,11 @@ impl Requests {
                 replicas,
                 by,
             } => self.answer(id, async move {
-                let r = host.scale(&by, &app, replicas).await;
+                let r = host.scale(&Actor::Key(by), &app, replicas).await;
                 r.map(|_| None).map_err(|e| e.to_string())
             }),
             GatewayMsg::Remove { id, app, by } => self.answer(id, async move {
-                let r = match host.rm(&by, &app).await {
+                let r = match host.rm(&Actor::Key(by), &app).await {
                     Err(crate::host::HostError::UnknownApp(_)) => Ok(()),
                     other => other,
                 };

@@ -72,7 +72,10 @@ pub async fn execute(args: DemoArgs, data: Option<PathBuf>) -> anyhow::Result<()
             schedule: schedule.map(String::from),
             ..Default::default()
         };
-        daemon.host.deploy("demo", &args, bytes.to_vec()).await?;
+        daemon
+            .host
+            .deploy(&schema::Actor::local("demo"), &args, bytes.to_vec())
+            .await?;
     }
     let http = daemon
         .http

@@ -8,7 +8,7 @@ use std::time::Instant;
 use ops::Scope;
 use ops::cmd::rollback::choose_target;
 use schema::command::DeployArgs;
-use schema::{AppKind, DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
+use schema::{Actor, AppKind, DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
 
 use super::{Host, HostError, refuse_if_managed};
 use crate::config::KEEP_RELEASES;
@@ -23,7 +23,7 @@ impl Host {
     /// in the background for the health window.
     pub async fn deploy(
         self: &Arc<Self>,
-        who: &str,
+        who: &Actor,
         args: &DeployArgs,
         bytes: Vec<u8>,
     ) -> Result<DeployOutcome, HostError> {
@@ -37,7 +37,7 @@ impl Host {
 
     async fn deploy_inner(
         self: &Arc<Self>,
-        who: &str,
+        who: &Actor,
         args: &DeployArgs,
         bytes: Vec<u8>,
     ) -> Result<DeployOutcome, HostError> {
@@ -154,7 +154,7 @@ impl Host {
             detail: reason.to_string(),
             to,
         });
-        self.audit("hostd", "health-rollback", Some(app), line)
+        self.audit(&Actor::Daemon("hostd"), "health-rollback", Some(app), line)
             .await;
         outcome
     }
@@ -179,7 +179,7 @@ impl Host {
     /// Makes an earlier release active again, from its kept compiled code.
     pub async fn rollback(
         &self,
-        who: &str,
+        who: &Actor,
         app: &str,
         to: Option<Version>,
     ) -> Result<RollbackOutcome, HostError> {
@@ -195,7 +195,7 @@ impl Host {
 
     async fn rollback_inner(
         &self,
-        who: &str,
+        who: &Actor,
         app: &str,
         to: Option<Version>,
     ) -> Result<RollbackOutcome, HostError> {
@@ -284,7 +284,7 @@ impl Host {
     /// Sets the wanted replicas; no release is created.
     pub async fn scale(
         &self,
-        who: &str,
+        who: &Actor,
         app: &str,
         replicas: u32,
     ) -> Result<ScaleOutcome, HostError> {
@@ -319,7 +319,7 @@ impl Host {
     }
 
     /// Stops an app and forgets it; the audit log keeps its history.
-    pub async fn rm(&self, who: &str, app: &str) -> Result<(), HostError> {
+    pub async fn rm(&self, who: &Actor, app: &str) -> Result<(), HostError> {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         refuse_if_managed(Some(&rec), who, "rm")?;

@@ -11,7 +11,7 @@ use std::sync::Arc;
 
 use schema::artifact::{Digest, inspect};
 use schema::tunnel::{Heartbeat, HostApp, HostEvent};
-use schema::{AuditEntry, Manifest, ReleaseState, Version};
+use schema::{Actor, AuditEntry, Manifest, ReleaseState, Version};
 use tokio::sync::broadcast;
 
 use super::{Host, HostError};
@@ -204,7 +204,8 @@ impl Host {
         if rec.active == Some(version) && target.state == ReleaseState::Active {
             drop(op);
             if rec.replicas != replicas {
-                self.scale(by, app, replicas).await?;
+                self.scale(&Actor::Key(by.to_string()), app, replicas)
+                    .await?;
             }
             return Ok(());
         }
@@ -229,7 +230,8 @@ impl Host {
                 String::new()
             }
         );
-        self.audit(by, "activate", Some(app), &detail).await;
+        self.audit(&Actor::Key(by.to_string()), "activate", Some(app), &detail)
+            .await;
         self.logs.system(
             app,
             Some(version),

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use schema::manifest::ManifestError;
-use schema::{AppKind, ReleaseState, Version};
+use schema::{Actor, AppKind, ReleaseState, Version};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::artifacts::{Artifacts, StoreError};
@@ -224,11 +224,12 @@ impl Host {
     /// kept unreported until the agent has told the gateway.
     pub async fn audit(
         &self,
-        who: &str,
+        who: &Actor,
         action: &str,
         app: Option<&str>,
         detail: impl Into<String>,
     ) {
+        let local = who.is_local();
         let (who, action, app, detail) = (
             who.to_string(),
             action.to_string(),
@@ -243,7 +244,7 @@ impl Host {
                     Some(a) => store::get_app(c, a)?.and_then(|r| r.managed).is_some(),
                     None => false,
                 };
-                let reported = !(managed && who.starts_with("local:"));
+                let reported = !(managed && local);
                 store::audit(c, now, &who, &action, app.as_deref(), &detail, reported)
             })
             .await
@@ -274,9 +275,9 @@ impl Host {
 /// Local deploys, scales and removals of an app a gateway manages would be
 /// undone by the gateway's next reconcile; only rollback is allowed locally
 /// (break-glass), and it is reported to the gateway.
-fn refuse_if_managed(rec: Option<&AppRecord>, who: &str, what: &str) -> Result<(), HostError> {
+fn refuse_if_managed(rec: Option<&AppRecord>, who: &Actor, what: &str) -> Result<(), HostError> {
     match rec.and_then(|r| r.managed.as_ref()) {
-        Some(gw) if who.starts_with("local:") => Err(HostError::Refused(format!(
+        Some(gw) if who.is_local() => Err(HostError::Refused(format!(
             "{} is managed by the gateway {gw}: {what} it through the gateway (`hostd {what} … --gateway`); only `rollback --local` works here",
             rec.map(|r| r.name.as_str()).unwrap_or("this app")
         ))),
@@ -316,7 +317,7 @@ async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedRecei
                         sup.halt(version, detail.clone());
                     }
                     host.audit(
-                        "hostd",
+                        &Actor::Daemon("hostd"),
                         "crashloop",
                         Some(&app),
                         format!("{version}: {detail}"),

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use ops::cmd::logs::{LogWriter, effective_tail};
 use ops::{Hangup, OpError, Operations, ProgressTx, RmOutcome, Sink};
+use schema::Actor;
 use schema::command::{
     AuditArgs, Command, DeployArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs, RollbackArgs,
     ScaleArgs, Since,
@@ -27,23 +28,23 @@ impl From<HostError> for OpError {
     }
 }
 
-/// A host as the dispatcher sees it. The caller is the local user
-/// (`local:<name>`) the control socket's peer credentials name.
+/// A host as the dispatcher sees it. The caller is the local user the
+/// control socket's peer credentials name.
 #[derive(Clone)]
 pub struct HostOps(pub Arc<Host>);
 
 impl Operations for HostOps {
-    type Caller = String;
+    type Caller = Actor;
 
     /// Whoever may open the control socket (its file mode says who) may run
     /// every command.
-    async fn authorize(&self, _who: &String, _command: &Command) -> Result<(), OpError> {
+    async fn authorize(&self, _who: &Actor, _command: &Command) -> Result<(), OpError> {
         Ok(())
     }
 
     async fn deploy(
         &self,
-        who: &String,
+        who: &Actor,
         args: &DeployArgs,
         artifact: Vec<u8>,
         _progress: &ProgressTx,
@@ -53,7 +54,7 @@ impl Operations for HostOps {
 
     async fn rollback(
         &self,
-        who: &String,
+        who: &Actor,
         args: &RollbackArgs,
         _progress: &ProgressTx,
     ) -> Result<RollbackOutcome, OpError> {
@@ -62,7 +63,7 @@ impl Operations for HostOps {
 
     async fn scale(
         &self,
-        who: &String,
+        who: &Actor,
         args: &ScaleArgs,
         _progress: &ProgressTx,
     ) -> Result<ScaleOutcome, OpError> {
@@ -71,7 +72,7 @@ impl Operations for HostOps {
 
     async fn rm(
         &self,
-        who: &String,
+        who: &Actor,
         args: &RmArgs,
         _progress: &ProgressTx,
     ) -> Result<RmOutcome, OpError> {
@@ -97,7 +98,7 @@ impl Operations for HostOps {
 
     async fn logs<S: Sink>(
         &self,
-        _who: &String,
+        _who: &Actor,
         args: &LogsArgs,
         out: &mut S,
         mut hangup: Hangup,

@@ -5,6 +5,8 @@
 //! (`events.rs`), never by its tunnel: these methods must not wait for a
 //! host's reply (what does is spawned).
 
+use schema::Actor;
+
 use super::*;
 
 impl Fleet {
@@ -147,23 +149,17 @@ impl Fleet {
     /// (`local:USER@HOST`), never a name it could pass off as an operator.
     /// A rollback is adopted fleet-wide only for an app placed on the host.
     pub(super) async fn record_local_action(&self, host: &str, a: &AuditEntry) {
-        let user = a
-            .key
-            .strip_prefix("local:")
-            .filter(|u| {
-                !u.is_empty()
-                    && u.len() <= 32
-                    && u.bytes()
-                        .all(|b| b.is_ascii_alphanumeric() || b"._-".contains(&b))
-            })
-            .unwrap_or("?");
+        let actor = Actor::Local {
+            user: Actor::parse_local(&a.key).unwrap_or_else(|| "?".into()),
+            host: Some(host.to_string()),
+        };
         let action = if matches!(a.action.as_str(), "rollback" | "scale" | "deploy" | "rm") {
             a.action.clone()
         } else {
             "local".to_string()
         };
         self.audit(
-            &format!("local:{user}@{host}"),
+            &actor.to_string(),
             &action,
             a.app.as_deref(),
             format!(
@@ -218,7 +214,7 @@ impl Fleet {
                 Ok(t) => t,
                 Err(e) => {
                     self.audit(
-                        &format!("host:{host}"),
+                        &Actor::Host(host.to_string()).to_string(),
                         "rollback",
                         Some(&app),
                         format!("refused: a local rollback on {host} to {v}: {e}"),
@@ -258,7 +254,7 @@ impl Fleet {
         }
         tracing::warn!(host, app, %version, "refused a report on an app or release not placed on it");
         self.audit(
-            &format!("host:{host}"),
+            &Actor::Host(host.to_string()).to_string(),
             "report",
             None,
             format!(
