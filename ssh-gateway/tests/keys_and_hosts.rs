@@ -4,7 +4,6 @@
 
 mod common;
 
-use std::io::Write;
 use std::path::Path;
 use std::process::Command;
 use std::time::Duration;
@@ -96,7 +95,6 @@ fn a_host_key_cannot_speak_for_another_host() {
 fn a_host_reports_only_on_what_it_runs_and_cannot_forge_an_operator() {
     use schema::tunnel::{self, Heartbeat, Hello, HostApp, HostEvent, HostMsg};
     use schema::{AuditEntry, Version};
-    use std::process::Stdio;
 
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
@@ -153,15 +151,7 @@ fn a_host_reports_only_on_what_it_runs_and_cannot_forge_an_operator() {
         version: Version(2),
         detail: "forged".into(),
     }));
-    let mut host = f.ssh_cmd("evil-host", &["-s", "cranefleet-tunnel"]);
-    let mut host = host
-        .stdin(Stdio::piped())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = host.stdin.take().unwrap();
-    stdin.write_all(&frames).unwrap();
+    let (mut host, stdin) = f.scripted_host("evil-host", &frames);
     wait_for("the forged crashloop to be refused", || {
         f.ops(&["audit"])
             .stdout

@@ -211,7 +211,6 @@ fn running_out_of_file_descriptors_slows_the_gateway_but_never_stops_it() {
 fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice() {
     use schema::tunnel::{self, HostMsg};
     use sha2::Digest as _;
-    use std::process::Stdio;
 
     let mut f = Fleet::start();
     f.add_agent("h1", &[]);
@@ -242,15 +241,7 @@ fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice(
         );
     }
     let before = f.gateway().rss_kib().expect("gateway RSS");
-    let mut flood = f.ssh_cmd("evil-host", &["-s", "cranefleet-tunnel"]);
-    let mut flood = flood
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped()) // never read
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = flood.stdin.take().unwrap();
-    stdin.write_all(&frames).unwrap();
+    let (mut flood, stdin) = f.scripted_host("evil-host", &frames);
     // Either the gateway refuses the fetches past its limit, or its memory
     // grows with what was asked (the bug this guards against).
     wait_for("the gateway to refuse fetches past the limit", || {
@@ -277,7 +268,6 @@ fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice(
 #[test]
 fn a_host_key_asking_for_a_path_instead_of_a_digest_gets_nothing_but_a_refusal() {
     use schema::tunnel::{self, HostMsg};
-    use std::process::Stdio;
 
     let mut f = Fleet::start();
     // A file outside the artifact store, named as an artifact would be.
@@ -300,15 +290,7 @@ fn a_host_key_asking_for_a_path_instead_of_a_digest_gets_nothing_but_a_refusal()
             &mut frames,
         );
     }
-    let mut host = f.ssh_cmd("evil-host", &["-s", "cranefleet-tunnel"]);
-    let mut host = host
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let mut stdin = host.stdin.take().unwrap();
-    stdin.write_all(&frames).unwrap();
+    let (mut host, stdin) = f.scripted_host("evil-host", &frames);
     let mut stdout = host.stdout.take().unwrap();
     let reader = std::thread::spawn(move || {
         let mut got = Vec::new();

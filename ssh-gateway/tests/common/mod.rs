@@ -218,6 +218,28 @@ impl Fleet {
         i
     }
 
+    /// A scripted host: OpenSSH opens the tunnel subsystem with `key` and
+    /// writes `frames` into it. Its stdout is piped and read only if the
+    /// caller does (a host that never reads); dropping the returned stdin
+    /// ends the tunnel.
+    pub fn scripted_host(
+        &self,
+        key: &str,
+        frames: &[u8],
+    ) -> (std::process::Child, std::process::ChildStdin) {
+        use std::io::Write as _;
+        let mut host = self
+            .ssh_cmd(key, &["-s", "cranefleet-tunnel"])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let mut stdin = host.stdin.take().unwrap();
+        stdin.write_all(frames).unwrap();
+        (host, stdin)
+    }
+
     /// Runs `ssh-gateway --data GW ARGS` beside the running gateway.
     pub fn gateway_cmd(&self, args: &[&str]) -> Run {
         run(
