@@ -21,7 +21,7 @@ pub fn now_millis() -> UnixMillis {
 /// Formats Unix milliseconds as RFC 3339 UTC with milliseconds. Times
 /// outside years 0000–9999 are clamped to those years' ends.
 pub fn rfc3339(ms: UnixMillis) -> String {
-    let ms = ms.clamp(MIN_MS, MAX_MS);
+    let ms = clamp_ms(ms);
     let (days, ms_of_day) = (ms.div_euclid(86_400_000), ms.rem_euclid(86_400_000));
     let (y, m, d) = civil_from_days(days);
     let (h, rest) = (ms_of_day / 3_600_000, ms_of_day % 3_600_000);
@@ -33,6 +33,12 @@ pub fn rfc3339(ms: UnixMillis) -> String {
 /// 0000-01-01T00:00:00.000Z and 9999-12-31T23:59:59.999Z.
 const MIN_MS: i64 = -62_167_219_200_000;
 const MAX_MS: i64 = 253_402_300_799_999;
+
+/// `ms` within what RFC 3339 can write (years 0000 to 9999): a time a peer
+/// sends outside it is shown as the nearest end, the same everywhere.
+pub fn clamp_ms(ms: UnixMillis) -> UnixMillis {
+    ms.clamp(MIN_MS, MAX_MS)
+}
 
 /// Year, month, day of a day count from 1970-01-01 (proleptic Gregorian;
 /// Howard Hinnant's `civil_from_days`).

@@ -51,6 +51,10 @@ pub fn parse_argv(argv: &[String]) -> Result<CommandLine, OpError> {
     };
     parsed.map_err(|e| {
         let text = e.render().to_string();
+        // `--` alone: nothing to run, as an empty line.
+        if e.kind() == clap::error::ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand {
+            return OpError::new(ErrorKind::Usage, "no command given; try `ps` or `help`");
+        }
         if e.use_stderr() {
             OpError::new(ErrorKind::Syntax, text)
         } else {
@@ -102,5 +106,7 @@ mod tests {
         assert!(e.message.contains("no command given"));
         let e = parse_line("logs 'api").unwrap_err();
         assert_eq!(e.exit_code(), 2);
+        let e = parse_line("--").unwrap_err();
+        assert_eq!((e.kind, e.exit_code()), (ErrorKind::Usage, 2));
     }
 }

@@ -33,52 +33,60 @@ impl CommandLine {
     /// becomes text again).
     pub fn to_argv(&self) -> Vec<String> {
         let w = |s: &str| s.to_string();
-        let mut a = match &self.command {
+        // Options as `--flag=value`, so a value may start with `-`;
+        // positionals after `--` when one does.
+        let opt = |flag: &str, v: &str| format!("{flag}={v}");
+        let (verb, mut flags, positionals): (&str, Vec<String>, Vec<String>) = match &self.command {
             Command::Deploy(d) => {
-                let mut a = vec![w("deploy")];
-                a.extend(d.app.clone());
-                a.extend(d.file.clone());
-                a.extend(d.flag_words());
+                let mut f = d.flag_words();
                 if let Some(m) = &d.manifest {
-                    a.extend([w("--manifest"), m.clone()]);
+                    f.push(opt("--manifest", m));
                 }
-                a
+                let p = d.app.iter().chain(d.file.iter()).cloned().collect();
+                ("deploy", f, p)
             }
-            Command::Ps(p) => std::iter::once(w("ps")).chain(p.app.clone()).collect(),
-            Command::Releases(r) => vec![w("releases"), r.app.clone()],
-            Command::Rollback(r) => {
-                let mut a = vec![w("rollback"), r.app.clone()];
-                if let Some(v) = r.to {
-                    a.extend([w("--to"), v.to_string()]);
-                }
-                a
-            }
-            Command::Scale(s) => vec![w("scale"), s.app.clone(), s.replicas.to_string()],
+            Command::Ps(p) => ("ps", vec![], p.app.iter().cloned().collect()),
+            Command::Releases(r) => ("releases", vec![], vec![r.app.clone()]),
+            Command::Rollback(r) => (
+                "rollback",
+                r.to.iter().map(|v| opt("--to", &v.to_string())).collect(),
+                vec![r.app.clone()],
+            ),
+            Command::Scale(s) => ("scale", vec![], vec![s.app.clone(), s.replicas.to_string()]),
             Command::Logs(l) => {
-                let mut a = vec![w("logs"), l.app.clone()];
+                let mut f = Vec::new();
                 if l.follow {
-                    a.push(w("-f"));
+                    f.push(w("--follow"));
                 }
                 match l.since {
-                    Some(Since::Seq(n)) => a.extend([w("--since"), n.to_string()]),
-                    Some(Since::Ago(d)) => a.extend([w("--since"), format!("{}ms", d.as_millis())]),
+                    Some(Since::Seq(n)) => f.push(opt("--since", &n.to_string())),
+                    Some(Since::Ago(d)) => f.push(opt("--since", &duration_words(d))),
                     None => {}
                 }
                 if let Some(t) = l.tail {
-                    a.extend([w("--tail"), t.to_string()]);
+                    f.push(opt("--tail", &t.to_string()));
                 }
-                if let Some(f) = &l.filter {
-                    a.extend([w("--where"), f.clone()]);
+                if let Some(x) = &l.filter {
+                    f.push(opt("--where", x));
                 }
-                a
+                ("logs", f, vec![l.app.clone()])
             }
-            Command::Rm(r) => vec![w("rm"), r.app.clone()],
-            Command::Hosts => vec![w("hosts")],
-            Command::Audit(t) => vec![w("audit"), w("--tail"), t.tail.to_string()],
-            Command::Watch => vec![w("watch")],
+            Command::Rm(r) => ("rm", vec![], vec![r.app.clone()]),
+            Command::Hosts => ("hosts", vec![], vec![]),
+            Command::Audit(t) => ("audit", vec![opt("--tail", &t.tail.to_string())], vec![]),
+            Command::Watch => ("watch", vec![], vec![]),
         };
         if self.json {
-            a.push(w("--json"));
+            flags.push(w("--json"));
+        }
+        let mut a = vec![w(verb)];
+        if positionals.iter().any(|p| p.starts_with('-')) {
+            a.extend(flags);
+            a.push(w("--"));
+            a.extend(positionals);
+        } else {
+            a.extend(positionals);
+            a.extend(flags);
         }
         a
     }
@@ -286,11 +294,16 @@ impl DeployArgs {
     /// artifact argument: how a client forwards a deploy whose file (and
     /// manifest) it read itself.
     pub fn to_argv(&self, file: &str) -> Vec<String> {
-        let mut a = vec!["deploy".to_string()];
-        a.extend(self.app.clone());
-        a.push(file.to_string());
-        a.extend(self.flag_words());
-        a
+        let d = DeployArgs {
+            file: Some(file.to_string()),
+            manifest: None,
+            ..self.clone()
+        };
+        CommandLine {
+            json: false,
+            command: Command::Deploy(d),
+        }
+        .to_argv()
     }
 
     /// The flags of this deploy as words (`--manifest` aside).
@@ -298,8 +311,7 @@ impl DeployArgs {
         let mut a = Vec::new();
         let mut opt = |flag: &str, v: Option<String>| {
             if let Some(v) = v {
-                a.push(flag.to_string());
-                a.push(v);
+                a.push(format!("{flag}={v}"));
             }
         };
         opt("--kind", self.kind.map(|k| k.to_string()));
@@ -315,12 +327,10 @@ impl DeployArgs {
             self.health_window_s.map(|v| v.to_string()),
         );
         for (k, v) in &self.env {
-            a.push("--env".into());
-            a.push(format!("{k}={v}"));
+            a.push(format!("--env={k}={v}"));
         }
         for (k, v) in &self.label {
-            a.push("--label".into());
-            a.push(format!("{k}={v}"));
+            a.push(format!("--label={k}={v}"));
         }
         a
     }
@@ -399,4 +409,14 @@ pub struct AuditArgs {
     /// Only the last N entries.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub tail: u64,
+}
+
+/// A duration as `parse_duration` reads it back: whole seconds, then the
+/// milliseconds left (`90s`, `1500ms` as `1s500ms`).
+fn duration_words(d: std::time::Duration) -> String {
+    match (d.as_secs(), d.subsec_millis()) {
+        (s, 0) => format!("{s}s"),
+        (0, ms) => format!("{ms}ms"),
+        (s, ms) => format!("{s}s{ms}ms"),
+    }
 }

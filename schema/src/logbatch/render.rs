@@ -176,6 +176,8 @@ pub struct Clock {
 impl Clock {
     /// The date and time of day up to the second, and the milliseconds.
     fn parts(&mut self, ms: UnixMillis) -> (&str, [u8; 4]) {
+        // Past year 9999 (a peer's time): the same clamped time as rfc3339.
+        let ms = crate::time::clamp_ms(ms);
         let sec = ms.div_euclid(1000);
         if self.second != Some(sec) {
             let mut full = crate::time::rfc3339(ms);

@@ -264,3 +264,13 @@ proptest! {
         let _ = LogBatch::decode(&body);
     }
 }
+
+#[test]
+fn a_time_past_year_9999_renders_the_same_on_both_paths() {
+    let mut clock = Clock::default();
+    for ms in [i64::MAX, 253_402_300_800_123, i64::MIN, -62_167_219_200_001] {
+        let mut fast = String::new();
+        clock.write_string(ms, &mut fast);
+        assert_eq!(fast, crate::time::rfc3339(ms), "{ms}");
+    }
+}
