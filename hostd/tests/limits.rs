@@ -244,3 +244,22 @@ fn a_flood_of_long_lines_costs_a_bounded_queue_and_no_lifecycle_record_is_lost()
     let _ = follow.kill();
     let _ = follow.wait();
 }
+
+#[test]
+fn sigterm_ends_the_daemon_within_its_grace_whatever_an_apps_stop_grace() {
+    let mut h = Hostd::start();
+    // The longest stop grace there is, for an app that never stops by itself.
+    h.deploy(
+        "api",
+        "ticker.wasm",
+        &["--stop-grace-ms", "300000", "--replicas", "3"],
+    );
+    h.wait_running("api", "v1", 3);
+    let started = std::time::Instant::now();
+    h.proc().signal("TERM");
+    wait_for("hostd to exit after SIGTERM", || {
+        h.proc().child.try_wait().ok().flatten().map(|_| ())
+    });
+    // The daemon documents 10 s; a 5-minute stop grace does not hold it.
+    println!("exited {:?} after SIGTERM", started.elapsed());
+}

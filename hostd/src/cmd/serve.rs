@@ -61,6 +61,9 @@ impl IngressArgs {
     }
 }
 
+/// SIGTERM ends the daemon within this, whatever its apps' stop grace.
+pub const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Holds `DIR/hostd.lock` for the life of the daemon: two daemons on one
 /// data directory would corrupt each other's view of what runs.
 pub struct DirLock {
@@ -181,12 +184,23 @@ impl Daemon {
         self.shutdown.subscribe()
     }
 
-    /// Stops accepting commands and requests, stops every instance, flushes logs.
+    /// Stops accepting commands and requests, stops every instance, flushes
+    /// logs — within [`SHUTDOWN_GRACE`] whatever the apps' stop grace says:
+    /// instances still running then end with the process.
     pub async fn stop(self) {
         tracing::info!("shutting down: stopping instances");
         let _ = self.shutdown.send(true);
         let _ = self.control.await;
-        self.host.shutdown().await;
+        if tokio::time::timeout(SHUTDOWN_GRACE, self.host.shutdown())
+            .await
+            .is_err()
+        {
+            tracing::warn!(
+                "instances still running after {} s end with the daemon",
+                SHUTDOWN_GRACE.as_secs()
+            );
+        }
+        self.host.logs.flush().await;
         let _ = std::fs::remove_file(&self.host.config.socket);
     }
 }

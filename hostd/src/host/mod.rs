@@ -253,12 +253,15 @@ impl Host {
         }
     }
 
-    /// Stops every app (daemon shutdown); their state stays in hostd.db.
+    /// Stops every app at once (daemon shutdown); their state stays in
+    /// hostd.db.
     pub async fn shutdown(&self) {
         let sups: Vec<Arc<AppRuntime>> = self.apps_lock().values().cloned().collect();
+        let mut stops = tokio::task::JoinSet::new();
         for s in sups {
-            s.stop().await;
+            stops.spawn(async move { s.stop().await });
         }
+        while stops.join_next().await.is_some() {}
         self.logs.flush().await;
     }
 

@@ -106,6 +106,11 @@ impl Hostd {
             .join("\n--- restart ---\n")
     }
 
+    /// The daemon's process.
+    pub fn proc(&mut self) -> &mut Proc {
+        self.proc.as_mut().expect("running")
+    }
+
     pub fn pid(&self) -> u32 {
         self.proc.as_ref().expect("running").pid()
     }
