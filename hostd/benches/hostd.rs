@@ -325,17 +325,7 @@ fn switch() {
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
-    println!(
-        "# hostd bench ({} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    let want = bench_sections("hostd bench");
     if want("compile") {
         compile();
     }

@@ -278,17 +278,7 @@ fn compare_with_peers(f: &Fleet, read: &Read, whole: f64, connect: f64, runs: us
 }
 
 fn main() {
-    let args: Vec<String> = std::env::args()
-        .skip(1)
-        .filter(|a| !a.starts_with("--"))
-        .collect();
-    let want = |s: &str| args.is_empty() || args.iter().any(|a| a == s);
-    println!(
-        "# fleet bench ({} cores)",
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(0)
-    );
+    let want = bench_sections("fleet bench");
     if want("rollback") {
         rollback();
     }
