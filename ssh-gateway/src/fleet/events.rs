@@ -17,7 +17,11 @@ use std::sync::Weak;
 
 use crate::tunnel::{HostReport, Link, Report};
 
-use super::*;
+use std::sync::Arc;
+
+use tokio::sync::mpsc;
+
+use super::Fleet;
 
 /// The fleet's report queue: the sender tunnels are linked to, and what
 /// [`drain`] reads.

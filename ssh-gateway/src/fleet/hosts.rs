@@ -7,7 +7,18 @@
 
 use schema::Actor;
 
-use super::*;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::Arc;
+use std::time::Duration;
+
+use schema::tunnel::{Heartbeat, Hello, HostApp, HostEvent};
+use schema::{AuditEntry, ReleaseState, Version};
+use tokio::sync::mpsc;
+
+use super::{Fleet, Progress, lock};
+use crate::placement;
+use crate::store::{self, HostRecord};
+use crate::tunnel::HostConn;
 
 impl Fleet {
     /// A host said hello: record it. Refuses a second live connection of
@@ -54,28 +65,10 @@ impl Fleet {
             .call(move |c| store::upsert_host(c, &rec, now))
             .await
             .map_err(|e| e.to_string())?;
-        lock(&self.conns).insert(hello.name.clone(), conn);
-        {
-            // A host that reconnects within the grace period stays settled:
-            // a flap costs it nothing, and nothing moves because of it.
-            let mut live = lock(&self.live);
-            let (settled, up_since) = match live.get(&hello.name) {
-                Some(l) if l.up => (l.settled, l.up_since),
-                _ => (false, Instant::now()),
-            };
-            live.insert(
-                hello.name.clone(),
-                Live {
-                    up: true,
-                    settled,
-                    up_since,
-                    seen: Instant::now(),
-                    seen_ms: now,
-                    apps: hello.apps.clone(),
-                    hb: None,
-                },
-            );
-        }
+        // A host that reconnects within the grace period stays settled: a
+        // flap costs it nothing, and nothing moves because of it.
+        self.registry
+            .connect(&hello.name, conn, hello.apps.clone(), now);
         tracing::info!(host = %hello.name, arch = %hello.arch, apps = hello.apps.len(), "host connected");
         Ok(())
     }
@@ -88,7 +81,7 @@ impl Fleet {
                 self.record_local_action(&hello.name, a).await;
             }
             self.adopt_local_rollbacks(&hello.name).await;
-            let _ = self.connected.send(hello.name.clone());
+            self.registry.announce(&hello.name);
             self.rebalance("gateway").await;
             self.reconcile(&conn.name).await;
             self.bump();
@@ -96,39 +89,13 @@ impl Fleet {
     }
 
     pub(super) async fn host_disconnected(&self, conn: &Arc<HostConn>) {
-        let mut conns = lock(&self.conns);
-        if conns.get(&conn.name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
-            conns.remove(&conn.name);
-        }
-        drop(conns);
+        self.registry.disconnect(conn);
         self.bump();
     }
 
     pub(super) async fn heartbeat(self: &Arc<Self>, host: &str, hb: Heartbeat) {
         let now = schema::time::now_millis();
-        let was_down = {
-            let mut live = lock(&self.live);
-            let l = live.entry(host.to_string()).or_insert_with(|| Live {
-                up: false,
-                settled: false,
-                up_since: Instant::now(),
-                seen: Instant::now(),
-                seen_ms: now,
-                apps: Vec::new(),
-                hb: None,
-            });
-            let was_down = !l.up;
-            if was_down {
-                l.settled = false;
-                l.up_since = Instant::now();
-            }
-            l.up = true;
-            l.seen = Instant::now();
-            l.seen_ms = now;
-            l.apps = hb.apps.clone();
-            l.hb = Some(hb);
-            was_down
-        };
+        let was_down = self.registry.heartbeat(host, hb, now);
         let h = host.to_string();
         let _ = self.db.call(move |c| store::touch_host(c, &h, now)).await;
         // Not awaited here: this runs in the fleet's report task, and
@@ -199,9 +166,7 @@ impl Fleet {
             mine.into_iter().map(|(_, a)| a).collect()
         };
         for app in pending {
-            let reported = lock(&self.live)
-                .get(host)
-                .and_then(|l| l.apps.iter().find(|a| a.app == app).and_then(|a| a.active));
+            let reported = self.registry.reported_active(host, &app);
             let Some(v) = reported else { continue };
             let _op = self.op_lock(&app).await;
             // The same checks as an operator's `rollback APP --to vN`: the
@@ -393,10 +358,7 @@ impl Fleet {
         else {
             return;
         };
-        let reported: HashMap<String, HostApp> = lock(&self.live)
-            .get(host)
-            .map(|l| l.apps.iter().map(|a| (a.app.clone(), a.clone())).collect())
-            .unwrap_or_default();
+        let reported: HashMap<String, HostApp> = self.registry.reported(host);
         let (tx, mut rx) = mpsc::unbounded_channel::<Progress>();
         let log = tokio::spawn(async move {
             while let Some(p) = rx.recv().await {
@@ -459,26 +421,7 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
     loop {
         tick.tick().await;
         let Some(fleet) = fleet.upgrade() else { return };
-        let newly_down: Vec<String> = {
-            let mut live = lock(&fleet.live);
-            live.iter_mut()
-                .filter(|(_, l)| l.up && l.seen.elapsed() > fleet.down_after)
-                .map(|(h, l)| {
-                    l.up = false;
-                    h.clone()
-                })
-                .collect()
-        };
-        let newly_settled: Vec<String> = {
-            let mut live = lock(&fleet.live);
-            live.iter_mut()
-                .filter(|(_, l)| l.up && !l.settled && l.up_since.elapsed() >= fleet.down_after)
-                .map(|(h, l)| {
-                    l.settled = true;
-                    h.clone()
-                })
-                .collect()
-        };
+        let (newly_down, newly_settled) = fleet.registry.sweep(fleet.down_after);
         if !newly_settled.is_empty() && newly_down.is_empty() {
             let s = fleet.down_after.as_secs_f64();
             tracing::info!(hosts = ?newly_settled, "up for {s} s: may receive replicas");

@@ -15,21 +15,22 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg, Heartbeat, Hello, HostApp, HostEvent};
-use schema::{AuditEntry, ReleaseState, Version};
+use schema::Version;
+use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg};
 
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use crate::placement::{self, Candidate, PlacementError};
-use crate::store::{self, AppRecord, HostRecord, ReleaseRecord};
+use crate::placement::{Candidate, PlacementError};
+use crate::store::{self, AppRecord, ReleaseRecord};
 use crate::tunnel::HostConn;
 use db::{Db, DbError};
 
 use artifacts::ArtifactStore;
 use hosts::monitor;
+use registry::Registry;
 use schema::artifact::Digest;
 
 #[derive(Debug, thiserror::Error)]
@@ -67,22 +68,6 @@ pub enum FleetError {
 
 pub use ::ops::{Progress, ProgressTx, Step};
 
-/// What the gateway last heard from a host.
-#[derive(Debug, Clone)]
-struct Live {
-    up: bool,
-    /// Up without a break for the grace period: only such a host receives
-    /// replicas moved by a rebalance (a host that connects and drops at
-    /// once never does).
-    settled: bool,
-    /// When the host last came up (from down, or new).
-    up_since: Instant,
-    seen: Instant,
-    seen_ms: i64,
-    apps: Vec<HostApp>,
-    hb: Option<Heartbeat>,
-}
-
 pub struct Fleet {
     pub name: String,
     db: Db,
@@ -92,12 +77,9 @@ pub struct Fleet {
     /// See [`FleetConfig::down_after`].
     down_after: Duration,
     artifacts: ArtifactStore,
-    conns: Mutex<HashMap<String, Arc<HostConn>>>,
-    live: Mutex<HashMap<String, Live>>,
+    /// The hosts connected now, and what each last reported.
+    registry: Registry,
     op_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    host_locks: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
-    /// Host names as they (re)connect: log followers resume on them.
-    connected: broadcast::Sender<String>,
     /// Bumped on every change of state a console shows.
     pub changed: watch::Sender<u64>,
     /// Local rollbacks reported by hosts, adopted at their next report.
@@ -160,23 +142,7 @@ impl Fleet {
         // the usual time to report: their replicas stay where they are.
         let known = db.call(|c| store::hosts(c)).await?;
         let now = schema::time::now_millis();
-        let live: HashMap<String, Live> = known
-            .into_iter()
-            .map(|h| {
-                (
-                    h.name,
-                    Live {
-                        up: true,
-                        settled: true,
-                        up_since: Instant::now(),
-                        seen: Instant::now(),
-                        seen_ms: now,
-                        apps: Vec::new(),
-                        hb: None,
-                    },
-                )
-            })
-            .collect();
+        let registry = Registry::new(known.into_iter().map(|h| h.name), now);
         let (reports, queue) = events::queue();
         let fleet = Arc::new(Fleet {
             name,
@@ -185,11 +151,8 @@ impl Fleet {
             keep_releases: keep_releases.max(1),
             down_after,
             artifacts,
-            conns: Mutex::new(HashMap::new()),
-            live: Mutex::new(live),
+            registry,
             op_locks: Mutex::new(HashMap::new()),
-            host_locks: Mutex::new(HashMap::new()),
-            connected: broadcast::channel(64).0,
             changed: watch::channel(0).0,
             adopt: Mutex::new(HashSet::new()),
             reports,
@@ -248,21 +211,16 @@ impl Fleet {
     }
 
     fn conn(&self, host: &str) -> Option<Arc<HostConn>> {
-        lock(&self.conns)
-            .get(host)
-            .cloned()
-            .filter(|c| !c.is_closed())
+        self.registry.conn(host)
     }
 
     /// Up without a break for the grace period.
     fn is_settled(&self, host: &str) -> bool {
-        lock(&self.live)
-            .get(host)
-            .is_some_and(|l| l.up && l.settled)
+        self.registry.is_settled(host)
     }
 
     fn is_up(&self, host: &str) -> bool {
-        lock(&self.live).get(host).is_some_and(|l| l.up)
+        self.registry.is_up(host)
     }
 
     async fn op_lock(&self, key: &str) -> tokio::sync::OwnedMutexGuard<()> {
@@ -274,11 +232,7 @@ impl Fleet {
     }
 
     async fn host_lock(&self, host: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        let m = lock(&self.host_locks)
-            .entry(host.to_string())
-            .or_default()
-            .clone();
-        m.lock_owned().await
+        self.registry.lock_host(host).await
     }
 
     pub async fn audit(
@@ -498,6 +452,7 @@ impl Fleet {
 mod artifacts;
 mod hosts;
 mod ops;
+mod registry;
 mod view;
 
 // What hosts report, applied by one task.

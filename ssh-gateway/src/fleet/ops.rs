@@ -12,7 +12,7 @@ use schema::{DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version
 
 use std::time::Instant;
 
-use super::{Fleet, FleetError, Progress, ProgressTx, Step, lock};
+use super::{Fleet, FleetError, Progress, ProgressTx, Step};
 use crate::placement;
 use crate::store::{self, ReleaseRecord};
 
@@ -334,15 +334,7 @@ impl Fleet {
     }
 
     pub(super) fn host_keeps(&self, host: &str, app: &str, v: Version) -> bool {
-        lock(&self.live)
-            .get(host)
-            .and_then(|l| {
-                l.apps
-                    .iter()
-                    .find(|a| a.app == app)
-                    .map(|a| a.kept.contains(&v) || a.active == Some(v))
-            })
-            .unwrap_or(false)
+        self.registry.keeps(host, app, v)
     }
 
     /// An earlier release active again on every host, from kept code.
@@ -511,9 +503,9 @@ impl Fleet {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         let mut hosts: Vec<String> = self.placement_of(app).await?.into_keys().collect();
-        for (h, l) in lock(&self.live).iter() {
-            if l.apps.iter().any(|a| a.app == app) && !hosts.contains(h) {
-                hosts.push(h.clone());
+        for h in self.registry.running(app) {
+            if !hosts.contains(&h) {
+                hosts.push(h);
             }
         }
         let connected: Vec<String> = hosts

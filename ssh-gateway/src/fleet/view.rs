@@ -6,7 +6,7 @@ use std::sync::Arc;
 use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
 use tokio::sync::broadcast;
 
-use super::{Fleet, FleetError, lock};
+use super::{Fleet, FleetError};
 use crate::store::{self, ReleaseRecord};
 use crate::tunnel::HostConn;
 use schema::tunnel::Heartbeat;
@@ -25,7 +25,7 @@ impl Fleet {
 
     pub async fn hosts(&self) -> Result<Vec<HostRow>, FleetError> {
         let hosts = self.db.call(|c| store::hosts(c)).await?;
-        let live = lock(&self.live).clone();
+        let live = self.registry.snapshot();
         Ok(hosts
             .into_iter()
             .map(|h| {
@@ -59,7 +59,7 @@ impl Fleet {
             .db
             .call(|c| Ok((store::list_apps(c)?, store::placements(c)?)))
             .await?;
-        let live = lock(&self.live).clone();
+        let live = self.registry.snapshot();
         let rows_of = |app: &str| -> Vec<PsRow> {
             live.iter()
                 .filter(|(_, l)| l.up)
@@ -142,9 +142,9 @@ impl Fleet {
     /// Hosts that run (or should run) `app` now, connected.
     pub fn hosts_with(&self, app: &str, placement: &BTreeMap<String, u32>) -> Vec<String> {
         let mut hosts: Vec<String> = placement.keys().cloned().collect();
-        for (h, l) in lock(&self.live).iter() {
-            if l.apps.iter().any(|a| a.app == app) && !hosts.contains(h) {
-                hosts.push(h.clone());
+        for h in self.registry.running(app) {
+            if !hosts.contains(&h) {
+                hosts.push(h);
             }
         }
         hosts.sort();
@@ -161,7 +161,7 @@ impl Fleet {
     }
 
     pub fn subscribe_connects(&self) -> broadcast::Receiver<String> {
-        self.connected.subscribe()
+        self.registry.subscribe()
     }
 }
 
