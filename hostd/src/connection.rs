@@ -16,10 +16,11 @@ pub enum ConnError {
     Truncated,
 }
 
-/// Reads frames from a stream, refusing any longer than `max`.
+/// Reads frames from a stream (see [`frame::FrameBuf`]), refusing any
+/// longer than `max`.
 pub struct FrameReader<R> {
     inner: R,
-    buf: Vec<u8>,
+    buf: frame::FrameBuf,
     max: usize,
 }
 
@@ -27,7 +28,7 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     pub fn new(inner: R, max: usize) -> Self {
         FrameReader {
             inner,
-            buf: Vec::with_capacity(8192),
+            buf: frame::FrameBuf::default(),
             max,
         }
     }
@@ -35,20 +36,17 @@ impl<R: AsyncRead + Unpin> FrameReader<R> {
     /// The next frame, or `None` at a clean end of stream.
     pub async fn next(&mut self) -> Result<Option<Frame>, ConnError> {
         loop {
-            if let Some((f, n)) = frame::decode(&self.buf, self.max)? {
-                self.buf.drain(..n);
+            if let Some(f) = self.buf.next_frame(self.max)? {
                 return Ok(Some(f));
             }
-            let mut chunk = [0u8; 64 * 1024];
-            let n = self.inner.read(&mut chunk).await?;
+            let n = self.inner.read_buf(self.buf.spare(64 * 1024)).await?;
             if n == 0 {
-                return if self.buf.is_empty() {
-                    Ok(None)
-                } else {
+                return if self.buf.has_partial() {
                     Err(ConnError::Truncated)
+                } else {
+                    Ok(None)
                 };
             }
-            self.buf.extend_from_slice(&chunk[..n]);
         }
     }
 

@@ -180,9 +180,77 @@ fn from_json<T: for<'de> Deserialize<'de>>(
     })
 }
 
+/// Bytes read from a stream, and the whole frames at their front: the one
+/// buffer every frame reader (a tunnel's, a control socket's) reads into.
+/// Frames are taken from the front without moving what follows them; the
+/// buffer is compacted only once most of it has been taken. Reading into
+/// it is cancel-safe: a frame half read stays for the next read.
+#[derive(Debug, Default)]
+pub struct FrameBuf {
+    buf: Vec<u8>,
+    pos: usize,
+}
+
+impl FrameBuf {
+    /// The next whole frame, if the buffer holds one; a frame longer than
+    /// `max` is refused.
+    pub fn next_frame(&mut self, max: usize) -> Result<Option<Frame>, FrameError> {
+        let Some((f, n)) = decode(&self.buf[self.pos..], max)? else {
+            return Ok(None);
+        };
+        self.pos += n;
+        if self.pos == self.buf.len() {
+            self.buf.clear();
+            self.pos = 0;
+        }
+        Ok(Some(f))
+    }
+
+    /// Where the next read goes (appended to the returned buffer), with at
+    /// least `room` bytes of capacity.
+    pub fn spare(&mut self, room: usize) -> &mut Vec<u8> {
+        if self.pos > 0 && self.pos >= self.buf.len() / 2 {
+            self.buf.drain(..self.pos);
+            self.pos = 0;
+        }
+        self.buf.reserve(room);
+        &mut self.buf
+    }
+
+    /// Whether bytes of an unfinished frame are waiting.
+    pub fn has_partial(&self) -> bool {
+        self.pos < self.buf.len()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_frame_buffer_gives_whole_frames_whatever_the_reads_cut() {
+        let mut wire = Vec::new();
+        for i in 0..50u8 {
+            encode(1, &vec![i; usize::from(i) * 7], &mut wire);
+        }
+        for cut in [1, 3, 64, 1000] {
+            let mut fb = FrameBuf::default();
+            let mut got = Vec::new();
+            for piece in wire.chunks(cut) {
+                fb.spare(cut).extend_from_slice(piece);
+                while let Some(f) = fb.next_frame(MAX_FRAME).unwrap() {
+                    got.push(f.body);
+                }
+            }
+            assert!(!fb.has_partial());
+            assert_eq!(got.len(), 50);
+            assert!(got.iter().enumerate().all(|(i, b)| b.len() == i * 7));
+        }
+        let mut fb = FrameBuf::default();
+        fb.spare(8).extend_from_slice(&[0, 0, 0, 9, 1]);
+        assert_eq!(fb.next_frame(MAX_FRAME), Ok(None));
+        assert!(fb.has_partial());
+    }
 
     #[test]
     fn frames_round_trip_in_pieces() {

@@ -319,15 +319,9 @@ where
     w.flush().await
 }
 
-/// Frames read from a tunnel: bytes are read straight into one buffer,
-/// and frames are taken from its front without moving what follows them
-/// (the buffer is compacted only once most of it has been taken).
-/// Cancel-safe: a frame half read stays in the buffer for the next call.
+/// Frames read from a tunnel (see [`frame::FrameBuf`]).
 #[derive(Default)]
-pub(super) struct FrameReader {
-    buf: Vec<u8>,
-    pos: usize,
-}
+pub(super) struct FrameReader(frame::FrameBuf);
 
 impl FrameReader {
     pub(super) async fn next<R: AsyncRead + Unpin>(
@@ -335,27 +329,17 @@ impl FrameReader {
         r: &mut R,
     ) -> Result<Option<frame::Frame>, TunnelError> {
         loop {
-            if let Some((f, n)) = frame::decode(&self.buf[self.pos..], MAX_TUNNEL_FRAME)? {
-                self.pos += n;
-                if self.pos == self.buf.len() {
-                    self.buf.clear();
-                    self.pos = 0;
-                }
+            if let Some(f) = self.0.next_frame(MAX_TUNNEL_FRAME)? {
                 return Ok(Some(f));
             }
-            if self.pos > 0 && self.pos >= self.buf.len() / 2 {
-                self.buf.drain(..self.pos);
-                self.pos = 0;
-            }
-            self.buf.reserve(256 * 1024);
-            let n = r.read_buf(&mut self.buf).await?;
+            let n = r.read_buf(self.0.spare(256 * 1024)).await?;
             if n == 0 {
-                return if self.pos == self.buf.len() {
-                    Ok(None)
-                } else {
+                return if self.0.has_partial() {
                     Err(TunnelError::Protocol(
                         "the tunnel closed in the middle of a frame".into(),
                     ))
+                } else {
+                    Ok(None)
                 };
             }
         }
