@@ -263,3 +263,27 @@ fn sigterm_ends_the_daemon_within_its_grace_whatever_an_apps_stop_grace() {
     // The daemon documents 10 s; a 5-minute stop grace does not hold it.
     println!("exited {:?} after SIGTERM", started.elapsed());
 }
+
+#[test]
+fn daemon_limits_past_their_ceiling_are_refused_at_start() {
+    let dir = tempfile::tempdir().unwrap();
+    let max = u64::MAX.to_string();
+    for flag in [
+        "--max-artifact-mb",
+        "--log-cap-mb",
+        "--max-request-body-mb",
+        "--http-max-connections",
+        "--http-header-timeout-s",
+        "--http-idle-timeout-s",
+    ] {
+        let r = run(
+            std::process::Command::new(hostd_bin())
+                .arg("--data")
+                .arg(dir.path())
+                .args(["serve", "--http", "none", flag, &max]),
+            None,
+        );
+        assert_eq!(r.code, 2, "{flag}: {}", r.stderr);
+        assert!(r.stderr.contains(flag), "{flag}: {}", r.stderr);
+    }
+}

@@ -25,7 +25,8 @@ pub struct AgentArgs {
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_HTTP)]
     pub http: String,
     /// Log records kept per app before the oldest are dropped, MiB.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub log_cap_mb: u64,
     #[command(flatten)]
     pub ingress: super::serve::IngressArgs,

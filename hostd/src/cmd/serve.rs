@@ -23,12 +23,14 @@ pub struct ServeArgs {
     #[arg(long)]
     pub name: Option<String>,
     /// Log records kept per app before the oldest are dropped, MiB.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=65_536))]
     pub log_cap_mb: u64,
     #[command(flatten)]
     pub ingress: IngressArgs,
     /// Largest artifact a deploy accepts, MiB.
-    #[arg(long, value_name = "N", default_value_t = 256)]
+    #[arg(long, value_name = "N", default_value_t = 256,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_artifact_mb: u64,
 }
 
@@ -36,12 +38,13 @@ pub struct ServeArgs {
 #[derive(Debug, Args)]
 pub struct IngressArgs {
     /// Largest request body the ingress passes to an app, MiB.
-    #[arg(long, value_name = "N", default_value_t = 64)]
+    #[arg(long, value_name = "N", default_value_t = 64,
+          value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_request_body_mb: u64,
     /// http connections served at once; one more is answered 503 (default:
     /// half the open-file limit, at most 4096).
-    #[arg(long, value_name = "N")]
-    pub http_max_connections: Option<usize>,
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..=1_000_000))]
+    pub http_max_connections: Option<u64>,
     /// Seconds a client has to send a request's headers.
     #[arg(long, value_name = "S", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub http_header_timeout_s: u64,
@@ -54,7 +57,7 @@ impl IngressArgs {
     pub fn config(&self) -> crate::config::IngressConfig {
         crate::config::IngressConfig {
             max_body: self.max_request_body_mb.clamp(1, 4096) << 20,
-            max_connections: self.http_max_connections.map(|n| n.max(1)),
+            max_connections: self.http_max_connections.map(|n| n as usize),
             header_timeout: std::time::Duration::from_secs(self.http_header_timeout_s),
             idle_timeout: std::time::Duration::from_secs(self.http_idle_timeout_s),
         }
