@@ -3,7 +3,8 @@
 # (AFL++ driven by stable Rust's SanitizerCoverage instrumentation).
 #
 #   schema/fuzz/run.sh [SECONDS_PER_TARGET | --execs N] [TARGET...]
-#   schema/fuzz/run.sh --cmin [TARGET...]   # fold the last run's queue into corpus/ (afl-cmin)
+#   schema/fuzz/run.sh --cmin [TARGET...]   # fold the last run's queue into corpus/
+#                                           # (afl-showmap + reduce.py: the 200 that reach most edges)
 #
 # Targets: frame logbatch manifest expr exec_line (default: all, in turn).
 # Each runs alone on one core at nice 19, from corpus/<target> (plus
@@ -34,7 +35,7 @@ elif [[ ${1:-} =~ ^[0-9]+$ ]]; then
   limit=$1
   shift
 elif [[ ${1:-} == -h || ${1:-} == --help ]]; then
-  sed -n '2,17p' "$0"
+  sed -n '2,18p' "$0"
   exit 0
 fi
 targets=("$@")
@@ -57,30 +58,27 @@ echo "== building the instrumented targets ($CARGO_TARGET_DIR)"
 nice -n 19 cargo afl build --release --locked --features afl --bins -j "${CARGO_BUILD_JOBS:-1}"
 
 if [[ $mode == cmin ]]; then
-  # afl-cmin.bash: the Python afl-cmin that `cargo afl cmin` runs records
-  # no tuples from these binaries (AFL++ 4.x as afl.rs 0.18 ships it).
+  # afl-showmap traces every input of corpus/ and the last run's queue;
+  # reduce.py keeps the ${CORPUS_MAX:-200} that together reach the most
+  # edges. (afl-cmin keeps one input per edge and hit-count bucket, which
+  # is thousands here, and the Python afl-cmin that `cargo afl cmin` runs
+  # records no tuples from these binaries.)
   bin=$(ls -d "${XDG_DATA_HOME:-$HOME/.local/share}"/afl.rs/rustc-*/afl.rs-*/afl/bin | tail -1)
   for t in "${targets[@]}"; do
     queue=out/$t/default/queue
     [[ -d $queue ]] || { echo "no $queue: run the fuzzer first" >&2; exit 1; }
-    tmp=$(mktemp -d)
-    cp corpus/"$t"/* "$tmp"/
-    for f in "$queue"/id:*; do cp "$f" "$tmp/q${f##*/id:}"; done
-    rm -rf "out/$t.cmin"
-    AFL_PATH=$bin PATH=$bin:$PATH AFL_SKIP_BIN_CHECK=1 nice -n 19 \
-      "$bin/afl-cmin.bash" -i "$tmp" -o "out/$t.cmin" -t 1000 -- "target/release/fuzz_$t" >"out/$t.cmin.log" 2>&1 ||
-      { tail -5 "out/$t.cmin.log"; exit 1; }
-    rm -rf "$tmp"
-    n=$(find "out/$t.cmin" -type f | wc -l)
-    [[ $n -gt 0 ]] || { echo "$t: afl-cmin kept nothing, corpus/$t left as it was" >&2; exit 1; }
+    all_in=out/$t.all
+    rm -rf "$all_in" "out/$t.maps" "out/$t.red"
+    mkdir -p "$all_in"
+    cp corpus/"$t"/* "$all_in"/
+    for f in "$queue"/id:*; do cp "$f" "$all_in/q${f##*/id:}"; done
+    AFL_SKIP_BIN_CHECK=1 nice -n 19 "$bin/afl-showmap" -i "$all_in" -o "out/$t.maps" -t 1000 -q \
+      -- "target/release/fuzz_$t" >/dev/null 2>&1 || true
+    echo -n "$t: $(ls "$all_in" | wc -l) inputs, "
+    python3 reduce.py "out/$t.maps" "$all_in" "out/$t.red" "${CORPUS_MAX:-200}"
+    [[ -n $(ls "out/$t.red") ]] || { echo "$t: nothing kept, corpus/$t left as it was" >&2; exit 1; }
     rm -rf "corpus/$t"
-    mkdir -p "corpus/$t"
-    i=0
-    for f in "out/$t.cmin"/*; do
-      cp "$f" "corpus/$t/$(printf 'min-%03d' "$i")"
-      i=$((i + 1))
-    done
-    echo "$t: corpus/$t now holds $i inputs (from $(ls "$queue" | grep -c '^id:') queued)"
+    cp -r "out/$t.red" "corpus/$t"
   done
   exit 0
 fi

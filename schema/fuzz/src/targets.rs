@@ -175,7 +175,13 @@ pub fn logbatch(data: &[u8]) {
                 check_skip(&b, mode as usize);
             }
             Err(e) => {
-                assert!(matches!(e, FrameError::Malformed { what: "log batch", .. }));
+                assert!(matches!(
+                    e,
+                    FrameError::Malformed {
+                        what: "log batch",
+                        ..
+                    }
+                ));
                 let _ = e.to_string();
             }
         }
@@ -280,7 +286,13 @@ pub fn check_segment_body(body: &[u8], count: u32) {
     assert_eq!(checked.is_ok(), walked.is_ok());
     if let Err(e) = checked {
         assert!(seen.is_empty(), "records handed out of a refused segment");
-        assert!(matches!(e, FrameError::Malformed { what: "log segment", .. }));
+        assert!(matches!(
+            e,
+            FrameError::Malformed {
+                what: "log segment",
+                ..
+            }
+        ));
         return;
     }
     assert_eq!(seen.len(), count as usize);
@@ -359,9 +371,17 @@ pub fn manifest(data: &[u8]) {
         m.health_window_s(),
     );
     let toml = m.to_toml();
-    assert_eq!(Manifest::from_toml(&toml), Ok(m.clone()), "TOML round trip of\n{toml}");
+    assert_eq!(
+        Manifest::from_toml(&toml),
+        Ok(m.clone()),
+        "TOML round trip of\n{toml}"
+    );
     let json = serde_json::to_string(&m).unwrap();
-    assert_eq!(serde_json::from_str::<Manifest>(&json).unwrap(), m, "JSON round trip");
+    assert_eq!(
+        serde_json::from_str::<Manifest>(&json).unwrap(),
+        m,
+        "JSON round trip"
+    );
 
     // As flags: the manifest overlaid on an empty deploy gives it back (less
     // `artifact`, which only the client reads), and so do the words a
@@ -434,7 +454,10 @@ pub fn expr(data: &[u8]) {
 }
 
 fn check_error(src: &str, e: &schema::expr::ExprError) {
-    assert!(e.span.start <= e.span.end && e.span.end <= src.len(), "{e:?}");
+    assert!(
+        e.span.start <= e.span.end && e.span.end <= src.len(),
+        "{e:?}"
+    );
     assert!(src.is_char_boundary(e.span.start) && src.is_char_boundary(e.span.end));
     assert!(e.line >= 1 && e.column >= 1 && e.width >= 1);
     assert!(!e.message.is_empty());
@@ -460,7 +483,11 @@ fn sample_records() -> Vec<LogRecord> {
             Stream::Stderr,
         ),
         rec("plain text line", None, Stream::Stdout),
-        rec(r#"{"level": 50, "status": "503", "latency_ms": "5s"}"#, Some(u32::MAX), Stream::System),
+        rec(
+            r#"{"level": 50, "status": "503", "latency_ms": "5s"}"#,
+            Some(u32::MAX),
+            Stream::System,
+        ),
         rec("", Some(0), Stream::Stdout),
     ]
 }
@@ -499,7 +526,11 @@ pub fn exec_line(data: &[u8]) {
     // Quoting round trip: the words of a line, joined, split back the same.
     if let Ok(words) = split_command_line(line) {
         let joined = join_command_line(&words);
-        assert_eq!(split_command_line(&joined), Ok(words.clone()), "joined as {joined:?}");
+        assert_eq!(
+            split_command_line(&joined),
+            Ok(words.clone()),
+            "joined as {joined:?}"
+        );
     }
     let cl = match ops::parse_line(line) {
         Ok(cl) => cl,
@@ -517,7 +548,11 @@ pub fn exec_line(data: &[u8]) {
             return;
         }
     };
-    let _ = (cl.command.name(), cl.command.is_read_only(), cl.command.app());
+    let _ = (
+        cl.command.name(),
+        cl.command.is_read_only(),
+        cl.command.app(),
+    );
     let argv = cl.to_argv();
     match ops::parse_argv(&argv) {
         Ok(back) => assert_eq!(back, cl, "{line:?} → {argv:?}"),
@@ -526,6 +561,9 @@ pub fn exec_line(data: &[u8]) {
     let forwarded = join_command_line(&argv);
     match ops::parse_line(&forwarded) {
         Ok(back) => assert_eq!(back, cl, "{line:?} forwarded as {forwarded:?}"),
-        Err(e) => panic!("{line:?} forwarded as {forwarded:?} does not parse: {}", e.message),
+        Err(e) => panic!(
+            "{line:?} forwarded as {forwarded:?} does not parse: {}",
+            e.message
+        ),
     }
 }

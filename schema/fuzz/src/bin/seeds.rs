@@ -20,7 +20,11 @@ fn main() {
     let frames = frame_seeds();
     write(&dir.join("frame"), "seed", &frames);
     write(&dir.join("logbatch"), "seed", &logbatch_seeds());
-    eprintln!("wrote {} frame seeds and the log batch seeds to {}", frames.len(), dir.display());
+    eprintln!(
+        "wrote {} frame seeds and the log batch seeds to {}",
+        frames.len(),
+        dir.display()
+    );
 }
 
 fn write(dir: &Path, prefix: &str, items: &[Vec<u8>]) {
@@ -41,11 +45,51 @@ fn records() -> Vec<LogRef<'static>> {
         partial,
     };
     vec![
-        r(7, 1_764_000_000_123, Some(3), "web.1", Stream::Stdout, "GET / 200", false),
-        r(8, 1_764_000_000_999, Some(3), "web.1", Stream::Stderr, "tab\there \"q\" \\ \u{1} é …", true),
-        r(9, 1_764_000_001_000, None, "web.2", Stream::System, "", false),
-        r(10, 1_763_999_999_000, Some(4), "web.2", Stream::Stdout, r#"{"level":"warn","status":503}"#, false),
-        r(300, -1, Some(u32::MAX), "x", Stream::Stdout, "before 1970", false),
+        r(
+            7,
+            1_764_000_000_123,
+            Some(3),
+            "web.1",
+            Stream::Stdout,
+            "GET / 200",
+            false,
+        ),
+        r(
+            8,
+            1_764_000_000_999,
+            Some(3),
+            "web.1",
+            Stream::Stderr,
+            "tab\there \"q\" \\ \u{1} é …",
+            true,
+        ),
+        r(
+            9,
+            1_764_000_001_000,
+            None,
+            "web.2",
+            Stream::System,
+            "",
+            false,
+        ),
+        r(
+            10,
+            1_763_999_999_000,
+            Some(4),
+            "web.2",
+            Stream::Stdout,
+            r#"{"level":"warn","status":503}"#,
+            false,
+        ),
+        r(
+            300,
+            -1,
+            Some(u32::MAX),
+            "x",
+            Stream::Stdout,
+            "before 1970",
+            false,
+        ),
     ]
 }
 
@@ -243,6 +287,13 @@ fn frame_seeds() -> Vec<Vec<u8>> {
     ];
     out.push(exec.iter().flat_map(ExecMsg::to_bytes).collect());
     // A tunnel session's start: hello, heartbeat, a reply, in one read.
-    out.push(out[0].iter().chain(&out[1]).chain(&out[2]).copied().collect());
+    out.push(
+        out[0]
+            .iter()
+            .chain(&out[1])
+            .chain(&out[2])
+            .copied()
+            .collect(),
+    );
     out
 }
