@@ -19,8 +19,11 @@ use schema::logbatch::{
 use schema::tunnel::{self, GatewayMsg, HostMsg, Incoming, MAX_TUNNEL_FRAME};
 use schema::{AppKind, LogRecord, Stream, Version};
 
+/// One harness: what it does with one input.
+pub type Harness = fn(&[u8]);
+
 /// The targets by name, as `run.sh` and the replay test know them.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("frame", frame),
     ("logbatch", logbatch),
     ("manifest", manifest),
