@@ -65,6 +65,7 @@ pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, En
         let mut p = PoolingAllocationConfig::default();
         p.max_memories_per_module(2)
             .max_tables_per_module(2)
+            .table_elements(schema::manifest::MAX_TABLE_ELEMENTS as usize)
             .total_memories(2000)
             .total_tables(2000)
             .total_stacks(1000)

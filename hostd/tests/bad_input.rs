@@ -382,6 +382,14 @@ fn code_that_needs_more_memory_than_its_limit_is_refused_before_the_switch() {
     );
     let r = h.run(&["deploy", "api", &small, "--kind", "worker"]);
     refused(&h, &before, r, "more than its limit of 128 MiB");
+    // A table past what an instance may have: refused, not a crash loop.
+    let table = wat_file(
+        &h,
+        "table.wasm",
+        r#"(module (table 100000 funcref) (func (export "_start")))"#,
+    );
+    let r = h.run(&["deploy", "api", &table, "--kind", "worker"]);
+    refused(&h, &before, r, "a table of at least 100000 elements");
 }
 
 #[test]

@@ -141,6 +141,8 @@ pub struct Exports {
     /// inside a component) declares, in bytes: what instantiating it takes
     /// at the least.
     pub min_memory_bytes: u64,
+    /// The largest minimum size any table declares, in elements.
+    pub min_table_elements: u64,
     /// Functions defined, in all its modules: what compiling it costs.
     pub functions: u64,
     /// Bytes of code, in all its modules.
@@ -158,11 +160,17 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
     let mut has_start = false;
     let mut depth = 0usize;
     let mut min_memory_bytes = 0u64;
-    let (mut functions, mut code_bytes) = (0u64, 0u64);
+    let (mut functions, mut code_bytes, mut min_table_elements) = (0u64, 0u64, 0u64);
     for payload in Parser::new(0).parse_all(bytes) {
         let payload = payload.map_err(|e| ArtifactError::Invalid(e.to_string()))?;
         match payload {
             Payload::FunctionSection(s) => functions += u64::from(s.count()),
+            Payload::TableSection(s) => {
+                for t in s {
+                    let t = t.map_err(|e| ArtifactError::Invalid(e.to_string()))?;
+                    min_table_elements = min_table_elements.max(t.ty.initial);
+                }
+            }
             Payload::CodeSectionStart { size, .. } => code_bytes += u64::from(size),
             Payload::MemorySection(s) => {
                 for m in s {
@@ -202,6 +210,7 @@ pub fn inspect(bytes: &[u8]) -> Result<Exports, ArtifactError> {
         names,
         has_start,
         min_memory_bytes,
+        min_table_elements,
         functions,
         code_bytes,
     })

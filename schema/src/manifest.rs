@@ -37,6 +37,9 @@ use crate::types::AppKind;
 
 /// Most replicas one app may ask for.
 pub const MAX_REPLICAS: u32 = 1000;
+/// Most elements a table of an instance may have (the runtime reserves
+/// this much per table; a module declaring more is refused at deploy).
+pub const MAX_TABLE_ELEMENTS: u64 = 20_000;
 /// Largest memory cap one instance may ask for.
 pub const MAX_MEMORY_MB: u64 = 4096;
 pub const DEFAULT_MEMORY_MB: u64 = 128;

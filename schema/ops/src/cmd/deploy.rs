@@ -4,7 +4,7 @@ use std::path::Path;
 
 use schema::artifact::inspect;
 use schema::command::DeployArgs;
-use schema::manifest::{DEFAULT_MEMORY_MB, MAX_MEMORY_MB};
+use schema::manifest::{DEFAULT_MEMORY_MB, MAX_MEMORY_MB, MAX_TABLE_ELEMENTS};
 use schema::names::validate_app_name;
 use schema::{AppKind, DeployOutcome, Manifest};
 
@@ -75,6 +75,12 @@ pub fn check(
             exports.functions,
             exports.code_bytes >> 10,
             MAX_CODE_BYTES >> 20
+        )));
+    }
+    if exports.min_table_elements > MAX_TABLE_ELEMENTS {
+        return Err(OpError::failed(format!(
+            "{name}'s code declares a table of at least {} elements, more than the {MAX_TABLE_ELEMENTS} an instance may have",
+            exports.min_table_elements
         )));
     }
     // What instantiating it takes at the least, against what it may use:
