@@ -165,18 +165,7 @@ fn main() {
         .ok();
     }
     threads.push(attack(&stop, move || {
-        use schema::tunnel::{self, HostMsg};
-        let mut frames = Vec::new();
-        tunnel::encode_msg(&host_hello("evil"), &mut frames);
-        for _ in 0..300 {
-            tunnel::encode_msg(
-                &HostMsg::Fetch {
-                    digest: digest.clone(),
-                    offset: 0,
-                },
-                &mut frames,
-            );
-        }
+        let frames = fetch_flood_frames("evil", &digest, 300);
         if let Ok(mut c) = Command::new("ssh")
             .args(["-p", &gw_port.to_string(), "-i"])
             .arg(&evil)

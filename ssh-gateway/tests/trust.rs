@@ -209,7 +209,6 @@ fn running_out_of_file_descriptors_slows_the_gateway_but_never_stops_it() {
 
 #[test]
 fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice() {
-    use schema::tunnel::{self, HostMsg};
     use sha2::Digest as _;
 
     let mut f = Fleet::start();
@@ -229,17 +228,7 @@ fn a_host_key_flooding_fetches_it_never_reads_costs_the_gateway_a_bounded_slice(
     // and never reads what comes back.
     let evil = keygen(f.dir.path(), "evil-host");
     f.enroll("host", &evil, "evil");
-    let mut frames = Vec::new();
-    tunnel::encode_msg(&host_hello("evil"), &mut frames);
-    for _ in 0..300 {
-        tunnel::encode_msg(
-            &HostMsg::Fetch {
-                digest: digest.clone(),
-                offset: 0,
-            },
-            &mut frames,
-        );
-    }
+    let frames = fetch_flood_frames("evil", &digest, 300);
     let before = f.gateway().rss_kib().expect("gateway RSS");
     let (mut flood, stdin) = f.scripted_host("evil-host", &frames);
     // Either the gateway refuses the fetches past its limit, or its memory
