@@ -10,9 +10,9 @@ use ops::{OpError, Reply};
 use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
 
 use crate::event::{Action, CommandId, Event};
+use crate::line::LineEditor;
 use crate::logs::{DEFAULT_CAPACITY, FilterParser, LogBuffer, expression_or_substring};
 use crate::ops::{Operation, Pending};
-use crate::prompt::LineEditor;
 
 mod keyboard;
 
@@ -20,16 +20,7 @@ mod keyboard;
 /// say: an operator changes the fleet; anything else sees everything and
 /// changes nothing (the console refuses mutating keys and commands itself,
 /// and the gateway refuses them too).
-pub use schema::Role;
-
-/// Which front door draws this console.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Front {
-    /// The `console` binary in the operator's own terminal: local files exist.
-    Local,
-    /// The gateway, drawing into an SSH channel: the operator's files do not.
-    Remote,
-}
+pub use crate::session::{Front, Role, read_only_message};
 
 /// The screens of the console.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,11 +130,6 @@ pub struct App {
     filter_parser: FilterParser,
     dirty: bool,
     quit: bool,
-}
-
-/// The refusal a viewer sees, naming the command it tried.
-pub fn read_only_message(command: &str) -> String {
-    format!("read-only console (viewer key): {command} needs an operator key")
 }
 
 impl App {
@@ -276,14 +262,15 @@ impl App {
 
     /// Rows a page-up moves: about the height of a table on screen.
     pub(crate) fn page(&self) -> usize {
-        crate::ui::body_height(self.size.0, self.size.1)
+        crate::layout::body_height(self.size.0, self.size.1)
             .saturating_sub(4)
             .max(1)
     }
 
     /// Rows of log lines on screen.
     pub(crate) fn log_rows(&self) -> usize {
-        crate::ui::logs_rows(self, self.size.0, self.size.1)
+        let op_hosts = self.visible_operation().map(|op| op.hosts.len());
+        crate::layout::logs_rows(self.size.0, self.size.1, op_hosts)
     }
 
     /// Applies one event; returns what the driver should do about it.

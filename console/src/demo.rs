@@ -372,7 +372,7 @@ pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
             &exec,
             "both hosts to join",
             ops::Command::Hosts,
-            |r| matches!(r, Reply::Hosts(h) if h.iter().filter(|h| h.state == "up").count() == 2),
+            |r| matches!(r, Reply::Hosts(h) if h.iter().filter(|h| h.state == schema::HostState::Up).count() == 2),
         )
         .await?;
     fleet.deploy(&exec).await?;

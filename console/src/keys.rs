@@ -323,3 +323,65 @@ mod tests {
         }
     }
 }
+
+/// One line of the `?` screen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HelpLine {
+    /// A warning above everything (a viewer's read-only console).
+    Note(&'static str),
+    Title(String),
+    /// A key (padded to the widest) or a `:` command, and what it does.
+    Entry {
+        key: String,
+        help: String,
+    },
+}
+
+/// The `?` screen, for a console that may change the fleet or not: every
+/// row of [`KEYMAP`] by scope, then the `:` prompt's commands. The app
+/// bounds its scrolling by this list's length; `ui` draws it.
+pub fn help_lines(read_only: bool) -> Vec<HelpLine> {
+    let mut lines = Vec::new();
+    if read_only {
+        lines.push(HelpLine::Note(
+            "read-only console (viewer key): keys marked [operator] are refused",
+        ));
+    }
+    let label_w = KEYMAP
+        .iter()
+        .map(|k| k.label.chars().count())
+        .max()
+        .unwrap_or(8);
+    for scope in [Scope::Global, Scope::App, Scope::Logs, Scope::Move] {
+        lines.push(HelpLine::Title(scope.title().to_string()));
+        for k in KEYMAP.iter().filter(|k| k.scope == scope) {
+            let mut help = k.help.to_string();
+            if k.mutates {
+                help.push_str(" [operator]");
+            }
+            lines.push(HelpLine::Entry {
+                key: format!("{:label_w$}", k.label),
+                help,
+            });
+        }
+    }
+    lines.push(HelpLine::Title("the : prompt (CLI.md grammar)".to_string()));
+    for (cmd, what) in [
+        ("rollback APP [--to vN]", "confirm, then progress per host"),
+        ("scale APP N", "confirm, then progress per host"),
+        (
+            "deploy APP FILE",
+            "local console only: FILE is read on this machine",
+        ),
+        ("rm APP", "confirm; releases stay in the audit log"),
+        ("logs APP [--where EXPR]", "open the logs view"),
+        ("ps [APP] | releases APP", "open the overview or an app"),
+        ("hosts | audit | help | q", ""),
+    ] {
+        lines.push(HelpLine::Entry {
+            key: format!(":{cmd}"),
+            help: what.to_string(),
+        });
+    }
+    lines
+}

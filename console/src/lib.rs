@@ -21,12 +21,15 @@ pub mod driver;
 pub mod event;
 pub mod input;
 pub mod keys;
+pub mod layout;
+pub mod line;
 pub mod local;
 pub mod logs;
 pub mod ops;
 pub mod preview;
 pub mod prompt;
 pub mod run;
+pub mod session;
 pub mod ssh;
 pub mod ui;
 

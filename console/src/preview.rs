@@ -12,8 +12,8 @@ use std::time::Duration;
 use ops::{Command, CommandLine, OpError, Progress, Reply, Step};
 use schema::time::{now_millis, rfc3339};
 use schema::{
-    AppKind, AuditEntry, HostRow, LogRecord, PsRow, ReleaseRow, ReleaseState, RollbackOutcome,
-    ScaleOutcome, Stream, Version,
+    AppKind, AuditEntry, HostRow, HostState, LogRecord, PsRow, ReleaseRow, ReleaseState,
+    RollbackOutcome, RunState, ScaleOutcome, Stream, Version,
 };
 use tokio::sync::mpsc;
 
@@ -99,53 +99,58 @@ fn release(app: &str, v: u32, state: ReleaseState, kind: AppKind, now: i64) -> R
 
 impl Fleet {
     fn new(now: i64) -> Fleet {
-        let mk =
-            |app: &str, kind, active: u32, replicas, running, state: &str, detail: Option<&str>| {
-                let releases = (1..=active)
-                    .rev()
-                    .map(|v| {
-                        let s = if v == active {
-                            ReleaseState::Active
-                        } else {
-                            ReleaseState::Superseded
-                        };
-                        release(app, v, s, kind, now)
-                    })
-                    .collect();
-                FleetApp {
-                    row: PsRow {
-                        app: app.into(),
-                        kind,
-                        release: Some(Version(active)),
-                        replicas,
-                        running,
-                        host: "host-a,host-b".into(),
-                        state: state.into(),
-                        restarts: if state == "crashloop" { 14 } else { 0 },
-                        instance: None,
-                        started: Some(rfc3339(now - 3_600_000)),
-                        next_run: None,
-                        detail: detail.map(Into::into),
-                        rps: None,
-                    },
-                    releases,
-                }
-            };
+        let mk = |app: &str,
+                  kind,
+                  active: u32,
+                  replicas,
+                  running,
+                  state: RunState,
+                  detail: Option<&str>| {
+            let releases = (1..=active)
+                .rev()
+                .map(|v| {
+                    let s = if v == active {
+                        ReleaseState::Active
+                    } else {
+                        ReleaseState::Superseded
+                    };
+                    release(app, v, s, kind, now)
+                })
+                .collect();
+            FleetApp {
+                row: PsRow {
+                    app: app.into(),
+                    kind,
+                    release: Some(Version(active)),
+                    replicas,
+                    running,
+                    host: "host-a,host-b".into(),
+                    state,
+                    restarts: if state == RunState::Crashloop { 14 } else { 0 },
+                    instance: None,
+                    started: Some(rfc3339(now - 3_600_000)),
+                    next_run: None,
+                    detail: detail.map(Into::into),
+                    rps: None,
+                },
+                releases,
+            }
+        };
         Fleet {
             rng: Rng(0x2545_f491_4f6c_dd1d),
             apps: vec![
-                mk("api", AppKind::Http, 3, 3, 3, "running", None),
+                mk("api", AppKind::Http, 3, 3, 3, RunState::Running, None),
                 mk(
                     "flaky",
                     AppKind::Worker,
                     4,
                     2,
                     1,
-                    "crashloop",
+                    RunState::Crashloop,
                     Some("exit 101 after 2s (14 restarts)"),
                 ),
-                mk("report", AppKind::Job, 2, 1, 0, "scheduled", None),
-                mk("ticker", AppKind::Worker, 7, 2, 2, "running", None),
+                mk("report", AppKind::Job, 2, 1, 0, RunState::Scheduled, None),
+                mk("ticker", AppKind::Worker, 7, 2, 2, RunState::Running, None),
             ],
             audit: vec![AuditEntry {
                 time: rfc3339(now - 600_000),
@@ -153,6 +158,7 @@ impl Fleet {
                 action: "deploy".into(),
                 app: Some("ticker".into()),
                 detail: "v7 (sha256:…)".into(),
+                refused: false,
             }],
             followed: None,
             seq: 0,
@@ -169,7 +175,7 @@ impl Fleet {
                 HostRow {
                     name: (*name).into(),
                     arch: (*arch).into(),
-                    state: if down { "down".into() } else { "up".into() },
+                    state: if down { HostState::Down } else { HostState::Up },
                     last_seen: rfc3339(if down {
                         now - 420_000
                     } else {
@@ -234,7 +240,7 @@ impl Fleet {
             .map(|i| PsRow {
                 instance: Some(format!("{app}-{i}")),
                 host: HOSTS[(i % 2) as usize].0.into(),
-                state: "running".into(),
+                state: RunState::Running,
                 started: Some(rfc3339(now - 900_000 * i64::from(i + 1))),
                 ..a.row.clone()
             })
@@ -283,6 +289,7 @@ impl Fleet {
                 action: cmd.name().into(),
                 app: Some(name),
                 detail: request.to_argv().join(" "),
+                refused: false,
             });
         }
     }

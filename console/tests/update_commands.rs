@@ -136,7 +136,7 @@ fn scaling_below_zero_is_refused() {
     let mut app = operator();
     app.update(Event::Snapshot {
         hosts: hosts(),
-        apps: vec![app_row("idle", schema::AppKind::Job, 1, 0, 0, "idle")],
+        apps: vec![app_row("idle", schema::AppKind::Job, 1, 0, 0, "scheduled")],
     });
     press(&mut app, Key::Char('-'));
     assert_eq!(app.mode(), &Mode::Normal);

@@ -5,6 +5,15 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
+/// Default bound of a request body.
+pub const DEFAULT_MAX_BODY: u64 = 64 << 20;
+/// A request's headers must arrive within this (nginx's
+/// `client_header_timeout` is 60 s; apps here answer in milliseconds).
+pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
+/// A keep-alive connection with no request for this long is closed
+/// (nginx's `keepalive_timeout` is 75 s).
+pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
+
 /// Default ingress address (CLI.md).
 pub const DEFAULT_HTTP: &str = "127.0.0.1:8080";
 /// Largest artifact a deploy accepts.
@@ -43,10 +52,10 @@ pub struct IngressConfig {
 impl Default for IngressConfig {
     fn default() -> IngressConfig {
         IngressConfig {
-            max_body: crate::ingress::DEFAULT_MAX_BODY,
+            max_body: DEFAULT_MAX_BODY,
             max_connections: None,
-            header_timeout: crate::ingress::HEADER_TIMEOUT,
-            idle_timeout: crate::ingress::IDLE_TIMEOUT,
+            header_timeout: HEADER_TIMEOUT,
+            idle_timeout: IDLE_TIMEOUT,
         }
     }
 }

@@ -72,16 +72,7 @@ pub async fn serve(listener: UnixListener, host: Arc<Host>, mut shutdown: watch:
                     tokio::time::sleep(std::time::Duration::from_millis(100)).await;
                 }
             },
-            _ = until_true(&mut shutdown) => return,
-        }
-    }
-}
-
-/// Resolves once the watched flag is true (or its sender is gone).
-pub async fn until_true(rx: &mut watch::Receiver<bool>) {
-    while !*rx.borrow_and_update() {
-        if rx.changed().await.is_err() {
-            return;
+            _ = net::until_true(&mut shutdown) => return,
         }
     }
 }

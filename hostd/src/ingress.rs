@@ -25,18 +25,12 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 
-use crate::control::until_true;
+use net::until_true;
+
+pub use crate::config::{DEFAULT_MAX_BODY, HEADER_TIMEOUT, IDLE_TIMEOUT};
 use crate::runtime::Runtime;
 use crate::runtime::http::{self, CappedBody, HttpRoute, text};
 
-/// Default bound of a request body.
-pub const DEFAULT_MAX_BODY: u64 = 64 << 20;
-/// A request's headers must arrive within this (nginx's
-/// `client_header_timeout` is 60 s; apps here answer in milliseconds).
-pub const HEADER_TIMEOUT: Duration = Duration::from_secs(10);
-/// A keep-alive connection with no request for this long is closed
-/// (nginx's `keepalive_timeout` is 75 s).
-pub const IDLE_TIMEOUT: Duration = Duration::from_secs(75);
 /// Connections served at once unless the open-file limit says fewer.
 pub const DEFAULT_MAX_CONNECTIONS: usize = 4096;
 

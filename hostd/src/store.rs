@@ -185,18 +185,18 @@ pub fn forget_artifacts_except(
 
 /// Records an audit entry. `reported` is false for actions a gateway must
 /// still hear about (a local rollback of a managed app).
-pub fn audit(
-    c: &Connection,
-    time: i64,
-    key: &str,
-    action: &str,
-    app: Option<&str>,
-    detail: &str,
-    reported: bool,
-) -> rusqlite::Result<()> {
+pub fn audit(c: &Connection, e: &db::audit::Entry<'_>, reported: bool) -> rusqlite::Result<()> {
     c.execute(
-        &format!("INSERT INTO audit ({ENTRY_COLS}, reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![time, key, action, app, detail, reported],
+        &format!("INSERT INTO audit ({ENTRY_COLS}, reported) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)"),
+        params![
+            e.time,
+            e.key,
+            e.action.as_str(),
+            e.app,
+            e.detail,
+            e.refused,
+            reported
+        ],
     )?;
     Ok(())
 }

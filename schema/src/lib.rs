@@ -8,6 +8,7 @@
 
 pub mod actor;
 pub mod artifact;
+pub mod audit;
 pub mod command;
 pub mod cron;
 pub mod expr;
@@ -18,10 +19,12 @@ pub mod migrations;
 pub mod names;
 pub mod progress;
 pub mod render;
+pub mod state;
 pub mod time;
 pub mod tunnel;
 pub mod types;
 
 pub use actor::Actor;
 pub use manifest::{Manifest, ManifestError};
+pub use state::{HostState, RunState};
 pub use types::*;

@@ -65,6 +65,11 @@ const HOSTD_STEPS: &[Migration] = &[
         name: "fleet",
         sql: include_str!("../migrations/hostd/0002_fleet.sql"),
     },
+    Migration {
+        version: 3,
+        name: "audit_refused",
+        sql: include_str!("../migrations/hostd/0003_audit_refused.sql"),
+    },
 ];
 
 const LOGS_STEPS: &[Migration] = &[
@@ -95,6 +100,11 @@ const GATEWAY_STEPS: &[Migration] = &[
         version: 2,
         name: "kept",
         sql: include_str!("../migrations/gateway/0002_kept.sql"),
+    },
+    Migration {
+        version: 3,
+        name: "audit_refused",
+        sql: include_str!("../migrations/gateway/0003_audit_refused.sql"),
     },
 ];
 

@@ -129,7 +129,7 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
                     opt(&r.instance),
                     opt(&r.release),
                     r.host.clone(),
-                    r.state.clone(),
+                    r.state.to_string(),
                     r.restarts.to_string(),
                     opt(&r.started),
                     opt(&r.detail),
@@ -152,7 +152,7 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
                     opt(&r.release),
                     format!("{}/{}", r.running, r.replicas),
                     r.host.clone(),
-                    r.state.clone(),
+                    r.state.to_string(),
                     r.restarts.to_string(),
                     r.next_run
                         .clone()
@@ -219,7 +219,7 @@ pub fn hosts(rows: &[HostRow], now: i64) -> String {
             vec![
                 r.name.clone(),
                 r.arch.clone(),
-                r.state.clone(),
+                r.state.to_string(),
                 when(&r.last_seen, now),
                 r.apps.to_string(),
                 r.instances.to_string(),

@@ -169,9 +169,7 @@ pub struct PsRow {
     /// Instances running now.
     pub running: u32,
     pub host: String,
-    /// App: `running`, `starting`, `degraded`, `crashloop`, `stopped`, `scheduled`, `idle`.
-    /// Instance: `starting`, `running`, `backoff`, `stopping`, `exited`, `crashloop`.
-    pub state: String,
+    pub state: crate::RunState,
     pub restarts: u32,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub instance: Option<String>,
@@ -215,9 +213,14 @@ pub struct AuditEntry {
     pub time: String,
     /// Who: a key name, or `local:<user>` on a host's control socket.
     pub key: String,
+    /// One of `schema::audit::Action`'s names (kept a string here: an
+    /// entry from a newer peer is shown as it came).
     pub action: String,
     pub app: Option<String>,
     pub detail: String,
+    /// The action was refused (its detail says why).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub refused: bool,
 }
 
 /// One row of `hosts`.
@@ -226,8 +229,7 @@ pub struct HostRow {
     pub name: String,
     /// `x86_64` or `aarch64`.
     pub arch: String,
-    /// `up` or `down`.
-    pub state: String,
+    pub state: crate::HostState,
     /// RFC 3339.
     pub last_seen: String,
     pub labels: std::collections::BTreeMap<String, String>,

@@ -10,6 +10,7 @@ use anyhow::Context;
 use clap::{Parser, Subcommand};
 use db::{Db, Durability};
 use russh::keys::{HashAlg, PrivateKey};
+use schema::audit::Action;
 use ssh_gateway::fleet::{Fleet, FleetConfig};
 use ssh_gateway::keys::{self, Role};
 
@@ -242,9 +243,7 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
                 .call(move |c| Ok(keys::add(c, role, &key, &name, now)))
                 .await??;
             let detail = format!("{} {} ({})", entry.role, entry.name, entry.fingerprint);
-            let (w, d) = (local_who(), detail.clone());
-            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys add", None, &d))
-                .await?;
+            audit_key_change(&db, Action::KeysAdd, detail.clone()).await?;
             if json {
                 println!("{}", serde_json::to_string(&entry)?);
             } else {
@@ -277,9 +276,7 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
             let n = name.clone();
             let was = db.call(move |c| Ok(keys::set_role(c, &n, role))).await??;
             let detail = format!("{name}: {was} -> {role}");
-            let (w, d, now) = (local_who(), detail.clone(), schema::time::now_millis());
-            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys role", None, &d))
-                .await?;
+            audit_key_change(&db, Action::KeysRole, detail.clone()).await?;
             if !json {
                 println!("changed {detail}");
             }
@@ -287,14 +284,30 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
         KeysCmd::Rm { name } => {
             let n = name.clone();
             db.call(move |c| Ok(keys::remove(c, &n))).await??;
-            let (w, d, now) = (local_who(), name.clone(), schema::time::now_millis());
-            db.call(move |c| ssh_gateway::store::audit(c, now, &w, "keys rm", None, &d))
-                .await?;
+            audit_key_change(&db, Action::KeysRm, name.clone()).await?;
             if !json {
                 println!("removed {name}");
             }
         }
     }
+    Ok(())
+}
+
+/// Audits a change to the enrolled keys, made by the local user.
+async fn audit_key_change(db: &db::Db, action: Action, detail: String) -> anyhow::Result<()> {
+    let (who, now) = (local_who(), schema::time::now_millis());
+    db.call(move |c| {
+        let e = db::audit::Entry {
+            time: now,
+            key: &who,
+            action,
+            app: None,
+            detail: &detail,
+            refused: false,
+        };
+        ssh_gateway::store::audit(c, &e)
+    })
+    .await?;
     Ok(())
 }
 

@@ -3,6 +3,7 @@
 //! gateway (`ssh gw <command>`, the `ssh -t` console) runs commands through
 //! [`FleetOps`], so a command means the same and is refused the same at each.
 
+use schema::audit::Action;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -45,11 +46,11 @@ impl Operations for FleetOps {
             return Ok(());
         }
         self.0
-            .audit(
+            .audit_refused(
                 &who.name,
-                command.name(),
+                Action::of_verb(command.name()).unwrap_or(Action::Exec),
                 command.app(),
-                format!("refused: {} is a viewer", who.name),
+                format!("{} is a viewer", who.name),
             )
             .await;
         Err(OpError::failed(format!(

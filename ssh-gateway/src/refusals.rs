@@ -13,6 +13,7 @@
 //! drops the oldest *refusals* first and never an operator's action; when
 //! it drops anything it says so in the log it prunes.
 
+use schema::audit::Action;
 use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
@@ -74,13 +75,14 @@ impl Refusals {
                 format!("{} times", p.count)
             };
             fleet
-                .audit(
+                .record(
                     &schema::Actor::Unauthenticated {
                         source: source.clone(),
                     }
                     .to_string(),
-                    "auth",
+                    Action::Auth,
                     None,
+                    true,
                     format!(
                         "refused {times} in {} s: {what} for user {:?} from {source}",
                         every.as_secs().max(1),
@@ -136,7 +138,7 @@ async fn prune(fleet: &Fleet, keep: u64) {
                     "; {over} operator actions past the bound are kept (raise --audit-keep)"
                 ));
             }
-            fleet.audit("gateway", "audit-prune", None, d).await;
+            fleet.audit("gateway", Action::AuditPrune, None, d).await;
         }
         Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
     }

@@ -9,6 +9,7 @@
 //! host's tunnel. Each closing is audited. It looks every
 //! [`CHECK_EVERY`], so a change applies within a second.
 
+use schema::audit::Action;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -136,7 +137,7 @@ pub async fn apply(fleet: &Fleet, sessions: &Sessions) {
         fleet
             .audit(
                 "gateway",
-                "revoke",
+                Action::Revoke,
                 None,
                 format!(
                     "{why}: closed {n} open connection{}",

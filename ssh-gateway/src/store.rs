@@ -206,7 +206,7 @@ pub fn prune_audit(c: &Connection, keep: u64) -> rusqlite::Result<(u64, u64)> {
     }
     let n = c.execute(
         "DELETE FROM audit WHERE id IN (SELECT id FROM audit \
-         WHERE action = 'auth' OR detail LIKE 'refused%' ORDER BY id LIMIT ?1)",
+         WHERE refused = 1 ORDER BY id LIMIT ?1)",
         [over as i64],
     )? as u64;
     Ok((n, over - n))
@@ -215,6 +215,7 @@ pub fn prune_audit(c: &Connection, keep: u64) -> rusqlite::Result<(u64, u64)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use schema::audit::Action;
 
     #[test]
     fn pruning_the_audit_log_drops_refusals_first_and_never_an_operator_action() {
@@ -223,23 +224,35 @@ mod tests {
         let mut c = db::open_connection(&path, db::Durability::Normal).unwrap();
         db::migrate(&mut c, &path, schema::migrations::GATEWAY).unwrap();
         for i in 0..1500 {
-            if i % 2 == 0 {
-                audit(&c, i, "x", "auth", None, "refused once: unknown key").unwrap();
-            } else {
-                audit(&c, i, "alice", "deploy", Some("api"), "v1").unwrap();
-            }
+            let (key, action, app, refused) = match i % 10 {
+                0 | 2 | 4 | 6 | 8 => ("x", Action::Auth, None, true),
+                1 => ("bob", Action::Deploy, Some("api"), true),
+                _ => ("alice", Action::Deploy, Some("api"), false),
+            };
+            let detail = if refused { "refused: no" } else { "v1" };
+            let e = db::audit::Entry {
+                time: i,
+                key,
+                action,
+                app,
+                detail,
+                refused,
+            };
+            audit(&c, &e).unwrap();
         }
+        let done = |c: &Connection| -> i64 {
+            c.query_row("SELECT COUNT(*) FROM audit WHERE refused = 0", [], |r| {
+                r.get(0)
+            })
+            .unwrap()
+        };
+        // 900 refusals (750 auth, 150 refused deploys), 600 done deploys.
         assert_eq!(prune_audit(&c, 1000).unwrap(), (500, 0));
-        let left: Vec<(String, i64)> = c
-            .prepare("SELECT action, COUNT(*) FROM audit GROUP BY action ORDER BY action")
-            .unwrap()
-            .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))
-            .unwrap()
-            .collect::<Result<_, _>>()
-            .unwrap();
-        assert_eq!(left, vec![("auth".into(), 250), ("deploy".into(), 750)]);
+        assert_eq!(done(&c), 600);
+        assert_eq!(prune_audit(&c, 600).unwrap(), (400, 0));
+        assert_eq!(done(&c), 600);
         // Past the bound with operator actions alone: they stay, and it says so.
-        assert_eq!(prune_audit(&c, 600).unwrap(), (250, 150));
-        assert_eq!(audit_tail(&c, 10_000).unwrap().len(), 750);
+        assert_eq!(prune_audit(&c, 500).unwrap(), (0, 100));
+        assert_eq!(audit_tail(&c, 10_000).unwrap().len(), 600);
     }
 }

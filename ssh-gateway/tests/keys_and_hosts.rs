@@ -137,6 +137,7 @@ fn a_host_reports_only_on_what_it_runs_and_cannot_forge_an_operator() {
             action: "rollback".into(),
             app: Some("api".into()),
             detail: "v2 -> v1".into(),
+            refused: false,
         }],
     }));
     send(&HostMsg::Heartbeat(Heartbeat {

@@ -6,8 +6,9 @@ use super::{App, Level, Mode, View, read_only_message};
 use crate::event::Action;
 use crate::input::Key;
 use crate::keys::{self, Binding, Scope};
+use crate::line::{Edit, LineEditor};
 use crate::ops::Pending;
-use crate::prompt::{self, Edit, Intent, LineEditor};
+use crate::prompt::{self, Intent};
 
 impl App {
     pub(super) fn on_key(&mut self, key: Key) -> Vec<Action> {
@@ -46,7 +47,8 @@ impl App {
             },
             Mode::Confirm(p) => self.confirm_key(key, p),
             Mode::Help { scroll } => {
-                let max = crate::ui::help_max_scroll(self, self.size.0, self.size.1);
+                let lines = crate::keys::help_lines(!self.role.may_change()).len();
+                let max = crate::layout::help_max_scroll(lines, self.size.0, self.size.1);
                 let scroll = match key {
                     Key::Esc | Key::Char('?' | 'q') | Key::Enter | Key::Ctrl('c') => {
                         return Vec::new();

@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::table::{self, Col, Spec, TCell, col, text_col};
-use super::{Theme, ago, pane, state_style, theme};
+use super::{Theme, Tone, ago, pane, theme, toned};
 use crate::app::{App, Detail};
 use schema::PsRow;
 
@@ -77,7 +77,7 @@ fn summary_line(app: &App, d: &Detail, t: Theme) -> Line<'static> {
             "  {}  {release}  {}/{} replicas running  state ",
             r.kind, r.running, r.replicas
         )),
-        Span::styled(r.state.clone(), state_style(t, &r.state)),
+        Span::styled(r.state.to_string(), r.state.tone(t)),
     ];
     if let Some(detail) = &r.detail {
         spans.push(Span::raw(format!(": {detail}")));
@@ -93,7 +93,7 @@ fn draw_releases(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
         .map(|r| {
             vec![
                 plain(r.version.to_string()),
-                (r.state.to_string(), state_style(t, r.state.as_str())),
+                toned(t, r.state),
                 plain(short_digest(&r.digest)),
                 plain(ago(app, &r.created)),
                 plain(&r.by),
@@ -165,7 +165,7 @@ fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
         plain(host),
         plain(or_dash(r.instance.clone())),
         plain(or_dash(r.release.map(|v| v.to_string()))),
-        (r.state.clone(), state_style(t, &r.state)),
+        toned(t, r.state),
         plain(r.restarts.to_string()),
         plain(or_dash(r.started.as_deref().map(|s| ago(app, s)))),
         plain(

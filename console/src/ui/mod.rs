@@ -24,9 +24,8 @@ use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
 use crate::app::{App, Level, Link, Mode, Role, View};
 use crate::keys;
 
-/// Below this the console only says it needs more room.
-pub const MIN_WIDTH: u16 = 32;
-pub const MIN_HEIGHT: u16 = 7;
+use crate::layout::has_hints;
+pub use crate::layout::{MIN_HEIGHT, MIN_WIDTH, body_height};
 
 /// Styles, with or without colour. Every colour is paired with a modifier
 /// or a word, so the monochrome theme loses emphasis, not meaning.
@@ -74,6 +73,54 @@ pub(crate) fn theme(app: &App) -> Theme {
 }
 
 /// The style of a state word: failures stand out, healthy states do not.
+/// The colour of a state the console shows: one per type, decided on the
+/// type, never on its spelling.
+pub(crate) trait Tone: Copy {
+    fn tone(self, t: Theme) -> Style;
+}
+
+impl Tone for schema::RunState {
+    fn tone(self, t: Theme) -> Style {
+        use schema::RunState as S;
+        match self {
+            S::Crashloop => t.bad(),
+            S::Degraded | S::Backoff | S::Starting | S::Stopping => t.warn(),
+            S::Running => t.good(),
+            _ => Style::new(),
+        }
+    }
+}
+
+impl Tone for schema::HostState {
+    fn tone(self, t: Theme) -> Style {
+        use schema::HostState as S;
+        match self {
+            S::Down => t.bad(),
+            S::Connecting => t.warn(),
+            S::Up => t.good(),
+        }
+    }
+}
+
+impl Tone for schema::ReleaseState {
+    fn tone(self, t: Theme) -> Style {
+        use schema::ReleaseState as S;
+        match self {
+            S::Failed | S::Crashloop => t.bad(),
+            S::Staged => t.warn(),
+            S::Active => t.good(),
+            S::Superseded => Style::new(),
+        }
+    }
+}
+
+/// A state's name in its colour.
+pub(crate) fn toned<S: Tone + std::fmt::Display>(t: Theme, s: S) -> (String, Style) {
+    (s.to_string(), s.tone(t))
+}
+
+/// The colour of a deploy's progress text on one host (`staged`, `active`,
+/// `failed: …`).
 pub(crate) fn state_style(t: Theme, state: &str) -> Style {
     match state {
         "down" | "failed" | "crashloop" | "exited" => t.bad(),
@@ -89,32 +136,6 @@ pub(crate) fn pane(t: Theme, title: String) -> Block<'static> {
     Block::new()
         .borders(Borders::TOP)
         .title(Span::styled(format!(" {title} "), t.title()))
-}
-
-/// Whether the key hints line is drawn (dropped on short terminals).
-fn has_hints(height: u16) -> bool {
-    height >= 12
-}
-
-/// Rows between the header and the status line.
-pub fn body_height(width: u16, height: u16) -> usize {
-    if width < MIN_WIDTH || height < MIN_HEIGHT {
-        return 0;
-    }
-    usize::from(height) - 2 - usize::from(has_hints(height))
-}
-
-/// Rows of log lines the logs view shows at this size (the body minus the
-/// progress panel and the title rule).
-pub fn logs_rows(app: &App, width: u16, height: u16) -> usize {
-    let body = body_height(width, height) as u16;
-    let ops = overlay::ops_height(app, body);
-    usize::from(body.saturating_sub(ops).saturating_sub(1)).max(1)
-}
-
-/// How far the `?` key list can scroll at this size.
-pub fn help_max_scroll(app: &App, width: u16, height: u16) -> u16 {
-    overlay::help_max_scroll(app, body_height(width, height) as u16)
 }
 
 /// Draws the whole console into the frame. Whatever the fleet sent (a
@@ -153,7 +174,10 @@ fn draw_views(app: &App, f: &mut Frame) {
     ])
     .areas(area);
     header(app, t, f, head);
-    let ops_h = overlay::ops_height(app, body.height);
+    let ops_h = crate::layout::ops_height(
+        app.visible_operation().map(|op| op.hosts.len()),
+        body.height,
+    );
     let [view, ops] =
         Layout::vertical([Constraint::Fill(1), Constraint::Length(ops_h)]).areas(body);
     match app.view() {
@@ -187,7 +211,11 @@ fn too_small(f: &mut Frame, area: Rect) {
 }
 
 fn header(app: &App, t: Theme, f: &mut Frame, area: Rect) {
-    let up = app.hosts.iter().filter(|h| h.state == "up").count();
+    let up = app
+        .hosts
+        .iter()
+        .filter(|h| h.state == schema::HostState::Up)
+        .count();
     let link = match &app.link {
         Link::Connecting => Span::styled("connecting…", t.warn()),
         Link::Connected(g) if g.is_empty() => Span::raw("connected"),

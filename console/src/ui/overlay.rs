@@ -9,18 +9,8 @@ use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 use super::table::ellipsize;
 use super::{Theme, pane, state_style};
 use crate::app::App;
-use crate::keys::{KEYMAP, Scope};
+use crate::keys::HelpLine;
 use crate::ops::{Operation, Pending};
-
-/// Rows the progress panel takes from a body of `body` rows: a title, one
-/// row per host, a note or the outcome; never more than half the body.
-pub(crate) fn ops_height(app: &App, body: u16) -> u16 {
-    let Some(op) = app.visible_operation() else {
-        return 0;
-    };
-    let want = 1 + op.hosts.len().max(1) as u16 + 1;
-    want.min(body / 2)
-}
 
 pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
     let state = match &op.outcome {
@@ -136,64 +126,18 @@ pub(crate) fn confirm(p: &Pending, t: Theme, f: &mut Frame, body: Rect) {
     );
 }
 
-/// Rows the key list scrolls by at most, for a body of `body` rows.
-pub(crate) fn help_max_scroll(app: &App, body: u16) -> u16 {
-    let lines = help_lines(app, Theme { color: false }).len() as u16;
-    lines.saturating_sub(body.saturating_sub(2))
-}
-
 fn help_lines(app: &App, t: Theme) -> Vec<Line<'static>> {
-    let read_only = !app.role.may_change();
-    let mut lines: Vec<Line> = Vec::new();
-    if read_only {
-        lines.push(Line::from(Span::styled(
-            "read-only console (viewer key): keys marked [operator] are refused",
-            t.warn(),
-        )));
-    }
-    let label_w = KEYMAP
-        .iter()
-        .map(|k| k.label.chars().count())
-        .max()
-        .unwrap_or(8);
-    for scope in [Scope::Global, Scope::App, Scope::Logs, Scope::Move] {
-        lines.push(Line::from(Span::styled(
-            scope.title().to_string(),
-            t.header(),
-        )));
-        for k in KEYMAP.iter().filter(|k| k.scope == scope) {
-            let mut help = k.help.to_string();
-            if k.mutates {
-                help.push_str(" [operator]");
-            }
-            lines.push(Line::from(vec![
-                Span::styled(format!("  {:label_w$}  ", k.label), t.key()),
+    crate::keys::help_lines(!app.role.may_change())
+        .into_iter()
+        .map(|l| match l {
+            HelpLine::Note(text) => Line::from(Span::styled(text, t.warn())),
+            HelpLine::Title(text) => Line::from(Span::styled(text, t.header())),
+            HelpLine::Entry { key, help } => Line::from(vec![
+                Span::styled(format!("  {key}  "), t.key()),
                 Span::raw(help),
-            ]));
-        }
-    }
-    lines.push(Line::from(Span::styled(
-        "the : prompt (CLI.md grammar)".to_string(),
-        t.header(),
-    )));
-    for (cmd, what) in [
-        ("rollback APP [--to vN]", "confirm, then progress per host"),
-        ("scale APP N", "confirm, then progress per host"),
-        (
-            "deploy APP FILE",
-            "local console only: FILE is read on this machine",
-        ),
-        ("rm APP", "confirm; releases stay in the audit log"),
-        ("logs APP [--where EXPR]", "open the logs view"),
-        ("ps [APP] | releases APP", "open the overview or an app"),
-        ("hosts | audit | help | q", ""),
-    ] {
-        lines.push(Line::from(vec![
-            Span::styled(format!("  :{cmd}  "), t.key()),
-            Span::raw(what),
-        ]));
-    }
-    lines
+            ]),
+        })
+        .collect()
 }
 
 pub(crate) fn help(app: &App, scroll: u16, t: Theme, f: &mut Frame, body: Rect) {

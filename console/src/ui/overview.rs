@@ -7,7 +7,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::Paragraph;
 
 use super::table::{self, Col, Spec, TCell, col, text_col};
-use super::{ago, pane, state_style, theme};
+use super::{ago, pane, theme, toned};
 use crate::app::App;
 
 const HOST_COLS: &[Col] = &[
@@ -74,7 +74,7 @@ fn hosts_summary(app: &App, f: &mut Frame, area: Rect) {
     let down: Vec<&str> = app
         .hosts
         .iter()
-        .filter(|h| h.state != "up")
+        .filter(|h| h.state != schema::HostState::Up)
         .map(|h| h.name.as_str())
         .collect();
     let mut spans = vec![Span::styled(
@@ -105,7 +105,7 @@ fn hosts_table(app: &App, f: &mut Frame, hosts_area: Rect) {
             let labels: Vec<String> = h.labels.iter().map(|(k, v)| format!("{k}={v}")).collect();
             vec![
                 plain(&h.name),
-                (h.state.clone(), state_style(t, &h.state)),
+                toned(t, h.state),
                 plain(&h.arch),
                 plain(ago(app, &h.last_seen)),
                 plain(h.apps.to_string()),
@@ -166,7 +166,7 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
                     format!("{}/{}", r.running, r.replicas),
                     if short { t.warn() } else { Style::new() },
                 ),
-                (r.state.clone(), state_style(t, &r.state)),
+                toned(t, r.state),
                 plain(r.restarts.to_string()),
                 plain(rate),
                 plain(if r.host.is_empty() {

@@ -23,7 +23,7 @@ pub fn host(name: &str, arch: &str, state: &str) -> HostRow {
     HostRow {
         name: name.into(),
         arch: arch.into(),
-        state: state.into(),
+        state: state.parse().expect("a host state"),
         last_seen: at(if state == "up" { 2_000 } else { 300_000 }),
         labels: BTreeMap::from([("region".to_string(), "eu-west".to_string())]),
         apps: 2,
@@ -47,7 +47,7 @@ pub fn app_row(
         replicas,
         running,
         host: "host-a,host-b".into(),
-        state: state.into(),
+        state: state.parse().expect("a run state"),
         restarts: 0,
         instance: None,
         started: Some(at(3_600_000)),
@@ -119,6 +119,7 @@ pub fn audit() -> Vec<AuditEntry> {
             action: "rollback".into(),
             app: Some("ticker".into()),
             detail: "v7 -> v6".into(),
+            refused: false,
         },
         AuditEntry {
             time: at(600_000),
@@ -126,6 +127,7 @@ pub fn audit() -> Vec<AuditEntry> {
             action: "deploy".into(),
             app: Some("ticker".into()),
             detail: "v7".into(),
+            refused: false,
         },
     ]
 }

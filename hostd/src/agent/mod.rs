@@ -25,8 +25,8 @@ use schema::frame::FrameError;
 use schema::tunnel::{self, HostMsg};
 use tokio::sync::{mpsc, watch};
 
-use crate::control::until_true;
 use crate::host::Host;
+use net::until_true;
 use ssh_client::{SshError, Target};
 
 mod fetch;

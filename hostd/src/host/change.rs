@@ -2,6 +2,7 @@
 //! holds the app's op lock for its whole run, checks what a host and the
 //! fleet share through `ops::cmd`, and audits what it did (or why not).
 
+use schema::audit::Action;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -29,7 +30,7 @@ impl Host {
     ) -> Result<DeployOutcome, HostError> {
         let result = self.deploy_inner(who, args, bytes).await;
         if let Err(e) = &result {
-            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
+            self.audit_refused(who, Action::Deploy, args.app.as_deref(), e)
                 .await;
         }
         result
@@ -88,7 +89,7 @@ impl Host {
             if replicas == 1 { "" } else { "s" },
             prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
         );
-        self.audit(who, "deploy", Some(&name), &detail).await;
+        self.audit(who, Action::Deploy, Some(&name), &detail).await;
         self.logs.system(
             &name,
             Some(version),
@@ -154,8 +155,13 @@ impl Host {
             detail: reason.to_string(),
             to,
         });
-        self.audit(&Actor::Daemon("hostd"), "health-rollback", Some(app), line)
-            .await;
+        self.audit(
+            &Actor::Daemon("hostd"),
+            Action::HealthRollback,
+            Some(app),
+            line,
+        )
+        .await;
         outcome
     }
 
@@ -187,7 +193,7 @@ impl Host {
         if let Err(e) = &result
             && !matches!(e, HostError::UnknownApp(_))
         {
-            self.audit(who, "rollback", Some(app), format!("refused: {e}"))
+            self.audit_refused(who, Action::Rollback, Some(app), e)
                 .await;
         }
         result
@@ -214,7 +220,7 @@ impl Host {
                 String::new()
             }
         );
-        self.audit(who, "rollback", Some(app), &detail).await;
+        self.audit(who, Action::Rollback, Some(app), &detail).await;
         self.logs.system(
             app,
             Some(v),
@@ -292,8 +298,7 @@ impl Host {
         let rec = self.app(app).await?;
         refuse_if_managed(Some(&rec), who, "scale")?;
         if let Err(e) = ops::cmd::scale::check(app, rec.kind, replicas) {
-            self.audit(who, "scale", Some(app), format!("refused: {e}"))
-                .await;
+            self.audit_refused(who, Action::Scale, Some(app), &e).await;
             return Err(e.into());
         }
         let (a, now) = (app.to_string(), schema::time::now_millis());
@@ -304,7 +309,7 @@ impl Host {
             sup.scale(replicas);
         }
         let detail = format!("{} -> {replicas}", rec.replicas);
-        self.audit(who, "scale", Some(app), &detail).await;
+        self.audit(who, Action::Scale, Some(app), &detail).await;
         self.logs.system(
             app,
             rec.active,
@@ -340,7 +345,7 @@ impl Host {
         self.prune(app).await;
         self.audit(
             who,
-            "rm",
+            Action::Rm,
             Some(app),
             format!(
                 "removed ({} release{}, active {})",

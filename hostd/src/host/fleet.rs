@@ -6,6 +6,7 @@
 //! local commands then refuse to deploy, scale or remove them (only the
 //! break-glass `rollback --local` works, and is reported back).
 
+use schema::audit::Action;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -230,8 +231,13 @@ impl Host {
                 String::new()
             }
         );
-        self.audit(&Actor::Key(by.to_string()), "activate", Some(app), &detail)
-            .await;
+        self.audit(
+            &Actor::Key(by.to_string()),
+            Action::Activate,
+            Some(app),
+            &detail,
+        )
+        .await;
         self.logs.system(
             app,
             Some(version),

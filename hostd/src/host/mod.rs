@@ -13,6 +13,7 @@ pub use operations::HostOps;
 use std::collections::HashMap;
 use std::sync::Arc;
 
+use schema::audit::{Action, Outcome};
 use schema::manifest::ManifestError;
 use schema::{Actor, AppKind, ReleaseState, Version};
 use tokio::sync::{Mutex, mpsc};
@@ -225,16 +226,39 @@ impl Host {
     pub async fn audit(
         &self,
         who: &Actor,
-        action: &str,
+        action: Action,
         app: Option<&str>,
         detail: impl Into<String>,
     ) {
+        self.record(who, action, app, Outcome::Done, detail.into())
+            .await
+    }
+
+    /// Records an action refused, and why.
+    pub async fn audit_refused(
+        &self,
+        who: &Actor,
+        action: Action,
+        app: Option<&str>,
+        why: impl ToString,
+    ) {
+        self.record(who, action, app, Outcome::Refused, why.to_string())
+            .await
+    }
+
+    async fn record(
+        &self,
+        who: &Actor,
+        action: Action,
+        app: Option<&str>,
+        outcome: Outcome,
+        detail: String,
+    ) {
         let local = who.is_local();
-        let (who, action, app, detail) = (
+        let (who, app, detail) = (
             who.to_string(),
-            action.to_string(),
             app.map(str::to_string),
-            detail.into(),
+            outcome.detail(detail),
         );
         let now = schema::time::now_millis();
         if let Err(e) = self
@@ -245,7 +269,15 @@ impl Host {
                     None => false,
                 };
                 let reported = !(managed && local);
-                store::audit(c, now, &who, &action, app.as_deref(), &detail, reported)
+                let entry = db::audit::Entry {
+                    time: now,
+                    key: &who,
+                    action,
+                    app: app.as_deref(),
+                    detail: &detail,
+                    refused: outcome == Outcome::Refused,
+                };
+                store::audit(c, &entry, reported)
             })
             .await
         {
@@ -321,7 +353,7 @@ async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedRecei
                     }
                     host.audit(
                         &Actor::Daemon("hostd"),
-                        "crashloop",
+                        Action::Crashloop,
                         Some(&app),
                         format!("{version}: {detail}"),
                     )

@@ -1,9 +1,9 @@
 //! What a host shows: ps, releases, hosts, audit.
 
-use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
+use schema::{AuditEntry, HostRow, HostState, PsRow, ReleaseRow, RunState};
 
 use super::{Host, HostError};
-use crate::runtime::supervisor::AppStatus;
+use crate::runtime::status::AppStatus;
 use crate::store::{self, AppRecord, ReleaseRecord};
 
 impl Host {
@@ -15,7 +15,7 @@ impl Host {
             replicas: rec.replicas,
             running: st.running,
             host: self.config.name.clone(),
-            state: st.state.clone(),
+            state: st.state,
             restarts: st.restarts,
             instance: None,
             started: st.started.map(schema::time::rfc3339),
@@ -34,7 +34,7 @@ impl Host {
                 replicas: rec.replicas,
                 running: 0,
                 restarts: 0,
-                state: "stopped".into(),
+                state: RunState::Stopped,
                 detail: None,
                 next_run: None,
                 started: None,
@@ -64,8 +64,8 @@ impl Host {
                     .iter()
                     .map(|i| PsRow {
                         release: Some(i.release),
-                        running: u32::from(i.state == "running"),
-                        state: i.state.to_string(),
+                        running: u32::from(i.state == RunState::Running),
+                        state: i.state,
                         restarts: i.restarts,
                         instance: Some(i.instance.to_string()),
                         started: i.started.map(schema::time::rfc3339),
@@ -104,7 +104,7 @@ impl Host {
         Ok(vec![HostRow {
             name: self.config.name.clone(),
             arch: std::env::consts::ARCH.to_string(),
-            state: "up".into(),
+            state: HostState::Up,
             last_seen: schema::time::rfc3339(schema::time::now_millis()),
             labels: self.config.labels.clone(),
             apps: n_apps,

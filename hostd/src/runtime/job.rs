@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 use schema::cron::Schedule;
 use tokio::task::JoinHandle;
 
-use super::supervisor::InstanceStatus;
+use super::status::InstanceStatus;
 use super::{ReleaseRun, Runtime, StopToken, instance};
 
 pub struct JobStatus {
@@ -116,7 +116,7 @@ fn start_run(
     let current = InstanceStatus {
         instance: instance.clone(),
         release: rel.version,
-        state: "running",
+        state: schema::RunState::Running,
         restarts: 0,
         started: Some(schema::time::now_millis()),
         detail: None,

@@ -5,6 +5,7 @@ mod instance;
 mod job;
 pub mod metrics;
 pub mod state;
+pub mod status;
 pub mod supervisor;
 
 use std::collections::VecDeque;

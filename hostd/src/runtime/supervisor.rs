@@ -13,11 +13,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use schema::{AppKind, Version};
+use schema::{AppKind, RunState, Version};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::job::{self, JobRun};
+pub use super::status::{AppStatus, InstanceStatus};
 use super::{ReleaseRun, Runtime, StopToken, instance};
 
 /// What a supervisor tells the host about, asynchronously.
@@ -42,19 +43,6 @@ pub fn backoff(failures: u32) -> Duration {
     (BACKOFF_BASE * 2u32.pow(exp)).min(BACKOFF_CAP)
 }
 
-/// What `ps` shows of one instance.
-#[derive(Debug, Clone)]
-pub struct InstanceStatus {
-    pub instance: Arc<str>,
-    pub release: Version,
-    /// starting, running, backoff, stopping, stopped, crashloop
-    pub state: &'static str,
-    pub restarts: u32,
-    pub started: Option<i64>,
-    pub detail: Option<String>,
-    pub memory: Arc<AtomicU64>,
-}
-
 struct Slot {
     index: u32,
     stop: StopToken,
@@ -66,28 +54,13 @@ impl Slot {
     fn request_stop(&self) {
         self.stop.request();
         let mut st = self.status.lock().unwrap_or_else(|p| p.into_inner());
-        if matches!(st.state, "running" | "starting" | "backoff") {
-            st.state = "stopping";
+        if matches!(
+            st.state,
+            RunState::Running | RunState::Starting | RunState::Backoff
+        ) {
+            st.state = RunState::Stopping;
         }
     }
-}
-
-/// What `ps` shows of one app.
-#[derive(Debug, Clone)]
-pub struct AppStatus {
-    pub kind: AppKind,
-    pub release: Option<Version>,
-    pub replicas: u32,
-    pub running: u32,
-    pub restarts: u32,
-    pub state: String,
-    pub detail: Option<String>,
-    pub next_run: Option<i64>,
-    pub started: Option<i64>,
-    pub memory: u64,
-    /// http apps: requests per second over the last 10 s.
-    pub rps: Option<f64>,
-    pub instances: Vec<InstanceStatus>,
 }
 
 struct Inner {
@@ -293,7 +266,7 @@ impl AppRuntime {
         }
         let mut running = instances
             .iter()
-            .filter(|i| i.state == "running" && Some(i.release) == release)
+            .filter(|i| i.state == RunState::Running && Some(i.release) == release)
             .count() as u32;
         let mut rps = None;
         if g.kind == AppKind::Http
@@ -314,36 +287,35 @@ impl AppRuntime {
             .sum();
         let started = instances.iter().filter_map(|i| i.started).min();
         let (state, detail) = match (g.kind, &g.halted, &g.active) {
-            (_, Some(why), _) => ("crashloop".to_string(), Some(why.clone())),
-            (_, None, None) => ("stopped".to_string(), None),
+            (_, Some(why), _) => (RunState::Crashloop, Some(why.clone())),
+            (_, None, None) => (RunState::Stopped, None),
             (AppKind::Worker, None, Some(_)) => {
                 let state = if g.replicas == 0 {
-                    "stopped"
+                    RunState::Stopped
                 } else if running >= g.replicas {
-                    "running"
-                } else if instances.iter().any(|i| i.state == "backoff") {
-                    "restarting"
+                    RunState::Running
+                } else if instances.iter().any(|i| i.state == RunState::Backoff) {
+                    RunState::Restarting
                 } else {
-                    "starting"
+                    RunState::Starting
                 };
                 let detail = instances
                     .iter()
-                    .filter(|i| i.state == "backoff")
+                    .filter(|i| i.state == RunState::Backoff)
                     .find_map(|i| i.detail.clone());
-                (state.to_string(), detail)
+                (state, detail)
             }
             (AppKind::Job, None, Some(_)) => match job_state {
-                None => ("paused".to_string(), None),
-                Some((true, _, _)) => ("running".to_string(), None),
-                Some((false, last, _)) => ("scheduled".to_string(), last),
+                None => (RunState::Paused, None),
+                Some((true, _, _)) => (RunState::Running, None),
+                Some((false, last, _)) => (RunState::Scheduled, last),
             },
             (AppKind::Http, None, Some(_)) => (
                 if g.replicas == 0 {
-                    "stopped"
+                    RunState::Stopped
                 } else {
-                    "serving"
-                }
-                .to_string(),
+                    RunState::Serving
+                },
                 None,
             ),
         };
@@ -368,7 +340,7 @@ impl AppRuntime {
         let status = Arc::new(Mutex::new(InstanceStatus {
             instance: instance.clone(),
             release: rel.version,
-            state: "starting",
+            state: RunState::Starting,
             restarts: 0,
             started: None,
             detail: None,
@@ -463,15 +435,15 @@ async fn slot_loop(
             schema::time::human_duration(ran),
             schema::time::human_duration(delay)
         ));
-        set(&slot.status, |s| s.state = "backoff");
+        set(&slot.status, |s| s.state = RunState::Backoff);
         tokio::select! {
             _ = tokio::time::sleep(delay) => {}
             _ = slot.stop.requested() => break,
         }
     }
     set(&slot.status, |s| {
-        if s.state != "crashloop" {
-            s.state = "stopped";
+        if s.state != RunState::Crashloop {
+            s.state = RunState::Stopped;
         }
     });
 }
@@ -499,7 +471,7 @@ impl SlotRun {
     /// Runs the instance once, to its end; how it ended and how long it ran.
     async fn run_once(&self) -> (instance::Exit, Duration) {
         set(&self.status, |s| {
-            s.state = "running";
+            s.state = RunState::Running;
             s.started = Some(schema::time::now_millis());
         });
         self.log(format!("starting {} ({})", self.instance, self.rel.version));
@@ -527,7 +499,7 @@ impl SlotRun {
                 super::CRASHLOOP_WINDOW.as_secs()
             );
             self.log(&detail);
-            set(&self.status, |s| s.state = "crashloop");
+            set(&self.status, |s| s.state = RunState::Crashloop);
             let _ = self.events.send(Event::Crashloop {
                 app: self.rel.app.clone(),
                 version: self.rel.version,
@@ -536,7 +508,7 @@ impl SlotRun {
             return true;
         }
         if self.rel.is_crashlooped() {
-            set(&self.status, |s| s.state = "crashloop");
+            set(&self.status, |s| s.state = RunState::Crashloop);
             return true;
         }
         false

@@ -6,9 +6,10 @@
 
 use rusqlite::{Connection, params};
 use schema::AuditEntry;
+use schema::audit::Action;
 
 /// The columns of an entry, in the order [`entry_from_row`] reads them.
-pub const ENTRY_COLS: &str = "time, key, action, app, detail";
+pub const ENTRY_COLS: &str = "time, key, action, app, detail, refused";
 
 /// Reads the [`ENTRY_COLS`] of a row, starting at column `first`.
 pub fn entry_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditEntry> {
@@ -18,23 +19,30 @@ pub fn entry_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<A
         action: r.get(first + 2)?,
         app: r.get(first + 3)?,
         detail: r.get(first + 4)?,
+        refused: r.get(first + 5)?,
     })
 }
 
 /// Records an entry.
-pub fn record(
-    c: &Connection,
-    time: i64,
-    key: &str,
-    action: &str,
-    app: Option<&str>,
-    detail: &str,
-) -> rusqlite::Result<()> {
+pub fn record(c: &Connection, e: &Entry<'_>) -> rusqlite::Result<()> {
     c.execute(
-        &format!("INSERT INTO audit ({ENTRY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5)"),
-        params![time, key, action, app, detail],
+        &format!("INSERT INTO audit ({ENTRY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
+        params![e.time, e.key, e.action.as_str(), e.app, e.detail, e.refused],
     )?;
     Ok(())
+}
+
+/// An entry to write.
+#[derive(Debug, Clone, Copy)]
+pub struct Entry<'a> {
+    pub time: i64,
+    pub key: &'a str,
+    pub action: Action,
+    pub app: Option<&'a str>,
+    /// As shown: a refusal's detail starts `refused: ` (see
+    /// `schema::audit::Outcome::detail`).
+    pub detail: &'a str,
+    pub refused: bool,
 }
 
 /// The last `tail` entries, oldest first.
@@ -61,7 +69,16 @@ mod tests {
             let mut c = Connection::open_in_memory().unwrap();
             crate::migrate(&mut c, Path::new(":memory:"), migrations).unwrap();
             for (i, app) in [None, Some("web"), Some("api")].into_iter().enumerate() {
-                record(&c, i as i64 * 1000, "ops", "deploy", app, &format!("n{i}")).unwrap();
+                let detail = format!("n{i}");
+                let e = Entry {
+                    time: i as i64 * 1000,
+                    key: "ops",
+                    action: Action::Deploy,
+                    app,
+                    detail: &detail,
+                    refused: i == 2,
+                };
+                record(&c, &e).unwrap();
             }
             let t = tail(&c, 2).unwrap();
             assert_eq!(
@@ -71,6 +88,7 @@ mod tests {
                 [(Some("web"), "n1"), (Some("api"), "n2")]
             );
             assert_eq!(t[0].time, schema::time::rfc3339(1000));
+            assert_eq!((t[0].refused, t[1].refused), (false, true));
             assert_eq!(tail(&c, u64::MAX).unwrap().len(), 3);
         }
     }

@@ -126,6 +126,16 @@ impl<S: AsyncWrite + Unpin> AsyncWrite for Killable<S> {
     }
 }
 
+/// Resolves once the watched flag is true (or its sender is gone): the
+/// shutdown signal every long-lived task selects on.
+pub async fn until_true(rx: &mut tokio::sync::watch::Receiver<bool>) {
+    while !*rx.borrow_and_update() {
+        if rx.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

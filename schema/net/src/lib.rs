@@ -27,7 +27,7 @@ mod gate;
 mod kill;
 
 pub use gate::{Gate, Permit, Refused};
-pub use kill::{KillSwitch, Killable};
+pub use kill::{KillSwitch, Killable, until_true};
 
 use std::io;
 use std::net::SocketAddr;

@@ -6,6 +6,7 @@
 //! host's reply (what does is spawned).
 
 use schema::Actor;
+use schema::audit::Action;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -34,7 +35,7 @@ impl Fleet {
                 "the key {} is enrolled for the host {}, not {}: each host has its own key (`keys add --role host FILE --name NAME`)",
                 conn.key, conn.key, hello.name
             );
-            self.audit(&conn.key, "hello", None, format!("refused: {why}"))
+            self.audit_refused(&conn.key, Action::Hello, None, &why)
                 .await;
             return Err(why);
         }
@@ -120,25 +121,28 @@ impl Fleet {
             user: Actor::parse_local(&a.key).unwrap_or_else(|| "?".into()),
             host: Some(host.to_string()),
         };
-        let action = if matches!(a.action.as_str(), "rollback" | "scale" | "deploy" | "rm") {
-            a.action.clone()
-        } else {
-            "local".to_string()
-        };
-        self.audit(
+        let action = a
+            .action
+            .parse::<Action>()
+            .ok()
+            .filter(|a| a.is_operator_change())
+            .unwrap_or(Action::Local);
+        let detail = format!(
+            "{} (on {host} at {}, while the gateway was away)",
+            schema::render::cell(&a.detail),
+            schema::render::cell(&a.time)
+        );
+        self.record(
             &actor.to_string(),
-            &action,
+            action,
             a.app.as_deref(),
-            format!(
-                "{} (on {host} at {}, while the gateway was away)",
-                schema::render::cell(&a.detail),
-                schema::render::cell(&a.time)
-            ),
+            a.refused,
+            detail,
         )
         .await;
-        if action == "rollback"
+        if action == Action::Rollback
             && let Some(app) = &a.app
-            && !a.detail.starts_with("refused")
+            && !a.refused
             && self.placed_on(app, host).await
         {
             lock(&self.adopt).insert((host.to_string(), app.clone()));
@@ -178,11 +182,11 @@ impl Fleet {
             let target = match self.rollback_target(&app, Some(v)).await {
                 Ok(t) => t,
                 Err(e) => {
-                    self.audit(
+                    self.audit_refused(
                         &Actor::Host(host.to_string()).to_string(),
-                        "rollback",
+                        Action::Rollback,
                         Some(&app),
-                        format!("refused: a local rollback on {host} to {v}: {e}"),
+                        format!("a local rollback on {host} to {v}: {e}"),
                     )
                     .await;
                     continue;
@@ -198,7 +202,7 @@ impl Fleet {
                         "{} -> {v} fleet-wide, following a local rollback on {host}",
                         from.map(|f| f.to_string()).unwrap_or_else(|| "none".into())
                     );
-                    self.audit("gateway", "rollback", Some(&app), d).await;
+                    self.audit("gateway", Action::Rollback, Some(&app), d).await;
                 }
                 Err(e) => tracing::warn!(app, host, error = %e, "could not adopt a local rollback"),
             }
@@ -218,12 +222,12 @@ impl Fleet {
             return true;
         }
         tracing::warn!(host, app, %version, "refused a report on an app or release not placed on it");
-        self.audit(
+        self.audit_refused(
             &Actor::Host(host.to_string()).to_string(),
-            "report",
+            Action::Report,
             None,
             format!(
-                "refused: {host} reported on {} {version}, which is not placed on it",
+                "{host} reported on {} {version}, which is not placed on it",
                 schema::render::cell(app)
             ),
         )
@@ -253,7 +257,7 @@ impl Fleet {
                     .await;
                 self.audit(
                     &format!("hostd@{host}"),
-                    "crashloop",
+                    Action::Crashloop,
                     Some(&app),
                     format!("{version} on {host}: {detail}"),
                 )
@@ -336,10 +340,18 @@ impl Fleet {
             let _ = self.db.call(move |c| store::set_placement(c, &a, &p)).await;
             let detail = format!("{} -> {}", fmt_placement(&before), fmt_placement(&after));
             match r {
-                Ok(()) => self.audit(who, "replace", Some(&app.name), detail).await,
-                Err(e) => {
-                    self.audit(who, "replace", Some(&app.name), format!("{detail}: {e}"))
+                Ok(()) => {
+                    self.audit(who, Action::Replace, Some(&app.name), detail)
                         .await
+                }
+                Err(e) => {
+                    self.audit(
+                        who,
+                        Action::Replace,
+                        Some(&app.name),
+                        format!("{detail}: {e}"),
+                    )
+                    .await
                 }
             }
         }
@@ -434,7 +446,7 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
                 fleet
                     .audit(
                         "gateway",
-                        "host-down",
+                        Action::HostDown,
                         None,
                         format!("{h}: no heartbeat for {} s", fleet.down_after.as_secs_f64()),
                     )

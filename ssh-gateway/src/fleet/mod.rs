@@ -18,6 +18,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use schema::Version;
+use schema::audit::{Action, Outcome};
 use schema::tunnel::{DOWN_AFTER_SECS, GatewayMsg};
 
 use tokio::sync::{mpsc, watch};
@@ -235,23 +236,57 @@ impl Fleet {
         self.registry.lock_host(host).await
     }
 
+    /// Records who did what.
     pub async fn audit(
         &self,
         who: &str,
-        action: &str,
+        action: Action,
         app: Option<&str>,
         detail: impl Into<String>,
     ) {
-        let (w, a, ap, d, now) = (
+        self.record(who, action, app, false, detail.into()).await
+    }
+
+    /// Records an action refused, and why.
+    pub async fn audit_refused(
+        &self,
+        who: &str,
+        action: Action,
+        app: Option<&str>,
+        why: impl ToString,
+    ) {
+        let detail = Outcome::Refused.detail(why.to_string());
+        self.record(who, action, app, true, detail).await
+    }
+
+    /// Records an entry whose detail is written as shown.
+    pub(crate) async fn record(
+        &self,
+        who: &str,
+        action: Action,
+        app: Option<&str>,
+        refused: bool,
+        detail: String,
+    ) {
+        let (w, ap, d, now) = (
             who.to_string(),
-            action.to_string(),
             app.map(String::from),
-            detail.into(),
+            detail,
             schema::time::now_millis(),
         );
         if let Err(e) = self
             .db
-            .call(move |c| store::audit(c, now, &w, &a, ap.as_deref(), &d))
+            .call(move |c| {
+                let entry = db::audit::Entry {
+                    time: now,
+                    key: &w,
+                    action,
+                    app: ap.as_deref(),
+                    detail: &d,
+                    refused,
+                };
+                store::audit(c, &entry)
+            })
             .await
         {
             tracing::error!(error = %e, "could not write an audit entry");

@@ -3,6 +3,7 @@
 use ::ops::Scope;
 use ::ops::cmd::rollback::choose_target;
 use schema::Manifest;
+use schema::audit::Action;
 
 use std::collections::BTreeMap;
 
@@ -27,7 +28,7 @@ impl Fleet {
     ) -> Result<DeployOutcome, FleetError> {
         let r = self.deploy_inner(who, args, bytes, progress).await;
         if let Err(e) = &r {
-            self.audit(who, "deploy", args.app.as_deref(), format!("refused: {e}"))
+            self.audit_refused(who, Action::Deploy, args.app.as_deref(), e)
                 .await;
         }
         self.prune_artifacts().await;
@@ -80,7 +81,7 @@ impl Fleet {
             },
             prev.map(|p| format!(", replacing {p}")).unwrap_or_default()
         );
-        self.audit(who, "deploy", Some(&name), &detail).await;
+        self.audit(who, Action::Deploy, Some(&name), &detail).await;
         Ok(DeployOutcome {
             app: name,
             version,
@@ -235,7 +236,7 @@ impl Fleet {
             .await;
         self.audit(
             who,
-            "auto-rollback",
+            Action::AutoRollback,
             Some(app),
             format!("{version}: {why}; {outcome}"),
         )
@@ -360,7 +361,7 @@ impl Fleet {
                     "{} -> {to}",
                     from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())
                 );
-                self.audit(who, "rollback", Some(app), &detail).await;
+                self.audit(who, Action::Rollback, Some(app), &detail).await;
                 Ok(RollbackOutcome {
                     app: app.to_string(),
                     from,
@@ -370,7 +371,7 @@ impl Fleet {
             }
             Err(e) => {
                 if !matches!(e, FleetError::UnknownApp(_)) {
-                    self.audit(who, "rollback", Some(app), format!("refused: {e}"))
+                    self.audit_refused(who, Action::Rollback, Some(app), &e)
                         .await;
                 }
                 Err(e)
@@ -390,8 +391,7 @@ impl Fleet {
         if let Err(e) = &r
             && !matches!(e, FleetError::UnknownApp(_))
         {
-            self.audit(who, "scale", Some(app), format!("refused: {e}"))
-                .await;
+            self.audit_refused(who, Action::Scale, Some(app), e).await;
         }
         self.bump();
         r
@@ -433,7 +433,7 @@ impl Fleet {
             .call(move |c| store::set_scale(c, &a, replicas, &p, schema::time::now_millis()))
             .await?;
         let detail = format!("{} -> {replicas}", rec.replicas);
-        self.audit(who, "scale", Some(app), &detail).await;
+        self.audit(who, Action::Scale, Some(app), &detail).await;
         Ok(ScaleOutcome {
             app: app.to_string(),
             from: rec.replicas,
@@ -518,7 +518,7 @@ impl Fleet {
         self.prune_artifacts().await;
         self.audit(
             who,
-            "rm",
+            Action::Rm,
             Some(app),
             format!(
                 "removed ({n} release{}, active {})",

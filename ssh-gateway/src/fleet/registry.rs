@@ -3,17 +3,19 @@
 //! last reported. It knows nothing of releases or placement; the fleet asks
 //! it and decides.
 //!
-//! A host's life here: it connects (up, not settled, unless it was up
-//! already: a reconnect within the grace period costs nothing); its
-//! heartbeats keep it up; once up for the grace period it is settled and
-//! may receive moved replicas; silent for the grace period, it is down.
+//! A host's life here is `schema::HostState`: known from before a restart,
+//! it is connecting (its replicas stay, nobody is told it is up) until it
+//! speaks or the grace period ends; it connects (up, not settled, unless
+//! it was up already: a reconnect within the grace period costs nothing);
+//! its heartbeats keep it up; once up for the grace period it is settled
+//! and may receive moved replicas; silent for the grace period, it is down.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use schema::Version;
 use schema::tunnel::{Heartbeat, HostApp};
+use schema::{HostState, Version};
 use tokio::sync::broadcast;
 
 use crate::tunnel::HostConn;
@@ -25,10 +27,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 /// What the gateway last heard from a host.
 #[derive(Debug, Clone)]
 pub(super) struct Live {
-    pub up: bool,
+    pub state: HostState,
     /// Up without a break for the grace period: only such a host receives
     /// replicas moved by a rebalance (a host that connects and drops at
-    /// once never does).
+    /// once never does). Meaningful only while up.
     pub settled: bool,
     /// When the host last came up (from down, or new).
     pub up_since: Instant,
@@ -39,9 +41,9 @@ pub(super) struct Live {
 }
 
 impl Live {
-    fn new(up: bool, settled: bool, now_ms: i64) -> Live {
+    fn new(state: HostState, settled: bool, now_ms: i64) -> Live {
         Live {
-            up,
+            state,
             settled,
             up_since: Instant::now(),
             seen: Instant::now(),
@@ -49,6 +51,12 @@ impl Live {
             apps: Vec::new(),
             hb: None,
         }
+    }
+
+    /// Counts as up for placement and `ps`: up, or connecting after a
+    /// restart (its replicas stay where they are).
+    pub fn up(&self) -> bool {
+        self.state.keeps_replicas()
     }
 }
 
@@ -61,16 +69,16 @@ pub(super) struct Registry {
 }
 
 impl Registry {
-    /// The registry at start: hosts known from before a restart count as
-    /// up (and settled) until they have had the usual time to report, so
-    /// their replicas stay where they are.
+    /// The registry at start: hosts known from before a restart are
+    /// connecting (and settled) until they have had the usual time to
+    /// report, so their replicas stay where they are.
     pub(super) fn new(known: impl IntoIterator<Item = String>, now_ms: i64) -> Registry {
         Registry {
             conns: Mutex::new(HashMap::new()),
             live: Mutex::new(
                 known
                     .into_iter()
-                    .map(|h| (h, Live::new(true, true, now_ms)))
+                    .map(|h| (h, Live::new(HostState::Connecting, true, now_ms)))
                     .collect(),
             ),
             locks: Mutex::new(HashMap::new()),
@@ -87,14 +95,14 @@ impl Registry {
     }
 
     pub(super) fn is_up(&self, host: &str) -> bool {
-        lock(&self.live).get(host).is_some_and(|l| l.up)
+        lock(&self.live).get(host).is_some_and(Live::up)
     }
 
     /// Up without a break for the grace period.
     pub(super) fn is_settled(&self, host: &str) -> bool {
         lock(&self.live)
             .get(host)
-            .is_some_and(|l| l.up && l.settled)
+            .is_some_and(|l| l.up() && l.settled)
     }
 
     /// A host accepted on `conn`, reporting `apps`.
@@ -102,7 +110,7 @@ impl Registry {
         lock(&self.conns).insert(name.to_string(), conn);
         let mut live = lock(&self.live);
         let (settled, up_since) = match live.get(name) {
-            Some(l) if l.up => (l.settled, l.up_since),
+            Some(l) if l.up() => (l.settled, l.up_since),
             _ => (false, Instant::now()),
         };
         live.insert(
@@ -111,7 +119,7 @@ impl Registry {
                 settled,
                 up_since,
                 apps,
-                ..Live::new(true, settled, now_ms)
+                ..Live::new(HostState::Up, settled, now_ms)
             },
         );
     }
@@ -129,13 +137,13 @@ impl Registry {
         let mut live = lock(&self.live);
         let l = live
             .entry(host.to_string())
-            .or_insert_with(|| Live::new(false, false, now_ms));
-        let was_down = !l.up;
+            .or_insert_with(|| Live::new(HostState::Down, false, now_ms));
+        let was_down = l.state == HostState::Down;
         if was_down {
             l.settled = false;
             l.up_since = Instant::now();
         }
-        l.up = true;
+        l.state = HostState::Up;
         l.seen = Instant::now();
         l.seen_ms = now_ms;
         l.apps = hb.apps.clone();
@@ -184,10 +192,10 @@ impl Registry {
         let mut down = Vec::new();
         let mut settled = Vec::new();
         for (h, l) in live.iter_mut() {
-            if l.up && l.seen.elapsed() > grace {
-                l.up = false;
+            if l.up() && l.seen.elapsed() > grace {
+                l.state = HostState::Down;
                 down.push(h.clone());
-            } else if l.up && !l.settled && l.up_since.elapsed() >= grace {
+            } else if l.state == HostState::Up && !l.settled && l.up_since.elapsed() >= grace {
                 l.settled = true;
                 settled.push(h.clone());
             }
@@ -211,5 +219,47 @@ impl Registry {
 
     pub(super) fn subscribe(&self) -> broadcast::Receiver<String> {
         self.connected.subscribe()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn beat() -> Heartbeat {
+        Heartbeat {
+            apps: Vec::new(),
+            ps: Vec::new(),
+            instance_rows: Vec::new(),
+            instances: 0,
+            memory_bytes: 0,
+        }
+    }
+
+    fn state(r: &Registry, h: &str) -> HostState {
+        r.snapshot()[h].state
+    }
+
+    #[test]
+    fn a_host_known_before_a_restart_is_connecting_until_it_speaks_or_the_grace_ends() {
+        let r = Registry::new(["a".to_string(), "b".to_string()], 0);
+        assert_eq!(state(&r, "a"), HostState::Connecting);
+        // Connecting keeps replicas where they are, and is not called up.
+        assert!(r.is_up("a") && r.is_settled("a"));
+        assert!(!r.heartbeat("a", beat(), 1), "a connecting host was not down");
+        assert_eq!(state(&r, "a"), HostState::Up);
+        // b never speaks: after the grace period it is down; a stays up.
+        std::thread::sleep(Duration::from_millis(30));
+        r.heartbeat("a", beat(), 2);
+        let (down, _) = r.sweep(Duration::from_millis(20));
+        assert_eq!(down, ["b"]);
+        assert_eq!(state(&r, "b"), HostState::Down);
+        assert!(!r.is_up("b"));
+        assert_eq!(state(&r, "a"), HostState::Up);
+        // A down host that speaks again is up, but not settled until it has
+        // been up for the grace period.
+        assert!(r.heartbeat("b", beat(), 3), "b was down");
+        assert_eq!(state(&r, "b"), HostState::Up);
+        assert!(!r.is_settled("b"));
     }
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
+use schema::{AuditEntry, HostRow, HostState, PsRow, ReleaseRow, RunState};
 use tokio::sync::broadcast;
 
 use super::{Fleet, FleetError};
@@ -32,12 +32,7 @@ impl Fleet {
                 let l = live.get(&h.name);
                 let hb = l.and_then(|l| l.hb.as_ref());
                 HostRow {
-                    state: if l.is_some_and(|l| l.up) {
-                        "up"
-                    } else {
-                        "down"
-                    }
-                    .into(),
+                    state: l.map_or(HostState::Down, |l| l.state),
                     last_seen: schema::time::rfc3339(l.map(|l| l.seen_ms).unwrap_or(h.last_seen)),
                     apps: l
                         .map(|l| l.apps.iter().filter(|a| a.active.is_some()).count() as u32)
@@ -62,7 +57,7 @@ impl Fleet {
         let live = self.registry.snapshot();
         let rows_of = |app: &str| -> Vec<PsRow> {
             live.iter()
-                .filter(|(_, l)| l.up)
+                .filter(|(_, l)| l.up())
                 .filter_map(|(_, l)| l.hb.as_ref())
                 .flat_map(|hb| hb.ps.iter().filter(|r| r.app == app).cloned())
                 .collect()
@@ -74,7 +69,7 @@ impl Fleet {
                 }
                 let mut rows: Vec<PsRow> = live
                     .values()
-                    .filter(|l| l.up)
+                    .filter(|l| l.up())
                     .filter_map(|l| l.hb.as_ref())
                     .flat_map(|hb| hb.instances_of(name))
                     .collect();
@@ -90,23 +85,19 @@ impl Fleet {
                     let restarts = rows.iter().map(|r| r.restarts).sum();
                     let down: Vec<&String> = placed
                         .keys()
-                        .filter(|h| !live.get(*h).is_some_and(|l| l.up))
+                        .filter(|h| !live.get(*h).is_some_and(|l| l.up()))
                         .collect();
-                    let state = if rows.iter().any(|r| r.state == "crashloop") {
-                        "crashloop".to_string()
+                    let state = if rows.iter().any(|r| r.state == RunState::Crashloop) {
+                        RunState::Crashloop
                     } else if !down.is_empty() {
-                        "degraded".to_string()
-                    } else if let Some(r) = rows.iter().find(|r| {
-                        r.state != "running" && r.state != "serving" && r.state != "scheduled"
-                    }) {
-                        r.state.clone()
+                        RunState::Degraded
+                    } else if let Some(r) = rows.iter().find(|r| !r.state.is_healthy()) {
+                        r.state
                     } else {
-                        rows.first().map(|r| r.state.clone()).unwrap_or_else(|| {
-                            if a.replicas == 0 {
-                                "stopped".into()
-                            } else {
-                                "pending".into()
-                            }
+                        rows.first().map(|r| r.state).unwrap_or(if a.replicas == 0 {
+                            RunState::Stopped
+                        } else {
+                            RunState::Pending
                         })
                     };
                     PsRow {

@@ -9,6 +9,7 @@
 //! Anything a key's role does not allow is refused with a message and
 //! audited; an unknown key never gets past authentication.
 
+use schema::audit::Action;
 use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -146,28 +147,24 @@ impl Conn {
     }
 
     /// Audits a refused request of an authenticated connection.
-    async fn audit_refusal(&self, action: &str, why: String) {
+    async fn audit_refusal(&self, action: Action, why: String) {
         let who = self
             .key
             .as_ref()
             .map(|k| k.name.clone())
             .unwrap_or_else(|| "unknown".into());
         tracing::info!(key = %who, peer = %self.peer(), "refused {action}: {why}");
-        self.fleet
-            .audit(&who, action, None, format!("refused: {why}"))
-            .await;
+        self.fleet.audit_refused(&who, action, None, why).await;
     }
 
     /// Refuses a channel request: a line on stderr, exit 1, audited.
-    async fn refuse(&mut self, channel: ChannelId, action: &str, why: String) {
+    async fn refuse(&mut self, channel: ChannelId, action: Action, why: String) {
         let who = self
             .key
             .as_ref()
             .map(|k| k.name.clone())
             .unwrap_or_else(|| "unknown".into());
-        self.fleet
-            .audit(&who, action, None, format!("refused: {why}"))
-            .await;
+        self.fleet.audit_refused(&who, action, None, &why).await;
         if let Some(ch) = self.channels.remove(&channel) {
             let (_, w) = ch.split();
             let out = exec::Out::new(w);
@@ -222,7 +219,7 @@ impl server::Handler for Conn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let to = schema::render::cell(&format!("{host}:{port}"));
-        self.audit_refusal("forward", format!("port forwarding to {to}"))
+        self.audit_refusal(Action::Forward, format!("port forwarding to {to}"))
             .await;
         Ok(()) // dropping the handle rejects it
     }
@@ -235,7 +232,7 @@ impl server::Handler for Conn {
         _session: &mut Session,
     ) -> Result<(), Self::Error> {
         let to = schema::render::cell(socket_path);
-        self.audit_refusal("forward", format!("socket forwarding to {to}"))
+        self.audit_refusal(Action::Forward, format!("socket forwarding to {to}"))
             .await;
         Ok(())
     }
@@ -247,7 +244,7 @@ impl server::Handler for Conn {
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
         let on = schema::render::cell(&format!("{address}:{port}"));
-        self.audit_refusal("forward", format!("remote forwarding of {on}"))
+        self.audit_refusal(Action::Forward, format!("remote forwarding of {on}"))
             .await;
         Ok(false)
     }
@@ -258,7 +255,7 @@ impl server::Handler for Conn {
         _session: &mut Session,
     ) -> Result<bool, Self::Error> {
         let on = schema::render::cell(socket_path);
-        self.audit_refusal("forward", format!("remote forwarding of {on}"))
+        self.audit_refusal(Action::Forward, format!("remote forwarding of {on}"))
             .await;
         Ok(false)
     }
@@ -374,7 +371,7 @@ impl server::Handler for Conn {
             session.channel_success(channel)?;
             self.refuse(
                 channel,
-                "exec",
+                Action::Exec,
                 format!(
                     "the key {} is enrolled as a host; host keys may only open the agent tunnel",
                     key.name
@@ -412,7 +409,7 @@ impl server::Handler for Conn {
         if name != schema::tunnel::SUBSYSTEM {
             let what = schema::render::cell(name);
             self.audit_refusal(
-                "subsystem",
+                Action::Subsystem,
                 format!(
                     "the subsystem {what:?}; the gateway serves only {}",
                     schema::tunnel::SUBSYSTEM
@@ -426,7 +423,7 @@ impl server::Handler for Conn {
             session.channel_success(channel)?;
             self.refuse(
                 channel,
-                "tunnel",
+                Action::Tunnel,
                 format!(
                     "the key {} is enrolled as {}; only host keys may open the agent tunnel",
                     key.name, key.role
@@ -463,7 +460,7 @@ impl server::Handler for Conn {
                 "the key {} is enrolled as a host; host keys may only open the agent tunnel",
                 key.name
             );
-            self.refuse(channel, "shell", why).await;
+            self.refuse(channel, Action::Shell, why).await;
             return Ok(());
         }
         let Some((cols, rows, term)) = self.pty.remove(&channel) else {
@@ -491,7 +488,7 @@ impl server::Handler for Conn {
             let why = format!(
                 "the gateway is drawing {MAX_CONSOLES} consoles already; try again later, or run commands with `ssh -p PORT USER@GATEWAY ps`"
             );
-            self.refuse(channel, "shell", why).await;
+            self.refuse(channel, Action::Shell, why).await;
             return Ok(());
         }
         tracing::info!(key = %key.name, role = %key.role, cols, rows, term, "console session");

@@ -154,12 +154,7 @@ impl HostConn {
     }
 
     pub async fn closed(&self) {
-        let mut rx = self.closed.subscribe();
-        while !*rx.borrow_and_update() {
-            if rx.changed().await.is_err() {
-                return;
-            }
-        }
+        net::until_true(&mut self.closed.subscribe()).await
     }
 
     async fn send_raw(&self, buf: Vec<u8>) -> Result<(), String> {

@@ -7,34 +7,8 @@ use schema::LogRecord;
 use schema::command::Since;
 use schema::logbatch::{LogRef, check_segment, checked_segment_records};
 
+pub use super::segment::Start;
 use super::segment::{SEGMENT_COLS, Segment};
-
-/// Where a read starts: after sequence number `after`, at or after
-/// `min_time`.
-#[derive(Debug, Clone, Copy)]
-pub struct Start {
-    pub(super) after: i64,
-    pub(super) min_time: i64,
-}
-
-impl Start {
-    pub(super) fn new(since: Option<Since>) -> Start {
-        let mut s = Start {
-            after: 0,
-            min_time: i64::MIN,
-        };
-        match since {
-            Some(Since::Seq(seq)) => s.after = seq.min(i64::MAX as u64) as i64,
-            Some(Since::Ago(d)) => s.min_time = schema::time::now_millis() - d.as_millis() as i64,
-            None => {}
-        }
-        s
-    }
-
-    pub(super) fn wants(&self, r: &LogRef<'_>) -> bool {
-        r.seq as i64 > self.after && r.time >= self.min_time
-    }
-}
 
 /// Turns `since` and `tail` into a [`Start`]: `tail` becomes the sequence
 /// number before the `tail`th newest record, so a read of any size streams

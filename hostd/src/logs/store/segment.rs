@@ -7,7 +7,7 @@ use rusqlite::{Connection, params};
 use schema::Stream;
 use schema::logbatch::{LogRef, LogSegment, segment_records};
 
-use super::read::Start;
+use schema::command::Since;
 
 /// What a segment costs besides its body (row, index, page slack), so that
 /// the cap tracks the file size.
@@ -92,5 +92,32 @@ impl<'a> Segment<'a> {
                 partial: false,
             });
         }
+    }
+}
+
+/// Where a read starts: after sequence number `after`, at or after
+/// `min_time`.
+#[derive(Debug, Clone, Copy)]
+pub struct Start {
+    pub(super) after: i64,
+    pub(super) min_time: i64,
+}
+
+impl Start {
+    pub(super) fn new(since: Option<Since>) -> Start {
+        let mut s = Start {
+            after: 0,
+            min_time: i64::MIN,
+        };
+        match since {
+            Some(Since::Seq(seq)) => s.after = seq.min(i64::MAX as u64) as i64,
+            Some(Since::Ago(d)) => s.min_time = schema::time::now_millis() - d.as_millis() as i64,
+            None => {}
+        }
+        s
+    }
+
+    pub(super) fn wants(&self, r: &LogRef<'_>) -> bool {
+        r.seq as i64 > self.after && r.time >= self.min_time
     }
 }

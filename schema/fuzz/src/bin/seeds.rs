@@ -151,6 +151,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         action: "rollback".into(),
         app: Some("api".into()),
         detail: "v3 → v2".into(),
+        refused: false,
     };
     let hello = HostMsg::Hello(Hello {
         version: TUNNEL_PROTOCOL_VERSION,
@@ -170,7 +171,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         replicas: 2,
         running: 2,
         host: "web-1".into(),
-        state: "running".into(),
+        state: schema::RunState::Running,
         restarts: 0,
         instance: Some("api.1".into()),
         started: Some("2026-11-24T10:16:29.123Z".into()),
