@@ -13,6 +13,7 @@ pub mod command;
 pub mod cron;
 pub mod expr;
 pub mod frame;
+pub mod grant;
 pub mod logbatch;
 pub mod manifest;
 pub mod migrations;

@@ -22,6 +22,17 @@
 //! path = "/healthz"        # http: requested after each switch
 //! rule = "error_rate > 0.05"
 //! window_s = 30
+//!
+//! [allow]                  # network the app may reach; none without it
+//! outbound = ["https://api.example.com", "http://127.0.0.1:8080", "tcp://db.internal:5432"]
+//!
+//! [keyvalue]               # wasi:keyvalue: open("default") and these buckets
+//! buckets = ["cache"]
+//! max_mb = 64              # quota of the host's SQLite store (default 64)
+//! url = "redis://10.0.0.5:6379/0"   # a shared Redis instead, for apps that span hosts
+//!
+//! [config]                 # wasi:config/store (secrets: `config set --secret`)
+//! LOG_LEVEL = "info"
 //! ```
 //!
 //! Every error names the field it is about, so an operator can fix the file
@@ -54,6 +65,14 @@ pub const MAX_TIMEOUT_MS: u64 = 86_400_000;
 pub const MAX_STOP_GRACE_MS: u64 = 300_000;
 /// Longest health window: a day.
 pub const MAX_HEALTH_WINDOW_S: u64 = 86_400;
+/// Largest key-value quota of one app on a host, MiB.
+pub const MAX_KV_MB: u64 = 16_384;
+pub const DEFAULT_KV_MB: u64 = 64;
+/// Most named buckets besides `default`.
+pub const MAX_BUCKETS: usize = 32;
+/// Most config entries, and their total size (keys and values).
+pub const MAX_CONFIG_ENTRIES: usize = 256;
+pub const MAX_CONFIG_BYTES: usize = 256 << 10;
 /// Most environment variables, and their total size (names and values).
 pub const MAX_ENV_VARS: usize = 256;
 pub const MAX_ENV_BYTES: usize = 64 << 10;
@@ -98,6 +117,111 @@ pub struct Health {
     pub window_s: Option<u64>,
 }
 
+/// What network the app may reach (see `crate::grant`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Allow {
+    #[serde(default)]
+    pub outbound: Vec<String>,
+}
+
+impl Allow {
+    pub fn is_empty(&self) -> bool {
+        self.outbound.is_empty()
+    }
+}
+
+/// Where the app's `wasi:keyvalue` buckets live.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct KeyValue {
+    /// `redis://…` (or `rediss://…`): a shared server; absent: the host's
+    /// own SQLite store (or the gateway's fleet-wide default).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub url: Option<String>,
+    /// Quota of the host's SQLite store, MiB (default 64).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_mb: Option<u64>,
+    /// Buckets besides `default` that `open` may name.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub buckets: Vec<String>,
+}
+
+impl KeyValue {
+    pub fn is_default(&self) -> bool {
+        *self == KeyValue::default()
+    }
+
+    /// The quota in bytes.
+    pub fn max_bytes(&self) -> u64 {
+        self.max_mb.unwrap_or(DEFAULT_KV_MB) << 20
+    }
+
+    /// Whether `open(name)` names one of the app's buckets (`""` is the
+    /// default bucket too, as `wasmtime serve -S keyvalue` has it).
+    pub fn has_bucket(&self, name: &str) -> bool {
+        name.is_empty() || name == "default" || self.buckets.iter().any(|b| b == name)
+    }
+
+    /// The bucket's name in storage (`""` is `default`).
+    pub fn bucket_name(name: &str) -> &str {
+        if name.is_empty() { "default" } else { name }
+    }
+}
+
+/// One value an app reads through `wasi:config/store`. A secret's value is
+/// sealed at rest (`sealed:v1:…`, see `cranefleet-db`'s `secrets`) and is
+/// never printed: not by `Debug`, `config`, `info`, `releases` or a log.
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "ConfigRepr")]
+pub struct ConfigValue {
+    pub value: String,
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub secret: bool,
+}
+
+impl ConfigValue {
+    pub fn plain(value: impl Into<String>) -> ConfigValue {
+        ConfigValue {
+            value: value.into(),
+            secret: false,
+        }
+    }
+
+    /// What may be shown of it: the value, or `(secret)`.
+    pub fn shown(&self) -> &str {
+        if self.secret { "(secret)" } else { &self.value }
+    }
+}
+
+impl std::fmt::Debug for ConfigValue {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}", self.shown())
+    }
+}
+
+/// A manifest file writes `KEY = "value"`; stored releases write
+/// `{ value, secret }`.
+#[derive(Deserialize)]
+#[serde(untagged)]
+enum ConfigRepr {
+    Plain(String),
+    Entry {
+        value: String,
+        #[serde(default)]
+        secret: bool,
+    },
+}
+
+impl From<ConfigRepr> for ConfigValue {
+    fn from(r: ConfigRepr) -> ConfigValue {
+        match r {
+            ConfigRepr::Plain(value) => ConfigValue::plain(value),
+            ConfigRepr::Entry { value, secret } => ConfigValue { value, secret },
+        }
+    }
+}
+
 /// Everything a release needs besides its code.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -120,6 +244,14 @@ pub struct Manifest {
     pub limits: Limits,
     #[serde(default)]
     pub health: Health,
+    #[serde(default, skip_serializing_if = "Allow::is_empty")]
+    pub allow: Allow,
+    #[serde(default, skip_serializing_if = "KeyValue::is_default")]
+    pub keyvalue: KeyValue,
+    /// What `wasi:config/store` answers. Set by `config set` (a new
+    /// release, same code) and carried to every later release.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub config: BTreeMap<String, ConfigValue>,
 }
 
 impl Manifest {
@@ -135,6 +267,9 @@ impl Manifest {
             labels: BTreeMap::new(),
             limits: Limits::default(),
             health: Health::default(),
+            allow: Allow::default(),
+            keyvalue: KeyValue::default(),
+            config: BTreeMap::new(),
         }
     }
 
@@ -145,6 +280,15 @@ impl Manifest {
             ManifestError::Toml(e.message().to_string() + &span_hint(text, e.span()))
         })?;
         m.validate()?;
+        if let Some(k) = m.config.iter().find(|(_, v)| v.secret).map(|(k, _)| k) {
+            return Err(field(
+                &format!("config.{k}"),
+                format!(
+                    "a manifest file holds no secrets: set it with `config set {} {k}=… --secret` (sealed at rest, never printed)",
+                    m.name
+                ),
+            ));
+        }
         Ok(m)
     }
 
@@ -204,6 +348,7 @@ impl Manifest {
             }
         }
         self.validate_limits()?;
+        self.validate_capabilities()?;
         if let Some(p) = &self.health.path {
             if self.kind != AppKind::Http {
                 return Err(field(
@@ -224,6 +369,52 @@ impl Manifest {
             return Err(field("health.rule", e.to_string()));
         }
         Ok(())
+    }
+
+    /// Grants that parse, a key-value store that can be used, config
+    /// within its bounds.
+    fn validate_capabilities(&self) -> Result<(), ManifestError> {
+        crate::grant::parse_all(&self.allow.outbound)
+            .map_err(|e| field("allow.outbound", e.to_string()))?;
+        let kv = &self.keyvalue;
+        if let Some(mb) = kv.max_mb
+            && (mb == 0 || mb > MAX_KV_MB)
+        {
+            return Err(field(
+                "keyvalue.max_mb",
+                if mb == 0 {
+                    "a quota of 0 would refuse every write; leave it out for the default of 64 MiB"
+                        .to_string()
+                } else {
+                    format!("{mb} is outside 1..={MAX_KV_MB}")
+                },
+            ));
+        }
+        if let Some(url) = &kv.url {
+            validate_redis_url(url).map_err(|e| field("keyvalue.url", e))?;
+        }
+        if kv.buckets.len() > MAX_BUCKETS {
+            return Err(field(
+                "keyvalue.buckets",
+                format!("{} buckets; at most {MAX_BUCKETS}", kv.buckets.len()),
+            ));
+        }
+        for b in &kv.buckets {
+            let ok = !b.is_empty()
+                && b.len() <= 63
+                && b.bytes()
+                    .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+            if !ok || b == "default" {
+                return Err(field(
+                    "keyvalue.buckets",
+                    format!(
+                        "{:?}: bucket names are 1-63 letters, digits, '-', '_' or '.' (and `default` is always there)",
+                        crate::render::clean(b)
+                    ),
+                ));
+            }
+        }
+        validate_config(&self.config)
     }
 
     /// Every limit within its ceiling.
@@ -303,6 +494,53 @@ fn span_hint(text: &str, span: Option<std::ops::Range<usize>>) -> String {
 /// (not starting with a digit), and at most [`MAX_ENV_VARS`] variables of
 /// [`MAX_ENV_BYTES`] in all. Checked where a deploy is typed as well, so an
 /// oversized `--env` is refused with its reason before it travels.
+/// A Redis URL the key-value store can use: `redis://` or `rediss://`,
+/// with a host.
+pub fn validate_redis_url(url: &str) -> Result<(), String> {
+    let rest = url
+        .strip_prefix("redis://")
+        .or_else(|| url.strip_prefix("rediss://"))
+        .ok_or_else(|| {
+            format!(
+                "{:?} is not a redis:// or rediss:// URL",
+                crate::render::clean(&url.chars().take(80).collect::<String>())
+            )
+        })?;
+    let host = rest.rsplit('@').next().unwrap_or("");
+    if host.is_empty() || host.starts_with('/') || url.len() > 1024 {
+        return Err("a Redis URL names a host, as in redis://127.0.0.1:6379/0".into());
+    }
+    Ok(())
+}
+
+/// Config keys are letters, digits, `_`, `-` and `.`; bounded in number and size.
+pub fn validate_config(config: &BTreeMap<String, ConfigValue>) -> Result<(), ManifestError> {
+    for k in config.keys() {
+        let ok = !k.is_empty()
+            && k.len() <= 128
+            && k.bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b));
+        if !ok {
+            return Err(field(
+                &format!("config.{}", crate::render::clean(k)),
+                "config keys are 1-128 letters, digits, '_', '-' or '.'",
+            ));
+        }
+    }
+    let bytes: usize = config.iter().map(|(k, v)| k.len() + v.value.len()).sum();
+    if config.len() > MAX_CONFIG_ENTRIES || bytes > MAX_CONFIG_BYTES {
+        return Err(field(
+            "config",
+            format!(
+                "{} entries of {bytes} bytes; at most {MAX_CONFIG_ENTRIES} entries of {} KiB in all",
+                config.len(),
+                MAX_CONFIG_BYTES >> 10
+            ),
+        ));
+    }
+    Ok(())
+}
+
 pub fn validate_env(env: &BTreeMap<String, String>) -> Result<(), ManifestError> {
     for k in env.keys() {
         let ok = !k.is_empty()

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod releases;
+pub mod secrets;
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;

@@ -223,6 +223,21 @@ pub struct DeployArgs {
     /// How long after a switch health is checked.
     #[arg(long, value_name = "N")]
     pub health_window_s: Option<u64>,
+    /// Network the app may reach: http://HOST:PORT, https://*.example.com, tcp://HOST:PORT (repeatable).
+    #[arg(long, value_name = "URL")]
+    pub allow_outbound: Vec<String>,
+    /// wasi:keyvalue in a shared Redis (redis://…) instead of the host's SQLite store.
+    #[arg(long, value_name = "URL")]
+    pub keyvalue_url: Option<String>,
+    /// Quota of the host's key-value store, MiB (default 64).
+    #[arg(long, value_name = "N")]
+    pub keyvalue_max_mb: Option<u64>,
+    /// A wasi:keyvalue bucket besides `default` (repeatable).
+    #[arg(long, value_name = "NAME")]
+    pub keyvalue_bucket: Vec<String>,
+    /// A wasi:config value (repeatable; secrets: `config set --secret`).
+    #[arg(long, value_name = "K=V", value_parser = parse_kv)]
+    pub config: Vec<(String, String)>,
 }
 
 impl DeployArgs {
@@ -252,6 +267,24 @@ impl DeployArgs {
             self.health_rule = m.health.rule.clone();
         }
         self.health_window_s = self.health_window_s.or(m.health.window_s);
+        let mut outbound = m.allow.outbound.clone();
+        outbound.append(&mut self.allow_outbound);
+        self.allow_outbound = outbound;
+        if self.keyvalue_url.is_none() {
+            self.keyvalue_url = m.keyvalue.url.clone();
+        }
+        self.keyvalue_max_mb = self.keyvalue_max_mb.or(m.keyvalue.max_mb);
+        let mut buckets = m.keyvalue.buckets.clone();
+        buckets.append(&mut self.keyvalue_bucket);
+        self.keyvalue_bucket = buckets;
+        let mut config: Vec<(String, String)> = m
+            .config
+            .iter()
+            .filter(|(_, v)| !v.secret)
+            .map(|(k, v)| (k.clone(), v.value.clone()))
+            .collect();
+        config.append(&mut self.config);
+        self.config = config;
         self.manifest = None;
     }
 
@@ -285,6 +318,23 @@ impl DeployArgs {
                 rule: self.health_rule.clone(),
                 window_s: self.health_window_s,
             },
+            allow: crate::manifest::Allow {
+                outbound: self.allow_outbound.clone(),
+            },
+            keyvalue: crate::manifest::KeyValue {
+                url: self.keyvalue_url.clone(),
+                max_mb: self.keyvalue_max_mb,
+                buckets: {
+                    let mut b = self.keyvalue_bucket.clone();
+                    b.dedup();
+                    b
+                },
+            },
+            config: self
+                .config
+                .iter()
+                .map(|(k, v)| (k.clone(), crate::manifest::ConfigValue::plain(v.clone())))
+                .collect(),
         };
         m.validate()?;
         Ok(m)
@@ -306,7 +356,9 @@ impl DeployArgs {
         .to_argv()
     }
 
-    /// The flags of this deploy as words (`--manifest` aside).
+    /// The flags of this deploy as words (`--manifest` aside). Every field
+    /// of [`DeployArgs`] is here: a test round-trips a deploy with all of
+    /// them set.
     fn flag_words(&self) -> Vec<String> {
         let mut a = Vec::new();
         let mut opt = |flag: &str, v: Option<String>| {
@@ -331,6 +383,21 @@ impl DeployArgs {
         }
         for (k, v) in &self.label {
             a.push(format!("--label={k}={v}"));
+        }
+        for g in &self.allow_outbound {
+            a.push(format!("--allow-outbound={g}"));
+        }
+        opt_push(&mut a, "--keyvalue-url", self.keyvalue_url.clone());
+        opt_push(
+            &mut a,
+            "--keyvalue-max-mb",
+            self.keyvalue_max_mb.map(|v| v.to_string()),
+        );
+        for b in &self.keyvalue_bucket {
+            a.push(format!("--keyvalue-bucket={b}"));
+        }
+        for (k, v) in &self.config {
+            a.push(format!("--config={k}={v}"));
         }
         a
     }
@@ -418,5 +485,11 @@ fn duration_words(d: std::time::Duration) -> String {
         (s, 0) => format!("{s}s"),
         (0, ms) => format!("{ms}ms"),
         (s, ms) => format!("{s}s{ms}ms"),
+    }
+}
+
+fn opt_push(a: &mut Vec<String>, flag: &str, v: Option<String>) {
+    if let Some(v) = v {
+        a.push(format!("{flag}={v}"));
     }
 }

@@ -12,6 +12,7 @@ fn a_command_line_parses_back_from_its_words() {
         "deploy api app.wasm --kind http --replicas 3 --env A=1 --label region=eu --health-path /h --json",
         "deploy api - --schedule @hourly --memory-mb 64 --timeout-ms 5 --stop-grace-ms 9 --health-rule x --health-window-s 3",
         "deploy --manifest api.toml",
+        "deploy api a.wasm --allow-outbound http://127.0.0.1:8080 --allow-outbound https://*.example.com --keyvalue-url redis://127.0.0.1:6379/0 --keyvalue-max-mb 8 --keyvalue-bucket cache --config LEVEL=info",
         "ps",
         "ps api --json",
         "releases api",
@@ -137,6 +138,78 @@ fn flags_override_the_manifest_and_round_trip() {
     };
     assert_eq!(d2.file.as_deref(), Some("-"));
     assert_eq!(d2.to_manifest(AppKind::Worker).unwrap(), m);
+}
+
+#[test]
+fn every_manifest_field_survives_the_trip_through_flags() {
+    let base = Manifest::from_toml("name = \"api\"\nkind = \"http\"\nreplicas = 2\n").unwrap();
+    let full = Manifest::from_toml(
+        r#"
+name = "api"
+kind = "http"
+replicas = 2
+[env]
+A = "1"
+[labels]
+region = "eu"
+[limits]
+memory_mb = 64
+timeout_ms = 900
+stop_grace_ms = 5
+[health]
+path = "/h"
+rule = "error_rate > 0.5"
+window_s = 7
+[allow]
+outbound = ["http://127.0.0.1:8080", "tcp://db.internal:5432"]
+[keyvalue]
+url = "redis://127.0.0.1:6379/0"
+max_mb = 8
+buckets = ["cache", "sessions"]
+[config]
+LEVEL = "info"
+"#,
+    )
+    .unwrap();
+    assert_ne!(base, full);
+    let mut d = DeployArgs {
+        app: None,
+        file: None,
+        manifest: None,
+        kind: None,
+        replicas: None,
+        env: Vec::new(),
+        schedule: None,
+        memory_mb: None,
+        timeout_ms: None,
+        stop_grace_ms: None,
+        label: Vec::new(),
+        health_path: None,
+        health_rule: None,
+        health_window_s: None,
+        allow_outbound: Vec::new(),
+        keyvalue_url: None,
+        keyvalue_max_mb: None,
+        keyvalue_bucket: Vec::new(),
+        config: Vec::new(),
+    };
+    d.overlay_manifest(&full);
+    let Command::Deploy(d2) = CommandLine::parse_argv(d.to_argv("a.wasm"))
+        .unwrap()
+        .command
+    else {
+        panic!()
+    };
+    assert_eq!(d2.to_manifest(AppKind::Worker).unwrap(), full);
+}
+
+#[test]
+fn a_manifest_file_may_not_hold_a_secret() {
+    let e = Manifest::from_toml(
+        "name = \"api\"\nkind = \"http\"\n[config]\nPW = { value = \"x\", secret = true }\n",
+    )
+    .unwrap_err();
+    assert!(e.to_string().contains("config set"), "{e}");
 }
 
 #[test]
