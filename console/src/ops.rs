@@ -30,6 +30,9 @@ pub enum Pending {
         source: String,
         request: Box<DeployArgs>,
     },
+    /// `config …` or `kv …` as typed: a change waits for y/n, a read runs
+    /// at once and shows its answer as the outcome.
+    Capability { app: String, command: Box<Command> },
 }
 
 impl Pending {
@@ -38,7 +41,8 @@ impl Pending {
             Pending::Rollback { app, .. }
             | Pending::Scale { app, .. }
             | Pending::Rm { app }
-            | Pending::Deploy { app, .. } => app,
+            | Pending::Deploy { app, .. }
+            | Pending::Capability { app, .. } => app,
         }
     }
 
@@ -49,6 +53,7 @@ impl Pending {
             Pending::Scale { .. } => "scale",
             Pending::Rm { .. } => "rm",
             Pending::Deploy { .. } => "deploy",
+            Pending::Capability { command, .. } => command.name(),
         }
     }
 
@@ -78,6 +83,7 @@ impl Pending {
             Pending::Deploy { app, source, .. } => {
                 format!("Deploy a new release of {app} from {source}?")
             }
+            Pending::Capability { app, command } => capability_question(app, command),
         }
     }
 
@@ -94,6 +100,7 @@ impl Pending {
             }),
             Pending::Rm { app } => Command::Rm(RmArgs { app: app.clone() }),
             Pending::Deploy { request, .. } => Command::Deploy((**request).clone()),
+            Pending::Capability { command, .. } => (**command).clone(),
         };
         CommandLine {
             json: false,
@@ -111,7 +118,38 @@ impl Pending {
             Pending::Scale { app, to, .. } => format!("scale {app} to {to}"),
             Pending::Rm { app } => format!("rm {app}"),
             Pending::Deploy { app, source, .. } => format!("deploy {app} from {source}"),
+            Pending::Capability { app, command } => format!("{} {app}", command.name()),
         }
+    }
+}
+
+/// The question before a `config` or `kv` change, naming keys, never values.
+fn capability_question(app: &str, command: &Command) -> String {
+    use schema::command::{ConfigAction, KvOp};
+    match command {
+        Command::Config(c) => match &c.action {
+            ConfigAction::Set { pairs, secret } => format!(
+                "Set {} on {app}{}? A new release of the same code.",
+                pairs
+                    .iter()
+                    .map(|(k, _)| k.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", "),
+                if *secret { " as secrets" } else { "" }
+            ),
+            ConfigAction::Unset(keys) => format!(
+                "Unset {} on {app}? A new release of the same code.",
+                keys.join(", ")
+            ),
+            ConfigAction::Show => format!("Show the config of {app}?"),
+        },
+        Command::Kv(k) => match &k.op {
+            KvOp::Set(key, _) => format!("Set {key} in {app}/{}?", k.bucket()),
+            KvOp::Del(key) => format!("Delete {key} from {app}/{}?", k.bucket()),
+            KvOp::Get(key) => format!("Read {key} from {app}/{}?", k.bucket()),
+            KvOp::List => format!("List the keys of {app}/{}?", k.bucket()),
+        },
+        other => format!("Run {} on {app}?", other.name()),
     }
 }
 
@@ -218,6 +256,12 @@ impl Operation {
             Some(Reply::Scaled(o)) => cmd::scale::summary(o),
             Some(Reply::Deployed(o)) => cmd::deploy::summary(o),
             Some(Reply::Removed(o)) => cmd::rm::summary(o),
+            Some(Reply::ConfigChanged(o)) => cmd::config::summary(o),
+            Some(Reply::Config { app, rows }) => {
+                let shown = cmd::config::text(app, rows);
+                shown.trim_end().replace('\n', ", ")
+            }
+            Some(Reply::Kv(o)) => cmd::kv::summary(o),
             _ => format!("{}: done", self.title),
         }
     }

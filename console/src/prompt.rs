@@ -30,6 +30,9 @@ pub enum Intent {
     Audit,
     /// A command that changes the fleet, to be confirmed first.
     Confirm(Pending),
+    /// A read that runs at once, its answer shown as the outcome
+    /// (`:config APP`, `:kv APP get KEY`).
+    Start(Pending),
     /// Understood, but not allowed here; the message says why.
     Refuse(String),
     /// Not understood; the message is the parser's.
@@ -138,6 +141,18 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             })
         }
         Command::Rm(a) => Intent::Confirm(Pending::Rm { app: a.app }),
+        Command::Config(_) | Command::Kv(_) => {
+            let changes = !cmd.is_read_only();
+            let p = Pending::Capability {
+                app: cmd.app().unwrap_or_default().to_string(),
+                command: Box::new(cmd),
+            };
+            if changes {
+                Intent::Confirm(p)
+            } else {
+                Intent::Start(p)
+            }
+        }
         Command::Deploy(d) => {
             if cx.front == Front::Remote {
                 return Intent::Refuse(

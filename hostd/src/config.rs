@@ -33,6 +33,9 @@ pub struct HostConfig {
     pub log_cap_bytes: u64,
     pub max_artifact_bytes: u64,
     pub ingress: IngressConfig,
+    /// The key that seals apps' config secrets at rest (`--secrets-key`;
+    /// default `DATA/secrets.key`, created 0600 on first start).
+    pub secrets_key: PathBuf,
 }
 
 /// What the http ingress lets a client cost (see `ingress`).
@@ -125,6 +128,7 @@ impl HostConfig {
             log_cap_bytes: crate::logs::DEFAULT_CAP_BYTES,
             max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
             ingress: IngressConfig::default(),
+            secrets_key: data_dir.join("secrets.key"),
             data_dir,
         })
     }

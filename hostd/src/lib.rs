@@ -15,6 +15,7 @@ pub mod engine;
 pub mod filter;
 pub mod host;
 pub mod ingress;
+pub mod kv;
 pub mod logs;
 pub mod remote;
 pub mod runtime;

@@ -204,6 +204,14 @@ pub enum GatewayMsg {
         app: String,
         by: String,
     },
+    /// `kv …` on this host's own store of an app: the command's words (the
+    /// host parses them as it parses any command). Answered by a `Reply`
+    /// whose message is the `KvOutcome` as JSON.
+    Kv {
+        id: u64,
+        by: String,
+        argv: Vec<String>,
+    },
     /// Send records of `app` after `since` (a host-local seq), the last
     /// `tail`, and keep sending new ones if `follow`.
     Logs {

@@ -78,6 +78,15 @@ enum Cmd {
         #[arg(long, value_name = "S", default_value_t = 60,
               value_parser = clap::value_parser!(u64).range(1..=3600))]
         audit_refusals_every_s: u64,
+        /// The key that seals apps' config secrets at rest (created 0600 on
+        /// first start; default DATA/secrets.key). Every gateway of a fleet
+        /// is given the same file; keep a copy apart from the database.
+        #[arg(long, value_name = "FILE")]
+        secrets_key: Option<PathBuf>,
+        /// The fleet-wide default store of apps' wasi:keyvalue (redis://…),
+        /// for apps whose manifest names none.
+        #[arg(long, value_name = "URL")]
+        keyvalue_url: Option<String>,
     },
     /// Who may connect.
     #[command(subcommand)]
@@ -143,14 +152,12 @@ fn local_who() -> String {
 }
 
 async fn serve(
-    dir: PathBuf,
+    cfg: FleetConfig,
     listen: String,
     key_path: Option<PathBuf>,
-    name: Option<String>,
-    keep_releases: usize,
-    down_after: Duration,
     limits: ssh_gateway::server::Limits,
 ) -> anyhow::Result<()> {
+    let dir = cfg.dir.clone();
     match net::raise_nofile_limit() {
         Ok(n) => tracing::debug!(open_files = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
@@ -158,14 +165,6 @@ async fn serve(
     let db = open_db(&dir)?;
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
-    let name = name.unwrap_or_else(|| {
-        std::fs::read_to_string("/proc/sys/kernel/hostname")
-            .map(|s| s.trim().to_string())
-            .unwrap_or_else(|_| "gateway".into())
-    });
-    let mut cfg = FleetConfig::new(name, dir.clone());
-    cfg.keep_releases = keep_releases;
-    cfg.down_after = down_after;
     let fleet = Fleet::open(cfg, db).await?;
     let config = Arc::new(russh::server::Config {
         keys: vec![key],
@@ -336,6 +335,8 @@ fn main() -> ExitCode {
                 per_source_max_startups,
                 audit_keep,
                 audit_refusals_every_s,
+                secrets_key,
+                keyvalue_url,
             } => {
                 let limits = ssh_gateway::server::Limits {
                     login_grace: Duration::from_secs(login_grace_time),
@@ -344,17 +345,23 @@ fn main() -> ExitCode {
                     audit_refusals_every: Duration::from_secs(audit_refusals_every_s),
                     audit_keep,
                 };
-                let down_after = Duration::from_secs(down_after_s);
-                serve(
-                    dir,
-                    listen,
-                    host_key,
-                    name,
-                    keep_releases as usize,
-                    down_after,
-                    limits,
-                )
-                .await
+                let name = name.unwrap_or_else(|| {
+                    std::fs::read_to_string("/proc/sys/kernel/hostname")
+                        .map(|s| s.trim().to_string())
+                        .unwrap_or_else(|_| "gateway".into())
+                });
+                let mut cfg = FleetConfig::new(name, dir);
+                cfg.keep_releases = keep_releases as usize;
+                cfg.down_after = Duration::from_secs(down_after_s);
+                if let Some(k) = secrets_key {
+                    cfg.secrets_key = k;
+                }
+                if let Some(url) = keyvalue_url {
+                    schema::manifest::validate_redis_url(&url)
+                        .map_err(|e| anyhow::anyhow!("--keyvalue-url: {e}"))?;
+                    cfg.keyvalue_url = Some(url);
+                }
+                serve(cfg, listen, host_key, limits).await
             }
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
         }

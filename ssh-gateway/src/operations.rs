@@ -9,10 +9,12 @@ use std::time::Duration;
 
 use ops::{Hangup, OpError, Operations, ProgressTx, Reply, RmOutcome, Sink};
 use schema::command::{
-    AuditArgs, Command, DeployArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs, RollbackArgs, ScaleArgs,
+    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs,
+    RollbackArgs, ScaleArgs,
 };
 use schema::{
-    AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, RollbackOutcome, ScaleOutcome,
+    AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow, ReleaseRow,
+    RollbackOutcome, ScaleOutcome,
 };
 
 use crate::fleet::{Fleet, FleetError};
@@ -54,9 +56,26 @@ impl Operations for FleetOps {
             )
             .await;
         Err(OpError::failed(format!(
-            "refused: the key {} is a viewer; viewers may run ps, releases, logs, hosts, audit and watch",
+            "refused: the key {} is a viewer; viewers may run ps, releases, logs, hosts, audit, watch, config APP and kv list/get",
             who.name
         )))
+    }
+
+    async fn config(&self, app: &str) -> Result<Vec<ConfigRow>, OpError> {
+        Ok(self.0.config_rows(app).await?)
+    }
+
+    async fn config_change(
+        &self,
+        who: &KeyEntry,
+        args: &ConfigArgs,
+        progress: &ProgressTx,
+    ) -> Result<ConfigOutcome, OpError> {
+        Ok(self.0.config_change(&who.name, args, progress).await?)
+    }
+
+    async fn kv(&self, who: &KeyEntry, args: &KvArgs) -> Result<KvOutcome, OpError> {
+        Ok(self.0.kv(&who.name, args).await?)
     }
 
     async fn deploy(

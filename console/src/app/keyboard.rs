@@ -305,6 +305,7 @@ impl App {
                 self.mode = Mode::Confirm(p);
                 Vec::new()
             }
+            Intent::Start(p) => self.start(p),
             Intent::Refuse(why) | Intent::Usage(why) => {
                 self.say(Level::Error, why);
                 Vec::new()

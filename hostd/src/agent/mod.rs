@@ -121,11 +121,16 @@ impl Tx {
     }
 
     async fn reply(&self, id: u64, r: Result<Option<u64>, String>) {
+        self.reply_message(id, r.map(|c| (c, String::new()))).await
+    }
+
+    /// A reply whose success carries a message (a `kv` answer's JSON).
+    async fn reply_message(&self, id: u64, r: Result<(Option<u64>, String), String>) {
         let m = match r {
-            Ok(compile_ms) => HostMsg::Reply {
+            Ok((compile_ms, message)) => HostMsg::Reply {
                 id,
                 ok: true,
-                message: String::new(),
+                message,
                 compile_ms,
             },
             Err(message) => HostMsg::Reply {

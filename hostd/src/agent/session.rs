@@ -240,6 +240,18 @@ impl Requests {
         });
     }
 
+    /// Like [`answer`](Self::answer), the success carrying a message.
+    fn answer_message<F>(&mut self, id: u64, work: F)
+    where
+        F: Future<Output = Result<String, String>> + Send + 'static,
+    {
+        let tx = self.tx.clone();
+        self.tasks.spawn(async move {
+            let r = work.await;
+            tx.reply_message(id, r.map(|m| (None, m))).await;
+        });
+    }
+
     fn handle(&mut self, msg: GatewayMsg) -> Result<(), TunnelError> {
         let host = self.host.clone();
         match msg {
@@ -286,6 +298,21 @@ impl Requests {
             } => self.answer(id, async move {
                 let r = host.scale(&Actor::Key(by), &app, replicas).await;
                 r.map(|_| None).map_err(|e| e.to_string())
+            }),
+            GatewayMsg::Kv { id, by, argv } => self.answer_message(id, async move {
+                let args = match schema::command::CommandLine::parse_argv(&argv) {
+                    Ok(schema::command::CommandLine {
+                        command: schema::command::Command::Kv(a),
+                        ..
+                    }) => a,
+                    Ok(_) => return Err("not a kv command".to_string()),
+                    Err(e) => return Err(format!("kv: {}", e.kind())),
+                };
+                let o = host
+                    .kv(&Actor::Key(by), &args)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                serde_json::to_string(&o).map_err(|e| e.to_string())
             }),
             GatewayMsg::Remove { id, app, by } => self.answer(id, async move {
                 let r = match host.rm(&Actor::Key(by), &app).await {

@@ -30,6 +30,9 @@ pub struct AgentArgs {
     pub log_cap_mb: u64,
     #[command(flatten)]
     pub ingress: super::serve::IngressArgs,
+    /// The key that seals apps' config secrets at rest (default DATA/secrets.key).
+    #[arg(long, value_name = "FILE")]
+    pub secrets_key: Option<std::path::PathBuf>,
 }
 
 fn parse_label(s: &str) -> Result<(String, String), String> {
@@ -63,6 +66,9 @@ pub async fn execute(
         );
     }
     cfg.ingress = args.ingress.config();
+    if let Some(k) = args.secrets_key {
+        cfg.secrets_key = k;
+    }
     let daemon = Daemon::start(cfg).await?;
     let agent = tokio::spawn(agent::run(
         daemon.host.clone(),

@@ -32,6 +32,11 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_artifact_mb: u64,
+    /// The key that seals apps' config secrets at rest (created 0600 on
+    /// first start; default DATA/secrets.key). Keep a copy apart from the
+    /// data: without it, the secrets in a restored database cannot be read.
+    #[arg(long, value_name = "FILE")]
+    pub secrets_key: Option<PathBuf>,
 }
 
 /// The ingress's limits, for `serve` and `agent`.
@@ -125,6 +130,9 @@ pub async fn execute(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<(
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
     cfg.max_artifact_bytes = args.max_artifact_mb.max(1) << 20;
     cfg.ingress = args.ingress.config();
+    if let Some(k) = args.secrets_key {
+        cfg.secrets_key = k;
+    }
     let daemon = Daemon::start(cfg).await?;
     wait_for_signal().await?;
     daemon.stop().await;

@@ -60,9 +60,17 @@ impl Host {
             .or(existing.as_ref().map(|a| a.replicas))
             .unwrap_or(1);
         ops::cmd::deploy::check_job_replicas(&name, manifest.kind, replicas)?;
+        let mut manifest = manifest;
+        if let Some(active) = existing.as_ref().and_then(|a| a.active) {
+            // Config lives across deploys (as on Heroku); --config adds to it.
+            if let Some(prev) = self.release(&name, active).await? {
+                manifest.config = ops::cmd::deploy::carry_config(&prev.manifest, &manifest)?;
+            }
+        }
         let compiled = self.artifacts.put(bytes).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
 
+        let caps = self.capabilities(Version(0), &manifest).await?;
         let (m, d, w, now) = (
             manifest.clone(),
             compiled.digest.clone(),
@@ -75,7 +83,7 @@ impl Host {
             .await?;
         let kind = manifest.kind;
         let health_path = manifest.health.path.clone();
-        let run = ReleaseRun::new(version, manifest, code);
+        let run = ReleaseRun::new(version, manifest, code, caps);
         let sup = self.supervisor_or_new(&name, kind);
         sup.activate(run.clone(), replicas);
         let n = name.clone();
@@ -342,6 +350,7 @@ impl Host {
             })
             .await?;
         self.logs.remove_app(app).await;
+        self.kv.remove(app);
         self.prune(app).await;
         self.audit(
             who,

@@ -151,6 +151,12 @@ impl Host {
         exports.check(manifest.kind)?;
         let compiled = self.artifacts.load(digest).await?;
         self.rt.link(&compiled.loaded, manifest.kind)?;
+        // Secrets arrive in the clear inside the tunnel; sealed with this
+        // host's key before they are written. A store that cannot be
+        // reached (or a secret that cannot be opened) refuses the stage.
+        let mut manifest = manifest;
+        self.seal_secrets(&mut manifest)?;
+        self.capabilities(version, &manifest).await?;
         let existing = {
             let a = app.clone();
             self.db.call(move |c| store::get_app(c, &a)).await?

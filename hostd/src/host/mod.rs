@@ -2,6 +2,7 @@
 //! CLI.md applied to them. The control socket and (later) the gateway tunnel
 //! are front doors onto these methods; nothing here knows about either.
 
+mod capability;
 mod change;
 mod fleet;
 mod health;
@@ -15,12 +16,13 @@ use std::sync::Arc;
 
 use schema::audit::{Action, Outcome};
 use schema::manifest::ManifestError;
-use schema::{Actor, AppKind, ReleaseState, Version};
+use schema::{Actor, AppKind, Manifest, ReleaseState, Version};
 use tokio::sync::{Mutex, mpsc};
 
 use crate::artifacts::{Artifacts, StoreError};
 use crate::config::{HostConfig, KEEP_RELEASES};
 use crate::logs::LogHub;
+use crate::runtime::caps::Capabilities;
 use crate::runtime::{AppRuntime, Event, LinkError, ReleaseRun, Runtime};
 use crate::store::{self, AppRecord, ReleaseRecord};
 use db::{Db, DbError, Durability};
@@ -84,6 +86,10 @@ pub struct Host {
     events: mpsc::UnboundedSender<Event>,
     /// What the agent forwards to the gateway.
     fleet: tokio::sync::broadcast::Sender<schema::tunnel::HostEvent>,
+    /// Apps' key-value stores.
+    pub kv: kv::KvStores,
+    /// Seals config secrets at rest.
+    secrets: db::secrets::SecretKey,
 }
 
 impl Host {
@@ -105,6 +111,8 @@ impl Host {
         let engine = crate::engine::runtime_engine()?;
         let artifacts = Artifacts::open(dir, engine.clone(), db.clone())?;
         let rt = Runtime::new(engine, logs.clone()).context("starting the runtime")?;
+        let secrets = db::secrets::SecretKey::load_or_create(&config.secrets_key)?;
+        let kv = kv::KvStores::new(dir.join("kv"));
         let (events_tx, events_rx) = mpsc::unbounded_channel();
         let host = Arc::new(Host {
             config,
@@ -116,6 +124,8 @@ impl Host {
             op_locks: std::sync::Mutex::new(HashMap::new()),
             events: events_tx,
             fleet: tokio::sync::broadcast::channel(256).0,
+            kv,
+            secrets,
         });
         host.recover().await?;
         tokio::spawn(handle_events(Arc::downgrade(&host), events_rx));
@@ -215,10 +225,54 @@ impl Host {
     async fn prepare(&self, rel: &ReleaseRecord) -> Result<(Arc<ReleaseRun>, u64), HostError> {
         let compiled = self.artifacts.load(&rel.digest).await?;
         let code = self.rt.link(&compiled.loaded, rel.kind)?;
+        let caps = self.capabilities(rel.version, &rel.manifest).await?;
         Ok((
-            ReleaseRun::new(rel.version, rel.manifest.clone(), code),
+            ReleaseRun::new(rel.version, rel.manifest.clone(), code, caps),
             compiled.compile_ms,
         ))
+    }
+
+    /// What release `version` with `manifest` may reach: its grants, its
+    /// key-value store (a Redis store is connected now, so an unreachable
+    /// one refuses the release before it serves) and its config, secrets
+    /// opened.
+    pub(crate) async fn capabilities(
+        &self,
+        version: Version,
+        manifest: &Manifest,
+    ) -> Result<Arc<Capabilities>, HostError> {
+        let app = &manifest.name;
+        let grants = schema::grant::parse_all(&manifest.allow.outbound)
+            .map_err(|e| HostError::Refused(e.to_string()))?;
+        let store = self
+            .kv
+            .open(app, &manifest.keyvalue)
+            .await
+            .map_err(|e| HostError::Refused(e.to_string()))?;
+        let opened = db::secrets::open_manifest(&self.secrets, manifest)
+            .map_err(|e| HostError::Refused(format!("the config of {app}: {e}")))?;
+        let config: Vec<(String, String)> = opened
+            .config
+            .into_iter()
+            .map(|(k, v)| (k, v.value))
+            .collect();
+        Ok(Capabilities::new(
+            app,
+            version,
+            grants,
+            manifest.timeout_ms(),
+            Some(store),
+            manifest.keyvalue.clone(),
+            config,
+            self.logs.clone(),
+        ))
+    }
+
+    /// Seals every secret of `manifest` not sealed yet (one that arrived
+    /// from the gateway inside the tunnel, or from `config set --secret`).
+    pub(crate) fn seal_secrets(&self, manifest: &mut Manifest) -> Result<(), HostError> {
+        db::secrets::seal_manifest(&self.secrets, manifest)
+            .map_err(|e| HostError::Refused(e.to_string()))
     }
 
     /// Records who did what. A local action on an app a gateway manages is

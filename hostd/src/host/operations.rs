@@ -7,11 +7,12 @@ use ops::cmd::logs::{LogWriter, effective_tail};
 use ops::{Hangup, OpError, Operations, ProgressTx, RmOutcome, Sink};
 use schema::Actor;
 use schema::command::{
-    AuditArgs, Command, DeployArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs, RollbackArgs,
-    ScaleArgs, Since,
+    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs,
+    RollbackArgs, ScaleArgs, Since,
 };
 use schema::{
-    AuditEntry, DeployOutcome, HostRow, LogRecord, PsRow, ReleaseRow, RollbackOutcome, ScaleOutcome,
+    AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, LogRecord, PsRow,
+    ReleaseRow, RollbackOutcome, ScaleOutcome,
 };
 
 use super::{Host, HostError};
@@ -94,6 +95,28 @@ impl Operations for HostOps {
 
     async fn audit(&self, args: &AuditArgs) -> Result<Vec<AuditEntry>, OpError> {
         Ok(self.0.audit_tail(args.tail).await?)
+    }
+
+    async fn config(&self, app: &str) -> Result<Vec<ConfigRow>, OpError> {
+        Ok(self.0.config_rows(app).await?)
+    }
+
+    async fn config_change(
+        &self,
+        who: &Actor,
+        args: &ConfigArgs,
+        _progress: &ProgressTx,
+    ) -> Result<ConfigOutcome, OpError> {
+        Ok(self.0.config_change(who, args).await?)
+    }
+
+    async fn kv(&self, who: &Actor, args: &KvArgs) -> Result<KvOutcome, OpError> {
+        if args.host.is_some() {
+            return Err(OpError::usage(
+                "--host picks a host through the gateway; here the command runs on this host",
+            ));
+        }
+        Ok(self.0.kv(who, args).await?)
     }
 
     async fn logs<S: Sink>(

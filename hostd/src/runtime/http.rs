@@ -19,16 +19,16 @@ use http_body_util::{BodyExt, Full};
 use hyper::body::{Body, Frame};
 use hyper::{Request, Response, StatusCode};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
-use wasmtime::component::{Resource, ResourceTable};
+use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
+use wasmtime_wasi_http::WasiHttpView;
 use wasmtime_wasi_http::p2::bindings::ProxyPre;
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
-use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpView};
 
 use super::instance::{configure_store, wasi_builder};
-use super::state::{DenyOutgoing, Limits, P2State};
+use super::state::{Limits, P2State};
 use super::{Code, ReleaseRun, Runtime};
 
 /// Requests that may wait for a free instance, per replica.
@@ -380,13 +380,12 @@ fn busy(why: &str) -> Response<HyperOutgoingBody> {
 /// A fresh store for one request's instance, its memory capped at `cap`.
 fn request_store(rt: &Arc<Runtime>, rel: &ReleaseRun, instance: &str, cap: u64) -> Store<P2State> {
     let memory = Arc::new(AtomicU64::new(0));
-    let state = P2State {
-        wasi: wasi_builder(rt, rel, instance).build(),
-        table: ResourceTable::new(),
-        http: WasiHttpCtx::new(),
-        hooks: DenyOutgoing,
-        limits: Limits::new(cap, memory),
-    };
+    let state = P2State::new(
+        wasi_builder(rt, rel, instance).build(),
+        &rel.caps,
+        instance,
+        Limits::new(cap, memory),
+    );
     let mut store = Store::new(&rt.engine, state);
     // The deadline drops the call; interruption is for ticks, never set here.
     configure_store(&mut store, Arc::new(AtomicBool::new(false)), |s| {

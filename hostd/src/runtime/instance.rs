@@ -6,12 +6,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use schema::Stream;
-use wasmtime::component::ResourceTable;
 use wasmtime::{Store, Trap, UpdateDeadline};
 use wasmtime_wasi::{I32Exit, WasiCtxBuilder};
-use wasmtime_wasi_http::WasiHttpCtx;
 
-use super::state::{DenyOutgoing, Limits, P1State, P2State};
+use super::state::{Limits, P1State, P2State};
 use super::{Code, ReleaseRun, Runtime, StopToken, TICK};
 use crate::logs::capture::{LogSink, Origin};
 
@@ -68,6 +66,10 @@ pub fn wasi_builder(rt: &Runtime, rel: &ReleaseRun, instance: &str) -> WasiCtxBu
     .envs(&rel.env)
     .env("CRANEFLEET_INSTANCE", instance)
     .env("CRANEFLEET_HOST", rt.logs.host());
+    // Sockets: TCP connects to granted destinations only.
+    b.socket_addr_check(super::caps::socket_check(rel.caps.clone(), instance.into()))
+        .allow_ip_name_lookup(rel.caps.needs_name_lookup())
+        .allow_udp(false);
     b
 }
 
@@ -197,13 +199,7 @@ async fn run_wasm(
             exit_of(result, store.data().limits.memory_denied, cap)
         }
         Code::Command(pre) => {
-            let state = P2State {
-                wasi: b.build(),
-                table: ResourceTable::new(),
-                http: WasiHttpCtx::new(),
-                hooks: DenyOutgoing,
-                limits,
-            };
+            let state = P2State::new(b.build(), &rel.caps, instance, limits);
             let mut store = Store::new(&rt.engine, state);
             configure_store(&mut store, interrupt, |s| &mut s.limits);
             let result = async {

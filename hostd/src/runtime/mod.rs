@@ -1,5 +1,6 @@
 //! Running apps: one engine, linkers prepared once, and per-app supervisors.
 
+pub mod caps;
 pub mod http;
 mod instance;
 mod job;
@@ -74,6 +75,12 @@ impl Runtime {
         // network is granted) plus wasi:http.
         wasmtime_wasi::p2::add_to_linker_async(&mut p2).map_err(link)?;
         wasmtime_wasi_http::p2::add_only_http_to_linker_async(&mut p2).map_err(link)?;
+        // What `-S keyvalue -S config` add: an app's buckets and its config.
+        crate::kv::add_to_linker(&mut p2, P2State::kv_view).map_err(link)?;
+        wasmtime_wasi_config::add_to_linker(&mut p2, |s: &mut P2State| {
+            wasmtime_wasi_config::WasiConfig::from(&*s.config)
+        })
+        .map_err(link)?;
 
         let ticking = Arc::new(AtomicBool::new(true));
         let (e, t) = (engine.clone(), ticking.clone());
@@ -138,12 +145,19 @@ pub struct ReleaseRun {
     /// The manifest's environment plus `CRANEFLEET_APP` and
     /// `CRANEFLEET_RELEASE`, built once: http apps make an instance per request.
     pub env: Vec<(String, String)>,
+    /// Network grants, key-value store and config.
+    pub caps: Arc<caps::Capabilities>,
     crashes: Mutex<VecDeque<Instant>>,
     crashlooped: AtomicBool,
 }
 
 impl ReleaseRun {
-    pub fn new(version: Version, manifest: Manifest, code: Code) -> Arc<ReleaseRun> {
+    pub fn new(
+        version: Version,
+        manifest: Manifest,
+        code: Code,
+        caps: Arc<caps::Capabilities>,
+    ) -> Arc<ReleaseRun> {
         let mut env: Vec<(String, String)> = manifest
             .env
             .iter()
@@ -151,9 +165,11 @@ impl ReleaseRun {
             .collect();
         env.push(("CRANEFLEET_APP".into(), manifest.name.clone()));
         env.push(("CRANEFLEET_RELEASE".into(), version.to_string()));
+        caps.bind(version);
         Arc::new(ReleaseRun {
             app: manifest.name.as_str().into(),
             env,
+            caps,
             version,
             manifest: Arc::new(manifest),
             code: Arc::new(code),

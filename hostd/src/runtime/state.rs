@@ -7,7 +7,11 @@ use wasmtime::ResourceLimiter;
 use wasmtime::component::ResourceTable;
 use wasmtime_wasi::p1::WasiP1Ctx;
 use wasmtime_wasi::{WasiCtx, WasiCtxView, WasiView};
-use wasmtime_wasi_http::{WasiBody, WasiHttpCtx, WasiHttpCtxView, WasiHttpHooks, WasiHttpView};
+use wasmtime_wasi_config::WasiConfigVariables;
+use wasmtime_wasi_http::{WasiHttpCtx, WasiHttpCtxView, WasiHttpView};
+
+use super::caps::{Capabilities, Outbound};
+use crate::kv::{KvCtx, KvView};
 
 /// Memory and table caps of one instance, and its memory in use.
 pub struct Limits {
@@ -77,27 +81,35 @@ pub struct P2State {
     pub wasi: WasiCtx,
     pub table: ResourceTable,
     pub http: WasiHttpCtx,
-    pub hooks: DenyOutgoing,
+    /// Outgoing HTTP, by the release's grants.
+    pub hooks: Outbound,
+    pub kv: KvCtx,
+    pub config: Arc<WasiConfigVariables>,
     pub limits: Limits,
 }
 
-/// Outgoing HTTP from apps: refused. Apps get no network unless their
-/// manifest grants it, and no manifest field grants it yet.
-pub struct DenyOutgoing;
+impl P2State {
+    /// The state of one instance of `rel`.
+    pub fn new(wasi: WasiCtx, caps: &Arc<Capabilities>, instance: &str, limits: Limits) -> P2State {
+        P2State {
+            wasi,
+            table: ResourceTable::new(),
+            http: WasiHttpCtx::new(),
+            hooks: Outbound {
+                caps: caps.clone(),
+                instance: instance.into(),
+            },
+            kv: caps.kv_ctx(),
+            config: caps.config.clone(),
+            limits,
+        }
+    }
 
-type SendResult = wasmtime_wasi_http::Result<(
-    http::Response<WasiBody>,
-    Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-)>;
-
-impl WasiHttpHooks for DenyOutgoing {
-    fn send_request(
-        &mut self,
-        _request: http::Request<WasiBody>,
-        _options: Option<wasmtime_wasi_http::RequestOptions>,
-        _fut: Box<dyn Future<Output = Result<(), wasmtime_wasi_http::Error>> + Send>,
-    ) -> Box<dyn Future<Output = SendResult> + Send> {
-        Box::new(async { Err(wasmtime_wasi_http::Error::HttpRequestDenied) })
+    pub fn kv_view(&mut self) -> KvView<'_> {
+        KvView {
+            ctx: &self.kv,
+            table: &mut self.table,
+        }
     }
 }
 

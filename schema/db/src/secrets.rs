@@ -158,6 +158,39 @@ impl SecretKey {
     }
 }
 
+/// What a secret is sealed to: its app and key, so a sealed value moved
+/// to another app or key does not open.
+pub fn context(app: &str, key: &str) -> String {
+    format!("{app}/{key}")
+}
+
+/// Seals every secret of `manifest` not sealed yet (one from `config set
+/// --secret`, or one that arrived inside the tunnel).
+pub fn seal_manifest(key: &SecretKey, manifest: &mut schema::Manifest) -> Result<(), SecretsError> {
+    let app = manifest.name.clone();
+    for (k, v) in manifest.config.iter_mut() {
+        if v.secret && !v.value.starts_with(SEALED_PREFIX) {
+            v.value = key.seal(&v.value, &context(&app, k))?;
+        }
+    }
+    Ok(())
+}
+
+/// `manifest` with its secrets opened: what goes to a host inside the
+/// tunnel, or into an app's `wasi:config`.
+pub fn open_manifest(
+    key: &SecretKey,
+    manifest: &schema::Manifest,
+) -> Result<schema::Manifest, SecretsError> {
+    let mut m = manifest.clone();
+    for (k, v) in m.config.iter_mut() {
+        if v.secret && v.value.starts_with(SEALED_PREFIX) {
+            v.value = key.open(&v.value, &context(&manifest.name, k))?;
+        }
+    }
+    Ok(m)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -4,8 +4,8 @@ use std::future::Future;
 
 use bytes::Bytes;
 use schema::{
-    AuditEntry, DeployOutcome, HostRow, LogRecord, PsRow, ReleaseRow, RollbackOutcome,
-    ScaleOutcome, WatchSnapshot,
+    AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, LogRecord, PsRow,
+    ReleaseRow, RollbackOutcome, ScaleOutcome, WatchSnapshot,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,14 @@ pub enum Reply {
     Releases(Vec<ReleaseRow>),
     Hosts(Vec<HostRow>),
     Audit(Vec<AuditEntry>),
+    /// `config APP`.
+    Config {
+        app: String,
+        rows: Vec<ConfigRow>,
+    },
+    /// `config set` / `config unset`: the new release.
+    ConfigChanged(ConfigOutcome),
+    Kv(KvOutcome),
     Logs(LogChunk),
     /// One `watch` snapshot; the first names the session's key and role.
     Snapshot(WatchSnapshot),

@@ -4,11 +4,12 @@
 use std::future::Future;
 
 use schema::command::{
-    AuditArgs, Command, CommandLine, DeployArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs,
-    RollbackArgs, ScaleArgs,
+    AuditArgs, Command, CommandLine, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs,
+    ReleasesArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
-    AuditEntry, DeployOutcome, HostRow, PsRow, ReleaseRow, RollbackOutcome, ScaleOutcome,
+    AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow, ReleaseRow,
+    RollbackOutcome, ScaleOutcome,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -73,6 +74,24 @@ pub trait Operations: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ReleaseRow>, OpError>> + Send;
 
     fn hosts(&self) -> impl Future<Output = Result<Vec<HostRow>, OpError>> + Send;
+
+    /// `config APP`: the active release's config (secrets as names).
+    fn config(&self, app: &str) -> impl Future<Output = Result<Vec<ConfigRow>, OpError>> + Send;
+
+    /// `config set` / `config unset`: a new release of the same code.
+    fn config_change(
+        &self,
+        who: &Self::Caller,
+        args: &ConfigArgs,
+        progress: &ProgressTx,
+    ) -> impl Future<Output = Result<ConfigOutcome, OpError>> + Send;
+
+    /// `kv`: the app's buckets.
+    fn kv(
+        &self,
+        who: &Self::Caller,
+        args: &KvArgs,
+    ) -> impl Future<Output = Result<KvOutcome, OpError>> + Send;
 
     fn audit(
         &self,
@@ -139,6 +158,14 @@ pub async fn serve<O: Operations, S: Sink>(
         Command::Releases(a) => Reply::Releases(ops.releases(&a).await?),
         Command::Hosts => Reply::Hosts(ops.hosts().await?),
         Command::Audit(a) => Reply::Audit(ops.audit(&a).await?),
+        Command::Config(a) if a.changes() => Reply::ConfigChanged(
+            with_progress(out, ops.config_change(who, &a, &tx), &mut rx).await?,
+        ),
+        Command::Config(a) => Reply::Config {
+            rows: ops.config(&a.app).await?,
+            app: a.app,
+        },
+        Command::Kv(a) => Reply::Kv(ops.kv(who, &a).await?),
         Command::Logs(a) => return ops.logs(who, &a, out, hangup).await,
         Command::Watch => return ops.watch(who, out, hangup).await,
     };

@@ -6,7 +6,9 @@
 
 use clap::{Args, Parser, Subcommand};
 
+mod capability;
 mod words;
+pub use capability::{ConfigAction, ConfigArgs, KvArgs, KvOp};
 pub use words::{join_command_line, split_command_line};
 #[cfg(test)]
 mod tests;
@@ -75,6 +77,14 @@ impl CommandLine {
             Command::Hosts => ("hosts", vec![], vec![]),
             Command::Audit(t) => ("audit", vec![opt("--tail", &t.tail.to_string())], vec![]),
             Command::Watch => ("watch", vec![], vec![]),
+            Command::Config(c) => {
+                let (f, p) = c.words();
+                ("config", f, p)
+            }
+            Command::Kv(k) => {
+                let (f, p) = k.words();
+                ("kv", f, p)
+            }
         };
         if self.json {
             flags.push(w("--json"));
@@ -128,6 +138,10 @@ pub enum Command {
     /// change (and at least every 2 s) until the client goes away; with
     /// `--json`, one `WatchSnapshot` per line. What the console shows live.
     Watch,
+    /// An app's wasi:config values: `config APP`, `config set APP K=V... [--secret]`, `config unset APP K...`.
+    Config(ConfigArgs),
+    /// An app's wasi:keyvalue buckets: `kv APP list|get KEY|set KEY VALUE|del KEY [--bucket B]`.
+    Kv(KvArgs),
 }
 
 impl Command {
@@ -144,20 +158,24 @@ impl Command {
             Command::Hosts => "hosts",
             Command::Audit(_) => "audit",
             Command::Watch => "watch",
+            Command::Config(_) => "config",
+            Command::Kv(_) => "kv",
         }
     }
 
     /// Whether a `viewer` key may run it.
     pub fn is_read_only(&self) -> bool {
-        matches!(
-            self,
+        match self {
             Command::Ps(_)
-                | Command::Releases(_)
-                | Command::Logs(_)
-                | Command::Hosts
-                | Command::Audit(_)
-                | Command::Watch
-        )
+            | Command::Releases(_)
+            | Command::Logs(_)
+            | Command::Hosts
+            | Command::Audit(_)
+            | Command::Watch => true,
+            Command::Config(c) => !c.changes(),
+            Command::Kv(k) => !k.changes(),
+            Command::Deploy(_) | Command::Rollback(_) | Command::Scale(_) | Command::Rm(_) => false,
+        }
     }
 
     /// The app the command is about, if any.
@@ -170,6 +188,8 @@ impl Command {
             Command::Scale(a) => Some(&a.app),
             Command::Logs(a) => Some(&a.app),
             Command::Rm(a) => Some(&a.app),
+            Command::Config(c) => Some(&c.app),
+            Command::Kv(k) => Some(&k.app),
             Command::Hosts | Command::Audit(_) | Command::Watch => None,
         }
     }

@@ -25,6 +25,15 @@ fn a_command_line_parses_back_from_its_words() {
         "hosts",
         "audit --tail 7",
         "watch --json",
+        "config api",
+        "config set api A=1 B=x=y",
+        "config set api PW=hunter2 --secret",
+        "config unset api A B",
+        "kv api list",
+        "kv api get k --bucket cache",
+        "kv api set k v --host h1",
+        "kv api del k",
+        "kv api set k -- -v",
     ] {
         let words = split_command_line(line).unwrap();
         let c = CommandLine::parse_argv(&words).unwrap();
@@ -227,4 +236,39 @@ fn kind_is_inferred_unless_given() {
         ..Default::default()
     };
     assert_eq!(d.to_manifest(AppKind::Worker).unwrap().kind, AppKind::Job);
+}
+
+#[test]
+fn config_and_kv_are_typed_when_parsed_and_refused_when_malformed() {
+    let c = parse("config set api A=1 --secret");
+    assert!(!c.command.is_read_only());
+    let Command::Config(a) = c.command else {
+        panic!()
+    };
+    assert_eq!(
+        a.action,
+        ConfigAction::Set {
+            pairs: vec![("A".into(), "1".into())],
+            secret: true
+        }
+    );
+    assert!(parse("config api").command.is_read_only());
+    assert!(parse("kv api get k").command.is_read_only());
+    assert!(!parse("kv api del k").command.is_read_only());
+    for bad in [
+        "config",
+        "config set api",
+        "config set api novalue",
+        "config unset api",
+        "config api --secret",
+        "kv api",
+        "kv api get",
+        "kv api set k",
+        "kv api frob k",
+    ] {
+        assert!(
+            CommandLine::parse_argv(bad.split_whitespace()).is_err(),
+            "{bad}"
+        );
+    }
 }

@@ -87,6 +87,12 @@ pub struct Fleet {
     adopt: Mutex<HashSet<(String, String)>>,
     /// What hosts report, from their tunnels ([`events::drain`]).
     reports: mpsc::UnboundedSender<crate::tunnel::Report>,
+    /// Seals config secrets at rest.
+    secrets: db::secrets::SecretKey,
+    /// The fleet-wide default wasi:keyvalue store.
+    keyvalue_url: Option<String>,
+    /// Connections to shared key-value stores, per URL (the `kv` command).
+    kv: tokio::sync::Mutex<HashMap<String, kv::RedisKv>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -111,11 +117,17 @@ pub struct FleetConfig {
     /// A host silent this long is down and loses its replicas; a host up
     /// this long may receive replicas moved by a rebalance.
     pub down_after: Duration,
+    /// The key that seals config secrets (`--secrets-key`).
+    pub secrets_key: PathBuf,
+    /// Where apps keep wasi:keyvalue when their manifest names no store.
+    pub keyvalue_url: Option<String>,
 }
 
 impl FleetConfig {
     pub fn new(name: String, dir: PathBuf) -> FleetConfig {
         FleetConfig {
+            secrets_key: dir.join("secrets.key"),
+            keyvalue_url: None,
             name,
             dir,
             keep_releases: DEFAULT_KEEP_RELEASES,
@@ -133,8 +145,12 @@ impl Fleet {
             keep_releases,
             max_artifact_bytes,
             down_after,
+            secrets_key,
+            keyvalue_url,
         } = cfg;
         let artifacts = ArtifactStore::open(&dir)?;
+        let secrets = db::secrets::SecretKey::load_or_create(&secrets_key)
+            .map_err(|e| FleetError::Refused(e.to_string()))?;
         let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
         if failed > 0 {
             tracing::warn!(failed, "releases interrupted mid-deploy were marked failed");
@@ -157,6 +173,9 @@ impl Fleet {
             changed: watch::channel(0).0,
             adopt: Mutex::new(HashSet::new()),
             reports,
+            secrets,
+            keyvalue_url,
+            kv: tokio::sync::Mutex::new(HashMap::new()),
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
@@ -395,11 +414,12 @@ impl Fleet {
             Ok(d) => self.artifacts.size(&d).await,
             Err(_) => 0,
         };
-        let (app, version, digest, manifest, by) = (
+        // Secrets go to hosts in the clear, inside the tunnel only.
+        let manifest = self.for_host(&rel.manifest)?;
+        let (app, version, digest, by) = (
             rel.app.clone(),
             rel.version,
             rel.digest.clone(),
-            rel.manifest.clone(),
             by.to_string(),
         );
         let results = self
@@ -485,6 +505,7 @@ impl Fleet {
 }
 
 mod artifacts;
+mod capability;
 mod hosts;
 mod ops;
 mod registry;

@@ -44,8 +44,9 @@ impl Fleet {
         progress: &ProgressTx,
     ) -> Result<DeployOutcome, FleetError> {
         let limit = self.max_artifact_bytes;
-        let (name, manifest) = ::ops::cmd::deploy::check(args, &bytes, limit, Scope::Fleet)?;
+        let (name, mut manifest) = ::ops::cmd::deploy::check(args, &bytes, limit, Scope::Fleet)?;
         let _op = self.op_lock(&name).await;
+        self.complete_manifest(&mut manifest).await?;
         let n = name.clone();
         let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
         let current = existing.as_ref().map(|a| a.kind);
@@ -131,7 +132,7 @@ impl Fleet {
 
     /// Stages `rel` on every placed host; if any fails, the release is
     /// marked failed and nothing switches.
-    async fn stage_release(
+    pub(super) async fn stage_release(
         &self,
         rel: &ReleaseRecord,
         placement: &BTreeMap<String, u32>,
@@ -167,7 +168,7 @@ impl Fleet {
     /// on each, removes the app from hosts no longer placed. A host that
     /// fails to activate fails the release, which rolls back everywhere.
     /// Returns the previous active version and the longest compile.
-    async fn switch_release(
+    pub(super) async fn switch_release(
         &self,
         rel: &ReleaseRecord,
         placement: &BTreeMap<String, u32>,

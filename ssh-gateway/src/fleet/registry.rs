@@ -246,7 +246,10 @@ mod tests {
         assert_eq!(state(&r, "a"), HostState::Connecting);
         // Connecting keeps replicas where they are, and is not called up.
         assert!(r.is_up("a") && r.is_settled("a"));
-        assert!(!r.heartbeat("a", beat(), 1), "a connecting host was not down");
+        assert!(
+            !r.heartbeat("a", beat(), 1),
+            "a connecting host was not down"
+        );
         assert_eq!(state(&r, "a"), HostState::Up);
         // b never speaks: after the grace period it is down; a stays up.
         std::thread::sleep(Duration::from_millis(30));

@@ -90,7 +90,8 @@ impl LogStream {
 
 struct Pending {
     progress: Option<mpsc::UnboundedSender<Step>>,
-    reply: oneshot::Sender<Result<Option<u64>, String>>,
+    /// The compile time and message of a success, or why it failed.
+    reply: oneshot::Sender<Result<(Option<u64>, String), String>>,
 }
 
 /// A connected host.
@@ -177,6 +178,16 @@ impl HostConn {
         build: impl FnOnce(u64) -> GatewayMsg,
         progress: Option<mpsc::UnboundedSender<Step>>,
     ) -> Result<Option<u64>, String> {
+        self.request_message(build, progress).await.map(|(c, _)| c)
+    }
+
+    /// Like [`request`](Self::request), with the message of a success (a
+    /// `kv` answer).
+    pub async fn request_message(
+        &self,
+        build: impl FnOnce(u64) -> GatewayMsg,
+        progress: Option<mpsc::UnboundedSender<Step>>,
+    ) -> Result<(Option<u64>, String), String> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let (reply, rx) = oneshot::channel();
         Self::lock(&self.pending).insert(id, Pending { progress, reply });
@@ -233,7 +244,11 @@ impl HostConn {
         compile_ms: Option<u64>,
     ) {
         if let Some(p) = Self::lock(&self.pending).remove(&id) {
-            let _ = p.reply.send(if ok { Ok(compile_ms) } else { Err(message) });
+            let _ = p.reply.send(if ok {
+                Ok((compile_ms, message))
+            } else {
+                Err(message)
+            });
         } else if let Some(tx) = Self::lock(&self.logs).remove(&id) {
             // A logs request is answered only when it failed.
             let _ = tx.send(LogItem::Error(message));

@@ -4,7 +4,7 @@ use std::path::Path;
 
 use schema::artifact::inspect;
 use schema::command::DeployArgs;
-use schema::manifest::{DEFAULT_MEMORY_MB, MAX_MEMORY_MB, MAX_TABLE_ELEMENTS};
+use schema::manifest::{ConfigValue, DEFAULT_MEMORY_MB, MAX_MEMORY_MB, MAX_TABLE_ELEMENTS};
 use schema::names::validate_app_name;
 use schema::{AppKind, DeployOutcome, Manifest};
 
@@ -116,6 +116,47 @@ pub fn check_kind_change(
         ))),
         _ => Ok(()),
     }
+}
+
+/// The config of a new release: the previous release's (config lives
+/// across deploys, as on Heroku), with the deploy's `--config` values
+/// over it. An env variable named like one of the app's secrets is
+/// refused: env is shown by `info` and read by every library, a secret
+/// belongs in `config set --secret`.
+pub fn carry_config(
+    prev: &Manifest,
+    new: &Manifest,
+) -> Result<std::collections::BTreeMap<String, ConfigValue>, OpError> {
+    let mut config = prev.config.clone();
+    for (k, v) in &new.config {
+        if config.get(k).is_some_and(|c| c.secret) {
+            return Err(OpError::failed(format!(
+                "{k} is a secret of {}: change it with `config set {} {k}=… --secret`, not --config",
+                new.name, new.name
+            )));
+        }
+        config.insert(k.clone(), v.clone());
+    }
+    check_env_secrets(&new.name, &new.env, &config)?;
+    schema::manifest::validate_config(&config).map_err(|e| OpError::failed(e.to_string()))?;
+    Ok(config)
+}
+
+/// Refuses env variables that name one of the app's secrets.
+pub fn check_env_secrets(
+    app: &str,
+    env: &std::collections::BTreeMap<String, String>,
+    config: &std::collections::BTreeMap<String, ConfigValue>,
+) -> Result<(), OpError> {
+    if let Some(k) = env
+        .keys()
+        .find(|k| config.get(*k).is_some_and(|c| c.secret))
+    {
+        return Err(OpError::failed(format!(
+            "--env {k}: {k} is a secret of {app}; env is shown by `info` and passed to every library the app uses, so secrets are read through wasi:config (`config set {app} {k}=… --secret`), never env"
+        )));
+    }
+    Ok(())
 }
 
 /// A job runs one at a time: its replicas are 0 (paused) or 1.

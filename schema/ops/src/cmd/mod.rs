@@ -3,8 +3,10 @@
 //! of each verb is `schema::command`'s.
 
 pub mod audit;
+pub mod config;
 pub mod deploy;
 pub mod hosts;
+pub mod kv;
 pub mod logs;
 pub mod ps;
 pub mod releases;

@@ -1,0 +1,161 @@
+//! `config` and `kv` on this host: an app's config as a new release of the
+//! same code, and its key-value buckets for operators.
+
+use std::sync::Arc;
+
+use schema::audit::Action;
+use schema::command::{ConfigArgs, KvArgs, KvOp};
+use schema::{Actor, ConfigOutcome, ConfigRow, KvOutcome};
+
+use super::{Host, HostError, refuse_if_managed};
+use crate::runtime::ReleaseRun;
+use crate::store;
+
+impl Host {
+    /// `config APP`: the active release's config, secrets as names.
+    pub async fn config_rows(&self, app: &str) -> Result<Vec<ConfigRow>, HostError> {
+        let rec = self.app(app).await?;
+        let Some(active) = rec.active else {
+            return Ok(Vec::new());
+        };
+        let rel = self
+            .release(app, active)
+            .await?
+            .ok_or(HostError::NoSuchRelease {
+                app: app.to_string(),
+                version: active,
+            })?;
+        Ok(ops::cmd::config::rows(&rel.manifest.config))
+    }
+
+    /// `config set` / `config unset`: a new release of the active code with
+    /// the changed config, switched to at once (no compile: same digest).
+    /// A rollback to the release before restores the config it had.
+    pub async fn config_change(
+        self: &Arc<Self>,
+        who: &Actor,
+        args: &ConfigArgs,
+    ) -> Result<ConfigOutcome, HostError> {
+        let app = args.app.as_str();
+        let result = self.config_change_inner(who, args).await;
+        if let Err(e) = &result {
+            self.audit_refused(who, Action::Config, Some(app), e).await;
+        }
+        result
+    }
+
+    async fn config_change_inner(
+        self: &Arc<Self>,
+        who: &Actor,
+        args: &ConfigArgs,
+    ) -> Result<ConfigOutcome, HostError> {
+        let app = args.app.as_str();
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        refuse_if_managed(Some(&rec), who, "config")?;
+        let active = rec.active.ok_or_else(|| {
+            HostError::Refused(format!(
+                "{app} has no active release: deploy it first, then set its config"
+            ))
+        })?;
+        let from = self
+            .release(app, active)
+            .await?
+            .ok_or(HostError::NoSuchRelease {
+                app: app.to_string(),
+                version: active,
+            })?;
+        let (mut manifest, mut outcome) = ops::cmd::config::apply(&from.manifest, args)?;
+        self.seal_secrets(&mut manifest)?;
+        let compiled = self.artifacts.load(&from.digest).await?;
+        let code = self.rt.link(&compiled.loaded, manifest.kind)?;
+        let caps = self.capabilities(active, &manifest).await?;
+        let replicas = rec.replicas;
+        let (m, d, w, now) = (
+            manifest.clone(),
+            from.digest.clone(),
+            who.to_string(),
+            schema::time::now_millis(),
+        );
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
+        let kind = manifest.kind;
+        let run = ReleaseRun::new(version, manifest, code, caps);
+        self.supervisor_or_new(app, kind)
+            .activate(run.clone(), replicas);
+        let n = app.to_string();
+        self.db
+            .call(move |c| store::activate(c, &n, version, kind, replicas, now))
+            .await?;
+        outcome.version = version;
+        outcome.from = Some(active);
+        // Names only: a value (a secret's above all) never reaches the audit log.
+        let detail = ops::cmd::config::summary(&outcome);
+        self.audit(who, Action::Config, Some(app), &detail).await;
+        self.logs
+            .system(app, Some(version), "hostd", format!("{detail} by {who}"));
+        self.prune(app).await;
+        self.watch_health(run);
+        Ok(outcome)
+    }
+
+    /// `kv APP …` on this host's store of the app (the store its active
+    /// release uses: SQLite here, or its Redis).
+    pub async fn kv(&self, who: &Actor, args: &KvArgs) -> Result<KvOutcome, HostError> {
+        let app = args.app.as_str();
+        let rec = self.app(app).await?;
+        let manifest = match rec.active {
+            Some(v) => self.release(app, v).await?.map(|r| r.manifest),
+            None => None,
+        }
+        .ok_or_else(|| HostError::Refused(format!("{app} has no active release")))?;
+        let bucket = args.bucket();
+        if !manifest.keyvalue.has_bucket(bucket) {
+            return Err(HostError::Refused(format!(
+                "{app} has no bucket {bucket:?}: its buckets are default{}",
+                manifest
+                    .keyvalue
+                    .buckets
+                    .iter()
+                    .map(|b| format!(", {b}"))
+                    .collect::<String>()
+            )));
+        }
+        let store = self
+            .kv
+            .open(app, &manifest.keyvalue)
+            .await
+            .map_err(|e| HostError::Refused(e.to_string()))?;
+        let kv_err = |e: kv::KvError| HostError::Refused(e.to_string());
+        let max = manifest.keyvalue.max_bytes();
+        let (mut keys, mut found) = (None, None);
+        match &args.op {
+            KvOp::List => {
+                let (k, next) = store.list(bucket, None).await.map_err(kv_err)?;
+                keys = Some((k, next.is_some()));
+            }
+            KvOp::Get(k) => found = store.get(bucket, k).await.map_err(kv_err)?,
+            KvOp::Set(k, v) => {
+                store
+                    .set(bucket, k, v.as_bytes(), max)
+                    .await
+                    .map_err(kv_err)?;
+            }
+            KvOp::Del(k) => {
+                store
+                    .delete_many(bucket, std::slice::from_ref(k))
+                    .await
+                    .map_err(kv_err)?;
+            }
+        }
+        let outcome = ops::cmd::kv::outcome(args, keys, found)?;
+        if args.changes() {
+            // The key, never the value.
+            let detail = ops::cmd::kv::summary(&outcome);
+            self.audit(who, Action::Kv, Some(app), &detail).await;
+        }
+        Ok(outcome)
+    }
+}
