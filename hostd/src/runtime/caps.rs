@@ -245,8 +245,15 @@ pub fn socket_check(
     move |addr, usage| {
         let (caps, instance) = (caps.clone(), instance.clone());
         Box::pin(async move {
-            if !matches!(usage, SocketAddrUse::TcpConnect) {
-                return false;
+            match usage {
+                SocketAddrUse::TcpConnect => {}
+                // The implicit bind of a connect (the wildcard address, an
+                // ephemeral port) is checked before the connect; a bind to
+                // anything else, listening and UDP stay denied.
+                SocketAddrUse::TcpBind => {
+                    return addr.ip().is_unspecified() && addr.port() == 0;
+                }
+                _ => return false,
             }
             let ok = caps.allows_tcp(addr).await;
             if !ok {

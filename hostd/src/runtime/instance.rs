@@ -69,6 +69,9 @@ pub fn wasi_builder(rt: &Runtime, rel: &ReleaseRun, instance: &str) -> WasiCtxBu
     // Sockets: TCP connects to granted destinations only.
     b.socket_addr_check(super::caps::socket_check(rel.caps.clone(), instance.into()))
         .allow_ip_name_lookup(rel.caps.needs_name_lookup())
+        // On, so that a denied connect is named in the app's logs; every
+        // use is checked against the grants.
+        .allow_tcp(true)
         .allow_udp(false);
     b
 }
