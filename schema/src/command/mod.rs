@@ -101,6 +101,54 @@ impl CommandLine {
         a
     }
 
+    /// The command as a log line may show it: values a `config set` or
+    /// `kv set` carries are masked (a secret, a token in a bucket), and
+    /// control characters escaped.
+    pub fn shown(&self) -> String {
+        let masked = match &self.command {
+            Command::Config(c) => match &c.action {
+                ConfigAction::Set { pairs, secret } => CommandLine {
+                    json: self.json,
+                    command: Command::Config(ConfigArgs {
+                        app: c.app.clone(),
+                        action: ConfigAction::Set {
+                            pairs: pairs
+                                .iter()
+                                .map(|(k, _)| (k.clone(), "***".into()))
+                                .collect(),
+                            secret: *secret,
+                        },
+                    }),
+                },
+                _ => self.clone(),
+            },
+            Command::Kv(k) => match &k.op {
+                KvOp::Set(key, _) => CommandLine {
+                    json: self.json,
+                    command: Command::Kv(KvArgs {
+                        op: KvOp::Set(key.clone(), "***".into()),
+                        ..k.clone()
+                    }),
+                },
+                _ => self.clone(),
+            },
+            _ => self.clone(),
+        };
+        crate::render::clean(&join_command_line(&masked.to_argv())).into_owned()
+    }
+
+    /// How an exec line is logged: [`shown`](Self::shown) when it parses,
+    /// else only its length (a mistyped `config set` may still hold a secret).
+    pub fn shown_line(line: &str) -> String {
+        match split_command_line(line)
+            .ok()
+            .and_then(|w| CommandLine::parse_argv(&w).ok())
+        {
+            Some(cl) => cl.shown(),
+            None => format!("(a line that does not parse, {} bytes)", line.len()),
+        }
+    }
+
     /// Parses `argv` as typed after the program name.
     pub fn parse_argv<I, S>(argv: I) -> Result<CommandLine, clap::Error>
     where

@@ -272,3 +272,16 @@ fn config_and_kv_are_typed_when_parsed_and_refused_when_malformed() {
         );
     }
 }
+
+#[test]
+fn a_logged_command_never_shows_a_value_it_sets() {
+    let shown = CommandLine::shown_line("config set api PW=hunter2 A=b --secret");
+    assert!(
+        !shown.contains("hunter2") && shown.contains("PW=***"),
+        "{shown}"
+    );
+    let shown = CommandLine::shown_line("kv api set token abc123");
+    assert!(!shown.contains("abc123"), "{shown}");
+    assert!(!CommandLine::shown_line("config set api PW=hunter2 --secrt").contains("hunter2"));
+    assert_eq!(CommandLine::shown_line("ps api"), "ps api");
+}

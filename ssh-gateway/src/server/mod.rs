@@ -386,7 +386,9 @@ impl server::Handler for Conn {
         };
         session.channel_success(channel)?;
         let (read, write) = ch.split();
-        tracing::info!(key = %key.name, command, "exec");
+        // Never the values a command sets (a secret): the parsed, masked form.
+        let shown = schema::command::CommandLine::shown_line(&command);
+        tracing::info!(key = %key.name, command = %shown, "exec");
         tokio::spawn(exec::run(
             self.fleet.clone(),
             key,
