@@ -262,6 +262,7 @@ impl Operation {
                 shown.trim_end().replace('\n', ", ")
             }
             Some(Reply::Kv(o)) => cmd::kv::summary(o),
+            Some(Reply::Info(i)) => cmd::info::summary(i),
             _ => format!("{}: done", self.title),
         }
     }

@@ -94,6 +94,7 @@ fn release(app: &str, v: u32, state: ReleaseState, kind: AppKind, now: i64) -> R
         kind,
         kept: true,
         detail: None,
+        grants: Vec::new(),
     }
 }
 

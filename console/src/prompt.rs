@@ -141,7 +141,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             })
         }
         Command::Rm(a) => Intent::Confirm(Pending::Rm { app: a.app }),
-        Command::Config(_) | Command::Kv(_) => {
+        Command::Config(_) | Command::Kv(_) | Command::Info(_) => {
             let changes = !cmd.is_read_only();
             let p = Pending::Capability {
                 app: cmd.app().unwrap_or_default().to_string(),

@@ -13,6 +13,14 @@
 //!   component, same wrk settings, same run.
 //! - `switch`: a deploy/rollback every 500 ms under load: failed requests
 //!   and the p99 against a run without switches.
+//! - `kv`: one wasi:keyvalue get or set per request (kv.wasm), the host's
+//!   SQLite store and a real Redis, against `wasmtime serve -S cli -S
+//!   keyvalue` (its in-memory store) on the same component and, for Redis,
+//!   `redis-benchmark` on the same server; a request with no key-value call
+//!   is the floor.
+//! - `outbound`: the latency a guest's outgoing call adds (outbound.wasm
+//!   calling a local upstream) through hostd and through `wasmtime serve -S
+//!   cli -S http`, against calling the upstream directly.
 
 #[path = "../../fixtures/harness.rs"]
 mod harness;
@@ -324,6 +332,204 @@ fn switch() {
     );
 }
 
+/// Starts `wasmtime serve` on `wasm` with `flags`; None when not installed.
+fn wasmtime_serve(wasm: &str, flags: &[&str]) -> Option<(Proc, u16, String)> {
+    let wasmtime = tool("wasmtime")?;
+    let version = run(Command::new(&wasmtime).arg("--version"), None)
+        .stdout
+        .trim()
+        .to_string();
+    let port = free_port();
+    let proc = Proc::spawn(
+        "wasmtime serve",
+        Command::new(&wasmtime)
+            .arg("serve")
+            .args(flags)
+            .args(["--addr", &format!("127.0.0.1:{port}")])
+            .arg(fixture(wasm))
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    wait_for("wasmtime serve", || {
+        http(&format!("127.0.0.1:{port}"), "GET", "x", "/", b"").ok()
+    });
+    Some((proc, port, version))
+}
+
+const KV_SECONDS: u64 = 5;
+
+fn kv() {
+    println!(
+        "\n## kv: one wasi:keyvalue call per request (kv.wasm, 100-byte values), wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{KV_SECONDS}s"
+    );
+    let redis = Redis::start();
+    let h = Host::start();
+    let wasm = fixture("kv.wasm");
+    h.json(&[
+        "deploy",
+        "kvsql",
+        wasm.to_str().unwrap(),
+        "--kind",
+        "http",
+        "--replicas",
+        "64",
+    ]);
+    h.json(&[
+        "deploy",
+        "kvred",
+        wasm.to_str().unwrap(),
+        "--kind",
+        "http",
+        "--replicas",
+        "64",
+        "--keyvalue-url",
+        &redis.url(),
+    ]);
+    let value = "v".repeat(100);
+    let base = format!("http://127.0.0.1:{}", h.port);
+    let mut ours = Vec::new();
+    for app in ["kvsql", "kvred"] {
+        let host = format!("{app}.localhost");
+        get(
+            &format!("127.0.0.1:{}", h.port),
+            &host,
+            &format!("/set?key=k&value={value}"),
+        );
+        let floor = wrk(&format!("{base}/nothing"), Some(&host), KV_SECONDS);
+        wrk(&format!("{base}/get?key=k"), Some(&host), 1);
+        let g = wrk(&format!("{base}/get?key=k"), Some(&host), KV_SECONDS);
+        let s = wrk(
+            &format!("{base}/set?key=k&value={value}"),
+            Some(&host),
+            KV_SECONDS,
+        );
+        let name = if app == "kvsql" {
+            "hostd, SQLite on the host"
+        } else {
+            "hostd, Redis"
+        };
+        print_wrk(&format!("{name}: no kv call (404)"), &floor);
+        print_wrk(&format!("{name}: get"), &g);
+        print_wrk(&format!("{name}: set"), &s);
+        ours.push((name, g, s));
+    }
+    drop(h);
+    match wasmtime_serve(
+        "kv.wasm",
+        &[
+            "-S",
+            "cli",
+            "-S",
+            "keyvalue",
+            "-O",
+            "pooling-allocator",
+            "--env",
+            "KV_BUCKET=",
+            "-S",
+            &format!("keyvalue-in-memory-data=k={value}"),
+        ],
+    ) {
+        Some((_p, port, version)) => {
+            let base = format!("http://127.0.0.1:{port}");
+            wrk(&format!("{base}/get?key=k"), None, 1);
+            let g = wrk(&format!("{base}/get?key=k"), None, KV_SECONDS);
+            let s = wrk(&format!("{base}/set?key=k&value={value}"), None, KV_SECONDS);
+            print_wrk(&format!("{version} -S keyvalue (in memory): get"), &g);
+            print_wrk(&format!("{version} -S keyvalue (in memory): set"), &s);
+            for (name, og, os) in &ours {
+                println!(
+                    "  {name} / wasmtime serve: get {:.2}x, set {:.2}x req/s",
+                    og.rps / g.rps,
+                    os.rps / s.rps
+                );
+            }
+        }
+        None => println!("  wasmtime serve: not installed (hostd/benches/setup.sh); no comparison"),
+    }
+    match tool("redis-benchmark") {
+        Some(rb) => {
+            let out = run(
+                Command::new(rb).args([
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    &redis.port.to_string(),
+                    "-t",
+                    "get,set",
+                    "-n",
+                    "200000",
+                    "-c",
+                    WRK_CONNECTIONS,
+                    "-d",
+                    "100",
+                    "--csv",
+                ]),
+                None,
+            )
+            .stdout;
+            // "test","rps","avg_latency_ms","min_latency_ms","p50_latency_ms","p95_latency_ms","p99_latency_ms","max_latency_ms"
+            for line in out.lines().skip(1) {
+                let f: Vec<&str> = line.split(',').map(|x| x.trim_matches('"')).collect();
+                if f.len() >= 7 {
+                    println!(
+                        "  redis-benchmark -c{WRK_CONNECTIONS} -d100 {:<4} {:>9} ops/s   p50 {:>6} ms  p99 {:>7} ms (the server alone, no Wasm, no HTTP)",
+                        f[0], f[1], f[4], f[6]
+                    );
+                }
+            }
+        }
+        None => {
+            println!("  redis-benchmark: not installed (fixtures/test-tools.sh); no comparison")
+        }
+    }
+}
+
+fn outbound() {
+    println!(
+        "\n## outbound: outbound.wasm calling a local upstream, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{KV_SECONDS}s"
+    );
+    let up = Upstream::start("pong");
+    let direct = wrk(&format!("{}/", up.url()), None, KV_SECONDS);
+    print_wrk("the upstream called directly", &direct);
+    let h = Host::start();
+    h.json(&[
+        "deploy",
+        "out",
+        fixture("outbound.wasm").to_str().unwrap(),
+        "--kind",
+        "http",
+        "--replicas",
+        "64",
+        "--allow-outbound",
+        &up.url(),
+    ]);
+    let path = format!("/call?to={}", urlencode(&format!("{}/", up.url())));
+    let ours_url = format!("http://127.0.0.1:{}{path}", h.port);
+    wrk(&ours_url, Some("out.localhost"), 1);
+    let ours = wrk(&ours_url, Some("out.localhost"), KV_SECONDS);
+    print_wrk("through an app on hostd", &ours);
+    println!(
+        "  added by hostd + the guest: p50 {:+.2} ms, p99 {:+.2} ms",
+        ours.p50_ms - direct.p50_ms,
+        ours.p99_ms - direct.p99_ms
+    );
+    drop(h);
+    if let Some((_p, port, version)) = wasmtime_serve(
+        "outbound.wasm",
+        &["-S", "cli", "-S", "http", "-O", "pooling-allocator"],
+    ) {
+        let url = format!("http://127.0.0.1:{port}{path}");
+        wrk(&url, None, 1);
+        let theirs = wrk(&url, None, KV_SECONDS);
+        print_wrk(&format!("through {version} serve -S http"), &theirs);
+        println!(
+            "  added by wasmtime serve + the guest: p50 {:+.2} ms, p99 {:+.2} ms",
+            theirs.p50_ms - direct.p50_ms,
+            theirs.p99_ms - direct.p99_ms
+        );
+    }
+}
+
 fn main() {
     let want = bench_sections("hostd bench");
     if want("compile") {
@@ -334,5 +540,11 @@ fn main() {
     }
     if want("switch") {
         switch();
+    }
+    if want("kv") {
+        kv();
+    }
+    if want("outbound") {
+        outbound();
     }
 }

@@ -116,6 +116,18 @@ fn a_python_app_counts_in_keyvalue_calls_only_what_it_is_granted_and_reads_a_sec
         h.run(&["config", "visits"]).ok().stdout,
         "API_KEY=(secret)\nLEVEL=debug\n"
     );
+    let info = h.json(&["info", "visits"]);
+    assert_eq!(info["grants"], serde_json::json!([allowed.url()]));
+    assert_eq!(info["keyvalue"], "sqlite");
+    assert_eq!(
+        info["config"][0],
+        serde_json::json!({"key": "API_KEY", "secret": true})
+    );
+    let text = h.run(&["info", "visits"]).ok().stdout;
+    assert!(
+        text.contains("config     API_KEY (secret), LEVEL"),
+        "{text}"
+    );
     // Nowhere: not in any command's output, the daemon's log, or any file
     // of the data directory (the database holds it sealed).
     for args in [
@@ -124,6 +136,7 @@ fn a_python_app_counts_in_keyvalue_calls_only_what_it_is_granted_and_reads_a_sec
         &["ps", "--json"],
         &["ps", "visits", "--json"],
         &["audit", "--json"],
+        &["info", "visits"],
         &["logs", "visits", "--since", "0", "--json"],
     ] {
         let r = h.run(args).ok();

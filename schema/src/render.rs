@@ -171,11 +171,13 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
 }
 
 pub fn releases(rows: &[ReleaseRow], now: i64) -> String {
+    // A GRANTS column only when some release has grants.
+    let grants = rows.iter().any(|r| !r.grants.is_empty());
     let body: Vec<Vec<String>> = rows
         .iter()
         .map(|r| {
             let short = r.digest.strip_prefix("sha256:").unwrap_or(&r.digest);
-            vec![
+            let mut row = vec![
                 r.version.to_string(),
                 r.state.to_string(),
                 r.kind.to_string(),
@@ -183,16 +185,26 @@ pub fn releases(rows: &[ReleaseRow], now: i64) -> String {
                 when(&r.created, now),
                 r.by.clone(),
                 if r.kept { "yes".into() } else { "no".into() },
-                r.detail.clone().unwrap_or_default(),
-            ]
+            ];
+            if grants {
+                row.push(if r.grants.is_empty() {
+                    "-".into()
+                } else {
+                    r.grants.join(",")
+                });
+            }
+            row.push(r.detail.clone().unwrap_or_default());
+            row
         })
         .collect();
-    table(
-        &[
-            "VERSION", "STATE", "KIND", "DIGEST", "CREATED", "BY", "KEPT", "DETAIL",
-        ],
-        &body,
-    )
+    let mut head = vec![
+        "VERSION", "STATE", "KIND", "DIGEST", "CREATED", "BY", "KEPT",
+    ];
+    if grants {
+        head.push("GRANTS");
+    }
+    head.push("DETAIL");
+    table(&head, &body)
 }
 
 pub fn audit(rows: &[AuditEntry]) -> String {
@@ -285,5 +297,14 @@ mod tests {
             &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
         );
         assert_eq!(t, "A    LONG\nxyz  1\nq\n");
+    }
+}
+
+/// A URL with the password (anything before `@` after the scheme) masked:
+/// `redis://:pw@host` → `redis://***@host`. How a store's URL is shown.
+pub fn mask_url_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
     }
 }

@@ -204,6 +204,9 @@ pub struct ReleaseRow {
     pub kept: bool,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
+    /// The network it may reach (`[allow] outbound`); a rollback restores them.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub grants: Vec<String>,
 }
 
 /// One row of `audit`.
@@ -408,4 +411,37 @@ pub struct KvOutcome {
     /// `list`: more keys follow.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub more: bool,
+}
+
+/// What `info APP` shows: everything about an app but its code, never a
+/// secret's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub app: String,
+    pub kind: AppKind,
+    pub release: Option<Version>,
+    pub replicas: u32,
+    /// Where it runs (the fleet's placement; a single host: itself).
+    pub hosts: Vec<String>,
+    /// The network it may reach.
+    pub grants: Vec<String>,
+    /// `sqlite` (each host's own) or `redis`.
+    pub keyvalue: String,
+    /// The Redis URL, password masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyvalue_url: Option<String>,
+    pub keyvalue_max_mb: u64,
+    pub buckets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    pub memory_mb: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub health: crate::manifest::Health,
+    /// Names only.
+    pub env: Vec<String>,
+    /// Names, secrets flagged; never a value.
+    pub config: Vec<ConfigRow>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
 }

@@ -56,9 +56,13 @@ impl Operations for FleetOps {
             )
             .await;
         Err(OpError::failed(format!(
-            "refused: the key {} is a viewer; viewers may run ps, releases, logs, hosts, audit, watch, config APP and kv list/get",
+            "refused: the key {} is a viewer; viewers may run ps, releases, logs, hosts, audit, watch, info, config APP and kv list/get",
             who.name
         )))
+    }
+
+    async fn info(&self, app: &str) -> Result<schema::AppInfo, OpError> {
+        Ok(self.0.info(app).await?)
     }
 
     async fn config(&self, app: &str) -> Result<Vec<ConfigRow>, OpError> {

@@ -59,6 +59,11 @@ fn two_replicas_on_two_hosts_share_one_counter_and_a_secret_reaches_them_sealed(
     assert_eq!(incr(0).text(), "1\n");
     assert_eq!(incr(1).text(), "2\n");
     assert_eq!(incr(0).text(), "3\n");
+    let info = f.json(&["info", "kvapp"]);
+    assert_eq!(
+        (info["keyvalue"].as_str(), info["hosts"].clone()),
+        (Some("redis"), serde_json::json!(["h1", "h2"]))
+    );
     // Operators read and write the shared store through the gateway;
     // viewers may read, not write.
     assert_eq!(f.json(&["kv", "kvapp", "get", "visits"])["value"], "3");
@@ -112,6 +117,7 @@ fn two_replicas_on_two_hosts_share_one_counter_and_a_secret_reaches_them_sealed(
         &["releases", "kvapp", "--json"],
         &["audit", "--json"],
         &["ps", "kvapp", "--json"],
+        &["info", "kvapp", "--json"],
     ] {
         let r = f.ops(args).ok();
         assert!(!r.stdout.contains(secret), "{args:?}");

@@ -85,6 +85,16 @@ fn summary_line(app: &App, d: &Detail, t: Theme) -> Line<'static> {
     Line::from(spans)
 }
 
+/// A release's detail and, when it has any, the network it may reach.
+fn release_detail(r: &schema::ReleaseRow) -> String {
+    let grants = (!r.grants.is_empty()).then(|| format!("grants {}", r.grants.join(" ")));
+    [r.detail.clone(), grants]
+        .into_iter()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("; ")
+}
+
 fn draw_releases(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
     let releases: Vec<Vec<TCell>> = d
         .releases
@@ -98,7 +108,7 @@ fn draw_releases(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
                 plain(ago(app, &r.created)),
                 plain(&r.by),
                 plain(if r.kept { "yes" } else { "no" }),
-                plain(r.detail.clone().unwrap_or_default()),
+                plain(release_detail(r)),
             ]
         })
         .collect();

@@ -95,6 +95,7 @@ pub fn releases(app: &str, active: u32) -> Vec<ReleaseRow> {
             kind: AppKind::Worker,
             kept: true,
             detail: None,
+            grants: Vec::new(),
         })
         .collect()
 }

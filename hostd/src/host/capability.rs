@@ -5,13 +5,30 @@ use std::sync::Arc;
 
 use schema::audit::Action;
 use schema::command::{ConfigArgs, KvArgs, KvOp};
-use schema::{Actor, ConfigOutcome, ConfigRow, KvOutcome};
+use schema::{Actor, AppInfo, ConfigOutcome, ConfigRow, KvOutcome};
 
 use super::{Host, HostError, refuse_if_managed};
 use crate::runtime::ReleaseRun;
 use crate::store;
 
 impl Host {
+    /// `info APP`.
+    pub async fn info(&self, app: &str) -> Result<AppInfo, HostError> {
+        let rec = self.app(app).await?;
+        let manifest = match rec.active {
+            Some(v) => self.release(app, v).await?.map(|r| r.manifest),
+            None => None,
+        };
+        Ok(ops::cmd::info::of(
+            app,
+            rec.kind,
+            rec.active,
+            rec.replicas,
+            vec![self.config.name.clone()],
+            manifest.as_ref(),
+        ))
+    }
+
     /// `config APP`: the active release's config, secrets as names.
     pub async fn config_rows(&self, app: &str) -> Result<Vec<ConfigRow>, HostError> {
         let rec = self.app(app).await?;

@@ -97,6 +97,10 @@ impl Operations for HostOps {
         Ok(self.0.audit_tail(args.tail).await?)
     }
 
+    async fn info(&self, app: &str) -> Result<schema::AppInfo, OpError> {
+        Ok(self.0.info(app).await?)
+    }
+
     async fn config(&self, app: &str) -> Result<Vec<ConfigRow>, OpError> {
         Ok(self.0.config_rows(app).await?)
     }

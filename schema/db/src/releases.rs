@@ -64,6 +64,7 @@ impl ReleaseRecord {
             kind: self.kind,
             kept: self.kept,
             detail: self.detail.clone(),
+            grants: self.manifest.allow.outbound.clone(),
         }
     }
 }

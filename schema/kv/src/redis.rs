@@ -27,18 +27,11 @@ pub struct RedisKv {
     prefix: String,
 }
 
-fn shown_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
-    }
-}
-
 impl RedisKv {
     /// Connects to `url` (and pings it): an unreachable server is an error
     /// now, not at the app's first request.
     pub async fn connect(url: &str) -> Result<RedisKv, KvError> {
-        let shown = shown_url(url);
+        let shown = schema::render::mask_url_password(url);
         let unreachable = |e: redis::RedisError| {
             KvError::Other(format!(
                 "cannot reach the key-value store at {shown}: {e}; start it, or fix [keyvalue] url (--keyvalue-url)"
@@ -197,11 +190,11 @@ mod tests {
     #[test]
     fn a_password_in_the_url_is_never_shown() {
         assert_eq!(
-            shown_url("redis://:hunter2@10.0.0.5:6379/0"),
+            schema::render::mask_url_password("redis://:hunter2@10.0.0.5:6379/0"),
             "redis://***@10.0.0.5:6379/0"
         );
         assert_eq!(
-            shown_url("redis://127.0.0.1:6379"),
+            schema::render::mask_url_password("redis://127.0.0.1:6379"),
             "redis://127.0.0.1:6379"
         );
         assert_eq!(escape_glob("a*b[c]"), "a\\*b\\[c\\]");

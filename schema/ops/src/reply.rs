@@ -4,8 +4,8 @@ use std::future::Future;
 
 use bytes::Bytes;
 use schema::{
-    AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, LogRecord, PsRow,
-    ReleaseRow, RollbackOutcome, ScaleOutcome, WatchSnapshot,
+    AppInfo, AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, LogRecord,
+    PsRow, ReleaseRow, RollbackOutcome, ScaleOutcome, WatchSnapshot,
 };
 use serde::{Deserialize, Serialize};
 
@@ -58,6 +58,7 @@ pub enum Reply {
     Releases(Vec<ReleaseRow>),
     Hosts(Vec<HostRow>),
     Audit(Vec<AuditEntry>),
+    Info(AppInfo),
     /// `config APP`.
     Config {
         app: String,

@@ -8,8 +8,8 @@ use schema::command::{
     ReleasesArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
-    AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow, ReleaseRow,
-    RollbackOutcome, ScaleOutcome,
+    AppInfo, AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow,
+    ReleaseRow, RollbackOutcome, ScaleOutcome,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -74,6 +74,9 @@ pub trait Operations: Send + Sync {
     ) -> impl Future<Output = Result<Vec<ReleaseRow>, OpError>> + Send;
 
     fn hosts(&self) -> impl Future<Output = Result<Vec<HostRow>, OpError>> + Send;
+
+    /// `info APP`.
+    fn info(&self, app: &str) -> impl Future<Output = Result<AppInfo, OpError>> + Send;
 
     /// `config APP`: the active release's config (secrets as names).
     fn config(&self, app: &str) -> impl Future<Output = Result<Vec<ConfigRow>, OpError>> + Send;
@@ -158,6 +161,7 @@ pub async fn serve<O: Operations, S: Sink>(
         Command::Releases(a) => Reply::Releases(ops.releases(&a).await?),
         Command::Hosts => Reply::Hosts(ops.hosts().await?),
         Command::Audit(a) => Reply::Audit(ops.audit(&a).await?),
+        Command::Info(a) => Reply::Info(ops.info(&a.app).await?),
         Command::Config(a) if a.changes() => Reply::ConfigChanged(
             with_progress(out, ops.config_change(who, &a, &tx), &mut rx).await?,
         ),

@@ -77,6 +77,7 @@ impl CommandLine {
             Command::Hosts => ("hosts", vec![], vec![]),
             Command::Audit(t) => ("audit", vec![opt("--tail", &t.tail.to_string())], vec![]),
             Command::Watch => ("watch", vec![], vec![]),
+            Command::Info(i) => ("info", vec![], vec![i.app.clone()]),
             Command::Config(c) => {
                 let (f, p) = c.words();
                 ("config", f, p)
@@ -186,6 +187,8 @@ pub enum Command {
     /// change (and at least every 2 s) until the client goes away; with
     /// `--json`, one `WatchSnapshot` per line. What the console shows live.
     Watch,
+    /// An app at a glance: kind, release, grants, key-value store, health, env and config names.
+    Info(InfoArgs),
     /// An app's wasi:config values: `config APP`, `config set APP K=V... [--secret]`, `config unset APP K...`.
     Config(ConfigArgs),
     /// An app's wasi:keyvalue buckets: `kv APP list|get KEY|set KEY VALUE|del KEY [--bucket B]`.
@@ -206,6 +209,7 @@ impl Command {
             Command::Hosts => "hosts",
             Command::Audit(_) => "audit",
             Command::Watch => "watch",
+            Command::Info(_) => "info",
             Command::Config(_) => "config",
             Command::Kv(_) => "kv",
         }
@@ -219,7 +223,8 @@ impl Command {
             | Command::Logs(_)
             | Command::Hosts
             | Command::Audit(_)
-            | Command::Watch => true,
+            | Command::Watch
+            | Command::Info(_) => true,
             Command::Config(c) => !c.changes(),
             Command::Kv(k) => !k.changes(),
             Command::Deploy(_) | Command::Rollback(_) | Command::Scale(_) | Command::Rm(_) => false,
@@ -236,6 +241,7 @@ impl Command {
             Command::Scale(a) => Some(&a.app),
             Command::Logs(a) => Some(&a.app),
             Command::Rm(a) => Some(&a.app),
+            Command::Info(i) => Some(&i.app),
             Command::Config(c) => Some(&c.app),
             Command::Kv(k) => Some(&k.app),
             Command::Hosts | Command::Audit(_) | Command::Watch => None,
@@ -532,6 +538,11 @@ pub struct LogsArgs {
     /// Only records matching the expression, e.g. `stream == "stderr"`.
     #[arg(long = "where", value_name = "EXPR")]
     pub filter: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct InfoArgs {
+    pub app: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

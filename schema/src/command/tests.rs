@@ -25,6 +25,7 @@ fn a_command_line_parses_back_from_its_words() {
         "hosts",
         "audit --tail 7",
         "watch --json",
+        "info api --json",
         "config api",
         "config set api A=1 B=x=y",
         "config set api PW=hunter2 --secret",

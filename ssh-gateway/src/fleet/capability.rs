@@ -5,7 +5,7 @@
 
 use schema::audit::Action;
 use schema::command::{ConfigArgs, KvArgs, KvOp};
-use schema::{ConfigOutcome, ConfigRow, KvOutcome, Manifest, ReleaseState};
+use schema::{AppInfo, ConfigOutcome, ConfigRow, KvOutcome, Manifest, ReleaseState};
 
 use super::{Fleet, FleetError, ProgressTx};
 use crate::store::{self, ReleaseRecord};
@@ -22,6 +22,24 @@ impl Fleet {
             .call(move |c| store::release(c, &a, active))
             .await?
             .ok_or_else(|| FleetError::Refused(format!("{app} has no release {active}")))
+    }
+
+    /// `info APP`.
+    pub async fn info(&self, app: &str) -> Result<AppInfo, FleetError> {
+        let rec = self.app(app).await?;
+        let manifest = match rec.active {
+            Some(_) => Some(self.active_release(app).await?.manifest),
+            None => None,
+        };
+        let hosts = self.placement_of(app).await?.into_keys().collect();
+        Ok(::ops::cmd::info::of(
+            app,
+            rec.kind,
+            rec.active,
+            rec.replicas,
+            hosts,
+            manifest.as_ref(),
+        ))
     }
 
     /// `config APP`: names and values, secrets as names only.

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod config;
 pub mod deploy;
 pub mod hosts;
+pub mod info;
 pub mod kv;
 pub mod logs;
 pub mod ps;
