@@ -179,3 +179,38 @@ fn a_hosts_own_store_is_reached_with_host_and_the_gateway_says_so_without_it() {
     assert!(audit.contains("set k in kvapp/default on h1"), "{audit}");
     assert!(!audit.contains("from-gw"), "{audit}");
 }
+
+#[test]
+fn the_python_app_on_two_hosts_counts_visits_in_one_shared_redis_counter() {
+    let redis = Redis::start();
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    let wasm = fixture("visits.wasm");
+    let url = redis.url();
+    f.ops(&[
+        "deploy",
+        "visits",
+        wasm.to_str().unwrap(),
+        "--kind",
+        "http",
+        "--replicas",
+        "2",
+        "--keyvalue-url",
+        &url,
+    ])
+    .ok();
+    let visit = |i: usize| {
+        get(
+            &format!("127.0.0.1:{}", f.agents[i].http),
+            "visits.localhost",
+            "/visit",
+        )
+        .text()
+    };
+    assert_eq!(visit(0), "visits: 1\n");
+    assert_eq!(visit(1), "visits: 2\n");
+    assert_eq!(visit(1), "visits: 3\n");
+    assert_eq!(visit(0), "visits: 4\n");
+    assert_eq!(f.json(&["kv", "visits", "get", "visits"])["value"], "4");
+}

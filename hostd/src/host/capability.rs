@@ -4,12 +4,10 @@
 use std::sync::Arc;
 
 use schema::audit::Action;
-use schema::command::{ConfigArgs, KvArgs, KvOp};
+use schema::command::{ConfigArgs, KvArgs};
 use schema::{Actor, AppInfo, ConfigOutcome, ConfigRow, KvOutcome};
 
 use super::{Host, HostError, refuse_if_managed};
-use crate::runtime::ReleaseRun;
-use crate::store;
 
 impl Host {
     /// `info APP`.
@@ -87,25 +85,10 @@ impl Host {
         let compiled = self.artifacts.load(&from.digest).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
         let caps = self.capabilities(active, &manifest).await?;
-        let replicas = rec.replicas;
-        let (m, d, w, now) = (
-            manifest.clone(),
-            from.digest.clone(),
-            who.to_string(),
-            schema::time::now_millis(),
-        );
-        let version = self
-            .db
-            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+        let (run, _) = self
+            .release_now(who, manifest, &from.digest, code, caps, rec.replicas)
             .await?;
-        let kind = manifest.kind;
-        let run = ReleaseRun::new(version, manifest, code, caps);
-        self.supervisor_or_new(app, kind)
-            .activate(run.clone(), replicas);
-        let n = app.to_string();
-        self.db
-            .call(move |c| store::activate(c, &n, version, kind, replicas, now))
-            .await?;
+        let version = run.version;
         outcome.version = version;
         outcome.from = Some(active);
         // Names only: a value (a secret's above all) never reaches the audit log.
@@ -145,28 +128,10 @@ impl Host {
             .open(app, &manifest.keyvalue)
             .await
             .map_err(|e| HostError::Refused(e.to_string()))?;
-        let kv_err = |e: kv::KvError| HostError::Refused(e.to_string());
-        let max = manifest.keyvalue.max_bytes();
-        let (mut keys, mut found) = (None, None);
-        match &args.op {
-            KvOp::List => {
-                let (k, next) = store.list(bucket, None).await.map_err(kv_err)?;
-                keys = Some((k, next.is_some()));
-            }
-            KvOp::Get(k) => found = store.get(bucket, k).await.map_err(kv_err)?,
-            KvOp::Set(k, v) => {
-                store
-                    .set(bucket, k, v.as_bytes(), max)
-                    .await
-                    .map_err(kv_err)?;
-            }
-            KvOp::Del(k) => {
-                store
-                    .delete_many(bucket, std::slice::from_ref(k))
-                    .await
-                    .map_err(kv_err)?;
-            }
-        }
+        let (keys, found) = store
+            .run(bucket, &args.op, manifest.keyvalue.max_bytes())
+            .await
+            .map_err(|e| HostError::Refused(e.to_string()))?;
         let outcome = ops::cmd::kv::outcome(args, keys, found)?;
         if args.changes() {
             // The key, never the value.

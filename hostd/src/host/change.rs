@@ -71,26 +71,12 @@ impl Host {
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
 
         let caps = self.capabilities(Version(0), &manifest).await?;
-        let (m, d, w, now) = (
-            manifest.clone(),
-            compiled.digest.clone(),
-            who.to_string(),
-            schema::time::now_millis(),
-        );
-        let version = self
-            .db
-            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
-            .await?;
         let kind = manifest.kind;
         let health_path = manifest.health.path.clone();
-        let run = ReleaseRun::new(version, manifest, code, caps);
-        let sup = self.supervisor_or_new(&name, kind);
-        sup.activate(run.clone(), replicas);
-        let n = name.clone();
-        let prev = self
-            .db
-            .call(move |c| store::activate(c, &n, version, kind, replicas, now))
+        let (run, prev) = self
+            .release_now(who, manifest, &compiled.digest, code, caps, replicas)
             .await?;
+        let version = run.version;
         let short = &compiled.digest[..12];
         let detail = format!(
             "{version} sha256:{short} ({kind}, {replicas} replica{}){}",
@@ -127,6 +113,40 @@ impl Host {
             compile_ms: compiled.compile_ms,
             replicas,
         })
+    }
+
+    /// Records a new release of `manifest` (code `digest`, linked as `code`)
+    /// and switches the app to it with `replicas`: what a deploy and a
+    /// config change end with. Returns the running release and the one it
+    /// replaced.
+    pub(super) async fn release_now(
+        &self,
+        who: &Actor,
+        manifest: schema::Manifest,
+        digest: &str,
+        code: crate::runtime::Code,
+        caps: Arc<crate::runtime::caps::Capabilities>,
+        replicas: u32,
+    ) -> Result<(Arc<ReleaseRun>, Option<Version>), HostError> {
+        let (m, d, w, now) = (
+            manifest.clone(),
+            digest.to_string(),
+            who.to_string(),
+            schema::time::now_millis(),
+        );
+        let version = self
+            .db
+            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+            .await?;
+        let (name, kind) = (manifest.name.clone(), manifest.kind);
+        let run = ReleaseRun::new(version, manifest, code, caps);
+        self.supervisor_or_new(&name, kind)
+            .activate(run.clone(), replicas);
+        let prev = self
+            .db
+            .call(move |c| store::activate(c, &name, version, kind, replicas, now))
+            .await?;
+        Ok((run, prev))
     }
 
     /// Marks `version` failed and makes the newest earlier healthy release

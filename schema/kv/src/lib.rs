@@ -131,6 +131,33 @@ impl KvStore {
         }
     }
 
+    /// Runs one `kv` command's operation on `bucket` (the same on a host
+    /// and at the gateway): the keys of a `list` and whether more follow,
+    /// or the value of a `get` (None: no such key).
+    pub async fn run(
+        &self,
+        bucket: &str,
+        op: &schema::command::KvOp,
+        max_bytes: u64,
+    ) -> Result<(Option<(Vec<String>, bool)>, Option<Vec<u8>>), KvError> {
+        use schema::command::KvOp;
+        Ok(match op {
+            KvOp::List => {
+                let (keys, next) = self.list(bucket, None).await?;
+                (Some((keys, next.is_some())), None)
+            }
+            KvOp::Get(k) => (None, self.get(bucket, k).await?),
+            KvOp::Set(k, v) => {
+                self.set(bucket, k, v.as_bytes(), max_bytes).await?;
+                (None, None)
+            }
+            KvOp::Del(k) => {
+                self.delete_many(bucket, std::slice::from_ref(k)).await?;
+                (None, None)
+            }
+        })
+    }
+
     pub fn backend(&self) -> &'static str {
         match self {
             KvStore::Sqlite(_) => "sqlite",

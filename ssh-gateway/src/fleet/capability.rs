@@ -4,8 +4,8 @@
 //! store from the gateway, or one host's own store with `--host`.
 
 use schema::audit::Action;
-use schema::command::{ConfigArgs, KvArgs, KvOp};
-use schema::{AppInfo, ConfigOutcome, ConfigRow, KvOutcome, Manifest, ReleaseState};
+use schema::command::{ConfigArgs, KvArgs};
+use schema::{AppInfo, ConfigOutcome, ConfigRow, KvOutcome, Manifest};
 
 use super::{Fleet, FleetError, ProgressTx};
 use crate::store::{self, ReleaseRecord};
@@ -82,29 +82,11 @@ impl Fleet {
         let (mut manifest, mut outcome) = ::ops::cmd::config::apply(&from.manifest, args)?;
         db::secrets::seal_manifest(&self.secrets, &mut manifest)
             .map_err(|e| FleetError::Refused(e.to_string()))?;
-        let (m, d, w, replicas, now) = (
-            manifest.clone(),
-            from.digest.clone(),
-            who.to_string(),
-            rec.replicas,
-            schema::time::now_millis(),
-        );
-        let version = self
-            .db
-            .call(move |c| store::insert_release(c, &m, &d, &w, replicas, now))
+        let replicas = rec.replicas;
+        let rel = self
+            .record_release(manifest, &from.digest, who, replicas)
             .await?;
-        let rel = ReleaseRecord {
-            app: app.to_string(),
-            version,
-            digest: from.digest.clone(),
-            kind: manifest.kind,
-            manifest,
-            created: now,
-            by: who.to_string(),
-            state: ReleaseState::Staged,
-            detail: None,
-            kept: true,
-        };
+        let version = rel.version;
         let placement = self.placement_of(app).await?;
         self.stage_release(&rel, &placement, who, progress).await?;
         self.switch_release(&rel, &placement, replicas, who, progress)
@@ -198,23 +180,10 @@ impl Fleet {
             }
             .for_app(app)
         });
-        let kv_err = |e: kv::KvError| FleetError::Refused(e.to_string());
-        let (mut keys, mut found) = (None, None);
-        match &args.op {
-            KvOp::List => {
-                let (k, next) = store.list(bucket, None).await.map_err(kv_err)?;
-                keys = Some((k, next.is_some()));
-            }
-            KvOp::Get(k) => found = store.get(bucket, k).await.map_err(kv_err)?,
-            KvOp::Set(k, v) => store
-                .set(bucket, k, v.as_bytes(), settings.max_bytes())
-                .await
-                .map_err(kv_err)?,
-            KvOp::Del(k) => store
-                .delete_many(bucket, std::slice::from_ref(k))
-                .await
-                .map_err(kv_err)?,
-        }
+        let (keys, found) = store
+            .run(bucket, &args.op, settings.max_bytes())
+            .await
+            .map_err(|e| FleetError::Refused(e.to_string()))?;
         let outcome = ::ops::cmd::kv::outcome(args, keys, found)?;
         if args.changes() {
             let detail = ::ops::cmd::kv::summary(&outcome);

@@ -111,6 +111,19 @@ impl Fleet {
         self.db
             .call(move |c| store::record_artifact(c, &d, size, now))
             .await?;
+        self.record_release(manifest, &digest.to_string(), who, replicas)
+            .await
+    }
+
+    /// Records a new (staged) release of `manifest` with the code `digest`.
+    pub(super) async fn record_release(
+        &self,
+        manifest: Manifest,
+        digest: &str,
+        who: &str,
+        replicas: u32,
+    ) -> Result<ReleaseRecord, FleetError> {
+        let now = schema::time::now_millis();
         let (m, d, w) = (manifest.clone(), digest.to_string(), who.to_string());
         let version = self
             .db
