@@ -421,6 +421,8 @@ fn kv() {
             "cli",
             "-S",
             "keyvalue",
+            "-S",
+            "config",
             "-O",
             "pooling-allocator",
             "--env",

@@ -404,3 +404,117 @@ fn two_daemons_share_one_counter_in_redis_and_live_through_redis_dying() {
         .unwrap();
     assert!(n >= 2, "{n}");
 }
+
+/// A CA and a certificate for 127.0.0.1 it signed, made by openssl in `dir`.
+fn test_ca(dir: &std::path::Path) {
+    let sh = |script: &str| {
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .current_dir(dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    sh(
+        "openssl req -x509 -newkey rsa:2048 -nodes -keyout ca.key -out ca.pem -days 2 -subj /CN=cranefleet-test-ca 2>/dev/null",
+    );
+    sh(
+        "openssl req -newkey rsa:2048 -nodes -keyout srv.key -out srv.csr -subj /CN=127.0.0.1 2>/dev/null",
+    );
+    sh(
+        "printf 'subjectAltName=IP:127.0.0.1' > ext && openssl x509 -req -in srv.csr -CA ca.pem -CAkey ca.key -CAcreateserial -out srv.pem -days 2 -extfile ext 2>/dev/null",
+    );
+}
+
+/// A real HTTPS server (rustls) answering every request with `body`.
+fn https_upstream(dir: &std::path::Path, body: &'static str) -> u16 {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    use std::io::{Read, Write};
+    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(dir.join("srv.pem"))
+        .unwrap()
+        .map(Result::unwrap)
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(dir.join("srv.key")).unwrap();
+    let config = std::sync::Arc::new(
+        rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .unwrap(),
+    );
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    std::thread::spawn(move || {
+        for tcp in listener.incoming().flatten() {
+            let config = config.clone();
+            std::thread::spawn(move || {
+                let Ok(conn) = rustls::ServerConnection::new(config) else {
+                    return;
+                };
+                let mut tls = rustls::StreamOwned::new(conn, tcp);
+                let mut req = Vec::new();
+                let mut b = [0u8; 1024];
+                while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match tls.read(&mut b) {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => req.extend_from_slice(&b[..n]),
+                    }
+                }
+                let _ = write!(
+                    tls,
+                    "HTTP/1.1 200 OK\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = tls.flush();
+                tls.conn.send_close_notify();
+                let _ = tls.flush();
+            });
+        }
+    });
+    port
+}
+
+#[test]
+fn https_calls_trust_the_systems_roots_and_nothing_else() {
+    let certs = tempfile::tempdir().unwrap();
+    test_ca(certs.path());
+    let port = https_upstream(certs.path(), "secure hello");
+    let url = format!("https://127.0.0.1:{port}");
+    let ca = certs.path().join("ca.pem");
+    // The system's trust store, here pointed at the test CA as an operator
+    // would install a company CA (rustls-native-certs reads SSL_CERT_FILE).
+    let trusting = Hostd::start_with_env(&[], &[("SSL_CERT_FILE", ca.to_str().unwrap())]);
+    let plain = Hostd::start();
+    for h in [&trusting, &plain] {
+        h.deploy(
+            "out",
+            "outbound.wasm",
+            &["--kind", "http", "--allow-outbound", &url],
+        );
+    }
+    let call = |h: &Hostd| {
+        get(
+            &h.http_addr(),
+            "out.localhost",
+            &format!("/call?to={}", urlencode(&format!("{url}/x"))),
+        )
+    };
+    let r = call(&trusting);
+    assert_eq!(
+        (r.status, r.text()),
+        (200, "status: 200\nsecure hello".to_string())
+    );
+    // A CA the system does not trust: the call fails as TLS, never in the clear.
+    let r = call(&plain);
+    assert_eq!(r.status, 502, "{}", r.text());
+    assert!(r.text().starts_with("error: TLS-"), "{}", r.text());
+}

@@ -222,14 +222,7 @@ impl WasiHttpHooks for Outbound {
             first_byte_timeout: bound(options.and_then(|o| o.first_byte_timeout)),
             between_bytes_timeout: bound(options.and_then(|o| o.between_bytes_timeout)),
         };
-        Box::new(async move {
-            use http_body_util::BodyExt;
-            let (res, io) = wasmtime_wasi_http::default_send_request(request, Some(opts)).await?;
-            Ok((
-                res.map(BodyExt::boxed_unsync),
-                Box::new(io) as Box<dyn Future<Output = _> + Send>,
-            ))
-        })
+        Box::new(super::outbound::send(request, opts))
     }
 }
 

@@ -5,6 +5,7 @@ pub mod http;
 mod instance;
 mod job;
 pub mod metrics;
+mod outbound;
 pub mod state;
 pub mod status;
 pub mod supervisor;

@@ -17,6 +17,7 @@ pub struct Hostd {
     proc: Option<Proc>,
     pub http: Option<u16>,
     extra: Vec<String>,
+    env: Vec<(String, String)>,
     starts: u32,
 }
 
@@ -31,6 +32,11 @@ impl Hostd {
 
     /// Starts a daemon with extra `serve` flags; an ingress on a free port.
     pub fn start_with(extra: &[&str]) -> Hostd {
+        Hostd::start_with_env(extra, &[])
+    }
+
+    /// Starts a daemon with extra `serve` flags and environment.
+    pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Hostd {
         let dir = tempfile::Builder::new()
             .prefix("hostd")
             .tempdir()
@@ -40,6 +46,10 @@ impl Hostd {
             proc: None,
             http: Some(free_port()),
             extra: extra.iter().map(|s| s.to_string()).collect(),
+            env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
             starts: 0,
         };
         h.launch();
@@ -71,6 +81,7 @@ impl Hostd {
                     .unwrap_or_else(|| "none".into()),
             )
             .args(&self.extra)
+            .envs(self.env.iter().map(|(k, v)| (k, v)))
             .env("CRANEFLEET_LOG", "info,hostd=debug")
             .env_remove("CRANEFLEET_SOCKET")
             .env_remove("CRANEFLEET_GATEWAY")
