@@ -394,3 +394,54 @@ fn the_progress_panel_lingers_after_the_end_then_hides_and_o_brings_it_back() {
     press(&mut app, Key::Char('o'));
     assert!(app.visible_operation().is_none());
 }
+
+#[test]
+fn config_and_kv_changes_ask_first_and_reads_run_at_once_and_a_viewer_changes_nothing() {
+    let mut app = operator();
+    assert_eq!(
+        prompt(&mut app, "config set api PW=hunter2 --secret"),
+        vec![]
+    );
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    // The question names keys, never a value.
+    assert_eq!(
+        p.question(),
+        "Set PW on api as secrets? A new release of the same code."
+    );
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("config set api PW=hunter2 --secret")
+        }]
+    );
+    // Reads run without a question.
+    assert_eq!(
+        prompt(&mut app, "kv api get visits"),
+        vec![Action::Run {
+            id: 2,
+            request: request("kv api get visits")
+        }]
+    );
+    assert_eq!(
+        prompt(&mut app, "info api"),
+        vec![Action::Run {
+            id: 3,
+            request: request("info api")
+        }]
+    );
+    prompt(&mut app, "kv api del visits");
+    assert!(matches!(app.mode(), Mode::Confirm(_)));
+
+    let mut v = console(Role::Viewer, Front::Remote);
+    assert_eq!(prompt(&mut v, "config set api A=1"), vec![]);
+    assert!(!matches!(v.mode(), Mode::Confirm(_)));
+    assert!(
+        status(&v).contains("config needs an operator key"),
+        "{}",
+        status(&v)
+    );
+    assert_eq!(prompt(&mut v, "kv api list").len(), 1, "a viewer may list");
+}

@@ -333,6 +333,25 @@ fn a_tcp_grant_lets_wasi_sockets_connect_there_and_nowhere_else() {
         r["stream"] == "system"
             && line(r).contains(&format!("outbound tcp://127.0.0.1:{p2} denied"))
     });
+    // The grant is the release's: a release without it cannot connect,
+    // and a rollback brings the grant back; `releases` shows each.
+    h.deploy("tcp", "tcp.wasm", &["--kind", "http"]);
+    assert_eq!(
+        at(&format!("/connect?addr=127.0.0.1:{p1}")).text(),
+        "error: access-denied\n"
+    );
+    let rows = h.json(&["releases", "tcp"]);
+    assert_eq!(
+        rows[1]["grants"],
+        serde_json::json!([format!("tcp://127.0.0.1:{p1}")])
+    );
+    assert!(rows[0].get("grants").is_none(), "{rows}");
+    assert!(h.run(&["releases", "tcp"]).ok().stdout.contains("GRANTS"));
+    h.json(&["rollback", "tcp"]);
+    assert_eq!(
+        at(&format!("/connect?addr=127.0.0.1:{p1}")).text(),
+        "connected\n"
+    );
     // An http grant is no TCP grant.
     let h2 = Hostd::start();
     h2.deploy(
