@@ -236,8 +236,8 @@ fn prepare(
             std::fs::read(file)
         }
     };
-    let (d, bytes) = ops::cmd::deploy::prepare_local(d, read)?;
-    let command = Command::Deploy(d);
+    let (d, bytes) = ops::cmd::deploy::prepare_local(*d, read)?;
+    let command = Command::Deploy(Box::new(d));
     Ok((CommandLine { json, command }, Some(bytes)))
 }
 

@@ -99,7 +99,7 @@ impl Pending {
                 replicas: *to,
             }),
             Pending::Rm { app } => Command::Rm(RmArgs { app: app.clone() }),
-            Pending::Deploy { request, .. } => Command::Deploy((**request).clone()),
+            Pending::Deploy { request, .. } => Command::Deploy(request.clone()),
             Pending::Capability { command, .. } => (**command).clone(),
         };
         CommandLine {

@@ -176,7 +176,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             Intent::Confirm(Pending::Deploy {
                 app,
                 source,
-                request: Box::new(d),
+                request: d,
             })
         }
     }

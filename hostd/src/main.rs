@@ -68,8 +68,8 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
                     std::fs::read(file)
                 }
             };
-            let (d, bytes) = ops::cmd::deploy::prepare_local(d, read)?;
-            (Command::Deploy(d), bytes)
+            let (d, bytes) = ops::cmd::deploy::prepare_local(*d, read)?;
+            (Command::Deploy(Box::new(d)), bytes)
         }
         other => (other, Vec::new()),
     };

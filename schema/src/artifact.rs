@@ -128,6 +128,8 @@ impl std::str::FromStr for Digest {
 
 const CLI_RUN: &str = "wasi:cli/run@0.2";
 const HTTP_HANDLER: &str = "wasi:http/incoming-handler@0.2";
+/// Spin's Redis trigger interface (the unversioned package Spin accepts).
+pub const MESSAGE_HANDLER: &str = "fermyon:spin/inbound-redis";
 
 /// The top-level exports of a module or component.
 #[derive(Debug, Clone)]
@@ -243,6 +245,7 @@ impl Exports {
     pub fn inferred_kind(&self) -> Option<AppKind> {
         match self.form {
             Form::Component if self.has(HTTP_HANDLER) => Some(AppKind::Http),
+            Form::Component if self.has(MESSAGE_HANDLER) => Some(AppKind::Message),
             Form::Component if self.has(CLI_RUN) => Some(AppKind::Worker),
             Form::Module if self.has_start => Some(AppKind::Worker),
             _ => None,
@@ -279,6 +282,21 @@ impl Exports {
                     ""
                 }
             ))),
+            (AppKind::Message, Form::Module) => Err(KindError(format!(
+                "a message app must be a component exporting {MESSAGE_HANDLER} (Spin's Redis trigger), but this is a core {what} exporting {exported}"
+            ))),
+            (AppKind::Message, Form::Component) if !self.has(MESSAGE_HANDLER) => {
+                Err(KindError(format!(
+                    "a message app must export {MESSAGE_HANDLER} (handle-message, as Spin's Redis trigger calls it), but this component exports {exported}{}",
+                    if self.has(HTTP_HANDLER) {
+                        "; it is an http component: deploy it with --kind http"
+                    } else if self.has(CLI_RUN) {
+                        "; it looks like a worker: deploy it with --kind worker"
+                    } else {
+                        ""
+                    }
+                )))
+            }
             (AppKind::Http, Form::Component) if !self.has(HTTP_HANDLER) => Err(KindError(format!(
                 "an http app must export {HTTP_HANDLER}.x (the wasi:http/proxy world), but this component exports {exported}{}",
                 if self.has(CLI_RUN) {

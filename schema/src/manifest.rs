@@ -117,6 +117,159 @@ pub struct Health {
     pub window_s: Option<u64>,
 }
 
+/// Where a message app's messages come from (`[trigger]`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Trigger {
+    /// `redis://HOST:PORT/CHANNEL`: Redis pub/sub, at most once (as Spin's
+    /// Redis trigger).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subscribe: Option<String>,
+    /// `redis://HOST:PORT/STREAM`: a Redis Streams consumer group, at least
+    /// once (acknowledged only after the handler succeeds).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stream: Option<String>,
+    /// The consumer group of `stream` (created at the stream's start).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
+    /// Attempts before a stream message goes to `STREAM:dead` (default 5).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_attempts: Option<u32>,
+    /// Pending messages idle this long are claimed from a host that does
+    /// not come back (default 30).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub claim_idle_s: Option<u64>,
+}
+
+/// Default attempts of a stream message, and their ceiling.
+pub const DEFAULT_MAX_ATTEMPTS: u32 = 5;
+pub const MAX_MAX_ATTEMPTS: u32 = 100;
+pub const DEFAULT_CLAIM_IDLE_S: u64 = 30;
+
+/// A trigger's source, parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Source {
+    /// Stream (consumer group) or channel (pub/sub).
+    pub stream: bool,
+    /// `redis://HOST:PORT` (with any user and password).
+    pub server: String,
+    /// The channel or stream name.
+    pub name: String,
+}
+
+impl Trigger {
+    pub fn is_empty(&self) -> bool {
+        *self == Trigger::default()
+    }
+
+    pub fn max_attempts(&self) -> u32 {
+        self.max_attempts.unwrap_or(DEFAULT_MAX_ATTEMPTS)
+    }
+
+    pub fn claim_idle_s(&self) -> u64 {
+        self.claim_idle_s.unwrap_or(DEFAULT_CLAIM_IDLE_S)
+    }
+
+    /// The source, checked.
+    pub fn source(&self) -> Result<Source, ManifestError> {
+        let (url, stream, f) = match (&self.subscribe, &self.stream) {
+            (Some(u), None) => (u, false, "trigger.subscribe"),
+            (None, Some(u)) => (u, true, "trigger.stream"),
+            (Some(_), Some(_)) => {
+                return Err(field(
+                    "trigger",
+                    "give subscribe (pub/sub) or stream (consumer group), not both",
+                ));
+            }
+            (None, None) => {
+                return Err(field(
+                    "trigger",
+                    "a message app needs --subscribe redis://HOST:PORT/CHANNEL or --stream redis://HOST:PORT/STREAM --group GROUP",
+                ));
+            }
+        };
+        let shown = crate::render::clean(&url.chars().take(80).collect::<String>()).into_owned();
+        let scheme_end = url
+            .find("://")
+            .filter(|_| url.starts_with("redis://") || url.starts_with("rediss://"))
+            .ok_or_else(|| field(f, format!("{shown:?} is not a redis:// or rediss:// URL")))?;
+        let (server, name) = url[scheme_end + 3..]
+            .split_once('/')
+            .map(|(h, n)| (format!("{}{h}", &url[..scheme_end + 3]), n.to_string()))
+            .ok_or_else(|| {
+                field(
+                    f,
+                    format!(
+                        "{shown:?} names no {}: redis://HOST:PORT/NAME",
+                        if stream { "stream" } else { "channel" }
+                    ),
+                )
+            })?;
+        let ok_name = !name.is_empty()
+            && name.len() <= 256
+            && !name.contains('/')
+            && name
+                .chars()
+                .all(|c| !c.is_control() && !c.is_whitespace() && c != '*' && c != '?' && c != '[');
+        if !ok_name {
+            return Err(field(
+                f,
+                format!(
+                    "{:?} is not a {} name: 1-256 characters, no spaces, slashes, control characters or pattern characters (* ? [)",
+                    crate::render::clean(&name),
+                    if stream { "stream" } else { "channel" }
+                ),
+            ));
+        }
+        validate_redis_url(&server).map_err(|e| field(f, e))?;
+        if stream && self.group.is_none() {
+            return Err(field(
+                "trigger.group",
+                "a stream trigger needs --group GROUP",
+            ));
+        }
+        if !stream && self.group.is_some() {
+            return Err(field(
+                "trigger.group",
+                "a group goes with --stream, not --subscribe",
+            ));
+        }
+        if let Some(g) = &self.group {
+            let ok = !g.is_empty()
+                && g.len() <= 128
+                && g.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"-_.:".contains(&b));
+            if !ok {
+                return Err(field(
+                    "trigger.group",
+                    "a group name is 1-128 letters, digits, '-', '_', '.' or ':'",
+                ));
+            }
+        }
+        if let Some(n) = self.max_attempts
+            && (n == 0 || n > MAX_MAX_ATTEMPTS)
+        {
+            return Err(field(
+                "trigger.max_attempts",
+                format!("{n} is outside 1..={MAX_MAX_ATTEMPTS}"),
+            ));
+        }
+        if let Some(n) = self.claim_idle_s
+            && (n == 0 || n > 86_400)
+        {
+            return Err(field(
+                "trigger.claim_idle_s",
+                format!("{n} is outside 1..=86400"),
+            ));
+        }
+        Ok(Source {
+            stream,
+            server,
+            name,
+        })
+    }
+}
+
 /// What network the app may reach (see `crate::grant`).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -252,6 +405,9 @@ pub struct Manifest {
     /// release, same code) and carried to every later release.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub config: BTreeMap<String, ConfigValue>,
+    /// message apps: where messages come from.
+    #[serde(default, skip_serializing_if = "Trigger::is_empty")]
+    pub trigger: Trigger,
 }
 
 impl Manifest {
@@ -270,6 +426,7 @@ impl Manifest {
             allow: Allow::default(),
             keyvalue: KeyValue::default(),
             config: BTreeMap::new(),
+            trigger: Trigger::default(),
         }
     }
 
@@ -349,6 +506,18 @@ impl Manifest {
         }
         self.validate_limits()?;
         self.validate_capabilities()?;
+        match self.kind {
+            AppKind::Message => {
+                self.trigger.source()?;
+            }
+            kind if !self.trigger.is_empty() => {
+                return Err(field(
+                    "trigger",
+                    format!("only message apps have a trigger; this app is kind {kind}"),
+                ));
+            }
+            _ => {}
+        }
         if let Some(p) = &self.health.path {
             if self.kind != AppKind::Http {
                 return Err(field(
@@ -464,7 +633,9 @@ impl Manifest {
     /// The deadline that applies to this kind, if any.
     pub fn timeout_ms(&self) -> Option<u64> {
         match self.kind {
-            AppKind::Http => Some(self.limits.timeout_ms.unwrap_or(DEFAULT_HTTP_TIMEOUT_MS)),
+            AppKind::Http | AppKind::Message => {
+                Some(self.limits.timeout_ms.unwrap_or(DEFAULT_HTTP_TIMEOUT_MS))
+            }
             AppKind::Job => Some(self.limits.timeout_ms.unwrap_or(DEFAULT_JOB_TIMEOUT_MS)),
             AppKind::Worker => self.limits.timeout_ms,
         }

@@ -275,6 +275,15 @@ pub fn log_line(r: &LogRecord) -> String {
     )
 }
 
+/// A URL with the password (anything before `@` after the scheme) masked:
+/// `redis://:pw@host` → `redis://***@host`. How a store's URL is shown.
+pub fn mask_url_password(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
+        _ => url.to_string(),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -297,14 +306,5 @@ mod tests {
             &[vec!["xyz".into(), "1".into()], vec!["q".into(), "".into()]],
         );
         assert_eq!(t, "A    LONG\nxyz  1\nq\n");
-    }
-}
-
-/// A URL with the password (anything before `@` after the scheme) masked:
-/// `redis://:pw@host` → `redis://***@host`. How a store's URL is shown.
-pub fn mask_url_password(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}***{}", &url[..s + 3], &url[at..]),
-        _ => url.to_string(),
     }
 }

@@ -20,6 +20,9 @@ pub enum AppKind {
     Worker,
     /// A WASI command started on a cron schedule.
     Job,
+    /// A message handler (Spin's `fermyon:spin/inbound-redis`); one fresh
+    /// instance per message of a Redis channel or stream.
+    Message,
 }
 
 impl AppKind {
@@ -28,6 +31,7 @@ impl AppKind {
             AppKind::Http => "http",
             AppKind::Worker => "worker",
             AppKind::Job => "job",
+            AppKind::Message => "message",
         }
     }
 }
@@ -45,8 +49,9 @@ impl FromStr for AppKind {
             "http" => Ok(AppKind::Http),
             "worker" => Ok(AppKind::Worker),
             "job" => Ok(AppKind::Job),
+            "message" => Ok(AppKind::Message),
             _ => Err(format!(
-                "unknown app kind {s:?}: expected http, worker or job"
+                "unknown app kind {s:?}: expected http, worker, job or message"
             )),
         }
     }

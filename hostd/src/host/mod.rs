@@ -244,6 +244,12 @@ impl Host {
         let app = &manifest.name;
         let grants = schema::grant::parse_all(&manifest.allow.outbound)
             .map_err(|e| HostError::Refused(e.to_string()))?;
+        if manifest.kind == AppKind::Message {
+            let src = manifest.trigger.source()?;
+            crate::runtime::message::check_source(&src)
+                .await
+                .map_err(HostError::Refused)?;
+        }
         let store = self
             .kv
             .open(app, &manifest.keyvalue)

@@ -218,5 +218,8 @@ async fn run_wasm(
         Code::Http(_) => {
             Exit::Failed("an http release is instantiated per request, not run".into())
         }
+        Code::Message(_) => {
+            Exit::Failed("a message release is instantiated per message, not run".into())
+        }
     }
 }

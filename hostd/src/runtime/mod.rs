@@ -4,6 +4,7 @@ pub mod caps;
 pub mod http;
 mod instance;
 mod job;
+pub mod message;
 pub mod metrics;
 mod outbound;
 pub mod state;
@@ -47,6 +48,8 @@ pub enum Code {
     Command(CommandPre<P2State>),
     /// A `wasi:http/proxy` component.
     Http(ProxyPre<P2State>),
+    /// A message handler (Spin's `fermyon:spin/inbound-redis`).
+    Message(message::MessageHandlerPre<P2State>),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -61,6 +64,9 @@ pub struct Runtime {
     pub logs: LogHub,
     /// The http apps the ingress routes to.
     pub routes: http::Routes,
+    /// Message apps whose consumer has started since hostd started (the
+    /// first one handles this host's pending messages).
+    pub consumed: Mutex<std::collections::HashSet<String>>,
     ticking: Arc<AtomicBool>,
 }
 
@@ -100,6 +106,7 @@ impl Runtime {
             p2,
             logs,
             routes: http::Routes::default(),
+            consumed: Mutex::new(std::collections::HashSet::new()),
             ticking,
         }))
     }
@@ -117,6 +124,15 @@ impl Runtime {
             ),
             (Loaded::Component(c), AppKind::Http) => {
                 Code::Http(ProxyPre::new(self.p2.instantiate_pre(c).map_err(link)?).map_err(link)?)
+            }
+            (Loaded::Component(c), AppKind::Message) => Code::Message(
+                message::MessageHandlerPre::new(self.p2.instantiate_pre(c).map_err(link)?)
+                    .map_err(link)?,
+            ),
+            (Loaded::Module(_), AppKind::Message) => {
+                return Err(LinkError(
+                    "a core module cannot handle messages; build a component exporting fermyon:spin/inbound-redis".into(),
+                ));
             }
             (Loaded::Module(_), AppKind::Http) => {
                 return Err(LinkError(

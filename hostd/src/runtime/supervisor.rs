@@ -18,6 +18,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use super::job::{self, JobRun};
+use super::message;
 pub use super::status::{AppStatus, InstanceStatus};
 use super::{ReleaseRun, Runtime, StopToken, instance};
 
@@ -71,6 +72,9 @@ struct Inner {
     draining: Vec<Slot>,
     job: Option<JobRun>,
     draining_jobs: Vec<JobRun>,
+    /// message apps: the active release's consumer, and old ones finishing.
+    consumer: Option<message::Consumer>,
+    draining_consumers: Vec<message::Consumer>,
     /// Why the active release is not running (crash loop), if so.
     halted: Option<String>,
 }
@@ -102,6 +106,8 @@ impl AppRuntime {
                 draining: Vec::new(),
                 job: None,
                 draining_jobs: Vec::new(),
+                consumer: None,
+                draining_consumers: Vec::new(),
                 halted: None,
             }),
         })
@@ -133,6 +139,10 @@ impl AppRuntime {
             j.stop.request();
             g.draining_jobs.push(j);
         }
+        if let Some(c) = g.consumer.take() {
+            c.stop.request();
+            g.draining_consumers.push(c);
+        }
         match rel.manifest.kind {
             AppKind::Worker => {
                 for i in 1..=replicas {
@@ -150,6 +160,11 @@ impl AppRuntime {
                 let route = self.rt.routes.get_or_create(&self.name);
                 route.set_replicas(replicas);
                 route.set_release(rel.clone());
+            }
+            AppKind::Message => {
+                if replicas > 0 {
+                    g.consumer = Some(self.start_consumer(&rel, replicas));
+                }
             }
         }
         if rel.manifest.kind != AppKind::Http {
@@ -196,7 +211,29 @@ impl AppRuntime {
                     route.set_replicas(replicas);
                 }
             }
+            // A new consumer with the new bound; the old one finishes what
+            // it handles (same release, so nothing is handled twice: the old
+            // one reads nothing more, and its pending stay pending).
+            AppKind::Message => {
+                if let Some(c) = g.consumer.take() {
+                    c.stop.request();
+                    g.draining_consumers.push(c);
+                }
+                if replicas > 0 {
+                    g.consumer = Some(self.start_consumer(&rel, replicas));
+                }
+            }
         }
+    }
+
+    fn start_consumer(&self, rel: &Arc<ReleaseRun>, replicas: u32) -> message::Consumer {
+        let recover = self
+            .rt
+            .consumed
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(self.name.to_string());
+        message::start(self.rt.clone(), rel.clone(), replicas, recover)
     }
 
     /// Stops the active release's instances because it is in a crash loop.
@@ -215,15 +252,20 @@ impl AppRuntime {
     /// Stops everything and waits for it (rm, shutdown).
     pub async fn stop(&self) {
         self.rt.routes.remove(&self.name);
-        let (slots, jobs) = {
+        let (slots, jobs, consumers) = {
             let mut g = self.lock();
             g.active = None;
             let mut slots: Vec<Slot> = std::mem::take(&mut g.slots);
             slots.append(&mut g.draining);
             let mut jobs: Vec<JobRun> = g.job.take().into_iter().collect();
             jobs.append(&mut g.draining_jobs);
-            (slots, jobs)
+            let mut consumers: Vec<message::Consumer> = g.consumer.take().into_iter().collect();
+            consumers.append(&mut g.draining_consumers);
+            (slots, jobs, consumers)
         };
+        for c in &consumers {
+            c.stop.request();
+        }
         for s in &slots {
             s.stop.request();
         }
@@ -236,12 +278,16 @@ impl AppRuntime {
         for j in jobs {
             let _ = j.task.await;
         }
+        for c in consumers {
+            let _ = c.task.await;
+        }
     }
 
     pub fn status(&self) -> AppStatus {
         let mut g = self.lock();
         g.draining.retain(|s| !s.task.is_finished());
         g.draining_jobs.retain(|j| !j.task.is_finished());
+        g.draining_consumers.retain(|c| !c.task.is_finished());
         let release = g.active.as_ref().map(|r| r.version);
         let mut instances: Vec<InstanceStatus> = g
             .slots
@@ -318,6 +364,22 @@ impl AppRuntime {
                 },
                 None,
             ),
+            (AppKind::Message, None, Some(_)) => match &g.consumer {
+                None => (RunState::Stopped, None),
+                Some(c) => {
+                    let n = &c.counters;
+                    running = n.in_flight.load(Ordering::Relaxed) as u32;
+                    (
+                        RunState::Serving,
+                        Some(format!(
+                            "handled {}, failed {}, dead-lettered {}",
+                            n.handled.load(Ordering::Relaxed),
+                            n.failed.load(Ordering::Relaxed),
+                            n.dead.load(Ordering::Relaxed)
+                        )),
+                    )
+                }
+            },
         };
         AppStatus {
             kind: g.kind,

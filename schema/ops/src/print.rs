@@ -103,7 +103,7 @@ impl<T: Terminal> Sink for Printer<T> {
             Reply::Hosts(rows) => self.either(&rows, |r| cmd::hosts::text(r)).await,
             Reply::Audit(rows) => self.either(&rows, |r| cmd::audit::text(r)).await,
             Reply::Snapshot(s) => self.either(&s, cmd::watch::text).await,
-            Reply::Info(i) => self.either(&i, cmd::info::text).await,
+            Reply::Info(i) => self.either(&*i, cmd::info::text).await,
             Reply::Config { app, rows } => self.either(&rows, |r| cmd::config::text(&app, r)).await,
             Reply::ConfigChanged(o) => self.either(&o, cmd::config::changed_text).await,
             Reply::Kv(o) => self.either(&o, cmd::kv::text).await,

@@ -58,7 +58,7 @@ pub enum Reply {
     Releases(Vec<ReleaseRow>),
     Hosts(Vec<HostRow>),
     Audit(Vec<AuditEntry>),
-    Info(AppInfo),
+    Info(Box<AppInfo>),
     /// `config APP`.
     Config {
         app: String,

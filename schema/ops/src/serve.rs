@@ -161,7 +161,7 @@ pub async fn serve<O: Operations, S: Sink>(
         Command::Releases(a) => Reply::Releases(ops.releases(&a).await?),
         Command::Hosts => Reply::Hosts(ops.hosts().await?),
         Command::Audit(a) => Reply::Audit(ops.audit(&a).await?),
-        Command::Info(a) => Reply::Info(ops.info(&a.app).await?),
+        Command::Info(a) => Reply::Info(Box::new(ops.info(&a.app).await?)),
         Command::Config(a) if a.changes() => Reply::ConfigChanged(
             with_progress(out, ops.config_change(who, &a, &tx), &mut rx).await?,
         ),

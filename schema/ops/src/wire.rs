@@ -25,7 +25,7 @@ pub fn decode_stdout(command: &Command, line: &str) -> Result<Reply, serde_json:
         Command::Audit(_) => Reply::Audit(from_str(line)?),
         Command::Logs(_) => Reply::Logs(LogChunk::Records(vec![from_str(line)?])),
         Command::Watch => Reply::Snapshot(from_str(line)?),
-        Command::Info(_) => Reply::Info(from_str(line)?),
+        Command::Info(_) => Reply::Info(Box::new(from_str(line)?)),
         Command::Config(a) if a.changes() => Reply::ConfigChanged(from_str(line)?),
         Command::Config(a) => Reply::Config {
             app: a.app.clone(),

@@ -166,7 +166,7 @@ impl CommandLine {
 #[derive(Debug, Clone, PartialEq, Eq, Subcommand)]
 pub enum Command {
     /// New release of APP from a .wasm (module or component), or from stdin with `-`.
-    Deploy(DeployArgs),
+    Deploy(Box<DeployArgs>),
     /// Apps, or one app's instances.
     Ps(PsArgs),
     /// Every release of an app.
@@ -312,6 +312,21 @@ pub struct DeployArgs {
     /// A wasi:config value (repeatable; secrets: `config set --secret`).
     #[arg(long, value_name = "K=V", value_parser = parse_kv)]
     pub config: Vec<(String, String)>,
+    /// message apps: a Redis pub/sub channel, redis://HOST:PORT/CHANNEL (at most once).
+    #[arg(long, value_name = "URL")]
+    pub subscribe: Option<String>,
+    /// message apps: a Redis stream, redis://HOST:PORT/STREAM, read by --group (at least once).
+    #[arg(long, value_name = "URL")]
+    pub stream: Option<String>,
+    /// The stream's consumer group (created at the stream's start if absent).
+    #[arg(long, value_name = "GROUP")]
+    pub group: Option<String>,
+    /// Attempts before a stream message goes to STREAM:dead (default 5).
+    #[arg(long, value_name = "N")]
+    pub max_attempts: Option<u32>,
+    /// Claim messages pending this long on a host that does not come back (default 30).
+    #[arg(long, value_name = "S")]
+    pub claim_idle_s: Option<u64>,
 }
 
 impl DeployArgs {
@@ -359,6 +374,16 @@ impl DeployArgs {
             .collect();
         config.append(&mut self.config);
         self.config = config;
+        let t = &m.trigger;
+        if self.subscribe.is_none() && self.stream.is_none() {
+            self.subscribe = t.subscribe.clone();
+            self.stream = t.stream.clone();
+        }
+        if self.group.is_none() {
+            self.group = t.group.clone();
+        }
+        self.max_attempts = self.max_attempts.or(t.max_attempts);
+        self.claim_idle_s = self.claim_idle_s.or(t.claim_idle_s);
         self.manifest = None;
     }
 
@@ -371,6 +396,8 @@ impl DeployArgs {
         })?;
         let kind = self.kind.unwrap_or(if self.schedule.is_some() {
             AppKind::Job
+        } else if self.subscribe.is_some() || self.stream.is_some() {
+            AppKind::Message
         } else {
             inferred
         });
@@ -409,6 +436,13 @@ impl DeployArgs {
                 .iter()
                 .map(|(k, v)| (k.clone(), crate::manifest::ConfigValue::plain(v.clone())))
                 .collect(),
+            trigger: crate::manifest::Trigger {
+                subscribe: self.subscribe.clone(),
+                stream: self.stream.clone(),
+                group: self.group.clone(),
+                max_attempts: self.max_attempts,
+                claim_idle_s: self.claim_idle_s,
+            },
         };
         m.validate()?;
         Ok(m)
@@ -425,7 +459,7 @@ impl DeployArgs {
         };
         CommandLine {
             json: false,
-            command: Command::Deploy(d),
+            command: Command::Deploy(Box::new(d)),
         }
         .to_argv()
     }
@@ -473,6 +507,19 @@ impl DeployArgs {
         for (k, v) in &self.config {
             a.push(format!("--config={k}={v}"));
         }
+        opt_push(&mut a, "--subscribe", self.subscribe.clone());
+        opt_push(&mut a, "--stream", self.stream.clone());
+        opt_push(&mut a, "--group", self.group.clone());
+        opt_push(
+            &mut a,
+            "--max-attempts",
+            self.max_attempts.map(|v| v.to_string()),
+        );
+        opt_push(
+            &mut a,
+            "--claim-idle-s",
+            self.claim_idle_s.map(|v| v.to_string()),
+        );
         a
     }
 }

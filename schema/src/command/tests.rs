@@ -12,6 +12,8 @@ fn a_command_line_parses_back_from_its_words() {
         "deploy api app.wasm --kind http --replicas 3 --env A=1 --label region=eu --health-path /h --json",
         "deploy api - --schedule @hourly --memory-mb 64 --timeout-ms 5 --stop-grace-ms 9 --health-rule x --health-window-s 3",
         "deploy --manifest api.toml",
+        "deploy q q.wasm --kind message --stream redis://127.0.0.1:6379/jobs --group workers --max-attempts 3 --claim-idle-s 10",
+        "deploy q q.wasm --subscribe redis://127.0.0.1:6379/news",
         "deploy api a.wasm --allow-outbound http://127.0.0.1:8080 --allow-outbound https://*.example.com --keyvalue-url redis://127.0.0.1:6379/0 --keyvalue-max-mb 8 --keyvalue-bucket cache --config LEVEL=info",
         "ps",
         "ps api --json",
@@ -202,6 +204,11 @@ LEVEL = "info"
         keyvalue_max_mb: None,
         keyvalue_bucket: Vec::new(),
         config: Vec::new(),
+        subscribe: None,
+        stream: None,
+        group: None,
+        max_attempts: None,
+        claim_idle_s: None,
     };
     d.overlay_manifest(&full);
     let Command::Deploy(d2) = CommandLine::parse_argv(d.to_argv("a.wasm"))
@@ -285,4 +292,59 @@ fn a_logged_command_never_shows_a_value_it_sets() {
     assert!(!shown.contains("abc123"), "{shown}");
     assert!(!CommandLine::shown_line("config set api PW=hunter2 --secrt").contains("hunter2"));
     assert_eq!(CommandLine::shown_line("ps api"), "ps api");
+}
+
+#[test]
+fn a_message_trigger_is_checked_when_the_manifest_is_built() {
+    let build = |line: &str| {
+        let Command::Deploy(d) = CommandLine::parse_argv(line.split_whitespace())
+            .unwrap()
+            .command
+        else {
+            panic!()
+        };
+        d.to_manifest(AppKind::Message)
+    };
+    let m = build("deploy q q.wasm --stream redis://127.0.0.1:6379/jobs --group g").unwrap();
+    assert_eq!(m.kind, AppKind::Message, "inferred from the trigger");
+    let src = m.trigger.source().unwrap();
+    assert_eq!(
+        (src.stream, src.server.as_str(), src.name.as_str()),
+        (true, "redis://127.0.0.1:6379", "jobs")
+    );
+    for (line, says) in [
+        ("deploy q q.wasm --kind message", "needs --subscribe"),
+        ("deploy q q.wasm --stream redis://h:1/jobs", "needs --group"),
+        (
+            "deploy q q.wasm --subscribe redis://h:1/news --group g",
+            "goes with --stream",
+        ),
+        (
+            "deploy q q.wasm --stream redis://h:1/a --subscribe redis://h:1/b --group g",
+            "not both",
+        ),
+        (
+            "deploy q q.wasm --stream http://h:1/jobs --group g",
+            "not a redis://",
+        ),
+        (
+            "deploy q q.wasm --stream redis://h:1 --group g",
+            "names no stream",
+        ),
+        (
+            "deploy q q.wasm --subscribe redis://h:1/news*",
+            "not a channel name",
+        ),
+        (
+            "deploy q q.wasm --stream redis://h:1/j --group g --max-attempts 0",
+            "outside 1..=100",
+        ),
+        (
+            "deploy q q.wasm --kind worker --subscribe redis://h:1/news",
+            "only message apps",
+        ),
+    ] {
+        let e = build(line).unwrap_err().to_string();
+        assert!(e.contains(says), "{line}: {e}");
+    }
 }

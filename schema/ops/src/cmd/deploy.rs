@@ -231,7 +231,7 @@ mod tests {
 
     fn deploy(line: &str) -> DeployArgs {
         match crate::parse_line(line).unwrap().command {
-            crate::Command::Deploy(d) => d,
+            crate::Command::Deploy(d) => *d,
             other => panic!("{other:?}"),
         }
     }

@@ -1,0 +1,229 @@
+//! Message apps: Spin's Redis trigger interface, fed by a real Redis
+//! (pub/sub and a streams consumer group), on a real hostd.
+
+mod common;
+
+use std::collections::BTreeSet;
+
+use common::*;
+
+/// The payloads `app` printed `handled X` for, counting repeats.
+fn handled(h: &Hostd, app: &str) -> Vec<String> {
+    h.logs(app)
+        .iter()
+        .filter(|r| r["stream"] == "stdout")
+        .filter_map(|r| line(r).strip_prefix("handled ").map(str::to_string))
+        .collect()
+}
+
+fn xadd(redis: &Redis, stream: &str, from: usize, to: usize) {
+    let cmds: String = (from..to)
+        .map(|i| format!("XADD {stream} * payload m{i}\n"))
+        .collect();
+    redis.pipe(&cmds);
+}
+
+fn pending(redis: &Redis, stream: &str, group: &str) -> u64 {
+    let out = redis.cli(&["XPENDING", stream, group]);
+    out.lines()
+        .next()
+        .and_then(|l| l.trim().parse().ok())
+        .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn a_stream_group_handles_every_message_from_the_streams_start_and_acknowledges_each_once() {
+    let redis = Redis::start();
+    let h = Hostd::start();
+    xadd(&redis, "jobs", 0, 300); // before the deploy: handled too
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    let out = h.deploy(
+        "worker",
+        "message-handler.wasm",
+        &["--stream", &src, "--group", "g", "--replicas", "4"],
+    );
+    assert_eq!(
+        out["kind"], "message",
+        "inferred from the trigger and the export"
+    );
+    xadd(&redis, "jobs", 300, 600);
+    let all: BTreeSet<String> = (0..600).map(|i| format!("m{i}")).collect();
+    wait_for("600 messages handled", || {
+        let got: BTreeSet<String> = handled(&h, "worker").into_iter().collect();
+        (got == all).then_some(())
+    });
+    wait_for("nothing pending", || {
+        (pending(&redis, "jobs", "g") == 0).then_some(())
+    });
+    let times = handled(&h, "worker");
+    assert_eq!(
+        times.len(),
+        600,
+        "each handled once: {} handlings",
+        times.len()
+    );
+    let row = h.app("worker");
+    assert_eq!(row["kind"], "message");
+    assert!(
+        row["detail"].as_str().unwrap_or("").contains("handled 600"),
+        "{row}"
+    );
+}
+
+#[test]
+fn a_failing_handler_is_retried_then_dead_lettered_and_no_message_is_lost() {
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    h.deploy(
+        "flaky",
+        "message-flaky.wasm",
+        &[
+            "--stream",
+            &src,
+            "--group",
+            "g",
+            "--replicas",
+            "4",
+            "--max-attempts",
+            "3",
+            "--env",
+            "FAIL_PERCENT=40",
+        ],
+    );
+    xadd(&redis, "jobs", 0, 200);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("m{i}")).collect();
+    let dead = |redis: &Redis| -> BTreeSet<String> {
+        let out = redis.cli(&["XRANGE", "jobs:dead", "-", "+"]);
+        let lines: Vec<&str> = out.lines().collect();
+        lines
+            .windows(2)
+            .filter(|w| w[0] == "payload")
+            .map(|w| w[1].to_string())
+            .collect()
+    };
+    wait_for("every message handled or dead-lettered", || {
+        let ok: BTreeSet<String> = handled(&h, "flaky").into_iter().collect();
+        let d = dead(&redis);
+        (ok.union(&d).cloned().collect::<BTreeSet<_>>() == all && pending(&redis, "jobs", "g") == 0)
+            .then_some(())
+    });
+    let ok: BTreeSet<String> = handled(&h, "flaky").into_iter().collect();
+    let d = dead(&redis);
+    assert!(
+        ok.intersection(&d).next().is_none(),
+        "a message both handled and dead"
+    );
+    // With 40 % failing and 3 attempts, about 6 % are dead-lettered.
+    assert!(!d.is_empty() && d.len() < 60, "{} dead", d.len());
+    let rec = h.wait_log("flaky", "a dead-letter record", |r| {
+        line(r).contains("moved to jobs:dead after 3 attempts")
+    });
+    assert_eq!(rec["stream"], "system");
+}
+
+#[test]
+fn a_channel_subscription_handles_what_is_published() {
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/news", redis.port);
+    h.deploy("news", "message-py.wasm", &["--subscribe", &src]);
+    h.wait_log("news", "the subscription", |r| {
+        line(r) == "subscribed to channel news"
+    });
+    let cmds: String = (0..20).map(|i| format!("PUBLISH news n{i}\n")).collect();
+    redis.pipe(&cmds);
+    let all: BTreeSet<String> = (0..20).map(|i| format!("n{i}")).collect();
+    wait_for(
+        "20 published messages handled by the Python handler",
+        || {
+            let got: BTreeSet<String> = handled(&h, "news").into_iter().collect();
+            (got == all).then_some(())
+        },
+    );
+}
+
+#[test]
+fn a_killed_host_handles_its_pending_messages_when_it_comes_back() {
+    let redis = Redis::start();
+    let mut h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    h.deploy(
+        "slow",
+        "message-slow.wasm",
+        &[
+            "--stream",
+            &src,
+            "--group",
+            "g",
+            "--replicas",
+            "4",
+            "--env",
+            "SLEEP_MS=200",
+        ],
+    );
+    xadd(&redis, "jobs", 0, 100);
+    wait_for("some handled", || {
+        (handled(&h, "slow").len() >= 8).then_some(())
+    });
+    h.crash_and_restart();
+    let all: BTreeSet<String> = (0..100).map(|i| format!("m{i}")).collect();
+    wait_for("every message handled after the crash", || {
+        let got: BTreeSet<String> = handled(&h, "slow").into_iter().collect();
+        (got == all && pending(&redis, "jobs", "g") == 0).then_some(())
+    });
+    h.wait_log("slow", "the recovery", |r| {
+        line(r).contains("left pending by an earlier run")
+    });
+}
+
+#[test]
+fn an_unreachable_source_a_non_handler_or_a_bad_name_is_refused_and_changes_nothing() {
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let good = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    h.deploy(
+        "q",
+        "message-handler.wasm",
+        &["--stream", &good, "--group", "g"],
+    );
+    let before = h.releases("q");
+    let dead = format!("redis://127.0.0.1:{}/jobs", free_port());
+    for (file, flags, says) in [
+        (
+            "message-handler.wasm",
+            vec!["--stream", dead.as_str(), "--group", "g"],
+            "cannot reach the message source redis://127.0.0.1:",
+        ),
+        (
+            "http-hello.wasm",
+            vec![
+                "--kind",
+                "message",
+                "--stream",
+                good.as_str(),
+                "--group",
+                "g",
+            ],
+            "must export fermyon:spin/inbound-redis",
+        ),
+        (
+            "message-handler.wasm",
+            vec!["--stream", "redis://127.0.0.1:1/bad name", "--group", "g"],
+            "not a stream name",
+        ),
+        (
+            "message-handler.wasm",
+            vec!["--stream", good.as_str()],
+            "needs --group",
+        ),
+    ] {
+        let wasm = fixture(file);
+        let mut args = vec!["deploy", "q", wasm.to_str().unwrap()];
+        args.extend(flags.iter().copied());
+        let r = h.run(&args);
+        assert_eq!(r.code, 1, "{flags:?}: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{flags:?}: {}", r.stderr);
+        assert_eq!(h.releases("q"), before);
+    }
+}
