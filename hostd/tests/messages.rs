@@ -227,3 +227,64 @@ fn an_unreachable_source_a_non_handler_or_a_bad_name_is_refused_and_changes_noth
         assert_eq!(h.releases("q"), before);
     }
 }
+
+#[test]
+fn a_release_failing_its_messages_is_rolled_back_by_its_health_rule_and_the_good_one_handles_them()
+{
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    let flags = [
+        "--stream",
+        &src,
+        "--group",
+        "g",
+        "--replicas",
+        "4",
+        "--max-attempts",
+        "20",
+        "--claim-idle-s",
+        "2",
+    ];
+    h.deploy("q", "message-handler.wasm", &flags);
+    xadd(&redis, "jobs", 0, 50);
+    wait_for("the first 50", || {
+        (handled(&h, "q").len() >= 50).then_some(())
+    });
+    // A release whose handler fails every message, with a rule on errors.
+    let mut bad = flags.to_vec();
+    bad.extend([
+        "--health-rule",
+        "requests >= 5 && error_rate > 0.5",
+        "--health-window-s",
+        "30",
+    ]);
+    let wasm = fixture("message-fail.wasm");
+    let mut args = vec!["deploy", "q", wasm.to_str().unwrap()];
+    args.extend(bad);
+    // The deploy itself succeeds; the rule trips once messages fail.
+    let r = h.run(&args);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    xadd(&redis, "jobs", 50, 150);
+    wait_for("the rule to roll v2 back", || {
+        let rs = h.releases("q");
+        rs.iter()
+            .any(|(v, s)| v == "v2" && s == "failed")
+            .then_some(())
+    });
+    assert!(
+        h.releases("q")
+            .iter()
+            .any(|(v, s)| v == "v1" && s == "active")
+    );
+    // What v2 failed is handled by v1: nothing lost.
+    let all: BTreeSet<String> = (0..150).map(|i| format!("m{i}")).collect();
+    wait_for("every message handled by the good release", || {
+        let got: BTreeSet<String> = handled(&h, "q").into_iter().collect();
+        (got == all && pending(&redis, "jobs", "g") == 0).then_some(())
+    });
+    let rec = h.wait_log("q", "the rule's verdict", |r| {
+        line(r).contains("error_rate")
+    });
+    assert_eq!(rec["stream"], "system");
+}

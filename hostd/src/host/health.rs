@@ -126,9 +126,16 @@ impl Host {
             restarts: self.restarts_of(run).saturating_sub(restarts_before),
             ..Metrics::default()
         };
-        if let Some(route) = self.rt.routes.get(&run.app) {
-            // Whole seconds since the switch, and the partial second it happened in.
-            let s = route.metrics.snapshot(since + EVERY);
+        // Whole seconds since the switch, and the partial second it happened in.
+        let over = since + EVERY;
+        let snapshot = match self.rt.routes.get(&run.app) {
+            Some(route) => Some(route.metrics.snapshot(over)),
+            None => self
+                .rt
+                .message_metrics_of(&run.app)
+                .map(|w| w.snapshot(over)),
+        };
+        if let Some(s) = snapshot {
             m.requests = s.requests;
             m.errors = s.errors;
             if s.requests > 0 {

@@ -480,8 +480,13 @@ impl Ctx {
             + self.counters.failed.load(Ordering::Relaxed);
         let instance = format!("{}.msg-{}", self.rel.app, n + 1);
         let outcome = self.call(&instance, &m.payload).await;
-        let ms = started.elapsed().as_secs_f64() * 1000.0;
+        let took = started.elapsed();
+        let ms = took.as_secs_f64() * 1000.0;
         let ok = outcome.is_ok();
+        // Health rules read messages as requests: a failure is an error.
+        self.rt
+            .message_metrics(&self.rel.app)
+            .record(if ok { 200 } else { 500 }, took);
         if ok {
             self.counters.handled.fetch_add(1, Ordering::Relaxed);
         } else {

@@ -67,6 +67,9 @@ pub struct Runtime {
     /// Message apps whose consumer has started since hostd started (the
     /// first one handles this host's pending messages).
     pub consumed: Mutex<std::collections::HashSet<String>>,
+    /// Message apps' handling, as health rules and `ps` read it (http apps
+    /// keep theirs on their route).
+    message_metrics: Mutex<std::collections::HashMap<String, Arc<metrics::Window>>>,
     ticking: Arc<AtomicBool>,
 }
 
@@ -107,8 +110,28 @@ impl Runtime {
             logs,
             routes: http::Routes::default(),
             consumed: Mutex::new(std::collections::HashSet::new()),
+            message_metrics: Mutex::new(std::collections::HashMap::new()),
             ticking,
         }))
+    }
+
+    /// The handling metrics of message app `app` (made on first use).
+    pub fn message_metrics(&self, app: &str) -> Arc<metrics::Window> {
+        self.message_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .entry(app.to_string())
+            .or_default()
+            .clone()
+    }
+
+    /// Those metrics, if the app has handled anything here.
+    pub fn message_metrics_of(&self, app: &str) -> Option<Arc<metrics::Window>> {
+        self.message_metrics
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .cloned()
     }
 
     /// Links `loaded` for `kind`: every import must be something hostd
