@@ -50,7 +50,9 @@ pub struct Entry {
 }
 
 enum Msg {
-    Line(Entry),
+    /// A line, and the bytes it holds of the bounded queue (0: a system
+    /// record, always queued).
+    Line(Entry, usize),
     /// Reply once everything sent before has been committed.
     Flush(oneshot::Sender<()>),
     /// Forget an app's records (its sequence counter stays).
@@ -111,8 +113,30 @@ impl LogHub {
     /// [`QUEUE_BYTES`], an app's line is counted as dropped and reported
     /// later; a `system` record is always queued.
     pub fn push(&self, e: Entry) {
+        let bounded = e.stream != Stream::System;
+        self.push_inner(e, bounded)
+    }
+
+    /// A record of one handled message: as many as the app handles, so
+    /// bounded like an app's own lines (and not echoed to the daemon's log).
+    pub fn message(&self, app: &str, release: Option<Version>, instance: &str, line: String) {
+        self.push_inner(
+            Entry {
+                app: app.into(),
+                release: release.map(|v| v.0),
+                instance: instance.into(),
+                stream: Stream::System,
+                time: schema::time::now_millis(),
+                line,
+                partial: false,
+            },
+            true,
+        )
+    }
+
+    fn push_inner(&self, e: Entry, bounded: bool) {
         let cost = e.line.len() + ENTRY_COST;
-        if e.stream != Stream::System {
+        if bounded {
             let queued = self.inner.queued.fetch_add(cost, Ordering::AcqRel);
             if queued + cost > QUEUE_BYTES {
                 self.inner.queued.fetch_sub(cost, Ordering::AcqRel);
@@ -128,7 +152,8 @@ impl LogHub {
             }
         }
         // The writer gone means the host is shutting down.
-        let _ = self.inner.tx.send(Msg::Line(e));
+        let counted = if bounded { cost } else { 0 };
+        let _ = self.inner.tx.send(Msg::Line(e, counted));
     }
 
     /// Bytes of app lines waiting for the writer.

@@ -45,8 +45,10 @@ mod bindings {
 
 pub use bindings::MessageHandlerPre;
 
-/// How long a blocking stream read waits for new messages.
-const BLOCK: Duration = Duration::from_millis(1000);
+/// How long a blocking stream read waits for new messages (and so how
+/// long a stop may wait for a read under way: a read is never abandoned,
+/// or what it delivered would sit pending until claimed).
+const BLOCK: Duration = Duration::from_millis(250);
 /// Messages read at once.
 const BATCH: usize = 64;
 /// First retry delay of a failed message; doubles, at most [`RETRY_CAP`].
@@ -281,7 +283,11 @@ impl Ctx {
                 self.drain_now().await;
             }
         }
-        let mut last_claim = Instant::now();
+        // Claim at once: a consumer that stopped between reading and
+        // acknowledging (a crash) left messages only a claim recovers.
+        let mut last_claim = Instant::now()
+            .checked_sub(CLAIM_EVERY)
+            .unwrap_or_else(Instant::now);
         while !self.stop.is_requested() {
             // Retries whose backoff is over.
             while let Ok(m) = retries.try_recv() {
@@ -291,11 +297,9 @@ impl Ctx {
                 last_claim = Instant::now();
                 self.claim_idle(src, &group, &consumer, &writer).await?;
             }
-            let free = self.slots.available_permits().min(BATCH);
-            if free == 0 {
-                tokio::time::sleep(Duration::from_millis(5)).await;
-                continue;
-            }
+            // Read a batch; dispatch waits for free handlers (what is read
+            // and not yet handled stays pending, so nothing is lost).
+            let free = BATCH;
             let block = if self.waiting.load(Ordering::SeqCst) == 0 {
                 BLOCK
             } else {
@@ -306,10 +310,7 @@ impl Ctx {
                 .count(free)
                 .block(block.as_millis() as usize);
             let (keys, ids) = ([src.name.as_str()], [">"]);
-            let read = tokio::select! {
-                r = reader.xread_options::<_, _, Option<StreamReadReply>>(&keys, &ids, &opts) => r?,
-                _ = self.stop.requested() => break,
-            };
+            let read: Option<StreamReadReply> = reader.xread_options(&keys, &ids, &opts).await?;
             for id in read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
                 self.dispatch(src, &group, &writer, message(id, 1)).await;
             }
@@ -493,7 +494,7 @@ impl Ctx {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
-        self.rt.logs.system(
+        self.rt.logs.message(
             &self.rel.app,
             Some(self.rel.version),
             &instance,

@@ -31,14 +31,18 @@ pub fn run_writer(mut conn: Connection, rx: Receiver<Msg>, hub: Weak<Inner>, cap
     let mut usage: HashMap<Arc<str>, Usage> = HashMap::new();
     while let Ok(first) = rx.recv() {
         let mut lines = Vec::new();
+        let mut taken = 0usize;
         let mut replies = Vec::new();
         let mut removes = Vec::new();
         let mut next = Some(first);
         let until = std::time::Instant::now() + LINGER;
         while let Some(m) = next {
-            let control = !matches!(m, Msg::Line(_));
+            let control = !matches!(m, Msg::Line(..));
             match m {
-                Msg::Line(e) => lines.push(e),
+                Msg::Line(e, counted) => {
+                    taken += counted;
+                    lines.push(e);
+                }
                 Msg::Flush(r) => replies.push(r),
                 Msg::Remove(app, r) => removes.push((app, r)),
             }
@@ -53,11 +57,6 @@ pub fn run_writer(mut conn: Connection, rx: Receiver<Msg>, hub: Weak<Inner>, cap
             };
         }
         let Some(inner) = hub.upgrade() else { return };
-        let taken: usize = lines
-            .iter()
-            .filter(|e| e.stream != Stream::System)
-            .map(|e| e.line.len() + super::super::ENTRY_COST)
-            .sum();
         inner.release_queued(taken);
         for (app, n) in inner.take_dropped() {
             lines.push(Entry {
