@@ -66,7 +66,7 @@ fn console_with(lines: usize, feed: &mut Gen) -> (App, Duration) {
         replicas: 3,
         running: 3,
         host: "host-a".into(),
-        state: "running".into(),
+        state: schema::RunState::Running,
         restarts: 0,
         instance: None,
         started: None,

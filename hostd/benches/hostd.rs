@@ -543,19 +543,15 @@ const MESSAGES: usize = 20_000;
 fn wait_drained(redis: &Redis, stream: &str) -> Duration {
     let t = Instant::now();
     loop {
-        let out = redis.cli(&["XINFO", "GROUPS", stream]);
-        let lines: Vec<&str> = out.lines().map(str::trim).collect();
-        let field = |name: &str| {
-            lines
-                .windows(2)
-                .find(|w| w[0] == name)
-                .and_then(|w| w[1].parse::<u64>().ok())
-        };
-        if field("pending") == Some(0) && field("lag") == Some(0) {
+        if redis.group_state(stream) == (0, 0) {
             return t.elapsed();
         }
         std::thread::sleep(Duration::from_millis(20));
-        assert!(t.elapsed() < Duration::from_secs(600), "not drained: {out}");
+        assert!(
+            t.elapsed() < Duration::from_secs(600),
+            "not drained: {:?}",
+            redis.group_state(stream)
+        );
     }
 }
 

@@ -537,3 +537,31 @@ fn https_calls_trust_the_systems_roots_and_nothing_else() {
     assert_eq!(r.status, 502, "{}", r.text());
     assert!(r.text().starts_with("error: TLS-"), "{}", r.text());
 }
+
+#[test]
+fn an_app_whose_redis_is_down_when_hostd_restarts_starts_and_recovers_when_redis_returns() {
+    let mut redis = Redis::start();
+    let mut h = Hostd::start();
+    h.deploy(
+        "kvapp",
+        "kv.wasm",
+        &["--kind", "http", "--keyvalue-url", &redis.url()],
+    );
+    let incr = |h: &Hostd| get(&h.http_addr(), "kvapp.localhost", "/incr?key=n");
+    assert_eq!(incr(&h).text(), "1\n");
+    redis.stop();
+    h.restart();
+    // The app serves; its key-value calls say why they fail.
+    let r = incr(&h);
+    assert_eq!(r.status, 500, "{}", r.text());
+    assert!(
+        r.text().contains("cannot reach the key-value store"),
+        "{}",
+        r.text()
+    );
+    assert_eq!(h.app("kvapp")["state"], "serving");
+    redis.restart();
+    wait_for("key-value calls to work again", || {
+        (incr(&h).status == 200).then_some(())
+    });
+}

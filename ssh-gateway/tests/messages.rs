@@ -7,20 +7,6 @@ mod common;
 
 use common::*;
 
-fn group_state(redis: &Redis, stream: &str) -> (u64, u64) {
-    // XINFO GROUPS: (pending, lag) of the only group.
-    let out = redis.cli(&["XINFO", "GROUPS", stream]);
-    let lines: Vec<&str> = out.lines().map(str::trim).collect();
-    let field = |name: &str| {
-        lines
-            .windows(2)
-            .find(|w| w[0] == name)
-            .and_then(|w| w[1].parse::<u64>().ok())
-            .unwrap_or(u64::MAX)
-    };
-    (field("pending"), field("lag"))
-}
-
 #[test]
 fn ten_thousand_messages_over_two_hosts_are_all_handled_even_when_one_host_is_killed() {
     let redis = Redis::start();
@@ -68,13 +54,13 @@ fn ten_thousand_messages_over_two_hosts_are_all_handled_even_when_one_host_is_ki
     f.kill_agent(0);
     wait_for_or(
         "every message acknowledged (handled or dead-lettered) with one host dead",
-        || (group_state(&redis, "jobs") == (0, 0)).then_some(()),
-        || format!("pending, lag: {:?}", group_state(&redis, "jobs")),
+        || (redis.group_state("jobs") == (0, 0)).then_some(()),
+        || format!("pending, lag: {:?}", redis.group_state("jobs")),
     );
     // The survivor claimed what the dead host held.
     let log = f.agent_log(1);
     assert!(
-        log.contains("claimed") || group_state(&redis, "jobs") == (0, 0),
+        log.contains("claimed") || redis.group_state("jobs") == (0, 0),
         "{log}"
     );
     let dead: u64 = redis

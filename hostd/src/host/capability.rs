@@ -84,7 +84,7 @@ impl Host {
         self.seal_secrets(&mut manifest)?;
         let compiled = self.artifacts.load(&from.digest).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
-        let caps = self.capabilities(active, &manifest).await?;
+        let caps = self.capabilities(active, &manifest, true).await?;
         let (run, _) = self
             .release_now(who, manifest, &from.digest, code, caps, rec.replicas)
             .await?;
@@ -125,7 +125,7 @@ impl Host {
         }
         let store = self
             .kv
-            .open(app, &manifest.keyvalue)
+            .open(app, &manifest.keyvalue, false)
             .await
             .map_err(|e| HostError::Refused(e.to_string()))?;
         let (keys, found) = store

@@ -70,7 +70,7 @@ impl Host {
         let compiled = self.artifacts.put(bytes).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
 
-        let caps = self.capabilities(Version(0), &manifest).await?;
+        let caps = self.capabilities(Version(0), &manifest, true).await?;
         let kind = manifest.kind;
         let health_path = manifest.health.path.clone();
         let (run, prev) = self

@@ -156,7 +156,7 @@ impl Host {
         // reached (or a secret that cannot be opened) refuses the stage.
         let mut manifest = manifest;
         self.seal_secrets(&mut manifest)?;
-        self.capabilities(version, &manifest).await?;
+        self.capabilities(version, &manifest, true).await?;
         let existing = {
             let a = app.clone();
             self.db.call(move |c| store::get_app(c, &a)).await?

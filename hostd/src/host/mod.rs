@@ -225,7 +225,9 @@ impl Host {
     async fn prepare(&self, rel: &ReleaseRecord) -> Result<(Arc<ReleaseRun>, u64), HostError> {
         let compiled = self.artifacts.load(&rel.digest).await?;
         let code = self.rt.link(&compiled.loaded, rel.kind)?;
-        let caps = self.capabilities(rel.version, &rel.manifest).await?;
+        // A stored release starts even when its stores are down (a restart,
+        // a rollback): its calls fail until they are back.
+        let caps = self.capabilities(rel.version, &rel.manifest, false).await?;
         Ok((
             ReleaseRun::new(rel.version, rel.manifest.clone(), code, caps),
             compiled.compile_ms,
@@ -233,18 +235,19 @@ impl Host {
     }
 
     /// What release `version` with `manifest` may reach: its grants, its
-    /// key-value store (a Redis store is connected now, so an unreachable
-    /// one refuses the release before it serves) and its config, secrets
-    /// opened.
+    /// key-value store and its config, secrets opened. With `check` (a new
+    /// release), a Redis store and a message source are pinged now, so an
+    /// unreachable one refuses the release before it serves.
     pub(crate) async fn capabilities(
         &self,
         version: Version,
         manifest: &Manifest,
+        check: bool,
     ) -> Result<Arc<Capabilities>, HostError> {
         let app = &manifest.name;
         let grants = schema::grant::parse_all(&manifest.allow.outbound)
             .map_err(|e| HostError::Refused(e.to_string()))?;
-        if manifest.kind == AppKind::Message {
+        if check && manifest.kind == AppKind::Message {
             let src = manifest.trigger.source()?;
             crate::runtime::message::check_source(&src)
                 .await
@@ -252,7 +255,7 @@ impl Host {
         }
         let store = self
             .kv
-            .open(app, &manifest.keyvalue)
+            .open(app, &manifest.keyvalue, check)
             .await
             .map_err(|e| HostError::Refused(e.to_string()))?;
         let opened = db::secrets::open_manifest(&self.secrets, manifest)

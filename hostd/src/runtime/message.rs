@@ -256,31 +256,31 @@ impl Ctx {
         ));
         if recover {
             // This host's own pending messages first: what it read before a
-            // restart and never acknowledged.
+            // restart and never acknowledged, in id order, each once (a
+            // failure among them is retried like any other).
+            let mut from = "0".to_string();
+            let mut n = 0;
             loop {
                 let opts = StreamReadOptions::default()
                     .group(&group, &consumer)
                     .count(BATCH);
-                let r: StreamReadReply = reader.xread_options(&[&src.name], &["0"], &opts).await?;
+                let r: StreamReadReply = reader
+                    .xread_options(&[&src.name], &[from.as_str()], &opts)
+                    .await?;
                 let ids: Vec<StreamId> = r.keys.into_iter().flat_map(|k| k.ids).collect();
-                if ids.is_empty() {
-                    break;
-                }
-                let n = ids.len();
+                let Some(last) = ids.last() else { break };
+                from = last.id.clone();
+                n += ids.len();
                 for id in ids {
                     let attempt = self.deliveries(&writer, src, &group, &id.id).await;
                     self.dispatch(src, &group, &writer, message(id, attempt))
                         .await;
                 }
+            }
+            if n > 0 {
                 self.note(format!(
                     "handling {n} messages left pending by an earlier run"
                 ));
-                if self.stop.is_requested() {
-                    break;
-                }
-                // Wait for these to finish before asking again, or the same
-                // (still pending) ids come back.
-                self.drain_now().await;
             }
         }
         // Claim at once: a consumer that stopped between reading and

@@ -193,21 +193,24 @@ impl KvStores {
         }
     }
 
-    /// The store `app`'s release with `kv` settings uses. A Redis store is
-    /// connected (and checked) here: a release whose Redis cannot be
-    /// reached is refused before it serves.
-    pub async fn open(&self, app: &str, kv: &KeyValue) -> Result<KvStore, KvError> {
+    /// The store `app`'s release with `kv` settings uses. With `check`, a
+    /// Redis store is pinged now (a deploy: a store that cannot be reached
+    /// refuses the release before it serves); without, it connects on
+    /// first use (a restart or a rollback: the app starts, its key-value
+    /// calls fail until the store is back).
+    pub async fn open(&self, app: &str, kv: &KeyValue, check: bool) -> Result<KvStore, KvError> {
         match &kv.url {
             Some(url) => {
-                let mut conns = self.redis.lock().await;
-                let base = match conns.get(url) {
-                    Some(c) => c.clone(),
-                    None => {
-                        let c = RedisKv::connect(url).await?;
-                        conns.insert(url.clone(), c.clone());
-                        c
-                    }
+                let base = {
+                    let mut conns = self.redis.lock().await;
+                    conns
+                        .entry(url.clone())
+                        .or_insert_with(|| RedisKv::new(url))
+                        .clone()
                 };
+                if check {
+                    base.check().await?;
+                }
                 Ok(KvStore::Redis(base.for_app(app)))
             }
             None => {

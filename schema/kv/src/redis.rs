@@ -20,7 +20,10 @@ const RESPONSE_TIMEOUT: Duration = Duration::from_secs(2);
 
 #[derive(Clone)]
 pub struct RedisKv {
-    conn: ConnectionManager,
+    url: std::sync::Arc<str>,
+    /// Connected on first use, and again after a failed first connect: a
+    /// store down when hostd starts costs its apps errors, not their start.
+    conn: std::sync::Arc<tokio::sync::OnceCell<ConnectionManager>>,
     /// The URL with any password taken out, for messages.
     shown: String,
     /// `cranefleet:APP:` once bound to an app.
@@ -28,47 +31,73 @@ pub struct RedisKv {
 }
 
 impl RedisKv {
-    /// Connects to `url` (and pings it): an unreachable server is an error
-    /// now, not at the app's first request.
+    /// A store at `url`, connected on first use.
+    pub fn new(url: &str) -> RedisKv {
+        RedisKv {
+            url: url.into(),
+            conn: Default::default(),
+            shown: schema::render::mask_url_password(url),
+            prefix: String::new(),
+        }
+    }
+
+    /// Connects to `url` and pings it: an unreachable server is an error
+    /// now (a deploy), not at the app's first request.
     pub async fn connect(url: &str) -> Result<RedisKv, KvError> {
-        let shown = schema::render::mask_url_password(url);
-        let unreachable = |e: redis::RedisError| {
+        let kv = RedisKv::new(url);
+        kv.check().await?;
+        Ok(kv)
+    }
+
+    /// Pings the server.
+    pub async fn check(&self) -> Result<(), KvError> {
+        let mut conn = self.conn().await?;
+        let _: String = redis::cmd("PING").query_async(&mut conn).await.map_err(|e| {
+            KvError::Other(format!(
+                "cannot reach the key-value store at {}: {e}; start it, or fix [keyvalue] url (--keyvalue-url)",
+                self.shown
+            ))
+        })?;
+        Ok(())
+    }
+
+    async fn conn(&self) -> Result<ConnectionManager, KvError> {
+        let shown = &self.shown;
+        let unreachable = |e: String| {
             KvError::Other(format!(
                 "cannot reach the key-value store at {shown}: {e}; start it, or fix [keyvalue] url (--keyvalue-url)"
             ))
         };
-        let client = redis::Client::open(url).map_err(unreachable)?;
-        let config = ConnectionManagerConfig::new()
-            .set_connection_timeout(CONNECT_TIMEOUT)
-            .set_response_timeout(RESPONSE_TIMEOUT)
-            .set_number_of_retries(2)
-            .set_max_delay(500);
-        let mut conn = tokio::time::timeout(
-            CONNECT_TIMEOUT * 3,
-            ConnectionManager::new_with_config(client, config),
-        )
-        .await
-        .map_err(|_| {
-            KvError::Other(format!(
-                "cannot reach the key-value store at {shown}: no answer in {} s; start it, or fix [keyvalue] url (--keyvalue-url)",
-                (CONNECT_TIMEOUT * 3).as_secs()
-            ))
-        })?
-        .map_err(unreachable)?;
-        let _: String = redis::cmd("PING")
-            .query_async(&mut conn)
+        self.conn
+            .get_or_try_init(|| async {
+                let client = redis::Client::open(self.url.as_ref())
+                    .map_err(|e| unreachable(e.to_string()))?;
+                let config = ConnectionManagerConfig::new()
+                    .set_connection_timeout(CONNECT_TIMEOUT)
+                    .set_response_timeout(RESPONSE_TIMEOUT)
+                    .set_number_of_retries(2)
+                    .set_max_delay(500);
+                tokio::time::timeout(
+                    CONNECT_TIMEOUT * 3,
+                    ConnectionManager::new_with_config(client, config),
+                )
+                .await
+                .map_err(|_| {
+                    unreachable(format!(
+                        "no answer in {} s",
+                        (CONNECT_TIMEOUT * 3).as_secs()
+                    ))
+                })?
+                .map_err(|e| unreachable(e.to_string()))
+            })
             .await
-            .map_err(unreachable)?;
-        Ok(RedisKv {
-            conn,
-            shown: shown.clone(),
-            prefix: String::new(),
-        })
+            .cloned()
     }
 
     /// The same connection, with `app`'s namespace.
     pub fn for_app(&self, app: &str) -> RedisKv {
         RedisKv {
+            url: self.url.clone(),
             conn: self.conn.clone(),
             shown: self.shown.clone(),
             prefix: format!("cranefleet:{app}:"),
@@ -84,7 +113,7 @@ impl RedisKv {
     }
 
     pub async fn get(&self, bucket: &str, key: &str) -> Result<Option<Vec<u8>>, KvError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         c.get(self.key(bucket, key)).await.map_err(|e| self.err(e))
     }
 
@@ -96,7 +125,7 @@ impl RedisKv {
         if keys.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let ks: Vec<String> = keys.iter().map(|k| self.key(bucket, k)).collect();
         redis::cmd("MGET")
             .arg(ks)
@@ -109,7 +138,7 @@ impl RedisKv {
         if pairs.is_empty() {
             return Ok(());
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let items: Vec<(String, &[u8])> = pairs
             .iter()
             .map(|(k, v)| (self.key(bucket, k), *v))
@@ -121,7 +150,7 @@ impl RedisKv {
         if keys.is_empty() {
             return Ok(());
         }
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let ks: Vec<String> = keys.iter().map(|k| self.key(bucket, k)).collect();
         c.del::<_, ()>(ks).await.map_err(|e| self.err(e))
     }
@@ -129,7 +158,7 @@ impl RedisKv {
     pub async fn increment(&self, bucket: &str, key: &str, delta: u64) -> Result<u64, KvError> {
         let delta = i64::try_from(delta)
             .map_err(|_| KvError::Other(format!("an increment of {delta} is past i64")))?;
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let n: i64 = c
             .incr(self.key(bucket, key), delta)
             .await
@@ -143,7 +172,7 @@ impl RedisKv {
         bucket: &str,
         cursor: Option<u64>,
     ) -> Result<(Vec<String>, Option<u64>), KvError> {
-        let mut c = self.conn.clone();
+        let mut c = self.conn().await?;
         let pattern = format!("{}*", escape_glob(&self.key(bucket, "")));
         let strip = self.key(bucket, "").len();
         let mut keys = Vec::new();
