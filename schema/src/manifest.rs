@@ -743,6 +743,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn config_and_buckets_have_ceilings() {
+        let mut m = Manifest::new("api", AppKind::Http);
+        for i in 0..=MAX_CONFIG_ENTRIES {
+            m.config.insert(format!("K{i}"), ConfigValue::plain("v"));
+        }
+        let e = m.validate().unwrap_err().to_string();
+        assert!(e.contains("at most 256 entries"), "{e}");
+        let mut m = Manifest::new("api", AppKind::Http);
+        m.config.insert(
+            "BIG".into(),
+            ConfigValue::plain("x".repeat(MAX_CONFIG_BYTES)),
+        );
+        assert!(m.validate().is_err());
+        let mut m = Manifest::new("api", AppKind::Http);
+        m.keyvalue.buckets = (0..=MAX_BUCKETS).map(|i| format!("b{i}")).collect();
+        assert!(m.validate().unwrap_err().to_string().contains("at most 32"));
+        let mut m = Manifest::new("api", AppKind::Http);
+        m.config.insert("bad key".into(), ConfigValue::plain("v"));
+        assert!(
+            m.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("config keys are")
+        );
+    }
+
+    #[test]
     fn a_full_manifest_parses() {
         let m = Manifest::from_toml(
             r#"

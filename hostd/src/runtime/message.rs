@@ -54,6 +54,10 @@ const BATCH: usize = 64;
 /// First retry delay of a failed message; doubles, at most [`RETRY_CAP`].
 const RETRY_BASE: Duration = Duration::from_millis(200);
 const RETRY_CAP: Duration = Duration::from_secs(30);
+/// Failed messages waiting out their backoff at most; past it the
+/// consumer reads nothing new until retries drain (a handler failing
+/// everything must not make hostd hold the stream in memory).
+const MAX_WAITING: u64 = 1024;
 /// How often messages idle on other consumers are looked for.
 const CLAIM_EVERY: Duration = Duration::from_secs(5);
 
@@ -296,6 +300,10 @@ impl Ctx {
             if last_claim.elapsed() >= CLAIM_EVERY {
                 last_claim = Instant::now();
                 self.claim_idle(src, &group, &consumer, &writer).await?;
+            }
+            if self.waiting.load(Ordering::SeqCst) >= MAX_WAITING {
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
             // Read a batch; dispatch waits for free handlers (what is read
             // and not yet handled stays pending, so nothing is lost).
