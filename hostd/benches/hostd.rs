@@ -556,10 +556,7 @@ fn wait_drained(redis: &Redis, stream: &str) -> Duration {
 }
 
 fn fill(redis: &Redis, stream: &str, n: usize) {
-    let cmds: String = (0..n)
-        .map(|i| format!("XADD {stream} * payload m{i}\n"))
-        .collect();
-    redis.pipe(&cmds);
+    redis.xadd_payloads(stream, 0..n);
 }
 
 /// A native consumer of the same group work: read 64 at a time, "handle"

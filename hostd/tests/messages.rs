@@ -17,10 +17,7 @@ fn handled(h: &Hostd, app: &str) -> Vec<String> {
 }
 
 fn xadd(redis: &Redis, stream: &str, from: usize, to: usize) {
-    let cmds: String = (from..to)
-        .map(|i| format!("XADD {stream} * payload m{i}\n"))
-        .collect();
-    redis.pipe(&cmds);
+    redis.xadd_payloads(stream, from..to);
 }
 
 fn pending(redis: &Redis, stream: &str, group: &str) -> u64 {

@@ -42,10 +42,7 @@ fn ten_thousand_messages_over_two_hosts_are_all_handled_even_when_one_host_is_ki
         .unwrap()
         .clone();
     assert_eq!(row["host"], "h1,h2", "{row}");
-    let cmds: String = (0..10_000)
-        .map(|i| format!("XADD jobs * payload m{i}\n"))
-        .collect();
-    redis.pipe(&cmds);
+    redis.xadd_payloads("jobs", 0..10_000);
     // Kill one host while the stream is being read.
     wait_for("both hosts consuming", || {
         let out = redis.cli(&["XINFO", "CONSUMERS", "jobs", "g"]);

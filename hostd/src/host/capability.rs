@@ -8,15 +8,27 @@ use schema::command::{ConfigArgs, KvArgs};
 use schema::{Actor, AppInfo, ConfigOutcome, ConfigRow, KvOutcome};
 
 use super::{Host, HostError, refuse_if_managed};
+use crate::store::{AppRecord, ReleaseRecord};
 
 impl Host {
     /// `info APP`.
+    /// The active release of `rec`'s app, if it has one.
+    async fn active_of(&self, rec: &AppRecord) -> Result<Option<ReleaseRecord>, HostError> {
+        let Some(active) = rec.active else {
+            return Ok(None);
+        };
+        self.release(&rec.name, active)
+            .await?
+            .map(Some)
+            .ok_or(HostError::NoSuchRelease {
+                app: rec.name.clone(),
+                version: active,
+            })
+    }
+
     pub async fn info(&self, app: &str) -> Result<AppInfo, HostError> {
         let rec = self.app(app).await?;
-        let manifest = match rec.active {
-            Some(v) => self.release(app, v).await?.map(|r| r.manifest),
-            None => None,
-        };
+        let manifest = self.active_of(&rec).await?.map(|r| r.manifest);
         Ok(ops::cmd::info::of(
             app,
             rec.kind,
@@ -30,17 +42,11 @@ impl Host {
     /// `config APP`: the active release's config, secrets as names.
     pub async fn config_rows(&self, app: &str) -> Result<Vec<ConfigRow>, HostError> {
         let rec = self.app(app).await?;
-        let Some(active) = rec.active else {
-            return Ok(Vec::new());
-        };
-        let rel = self
-            .release(app, active)
+        Ok(self
+            .active_of(&rec)
             .await?
-            .ok_or(HostError::NoSuchRelease {
-                app: app.to_string(),
-                version: active,
-            })?;
-        Ok(ops::cmd::config::rows(&rel.manifest.config))
+            .map(|r| ops::cmd::config::rows(&r.manifest.config))
+            .unwrap_or_default())
     }
 
     /// `config set` / `config unset`: a new release of the active code with
@@ -68,18 +74,12 @@ impl Host {
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         refuse_if_managed(Some(&rec), who, "config")?;
-        let active = rec.active.ok_or_else(|| {
+        let from = self.active_of(&rec).await?.ok_or_else(|| {
             HostError::Refused(format!(
                 "{app} has no active release: deploy it first, then set its config"
             ))
         })?;
-        let from = self
-            .release(app, active)
-            .await?
-            .ok_or(HostError::NoSuchRelease {
-                app: app.to_string(),
-                version: active,
-            })?;
+        let active = from.version;
         let (mut manifest, mut outcome) = ops::cmd::config::apply(&from.manifest, args)?;
         self.seal_secrets(&mut manifest)?;
         let compiled = self.artifacts.load(&from.digest).await?;
@@ -106,11 +106,11 @@ impl Host {
     pub async fn kv(&self, who: &Actor, args: &KvArgs) -> Result<KvOutcome, HostError> {
         let app = args.app.as_str();
         let rec = self.app(app).await?;
-        let manifest = match rec.active {
-            Some(v) => self.release(app, v).await?.map(|r| r.manifest),
-            None => None,
-        }
-        .ok_or_else(|| HostError::Refused(format!("{app} has no active release")))?;
+        let manifest = self
+            .active_of(&rec)
+            .await?
+            .map(|r| r.manifest)
+            .ok_or_else(|| HostError::Refused(format!("{app} has no active release")))?;
         let bucket = args.bucket();
         if !manifest.keyvalue.has_bucket(bucket) {
             return Err(HostError::Refused(format!(

@@ -49,6 +49,19 @@ pub struct Entry {
     pub partial: bool,
 }
 
+/// A `system` record of `app`, now.
+fn system_entry(app: &str, release: Option<Version>, instance: &str, line: String) -> Entry {
+    Entry {
+        app: app.into(),
+        release: release.map(|v| v.0),
+        instance: instance.into(),
+        stream: Stream::System,
+        time: schema::time::now_millis(),
+        line,
+        partial: false,
+    }
+}
+
 enum Msg {
     /// A line, and the bytes it holds of the bounded queue (0: a system
     /// record, always queued).
@@ -120,18 +133,7 @@ impl LogHub {
     /// A record of one handled message: as many as the app handles, so
     /// bounded like an app's own lines (and not echoed to the daemon's log).
     pub fn message(&self, app: &str, release: Option<Version>, instance: &str, line: String) {
-        self.push_inner(
-            Entry {
-                app: app.into(),
-                release: release.map(|v| v.0),
-                instance: instance.into(),
-                stream: Stream::System,
-                time: schema::time::now_millis(),
-                line,
-                partial: false,
-            },
-            true,
-        )
+        self.push_inner(system_entry(app, release, instance, line), true)
     }
 
     fn push_inner(&self, e: Entry, bounded: bool) {
@@ -171,15 +173,7 @@ impl LogHub {
     ) {
         let line = line.into();
         tracing::info!(app, release = ?release.map(|v| v.to_string()), instance, "{line}");
-        self.push(Entry {
-            app: app.into(),
-            release: release.map(|v| v.0),
-            instance: instance.into(),
-            stream: Stream::System,
-            time: schema::time::now_millis(),
-            line,
-            partial: false,
-        });
+        self.push(system_entry(app, release, instance, line));
     }
 
     /// Lines dropped since start because the writer was behind.

@@ -106,7 +106,9 @@ pub fn start(rt: Arc<Runtime>, rel: Arc<ReleaseRun>, replicas: u32, recover: boo
     let stop = StopToken::default();
     let counters = Arc::new(Counters::default());
     let (retry, retries) = tokio::sync::mpsc::unbounded_channel();
+    let metrics = rt.message_metrics(&rel.app);
     let c = Ctx {
+        metrics,
         rt,
         rel,
         slots: Arc::new(Semaphore::new(replicas.max(1) as usize)),
@@ -134,6 +136,8 @@ struct Ctx {
     retry: tokio::sync::mpsc::UnboundedSender<Message>,
     /// Retries waiting out their backoff.
     waiting: Arc<AtomicU64>,
+    /// The app's handling metrics (health rules read them).
+    metrics: Arc<super::metrics::Window>,
 }
 
 /// One message to handle.
@@ -493,9 +497,7 @@ impl Ctx {
         let ms = took.as_secs_f64() * 1000.0;
         let ok = outcome.is_ok();
         // Health rules read messages as requests: a failure is an error.
-        self.rt
-            .message_metrics(&self.rel.app)
-            .record(if ok { 200 } else { 500 }, took);
+        self.metrics.record(if ok { 200 } else { 500 }, took);
         if ok {
             self.counters.handled.fetch_add(1, Ordering::Relaxed);
         } else {
