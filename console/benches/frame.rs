@@ -73,6 +73,7 @@ fn console_with(lines: usize, feed: &mut Gen) -> (App, Duration) {
         next_run: None,
         detail: None,
         rps: None,
+        messages: None,
     };
     app.update(Event::Snapshot {
         hosts: vec![],

@@ -133,6 +133,7 @@ impl Fleet {
                     next_run: None,
                     detail: detail.map(Into::into),
                     rps: None,
+                    messages: None,
                 },
                 releases,
             }

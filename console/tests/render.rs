@@ -541,3 +541,51 @@ fn nothing_the_fleet_sends_reaches_the_terminal_as_a_control_sequence() {
         assert!(screen(&buf).contains("evil"));
     }
 }
+
+#[test]
+fn a_message_app_shows_its_backlog_rate_and_handlers_in_the_apps_table_and_its_view() {
+    let mut app = operator();
+    let mut q = app_row("orders", schema::AppKind::Message, 2, 8, 3, "serving");
+    q.messages = Some(schema::MessageStats {
+        pending: Some(120),
+        in_flight: 3,
+        handled_per_s: 950.0,
+        handled: 48_210,
+        failed: 7,
+        dead_lettered: 2,
+    });
+    let mut apps = apps();
+    apps.push(q);
+    app.update(Event::Snapshot {
+        hosts: hosts(),
+        apps,
+    });
+    app.update(Event::RequestRates(
+        [("orders".to_string(), 950.0)].into_iter().collect(),
+    ));
+    let buf = render(&mut app, 160, 48);
+    let l = lines(&buf);
+    let row = l
+        .iter()
+        .find(|l| l.contains("orders"))
+        .unwrap_or_else(|| panic!("{}", screen(&buf)));
+    for needle in [
+        "message",
+        "3/8",
+        "950.0",
+        "pending 120",
+        "handled 48210",
+        "dead-lettered 2",
+    ] {
+        assert!(row.contains(needle), "{needle:?} missing in {row}");
+    }
+    // Handlers on demand are not a shortfall: the count is not in warning
+    // colour the way a worker missing replicas is.
+    let y = l.iter().position(|l| l.contains("orders")).unwrap_or(0) as u16;
+    let x = row.find("3/8").unwrap_or(0) as u16;
+    assert_ne!(buf[(x, y)].fg, Color::Yellow, "{row}");
+    // The app view says the same in its summary.
+    prompt(&mut app, "releases orders");
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("pending 120"), "{s}");
+}

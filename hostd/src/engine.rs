@@ -78,7 +78,14 @@ pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, En
             // faults and TLB shootdowns on every request.
             .linear_memory_keep_resident(1 << 20)
             .table_keep_resident(64 << 10)
-            .async_stack_keep_resident(128 << 10);
+            .async_stack_keep_resident(128 << 10)
+            // Where the kernel can say which pages an instance touched
+            // (PAGEMAP_SCAN, Linux 6.7+), only those are reset: a message
+            // handler or a request touching a few pages costs a few pages.
+            .pagemap_scan(wasmtime::Enabled::Auto)
+            // Slots given back are decommitted several at a time: fewer
+            // lock round trips on the hot path of an instance per message.
+            .decommit_batch_size(16);
         c.allocation_strategy(InstanceAllocationStrategy::Pooling(p));
     }
     Ok(c)

@@ -308,7 +308,12 @@ fn record() -> impl Strategy<Value = LogRecord> {
             any::<u64>()
         ],
         prop::option::of(1u32..12),
-        prop::sample::select(vec![Stream::Stdout, Stream::Stderr, Stream::System]),
+        prop::sample::select(vec![
+            Stream::Stdout,
+            Stream::Stderr,
+            Stream::System,
+            Stream::Message,
+        ]),
         line(),
     )
         .prop_map(

@@ -65,6 +65,136 @@ fn a_stream_group_handles_every_message_from_the_streams_start_and_acknowledges_
         row["detail"].as_str().unwrap_or("").contains("handled 600"),
         "{row}"
     );
+    // ps: what waits (the group's backlog, asked every second), what runs,
+    // what was done.
+    let row = wait_for("ps to show an empty backlog", || {
+        let row = h.app("worker");
+        (row["messages"]["pending"] == 0).then_some(row)
+    });
+    let m = &row["messages"];
+    assert_eq!(m["handled"], 600, "{row}");
+    assert_eq!(m["dead_lettered"], 0, "{row}");
+    assert_eq!(m["in_flight"], 0, "{row}");
+    assert!(m["handled_per_s"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert_eq!(row["state"], "serving");
+    // The host's consumer is its instance row.
+    let inst = h.json(&["ps", "worker"]);
+    let consumer = inst
+        .as_array()
+        .and_then(|r| r.iter().find(|r| r["instance"] == "worker.consumer"))
+        .unwrap_or_else(|| panic!("no consumer row: {inst}"));
+    assert_eq!(consumer["messages"]["handled"], 600);
+    // Each handling is a record of the `message` stream, which the filter
+    // language names.
+    let records = h
+        .run(&[
+            "logs",
+            "worker",
+            "--since",
+            "0",
+            "--json",
+            "--where",
+            "stream == message",
+        ])
+        .ok()
+        .json_lines();
+    assert_eq!(records.len(), 600, "one record per message handled");
+    assert!(
+        records.iter().all(|r| r["stream"] == "message"
+            && line(r).starts_with("message jobs ")
+            && line(r).contains(" attempt 1: ok in ")),
+        "{:?}",
+        records.first()
+    );
+}
+
+#[test]
+fn ps_shows_the_backlog_and_the_handlers_under_way() {
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    h.deploy(
+        "slow",
+        "message-slow.wasm",
+        &[
+            "--stream",
+            &src,
+            "--group",
+            "g",
+            "--replicas",
+            "2",
+            "--env",
+            "SLEEP_MS=100",
+        ],
+    );
+    xadd(&redis, "jobs", 0, 40);
+    // 40 messages at 2 × 10/s take about 2 s: the backlog is seen waiting,
+    // then draining.
+    let busy = wait_for("a backlog and two handlers under way", || {
+        let row = h.app("slow");
+        let m = &row["messages"];
+        (m["pending"].as_u64().unwrap_or(0) > 2 && m["in_flight"] == 2).then_some(row)
+    });
+    assert_eq!(
+        busy["running"], 2,
+        "RUNNING is the handlers under way: {busy}"
+    );
+    assert!(
+        busy["detail"]
+            .as_str()
+            .unwrap_or("")
+            .starts_with("pending "),
+        "{busy}"
+    );
+    wait_for("the backlog drained", || {
+        let row = h.app("slow");
+        (row["messages"]["pending"] == 0 && row["messages"]["handled"] == 40).then_some(())
+    });
+}
+
+#[test]
+fn redis_going_away_shows_the_app_degraded_and_nothing_unhandled_is_acknowledged() {
+    let mut redis = Redis::start_durable();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    h.deploy(
+        "worker",
+        "message-handler.wasm",
+        &["--stream", &src, "--group", "g", "--replicas", "4"],
+    );
+    xadd(&redis, "jobs", 0, 100);
+    wait_for("the first 100 handled", || {
+        (handled(&h, "worker").len() == 100 && pending(&redis, "jobs", "g") == 0).then_some(())
+    });
+    redis.stop();
+    let row = wait_for("ps to show the app degraded", || {
+        let row = h.app("worker");
+        (row["state"] == "degraded").then_some(row)
+    });
+    let detail = row["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.contains(&format!("127.0.0.1:{}", redis.port)) && detail.contains("reconnecting"),
+        "the reason names the source: {row}"
+    );
+    assert!(
+        row["messages"].get("pending").is_none(),
+        "an unknown backlog is not shown as a number: {row}"
+    );
+    // hostd lives on; the consumer comes back by itself.
+    redis.restart();
+    xadd(&redis, "jobs", 100, 200);
+    let all: BTreeSet<String> = (0..200).map(|i| format!("m{i}")).collect();
+    wait_for("every message handled after Redis came back", || {
+        let got: BTreeSet<String> = handled(&h, "worker").into_iter().collect();
+        (got == all && pending(&redis, "jobs", "g") == 0).then_some(())
+    });
+    assert_eq!(handled(&h, "worker").len(), 200, "each handled once");
+    wait_for("serving again", || {
+        (h.app("worker")["state"] == "serving").then_some(())
+    });
+    h.wait_log("worker", "the reconnection", |r| {
+        line(r).contains("reconnecting in")
+    });
 }
 
 #[test]
@@ -284,4 +414,43 @@ fn a_release_failing_its_messages_is_rolled_back_by_its_health_rule_and_the_good
         line(r).contains("error_rate")
     });
     assert_eq!(rec["stream"], "system");
+}
+
+#[test]
+fn a_handler_failing_everything_makes_the_consumer_stop_reading_at_its_ceiling_of_waiting_retries()
+{
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    xadd(&redis, "jobs", 0, 5_000);
+    h.deploy(
+        "bad",
+        "message-fail.wasm",
+        &[
+            "--stream",
+            &src,
+            "--group",
+            "g",
+            "--replicas",
+            "8",
+            "--max-attempts",
+            "10",
+        ],
+    );
+    // Every message fails and waits out a growing backoff: held in memory
+    // (and pending in the group) until its retry. The consumer holds at
+    // most 1024 of them, plus one batch read (64) and the handlers under
+    // way (8), and leaves the rest of the stream unread.
+    wait_for("the consumer to reach its ceiling", || {
+        let (pending, _) = redis.group_state("jobs");
+        (pending != u64::MAX && pending >= 1024).then_some(())
+    });
+    for _ in 0..10 {
+        let (pending, lag) = redis.group_state("jobs");
+        assert!(pending <= 1024 + 64 + 8, "{pending} held");
+        assert!(lag > 3_000, "it stopped reading: lag {lag}");
+        std::thread::sleep(std::time::Duration::from_millis(300));
+    }
+    // hostd still answers while its handlers fail.
+    assert_eq!(h.app("bad")["state"], "serving");
 }

@@ -113,6 +113,9 @@ pub enum Stream {
     Stderr,
     /// Lines the platform writes about an app: starts, exits, switches, traps.
     System,
+    /// One record per message a message app handled (source, id, attempt,
+    /// outcome, latency).
+    Message,
 }
 
 impl Stream {
@@ -121,6 +124,7 @@ impl Stream {
             Stream::Stdout => "stdout",
             Stream::Stderr => "stderr",
             Stream::System => "system",
+            Stream::Message => "message",
         }
     }
 }
@@ -138,6 +142,7 @@ impl FromStr for Stream {
             "stdout" => Stream::Stdout,
             "stderr" => Stream::Stderr,
             "system" => Stream::System,
+            "message" => Stream::Message,
             _ => return Err(format!("unknown stream {s:?}")),
         })
     }
@@ -187,9 +192,64 @@ pub struct PsRow {
     /// Why the app or instance is in its state (last exit, crash loop…).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub detail: Option<String>,
-    /// http apps: requests per second over the last 10 s.
+    /// http apps: requests per second over the last 10 s; message apps:
+    /// messages handled (or failed) per second over the last 10 s.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rps: Option<f64>,
+    /// Message apps: what the consumer has done and what waits.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub messages: Option<MessageStats>,
+}
+
+/// What `ps` shows of a message app (on a host, or summed over the fleet).
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MessageStats {
+    /// Messages of the stream not yet handled by the group: never
+    /// delivered (the group's lag) plus delivered and not acknowledged.
+    /// Absent for a channel (pub/sub keeps no backlog) or while the source
+    /// cannot be asked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pending: Option<u64>,
+    /// Handlers running now.
+    pub in_flight: u64,
+    /// Messages handled per second over the last 10 s.
+    pub handled_per_s: f64,
+    /// Since the consumer started: handled successfully, failed attempts,
+    /// and moved to `STREAM:dead`.
+    pub handled: u64,
+    pub failed: u64,
+    pub dead_lettered: u64,
+}
+
+impl MessageStats {
+    /// The fleet's view: counts add up; `pending` is the group's, the same
+    /// seen from every host, so the freshest (largest) answer stands.
+    pub fn merge(&mut self, o: &MessageStats) {
+        self.pending = match (self.pending, o.pending) {
+            (Some(a), Some(b)) => Some(a.max(b)),
+            (a, b) => a.or(b),
+        };
+        self.in_flight += o.in_flight;
+        self.handled_per_s += o.handled_per_s;
+        self.handled += o.handled;
+        self.failed += o.failed;
+        self.dead_lettered += o.dead_lettered;
+    }
+
+    /// `pending 12, 350/s, dead-lettered 3`: the DETAIL of `ps`.
+    pub fn summary(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(p) = self.pending {
+            parts.push(format!("pending {p}"));
+        }
+        parts.push(format!("{:.0}/s", self.handled_per_s));
+        parts.push(format!("handled {}", self.handled));
+        if self.failed > 0 {
+            parts.push(format!("failed {}", self.failed));
+        }
+        parts.push(format!("dead-lettered {}", self.dead_lettered));
+        parts.join(", ")
+    }
 }
 
 /// One row of `releases APP`.

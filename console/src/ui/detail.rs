@@ -79,7 +79,11 @@ fn summary_line(app: &App, d: &Detail, t: Theme) -> Line<'static> {
         )),
         Span::styled(r.state.to_string(), r.state.tone(t)),
     ];
-    if let Some(detail) = &r.detail {
+    let detail = r
+        .detail
+        .clone()
+        .or_else(|| r.messages.as_ref().map(schema::MessageStats::summary));
+    if let Some(detail) = detail {
         spans.push(Span::raw(format!(": {detail}")));
     }
     Line::from(spans)

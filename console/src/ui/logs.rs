@@ -25,6 +25,7 @@ fn stream_tag(s: Stream) -> &'static str {
         Stream::Stdout => "out",
         Stream::Stderr => "err",
         Stream::System => "sys",
+        Stream::Message => "msg",
     }
 }
 
@@ -120,6 +121,7 @@ fn draw_line(
         Stream::Stdout => (stream_tag(l.stream), Style::new()),
         Stream::Stderr => (stream_tag(l.stream), t.bad()),
         Stream::System => (stream_tag(l.stream), t.warn()),
+        Stream::Message => (stream_tag(l.stream), t.dim()),
     };
     put(&mut x, tag, 3, style);
     let text: &str = match l.text.char_indices().nth(h_offset) {

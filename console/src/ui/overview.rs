@@ -23,7 +23,7 @@ const HOST_COLS: &[Col] = &[
 
 const APP_COLS: &[Col] = &[
     col("APP", 20, 0),
-    col("KIND", 6, 2),
+    col("KIND", 7, 2),
     col("RELEASE", 7, 0),
     col("RUN/WANT", 8, 0),
     col("STATE", 9, 1),
@@ -143,7 +143,9 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
         .apps
         .iter()
         .map(|r| {
-            let short = r.running < r.replicas;
+            // Only a worker runs a fixed number of instances: an http or
+            // message app's are per request, up to its replicas.
+            let short = r.kind == schema::AppKind::Worker && r.running < r.replicas;
             let rate = app
                 .rates
                 .get(&r.app)
@@ -153,7 +155,8 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
                 .next_run
                 .as_ref()
                 .map(|n| format!("next run {}", n))
-                .or_else(|| r.detail.clone());
+                .or_else(|| r.detail.clone())
+                .or_else(|| r.messages.as_ref().map(schema::MessageStats::summary));
             vec![
                 plain(&r.app),
                 plain(r.kind.as_str()),

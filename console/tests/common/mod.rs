@@ -54,6 +54,7 @@ pub fn app_row(
         next_run: None,
         detail: None,
         rps: None,
+        messages: None,
     }
 }
 

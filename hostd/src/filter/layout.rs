@@ -29,7 +29,7 @@ pub(crate) struct Layout {
     pub seq: usize,
     pub stream: usize,
     /// The byte a `Stream` is stored as, by variant.
-    stream_codes: [u8; 3],
+    stream_codes: [u8; 4],
 }
 
 // The fields compiled code reads must keep these types; if one changes, this
@@ -65,11 +65,13 @@ impl Layout {
             code(Stream::Stdout),
             code(Stream::Stderr),
             code(Stream::System),
+            code(Stream::Message),
         ];
-        if stream_codes[0] == stream_codes[1]
-            || stream_codes[1] == stream_codes[2]
-            || stream_codes[0] == stream_codes[2]
-        {
+        let distinct = stream_codes
+            .iter()
+            .enumerate()
+            .all(|(i, a)| stream_codes[i + 1..].iter().all(|b| a != b));
+        if !distinct {
             return Err("Stream variants are not told apart by their byte".into());
         }
         Ok(Layout {
@@ -99,6 +101,7 @@ impl Layout {
             Stream::Stdout => self.stream_codes[0],
             Stream::Stderr => self.stream_codes[1],
             Stream::System => self.stream_codes[2],
+            Stream::Message => self.stream_codes[3],
         }
     }
 }

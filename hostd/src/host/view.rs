@@ -20,8 +20,12 @@ impl Host {
             instance: None,
             started: st.started.map(schema::time::rfc3339),
             next_run: st.next_run.map(schema::time::rfc3339),
-            detail: st.detail.clone(),
+            detail: st
+                .detail
+                .clone()
+                .or_else(|| st.messages.as_ref().map(schema::MessageStats::summary)),
             rps: st.rps,
+            messages: st.messages.clone(),
         }
     }
 
@@ -40,6 +44,7 @@ impl Host {
                 started: None,
                 memory: 0,
                 rps: None,
+                messages: None,
                 instances: Vec::new(),
             },
         }
@@ -59,7 +64,7 @@ impl Host {
                 let rec = self.app(name).await?;
                 let st = self.status_of(&rec);
                 let base = self.ps_row(&rec, &st);
-                Ok(st
+                let mut rows: Vec<PsRow> = st
                     .instances
                     .iter()
                     .map(|i| PsRow {
@@ -71,9 +76,20 @@ impl Host {
                         started: i.started.map(schema::time::rfc3339),
                         detail: i.detail.clone(),
                         next_run: None,
+                        messages: None,
                         ..base.clone()
                     })
-                    .collect())
+                    .collect();
+                // A message app's instances live for one message each: its
+                // row is the host's consumer (named after the host in the
+                // group), with what it handles.
+                if st.messages.is_some() {
+                    rows.push(PsRow {
+                        instance: Some(format!("{name}.consumer")),
+                        ..base
+                    });
+                }
+                Ok(rows)
             }
         }
     }

@@ -133,7 +133,9 @@ impl LogHub {
     /// A record of one handled message: as many as the app handles, so
     /// bounded like an app's own lines (and not echoed to the daemon's log).
     pub fn message(&self, app: &str, release: Option<Version>, instance: &str, line: String) {
-        self.push_inner(system_entry(app, release, instance, line), true)
+        let mut e = system_entry(app, release, instance, line);
+        e.stream = Stream::Message;
+        self.push_inner(e, true)
     }
 
     fn push_inner(&self, e: Entry, bounded: bool) {

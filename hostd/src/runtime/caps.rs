@@ -257,3 +257,33 @@ pub fn socket_check(
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A guest calling a new denied host on every request costs at most
+    /// [`MAX_DENIALS`] remembered destinations and as many log lines per
+    /// minute, however many it tries.
+    #[tokio::test]
+    async fn denied_destinations_remembered_and_logged_are_bounded() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let logs = LogHub::open(dir.path(), "h", 64 << 20).expect("log hub");
+        let caps = Capabilities::none("app", Version(1), logs.clone());
+        for i in 0..10_000 {
+            let host = format!("http://h{i}.example:80");
+            caps.denied("app.1", &host, &host);
+            // The same destination again within the minute: not logged.
+            caps.denied("app.1", &host, &host);
+        }
+        let seen = caps.denials.seen.lock().map(|s| s.len()).unwrap_or(0);
+        assert_eq!(seen, MAX_DENIALS, "the map stops at its ceiling");
+        logs.flush().await;
+        let records = logs.query("app", None, None).await.expect("query");
+        let denied = records
+            .iter()
+            .filter(|r| r.line.contains(" denied: not granted"))
+            .count();
+        assert_eq!(denied, MAX_DENIALS, "one line per remembered destination");
+    }
+}

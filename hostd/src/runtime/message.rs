@@ -60,14 +60,50 @@ const RETRY_CAP: Duration = Duration::from_secs(30);
 const MAX_WAITING: u64 = 1024;
 /// How often messages idle on other consumers are looked for.
 const CLAIM_EVERY: Duration = Duration::from_secs(5);
+/// How often the group's backlog is asked for (`ps`'s pending).
+const PENDING_EVERY: Duration = Duration::from_secs(1);
+/// Acknowledgements sent in one XACK at most.
+const ACK_BATCH: usize = 512;
 
 /// What `ps` shows of a message app on this host.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Counters {
     pub in_flight: AtomicU64,
     pub handled: AtomicU64,
     pub failed: AtomicU64,
     pub dead: AtomicU64,
+    /// The group's unhandled messages (lag + pending), as last asked;
+    /// [`UNKNOWN`] for a channel or while the source cannot be asked.
+    pub pending: AtomicU64,
+    /// Why the source cannot be read now (the consumer is reconnecting):
+    /// `ps` shows the app degraded with this reason.
+    pub error: std::sync::Mutex<Option<String>>,
+}
+
+/// [`Counters::pending`] when nobody knows.
+pub const UNKNOWN: u64 = u64::MAX;
+
+impl Default for Counters {
+    fn default() -> Self {
+        Counters {
+            in_flight: AtomicU64::new(0),
+            handled: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            dead: AtomicU64::new(0),
+            pending: AtomicU64::new(UNKNOWN),
+            error: std::sync::Mutex::new(None),
+        }
+    }
+}
+
+impl Counters {
+    fn set_error(&self, e: Option<String>) {
+        *self.error.lock().unwrap_or_else(|p| p.into_inner()) = e;
+    }
+
+    pub fn error(&self) -> Option<String> {
+        self.error.lock().unwrap_or_else(|p| p.into_inner()).clone()
+    }
 }
 
 /// A running consumer of one release.
@@ -174,11 +210,11 @@ impl Ctx {
             match r {
                 Ok(()) => return, // stopped
                 Err(e) => {
-                    self.note(format!(
-                        "{}: {e}; reconnecting in {} ms",
-                        schema::render::mask_url_password(&src.server),
-                        delay.as_millis()
-                    ));
+                    let why = format!("{}: {e}", schema::render::mask_url_password(&src.server));
+                    self.note(format!("{why}; reconnecting in {} ms", delay.as_millis()));
+                    self.counters.pending.store(UNKNOWN, Ordering::Relaxed);
+                    self.counters
+                        .set_error(Some(format!("{why}; reconnecting")));
                     tokio::select! {
                         _ = tokio::time::sleep(delay) => {}
                         _ = self.stop.requested() => return,
@@ -195,6 +231,7 @@ impl Ctx {
         let client = redis::Client::open(src.server.as_str())?;
         let mut pubsub = client.get_async_pubsub().await?;
         pubsub.subscribe(&src.name).await?;
+        self.counters.set_error(None);
         self.note(format!("subscribed to channel {}", src.name));
         let mut messages = pubsub.on_message();
         let mut n = 0u64;
@@ -226,7 +263,7 @@ impl Ctx {
                 c.handle(&channel, &m).await;
             });
         }
-        self.drain_now().await;
+        self.drain_handlers().await;
         Ok(())
     }
 
@@ -244,7 +281,8 @@ impl Ctx {
             .set_connection_timeout(Duration::from_secs(2))
             .set_response_timeout(BLOCK + Duration::from_secs(5))
             .set_number_of_retries(1);
-        // One connection blocks on reads; the other acknowledges.
+        // One connection blocks on reads; the other acknowledges, claims
+        // and asks for the backlog.
         let mut reader = ConnectionManager::new_with_config(client.clone(), config.clone()).await?;
         let writer = ConnectionManager::new_with_config(client, config).await?;
         match reader
@@ -258,10 +296,51 @@ impl Ctx {
             Err(e) if e.code() == Some("BUSYGROUP") => {}
             Err(e) => return Err(e),
         }
+        self.counters.set_error(None);
         self.note(format!(
             "consuming stream {} in group {group} as {consumer}",
             src.name
         ));
+        let (acks, acked) = tokio::sync::mpsc::unbounded_channel();
+        let s = Session {
+            stream: src.name.clone(),
+            group: group.clone(),
+            w: writer,
+            acks,
+            unacked: Arc::new(AtomicU64::new(0)),
+        };
+        // Background work of this connection: batched acknowledgements and
+        // the backlog figure; both end with the session.
+        let acker = tokio::spawn(ack_loop(
+            self.clone(),
+            (s.stream.clone(), s.group.clone(), s.w.clone()),
+            s.unacked.clone(),
+            acked,
+        ));
+        let _backlog = AbortOnDrop(tokio::spawn(backlog_loop(
+            self.counters.clone(),
+            (s.stream.clone(), s.group.clone(), s.w.clone()),
+        )));
+        let r = self
+            .stream_session(&s, &mut reader, &consumer, recover, retries)
+            .await;
+        // Whatever ended the session, what was handled is acknowledged
+        // (or, with the connection gone, left pending for a retry).
+        self.drain_now(&s).await;
+        drop(s);
+        let _ = acker.await;
+        r
+    }
+
+    async fn stream_session(
+        &self,
+        s: &Session,
+        reader: &mut ConnectionManager,
+        consumer: &str,
+        recover: bool,
+        retries: &mut tokio::sync::mpsc::UnboundedReceiver<Message>,
+    ) -> redis::RedisResult<()> {
+        let group = s.group.as_str();
         if recover {
             // This host's own pending messages first: what it read before a
             // restart and never acknowledged, in id order, each once (a
@@ -270,19 +349,18 @@ impl Ctx {
             let mut n = 0;
             loop {
                 let opts = StreamReadOptions::default()
-                    .group(&group, &consumer)
+                    .group(group, consumer)
                     .count(BATCH);
                 let r: StreamReadReply = reader
-                    .xread_options(&[&src.name], &[from.as_str()], &opts)
+                    .xread_options(&[&s.stream], &[from.as_str()], &opts)
                     .await?;
                 let ids: Vec<StreamId> = r.keys.into_iter().flat_map(|k| k.ids).collect();
                 let Some(last) = ids.last() else { break };
                 from = last.id.clone();
                 n += ids.len();
                 for id in ids {
-                    let attempt = self.deliveries(&writer, src, &group, &id.id).await;
-                    self.dispatch(src, &group, &writer, message(id, attempt))
-                        .await;
+                    let attempt = self.deliveries(s, &id.id).await;
+                    self.dispatch(s, message(id, attempt)).await;
                 }
             }
             if n > 0 {
@@ -299,11 +377,11 @@ impl Ctx {
         while !self.stop.is_requested() {
             // Retries whose backoff is over.
             while let Ok(m) = retries.try_recv() {
-                self.dispatch(src, &group, &writer, m).await;
+                self.dispatch(s, m).await;
             }
             if last_claim.elapsed() >= CLAIM_EVERY {
                 last_claim = Instant::now();
-                self.claim_idle(src, &group, &consumer, &writer).await?;
+                self.claim_idle(s, consumer).await?;
             }
             if self.waiting.load(Ordering::SeqCst) >= MAX_WAITING {
                 tokio::time::sleep(Duration::from_millis(50)).await;
@@ -311,40 +389,49 @@ impl Ctx {
             }
             // Read a batch; dispatch waits for free handlers (what is read
             // and not yet handled stays pending, so nothing is lost).
-            let free = BATCH;
             let block = if self.waiting.load(Ordering::SeqCst) == 0 {
                 BLOCK
             } else {
                 Duration::from_millis(50)
             };
             let opts = StreamReadOptions::default()
-                .group(&group, &consumer)
-                .count(free)
+                .group(group, consumer)
+                .count(BATCH)
                 .block(block.as_millis() as usize);
-            let (keys, ids) = ([src.name.as_str()], [">"]);
-            let read: Option<StreamReadReply> = reader.xread_options(&keys, &ids, &opts).await?;
+            let read: Option<StreamReadReply> =
+                reader.xread_options(&[&s.stream], &[">"], &opts).await?;
             for id in read.into_iter().flat_map(|r| r.keys).flat_map(|k| k.ids) {
-                self.dispatch(src, &group, &writer, message(id, 1)).await;
+                self.dispatch(s, message(id, 1)).await;
             }
         }
-        // Stopping: what runs finishes and is acknowledged; retries not yet
-        // due stay pending for the next consumer of this host.
-        self.drain_now().await;
+        // Stopping: what runs finishes and is acknowledged (by the caller);
+        // retries not yet due stay pending for the next consumer of this
+        // host.
         Ok(())
     }
 
-    async fn drain_now(&self) {
+    /// Waits for the handlers under way and their acknowledgements.
+    async fn drain_now(&self, s: &Session) {
+        while self.counters.in_flight.load(Ordering::SeqCst) > 0
+            || s.unacked.load(Ordering::SeqCst) > 0
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+    }
+
+    /// Waits for the handlers under way (a channel: nothing to acknowledge).
+    async fn drain_handlers(&self) {
         while self.counters.in_flight.load(Ordering::SeqCst) > 0 {
             tokio::time::sleep(Duration::from_millis(2)).await;
         }
     }
 
     /// How often `id` was delivered (Redis counts it per pending entry).
-    async fn deliveries(&self, w: &ConnectionManager, src: &Source, group: &str, id: &str) -> u32 {
-        let mut w = w.clone();
+    async fn deliveries(&self, s: &Session, id: &str) -> u32 {
+        let mut w = s.w.clone();
         let r: redis::RedisResult<redis::Value> = redis::cmd("XPENDING")
-            .arg(&src.name)
-            .arg(group)
+            .arg(&s.stream)
+            .arg(&s.group)
             .arg(id)
             .arg(id)
             .arg(1)
@@ -364,18 +451,12 @@ impl Ctx {
 
     /// Takes messages idle longer than `claim_idle_s` on any consumer of
     /// the group (a host that died holding them).
-    async fn claim_idle(
-        &self,
-        src: &Source,
-        group: &str,
-        consumer: &str,
-        w: &ConnectionManager,
-    ) -> redis::RedisResult<()> {
+    async fn claim_idle(&self, s: &Session, consumer: &str) -> redis::RedisResult<()> {
         let idle_ms = self.rel.manifest.trigger.claim_idle_s() * 1000;
-        let mut c = w.clone();
+        let mut c = s.w.clone();
         let r: redis::Value = redis::cmd("XAUTOCLAIM")
-            .arg(&src.name)
-            .arg(group)
+            .arg(&s.stream)
+            .arg(&s.group)
             .arg(consumer)
             .arg(idle_ms)
             .arg("0-0")
@@ -394,68 +475,65 @@ impl Ctx {
             ));
         }
         for id in claimed {
-            let attempt = self.deliveries(w, src, group, &id.id).await;
-            self.dispatch(src, group, w, message(id, attempt)).await;
+            let attempt = self.deliveries(s, &id.id).await;
+            self.dispatch(s, message(id, attempt)).await;
         }
         Ok(())
     }
 
     /// Hands `m` to a handler (waiting for a free slot); its outcome acks
     /// it, sends it back for a retry after its backoff, or dead-letters it.
-    async fn dispatch(&self, src: &Source, group: &str, w: &ConnectionManager, m: Message) {
+    async fn dispatch(&self, s: &Session, m: Message) {
         let max = self.rel.manifest.trigger.max_attempts();
         if m.attempt > max {
-            self.dead_letter(src, group, w, &m, "no attempts left")
-                .await;
+            self.dead_letter(s, &m, "no attempts left").await;
             return;
         }
         let Ok(permit) = self.slots.clone().acquire_owned().await else {
             return;
         };
-        let (c, src, group, w) = (self.clone(), src.clone(), group.to_string(), w.clone());
+        // Counted until its outcome is settled, so a stop waits for it.
+        s.unacked.fetch_add(1, Ordering::SeqCst);
+        let (c, s) = (self.clone(), s.clone());
         tokio::spawn(async move {
             let ok = {
                 let _permit = permit;
-                c.handle(&src.name, &m).await
+                c.handle(&s.stream, &m).await
             };
             if ok {
-                let mut w = w.clone();
-                if let Err(e) = w.xack::<_, _, _, ()>(&src.name, &group, &[&m.id]).await {
-                    c.note(format!(
-                        "could not acknowledge {}: {e}; it will be handled again",
-                        m.id
-                    ));
+                // The ack loop settles it.
+                if s.acks.send(m.id).is_err() {
+                    s.unacked.fetch_sub(1, Ordering::SeqCst);
                 }
-            } else if m.attempt >= max {
-                c.dead_letter(&src, &group, &w, &m, "the handler failed")
-                    .await;
-            } else {
-                // Still pending in the group: if this consumer stops before
-                // the retry, the next one claims it.
-                c.waiting.fetch_add(1, Ordering::SeqCst);
-                let wait = (RETRY_BASE * 2u32.saturating_pow(m.attempt.saturating_sub(1).min(16)))
-                    .min(RETRY_CAP);
-                tokio::time::sleep(wait).await;
-                c.waiting.fetch_sub(1, Ordering::SeqCst);
-                let _ = c.retry.send(Message {
-                    attempt: m.attempt + 1,
-                    ..m
-                });
+                return;
             }
+            if m.attempt >= max {
+                c.dead_letter(&s, &m, "the handler failed").await;
+                s.unacked.fetch_sub(1, Ordering::SeqCst);
+                return;
+            }
+            // Still pending in the group: if this consumer stops before the
+            // retry, the next one claims it.
+            c.waiting.fetch_add(1, Ordering::SeqCst);
+            s.unacked.fetch_sub(1, Ordering::SeqCst);
+            // The session may end while this waits (its acknowledgements
+            // must not wait for a retry's backoff).
+            drop(s);
+            let wait = (RETRY_BASE * 2u32.saturating_pow(m.attempt.saturating_sub(1).min(16)))
+                .min(RETRY_CAP);
+            tokio::time::sleep(wait).await;
+            c.waiting.fetch_sub(1, Ordering::SeqCst);
+            let _ = c.retry.send(Message {
+                attempt: m.attempt + 1,
+                ..m
+            });
         });
     }
 
     /// Copies `m` to `STREAM:dead` and acknowledges it.
-    async fn dead_letter(
-        &self,
-        src: &Source,
-        group: &str,
-        w: &ConnectionManager,
-        m: &Message,
-        why: &str,
-    ) {
-        let mut w = w.clone();
-        let dead = format!("{}:dead", src.name);
+    async fn dead_letter(&self, s: &Session, m: &Message, why: &str) {
+        let mut w = s.w.clone();
+        let dead = format!("{}:dead", s.stream);
         let mut fields: Vec<(String, Vec<u8>)> = m.fields.clone();
         fields.push(("cranefleet-id".into(), m.id.clone().into_bytes()));
         fields.push((
@@ -466,7 +544,7 @@ impl Ctx {
         let r: redis::RedisResult<String> = w.xadd(&dead, "*", &fields).await;
         match r {
             Ok(_) => {
-                let _: redis::RedisResult<()> = w.xack(&src.name, group, &[&m.id]).await;
+                let _: redis::RedisResult<()> = w.xack(&s.stream, &s.group, &[&m.id]).await;
                 self.counters.dead.fetch_add(1, Ordering::Relaxed);
                 self.rt.logs.system(
                     &self.rel.app,
@@ -474,7 +552,7 @@ impl Ctx {
                     "consumer",
                     format!(
                         "{} {}: moved to {dead} after {} attempts ({why})",
-                        src.name, m.id, m.attempt
+                        s.stream, m.id, m.attempt
                     ),
                 );
             }
@@ -509,7 +587,7 @@ impl Ctx {
             Some(self.rel.version),
             &instance,
             format!(
-                "message {source} {} attempt {}: {} in {ms:.1} ms",
+                "message {source} {} attempt {}: {} in {ms:.2} ms",
                 m.id,
                 m.attempt,
                 match &outcome {
@@ -552,6 +630,120 @@ impl Ctx {
             Ok(Ok(Err(_))) => Err("the handler returned an error".into()),
             Ok(Ok(Ok(()))) => Ok(()),
         }
+    }
+}
+
+/// One connection's consumer of a stream.
+#[derive(Clone)]
+struct Session {
+    stream: String,
+    group: String,
+    /// Acknowledges, claims, dead-letters, asks for the backlog.
+    w: ConnectionManager,
+    /// Ids handled successfully, for [`ack_loop`].
+    acks: tokio::sync::mpsc::UnboundedSender<String>,
+    /// Messages handed to a handler whose outcome is not settled yet
+    /// (acknowledged, dead-lettered or waiting for a retry).
+    unacked: Arc<AtomicU64>,
+}
+
+/// Acknowledges handled messages, as many per XACK as have finished since
+/// the last one (at most [`ACK_BATCH`]): one round trip for a batch instead
+/// of one per message. Ends when every sender is gone.
+async fn ack_loop(
+    c: Ctx,
+    (stream, group, mut w): (String, String, ConnectionManager),
+    unacked: Arc<AtomicU64>,
+    mut acked: tokio::sync::mpsc::UnboundedReceiver<String>,
+) {
+    let mut ids: Vec<String> = Vec::with_capacity(ACK_BATCH);
+    while let Some(first) = acked.recv().await {
+        ids.push(first);
+        while ids.len() < ACK_BATCH {
+            match acked.try_recv() {
+                Ok(id) => ids.push(id),
+                Err(_) => break,
+            }
+        }
+        if let Err(e) = w.xack::<_, _, _, ()>(&stream, &group, &ids).await {
+            c.note(format!(
+                "could not acknowledge {} messages ({} to {}): {e}; they stay pending and will be handled again",
+                ids.len(),
+                ids.first().map_or("", String::as_str),
+                ids.last().map_or("", String::as_str),
+            ));
+        }
+        unacked.fetch_sub(ids.len() as u64, Ordering::SeqCst);
+        ids.clear();
+    }
+}
+
+/// Keeps [`Counters::pending`] current: the group's lag (never delivered)
+/// plus its pending entries (delivered, not acknowledged).
+async fn backlog_loop(
+    counters: Arc<Counters>,
+    (stream, group, mut w): (String, String, ConnectionManager),
+) {
+    loop {
+        let r: redis::RedisResult<redis::Value> = redis::cmd("XINFO")
+            .arg("GROUPS")
+            .arg(&stream)
+            .query_async(&mut w)
+            .await;
+        let n = r.ok().and_then(|v| group_backlog(&v, &group));
+        counters
+            .pending
+            .store(n.unwrap_or(UNKNOWN), Ordering::Relaxed);
+        tokio::time::sleep(PENDING_EVERY).await;
+    }
+}
+
+/// `lag + pending` of `group` in an XINFO GROUPS reply (RESP2: a list of
+/// flat key/value lists). `None` when Redis cannot say (a lag of nil, as
+/// after XDEL or XSETID, or a group that is gone).
+fn group_backlog(v: &redis::Value, group: &str) -> Option<u64> {
+    let redis::Value::Array(groups) = v else {
+        return None;
+    };
+    for g in groups {
+        let fields: Vec<(String, redis::Value)> = match g {
+            redis::Value::Array(kv) => kv
+                .chunks(2)
+                .filter_map(|p| match p {
+                    [k, v] => redis::from_redis_value::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone())),
+                    _ => None,
+                })
+                .collect(),
+            redis::Value::Map(kv) => kv
+                .iter()
+                .filter_map(|(k, v)| {
+                    redis::from_redis_value::<String>(k)
+                        .ok()
+                        .map(|k| (k, v.clone()))
+                })
+                .collect(),
+            _ => continue,
+        };
+        let get = |name: &str| fields.iter().find(|(k, _)| k == name).map(|(_, v)| v);
+        let name = get("name").and_then(|v| redis::from_redis_value::<String>(v).ok());
+        if name.as_deref() != Some(group) {
+            continue;
+        }
+        let pending = get("pending").and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
+        let lag = get("lag").and_then(|v| redis::from_redis_value::<u64>(v).ok())?;
+        return Some(pending + lag);
+    }
+    None
+}
+
+/// Aborts a background task when the scope that owns it ends.
+struct AbortOnDrop(tokio::task::JoinHandle<()>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        self.0.abort();
     }
 }
 

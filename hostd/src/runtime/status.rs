@@ -33,5 +33,7 @@ pub struct AppStatus {
     pub memory: u64,
     /// http apps: requests per second over the last 10 s.
     pub rps: Option<f64>,
+    /// Message apps: the consumer's figures.
+    pub messages: Option<schema::MessageStats>,
     pub instances: Vec<InstanceStatus>,
 }

@@ -315,6 +315,7 @@ impl AppRuntime {
             .filter(|i| i.state == RunState::Running && Some(i.release) == release)
             .count() as u32;
         let mut rps = None;
+        let mut messages = None;
         if g.kind == AppKind::Http
             && let Some(route) = self.rt.routes.get(&self.name)
         {
@@ -368,16 +369,28 @@ impl AppRuntime {
                 None => (RunState::Stopped, None),
                 Some(c) => {
                     let n = &c.counters;
-                    running = n.in_flight.load(Ordering::Relaxed) as u32;
-                    (
-                        RunState::Serving,
-                        Some(format!(
-                            "handled {}, failed {}, dead-lettered {}",
-                            n.handled.load(Ordering::Relaxed),
-                            n.failed.load(Ordering::Relaxed),
-                            n.dead.load(Ordering::Relaxed)
-                        )),
-                    )
+                    let handling = self
+                        .rt
+                        .message_metrics(&self.name)
+                        .snapshot(std::time::Duration::from_secs(10));
+                    let stats = schema::MessageStats {
+                        pending: Some(n.pending.load(Ordering::Relaxed))
+                            .filter(|p| *p != message::UNKNOWN),
+                        in_flight: n.in_flight.load(Ordering::Relaxed),
+                        handled_per_s: handling.rps,
+                        handled: n.handled.load(Ordering::Relaxed),
+                        failed: n.failed.load(Ordering::Relaxed),
+                        dead_lettered: n.dead.load(Ordering::Relaxed),
+                    };
+                    running = stats.in_flight.min(u64::from(u32::MAX)) as u32;
+                    rps = Some(stats.handled_per_s);
+                    messages = Some(stats);
+                    match n.error() {
+                        // The source cannot be read: nothing is handled
+                        // until it is back.
+                        Some(why) => (RunState::Degraded, Some(why)),
+                        None => (RunState::Serving, None),
+                    }
                 }
             },
         };
@@ -393,6 +406,7 @@ impl AppRuntime {
             started,
             memory,
             rps,
+            messages,
             instances,
         }
     }

@@ -245,9 +245,15 @@ mod tests {
     async fn a_key_past_its_ceiling_is_refused_before_anything_is_written() {
         let dir = tempfile::tempdir().unwrap();
         let stores = KvStores::new(dir.path().join("kv"));
-        let store = stores.open("app", &KeyValue::default(), true).await.unwrap();
+        let store = stores
+            .open("app", &KeyValue::default(), true)
+            .await
+            .unwrap();
         let long = "k".repeat(MAX_KEY_BYTES + 1);
-        let e = store.set("default", &long, b"v", 1 << 20).await.unwrap_err();
+        let e = store
+            .set("default", &long, b"v", 1 << 20)
+            .await
+            .unwrap_err();
         assert!(e.to_string().contains("longer than 4096"), "{e}");
         assert!(store.increment("default", &long, 1, 1 << 20).await.is_err());
         let (keys, _) = store.list("default", None).await.unwrap();

@@ -64,7 +64,7 @@ pub enum Subject {
     Seq,
     /// The record's release number (`v3` is 3); missing on records not tied to a release.
     Release,
-    /// stdout, stderr or system (always present).
+    /// stdout, stderr, system or message (always present).
     Stream,
     /// A top-level field of a line that is a JSON object; missing when the line
     /// is not a JSON object or has no such field.

@@ -36,6 +36,7 @@ pub(super) fn encode(buf: &mut Vec<u8>, ctx: &mut Context, r: &LogRef<'_>) {
         Stream::Stdout => 0,
         Stream::Stderr => 1,
         Stream::System => 2,
+        Stream::Message => 3,
     };
     if r.partial {
         flags |= PARTIAL;
@@ -92,7 +93,7 @@ pub(super) fn walk<'a>(
             0 => Stream::Stdout,
             1 => Stream::Stderr,
             2 => Stream::System,
-            s => return Err(at(format!("unknown stream {s}"))),
+            _ => Stream::Message,
         };
         let release = if flags & HAS_RELEASE != 0 {
             let v = r.varint().map_err(at)?;

@@ -126,7 +126,8 @@ impl LogBatch {
         let stream = match flags & 0b11 {
             0 => Stream::Stdout,
             1 => Stream::Stderr,
-            _ => Stream::System,
+            2 => Stream::System,
+            _ => Stream::Message,
         };
         let release = if flags & HAS_RELEASE != 0 {
             Some(r.varint().ok()? as u32)

@@ -201,7 +201,7 @@ fn arb_record() -> impl Strategy<Value = LogRecord> {
         0i64..253_402_300_799_999,
         proptest::option::of(any::<u32>()),
         "[a-z0-9.]{0,12}",
-        0u8..3,
+        0u8..4,
         any::<String>(),
         any::<bool>(),
     )
@@ -213,7 +213,12 @@ fn arb_record() -> impl Strategy<Value = LogRecord> {
                 app: "app".into(),
                 release: release.map(Version),
                 instance,
-                stream: [Stream::Stdout, Stream::Stderr, Stream::System][s as usize],
+                stream: [
+                    Stream::Stdout,
+                    Stream::Stderr,
+                    Stream::System,
+                    Stream::Message,
+                ][s as usize],
                 line,
                 partial,
             },

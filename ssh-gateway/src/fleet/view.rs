@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schema::{AuditEntry, HostRow, HostState, PsRow, ReleaseRow, RunState};
+use schema::{AuditEntry, HostRow, HostState, MessageStats, PsRow, ReleaseRow, RunState};
 use tokio::sync::broadcast;
 
 use super::{Fleet, FleetError};
@@ -83,6 +83,14 @@ impl Fleet {
                     let rows = rows_of(&a.name);
                     let running = rows.iter().map(|r| r.running).sum();
                     let restarts = rows.iter().map(|r| r.restarts).sum();
+                    let messages = rows.iter().filter_map(|r| r.messages.as_ref()).fold(
+                        None,
+                        |acc: Option<MessageStats>, m| {
+                            let mut acc = acc.unwrap_or_default();
+                            acc.merge(m);
+                            Some(acc)
+                        },
+                    );
                     let down: Vec<&String> = placed
                         .keys()
                         .filter(|h| !live.get(*h).is_some_and(|l| l.up()))
@@ -114,7 +122,13 @@ impl Fleet {
                         next_run: rows.iter().find_map(|r| r.next_run.clone()),
                         rps: rows.iter().filter_map(|r| r.rps).reduce(|a, b| a + b),
                         detail: if down.is_empty() {
-                            rows.iter().find_map(|r| r.detail.clone())
+                            // A host's trouble first; else the fleet's
+                            // message figures; else any host's word.
+                            rows.iter()
+                                .filter(|r| !r.state.is_healthy())
+                                .find_map(|r| r.detail.clone())
+                                .or_else(|| messages.as_ref().map(MessageStats::summary))
+                                .or_else(|| rows.iter().find_map(|r| r.detail.clone()))
                         } else {
                             Some(format!(
                                 "down: {}",
@@ -124,6 +138,7 @@ impl Fleet {
                                     .join(",")
                             ))
                         },
+                        messages,
                     }
                 })
                 .collect()),

@@ -178,6 +178,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         next_run: None,
         detail: None,
         rps: Some(12.5),
+        messages: None,
     };
     let host_msgs = vec![
         hello,
