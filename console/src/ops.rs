@@ -98,7 +98,11 @@ impl Pending {
                 app: app.clone(),
                 replicas: *to,
             }),
-            Pending::Rm { app } => Command::Rm(RmArgs { app: app.clone() }),
+            // The dialog was the confirmation.
+            Pending::Rm { app } => Command::Rm(RmArgs {
+                app: app.clone(),
+                confirm: Some(app.clone()),
+            }),
             Pending::Deploy { request, .. } => Command::Deploy(request.clone()),
             Pending::Capability { command, .. } => (**command).clone(),
         };

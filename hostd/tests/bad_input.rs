@@ -220,7 +220,7 @@ fn unknown_app_is_refused_by_every_command() {
         vec!["rollback", "nope"],
         vec!["scale", "nope", "2"],
         vec!["logs", "nope"],
-        vec!["rm", "nope"],
+        vec!["rm", "nope", "--confirm", "nope"],
     ] {
         let r = h.run(&args);
         refused(&h, &before, r, "unknown app \"nope\"");

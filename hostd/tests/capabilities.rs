@@ -235,7 +235,7 @@ fn the_quota_refuses_writes_clearly_and_operators_read_and_write_an_apps_buckets
     assert!(audit.contains("set greeting in kvapp/default"), "{audit}");
     assert!(!audit.contains("hello"), "{audit}");
     // rm takes the store with it.
-    h.run(&["rm", "kvapp"]).ok();
+    h.run(&["rm", "kvapp", "--confirm", "kvapp"]).ok();
     assert!(!h.data().join("kv/kvapp.sqlite").exists());
 }
 

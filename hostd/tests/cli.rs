@@ -98,7 +98,23 @@ fn rm_stops_and_forgets_an_app_but_the_audit_log_remembers() {
     h.deploy("gone", "ticker.wasm", &["--env", "TICK_MS=50"]);
     h.deploy("stays", "ticker.wasm", &["--env", "TICK_MS=50"]);
     h.wait_running("gone", "v1", 1);
-    h.json(&["rm", "gone"]);
+    // Without its name repeated, rm is refused and changes nothing.
+    for (args, says) in [
+        (
+            vec!["rm", "gone"],
+            "repeat its name to confirm, `rm gone --confirm gone`",
+        ),
+        (
+            vec!["rm", "gone", "--confirm", "stays"],
+            "--confirm names \"stays\", not \"gone\": nothing removed",
+        ),
+    ] {
+        let r = h.run(&args);
+        assert_eq!(r.code, 2, "a usage error: {}", r.stderr);
+        assert!(r.stderr.contains(says), "{}", r.stderr);
+        assert_eq!(h.json(&["ps"]).as_array().unwrap().len(), 2);
+    }
+    h.json(&["rm", "gone", "--confirm", "gone"]);
     let ps = h.json(&["ps"]);
     assert_eq!(ps.as_array().unwrap().len(), 1, "{ps}");
     assert_eq!(h.run(&["releases", "gone"]).code, 1);

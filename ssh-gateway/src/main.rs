@@ -181,13 +181,14 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
     tracing::info!(listen = %listener.local_addr()?, host_key = %fp, data = %dir.display(), "ssh-gateway serving");
-    let server = ssh_gateway::server::Server::new(fleet);
+    let server = ssh_gateway::server::Server::new(fleet.clone());
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     let serving = tokio::spawn(ssh_gateway::server::run(
         server, config, listener, limits, shutdown,
     ));
     wait_for_signal().await;
     tracing::info!("shutting down");
+    fleet.closing();
     let _ = shutdown_tx.send(true);
     let _ = serving.await;
     // Sessions were told; give them a moment to say goodbye.

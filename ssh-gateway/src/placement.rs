@@ -119,7 +119,9 @@ pub fn keep(
     if kept == replicas {
         return Ok(out);
     }
-    // The rest goes where `place` would put it, counting what is kept.
+    // The rest goes where `place` would put it, counting what is kept:
+    // first to hosts that hold the app stopped (scaled to 0 there), so it
+    // comes back where its logs and compiled code are.
     let loaded: Vec<Candidate> = hosts
         .iter()
         .map(|h| Candidate {
@@ -127,7 +129,16 @@ pub fn keep(
             ..h.clone()
         })
         .collect();
-    for (name, n) in place(app, kind, replicas - kept, labels, &loaded)? {
+    let homes: Vec<Candidate> = loaded
+        .iter()
+        .filter(|h| before.get(&h.name) == Some(&0) && eligible(h))
+        .cloned()
+        .collect();
+    let placed = match place(app, kind, replicas - kept, labels, &homes) {
+        Ok(p) if !homes.is_empty() => p,
+        _ => place(app, kind, replicas - kept, labels, &loaded)?,
+    };
+    for (name, n) in placed {
         *out.entry(name).or_default() += n;
     }
     Ok(out)

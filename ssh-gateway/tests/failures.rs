@@ -256,7 +256,7 @@ fn viewer_unknown_and_host_keys_are_refused_and_audited() {
     for cmd in [
         vec!["scale", "w", "3"],
         vec!["rollback", "w"],
-        vec!["rm", "w"],
+        vec!["rm", "w", "--confirm", "w"],
     ] {
         let r = f.ssh("victor", &cmd, None);
         assert_eq!(r.code, 1, "{cmd:?}");

@@ -340,7 +340,7 @@ fn rm_stops_the_app_on_every_host() {
     ])
     .ok();
     f.wait_running("w", "v1", 2);
-    f.ops(&["rm", "w"]).ok();
+    f.ops(&["rm", "w", "--confirm", "w"]).ok();
     for i in 0..2 {
         wait_for("the app gone from the host", || {
             (f.local(i, &["ps", "--json"])

@@ -153,7 +153,10 @@ pub async fn serve<O: Operations, S: Sink>(
         Command::Scale(a) => {
             Reply::Scaled(with_progress(out, ops.scale(who, &a, &tx), &mut rx).await?)
         }
-        Command::Rm(a) => Reply::Removed(with_progress(out, ops.rm(who, &a, &tx), &mut rx).await?),
+        Command::Rm(a) => {
+            crate::cmd::rm::check(&a)?;
+            Reply::Removed(with_progress(out, ops.rm(who, &a, &tx), &mut rx).await?)
+        }
         Command::Ps(a) => Reply::Ps {
             rows: ops.ps(&a).await?,
             instances: a.app.is_some(),

@@ -73,7 +73,11 @@ impl CommandLine {
                 }
                 ("logs", f, vec![l.app.clone()])
             }
-            Command::Rm(r) => ("rm", vec![], vec![r.app.clone()]),
+            Command::Rm(r) => (
+                "rm",
+                r.confirm.iter().map(|c| opt("--confirm", c)).collect(),
+                vec![r.app.clone()],
+            ),
             Command::Hosts => ("hosts", vec![], vec![]),
             Command::Audit(t) => ("audit", vec![opt("--tail", &t.tail.to_string())], vec![]),
             Command::Watch => ("watch", vec![], vec![]),
@@ -595,6 +599,10 @@ pub struct InfoArgs {
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RmArgs {
     pub app: String,
+    /// The app's name again: `rm` removes its releases, compiled code and
+    /// logs from every host (to stop it and keep them: `scale APP 0`).
+    #[arg(long, value_name = "APP")]
+    pub confirm: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

@@ -90,7 +90,21 @@ impl Fleet {
     }
 
     pub(super) async fn host_disconnected(&self, conn: &Arc<HostConn>) {
-        self.registry.disconnect(conn);
+        if self.closing.load(std::sync::atomic::Ordering::SeqCst) {
+            return;
+        }
+        if self.registry.disconnect(conn) {
+            let h = &conn.name;
+            tracing::warn!(host = %h, "tunnel closed: host is down");
+            let s = self.down_after.as_secs_f64();
+            self.audit(
+                "gateway",
+                Action::HostDown,
+                None,
+                format!("{h}: tunnel closed (its replicas move if it is not back in {s} s)"),
+            )
+            .await;
+        }
         self.bump();
     }
 
@@ -299,6 +313,11 @@ impl Fleet {
         };
         for app in apps {
             let Some(active) = app.active else { continue };
+            // Scaled to 0: nothing to move, and the hosts holding it stopped
+            // keep it.
+            if app.replicas == 0 {
+                continue;
+            }
             let _op = self.op_lock(&app.name).await;
             let a = app.name.clone();
             let Ok(Some(rel)) = self.db.call(move |c| store::release(c, &a, active)).await else {
@@ -316,13 +335,18 @@ impl Fleet {
                 h.up = h.up && (self.is_settled(&h.name) || before.contains_key(&h.name));
             }
             let labels = &rel.manifest.labels;
-            let after = match placement::place(&app.name, app.kind, app.replicas, labels, &c) {
+            let mut after = match placement::place(&app.name, app.kind, app.replicas, labels, &c) {
                 Ok(p) => p,
                 Err(e) => {
                     tracing::warn!(app = %app.name, error = %e, "cannot place");
                     continue;
                 }
             };
+            // A host losing its replicas keeps the app stopped (its logs
+            // stay readable); only `rm` removes it.
+            for h in before.keys().filter(|h| c.iter().any(|x| &x.name == *h)) {
+                after.entry(h.clone()).or_insert(0);
+            }
             if after == before {
                 continue;
             }
@@ -440,17 +464,21 @@ pub(super) async fn monitor(fleet: std::sync::Weak<Fleet>) {
             fleet.rebalance("gateway").await;
         }
         if !newly_down.is_empty() {
-            for h in &newly_down {
-                let s = fleet.down_after.as_secs_f64();
+            let s = fleet.down_after.as_secs_f64();
+            for g in newly_down.iter().filter(|g| !g.closed) {
+                let h = &g.host;
                 tracing::warn!(host = %h, "no heartbeat for {s} s: host is down");
                 fleet
                     .audit(
                         "gateway",
                         Action::HostDown,
                         None,
-                        format!("{h}: no heartbeat for {} s", fleet.down_after.as_secs_f64()),
+                        format!("{h}: no heartbeat for {s} s"),
                     )
                     .await;
+            }
+            for g in newly_down.iter().filter(|g| g.closed) {
+                tracing::warn!(host = %g.host, "gone for {s} s: its replicas move");
             }
             fleet.rebalance("gateway").await;
         }

@@ -93,6 +93,9 @@ pub struct Fleet {
     keyvalue_url: Option<String>,
     /// Connections to shared key-value stores, per URL (the `kv` command).
     kv: tokio::sync::Mutex<HashMap<String, kv::RedisKv>>,
+    /// The gateway is shutting down: tunnels closing now say nothing of
+    /// their hosts.
+    closing: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,12 +179,20 @@ impl Fleet {
             secrets,
             keyvalue_url,
             kv: tokio::sync::Mutex::new(HashMap::new()),
+            closing: std::sync::atomic::AtomicBool::new(false),
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
         tokio::spawn(monitor(Arc::downgrade(&fleet)));
         tokio::spawn(events::drain(Arc::downgrade(&fleet), queue));
         Ok(fleet)
+    }
+
+    /// Called before the gateway closes its connections: the hosts are not
+    /// down, the gateway is.
+    pub fn closing(&self) {
+        self.closing
+            .store(true, std::sync::atomic::Ordering::SeqCst);
     }
 
     /// Deletes the artifacts no kept release uses (every app keeps its
@@ -409,7 +420,7 @@ impl Fleet {
         hosts: Vec<String>,
         by: &str,
         progress: &ProgressTx,
-    ) -> Result<(), String> {
+    ) -> Result<u64, String> {
         let size = match Digest::parse(&rel.digest) {
             Ok(d) => self.artifacts.size(&d).await,
             Err(_) => 0,
@@ -444,7 +455,12 @@ impl Fleet {
             }
         }
         if failures.is_empty() {
-            Ok(())
+            // The longest compile of any host (0: every host had it cached).
+            Ok(results
+                .iter()
+                .filter_map(|(_, r)| r.as_ref().ok().copied().flatten())
+                .max()
+                .unwrap_or(0))
         } else {
             Err(failures.join(", "))
         }

@@ -65,10 +65,12 @@ impl Fleet {
             &candidates,
         )?;
         let rel = self.store_release(manifest, bytes, who, replicas).await?;
-        self.stage_release(&rel, &placement, who, progress).await?;
-        let (prev, compile_ms) = self
+        // Hosts compile when they stage; the deploy reports the longest.
+        let staged_ms = self.stage_release(&rel, &placement, who, progress).await?;
+        let (prev, activated_ms) = self
             .switch_release(&rel, &placement, replicas, who, progress)
             .await?;
+        let compile_ms = staged_ms.max(activated_ms);
         let chosen: Vec<&str> = placement.keys().map(String::as_str).collect();
         let (version, kind) = (rel.version, rel.kind);
         let detail = format!(
@@ -151,7 +153,7 @@ impl Fleet {
         placement: &BTreeMap<String, u32>,
         who: &str,
         progress: &ProgressTx,
-    ) -> Result<(), FleetError> {
+    ) -> Result<u64, FleetError> {
         let chosen: Vec<String> = placement.keys().cloned().collect();
         let staging = Step::Staging {
             app: rel.app.clone(),
@@ -160,8 +162,9 @@ impl Fleet {
             hosts: chosen.clone(),
         };
         let _ = progress.send(Progress::new("gateway", staging));
-        let Err(failures) = self.stage(rel, chosen, who, progress).await else {
-            return Ok(());
+        let failures = match self.stage(rel, chosen, who, progress).await {
+            Ok(compile_ms) => return Ok(compile_ms),
+            Err(failures) => failures,
         };
         let (a, version) = (rel.app.clone(), rel.version);
         let detail = format!("staging failed on {failures}");
@@ -434,12 +437,20 @@ impl Fleet {
             .ok_or_else(|| FleetError::UnknownApp(app.to_string()))?;
         let before = self.placement_of(app).await?;
         let c = self.candidates(app, true).await?;
-        let after = if replicas == 0 {
+        let mut after = if replicas == 0 {
             BTreeMap::new()
         } else {
-            // Running replicas stay where they are; only the difference moves.
+            // Running replicas stay where they are; only the difference moves
+            // (to the hosts that ran the app before, first).
             placement::keep(app, rel.kind, replicas, &rel.manifest.labels, &c, &before)?
         };
+        // A scale never removes an app from a host: one left with no
+        // replicas keeps the app stopped there, with its releases, compiled
+        // code and logs (`logs` after `scale APP 0` is the on-call's first
+        // move); only `rm` removes it.
+        for h in before.keys() {
+            after.entry(h.clone()).or_insert(0);
+        }
         self.apply_placement(&rel, &before, &after, who, progress)
             .await?;
         let (a, p) = (app.to_string(), after.clone());

@@ -9,6 +9,11 @@
 //! it was up already: a reconnect within the grace period costs nothing);
 //! its heartbeats keep it up; once up for the grace period it is settled
 //! and may receive moved replicas; silent for the grace period, it is down.
+//! A host whose tunnel closes (the agent stopped, the process died, the
+//! connection was reset) is down at once: nobody waits out the grace
+//! period to learn what the gateway already saw. Its replicas still move
+//! only once it has been gone for the grace period, so an agent restarted
+//! within it (an upgrade) costs nothing.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -38,6 +43,9 @@ pub(super) struct Live {
     pub seen_ms: i64,
     pub apps: Vec<HostApp>,
     pub hb: Option<Heartbeat>,
+    /// Down and already reported by [`Registry::sweep`] (its replicas may
+    /// move).
+    pub gone: bool,
 }
 
 impl Live {
@@ -50,6 +58,7 @@ impl Live {
             seen_ms: now_ms,
             apps: Vec::new(),
             hb: None,
+            gone: false,
         }
     }
 
@@ -58,6 +67,14 @@ impl Live {
     pub fn up(&self) -> bool {
         self.state.keeps_replicas()
     }
+}
+
+/// A host gone for the grace period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(super) struct Gone {
+    pub host: String,
+    /// Its tunnel closed (it was shown down then); else it went silent.
+    pub closed: bool,
 }
 
 pub(super) struct Registry {
@@ -124,11 +141,23 @@ impl Registry {
         );
     }
 
-    /// The tunnel `conn` closed (a newer one of the same host stays).
-    pub(super) fn disconnect(&self, conn: &Arc<HostConn>) {
+    /// The tunnel `conn` closed (a newer one of the same host stays): the
+    /// host is down at once. Returns whether it was up.
+    pub(super) fn disconnect(&self, conn: &Arc<HostConn>) -> bool {
         let mut conns = lock(&self.conns);
-        if conns.get(&conn.name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
-            conns.remove(&conn.name);
+        if !conns.get(&conn.name).is_some_and(|c| Arc::ptr_eq(c, conn)) {
+            return false;
+        }
+        conns.remove(&conn.name);
+        drop(conns);
+        let mut live = lock(&self.live);
+        match live.get_mut(&conn.name) {
+            Some(l) if l.state != HostState::Down => {
+                l.state = HostState::Down;
+                l.settled = false;
+                true
+            }
+            _ => false,
         }
     }
 
@@ -144,6 +173,7 @@ impl Registry {
             l.up_since = Instant::now();
         }
         l.state = HostState::Up;
+        l.gone = false;
         l.seen = Instant::now();
         l.seen_ms = now_ms;
         l.apps = hb.apps.clone();
@@ -186,15 +216,27 @@ impl Registry {
     }
 
     /// Marks hosts silent for `grace` down, and hosts up for `grace`
-    /// settled; returns (newly down, newly settled).
-    pub(super) fn sweep(&self, grace: Duration) -> (Vec<String>, Vec<String>) {
+    /// settled; returns (newly gone: silent, or closed, for `grace`, whose
+    /// replicas may move; newly settled).
+    pub(super) fn sweep(&self, grace: Duration) -> (Vec<Gone>, Vec<String>) {
         let mut live = lock(&self.live);
         let mut down = Vec::new();
         let mut settled = Vec::new();
         for (h, l) in live.iter_mut() {
             if l.up() && l.seen.elapsed() > grace {
                 l.state = HostState::Down;
-                down.push(h.clone());
+                l.gone = true;
+                down.push(Gone {
+                    host: h.clone(),
+                    closed: false,
+                });
+            } else if l.state == HostState::Down && !l.gone && l.seen.elapsed() > grace {
+                // Closed earlier (already shown down): now its replicas move.
+                l.gone = true;
+                down.push(Gone {
+                    host: h.clone(),
+                    closed: true,
+                });
             } else if l.state == HostState::Up && !l.settled && l.up_since.elapsed() >= grace {
                 l.settled = true;
                 settled.push(h.clone());
@@ -255,7 +297,13 @@ mod tests {
         std::thread::sleep(Duration::from_millis(30));
         r.heartbeat("a", beat(), 2);
         let (down, _) = r.sweep(Duration::from_millis(20));
-        assert_eq!(down, ["b"]);
+        assert_eq!(
+            down,
+            [Gone {
+                host: "b".into(),
+                closed: false
+            }]
+        );
         assert_eq!(state(&r, "b"), HostState::Down);
         assert!(!r.is_up("b"));
         assert_eq!(state(&r, "a"), HostState::Up);

@@ -91,8 +91,12 @@ impl Fleet {
                             Some(acc)
                         },
                     );
+                    // A host holding the app stopped (0 replicas) being down
+                    // costs the app nothing.
                     let down: Vec<&String> = placed
-                        .keys()
+                        .iter()
+                        .filter(|(_, n)| **n > 0)
+                        .map(|(h, _)| h)
                         .filter(|h| !live.get(*h).is_some_and(|l| l.up()))
                         .collect();
                     let state = if rows.iter().any(|r| r.state == RunState::Crashloop) {

@@ -280,6 +280,13 @@ impl Fleet {
         a.proc = Some(Proc::spawn("hostd agent", &mut cmd));
     }
 
+    /// Stops an agent as its service manager would (SIGTERM).
+    pub fn stop_agent(&mut self, i: usize) {
+        if let Some(mut p) = self.agents[i].proc.take() {
+            p.stop();
+        }
+    }
+
     pub fn kill_agent(&mut self, i: usize) {
         if let Some(mut p) = self.agents[i].proc.take() {
             p.kill9();

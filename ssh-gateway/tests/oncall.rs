@@ -1,0 +1,187 @@
+//! What an on-call engineer does first, against a real gateway and agents:
+//! stop an app and read what it did, trust `compile_ms`, trust host states.
+
+mod common;
+
+use common::*;
+
+/// Lines of `app` the fleet's logs hold, as `logs --since 0 --json` says.
+fn log_lines(f: &Fleet, app: &str) -> Vec<String> {
+    f.ops(&["logs", app, "--since", "0", "--json"])
+        .ok()
+        .json_lines()
+        .iter()
+        .filter_map(|r| r["line"].as_str().map(str::to_string))
+        .collect()
+}
+
+#[test]
+fn scaling_to_zero_keeps_the_app_its_releases_and_its_logs_on_the_hosts_that_ran_it() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    let wasm = fixture("ticker.wasm");
+    f.ops(&[
+        "deploy",
+        "quiet",
+        wasm.to_str().unwrap(),
+        "--env",
+        "TICK_MS=50",
+        "--env",
+        "VERSION=1",
+    ])
+    .ok();
+    wait_for("some ticks logged", || {
+        (log_lines(&f, "quiet")
+            .iter()
+            .filter(|l| l.starts_with("tick "))
+            .count()
+            >= 10)
+            .then_some(())
+    });
+    let out = f.json(&["scale", "quiet", "0"]);
+    assert_eq!(out["replicas"], 0, "{out}");
+    // Through the gateway: the logs are still there, the app is stopped,
+    // its releases kept.
+    let ticks = log_lines(&f, "quiet")
+        .iter()
+        .filter(|l| l.starts_with("tick "))
+        .count();
+    assert!(ticks >= 10, "{ticks} ticks after scale 0");
+    let ps = f.json(&["ps"]);
+    let row = ps
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["app"] == "quiet")
+        .unwrap_or_else(|| panic!("quiet gone from ps: {ps}"))
+        .clone();
+    wait_for("quiet stopped", || {
+        let ps = f.json(&["ps"]);
+        ps.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["app"] == "quiet")
+            .is_some_and(|r| r["state"] == "stopped" && r["running"] == 0)
+            .then_some(())
+    });
+    assert_eq!(row["replicas"], 0, "{row}");
+    assert_eq!(f.releases("quiet"), vec![("v1".into(), "active".into())]);
+    // On the host itself, break-glass: still known, logs readable.
+    let local = f.local(0, &["logs", "quiet", "--since", "0"]);
+    assert_eq!(local.code, 0, "{}", local.stderr);
+    assert!(local.stdout.contains("tick 1 "), "{}", local.stdout);
+    // Back up: it runs again on the host that kept it, old logs intact.
+    f.ops(&["scale", "quiet", "1"]).ok();
+    f.wait_running("quiet", "v1", 1);
+    assert!(
+        log_lines(&f, "quiet").len() >= ticks,
+        "the logs from before the scale survive"
+    );
+    // Only rm removes it.
+    let r = f.ops(&["rm", "quiet", "--confirm", "quiet"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let local = f.local(0, &["logs", "quiet", "--since", "0"]);
+    assert_ne!(local.code, 0, "rm removes the app from the host");
+}
+
+#[test]
+fn a_deploy_through_the_gateway_reports_the_hosts_compile_time() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    let out = f.json(&[
+        "deploy",
+        "web",
+        fixture("http-hello.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+    ]);
+    let ms = out["compile_ms"].as_u64().unwrap_or(0);
+    assert!(ms > 0, "hosts compiled it, so it took time: {out}");
+}
+
+/// `hosts` as (name, state) pairs.
+fn host_states(f: &Fleet) -> Vec<(String, String)> {
+    let r = f.ops(&["hosts", "--json"]);
+    if r.code != 0 {
+        return Vec::new();
+    }
+    r.json()
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .map(|h| {
+                    (
+                        h["name"].as_str().unwrap_or("").to_string(),
+                        h["state"].as_str().unwrap_or("").to_string(),
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn state_of(f: &Fleet, host: &str) -> String {
+    host_states(f)
+        .into_iter()
+        .find(|(h, _)| h == host)
+        .map(|(_, s)| s)
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_host_whose_tunnel_closes_is_down_at_once_not_after_the_grace_period() {
+    // A grace period far longer than the test's wait: seeing `down` proves
+    // it came from the closed tunnel.
+    let mut f = Fleet::start_with(&["--down-after-s", "600"]);
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.stop_agent(1);
+    wait_for("h2 shown down once its tunnel closed", || {
+        (state_of(&f, "h2") == "down").then_some(())
+    });
+    assert_eq!(state_of(&f, "h1"), "up");
+    let audit = f.json(&["audit"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|e| e["action"] == "host-down"
+                && e["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .starts_with("h2: tunnel closed")),
+        "{audit}"
+    );
+    // Killed outright, the same: the kernel closes its connection.
+    f.kill_agent(0);
+    wait_for("h1 shown down once its process died", || {
+        (state_of(&f, "h1") == "down").then_some(())
+    });
+    // Back: up again.
+    f.start_agent(1, &[]);
+    f.wait_host_up("h2");
+}
+
+#[test]
+fn after_a_gateway_restart_a_host_is_connecting_until_it_speaks_and_a_dead_one_is_never_up() {
+    let mut f = Fleet::start_with(&["--down-after-s", "600"]);
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.stop_gateway();
+    f.kill_agent(1); // h2 dies while the gateway is away
+    f.start_gateway();
+    // Until h1's agent reconnects, both are connecting; h2 never comes up.
+    let first = host_states(&f);
+    assert!(
+        first.iter().all(|(_, s)| s == "connecting" || s == "up"),
+        "{first:?}"
+    );
+    assert_eq!(state_of(&f, "h2"), "connecting", "{first:?}");
+    f.wait_host_up("h1");
+    for _ in 0..5 {
+        assert_eq!(state_of(&f, "h2"), "connecting");
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
