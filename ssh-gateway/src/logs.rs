@@ -6,12 +6,19 @@
 //! merged by time (a record keeps its host's order) and rendered straight
 //! from the batches into the client's channel, 64 KiB at a time, without a
 //! `LogRecord` per line. A `--where` filter travels to each host and runs
-//! there, so only matching records cross the tunnels. Following, a cut
+//! there, so only matching records cross the tunnels.
+//!
+//! Following (`-f`) first prints what is stored exactly as the bulk read
+//! does (merged by time; `--tail N` is N in total), then what the hosts
+//! write from there on, merged by time too: a record is held until every
+//! other host has sent something as new, or for [`HOLD`] at most (a quiet
+//! host does not stall the others), then printed in time order. A cut
 //! tunnel resumes from the last sequence number seen from that host: no
 //! gap, no duplicate.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::Arc;
+use std::time::Duration;
 
 use ops::cmd::logs::{LogWriter, check_filter, effective_tail};
 use ops::{Hangup, OpError, Reply, Sink};
@@ -23,6 +30,13 @@ use tokio::sync::mpsc;
 use crate::fleet::Fleet;
 use crate::tunnel::{LogItem, LogStream};
 
+/// How long a followed record waits for the other hosts' records of the
+/// same moment before it is printed anyway.
+const HOLD: Duration = Duration::from_millis(300);
+/// Records held for ordering at most; past it the oldest are printed at
+/// once (memory stays bounded whatever the hosts send).
+const MAX_HELD: usize = 65_536;
+
 /// One host's answer to a logs request, read a batch at a time.
 struct Source {
     host: String,
@@ -32,6 +46,8 @@ struct Source {
     /// Position in the front batch.
     cur: Option<Cursor>,
     ended: bool,
+    /// The newest sequence number the host sent.
+    last_seq: Option<u64>,
 }
 
 impl Source {
@@ -58,7 +74,10 @@ impl Source {
 
     async fn receive<S: Sink>(&mut self, out: &mut S) {
         match self.rx.recv().await {
-            Some(LogItem::Batch(b)) => self.batches.push_back(b),
+            Some(LogItem::Batch(b)) => {
+                self.last_seq = b.last_seq().or(self.last_seq);
+                self.batches.push_back(b);
+            }
             Some(LogItem::End) | None => self.ended = true,
             Some(LogItem::Error(e)) => {
                 let _ = out
@@ -107,10 +126,27 @@ pub async fn logs<S: Sink>(
     if a.follow {
         return follow(fleet, out, a, hosts, since_seq, tail, ago_ms, hangup).await;
     }
+    stored(fleet, out, a, &hosts, since_seq, tail, ago_ms)
+        .await
+        .map(|_| ())
+}
+
+/// Prints the stored records of `a.app` on `hosts`, merged by time, the
+/// last `tail` of them in total. Returns, per host asked, the newest
+/// sequence number it sent (None: it had nothing to send).
+async fn stored<S: Sink>(
+    fleet: &Arc<Fleet>,
+    out: &mut S,
+    a: &LogsArgs,
+    hosts: &[String],
+    since_seq: Option<u64>,
+    tail: Option<u64>,
+    ago_ms: Option<u64>,
+) -> Result<HashMap<String, Option<u64>>, OpError> {
     // Ask every host at once; each streams its answer.
     let mut sources = Vec::new();
     for h in hosts {
-        let Some(conn) = fleet.conn_of(&h) else {
+        let Some(conn) = fleet.conn_of(h) else {
             continue;
         };
         let (app, filter) = (a.app.clone(), a.filter.clone());
@@ -127,12 +163,13 @@ pub async fn logs<S: Sink>(
             .await
         {
             sources.push(Source {
-                host: h,
+                host: h.clone(),
                 conn,
                 rx,
                 batches: VecDeque::new(),
                 cur: None,
                 ended: false,
+                last_seq: None,
             });
         }
     }
@@ -157,7 +194,7 @@ pub async fn logs<S: Sink>(
             s.conn.cancel_logs(s.rx.id).await;
         }
     }
-    r
+    r.map(|()| sources.into_iter().map(|s| (s.host, s.last_seq)).collect())
 }
 
 /// Prints the sources' records merged by time (ties by host name), each
@@ -232,42 +269,135 @@ async fn follow<S: Sink>(
     ago_ms: Option<u64>,
     mut hangup: Hangup,
 ) -> Result<(), OpError> {
+    // What is stored, as the bulk read prints it.
+    let asked = stored(fleet, out, a, &hosts, since_seq, tail, ago_ms).await?;
     // Bounded: a slow client holds up the hosts' streams (and their
     // credit), not this process's memory.
     let (tx, mut rx) = mpsc::channel::<(Arc<str>, LogBatch)>(4);
     let mut tasks = tokio::task::JoinSet::new();
     for h in hosts {
+        // Each host goes on after what it sent; one that had nothing
+        // sends what it writes from now (everything after the same
+        // start: none of it was printed); one that was away asks what
+        // the command asked when it comes back.
+        let start = match asked.get(&h) {
+            Some(Some(last)) => (Some(*last), None, None),
+            // `--tail 0`: nothing of the past, whatever it had.
+            Some(None) if tail == Some(0) => (since_seq, Some(0), ago_ms),
+            Some(None) => (since_seq, None, ago_ms),
+            None => (since_seq, tail, ago_ms),
+        };
         let (fleet, app, tx, filter) = (fleet.clone(), a.app.clone(), tx.clone(), a.filter.clone());
-        tasks.spawn(follow_host(
-            fleet, h, app, since_seq, tail, ago_ms, filter, tx,
-        ));
+        tasks.spawn(follow_host(fleet, h, app, start, filter, tx));
     }
     drop(tx);
     let mut p = LogWriter::new(out.log_format());
+    let mut order = Reorder {
+        hosts: tasks.len(),
+        ..Reorder::default()
+    };
     loop {
+        let wake = order.next_due();
         tokio::select! {
             r = rx.recv() => match r {
                 Some((host, batch)) => {
-                    for r in batch.iter() {
-                        p.push_raw(&host, &batch.app, &r);
+                    order.add(host, batch);
+                    // More that is already waiting joins the same round.
+                    while let Ok((host, batch)) = rx.try_recv() {
+                        order.add(host, batch);
                     }
-                    // Print what has arrived; more that is already waiting
-                    // goes into the same piece.
-                    while !p.is_full() {
-                        match rx.try_recv() {
-                            Ok((host, batch)) => {
-                                for r in batch.iter() {
-                                    p.push_raw(&host, &batch.app, &r);
-                                }
-                            }
-                            Err(_) => break,
-                        }
-                    }
-                    p.flush(out).await?;
                 }
-                None => return Ok(()),
+                None => {
+                    order.release(&mut p, true);
+                    p.flush(out).await?;
+                    return Ok(());
+                }
             },
+            _ = sleep_until(wake) => {}
             _ = hangup.changed() => return Ok(()),
+        }
+        order.release(&mut p, false);
+        p.flush(out).await?;
+    }
+}
+
+async fn sleep_until(at: Option<tokio::time::Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Followed records waiting to be printed in time order.
+#[derive(Default)]
+struct Reorder {
+    /// By (time, host, seq): the print order.
+    held: BTreeMap<(i64, Arc<str>, u64), Held>,
+    /// Per host, the time of the newest record it sent.
+    marks: HashMap<Arc<str>, i64>,
+    /// Hosts followed.
+    hosts: usize,
+}
+
+struct Held {
+    batch: Arc<LogBatch>,
+    at: Cursor,
+    arrived: tokio::time::Instant,
+}
+
+impl Reorder {
+    fn add(&mut self, host: Arc<str>, batch: LogBatch) {
+        let batch = Arc::new(batch);
+        let now = tokio::time::Instant::now();
+        let mut c = batch.cursor();
+        while let Some((r, next)) = batch.read(&c) {
+            let mark = self.marks.entry(host.clone()).or_insert(i64::MIN);
+            *mark = (*mark).max(r.time);
+            self.held.insert(
+                (r.time, host.clone(), r.seq),
+                Held {
+                    batch: batch.clone(),
+                    at: c,
+                    arrived: now,
+                },
+            );
+            c = next;
+        }
+    }
+
+    /// When the earliest held record is due (printed even if another
+    /// host has not caught up).
+    fn next_due(&self) -> Option<tokio::time::Instant> {
+        self.held.first_key_value().map(|(_, h)| h.arrived + HOLD)
+    }
+
+    /// Prints, in time order, the records no other host can still come
+    /// before: every other host sent something as new, or the record
+    /// waited [`HOLD`]. `all` prints everything (the end).
+    fn release(&mut self, p: &mut LogWriter, all: bool) {
+        let now = tokio::time::Instant::now();
+        loop {
+            let over = self.held.len() > MAX_HELD;
+            let Some(entry) = self.held.first_entry() else {
+                break;
+            };
+            let (t, host, _) = entry.key();
+            let caught_up = self
+                .marks
+                .iter()
+                .filter(|(h, _)| *h != host)
+                .all(|(_, m)| *m >= *t);
+            let due = all
+                || now >= entry.get().arrived + HOLD
+                || caught_up && self.marks.len() >= self.hosts
+                || over;
+            if !due {
+                break;
+            }
+            let ((_, host, _), h) = entry.remove_entry();
+            if let Some((r, _)) = h.batch.read(&h.at) {
+                p.push_raw(&host, &h.batch.app, &r);
+            }
         }
     }
 }
@@ -278,9 +408,7 @@ async fn follow_host(
     fleet: Arc<Fleet>,
     host: String,
     app: String,
-    since: Option<u64>,
-    tail: Option<u64>,
-    ago_ms: Option<u64>,
+    (since, tail, ago_ms): (Option<u64>, Option<u64>, Option<u64>),
     filter: Option<String>,
     tx: mpsc::Sender<(Arc<str>, LogBatch)>,
 ) {

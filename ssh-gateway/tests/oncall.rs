@@ -185,3 +185,96 @@ fn after_a_gateway_restart_a_host_is_connecting_until_it_speaks_and_a_dead_one_i
         std::thread::sleep(std::time::Duration::from_millis(200));
     }
 }
+
+/// `logs APP -f --json ARGS…` through the gateway, read until `enough`
+/// says so; every record read.
+fn follow_until(
+    f: &Fleet,
+    app: &str,
+    args: &[&str],
+    enough: impl Fn(&[serde_json::Value]) -> bool,
+) -> Vec<serde_json::Value> {
+    let mut child = std::process::Command::new(hostd_bin())
+        .args([
+            "--gateway",
+            &format!("alice@{}", f.addr()),
+            "--accept-new-host-key",
+            "logs",
+            app,
+            "-f",
+            "--json",
+        ])
+        .args(args)
+        .env("HOME", f.path("home"))
+        .env_remove("CRANEFLEET_GATEWAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hostd logs -f");
+    let mut lines = Lines::new(child.stdout.take().expect("stdout"));
+    let parse = |seen: &[String]| -> Vec<serde_json::Value> {
+        seen.iter()
+            .filter_map(|l| serde_json::from_str(l).ok())
+            .collect()
+    };
+    lines.wait_for_seen("enough followed records", |seen| enough(&parse(seen)));
+    let _ = child.kill();
+    let _ = child.wait();
+    parse(&lines.seen)
+}
+
+fn time_of(r: &serde_json::Value) -> i64 {
+    schema::time::parse_rfc3339(r["time"].as_str().unwrap_or("")).unwrap_or(0)
+}
+
+#[test]
+fn following_logs_through_the_gateway_merges_the_hosts_by_time_and_tail_counts_in_total() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.ops(&[
+        "deploy",
+        "ticker",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=100",
+    ])
+    .ok();
+    f.wait_running("ticker", "v1", 2);
+    assert_eq!(f.spread("ticker").len(), 2, "one replica per host");
+    std::thread::sleep(std::time::Duration::from_millis(1500));
+
+    // `--since 6s`: the stored seconds, then what comes, one time line.
+    let t0 = schema::time::now_millis();
+    let recs = follow_until(&f, "ticker", &["--since", "6s"], |all| {
+        ["h1", "h2"].iter().all(|h| {
+            all.iter()
+                .any(|r| r["host"] == *h && time_of(r) > t0 + 1000)
+        })
+    });
+    let times: Vec<i64> = recs.iter().map(time_of).collect();
+    let worst = times.windows(2).map(|w| w[0] - w[1]).max().unwrap_or(0);
+    assert!(
+        worst <= 100,
+        "records go back in time by {worst} ms: {:?}",
+        recs.iter()
+            .map(|r| format!("{} {}", r["host"], r["time"]))
+            .collect::<Vec<_>>()
+    );
+    assert!(recs.iter().any(|r| time_of(r) < t0), "the stored part");
+
+    // `--tail 10`: ten in total from the past, not ten per host.
+    let t1 = schema::time::now_millis();
+    let recs = follow_until(&f, "ticker", &["--tail", "10"], |all| {
+        ["h1", "h2"]
+            .iter()
+            .all(|h| all.iter().any(|r| r["host"] == *h && time_of(r) > t1 + 800))
+    });
+    let past = recs.iter().filter(|r| time_of(r) <= t1).count();
+    assert!(
+        (1..=10).contains(&past),
+        "{past} records from before the command with --tail 10"
+    );
+}
