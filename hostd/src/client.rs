@@ -10,8 +10,14 @@ use tokio::net::UnixStream;
 
 use crate::connection::{FrameReader, FrameWriter};
 
-/// Runs `argv` on the daemon at `socket` with `stdin`; returns its exit status.
-pub async fn exec(socket: &Path, argv: Vec<String>, stdin: Vec<u8>) -> anyhow::Result<i32> {
+/// Runs `argv` on the daemon at `socket` with `stdin`; returns its exit
+/// status. `local`: the user asked for this host explicitly (`--local`).
+pub async fn exec(
+    socket: &Path,
+    argv: Vec<String>,
+    stdin: Vec<u8>,
+    local: bool,
+) -> anyhow::Result<i32> {
     // The daemon reads no frame past MAX_FRAME: say so here, not as a
     // broken pipe.
     let size: usize = argv.iter().map(|a| a.len() + 8).sum();
@@ -32,7 +38,7 @@ pub async fn exec(socket: &Path, argv: Vec<String>, stdin: Vec<u8>) -> anyhow::R
     let mut w = FrameWriter::new(w);
     let mut reader = FrameReader::new(r, MAX_FRAME);
     w.send(&ExecMsg::Hello(Hello::exec())).await?;
-    w.send(&ExecMsg::Exec(ExecRequest { argv })).await?;
+    w.send(&ExecMsg::Exec(ExecRequest { argv, local })).await?;
     for chunk in stdin.chunks(CHUNK) {
         w.send(&ExecMsg::Stdin(chunk.to_vec())).await?;
     }

@@ -135,8 +135,8 @@ async fn session(
         }
         other => return Err(unexpected("hello", other)),
     }
-    let argv = match reader.next_exec().await? {
-        Some(ExecMsg::Exec(e)) => e.argv,
+    let (argv, explicit) = match reader.next_exec().await? {
+        Some(ExecMsg::Exec(e)) => (e.argv, e.local),
         other => return Err(unexpected("a command", other)),
     };
     let mut stdin = Vec::new();
@@ -166,6 +166,21 @@ async fn session(
             return Ok(());
         }
     };
+    // A rollback of an app a gateway manages is the break-glass way out
+    // of trouble: only when asked for by name (`--local`), never because no
+    // gateway was configured in this shell.
+    if let schema::command::Command::Rollback(r) = &cl.command
+        && !explicit
+        && let Some(gw) = host.managed_by(&r.app).await
+    {
+        let app = schema::render::clean(&r.app);
+        let msg = format!(
+            "error: {app} is managed by the gateway {gw}: roll it back through the gateway (`hostd rollback {app} --gateway USER@GATEWAY`), or, break-glass while the gateway cannot be reached, here with `hostd rollback {app} --local` (recorded and reported to the gateway); nothing changed\n"
+        );
+        out.stderr(msg).await?;
+        out.exit(1).await?;
+        return Ok(());
+    }
     // A hangup (the client's end of the socket closing) ends `logs -f`.
     let (hangup_tx, hangup) = watch::channel(false);
     let mut rest = reader.into_inner();

@@ -90,7 +90,7 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
             )
             .await
         }
-        None => hostd::client::exec(&socket, argv, stdin).await,
+        None => hostd::client::exec(&socket, argv, stdin, cli.local).await,
     }
 }
 

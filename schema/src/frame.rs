@@ -109,6 +109,10 @@ impl Hello {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecRequest {
     pub argv: Vec<String>,
+    /// The user named this host explicitly (`hostd … --local`): the
+    /// break-glass way to change an app a gateway manages.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub local: bool,
 }
 
 mod tag {
@@ -258,6 +262,7 @@ mod tests {
             ExecMsg::Hello(Hello::exec()),
             ExecMsg::Exec(ExecRequest {
                 argv: vec!["ps".into(), "--json".into()],
+                local: true,
             }),
             ExecMsg::Stdin(vec![0, 97, 115, 109]),
             ExecMsg::StdinEnd,

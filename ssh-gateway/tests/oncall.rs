@@ -278,3 +278,58 @@ fn following_logs_through_the_gateway_merges_the_hosts_by_time_and_tail_counts_i
         "{past} records from before the command with --tail 10"
     );
 }
+
+#[test]
+fn a_local_rollback_on_a_fleet_host_needs_local_by_name_and_is_audited_as_what_it_was() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    let wasm = fixture("ticker.wasm");
+    for v in ["1", "2"] {
+        f.ops(&[
+            "deploy",
+            "t",
+            wasm.to_str().unwrap(),
+            "--env",
+            &format!("VERSION={v}"),
+        ])
+        .ok();
+    }
+    // No --local, no gateway configured in this shell: not a silent local
+    // rollback.
+    let r = run(
+        std::process::Command::new(hostd_bin())
+            .arg("--data")
+            .arg(&f.agents[0].data)
+            .args(["rollback", "t"])
+            .env_remove("CRANEFLEET_GATEWAY"),
+        None,
+    );
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("t is managed by the gateway")
+            && r.stderr.contains("`hostd rollback t --local`")
+            && r.stderr.contains("--gateway"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(f.releases("t")[0], ("v2".into(), "active".into()));
+    // Break-glass by name, while the gateway is connected.
+    f.local(0, &["rollback", "t"]).ok();
+    wait_for("the gateway to adopt the local rollback", || {
+        (f.releases("t")
+            .iter()
+            .any(|(v, s)| v == "v1" && s == "active"))
+        .then_some(())
+    });
+    let audit = f.json(&["audit"]);
+    let entry = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "rollback" && e["key"].as_str().unwrap_or("").starts_with("local:"))
+        .unwrap_or_else(|| panic!("{audit}"))
+        .clone();
+    let detail = entry["detail"].as_str().unwrap_or("");
+    assert!(detail.contains("with --local"), "{detail}");
+    assert!(!detail.contains("while the gateway was away"), "{detail}");
+}

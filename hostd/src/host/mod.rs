@@ -211,6 +211,11 @@ impl Host {
             .ok_or_else(|| HostError::UnknownApp(name.to_string()))
     }
 
+    /// The gateway that manages `app`, if one does.
+    pub async fn managed_by(&self, app: &str) -> Option<String> {
+        self.app(app).await.ok().and_then(|r| r.managed)
+    }
+
     /// Refuses an app this host does not know.
     pub async fn check_app(&self, name: &str) -> Result<(), HostError> {
         self.app(name).await.map(|_| ())

@@ -79,7 +79,7 @@ impl Fleet {
     pub(super) fn after_hello(self: Arc<Self>, conn: Arc<HostConn>, hello: Hello) {
         tokio::spawn(async move {
             for a in &hello.local_actions {
-                self.record_local_action(&hello.name, a).await;
+                self.record_local_action(&hello.name, a, true).await;
             }
             self.adopt_local_rollbacks(&hello.name).await;
             self.registry.announce(&hello.name);
@@ -126,11 +126,13 @@ impl Fleet {
         self.bump();
     }
 
-    /// Records what a host reports doing while the gateway was away, as that
-    /// host's report: the actor is a local user *on that host*
-    /// (`local:USER@HOST`), never a name it could pass off as an operator.
-    /// A rollback is adopted fleet-wide only for an app placed on the host.
-    pub(super) async fn record_local_action(&self, host: &str, a: &AuditEntry) {
+    /// Records what a host reports a local user doing (`--local`), while
+    /// the gateway was away (`away`: reported when it reconnected) or
+    /// while connected, as that host's report: the actor is a local user
+    /// *on that host* (`local:USER@HOST`), never a name it could pass off as
+    /// an operator. A rollback is adopted fleet-wide only for an app placed
+    /// on the host.
+    pub(super) async fn record_local_action(&self, host: &str, a: &AuditEntry, away: bool) {
         let actor = Actor::Local {
             user: Actor::parse_local(&a.key).unwrap_or_else(|| "?".into()),
             host: Some(host.to_string()),
@@ -142,9 +144,14 @@ impl Fleet {
             .filter(|a| a.is_operator_change())
             .unwrap_or(Action::Local);
         let detail = format!(
-            "{} (on {host} at {}, while the gateway was away)",
+            "{} (on {host} at {}, {})",
             schema::render::cell(&a.detail),
-            schema::render::cell(&a.time)
+            schema::render::cell(&a.time),
+            if away {
+                "while the gateway was away"
+            } else {
+                "with --local"
+            }
         );
         self.record(
             &actor.to_string(),
@@ -252,7 +259,7 @@ impl Fleet {
     pub(super) async fn host_event(self: Arc<Self>, host: &str, e: HostEvent) {
         match e {
             HostEvent::LocalAction(a) => {
-                self.record_local_action(host, &a).await;
+                self.record_local_action(host, &a, false).await;
             }
             HostEvent::Crashloop {
                 app,

@@ -280,6 +280,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         ExecMsg::Hello(ExecHello::exec()),
         ExecMsg::Exec(ExecRequest {
             argv: vec!["deploy".into(), "api".into(), "-".into()],
+            local: false,
         }),
         ExecMsg::Stdin(b"\0asm".to_vec()),
         ExecMsg::StdinEnd,
