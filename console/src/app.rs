@@ -11,7 +11,7 @@ use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
 
 use crate::event::{Action, CommandId, Event};
 use crate::line::LineEditor;
-use crate::logs::{DEFAULT_CAPACITY, FilterParser, LogBuffer, expression_or_substring};
+use crate::logs::{DEFAULT_CAPACITY, FilterError, FilterParser, LogBuffer, expression_or_substring};
 use crate::ops::{Operation, Pending};
 
 mod keyboard;
@@ -128,6 +128,8 @@ pub struct App {
     show_ops: Option<bool>,
     pub(crate) status: Option<Status>,
     filter_parser: FilterParser,
+    /// Why the text in the open `/` prompt does not parse (shown there).
+    pub(crate) filter_error: Option<FilterError>,
     dirty: bool,
     quit: bool,
 }
@@ -162,6 +164,7 @@ impl App {
             show_ops: None,
             status: None,
             filter_parser: expression_or_substring,
+            filter_error: None,
             dirty: true,
             quit: false,
         }
@@ -187,7 +190,13 @@ impl App {
         self
     }
 
-    /// Replaces the `/` filter language (default: plain substring).
+    /// Why the open `/` prompt's text does not parse, if it does not.
+    pub fn filter_error(&self) -> Option<&FilterError> {
+        self.filter_error.as_ref()
+    }
+
+    /// Replaces the `/` filter language (default: an expression of the
+    /// filter language, or a substring).
     pub fn with_filter_parser(mut self, parser: FilterParser) -> App {
         self.filter_parser = parser;
         self
@@ -346,13 +355,14 @@ impl App {
         let selected = self.apps.get(self.overview.app_sel).map(|r| r.app.clone());
         let mut actions = Vec::new();
         if let (View::App, Some(d)) = (self.view(), &self.detail) {
+            // Instances change without the app's row changing (a host's
+            // report after a switch: v1 stopping, v2 running, the same
+            // count): every snapshot reloads them while the view is open.
+            actions.push(Action::LoadInstances(d.app.clone()));
             let old = self.apps.iter().find(|r| r.app == d.app);
             let new = apps.iter().find(|r| r.app == d.app);
-            if old != new {
-                actions.push(Action::LoadInstances(d.app.clone()));
-                if old.map(|r| r.release) != new.map(|r| r.release) {
-                    actions.push(Action::LoadReleases(d.app.clone()));
-                }
+            if old.map(|r| r.release) != new.map(|r| r.release) {
+                actions.push(Action::LoadReleases(d.app.clone()));
             }
         }
         self.overview.app_sel = selected

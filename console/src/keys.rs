@@ -197,7 +197,7 @@ pub static KEYMAP: &[KeyBinding] = &[
         "/",
         B::Filter,
         S::Logs,
-        "filter lines (substring; smart case)",
+        "filter lines: an expression (status >= 500) or text (smart case)",
         Some("filter"),
     ),
     kb(

@@ -589,3 +589,40 @@ fn a_message_app_shows_its_backlog_rate_and_handlers_in_the_apps_table_and_its_v
     let s = screen(&render(&mut app, 160, 48));
     assert!(s.contains("pending 120"), "{s}");
 }
+
+#[test]
+fn a_filter_that_does_not_parse_is_shown_in_the_open_prompt_with_its_place_marked() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        logs_of_ticker(&mut app);
+        press(&mut app, Key::Char('/'));
+        type_str(&mut app, "stream = stderr");
+        press(&mut app, Key::Enter);
+        let buf = render(&mut app, w, h);
+        let l = lines(&buf);
+        let prompt_row = l
+            .iter()
+            .position(|l| l.starts_with("/stream = stderr"))
+            .unwrap_or_else(|| panic!("{w}x{h}: the prompt stays open:\n{}", screen(&buf)));
+        // The message is under the prompt; the offending character is
+        // marked in it.
+        let below = &l[prompt_row + 1];
+        assert!(
+            below.contains("error: at column 8:"),
+            "{w}x{h}: {below:?}"
+        );
+        let cell = &buf[(8, prompt_row as u16)];
+        assert_eq!(cell.symbol(), "=", "{w}x{h}");
+        assert!(cell.modifier.contains(Modifier::REVERSED), "{w}x{h}");
+        // Esc closes it, and nothing sticks on the status line.
+        press(&mut app, Key::Esc);
+        let s = screen(&render(&mut app, w, h));
+        assert!(!s.contains("error:"), "{w}x{h}:\n{s}");
+    }
+    // The ? screen says what / takes.
+    let mut app = operator();
+    press(&mut app, Key::Char('?'));
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(!s.contains("substring;"), "{s}");
+    assert!(s.contains("an expression (status >= 500) or text"), "{s}");
+}

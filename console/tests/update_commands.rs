@@ -181,7 +181,7 @@ fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 3,
-            request: request("rm flaky")
+            request: request("rm flaky --confirm flaky")
         }]
     );
 }

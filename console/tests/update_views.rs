@@ -30,15 +30,18 @@ fn snapshots_keep_the_selection_on_the_same_app() {
 }
 
 #[test]
-fn a_changed_app_reloads_its_instances_while_it_is_open() {
+fn every_snapshot_reloads_the_open_apps_instances_even_when_its_row_is_unchanged() {
     let mut app = operator();
     prompt(&mut app, "ps ticker");
+    // After a rollback the app's row reads the same (v2, 2/2 running)
+    // while its hosts replace v1's instances with v2's: the table must not
+    // keep showing v1 until Esc/Enter.
     assert_eq!(
         app.update(Event::Snapshot {
             hosts: hosts(),
             apps: apps()
         }),
-        vec![]
+        vec![Action::LoadInstances("ticker".into())]
     );
     let mut rows = apps();
     rows[2].running = 1;

@@ -37,14 +37,24 @@ impl App {
                     Vec::new()
                 }
             },
-            Mode::Filter(mut ed) => match ed.handle(key, &[]) {
-                Edit::Submit(text) => self.apply_filter(&text),
-                Edit::Cancel => Vec::new(),
-                Edit::Changed | Edit::Complete => {
-                    self.mode = Mode::Filter(ed);
-                    Vec::new()
+            Mode::Filter(mut ed) => {
+                let before = ed.text().to_string();
+                match ed.handle(key, &[]) {
+                    Edit::Submit(text) => self.apply_filter(&text),
+                    Edit::Cancel => {
+                        self.filter_error = None;
+                        Vec::new()
+                    }
+                    Edit::Changed | Edit::Complete => {
+                        // Fixing the text clears the mark; moving does not.
+                        if ed.text() != before {
+                            self.filter_error = None;
+                        }
+                        self.mode = Mode::Filter(ed);
+                        Vec::new()
+                    }
                 }
-            },
+            }
             Mode::Confirm(p) => self.confirm_key(key, p),
             Mode::Help { scroll } => {
                 let lines = crate::keys::help_lines(!self.role.may_change()).len();
@@ -197,13 +207,16 @@ impl App {
     }
 
     fn apply_filter(&mut self, text: &str) -> Vec<Action> {
+        self.filter_error = None;
         if text.trim().is_empty() {
             self.logs.set_filter(None);
         } else {
             match (self.filter_parser)(text) {
                 Ok(f) => self.logs.set_filter(Some(f)),
                 Err(e) => {
-                    self.say(Level::Error, format!("filter: {e}"));
+                    // Shown in the prompt, which stays open for fixing; not
+                    // a status line that would outlive it.
+                    self.filter_error = Some(e);
                     self.mode = Mode::Filter(LineEditor::with_text(text));
                     return Vec::new();
                 }

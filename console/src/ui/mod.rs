@@ -265,8 +265,28 @@ fn status_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
     // Keep the cursor on screen: show the end of a line longer than the width.
     let width = usize::from(area.width.saturating_sub(2)).max(1);
     let skip = ed.cursor().saturating_sub(width);
-    let shown: String = ed.text().chars().skip(skip).collect();
-    let line = Line::from(vec![Span::styled(lead, t.key()), Span::raw(shown)]);
+    let shown: Vec<char> = ed.text().chars().skip(skip).collect();
+    let mut spans = vec![Span::styled(lead, t.key())];
+    // A `/` filter that does not parse: the character it fails at marked,
+    // as the CLI's caret marks it (the message is on the line below).
+    let mark = match (app.mode(), app.filter_error()) {
+        (Mode::Filter(_), Some(e)) => e.column.map(|c| c.saturating_sub(1).saturating_sub(skip)),
+        _ => None,
+    };
+    match mark {
+        Some(at) if at < shown.len() => {
+            spans.push(Span::raw(shown[..at].iter().collect::<String>()));
+            spans.push(Span::styled(shown[at].to_string(), t.bad().add_modifier(ratatui::style::Modifier::REVERSED)));
+            spans.push(Span::raw(shown[at + 1..].iter().collect::<String>()));
+        }
+        Some(_) => {
+            // Past the end: what is missing goes where the text ends.
+            spans.push(Span::raw(shown.iter().collect::<String>()));
+            spans.push(Span::styled("‸", t.bad()));
+        }
+        None => spans.push(Span::raw(shown.iter().collect::<String>())),
+    }
+    let line = Line::from(spans);
     f.render_widget(Paragraph::new(line), area);
     let x = area.x + 1 + (ed.cursor() - skip) as u16;
     f.set_cursor_position((x.min(area.right().saturating_sub(1)), area.y));
@@ -284,7 +304,17 @@ fn hints_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
             ("Tab", "complete"),
             ("↑", "history"),
         ],
-        Mode::Filter(_) => vec![("Enter", "apply"), ("Esc", "cancel"), ("empty", "clear")],
+        Mode::Filter(_) => {
+            if let Some(e) = app.filter_error() {
+                let line = Line::from(vec![
+                    Span::styled(" error: ", t.bad()),
+                    Span::raw(e.to_string()),
+                ]);
+                f.render_widget(Paragraph::new(line), area);
+                return;
+            }
+            vec![("Enter", "apply"), ("Esc", "cancel"), ("empty", "clear")]
+        }
         Mode::Help { .. } => vec![("Esc", "close"), ("↑↓", "scroll")],
         Mode::Normal => keys::hints(&app.scopes(), !app.role.may_change()),
     };
