@@ -11,7 +11,9 @@ use schema::{AuditEntry, HostRow, PsRow, ReleaseRow};
 
 use crate::event::{Action, CommandId, Event};
 use crate::line::LineEditor;
-use crate::logs::{DEFAULT_CAPACITY, FilterError, FilterParser, LogBuffer, expression_or_substring};
+use crate::logs::{
+    DEFAULT_CAPACITY, FilterError, FilterParser, LogBuffer, expression_or_substring,
+};
 use crate::ops::{Operation, Pending};
 
 mod keyboard;
@@ -64,6 +66,9 @@ pub struct Status {
     pub level: Level,
     pub at_ms: i64,
 }
+
+/// A status said before the clock runs: its time starts at the first tick.
+const UNSTAMPED: i64 = i64::MIN;
 
 /// The state of the link to the fleet, as the driver reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -130,6 +135,8 @@ pub struct App {
     filter_parser: FilterParser,
     /// Why the text in the open `/` prompt does not parse (shown there).
     pub(crate) filter_error: Option<FilterError>,
+    /// Shown first on the `?` screen (see [`App::with_notes`]).
+    notes: Vec<String>,
     dirty: bool,
     quit: bool,
 }
@@ -165,6 +172,7 @@ impl App {
             status: None,
             filter_parser: expression_or_substring,
             filter_error: None,
+            notes: Vec::new(),
             dirty: true,
             quit: false,
         }
@@ -188,6 +196,26 @@ impl App {
     pub fn with_log_budget(mut self, lines: usize, bytes: usize) -> App {
         self.logs = LogBuffer::with_budget(lines, bytes);
         self
+    }
+
+    /// Lines the `?` screen shows first, under "this fleet" (the demo says
+    /// how to reach its fleet with plain ssh and where its keys are); the
+    /// status line points at them on start.
+    pub fn with_notes(mut self, notes: Vec<String>) -> App {
+        if !notes.is_empty() {
+            self.status = Some(Status {
+                level: Level::Info,
+                text: "? shows the keys, and how to reach this fleet with plain ssh".into(),
+                // Timed from the first tick: the clock is not running yet.
+                at_ms: UNSTAMPED,
+            });
+        }
+        self.notes = notes;
+        self
+    }
+
+    pub fn notes(&self) -> &[String] {
+        &self.notes
     }
 
     /// Why the open `/` prompt's text does not parse, if it does not.
@@ -290,6 +318,9 @@ impl App {
             Event::Resize { width, height } => self.size = (width, height),
             Event::Tick { now_ms } => {
                 self.now_ms = now_ms;
+                if let Some(s) = self.status.as_mut().filter(|s| s.at_ms == UNSTAMPED) {
+                    s.at_ms = now_ms;
+                }
                 if let Some(s) = &self.status {
                     let ttl = if s.level == Level::Error {
                         ERROR_MS

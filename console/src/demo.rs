@@ -390,9 +390,24 @@ pub async fn execute(args: DemoArgs, color: bool) -> anyhow::Result<()> {
         .await?;
     let (dir, port) = (fleet.dir.display().to_string(), fleet.port);
     let known = format!("-o UserKnownHostsFile={dir}/known_hosts");
+    let http = fleet.http[0];
+    // Printed, and shown on the console's `?` screen: the console covers the
+    // terminal while it runs, and a newcomer has no second one open.
+    let notes = vec![
+        format!("keys in {dir}: operator_key (operator), viewer_key (viewer), known_hosts"),
+        "this console, drawn by the gateway:".to_string(),
+        format!("  ssh -t -p {port} -i {dir}/operator_key {known} ops@127.0.0.1"),
+        "the same, read-only:".to_string(),
+        format!("  ssh -t -p {port} -i {dir}/viewer_key {known} viewer@127.0.0.1"),
+        "any command:".to_string(),
+        format!("  ssh -p {port} -i {dir}/operator_key {known} ops@127.0.0.1 releases hello"),
+        "the http app, on a host's ingress:".to_string(),
+        format!("  curl http://hello.localhost:{http}/"),
+    ];
     println!(
         "
-The fleet is running. Reach it with plain ssh while the demo runs:
+The fleet is running. Its keys are in {dir} (operator_key, viewer_key,
+known_hosts). Reach it with plain ssh while the demo runs:
 
   # this console, drawn by the gateway
   ssh -t -p {port} -i {dir}/operator_key {known} ops@127.0.0.1
@@ -404,17 +419,16 @@ The fleet is running. Reach it with plain ssh while the demo runs:
   curl http://hello.localhost:{http}/
 
 {how}",
-        http = fleet.http[0],
         how = if args.no_console {
             "Ctrl-C stops the fleet and removes its directory."
         } else {
-            "Opening the console; q quits it and stops the fleet."
+            "Opening the console (? shows these commands again); q quits it and stops the fleet."
         }
     );
     let result = if args.no_console {
         tokio::signal::ctrl_c().await.context("waiting for Ctrl-C")
     } else {
-        crate::open_console(exec, color).await
+        crate::open_console(exec, color, notes).await
     };
     drop(fleet);
     println!("stopped the demo fleet and removed {dir}");

@@ -329,6 +329,9 @@ mod tests {
 pub enum HelpLine {
     /// A warning above everything (a viewer's read-only console).
     Note(&'static str),
+    /// What whoever started this console wants it to say first (the demo:
+    /// how to reach its fleet with ssh, where its keys are).
+    Text(String),
     Title(String),
     /// A key (padded to the widest) or a `:` command, and what it does.
     Entry {
@@ -340,12 +343,23 @@ pub enum HelpLine {
 /// The `?` screen, for a console that may change the fleet or not: every
 /// row of [`KEYMAP`] by scope, then the `:` prompt's commands. The app
 /// bounds its scrolling by this list's length; `ui` draws it.
-pub fn help_lines(read_only: bool) -> Vec<HelpLine> {
+pub fn help_lines(read_only: bool, notes: &[String], width: u16) -> Vec<HelpLine> {
     let mut lines = Vec::new();
     if read_only {
         lines.push(HelpLine::Note(
             "read-only console (viewer key): keys marked [operator] are refused",
         ));
+    }
+    if !notes.is_empty() {
+        lines.push(HelpLine::Title("this fleet".to_string()));
+        // Wrapped to the panel (a command cut short cannot be copied).
+        let room = usize::from(crate::layout::help_inner_width(width).saturating_sub(2)).max(10);
+        for n in notes {
+            let chars: Vec<char> = n.chars().collect();
+            for piece in chars.chunks(room) {
+                lines.push(HelpLine::Text(piece.iter().collect()));
+            }
+        }
     }
     let label_w = KEYMAP
         .iter()

@@ -21,13 +21,14 @@ pub fn body_height(width: u16, height: u16) -> usize {
 }
 
 /// Rows the progress panel takes from a body of `body` rows, when an
-/// operation over `hosts` hosts is on screen: a title, one row per host, a
-/// note or the outcome; never more than half the body.
+/// operation over `hosts` hosts is on screen: its two borders (the title in
+/// the top one), the note or outcome, one row per host; never more than
+/// half the body.
 pub fn ops_height(hosts: Option<usize>, body: u16) -> u16 {
     let Some(hosts) = hosts else {
         return 0;
     };
-    let want = 2u16.saturating_add(hosts.max(1).min(usize::from(u16::MAX)) as u16);
+    let want = 3u16.saturating_add(hosts.max(1).min(usize::from(u16::MAX)) as u16);
     want.min(body / 2)
 }
 
@@ -41,6 +42,14 @@ pub fn logs_rows(width: u16, height: u16, op_hosts: Option<usize>) -> usize {
 
 /// How far a list of `lines` lines in a bordered box filling the body can
 /// scroll (the `?` key list).
+/// The width inside the `?` panel's borders on a `width`-column screen.
+pub fn help_inner_width(width: u16) -> u16 {
+    width.min(HELP_WIDTH).saturating_sub(2)
+}
+
+/// The `?` panel is at most this wide.
+pub const HELP_WIDTH: u16 = 90;
+
 pub fn help_max_scroll(lines: usize, width: u16, height: u16) -> u16 {
     let body = body_height(width, height) as u16;
     (lines.min(usize::from(u16::MAX)) as u16).saturating_sub(body.saturating_sub(2))

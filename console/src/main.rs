@@ -113,14 +113,22 @@ async fn first_snapshot(
 }
 
 /// Runs the console in this terminal on the gateway `exec` talks to.
-pub(crate) async fn open_console(exec: SshExecutor, color: bool) -> anyhow::Result<()> {
+/// Opens the console on the fleet `exec` reaches; `notes` head its `?`
+/// screen (the demo's ssh commands and keys).
+pub(crate) async fn open_console(
+    exec: SshExecutor,
+    color: bool,
+    notes: Vec<String>,
+) -> anyhow::Result<()> {
     let (first, watch) = first_snapshot(&exec).await?;
     let role = match first.role {
         Some(Role::Operator) => Role::Operator,
         _ => Role::Viewer,
     };
     let label = exec.target().to_string();
-    let mut app = App::new(role, Front::Local).with_color(color);
+    let mut app = App::new(role, Front::Local)
+        .with_color(color)
+        .with_notes(notes);
     let (events_tx, events_rx) = mpsc::channel(1024);
     let (actions_tx, actions_rx) = mpsc::channel(64);
     events_tx
@@ -181,7 +189,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 );
             };
             let exec = connect(&cli, &gateway).await?;
-            open_console(exec, color).await
+            open_console(exec, color, Vec::new()).await
         }
     }
 }

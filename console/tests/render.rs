@@ -390,6 +390,11 @@ fn progress_panel_shows_each_host_live_then_the_outcome() {
         });
         let s = screen(&render(&mut app, w, h));
         assert!(s.contains("done: ticker: v7 -> v6 in 3 ms"), "{s}");
+        // The outcome and every host's row, not the outcome in place of one.
+        assert!(
+            s.contains("host-a  active v6") && s.contains("host-b  FAILED"),
+            "{w}x{h}:\n{s}"
+        );
     }
 }
 
@@ -607,10 +612,7 @@ fn a_filter_that_does_not_parse_is_shown_in_the_open_prompt_with_its_place_marke
         // The message is under the prompt; the offending character is
         // marked in it.
         let below = &l[prompt_row + 1];
-        assert!(
-            below.contains("error: at column 8:"),
-            "{w}x{h}: {below:?}"
-        );
+        assert!(below.contains("error: at column 8:"), "{w}x{h}: {below:?}");
         let cell = &buf[(8, prompt_row as u16)];
         assert_eq!(cell.symbol(), "=", "{w}x{h}");
         assert!(cell.modifier.contains(Modifier::REVERSED), "{w}x{h}");
@@ -625,4 +627,34 @@ fn a_filter_that_does_not_parse_is_shown_in_the_open_prompt_with_its_place_marke
     let s = screen(&render(&mut app, 160, 48));
     assert!(!s.contains("substring;"), "{s}");
     assert!(s.contains("an expression (status >= 500) or text"), "{s}");
+}
+
+#[test]
+fn notes_head_the_help_screen_wrapped_to_it_and_the_status_line_points_at_them() {
+    let cmd = "ssh -t -p 40123 -i /tmp/cranefleet-demo-abc/operator_key -o UserKnownHostsFile=/tmp/cranefleet-demo-abc/known_hosts ops@127.0.0.1";
+    for (w, h) in SIZES {
+        let mut app = operator().with_notes(vec![
+            "keys in /tmp/cranefleet-demo-abc: operator_key (operator), viewer_key (viewer)".into(),
+            format!("  {cmd}"),
+        ]);
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("? shows the keys"), "{w}x{h}:\n{s}");
+        press(&mut app, Key::Char('?'));
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("this fleet"), "{w}x{h}:\n{s}");
+        assert!(
+            s.contains("keys in /tmp/cranefleet-demo-abc"),
+            "{w}x{h}:\n{s}"
+        );
+        // The whole command is there, wrapped, not cut: its pieces in order.
+        let flat: String = s
+            .lines()
+            .map(|l| l.trim_matches(|c: char| c == '│' || c == ' '))
+            .collect::<Vec<_>>()
+            .join("");
+        assert!(
+            flat.replace(' ', "").contains(&cmd.replace(' ', "")),
+            "{w}x{h}:\n{s}"
+        );
+    }
 }

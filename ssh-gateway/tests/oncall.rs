@@ -326,7 +326,9 @@ fn a_local_rollback_on_a_fleet_host_needs_local_by_name_and_is_audited_as_what_i
         .as_array()
         .unwrap()
         .iter()
-        .find(|e| e["action"] == "rollback" && e["key"].as_str().unwrap_or("").starts_with("local:"))
+        .find(|e| {
+            e["action"] == "rollback" && e["key"].as_str().unwrap_or("").starts_with("local:")
+        })
         .unwrap_or_else(|| panic!("{audit}"))
         .clone();
     let detail = entry["detail"].as_str().unwrap_or("");

@@ -57,7 +57,9 @@ impl App {
             }
             Mode::Confirm(p) => self.confirm_key(key, p),
             Mode::Help { scroll } => {
-                let lines = crate::keys::help_lines(!self.role.may_change()).len();
+                let lines =
+                    crate::keys::help_lines(!self.role.may_change(), &self.notes, self.size.0)
+                        .len();
                 let max = crate::layout::help_max_scroll(lines, self.size.0, self.size.1);
                 let scroll = match key {
                     Key::Esc | Key::Char('?' | 'q') | Key::Enter | Key::Ctrl('c') => {

@@ -276,7 +276,10 @@ fn status_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
     match mark {
         Some(at) if at < shown.len() => {
             spans.push(Span::raw(shown[..at].iter().collect::<String>()));
-            spans.push(Span::styled(shown[at].to_string(), t.bad().add_modifier(ratatui::style::Modifier::REVERSED)));
+            spans.push(Span::styled(
+                shown[at].to_string(),
+                t.bad().add_modifier(ratatui::style::Modifier::REVERSED),
+            ));
             spans.push(Span::raw(shown[at + 1..].iter().collect::<String>()));
         }
         Some(_) => {

@@ -127,10 +127,11 @@ pub(crate) fn confirm(p: &Pending, t: Theme, f: &mut Frame, body: Rect) {
 }
 
 fn help_lines(app: &App, t: Theme) -> Vec<Line<'static>> {
-    crate::keys::help_lines(!app.role.may_change())
+    crate::keys::help_lines(!app.role.may_change(), app.notes(), app.size.0)
         .into_iter()
         .map(|l| match l {
             HelpLine::Note(text) => Line::from(Span::styled(text, t.warn())),
+            HelpLine::Text(text) => Line::from(format!("  {text}")),
             HelpLine::Title(text) => Line::from(Span::styled(text, t.header())),
             HelpLine::Entry { key, help } => Line::from(vec![
                 Span::styled(format!("  {key}  "), t.key()),
@@ -143,7 +144,7 @@ fn help_lines(app: &App, t: Theme) -> Vec<Line<'static>> {
 pub(crate) fn help(app: &App, scroll: u16, t: Theme, f: &mut Frame, body: Rect) {
     // Clear the whole body: a view peeking out at the sides reads as noise.
     f.render_widget(Clear, body);
-    let area = centered(body, body.width.min(90), body.height);
+    let area = centered(body, body.width.min(crate::layout::HELP_WIDTH), body.height);
     let lines = help_lines(app, t);
     let block = Block::new()
         .borders(Borders::ALL)
