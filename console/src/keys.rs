@@ -387,6 +387,10 @@ pub fn help_lines(read_only: bool, notes: &[String], width: u16) -> Vec<HelpLine
             "deploy APP FILE",
             "local console only: FILE is read on this machine",
         ),
+        (
+            "restart APP",
+            "confirm; fresh instances, a crash loop cleared",
+        ),
         ("rm APP", "confirm; releases stay in the audit log"),
         ("logs APP [--where EXPR]", "open the logs view"),
         ("ps [APP] | releases APP", "open the overview or an app"),

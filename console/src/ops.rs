@@ -3,7 +3,7 @@
 
 use ops::{Command, CommandLine, OpError, Progress, Reply};
 use schema::Version;
-use schema::command::{DeployArgs, RmArgs, RollbackArgs, ScaleArgs};
+use schema::command::{DeployArgs, RestartArgs, RmArgs, RollbackArgs, ScaleArgs};
 
 use crate::event::CommandId;
 
@@ -24,6 +24,13 @@ pub enum Pending {
     },
     /// `rm APP`.
     Rm { app: String },
+    /// `restart APP`: `release` is the active one, `crashloop` whether it
+    /// is in a crash loop (the restart clears it), as last seen.
+    Restart {
+        app: String,
+        release: Option<Version>,
+        crashloop: bool,
+    },
     /// `deploy …` as typed; `source` is the file (or the manifest).
     Deploy {
         app: String,
@@ -41,6 +48,7 @@ impl Pending {
             Pending::Rollback { app, .. }
             | Pending::Scale { app, .. }
             | Pending::Rm { app }
+            | Pending::Restart { app, .. }
             | Pending::Deploy { app, .. }
             | Pending::Capability { app, .. } => app,
         }
@@ -52,6 +60,7 @@ impl Pending {
             Pending::Rollback { .. } => "rollback",
             Pending::Scale { .. } => "scale",
             Pending::Rm { .. } => "rm",
+            Pending::Restart { .. } => "restart",
             Pending::Deploy { .. } => "deploy",
             Pending::Capability { command, .. } => command.name(),
         }
@@ -83,6 +92,18 @@ impl Pending {
             Pending::Deploy { app, source, .. } => {
                 format!("Deploy a new release of {app} from {source}?")
             }
+            Pending::Restart {
+                app,
+                release,
+                crashloop,
+            } => {
+                let v = release.map(|v| format!(" {v}")).unwrap_or_default();
+                if *crashloop {
+                    format!("Restart {app}{v} on every host, clearing its crash loop?")
+                } else {
+                    format!("Restart every instance of {app}{v}?")
+                }
+            }
             Pending::Capability { app, command } => capability_question(app, command),
         }
     }
@@ -103,6 +124,7 @@ impl Pending {
                 app: app.clone(),
                 confirm: Some(app.clone()),
             }),
+            Pending::Restart { app, .. } => Command::Restart(RestartArgs { app: app.clone() }),
             Pending::Deploy { request, .. } => Command::Deploy(request.clone()),
             Pending::Capability { command, .. } => (**command).clone(),
         };
@@ -121,6 +143,7 @@ impl Pending {
             Pending::Rollback { app, to: None, .. } => format!("rollback {app}"),
             Pending::Scale { app, to, .. } => format!("scale {app} to {to}"),
             Pending::Rm { app } => format!("rm {app}"),
+            Pending::Restart { app, .. } => format!("restart {app}"),
             Pending::Deploy { app, source, .. } => format!("deploy {app} from {source}"),
             Pending::Capability { app, command } => format!("{} {app}", command.name()),
         }
@@ -258,6 +281,7 @@ impl Operation {
         match reply {
             Some(Reply::RolledBack(o)) => cmd::rollback::summary(o),
             Some(Reply::Scaled(o)) => cmd::scale::summary(o),
+            Some(Reply::Restarted(o)) => cmd::restart::summary(o),
             Some(Reply::Deployed(o)) => cmd::deploy::summary(o),
             Some(Reply::Removed(o)) => cmd::rm::summary(o),
             Some(Reply::ConfigChanged(o)) => cmd::config::summary(o),

@@ -141,6 +141,15 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             })
         }
         Command::Rm(a) => Intent::Confirm(Pending::Rm { app: a.app }),
+        Command::Restart(a) => match cx.app(&a.app) {
+            // Checked before asking: a question about nothing is noise.
+            None => Intent::Usage(format!("unknown app {:?}", a.app)),
+            Some(r) => Intent::Confirm(Pending::Restart {
+                release: r.release,
+                crashloop: r.state == schema::RunState::Crashloop,
+                app: a.app,
+            }),
+        },
         Command::Config(_) | Command::Kv(_) | Command::Info(_) => {
             let changes = !cmd.is_read_only();
             let p = Pending::Capability {

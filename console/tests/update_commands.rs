@@ -445,3 +445,30 @@ fn config_and_kv_changes_ask_first_and_reads_run_at_once_and_a_viewer_changes_no
     );
     assert_eq!(prompt(&mut v, "kv api list").len(), 1, "a viewer may list");
 }
+
+#[test]
+fn restart_asks_naming_the_release_and_an_unknown_app_is_refused_before_asking() {
+    let mut app = operator();
+    prompt(&mut app, "restart flaky");
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert_eq!(
+        p.question(),
+        "Restart flaky v4 on every host, clearing its crash loop?"
+    );
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("restart flaky")
+        }]
+    );
+    prompt(&mut app, "restart nope");
+    assert!(matches!(app.mode(), Mode::Normal), "{:?}", app.mode());
+    assert!(
+        status(&app).contains("unknown app \"nope\""),
+        "{}",
+        status(&app)
+    );
+}

@@ -194,3 +194,76 @@ fn worker_deadline_interrupts_an_instance() {
     });
     assert_eq!(rec["stream"], "system");
 }
+
+#[test]
+fn restart_gives_fresh_instances_and_clears_a_crash_loop_without_a_deploy() {
+    let h = Hostd::start();
+    h.deploy("crashy", "crash.wasm", &[]);
+    wait_for("the crash loop", || {
+        (h.releases("crashy") == vec![("v1".to_string(), "crashloop".to_string())]).then_some(())
+    });
+    let starts = |h: &Hostd| {
+        h.logs("crashy")
+            .iter()
+            .filter(|r| line(r).starts_with("starting"))
+            .count()
+    };
+    let before = starts(&h);
+    let out = h.json(&["restart", "crashy"]);
+    assert_eq!(out["app"], "crashy", "{out}");
+    assert_eq!(out["release"], "v1", "{out}");
+    assert_eq!(out["cleared_crashloop"], true, "{out}");
+    // It runs again (and, still crashing, tries again): no new release.
+    wait_for("starts after the restart", || {
+        (starts(&h) > before).then_some(())
+    });
+    assert_eq!(h.releases("crashy").len(), 1);
+    let audit = h.json(&["audit"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "restart"
+                && a["app"] == "crashy"
+                && a["detail"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains("crash loop cleared")),
+        "{audit}"
+    );
+
+    // A healthy worker: every instance replaced by a fresh one.
+    h.deploy(
+        "good",
+        "ticker.wasm",
+        &["--env", "TICK_MS=100", "--replicas", "2"],
+    );
+    h.wait_running("good", "v1", 2);
+    let good_starts = || {
+        h.logs("good")
+            .iter()
+            .filter(|r| line(r).starts_with("starting"))
+            .count()
+    };
+    let before = good_starts();
+    let out = h.run(&["restart", "good"]);
+    assert_eq!(out.code, 0, "{}", out.stderr);
+    assert!(
+        out.stdout.starts_with("restarted good v1"),
+        "{}",
+        out.stdout
+    );
+    wait_for("two fresh instances", || {
+        (good_starts() >= before + 2).then_some(())
+    });
+    h.wait_running("good", "v1", 2);
+    // Bad input: unknown app, nothing to restart at 0 replicas.
+    let r = h.run(&["restart", "nope"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("unknown app \"nope\""), "{}", r.stderr);
+    h.json(&["scale", "good", "0"]);
+    let r = h.run(&["restart", "good"]);
+    assert_eq!(r.code, 1);
+    assert!(r.stderr.contains("scaled to 0"), "{}", r.stderr);
+}

@@ -198,6 +198,12 @@ pub enum GatewayMsg {
         replicas: u32,
         by: String,
     },
+    /// Restart the active release's instances (clears a crash loop).
+    Restart {
+        id: u64,
+        app: String,
+        by: String,
+    },
     /// Stop and forget an app on this host.
     Remove {
         id: u64,

@@ -418,6 +418,17 @@ pub struct ScaleOutcome {
     pub replicas: u32,
 }
 
+/// What `restart` answers.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RestartOutcome {
+    pub app: String,
+    pub release: Version,
+    /// Hosts that restarted it (one, on a host).
+    pub hosts: Vec<String>,
+    /// It was in a crash loop: restarts go on again.
+    pub cleared_crashloop: bool,
+}
+
 /// What `precompile` answers.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct PrecompileOutcome {

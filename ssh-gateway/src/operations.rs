@@ -9,12 +9,12 @@ use std::time::Duration;
 
 use ops::{Hangup, OpError, Operations, ProgressTx, Reply, RmOutcome, Sink};
 use schema::command::{
-    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs,
-    RollbackArgs, ScaleArgs,
+    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs,
+    RestartArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
     AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow, ReleaseRow,
-    RollbackOutcome, ScaleOutcome,
+    RestartOutcome, RollbackOutcome, ScaleOutcome,
 };
 
 use crate::fleet::{Fleet, FleetError};
@@ -114,6 +114,15 @@ impl Operations for FleetOps {
             .0
             .scale(&who.name, &args.app, args.replicas, progress)
             .await?)
+    }
+
+    async fn restart(
+        &self,
+        who: &KeyEntry,
+        args: &RestartArgs,
+        progress: &ProgressTx,
+    ) -> Result<RestartOutcome, OpError> {
+        Ok(self.0.restart(&who.name, &args.app, progress).await?)
     }
 
     async fn rm(

@@ -335,3 +335,37 @@ fn a_local_rollback_on_a_fleet_host_needs_local_by_name_and_is_audited_as_what_i
     assert!(detail.contains("with --local"), "{detail}");
     assert!(!detail.contains("while the gateway was away"), "{detail}");
 }
+
+#[test]
+fn restart_through_the_gateway_restarts_the_app_on_every_host_that_runs_it() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    f.ops(&[
+        "deploy",
+        "t",
+        fixture("ticker.wasm").to_str().unwrap(),
+        "--replicas",
+        "2",
+        "--env",
+        "TICK_MS=200",
+    ])
+    .ok();
+    f.wait_running("t", "v1", 2);
+    let out = f.json(&["restart", "t"]);
+    assert_eq!(out["release"], "v1", "{out}");
+    assert_eq!(out["hosts"], serde_json::json!(["h1", "h2"]), "{out}");
+    f.wait_running("t", "v1", 2);
+    let audit = f.json(&["audit"]);
+    assert!(
+        audit
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|a| a["action"] == "restart" && a["key"] == "alice"),
+        "{audit}"
+    );
+    // A viewer may not.
+    let r = f.ssh("victor", &["restart", "t"], None);
+    assert_eq!(r.code, 1, "{}", r.stderr);
+}

@@ -290,6 +290,10 @@ impl Requests {
                 let r = host.activate_version(&by, &app, version, replicas).await;
                 r.map(|_| None).map_err(|e| e.to_string())
             }),
+            GatewayMsg::Restart { id, app, by } => self.answer(id, async move {
+                let r = host.restart(&Actor::Key(by), &app).await;
+                r.map(|_| None).map_err(|e| e.to_string())
+            }),
             GatewayMsg::Scale {
                 id,
                 app,

@@ -9,7 +9,10 @@ use std::time::Instant;
 use ops::Scope;
 use ops::cmd::rollback::choose_target;
 use schema::command::DeployArgs;
-use schema::{Actor, AppKind, DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
+use schema::{
+    Actor, AppKind, DeployOutcome, ReleaseState, RestartOutcome, RollbackOutcome, ScaleOutcome,
+    Version,
+};
 
 use super::{Host, HostError, refuse_if_managed};
 use crate::config::KEEP_RELEASES;
@@ -348,6 +351,57 @@ impl Host {
             app: app.to_string(),
             from: rec.replicas,
             replicas,
+        })
+    }
+
+    /// Restarts every instance of the active release (fresh instances;
+    /// a crash loop cleared without a deploy). No release is created.
+    pub async fn restart(&self, who: &Actor, app: &str) -> Result<RestartOutcome, HostError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        refuse_if_managed(Some(&rec), who, "restart")?;
+        if let Err(e) = ops::cmd::restart::check(app, rec.active.is_some(), rec.replicas) {
+            self.audit_refused(who, Action::Restart, Some(app), &e)
+                .await;
+            return Err(e.into());
+        }
+        let Some(version) = rec.active else {
+            return Err(HostError::Refused(format!("{app} has no active release")));
+        };
+        let sup = self
+            .supervisor(app)
+            .ok_or_else(|| HostError::Refused(format!("{app} is not running on this host")))?;
+        let cleared = sup.restart();
+        // A release marked crash-looping is active again.
+        let a = app.to_string();
+        let was_crashloop = self
+            .db
+            .call(move |c| {
+                let r = store::release(c, &a, version)?;
+                let crashloop = r.is_some_and(|r| r.state == ReleaseState::Crashloop);
+                if crashloop {
+                    store::set_release_state(c, &a, version, ReleaseState::Active, None)?;
+                }
+                Ok(crashloop)
+            })
+            .await?;
+        let cleared = cleared || was_crashloop;
+        let detail = format!(
+            "{version}{}",
+            if cleared { " (crash loop cleared)" } else { "" }
+        );
+        self.audit(who, Action::Restart, Some(app), &detail).await;
+        self.logs.system(
+            app,
+            Some(version),
+            "hostd",
+            format!("restarted {detail} by {who}"),
+        );
+        Ok(RestartOutcome {
+            app: app.to_string(),
+            release: version,
+            hosts: vec![self.config.name.clone()],
+            cleared_crashloop: cleared,
         })
     }
 

@@ -7,12 +7,12 @@ use ops::cmd::logs::{LogWriter, effective_tail};
 use ops::{Hangup, OpError, Operations, ProgressTx, RmOutcome, Sink};
 use schema::Actor;
 use schema::command::{
-    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs, RmArgs,
-    RollbackArgs, ScaleArgs, Since,
+    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs,
+    RestartArgs, RmArgs, RollbackArgs, ScaleArgs, Since,
 };
 use schema::{
     AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, LogRecord, PsRow,
-    ReleaseRow, RollbackOutcome, ScaleOutcome,
+    ReleaseRow, RestartOutcome, RollbackOutcome, ScaleOutcome,
 };
 
 use super::{Host, HostError};
@@ -69,6 +69,15 @@ impl Operations for HostOps {
         _progress: &ProgressTx,
     ) -> Result<ScaleOutcome, OpError> {
         Ok(self.0.scale(who, &args.app, args.replicas).await?)
+    }
+
+    async fn restart(
+        &self,
+        who: &Actor,
+        args: &RestartArgs,
+        _progress: &ProgressTx,
+    ) -> Result<RestartOutcome, OpError> {
+        Ok(self.0.restart(who, &args.app).await?)
     }
 
     async fn rm(

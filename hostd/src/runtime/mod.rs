@@ -235,6 +235,16 @@ impl ReleaseRun {
     pub fn is_crashlooped(&self) -> bool {
         self.crashlooped.load(Ordering::SeqCst)
     }
+
+    /// Forgets the failed starts (a `restart`): the release may run again,
+    /// and a new crash loop needs as many failures as the first.
+    pub fn clear_crashes(&self) {
+        self.crashes
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .clear();
+        self.crashlooped.store(false, Ordering::SeqCst);
+    }
 }
 
 /// Asks an instance, a slot or a job loop to stop.

@@ -174,6 +174,23 @@ impl AppRuntime {
         g.draining_jobs.retain(|j| !j.task.is_finished());
     }
 
+    /// Fresh instances of the active release: the running ones get their
+    /// grace period and stop, new ones start (a message app's consumer
+    /// hands over as on a switch; an http app's next requests get fresh
+    /// instances anyway). Clears a crash loop; returns whether there was
+    /// one.
+    pub fn restart(&self) -> bool {
+        let (rel, replicas, halted) = {
+            let g = self.lock();
+            (g.active.clone(), g.replicas, g.halted.is_some())
+        };
+        if let Some(rel) = rel {
+            rel.clear_crashes();
+            self.activate(rel, replicas);
+        }
+        halted
+    }
+
     /// Sets the wanted replicas of the active release.
     pub fn scale(&self, replicas: u32) {
         let mut g = self.lock();

@@ -95,6 +95,7 @@ impl<T: Terminal> Sink for Printer<T> {
             Reply::Deployed(o) => self.either(&o, cmd::deploy::text).await,
             Reply::RolledBack(o) => self.either(&o, cmd::rollback::text).await,
             Reply::Scaled(o) => self.either(&o, cmd::scale::text).await,
+            Reply::Restarted(o) => self.either(&o, cmd::restart::text).await,
             Reply::Removed(o) => self.either(&o, cmd::rm::text).await,
             Reply::Ps { rows, instances } => {
                 self.either(&rows, |r| cmd::ps::text(r, instances)).await

@@ -5,7 +5,7 @@ use std::future::Future;
 use bytes::Bytes;
 use schema::{
     AppInfo, AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, LogRecord,
-    PsRow, ReleaseRow, RollbackOutcome, ScaleOutcome, WatchSnapshot,
+    PsRow, ReleaseRow, RestartOutcome, RollbackOutcome, ScaleOutcome, WatchSnapshot,
 };
 use serde::{Deserialize, Serialize};
 
@@ -49,6 +49,7 @@ pub enum Reply {
     Deployed(DeployOutcome),
     RolledBack(RollbackOutcome),
     Scaled(ScaleOutcome),
+    Restarted(RestartOutcome),
     Removed(RmOutcome),
     /// `ps` (`instances`: one app's instances rather than the apps).
     Ps {

@@ -5,11 +5,11 @@ use std::future::Future;
 
 use schema::command::{
     AuditArgs, Command, CommandLine, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs,
-    ReleasesArgs, RmArgs, RollbackArgs, ScaleArgs,
+    ReleasesArgs, RestartArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
     AppInfo, AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow,
-    ReleaseRow, RollbackOutcome, ScaleOutcome,
+    ReleaseRow, RestartOutcome, RollbackOutcome, ScaleOutcome,
 };
 use tokio::sync::{mpsc, watch};
 
@@ -58,6 +58,13 @@ pub trait Operations: Send + Sync {
         args: &ScaleArgs,
         progress: &ProgressTx,
     ) -> impl Future<Output = Result<ScaleOutcome, OpError>> + Send;
+
+    fn restart(
+        &self,
+        who: &Self::Caller,
+        args: &RestartArgs,
+        progress: &ProgressTx,
+    ) -> impl Future<Output = Result<RestartOutcome, OpError>> + Send;
 
     fn rm(
         &self,
@@ -152,6 +159,9 @@ pub async fn serve<O: Operations, S: Sink>(
         }
         Command::Scale(a) => {
             Reply::Scaled(with_progress(out, ops.scale(who, &a, &tx), &mut rx).await?)
+        }
+        Command::Restart(a) => {
+            Reply::Restarted(with_progress(out, ops.restart(who, &a, &tx), &mut rx).await?)
         }
         Command::Rm(a) => {
             crate::cmd::rm::check(&a)?;

@@ -55,6 +55,7 @@ impl CommandLine {
                 vec![r.app.clone()],
             ),
             Command::Scale(s) => ("scale", vec![], vec![s.app.clone(), s.replicas.to_string()]),
+            Command::Restart(r) => ("restart", vec![], vec![r.app.clone()]),
             Command::Logs(l) => {
                 let mut f = Vec::new();
                 if l.follow {
@@ -179,6 +180,8 @@ pub enum Command {
     Rollback(RollbackArgs),
     /// Set the wanted replicas.
     Scale(ScaleArgs),
+    /// Restart every instance of the active release (clears a crash loop).
+    Restart(RestartArgs),
     /// Log records, oldest first; -f follows.
     Logs(LogsArgs),
     /// Stop and forget an app (its releases stay in the audit log).
@@ -208,6 +211,7 @@ impl Command {
             Command::Releases(_) => "releases",
             Command::Rollback(_) => "rollback",
             Command::Scale(_) => "scale",
+            Command::Restart(_) => "restart",
             Command::Logs(_) => "logs",
             Command::Rm(_) => "rm",
             Command::Hosts => "hosts",
@@ -231,7 +235,11 @@ impl Command {
             | Command::Info(_) => true,
             Command::Config(c) => !c.changes(),
             Command::Kv(k) => !k.changes(),
-            Command::Deploy(_) | Command::Rollback(_) | Command::Scale(_) | Command::Rm(_) => false,
+            Command::Deploy(_)
+            | Command::Rollback(_)
+            | Command::Scale(_)
+            | Command::Restart(_)
+            | Command::Rm(_) => false,
         }
     }
 
@@ -243,6 +251,7 @@ impl Command {
             Command::Releases(a) => Some(&a.app),
             Command::Rollback(a) => Some(&a.app),
             Command::Scale(a) => Some(&a.app),
+            Command::Restart(a) => Some(&a.app),
             Command::Logs(a) => Some(&a.app),
             Command::Rm(a) => Some(&a.app),
             Command::Info(i) => Some(&i.app),
@@ -545,6 +554,11 @@ pub struct RollbackArgs {
     /// The release to make active (default: the newest healthy one before the active).
     #[arg(long, value_name = "vN")]
     pub to: Option<Version>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct RestartArgs {
+    pub app: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

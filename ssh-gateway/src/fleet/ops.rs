@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 
 use schema::artifact::Digest;
 use schema::command::DeployArgs;
-use schema::{DeployOutcome, ReleaseState, RollbackOutcome, ScaleOutcome, Version};
+use schema::tunnel::GatewayMsg;
+use schema::{DeployOutcome, ReleaseState, RestartOutcome, RollbackOutcome, ScaleOutcome, Version};
 
 use std::time::Instant;
 
@@ -521,6 +522,99 @@ impl Fleet {
                 failed.join(", ")
             )))
         }
+    }
+
+    /// Restarts the active release's instances on every host that runs it
+    /// (and clears a crash loop, on the hosts and in the fleet's record).
+    pub async fn restart(
+        &self,
+        who: &str,
+        app: &str,
+        progress: &ProgressTx,
+    ) -> Result<RestartOutcome, FleetError> {
+        let r = self.restart_inner(who, app, progress).await;
+        if let Err(e) = &r
+            && !matches!(e, FleetError::UnknownApp(_))
+        {
+            self.audit_refused(who, Action::Restart, Some(app), e).await;
+        }
+        self.bump();
+        r
+    }
+
+    async fn restart_inner(
+        &self,
+        who: &str,
+        app: &str,
+        progress: &ProgressTx,
+    ) -> Result<RestartOutcome, FleetError> {
+        let _op = self.op_lock(app).await;
+        let rec = self.app(app).await?;
+        ::ops::cmd::restart::check(app, rec.active.is_some(), rec.replicas)?;
+        let Some(version) = rec.active else {
+            return Err(FleetError::Refused(format!("{app} has no active release")));
+        };
+        let hosts: Vec<String> = self
+            .placement_of(app)
+            .await?
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(h, _)| h)
+            .collect();
+        let (a, by) = (app.to_string(), who.to_string());
+        let results = self
+            .on_hosts(hosts, progress, move |id, _| GatewayMsg::Restart {
+                id,
+                app: a.clone(),
+                by: by.clone(),
+            })
+            .await;
+        let done: Vec<String> = results
+            .iter()
+            .filter(|(_, r)| r.is_ok())
+            .map(|(h, _)| h.clone())
+            .collect();
+        for h in &done {
+            let _ = progress.send(Progress::new(h.clone(), Step::Active { version }));
+        }
+        let a = app.to_string();
+        let cleared = self
+            .db
+            .call(move |c| {
+                let crashloop = store::release(c, &a, version)?
+                    .is_some_and(|r| r.state == ReleaseState::Crashloop);
+                if crashloop {
+                    store::set_release_state(c, &a, version, ReleaseState::Active, None)?;
+                }
+                Ok(crashloop)
+            })
+            .await?;
+        let failed: Vec<String> = results
+            .iter()
+            .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
+            .collect();
+        let detail = format!(
+            "{version} on {}{}",
+            if done.is_empty() {
+                "no host".to_string()
+            } else {
+                done.join(", ")
+            },
+            if cleared { " (crash loop cleared)" } else { "" }
+        );
+        if !failed.is_empty() {
+            return Err(FleetError::Activation(format!(
+                "restart of {app} {version} failed on {}; {detail}",
+                failed.join(", ")
+            )));
+        }
+        self.audit(who, Action::Restart, Some(app), &detail).await;
+        Ok(RestartOutcome {
+            app: app.to_string(),
+            release: version,
+            hosts: done,
+            cleared_crashloop: cleared,
+        })
     }
 
     /// Stops an app everywhere and forgets it; the audit log keeps its history.

@@ -11,6 +11,7 @@ pub mod kv;
 pub mod logs;
 pub mod ps;
 pub mod releases;
+pub mod restart;
 pub mod rm;
 pub mod rollback;
 pub mod scale;
