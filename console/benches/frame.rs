@@ -74,6 +74,8 @@ fn console_with(lines: usize, feed: &mut Gen) -> (App, Duration) {
         detail: None,
         rps: None,
         messages: None,
+        requests: None,
+        hosts: Vec::new(),
     };
     app.update(Event::Snapshot {
         hosts: vec![],

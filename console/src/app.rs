@@ -67,6 +67,18 @@ pub struct Status {
     pub at_ms: i64,
 }
 
+/// Snapshots of an app's requests kept for its sparklines (a snapshot
+/// comes on every change and at least every 2 s: several minutes).
+pub const TREND_SAMPLES: usize = 120;
+
+/// One snapshot's figures of an app's requests.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Sample {
+    pub rps: f64,
+    pub p99_ms: f64,
+    pub errors: u64,
+}
+
 /// A status said before the clock runs: its time starts at the first tick.
 const UNSTAMPED: i64 = i64::MIN;
 
@@ -115,6 +127,9 @@ pub struct App {
     pub(crate) hosts: Vec<HostRow>,
     pub(crate) apps: Vec<PsRow>,
     pub(crate) rates: BTreeMap<String, f64>,
+    /// Per app, what the last snapshots said of its requests, oldest
+    /// first (at most [`TREND_SAMPLES`]): the app view's sparklines.
+    pub(crate) trends: BTreeMap<String, std::collections::VecDeque<Sample>>,
     pub(crate) stack: Vec<View>,
     pub(crate) overview: Overview,
     pub(crate) detail: Option<Detail>,
@@ -155,6 +170,7 @@ impl App {
             hosts: Vec::new(),
             apps: Vec::new(),
             rates: BTreeMap::new(),
+            trends: BTreeMap::new(),
             stack: vec![View::Overview],
             overview: Overview::default(),
             detail: None,
@@ -401,9 +417,31 @@ impl App {
             .unwrap_or(self.overview.app_sel)
             .min(apps.len().saturating_sub(1));
         self.overview.host_sel = self.overview.host_sel.min(hosts.len().saturating_sub(1));
+        // The trends: one sample per snapshot of every app that serves.
+        for r in &apps {
+            let Some(q) = &r.requests else { continue };
+            let t = self.trends.entry(r.app.clone()).or_default();
+            if t.len() == TREND_SAMPLES {
+                t.pop_front();
+            }
+            t.push_back(Sample {
+                rps: r.rps.unwrap_or(0.0),
+                p99_ms: q.p99_ms,
+                errors: q.errors,
+            });
+        }
+        self.trends.retain(|a, _| apps.iter().any(|r| &r.app == a));
         self.hosts = hosts;
         self.apps = apps;
         actions
+    }
+
+    /// What the last snapshots said of `app`'s requests, oldest first.
+    pub fn trend(&self, app: &str) -> Vec<Sample> {
+        self.trends
+            .get(app)
+            .map(|t| t.iter().copied().collect())
+            .unwrap_or_default()
     }
 
     fn on_done(&mut self, id: CommandId, result: &Result<Option<Reply>, OpError>) -> Vec<Action> {

@@ -33,7 +33,7 @@ pub mod session;
 pub mod ssh;
 pub mod ui;
 
-pub use app::{App, Front, Mode, Role, View};
+pub use app::{App, Front, Mode, Role, Sample, View};
 pub use event::{Action, CommandId, Event};
 pub use input::{Key, KeyParser};
 pub use logs::{LineFilter, LogBuffer};

@@ -134,6 +134,8 @@ impl Fleet {
                     detail: detail.map(Into::into),
                     rps: None,
                     messages: None,
+                    requests: None,
+                    hosts: Vec::new(),
                 },
                 releases,
             }

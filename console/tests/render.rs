@@ -658,3 +658,44 @@ fn notes_head_the_help_screen_wrapped_to_it_and_the_status_line_points_at_them()
         );
     }
 }
+
+#[test]
+fn an_http_apps_view_shows_sparklines_of_its_rate_p99_and_errors_and_the_table_its_error_rate() {
+    let mut app = operator();
+    for (i, (rps, p99, errors)) in [(10.0, 2.0, 0), (20.0, 3.0, 0), (40.0, 9.0, 4)]
+        .into_iter()
+        .enumerate()
+    {
+        let mut rows = apps();
+        rows[0].rps = Some(rps);
+        rows[0].requests = Some(schema::RequestStats {
+            requests: 100 * (i as u64 + 1),
+            errors,
+            error_rate: errors as f64 / (100.0 * (i as f64 + 1.0)),
+            p50_ms: 1.0,
+            p99_ms: p99,
+        });
+        app.update(Event::Snapshot {
+            hosts: hosts(),
+            apps: rows,
+        });
+    }
+    assert_eq!(app.trend("api").len(), 3);
+    let s = screen(&render(&mut app, 160, 48));
+    let api = s.lines().find(|l| l.contains(" api ")).unwrap_or("");
+    assert!(api.contains("1.3%") && api.contains("9.0ms"), "{api}");
+    prompt(&mut app, "releases api");
+    for (w, h) in SIZES {
+        let s = screen(&render(&mut app, w, h));
+        let line = s
+            .lines()
+            .find(|l| l.contains("req/s"))
+            .unwrap_or_else(|| panic!("{w}x{h}:\n{s}"));
+        assert!(line.contains("▃▅█"), "{w}x{h}: the rate rising: {line}");
+        assert!(line.contains("p99") && line.contains("9.0ms"), "{line}");
+        assert!(
+            line.contains("errors") && line.contains("4 (1.3%)"),
+            "{line}"
+        );
+    }
+}

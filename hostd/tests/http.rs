@@ -433,3 +433,44 @@ fn scaling_an_http_app_to_zero_answers_503() {
     h.json(&["scale", "hello", "2"]);
     assert_eq!(get(&h.http_addr(), "hello.localhost", "/").status, 200);
 }
+
+#[test]
+fn ps_shows_an_http_apps_requests_errors_and_p99_and_the_rate_falls_to_zero_when_traffic_stops() {
+    let h = Hostd::start();
+    h.deploy("web", "http-hello.wasm", &[]);
+    let addr = h.http_addr();
+    for _ in 0..8 {
+        assert_eq!(get(&addr, "web.localhost", "/").status, 200);
+    }
+    for _ in 0..2 {
+        assert_eq!(get(&addr, "web.localhost", "/status/503").status, 503);
+    }
+    let row = h.app("web");
+    let q = &row["requests"];
+    assert_eq!(q["requests"], 10, "{row}");
+    assert_eq!(q["errors"], 2, "{row}");
+    assert!(
+        (q["error_rate"].as_f64().unwrap_or(0.0) - 0.2).abs() < 1e-9,
+        "{row}"
+    );
+    assert!(q["p99_ms"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert!(row["rps"].as_f64().unwrap_or(0.0) > 0.0, "{row}");
+    assert_eq!(
+        row["hosts"],
+        serde_json::json!([row["host"].clone()]),
+        "{row}"
+    );
+    // The table says the same.
+    let text = h.run(&["ps"]).ok().stdout;
+    assert!(
+        text.contains("ERR%") && text.contains("20.0%") && text.contains("P99"),
+        "{text}"
+    );
+    // Traffic stops: the rate says so within seconds, the minute's figures
+    // stay.
+    let row = wait_for("the rate to fall to 0", || {
+        let row = h.app("web");
+        (row["rps"].as_f64() == Some(0.0)).then_some(row)
+    });
+    assert_eq!(row["requests"]["errors"], 2, "{row}");
+}

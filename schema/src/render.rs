@@ -143,10 +143,12 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
             &body,
         )
     } else {
+        // Request columns when some app serves requests (or messages).
+        let traffic = rows.iter().any(|r| r.requests.is_some());
         let body: Vec<Vec<String>> = rows
             .iter()
             .map(|r| {
-                vec![
+                let mut row = vec![
                     r.app.clone(),
                     r.kind.to_string(),
                     opt(&r.release),
@@ -154,19 +156,48 @@ pub fn ps(rows: &[PsRow], instances: bool) -> String {
                     r.host.clone(),
                     r.state.to_string(),
                     r.restarts.to_string(),
+                ];
+                if traffic {
+                    row.extend(request_cells(r));
+                }
+                row.push(
                     r.next_run
                         .clone()
                         .or_else(|| r.detail.clone())
                         .unwrap_or_default(),
-                ]
+                );
+                row
             })
             .collect();
-        table(
-            &[
-                "APP", "KIND", "RELEASE", "RUNNING", "HOST", "STATE", "RESTARTS", "DETAIL",
-            ],
-            &body,
-        )
+        let mut head = vec![
+            "APP", "KIND", "RELEASE", "RUNNING", "HOST", "STATE", "RESTARTS",
+        ];
+        if traffic {
+            head.extend(["REQ/S", "ERR%", "P99"]);
+        }
+        head.push("DETAIL");
+        table(&head, &body)
+    }
+}
+
+/// REQ/S (the last seconds), ERR% and P99 (the last minute) of an app; `-`
+/// for one that serves no requests.
+fn request_cells(r: &PsRow) -> [String; 3] {
+    match &r.requests {
+        None => ["-".into(), "-".into(), "-".into()],
+        Some(q) => [
+            format!("{:.1}", r.rps.unwrap_or(0.0)),
+            if q.requests == 0 {
+                "-".into()
+            } else {
+                format!("{:.1}%", q.error_rate * 100.0)
+            },
+            if q.requests == 0 {
+                "-".into()
+            } else {
+                format!("{:.1}ms", q.p99_ms)
+            },
+        ],
     }
 }
 

@@ -199,6 +199,46 @@ pub struct PsRow {
     /// Message apps: what the consumer has done and what waits.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messages: Option<MessageStats>,
+    /// http and message apps: requests (messages) of the last minute.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requests: Option<RequestStats>,
+    /// The hosts, as a list (`host` joins them with commas).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hosts: Vec<String>,
+}
+
+/// What `ps` shows of an app's requests over the last minute (the health
+/// metrics' figures): on a host, or over the fleet.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct RequestStats {
+    /// Over the last [`RequestStats::WINDOW_S`] seconds.
+    pub requests: u64,
+    /// 5xx answers (a message: a failed handling).
+    pub errors: u64,
+    /// errors / requests; 0 with no requests.
+    pub error_rate: f64,
+    /// Latency percentiles; over the fleet, the worst host's.
+    pub p50_ms: f64,
+    pub p99_ms: f64,
+}
+
+impl RequestStats {
+    /// Seconds the figures cover.
+    pub const WINDOW_S: u64 = 60;
+
+    /// The fleet's view: counts add up, the rate follows; percentiles are
+    /// the worst host's (a fleet-wide percentile needs the histograms).
+    pub fn merge(&mut self, o: &RequestStats) {
+        self.requests += o.requests;
+        self.errors += o.errors;
+        self.error_rate = if self.requests == 0 {
+            0.0
+        } else {
+            self.errors as f64 / self.requests as f64
+        };
+        self.p50_ms = self.p50_ms.max(o.p50_ms);
+        self.p99_ms = self.p99_ms.max(o.p99_ms);
+    }
 }
 
 /// What `ps` shows of a message app (on a host, or summed over the fleet).

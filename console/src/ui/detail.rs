@@ -44,17 +44,29 @@ fn short_digest(d: &str) -> String {
 pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = theme(app);
     let Some(d) = app.detail() else { return };
-    let [summary, rel_area, inst_area] = {
+    // An app that serves requests (or messages) gets a line of sparklines.
+    let serves = app
+        .apps
+        .iter()
+        .any(|r| r.app == d.app && r.requests.is_some());
+    let [summary, trend, rel_area, inst_area] = {
         let n = d.releases.as_ref().map_or(1, Vec::len) as u16;
-        let rel_h = (n + 2).min((area.height.saturating_sub(1)) / 2).max(3);
+        let rel_h = (n + 2).min((area.height.saturating_sub(2)) / 2).max(3);
         Layout::vertical([
             Constraint::Length(1),
+            Constraint::Length(u16::from(serves)),
             Constraint::Length(rel_h),
             Constraint::Fill(1),
         ])
         .areas(area)
     };
     f.render_widget(Paragraph::new(summary_line(app, d, t)), summary);
+    if serves {
+        f.render_widget(
+            Paragraph::new(trend_line(app, &d.app, t, trend.width)),
+            trend,
+        );
+    }
     draw_releases(app, d, t, f, rel_area);
     draw_instances(app, d, t, f, inst_area);
 }
@@ -87,6 +99,54 @@ fn summary_line(app: &App, d: &Detail, t: Theme) -> Line<'static> {
         spans.push(Span::raw(format!(": {detail}")));
     }
     Line::from(spans)
+}
+
+/// `▁▂▃▅▇`: `values` scaled to their own maximum, the last `width` of them.
+pub(crate) fn sparkline(values: &[f64], width: usize) -> String {
+    const BARS: [char; 8] = ['▁', '▂', '▃', '▄', '▅', '▆', '▇', '█'];
+    let shown = &values[values.len().saturating_sub(width)..];
+    let max = shown.iter().copied().fold(0.0f64, f64::max);
+    shown
+        .iter()
+        .map(|v| {
+            if max <= 0.0 {
+                BARS[0]
+            } else {
+                BARS[((v / max) * 7.0).round().clamp(0.0, 7.0) as usize]
+            }
+        })
+        .collect()
+}
+
+/// `req/s ▁▂▅▇ 12.3  p99 ▁▁▂ 4.1ms  errors ▁▁▅ 2 (1.5%)`: the app's
+/// requests over the snapshots since the console opened, now at the right.
+fn trend_line(app: &App, name: &str, t: Theme, width: u16) -> Line<'static> {
+    let samples = app.trend(name);
+    let row = app.apps.iter().find(|r| r.app == name);
+    let now_rps = row.and_then(|r| r.rps).unwrap_or(0.0);
+    let q = row.and_then(|r| r.requests.clone()).unwrap_or_default();
+    // Three sparklines share the width left by the labels and figures.
+    let room = usize::from(width).saturating_sub(48) / 3;
+    let room = room.clamp(4, 40);
+    let rps: Vec<f64> = samples.iter().map(|s| s.rps).collect();
+    let p99: Vec<f64> = samples.iter().map(|s| s.p99_ms).collect();
+    let errs: Vec<f64> = samples.iter().map(|s| s.errors as f64).collect();
+    let err_style = if q.errors > 0 { t.bad() } else { t.dim() };
+    Line::from(vec![
+        Span::styled("req/s ", t.dim()),
+        Span::styled(sparkline(&rps, room), t.good()),
+        Span::raw(format!(" {now_rps:.1}  ")),
+        Span::styled("p99 ", t.dim()),
+        Span::styled(sparkline(&p99, room), t.warn()),
+        Span::raw(format!(" {:.1}ms  ", q.p99_ms)),
+        Span::styled("errors ", t.dim()),
+        Span::styled(sparkline(&errs, room), err_style),
+        Span::raw(format!(
+            " {} ({:.1}%) last min",
+            q.errors,
+            q.error_rate * 100.0
+        )),
+    ])
 }
 
 /// A release's detail and, when it has any, the network it may reach.

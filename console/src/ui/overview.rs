@@ -29,6 +29,8 @@ const APP_COLS: &[Col] = &[
     col("STATE", 9, 1),
     col("RESTARTS", 8, 3),
     col("REQ/S", 7, 3),
+    col("ERR%", 6, 4),
+    col("P99", 8, 5),
     col("HOSTS", 24, 5),
     text_col("DETAIL", 10, 60, 4),
 ];
@@ -172,6 +174,17 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
                 toned(t, r.state),
                 plain(r.restarts.to_string()),
                 plain(rate),
+                match &r.requests {
+                    Some(q) if q.requests > 0 => (
+                        format!("{:.1}%", q.error_rate * 100.0),
+                        if q.errors > 0 { t.bad() } else { Style::new() },
+                    ),
+                    _ => plain("-"),
+                },
+                match &r.requests {
+                    Some(q) if q.requests > 0 => plain(format!("{:.1}ms", q.p99_ms)),
+                    _ => plain("-"),
+                },
                 plain(if r.host.is_empty() {
                     "-".to_string()
                 } else {

@@ -55,6 +55,8 @@ pub fn app_row(
         detail: None,
         rps: None,
         messages: None,
+        requests: None,
+        hosts: Vec::new(),
     }
 }
 

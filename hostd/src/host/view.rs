@@ -26,6 +26,8 @@ impl Host {
                 .or_else(|| st.messages.as_ref().map(schema::MessageStats::summary)),
             rps: st.rps,
             messages: st.messages.clone(),
+            requests: st.requests.clone(),
+            hosts: vec![self.config.name.clone()],
         }
     }
 
@@ -45,6 +47,7 @@ impl Host {
                 memory: 0,
                 rps: None,
                 messages: None,
+                requests: None,
                 instances: Vec::new(),
             },
         }
@@ -77,6 +80,7 @@ impl Host {
                         detail: i.detail.clone(),
                         next_run: None,
                         messages: None,
+                        requests: None,
                         ..base.clone()
                     })
                     .collect();

@@ -11,6 +11,9 @@ use std::time::{Duration, Instant};
 
 /// Seconds of history kept.
 pub const WINDOW_SECS: u64 = 120;
+/// What `ps`'s rate averages over: short, so it falls to 0 within seconds
+/// of the last request instead of trailing for a long window.
+pub const RATE_WINDOW: Duration = Duration::from_secs(3);
 /// Latency buckets: bucket i holds latencies below 2^((i+1)/4) microseconds.
 const LAT_BUCKETS: usize = 128;
 
@@ -69,7 +72,28 @@ fn upper_ms(i: usize) -> f64 {
     2f64.powf((i + 1) as f64 / 4.0) / 1000.0
 }
 
+impl Snapshot {
+    /// As `ps` shows it.
+    pub fn stats(&self) -> schema::RequestStats {
+        schema::RequestStats {
+            requests: self.requests,
+            errors: self.errors,
+            error_rate: self.error_rate,
+            p50_ms: self.p50_ms,
+            p99_ms: self.p99_ms,
+        }
+    }
+}
+
 impl Window {
+    /// `ps`'s figures: the rate over [`RATE_WINDOW`], the rest over the
+    /// last minute.
+    pub fn ps(&self) -> (f64, schema::RequestStats) {
+        let rate = self.snapshot(RATE_WINDOW).rps;
+        let minute = self.snapshot(Duration::from_secs(schema::RequestStats::WINDOW_S));
+        (rate, minute.stats())
+    }
+
     fn now_second(&self) -> u64 {
         self.start.elapsed().as_secs()
     }

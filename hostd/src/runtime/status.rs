@@ -35,5 +35,7 @@ pub struct AppStatus {
     pub rps: Option<f64>,
     /// Message apps: the consumer's figures.
     pub messages: Option<schema::MessageStats>,
+    /// http and message apps: the last minute's requests.
+    pub requests: Option<schema::RequestStats>,
     pub instances: Vec<InstanceStatus>,
 }

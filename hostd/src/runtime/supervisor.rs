@@ -333,16 +333,14 @@ impl AppRuntime {
             .count() as u32;
         let mut rps = None;
         let mut messages = None;
+        let mut requests = None;
         if g.kind == AppKind::Http
             && let Some(route) = self.rt.routes.get(&self.name)
         {
             running = route.in_flight.load(Ordering::SeqCst);
-            rps = Some(
-                route
-                    .metrics
-                    .snapshot(std::time::Duration::from_secs(10))
-                    .rps,
-            );
+            let (rate, minute) = route.metrics.ps();
+            rps = Some(rate);
+            requests = Some(minute);
         }
         let restarts = instances.iter().map(|i| i.restarts).sum();
         let memory = instances
@@ -386,15 +384,13 @@ impl AppRuntime {
                 None => (RunState::Stopped, None),
                 Some(c) => {
                     let n = &c.counters;
-                    let handling = self
-                        .rt
-                        .message_metrics(&self.name)
-                        .snapshot(std::time::Duration::from_secs(10));
+                    let (rate, minute) = self.rt.message_metrics(&self.name).ps();
+                    requests = Some(minute);
                     let stats = schema::MessageStats {
                         pending: Some(n.pending.load(Ordering::Relaxed))
                             .filter(|p| *p != message::UNKNOWN),
                         in_flight: n.in_flight.load(Ordering::Relaxed),
-                        handled_per_s: handling.rps,
+                        handled_per_s: rate,
                         handled: n.handled.load(Ordering::Relaxed),
                         failed: n.failed.load(Ordering::Relaxed),
                         dead_lettered: n.dead.load(Ordering::Relaxed),
@@ -424,6 +420,7 @@ impl AppRuntime {
             memory,
             rps,
             messages,
+            requests,
             instances,
         }
     }

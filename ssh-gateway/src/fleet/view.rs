@@ -3,7 +3,9 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use schema::{AuditEntry, HostRow, HostState, MessageStats, PsRow, ReleaseRow, RunState};
+use schema::{
+    AuditEntry, HostRow, HostState, MessageStats, PsRow, ReleaseRow, RequestStats, RunState,
+};
 use tokio::sync::broadcast;
 
 use super::{Fleet, FleetError};
@@ -143,6 +145,15 @@ impl Fleet {
                             ))
                         },
                         messages,
+                        requests: rows.iter().filter_map(|r| r.requests.as_ref()).fold(
+                            None,
+                            |acc: Option<RequestStats>, m| {
+                                let mut acc = acc.unwrap_or_default();
+                                acc.merge(m);
+                                Some(acc)
+                            },
+                        ),
+                        hosts: placed.keys().cloned().collect(),
                     }
                 })
                 .collect()),

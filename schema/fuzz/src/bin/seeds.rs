@@ -179,6 +179,8 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         detail: None,
         rps: Some(12.5),
         messages: None,
+        requests: None,
+        hosts: Vec::new(),
     };
     let host_msgs = vec![
         hello,
