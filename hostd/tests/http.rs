@@ -474,3 +474,97 @@ fn ps_shows_an_http_apps_requests_errors_and_p99_and_the_rate_falls_to_zero_when
     });
     assert_eq!(row["requests"]["errors"], 2, "{row}");
 }
+
+#[test]
+fn every_request_gets_an_access_record_that_the_filter_language_reads_unless_the_app_turns_it_off()
+{
+    let h = Hostd::start();
+    h.deploy("web", "http-hello.wasm", &[]);
+    let addr = h.http_addr();
+    for _ in 0..3 {
+        assert_eq!(get(&addr, "web.localhost", "/ok?token=secret").status, 200);
+    }
+    assert_eq!(get(&addr, "web.localhost", "/status/503").status, 503);
+    let errors = wait_for("the 5xx access record", || {
+        let r = h
+            .run(&[
+                "logs",
+                "web",
+                "--since",
+                "0",
+                "--json",
+                "--where",
+                "status >= 500",
+            ])
+            .ok()
+            .json_lines();
+        (!r.is_empty()).then_some(r)
+    });
+    assert_eq!(errors.len(), 1, "{errors:?}");
+    let e = &errors[0];
+    assert_eq!(e["stream"], "access", "{e}");
+    assert_eq!(e["method"], "GET", "{e}");
+    assert_eq!(e["path"], "/status/503", "{e}");
+    assert_eq!(e["status"], 503, "{e}");
+    assert!(e["latency_ms"].as_f64().is_some_and(|l| l > 0.0), "{e}");
+    assert!(e["bytes"].as_u64().is_some_and(|b| b > 0), "{e}");
+    assert!(
+        e["instance"].as_str().unwrap_or("").starts_with("web.req-"),
+        "{e}"
+    );
+    let all = h
+        .run(&[
+            "logs",
+            "web",
+            "--since",
+            "0",
+            "--json",
+            "--where",
+            "stream == access",
+        ])
+        .ok()
+        .json_lines();
+    assert_eq!(all.len(), 4, "one per request: {all:?}");
+    // The query string (where tokens travel) is not recorded.
+    assert!(
+        all.iter().all(|r| r["path"] != "/ok?token=secret"),
+        "{all:?}"
+    );
+    assert!(
+        all.iter()
+            .all(|r| !r["line"].as_str().unwrap_or("").contains("secret")),
+        "{all:?}"
+    );
+    let slow = h
+        .run(&[
+            "logs",
+            "web",
+            "--since",
+            "0",
+            "--json",
+            "--where",
+            "latency_ms > 60000",
+        ])
+        .ok()
+        .json_lines();
+    assert!(slow.is_empty(), "{slow:?}");
+    // Turned off: the next requests leave no access record.
+    h.deploy("web", "http-hello.wasm", &["--access-log", "off"]);
+    assert_eq!(get(&addr, "web.localhost", "/after").status, 200);
+    h.wait_log("web", "the request after", |r| {
+        line(r) == "request GET /after"
+    });
+    let after = h
+        .run(&[
+            "logs",
+            "web",
+            "--since",
+            "0",
+            "--json",
+            "--where",
+            "stream == access",
+        ])
+        .ok()
+        .json_lines();
+    assert_eq!(after.len(), 4, "{after:?}");
+}

@@ -408,6 +408,29 @@ pub struct Manifest {
     /// message apps: where messages come from.
     #[serde(default, skip_serializing_if = "Trigger::is_empty")]
     pub trigger: Trigger,
+    /// http apps: how requests are served and recorded (`[http]`).
+    #[serde(default, skip_serializing_if = "Http::is_default")]
+    pub http: Http,
+}
+
+/// `[http]`: how an http app's requests are served and recorded.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct Http {
+    /// One `access` record per request (method, path, status, latency_ms,
+    /// bytes); default on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub access_log: Option<bool>,
+}
+
+impl Http {
+    pub fn is_default(&self) -> bool {
+        self == &Http::default()
+    }
+
+    pub fn access_log(&self) -> bool {
+        self.access_log.unwrap_or(true)
+    }
 }
 
 impl Manifest {
@@ -427,6 +450,7 @@ impl Manifest {
             keyvalue: KeyValue::default(),
             config: BTreeMap::new(),
             trigger: Trigger::default(),
+            http: Http::default(),
         }
     }
 

@@ -116,6 +116,9 @@ pub enum Stream {
     /// One record per message a message app handled (source, id, attempt,
     /// outcome, latency).
     Message,
+    /// One record per http request an app served: its line is a JSON
+    /// object with `method`, `path`, `status`, `latency_ms`, `bytes`.
+    Access,
 }
 
 impl Stream {
@@ -125,6 +128,7 @@ impl Stream {
             Stream::Stderr => "stderr",
             Stream::System => "system",
             Stream::Message => "message",
+            Stream::Access => "access",
         }
     }
 }
@@ -143,13 +147,50 @@ impl FromStr for Stream {
             "stderr" => Stream::Stderr,
             "system" => Stream::System,
             "message" => Stream::Message,
+            "access" => Stream::Access,
             _ => return Err(format!("unknown stream {s:?}")),
         })
     }
 }
 
-/// One line of output: CLI.md's log record.
+/// What an `access` record's line holds: one http request an app served.
+/// `logs --json` adds these fields to the record, and the filter language
+/// reads them by name (`status >= 500`, `latency_ms > 250`).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Access {
+    pub method: String,
+    /// The request's path, without its query (which may carry secrets).
+    pub path: String,
+    pub status: u16,
+    /// From the request's arrival to the response's last byte.
+    pub latency_ms: f64,
+    /// Bytes of the response body.
+    pub bytes: u64,
+}
+
+impl Access {
+    /// The record's line.
+    pub fn line(&self) -> String {
+        serde_json::to_string(self).unwrap_or_default()
+    }
+
+    /// An access record's line read back (`None`: not one we wrote).
+    pub fn parse(line: &str) -> Option<Access> {
+        serde_json::from_str(line).ok()
+    }
+
+    /// `,"method":…,"bytes":…`: the fields `logs --json` adds to an access
+    /// record, as JSON members to append to its object.
+    pub fn json_members(line: &str) -> Option<String> {
+        let a = Access::parse(line)?;
+        let whole = serde_json::to_string(&a).ok()?;
+        let inner = whole.strip_prefix('{')?.strip_suffix('}')?;
+        Some(format!(",{inner}"))
+    }
+}
+
+/// One line of output: CLI.md's log record.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
 pub struct LogRecord {
     /// Per-app, per-host monotonic sequence number; `logs --since SEQ` resumes after it.
     pub seq: u64,
@@ -165,6 +206,37 @@ pub struct LogRecord {
     /// Set on every piece but the last of a line too long to keep whole.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub partial: bool,
+}
+
+impl Serialize for LogRecord {
+    /// CLI.md's fields in order; an `access` record adds its request's
+    /// (`method`, `path`, `status`, `latency_ms`, `bytes`).
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        let access = (self.stream == Stream::Access)
+            .then(|| Access::parse(&self.line))
+            .flatten();
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("seq", &self.seq)?;
+        m.serialize_entry("time", &self.time)?;
+        m.serialize_entry("host", &self.host)?;
+        m.serialize_entry("app", &self.app)?;
+        m.serialize_entry("release", &self.release)?;
+        m.serialize_entry("instance", &self.instance)?;
+        m.serialize_entry("stream", &self.stream)?;
+        m.serialize_entry("line", &self.line)?;
+        if self.partial {
+            m.serialize_entry("partial", &true)?;
+        }
+        if let Some(a) = access {
+            m.serialize_entry("method", &a.method)?;
+            m.serialize_entry("path", &a.path)?;
+            m.serialize_entry("status", &a.status)?;
+            m.serialize_entry("latency_ms", &a.latency_ms)?;
+            m.serialize_entry("bytes", &a.bytes)?;
+        }
+        m.end()
+    }
 }
 
 /// One row of `ps` (apps), or of `ps APP` (instances, with `instance` set).

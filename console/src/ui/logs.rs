@@ -26,6 +26,7 @@ fn stream_tag(s: Stream) -> &'static str {
         Stream::Stderr => "err",
         Stream::System => "sys",
         Stream::Message => "msg",
+        Stream::Access => "acc",
     }
 }
 
@@ -121,7 +122,7 @@ fn draw_line(
         Stream::Stdout => (stream_tag(l.stream), Style::new()),
         Stream::Stderr => (stream_tag(l.stream), t.bad()),
         Stream::System => (stream_tag(l.stream), t.warn()),
-        Stream::Message => (stream_tag(l.stream), t.dim()),
+        Stream::Message | Stream::Access => (stream_tag(l.stream), t.dim()),
     };
     put(&mut x, tag, 3, style);
     let text: &str = match l.text.char_indices().nth(h_offset) {

@@ -29,7 +29,7 @@ pub(crate) struct Layout {
     pub seq: usize,
     pub stream: usize,
     /// The byte a `Stream` is stored as, by variant.
-    stream_codes: [u8; 4],
+    stream_codes: [u8; 5],
 }
 
 // The fields compiled code reads must keep these types; if one changes, this
@@ -66,6 +66,7 @@ impl Layout {
             code(Stream::Stderr),
             code(Stream::System),
             code(Stream::Message),
+            code(Stream::Access),
         ];
         let distinct = stream_codes
             .iter()
@@ -102,6 +103,7 @@ impl Layout {
             Stream::Stderr => self.stream_codes[1],
             Stream::System => self.stream_codes[2],
             Stream::Message => self.stream_codes[3],
+            Stream::Access => self.stream_codes[4],
         }
     }
 }

@@ -274,14 +274,113 @@ where
 {
     let started = Instant::now();
     route.requests.fetch_add(1, Ordering::Relaxed);
-    let resp = serve_inner(rt, route, req, body_exceeded).await;
+    let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+    let instance: Arc<str> = format!("{}.req-{n}", route.app).into();
+    // What the access record says, taken before the request is consumed.
+    let access = route
+        .current()
+        .filter(|r| r.manifest.http.access_log())
+        .map(|rel| AccessRecord {
+            logs: rt.logs.clone(),
+            app: route.app.clone(),
+            release: Some(rel.version.0),
+            instance: instance.clone(),
+            method: req.method().to_string(),
+            path: schema::render::clean(req.uri().path()).into_owned(),
+            status: 0,
+            started,
+            bytes: 0,
+        });
+    let resp = serve_inner(rt, route, req, body_exceeded, instance).await;
     if resp.status().is_server_error() {
         route.errors.fetch_add(1, Ordering::Relaxed);
     }
     route
         .metrics
         .record(resp.status().as_u16(), started.elapsed());
-    resp
+    match access {
+        // Recorded when the body's last byte has gone (or the client left).
+        Some(mut a) => {
+            a.status = resp.status().as_u16();
+            resp.map(|body| {
+                Recorded {
+                    inner: body,
+                    record: a,
+                }
+                .boxed_unsync()
+            })
+        }
+        None => resp,
+    }
+}
+
+/// The access record of one request, written when its response ends.
+struct AccessRecord {
+    logs: crate::logs::LogHub,
+    app: Arc<str>,
+    release: Option<u32>,
+    instance: Arc<str>,
+    method: String,
+    path: String,
+    status: u16,
+    started: Instant,
+    bytes: u64,
+}
+
+impl Drop for AccessRecord {
+    fn drop(&mut self) {
+        let a = schema::Access {
+            method: std::mem::take(&mut self.method),
+            path: std::mem::take(&mut self.path),
+            status: self.status,
+            latency_ms: (self.started.elapsed().as_secs_f64() * 1000.0 * 1000.0).round() / 1000.0,
+            bytes: self.bytes,
+        };
+        // Bounded like the app's own lines: a flood of requests may drop
+        // access records (counted), never slow the ingress.
+        self.logs.push(crate::logs::Entry {
+            app: self.app.clone(),
+            release: self.release,
+            instance: self.instance.clone(),
+            stream: schema::Stream::Access,
+            time: schema::time::now_millis(),
+            line: a.line(),
+            partial: false,
+        });
+    }
+}
+
+/// A response body counting its bytes; its access record is written when
+/// it is dropped (sent in full, or the client went away).
+struct Recorded {
+    inner: HyperOutgoingBody,
+    record: AccessRecord,
+}
+
+impl Body for Recorded {
+    type Data = Bytes;
+    type Error = wasmtime_wasi_http::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Self::Error>>> {
+        let r = Pin::new(&mut self.inner).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(f))) = &r
+            && let Some(d) = f.data_ref()
+        {
+            self.record.bytes += d.len() as u64;
+        }
+        r
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> hyper::body::SizeHint {
+        self.inner.size_hint()
+    }
 }
 
 /// Serves one request: waits for a slot, makes the request's instance, runs
@@ -292,6 +391,7 @@ async fn serve_inner<B>(
     route: &Arc<HttpRoute>,
     req: Request<B>,
     body_exceeded: Arc<AtomicBool>,
+    instance: Arc<str>,
 ) -> Response<HyperOutgoingBody>
 where
     B: Body<Data = Bytes> + Send + 'static,
@@ -320,12 +420,11 @@ where
         );
     };
     let pre = pre.clone();
-    let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let log = RequestLog {
         logs: rt.logs.clone(),
         app: rel.app.clone(),
         version: rel.version,
-        instance: format!("{}.req-{n}", rel.app),
+        instance: instance.to_string(),
         what: format!("{} {}", req.method(), req.uri().path()),
         timeout,
     };

@@ -310,6 +310,9 @@ pub struct DeployArgs {
     /// How long after a switch health is checked.
     #[arg(long, value_name = "N")]
     pub health_window_s: Option<u64>,
+    /// http: one `access` log record per request (default on).
+    #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
+    pub access_log: Option<bool>,
     /// Network the app may reach: http://HOST:PORT, https://*.example.com, tcp://HOST:PORT (repeatable).
     #[arg(long, value_name = "URL")]
     pub allow_outbound: Vec<String>,
@@ -369,6 +372,7 @@ impl DeployArgs {
             self.health_rule = m.health.rule.clone();
         }
         self.health_window_s = self.health_window_s.or(m.health.window_s);
+        self.access_log = self.access_log.or(m.http.access_log);
         let mut outbound = m.allow.outbound.clone();
         outbound.append(&mut self.allow_outbound);
         self.allow_outbound = outbound;
@@ -432,6 +436,9 @@ impl DeployArgs {
                 rule: self.health_rule.clone(),
                 window_s: self.health_window_s,
             },
+            http: crate::manifest::Http {
+                access_log: self.access_log,
+            },
             allow: crate::manifest::Allow {
                 outbound: self.allow_outbound.clone(),
             },
@@ -494,6 +501,11 @@ impl DeployArgs {
         opt("--timeout-ms", self.timeout_ms.map(|v| v.to_string()));
         opt("--stop-grace-ms", self.stop_grace_ms.map(|v| v.to_string()));
         opt("--health-path", self.health_path.clone());
+        opt(
+            "--access-log",
+            self.access_log
+                .map(|on| if on { "on" } else { "off" }.to_string()),
+        );
         opt("--health-rule", self.health_rule.clone());
         opt(
             "--health-window-s",
@@ -624,6 +636,15 @@ pub struct AuditArgs {
     /// Only the last N entries.
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub tail: u64,
+}
+
+/// `on` or `off` (also `true`/`false`, `yes`/`no`).
+fn parse_on_off(s: &str) -> Result<bool, String> {
+    match s {
+        "on" | "true" | "yes" => Ok(true),
+        "off" | "false" | "no" => Ok(false),
+        _ => Err(format!("{s:?} is not on or off")),
+    }
 }
 
 /// A duration as `parse_duration` reads it back: whole seconds, then the

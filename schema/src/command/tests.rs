@@ -199,6 +199,7 @@ LEVEL = "info"
         health_path: None,
         health_rule: None,
         health_window_s: None,
+        access_log: None,
         allow_outbound: Vec::new(),
         keyvalue_url: None,
         keyvalue_max_mb: None,

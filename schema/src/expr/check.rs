@@ -361,7 +361,7 @@ impl Checker<'_> {
                     Value::Str(s) => s.parse::<Stream>().ok(),
                     _ => None,
                 };
-                let stream = stream.ok_or_else(|| mismatch("compare it with \"stdout\", \"stderr\", \"system\" or \"message\""))?;
+                let stream = stream.ok_or_else(|| mismatch("compare it with \"stdout\", \"stderr\", \"system\", \"message\" or \"access\""))?;
                 if !equality {
                     return Err(self.err(op_span, "streams have no order: compare `stream` with == or !="));
                 }
@@ -421,7 +421,7 @@ fn describe_field(field: &Field) -> &'static str {
         Field::Text(_) => "text",
         Field::Seq => "a number (the record's sequence number)",
         Field::Release => "a release",
-        Field::Stream => "a stream (stdout, stderr, system or message)",
+        Field::Stream => "a stream (stdout, stderr, system, message or access)",
         Field::Json(_) => "a JSON field",
         Field::Metric(m) if m.is_count() => "a count",
         Field::Metric(_) => "a number",

@@ -11,7 +11,32 @@ pub(super) const PARTIAL: u8 = 1 << 2;
 pub(super) const HAS_RELEASE: u8 = 1 << 3;
 pub(super) const SAME_INSTANCE: u8 = 1 << 4;
 pub(super) const RESET: u8 = 1 << 5;
-const KNOWN_FLAGS: u8 = 0b11 | PARTIAL | HAS_RELEASE | SAME_INSTANCE | RESET;
+/// The stream code's third bit (codes 4 and up: `access`).
+pub(super) const STREAM_HIGH: u8 = 1 << 6;
+const KNOWN_FLAGS: u8 = 0b11 | PARTIAL | HAS_RELEASE | SAME_INSTANCE | RESET | STREAM_HIGH;
+
+/// A stream's code in a record's flags.
+fn stream_flags(s: Stream) -> u8 {
+    match s {
+        Stream::Stdout => 0,
+        Stream::Stderr => 1,
+        Stream::System => 2,
+        Stream::Message => 3,
+        Stream::Access => STREAM_HIGH,
+    }
+}
+
+/// The stream a record's flags name; `None` for a code no writer uses.
+pub(super) fn stream_of(flags: u8) -> Option<Stream> {
+    Some(match (flags & STREAM_HIGH != 0, flags & 0b11) {
+        (false, 0) => Stream::Stdout,
+        (false, 1) => Stream::Stderr,
+        (false, 2) => Stream::System,
+        (false, _) => Stream::Message,
+        (true, 0) => Stream::Access,
+        (true, _) => return None,
+    })
+}
 
 /// What the next record is delta-coded against.
 #[derive(Debug, Clone, Copy, Default)]
@@ -32,12 +57,7 @@ pub(super) fn encode(buf: &mut Vec<u8>, ctx: &mut Context, r: &LogRef<'_>) {
         && ctx
             .last_instance
             .is_some_and(|(a, b)| &buf[a..b] == r.instance.as_bytes());
-    let mut flags = match r.stream {
-        Stream::Stdout => 0,
-        Stream::Stderr => 1,
-        Stream::System => 2,
-        Stream::Message => 3,
-    };
+    let mut flags = stream_flags(r.stream);
     if r.partial {
         flags |= PARTIAL;
     }
@@ -89,11 +109,8 @@ pub(super) fn walk<'a>(
             return Err(at(format!("unknown flags {flags:#04x}")));
         }
         time = if flags & RESET != 0 { 0 } else { time }.wrapping_add(delta);
-        let stream = match flags & 0b11 {
-            0 => Stream::Stdout,
-            1 => Stream::Stderr,
-            2 => Stream::System,
-            _ => Stream::Message,
+        let Some(stream) = stream_of(flags) else {
+            return Err(at(format!("unknown stream in flags {flags:#04x}")));
         };
         let release = if flags & HAS_RELEASE != 0 {
             let v = r.varint().map_err(at)?;

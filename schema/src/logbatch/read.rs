@@ -123,12 +123,8 @@ impl LogBatch {
         let delta = unzigzag(r.varint().ok()?);
         let flags = r.byte().ok()?;
         let time = if flags & RESET != 0 { 0 } else { c.time }.wrapping_add(delta);
-        let stream = match flags & 0b11 {
-            0 => Stream::Stdout,
-            1 => Stream::Stderr,
-            2 => Stream::System,
-            _ => Stream::Message,
-        };
+        // Checked at decoding: a code no writer uses never gets here.
+        let stream = super::format::stream_of(flags).unwrap_or(Stream::System);
         let release = if flags & HAS_RELEASE != 0 {
             Some(r.varint().ok()? as u32)
         } else {

@@ -83,6 +83,12 @@ impl RawRef<'_> {
         if self.partial {
             out.extend_from_slice(b",\"partial\":true");
         }
+        if self.stream == crate::types::Stream::Access
+            && let Ok(line) = std::str::from_utf8(self.line)
+            && let Some(members) = crate::types::Access::json_members(line)
+        {
+            out.extend_from_slice(members.as_bytes());
+        }
         out.extend_from_slice(b"}\n");
     }
 }

@@ -50,13 +50,38 @@ fn a_batch_round_trips_and_renders_like_the_record_types() {
             "tab\there \"quoted\" \\ \u{1} é …",
         ),
         record(9, 1_764_000_001_000, "web.2", ""),
+        record(
+            10,
+            1_764_000_001_001,
+            "web.req-4",
+            r#"{"method":"GET","path":"/a \"b\"","status":503,"latency_ms":1.25,"bytes":17}"#,
+        ),
     ];
     rs[1].stream = Stream::Stderr;
     rs[1].partial = true;
     rs[2].release = None;
     rs[2].stream = Stream::System;
+    rs[3].stream = Stream::Access;
     let b = decode_frame(&batch_of(42, "web", &rs));
-    assert_eq!((b.id, b.app.as_str(), b.len()), (42, "web", 3));
+    assert_eq!((b.id, b.app.as_str(), b.len()), (42, "web", 4));
+    // An access record's JSON carries its request's fields.
+    let v: serde_json::Value = serde_json::to_value(&rs[3]).unwrap();
+    assert_eq!(
+        (
+            &v["method"],
+            &v["path"],
+            &v["status"],
+            &v["latency_ms"],
+            &v["bytes"]
+        ),
+        (
+            &serde_json::json!("GET"),
+            &serde_json::json!("/a \"b\""),
+            &serde_json::json!(503),
+            &serde_json::json!(1.25),
+            &serde_json::json!(17)
+        )
+    );
     assert_eq!(b.to_records("h1"), rs);
     let mut clock = Clock::default();
     for (r, want) in b.iter().zip(&rs) {
@@ -201,7 +226,7 @@ fn arb_record() -> impl Strategy<Value = LogRecord> {
         0i64..253_402_300_799_999,
         proptest::option::of(any::<u32>()),
         "[a-z0-9.]{0,12}",
-        0u8..4,
+        0u8..5,
         any::<String>(),
         any::<bool>(),
     )
@@ -218,6 +243,7 @@ fn arb_record() -> impl Strategy<Value = LogRecord> {
                     Stream::Stderr,
                     Stream::System,
                     Stream::Message,
+                    Stream::Access,
                 ][s as usize],
                 line,
                 partial,
