@@ -152,6 +152,12 @@ pub struct App {
     pub(crate) filter_error: Option<FilterError>,
     /// Shown first on the `?` screen (see [`App::with_notes`]).
     notes: Vec<String>,
+    /// The events feed from the last snapshot, oldest first.
+    pub(crate) events: Vec<schema::AuditEntry>,
+    /// The time of the newest event the operator has seen in the feed.
+    events_seen: Option<String>,
+    /// The audit view shows the events feed instead of the audit log.
+    pub(crate) events_only: bool,
     dirty: bool,
     quit: bool,
 }
@@ -189,6 +195,9 @@ impl App {
             filter_parser: expression_or_substring,
             filter_error: None,
             notes: Vec::new(),
+            events: Vec::new(),
+            events_seen: None,
+            events_only: false,
             dirty: true,
             quit: false,
         }
@@ -351,6 +360,13 @@ impl App {
             Event::Connected { gateway } => self.link = Link::Connected(gateway),
             Event::Snapshot { hosts, apps } => return self.on_snapshot(hosts, apps),
             Event::RequestRates(r) => self.rates = r,
+            Event::Events(e) => {
+                self.events = e;
+                // Open, the feed is being read: nothing in it is new.
+                if self.view() == View::Audit && self.events_only {
+                    self.mark_events_seen();
+                }
+            }
             Event::Releases { app, mut rows } => {
                 if let Some(d) = self.detail.as_mut().filter(|d| d.app == app) {
                     rows.sort_by_key(|r| std::cmp::Reverse(r.version));
@@ -561,9 +577,37 @@ impl App {
     }
 
     fn open_audit(&mut self) -> Vec<Action> {
+        self.events_only = false;
         let mut actions = self.go(View::Audit);
         actions.push(Action::LoadAudit);
         actions
+    }
+
+    /// The audit view showing the events feed (live from the snapshots).
+    pub(crate) fn open_events(&mut self) -> Vec<Action> {
+        self.events_only = true;
+        self.mark_events_seen();
+        self.go(View::Audit)
+    }
+
+    fn mark_events_seen(&mut self) {
+        if let Some(last) = self.events.last() {
+            self.events_seen = Some(last.time.clone());
+        }
+    }
+
+    /// Events in the feed not seen yet in its view, and whether any is
+    /// recent (the last 10 minutes): the header's counter.
+    pub fn unseen_events(&self) -> (usize, bool) {
+        let new: Vec<&schema::AuditEntry> = self
+            .events
+            .iter()
+            .filter(|e| self.events_seen.as_ref().is_none_or(|seen| &e.time > seen))
+            .collect();
+        let recent = new.iter().any(|e| {
+            schema::time::parse_rfc3339(&e.time).is_some_and(|t| self.now_ms - t < 10 * 60 * 1000)
+        });
+        (new.len(), recent)
     }
 
     fn start(&mut self, p: Pending) -> Vec<Action> {

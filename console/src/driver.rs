@@ -201,6 +201,7 @@ pub fn snapshot_events(s: WatchSnapshot) -> Vec<Event> {
         .collect();
     vec![
         Event::RequestRates(rates),
+        Event::Events(s.events),
         Event::Snapshot {
             hosts: s.hosts,
             apps: s.apps,

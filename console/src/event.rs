@@ -40,6 +40,8 @@ pub enum Event {
     /// Requests per second per app, where the fleet knows them. Apps missing
     /// from the map show `-`.
     RequestRates(BTreeMap<String, f64>),
+    /// The events feed of the last snapshot, oldest first.
+    Events(Vec<schema::AuditEntry>),
     /// Answer to [`Action::LoadReleases`] (or pushed after a change).
     Releases { app: String, rows: Vec<ReleaseRow> },
     /// Answer to [`Action::LoadInstances`]: `ps APP` rows, one per instance.

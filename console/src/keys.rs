@@ -25,6 +25,7 @@ pub enum Binding {
     SwitchPane,
     Prompt,
     Audit,
+    Events,
     Logs,
     Rollback,
     ScaleUp,
@@ -143,6 +144,14 @@ pub static KEYMAP: &[KeyBinding] = &[
         S::Global,
         "audit log: who did what, when",
         Some("audit"),
+    ),
+    kb(
+        &[K::Char('e')],
+        "e",
+        B::Events,
+        S::Global,
+        "events: auto-rollbacks, crash loops, hosts down/up, failed deploys",
+        Some("events"),
     ),
     kb(
         &[K::Char('o')],

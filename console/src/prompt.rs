@@ -20,6 +20,8 @@ pub const COMMANDS: &[&str] = &[
 /// What a submitted prompt line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Intent {
+    /// `:events`: the events feed.
+    Events,
     /// `:ps`, `:hosts`: the overview.
     Overview,
     /// `:ps APP`, `:releases APP`: the app's releases and instances.
@@ -120,6 +122,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
         Command::Hosts | Command::Watch => Intent::Overview,
         Command::Releases(a) => Intent::OpenApp(a.app),
         Command::Audit(_) => Intent::Audit,
+        Command::Events(_) => Intent::Events,
         Command::Logs(a) => Intent::Logs {
             app: a.app,
             filter: a.filter,

@@ -699,3 +699,29 @@ fn an_http_apps_view_shows_sparklines_of_its_rate_p99_and_errors_and_the_table_i
         );
     }
 }
+
+#[test]
+fn the_header_counts_new_events_and_e_opens_the_feed() {
+    let mut app = operator();
+    app.update(Event::Tick {
+        now_ms: 1_764_496_800_000,
+    });
+    let ev = schema::AuditEntry {
+        time: schema::time::rfc3339(1_764_496_790_000),
+        key: "gateway".into(),
+        action: "auto-rollback".into(),
+        app: Some("api".into()),
+        detail: "api v8 -> v7: health rule `error_rate > 0.05` tripped on host-a".into(),
+        refused: false,
+    };
+    app.update(Event::Events(vec![ev.clone()]));
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("events 1"), "{s}");
+    press(&mut app, Key::Char('e'));
+    for (w, h) in SIZES {
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("events (1, newest first"), "{w}x{h}:\n{s}");
+        assert!(s.contains("auto-rollback"), "{w}x{h}:\n{s}");
+        assert!(s.contains("events 0"), "seen once opened: {w}x{h}:\n{s}");
+    }
+}

@@ -15,6 +15,21 @@ macro_rules! actions {
         }
 
         impl Action {
+    /// What on-call wants to hear about (`events`, the console's feed):
+    /// rollbacks the platform made, crash loops, hosts going and coming.
+    pub fn is_event(self) -> bool {
+        matches!(
+            self,
+            Action::HealthRollback
+                | Action::AutoRollback
+                | Action::Crashloop
+                | Action::HostDown
+                | Action::HostUp
+                | Action::Promote
+                | Action::Abort
+        )
+    }
+
             /// Every action, in the order declared.
             pub const ALL: &'static [Action] = &[$(Action::$v,)*];
 
@@ -64,8 +79,10 @@ actions! {
     AutoRollback = "auto-rollback",
     /// An app's instances kept exiting; restarts stopped.
     Crashloop = "crashloop",
-    /// A host stopped sending heartbeats.
+    /// A host stopped sending heartbeats (or its tunnel closed).
     HostDown = "host-down",
+    /// A host that was down spoke again.
+    HostUp = "host-up",
     /// Replicas moved between hosts.
     Replace = "replace",
     /// A host said who it is on its tunnel.

@@ -403,6 +403,19 @@ pub struct AuditEntry {
     pub refused: bool,
 }
 
+impl AuditEntry {
+    /// An entry of the events feed: an event action (see
+    /// [`crate::audit::Action::is_event`]), or a deploy that was refused or
+    /// failed.
+    pub fn is_event(&self) -> bool {
+        match self.action.parse::<crate::audit::Action>() {
+            Ok(a) if a.is_event() => true,
+            Ok(crate::audit::Action::Deploy) => self.refused,
+            _ => false,
+        }
+    }
+}
+
 /// One row of `hosts`.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HostRow {
@@ -487,6 +500,10 @@ pub struct WatchSnapshot {
     /// The gateway's name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gateway: Option<String>,
+    /// The latest events (auto-rollbacks, crash loops, hosts down and up,
+    /// failed deploys), oldest first: the console's feed.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub events: Vec<AuditEntry>,
 }
 
 /// What `deploy` answers once the release is active.

@@ -38,6 +38,8 @@ pub struct FleetOps(pub Arc<Fleet>);
 const WATCH_DEBOUNCE: Duration = Duration::from_millis(250);
 /// At least this often a snapshot is sent, so "last seen" ages on screen.
 const WATCH_REFRESH: Duration = Duration::from_secs(2);
+/// Events each snapshot carries (the console's feed).
+const WATCH_EVENTS: usize = 50;
 
 impl Operations for FleetOps {
     type Caller = KeyEntry;
@@ -182,6 +184,7 @@ impl Operations for FleetOps {
                 role: first.then_some(who.role),
                 key: first.then(|| who.name.clone()),
                 gateway: first.then(|| fleet.name.clone()),
+                events: fleet.events(WATCH_EVENTS).await?,
             };
             first = false;
             out.send(Reply::Snapshot(snapshot)).await?;

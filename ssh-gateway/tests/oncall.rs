@@ -369,3 +369,69 @@ fn restart_through_the_gateway_restarts_the_app_on_every_host_that_runs_it() {
     let r = f.ssh("victor", &["restart", "t"], None);
     assert_eq!(r.code, 1, "{}", r.stderr);
 }
+
+#[test]
+fn events_list_hosts_going_and_coming_and_follow_prints_them_as_they_happen() {
+    let mut f = Fleet::start_with(&["--down-after-s", "600"]);
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    let mut child = std::process::Command::new(hostd_bin())
+        .args([
+            "--gateway",
+            &format!("alice@{}", f.addr()),
+            "--accept-new-host-key",
+            "events",
+            "-f",
+            "--json",
+        ])
+        .env("HOME", f.path("home"))
+        .env_remove("CRANEFLEET_GATEWAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hostd events -f");
+    let mut lines = Lines::new(child.stdout.take().expect("stdout"));
+    f.stop_agent(1);
+    let down = lines.wait_for("the host-down event, followed", |l| {
+        l.contains("\"host-down\"") && l.contains("h2: tunnel closed")
+    });
+    let v: serde_json::Value = serde_json::from_str(&down).unwrap_or_default();
+    assert_eq!(v["key"], "gateway", "{v}");
+    f.start_agent(1, &[]);
+    lines.wait_for("the host-up event", |l| {
+        l.contains("\"host-up\"") && l.contains("h2: back")
+    });
+    let _ = child.kill();
+    let _ = child.wait();
+    // Not followed: the same, as a list; deploys and scales are not events.
+    f.ops(&["deploy", "t", fixture("ticker.wasm").to_str().unwrap()])
+        .ok();
+    let text = f.ops(&["events"]).ok().stdout;
+    assert!(
+        text.contains("host-down") && text.contains("host-up") && !text.contains("deploy"),
+        "{text}"
+    );
+    // The console's feed rides on the watch stream (it runs until the
+    // client goes: read one snapshot).
+    let mut w = std::process::Command::new(hostd_bin())
+        .args([
+            "--gateway",
+            &format!("alice@{}", f.addr()),
+            "--accept-new-host-key",
+            "watch",
+            "--json",
+        ])
+        .env("HOME", f.path("home"))
+        .env_remove("CRANEFLEET_GATEWAY")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .expect("hostd watch");
+    let mut wl = Lines::new(w.stdout.take().expect("stdout"));
+    let snap = wl.wait_for("a snapshot", |l| l.starts_with('{'));
+    let _ = w.kill();
+    let _ = w.wait();
+    let v: serde_json::Value = serde_json::from_str(&snap).unwrap_or_default();
+    let events = v["events"].as_array().cloned().unwrap_or_default();
+    assert!(events.iter().any(|e| e["action"] == "host-down"), "{v}");
+}

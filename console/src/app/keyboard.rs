@@ -108,6 +108,7 @@ impl App {
             Binding::Prompt => self.mode = Mode::Prompt(LineEditor::new()),
             Binding::Back => return self.back(),
             Binding::Audit => return self.open_audit(),
+            Binding::Events => return self.open_events(),
             Binding::Operations => self.show_ops = Some(self.visible_operation().is_none()),
             Binding::Open => match (self.view(), self.selected_app()) {
                 (View::Overview, _) if self.overview.hosts_focused => {}
@@ -316,6 +317,7 @@ impl App {
             Intent::OpenApp(app) => self.open_app(app),
             Intent::Logs { app, filter } => self.open_logs(app, filter),
             Intent::Audit => self.open_audit(),
+            Intent::Events => self.open_events(),
             Intent::Confirm(p) => {
                 self.mode = Mode::Confirm(p);
                 Vec::new()

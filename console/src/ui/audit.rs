@@ -11,7 +11,7 @@ use crate::app::App;
 const COLS: &[Col] = &[
     col("TIME", 19, 0),
     col("KEY", 20, 1),
-    col("ACTION", 10, 0),
+    col("ACTION", 15, 0),
     col("APP", 20, 0),
     text_col("DETAIL", 8, 80, 2),
 ];
@@ -28,9 +28,14 @@ fn when(t: &str) -> String {
 pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = theme(app);
     let plain = |s: String| -> TCell { (s, Style::new()) };
-    let rows: Vec<Vec<TCell>> = app
-        .audit
-        .iter()
+    let events: Vec<schema::AuditEntry> = app.events.iter().rev().cloned().collect();
+    let source: Option<&Vec<schema::AuditEntry>> = if app.events_only {
+        Some(&events)
+    } else {
+        app.audit.as_ref()
+    };
+    let rows: Vec<Vec<TCell>> = source
+        .into_iter()
         .flatten()
         .map(|e| {
             vec![
@@ -45,12 +50,21 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let n = rows.len();
     table::draw(
         Spec {
-            block: pane(t, format!("audit ({n}, newest first)")),
+            block: pane(
+                t,
+                if app.events_only {
+                    format!("events ({n}, newest first; a: the whole audit log)")
+                } else {
+                    format!("audit ({n}, newest first)")
+                },
+            ),
             cols: COLS,
             rows,
             selected: Some(app.audit_sel),
             focused: true,
-            empty: if app.audit.is_none() {
+            empty: if app.events_only {
+                "no events: no auto-rollback, crash loop, host down or failed deploy"
+            } else if app.audit.is_none() {
                 "loading the audit log…"
             } else {
                 "nothing has happened yet"

@@ -240,6 +240,19 @@ fn header(app: &App, t: Theme, f: &mut Frame, area: Rect) {
         sep(),
         Span::raw(format!("apps {}", app.apps.len())),
         sep(),
+        {
+            // New events since the feed was last opened (`e`).
+            let (n, recent) = app.unseen_events();
+            let style = if n == 0 {
+                t.dim()
+            } else if recent {
+                t.bad()
+            } else {
+                t.warn()
+            };
+            Span::styled(format!("events {n}"), style)
+        },
+        sep(),
         Span::raw(clock.get(11..19).unwrap_or("").to_string()),
     ]);
     f.render_widget(Paragraph::new(line), area);

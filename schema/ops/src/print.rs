@@ -103,6 +103,16 @@ impl<T: Terminal> Sink for Printer<T> {
             Reply::Releases(rows) => self.either(&rows, |r| cmd::releases::text(r)).await,
             Reply::Hosts(rows) => self.either(&rows, |r| cmd::hosts::text(r)).await,
             Reply::Audit(rows) => self.either(&rows, |r| cmd::audit::text(r)).await,
+            Reply::Events(rows) => {
+                if self.json {
+                    for r in &rows {
+                        self.json_line(r).await?;
+                    }
+                    Ok(())
+                } else {
+                    self.out(cmd::audit::event_lines(&rows)).await
+                }
+            }
             Reply::Snapshot(s) => self.either(&s, cmd::watch::text).await,
             Reply::Info(i) => self.either(&*i, cmd::info::text).await,
             Reply::Config { app, rows } => self.either(&rows, |r| cmd::config::text(&app, r)).await,

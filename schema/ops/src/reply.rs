@@ -59,6 +59,9 @@ pub enum Reply {
     Releases(Vec<ReleaseRow>),
     Hosts(Vec<HostRow>),
     Audit(Vec<AuditEntry>),
+    /// `events`: entries of the feed, oldest first (one JSON object per
+    /// line with `--json`, so a follow can be read as it comes).
+    Events(Vec<AuditEntry>),
     Info(Box<AppInfo>),
     /// `config APP`.
     Config {

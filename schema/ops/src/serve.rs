@@ -4,7 +4,7 @@
 use std::future::Future;
 
 use schema::command::{
-    AuditArgs, Command, CommandLine, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs,
+    AuditArgs, Command, CommandLine, ConfigArgs, DeployArgs, EventsArgs, KvArgs, LogsArgs, PsArgs,
     ReleasesArgs, RestartArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
@@ -184,6 +184,7 @@ pub async fn serve<O: Operations, S: Sink>(
         },
         Command::Kv(a) => Reply::Kv(ops.kv(who, &a).await?),
         Command::Logs(a) => return ops.logs(who, &a, out, hangup).await,
+        Command::Events(a) => return events(ops, &a, out, hangup).await,
         Command::Watch => return ops.watch(who, out, hangup).await,
     };
     out.send(reply).await?;
@@ -193,6 +194,49 @@ pub async fn serve<O: Operations, S: Sink>(
 /// Runs `op`, handing its progress to `out` as it comes. A change runs to
 /// its end even when the client goes away meanwhile: a deploy cut off
 /// between staging and switching would leave the fleet half-way.
+/// Audit entries scanned for events (newest last).
+const EVENTS_SCAN: u64 = 2000;
+
+/// `events [-f]`: the audit log's events (see `AuditEntry::is_event`), the
+/// last `tail`, then, following, the new ones every second until the client
+/// hangs up. Built on `audit`, so it means the same at every door.
+async fn events<O: Operations, S: Sink>(
+    ops: &O,
+    a: &EventsArgs,
+    out: &mut S,
+    mut hangup: Hangup,
+) -> Result<(), OpError> {
+    let scan = AuditArgs { tail: EVENTS_SCAN };
+    let only = |rows: Vec<AuditEntry>| -> Vec<AuditEntry> {
+        rows.into_iter().filter(AuditEntry::is_event).collect()
+    };
+    let mut seen = only(ops.audit(&scan).await?);
+    let tail = usize::try_from(a.tail).unwrap_or(usize::MAX);
+    let first = seen[seen.len().saturating_sub(tail)..].to_vec();
+    out.send(Reply::Events(first)).await?;
+    if !a.follow {
+        return Ok(());
+    }
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(std::time::Duration::from_secs(1)) => {}
+            _ = hangup.changed() => return Ok(()),
+        }
+        let now = only(ops.audit(&scan).await?);
+        // What came after the last one printed (all of it if that one was
+        // pruned away meanwhile).
+        let new = match seen.last().and_then(|l| now.iter().rposition(|e| e == l)) {
+            Some(i) => now[i + 1..].to_vec(),
+            None if seen.is_empty() => now.clone(),
+            None => now.clone(),
+        };
+        if !new.is_empty() {
+            out.send(Reply::Events(new)).await?;
+        }
+        seen = now;
+    }
+}
+
 async fn with_progress<S: Sink, T>(
     out: &mut S,
     op: impl Future<Output = Result<T, OpError>>,

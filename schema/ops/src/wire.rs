@@ -24,6 +24,7 @@ pub fn decode_stdout(command: &Command, line: &str) -> Result<Reply, serde_json:
         Command::Releases(_) => Reply::Releases(from_str(line)?),
         Command::Hosts => Reply::Hosts(from_str(line)?),
         Command::Audit(_) => Reply::Audit(from_str(line)?),
+        Command::Events(_) => Reply::Events(vec![from_str(line)?]),
         Command::Logs(_) => Reply::Logs(LogChunk::Records(vec![from_str(line)?])),
         Command::Watch => Reply::Snapshot(from_str(line)?),
         Command::Info(_) => Reply::Info(Box::new(from_str(line)?)),

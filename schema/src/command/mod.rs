@@ -81,6 +81,13 @@ impl CommandLine {
             ),
             Command::Hosts => ("hosts", vec![], vec![]),
             Command::Audit(t) => ("audit", vec![opt("--tail", &t.tail.to_string())], vec![]),
+            Command::Events(e) => {
+                let mut f = vec![opt("--tail", &e.tail.to_string())];
+                if e.follow {
+                    f.push(w("--follow"));
+                }
+                ("events", f, vec![])
+            }
             Command::Watch => ("watch", vec![], vec![]),
             Command::Info(i) => ("info", vec![], vec![i.app.clone()]),
             Command::Config(c) => {
@@ -190,6 +197,9 @@ pub enum Command {
     Hosts,
     /// Who did what, when, from which key.
     Audit(AuditArgs),
+    /// What on-call must know: auto-rollbacks, crash loops, hosts down and
+    /// up, failed deploys; -f follows.
+    Events(EventsArgs),
     /// The fleet as it changes: hosts and apps now, then again on every
     /// change (and at least every 2 s) until the client goes away; with
     /// `--json`, one `WatchSnapshot` per line. What the console shows live.
@@ -216,6 +226,7 @@ impl Command {
             Command::Rm(_) => "rm",
             Command::Hosts => "hosts",
             Command::Audit(_) => "audit",
+            Command::Events(_) => "events",
             Command::Watch => "watch",
             Command::Info(_) => "info",
             Command::Config(_) => "config",
@@ -231,6 +242,7 @@ impl Command {
             | Command::Logs(_)
             | Command::Hosts
             | Command::Audit(_)
+            | Command::Events(_)
             | Command::Watch
             | Command::Info(_) => true,
             Command::Config(c) => !c.changes(),
@@ -257,7 +269,7 @@ impl Command {
             Command::Info(i) => Some(&i.app),
             Command::Config(c) => Some(&c.app),
             Command::Kv(k) => Some(&k.app),
-            Command::Hosts | Command::Audit(_) | Command::Watch => None,
+            Command::Hosts | Command::Audit(_) | Command::Events(_) | Command::Watch => None,
         }
     }
 }
@@ -629,6 +641,16 @@ pub struct RmArgs {
     /// logs from every host (to stop it and keep them: `scale APP 0`).
     #[arg(long, value_name = "APP")]
     pub confirm: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct EventsArgs {
+    /// Keep printing events as they happen.
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// The last N events first.
+    #[arg(long, value_name = "N", default_value_t = 20)]
+    pub tail: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

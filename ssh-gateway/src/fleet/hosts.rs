@@ -68,9 +68,15 @@ impl Fleet {
             .map_err(|e| e.to_string())?;
         // A host that reconnects within the grace period stays settled: a
         // flap costs it nothing, and nothing moves because of it.
-        self.registry
+        let back = self
+            .registry
             .connect(&hello.name, conn, hello.apps.clone(), now);
         tracing::info!(host = %hello.name, arch = %hello.arch, apps = hello.apps.len(), "host connected");
+        if back {
+            let h = &hello.name;
+            self.audit("gateway", Action::HostUp, None, format!("{h}: back"))
+                .await;
+        }
         Ok(())
     }
 
@@ -122,6 +128,13 @@ impl Fleet {
             // It receives replicas once it has stayed up for the grace
             // period (`monitor`), not on its first word.
             tracing::info!(host, "host is up again");
+            self.audit(
+                "gateway",
+                Action::HostUp,
+                None,
+                format!("{host}: heartbeats again"),
+            )
+            .await;
         }
         self.bump();
     }

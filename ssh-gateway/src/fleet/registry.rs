@@ -122,10 +122,18 @@ impl Registry {
             .is_some_and(|l| l.up() && l.settled)
     }
 
-    /// A host accepted on `conn`, reporting `apps`.
-    pub(super) fn connect(&self, name: &str, conn: Arc<HostConn>, apps: Vec<HostApp>, now_ms: i64) {
+    /// A host accepted on `conn`, reporting `apps`. Returns whether it was
+    /// down (a host coming back).
+    pub(super) fn connect(
+        &self,
+        name: &str,
+        conn: Arc<HostConn>,
+        apps: Vec<HostApp>,
+        now_ms: i64,
+    ) -> bool {
         lock(&self.conns).insert(name.to_string(), conn);
         let mut live = lock(&self.live);
+        let was_down = live.get(name).is_some_and(|l| l.state == HostState::Down);
         let (settled, up_since) = match live.get(name) {
             Some(l) if l.up() => (l.settled, l.up_since),
             _ => (false, Instant::now()),
@@ -139,6 +147,7 @@ impl Registry {
                 ..Live::new(HostState::Up, settled, now_ms)
             },
         );
+        was_down
     }
 
     /// The tunnel `conn` closed (a newer one of the same host stays): the

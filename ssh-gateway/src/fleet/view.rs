@@ -21,6 +21,19 @@ impl Fleet {
         Ok(rs.iter().map(ReleaseRecord::to_row).collect())
     }
 
+    /// The last `n` events of the audit log (see `AuditEntry::is_event`),
+    /// oldest first: the console's feed.
+    pub async fn events(&self, n: usize) -> Result<Vec<AuditEntry>, FleetError> {
+        let mut all: Vec<AuditEntry> = self
+            .audit_tail(2000)
+            .await?
+            .into_iter()
+            .filter(AuditEntry::is_event)
+            .collect();
+        let from = all.len().saturating_sub(n);
+        Ok(all.split_off(from))
+    }
+
     pub async fn audit_tail(&self, tail: u64) -> Result<Vec<AuditEntry>, FleetError> {
         Ok(self.db.call(move |c| store::audit_tail(c, tail)).await?)
     }

@@ -5,3 +5,19 @@ use schema::AuditEntry;
 pub fn text(rows: &[AuditEntry]) -> String {
     schema::render::audit(rows)
 }
+
+/// `events`: one line per event, no header (a follow appends to it):
+/// `2026-11-30T10:00:00.000Z  auto-rollback  api  v7 -> v6: …`.
+pub fn event_lines(rows: &[AuditEntry]) -> String {
+    rows.iter()
+        .map(|e| {
+            format!(
+                "{}  {}  {}  {}\n",
+                schema::render::cell(&e.time),
+                schema::render::cell(&e.action),
+                schema::render::cell(e.app.as_deref().unwrap_or("-")),
+                schema::render::cell(&e.detail)
+            )
+        })
+        .collect()
+}
