@@ -9,9 +9,16 @@ use schema::frame::{CHUNK, ExecMsg, ExecRequest, Hello, MAX_FRAME};
 use tokio::net::UnixStream;
 
 use crate::connection::{FrameReader, FrameWriter};
+use crate::output::Stdout;
 
-/// Runs `argv` on the daemon at `socket` with `stdin`; returns its exit status.
-pub async fn exec(socket: &Path, argv: Vec<String>, stdin: Vec<u8>) -> anyhow::Result<i32> {
+/// Runs `argv` on the daemon at `socket` with `stdin`, its stdout going to
+/// `out`; returns its exit status.
+pub async fn exec(
+    socket: &Path,
+    argv: Vec<String>,
+    stdin: Vec<u8>,
+    out: &mut Stdout,
+) -> anyhow::Result<i32> {
     // The daemon reads no frame past MAX_FRAME: say so here, not as a
     // broken pipe.
     let size: usize = argv.iter().map(|a| a.len() + 8).sum();
@@ -37,19 +44,24 @@ pub async fn exec(socket: &Path, argv: Vec<String>, stdin: Vec<u8>) -> anyhow::R
         w.send(&ExecMsg::Stdin(chunk.to_vec())).await?;
     }
     w.send(&ExecMsg::StdinEnd).await?;
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let mut err = std::io::stderr();
     loop {
         match reader.next_exec().await.context("reading hostd's answer")? {
             Some(ExecMsg::Stdout(b)) => {
                 // A closed pipe (`hostd logs -f | head`) ends us quietly.
-                if out.write_all(&b).and_then(|_| out.flush()).is_err() {
+                if out.write(&b).await.is_err() {
                     return Ok(0);
                 }
             }
             Some(ExecMsg::Stderr(b)) => {
                 let _ = err.write_all(&b);
             }
-            Some(ExecMsg::Exit(code)) => return Ok(code),
+            Some(ExecMsg::Exit(code)) => {
+                if out.finish().await.is_err() {
+                    return Ok(0);
+                }
+                return Ok(code);
+            }
             Some(other) => anyhow::bail!("unexpected message from hostd: {other:?}"),
             None => anyhow::bail!(
                 "hostd closed the connection before the command finished; see hostd's log"
