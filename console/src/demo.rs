@@ -12,40 +12,11 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
-use clap::Args;
+use console::cli::DemoArgs;
 use console::driver::{self, Executor};
 use console::ssh::{HostKeyPolicy, SshExecutor, Target};
 use ops::Reply;
 use russh::keys::PrivateKey;
-
-/// Start a fleet on this machine and open the console on it.
-///
-/// A gateway and two hosts run on 127.0.0.1 in a temp directory DIR, with
-/// the sample apps deployed: `hello` (http, 4 replicas), `ticker` (a worker,
-/// 2 replicas) and `nightly` (a job every 15 s). Quitting the console (`q`)
-/// stops them all and removes DIR.
-///
-/// While it runs, the same fleet answers plain OpenSSH; the demo prints the
-/// exact PORT and DIR when it starts (or pass --port):
-///
-///   ssh -t -p PORT -i DIR/operator_key -o UserKnownHostsFile=DIR/known_hosts ops@127.0.0.1
-///       this console, drawn by the gateway (`viewer_key` and viewer@: read-only)
-///
-///   ssh -p PORT -i DIR/operator_key -o UserKnownHostsFile=DIR/known_hosts ops@127.0.0.1 ps
-///       one command (releases hello, rollback hello, logs ticker -f, …)
-///
-///   curl http://hello.localhost:HTTP/    the http app, on each host's ingress
-#[derive(Debug, Clone, Args)]
-#[command(verbatim_doc_comment)]
-pub struct DemoArgs {
-    /// The gateway's SSH port (default: a free one).
-    #[arg(long, value_name = "PORT")]
-    port: Option<u16>,
-    /// Keep the fleet running without opening the console, until Ctrl-C
-    /// (for `ssh -t` into it).
-    #[arg(long)]
-    no_console: bool,
-}
 
 /// The sample apps, as built in `fixtures/`.
 const HELLO: &[u8] = include_bytes!("../../fixtures/wasm/http-hello.wasm");

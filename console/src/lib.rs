@@ -17,6 +17,7 @@
 //! the gateway's own process there.
 
 pub mod app;
+pub mod cli;
 pub mod driver;
 pub mod event;
 pub mod input;

@@ -7,62 +7,17 @@
 
 mod demo;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::{Context, bail};
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser};
+use console::cli::{Cli, Cmd};
 use console::driver::{self, Executor, Output};
 use console::ssh::{self, HostKeyPolicy, SshExecutor, Target};
 use console::{App, Event, Front, Role, local, preview};
 use schema::WatchSnapshot;
 use tokio::sync::mpsc;
-
-/// The cranefleet operations console: hosts, apps, releases, logs and audit
-/// of a fleet, live; deploy, scale and roll back with a confirmation.
-///
-/// The same console is served by the gateway itself: `ssh -t -p 2222
-/// USER@GATEWAY`.
-#[derive(Debug, Parser)]
-#[command(name = "console", version, max_term_width = 100)]
-struct Cli {
-    /// The gateway: [user@]host[:port] (port 2222 by default).
-    #[arg(long, env = "CRANEFLEET_GATEWAY", value_name = "ADDR")]
-    gateway: Option<String>,
-    /// SSH key (default ~/.ssh/id_ed25519).
-    #[arg(long, value_name = "FILE")]
-    identity: Option<PathBuf>,
-    /// Record the gateway's host key in ~/.ssh/known_hosts the first time.
-    #[arg(long)]
-    accept_new_host_key: bool,
-    /// Draw without colour (also when NO_COLOR is set).
-    #[arg(long)]
-    mono: bool,
-    #[command(subcommand)]
-    command: Option<Cmd>,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    Demo(demo::DemoArgs),
-    /// Run the console locally against a synthetic fleet (nothing is real).
-    #[command(hide = true)]
-    Preview {
-        /// Act as a viewer key: a read-only console.
-        #[arg(long)]
-        viewer: bool,
-        /// Act as the gateway's console: no local files (deploy is refused).
-        #[arg(long)]
-        remote: bool,
-        /// Log lines per second of the followed app.
-        #[arg(long, default_value_t = 20)]
-        rate: u32,
-        /// Lines sent when logs are opened.
-        #[arg(long, default_value_t = 500)]
-        preload: usize,
-    },
-}
 
 fn color(mono: bool) -> bool {
     !mono
@@ -179,6 +134,14 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
                 .await
                 .context("console preview")?;
             driver.abort();
+            Ok(())
+        }
+        Some(Cmd::Completions(ref args)) => {
+            ops::clidoc::run_completions(&Cli::command(), args)?;
+            Ok(())
+        }
+        Some(Cmd::Man(ref args)) => {
+            ops::clidoc::run_man(&Cli::command(), args)?;
             Ok(())
         }
         None => {

@@ -9,14 +9,17 @@ use schema::frame::{CHUNK, ExecMsg, ExecRequest, Hello, MAX_FRAME};
 use tokio::net::UnixStream;
 
 use crate::connection::{FrameReader, FrameWriter};
+use crate::output::Stdout;
 
-/// Runs `argv` on the daemon at `socket` with `stdin`; returns its exit
-/// status. `local`: the user asked for this host explicitly (`--local`).
+/// Runs `argv` on the daemon at `socket` with `stdin`, its stdout going to
+/// `out`; returns its exit status. `local`: the user asked for this host
+/// explicitly (`--local`).
 pub async fn exec(
     socket: &Path,
     argv: Vec<String>,
     stdin: Vec<u8>,
     local: bool,
+    out: &mut Stdout,
 ) -> anyhow::Result<i32> {
     // The daemon reads no frame past MAX_FRAME: say so here, not as a
     // broken pipe.
@@ -43,19 +46,24 @@ pub async fn exec(
         w.send(&ExecMsg::Stdin(chunk.to_vec())).await?;
     }
     w.send(&ExecMsg::StdinEnd).await?;
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let mut err = std::io::stderr();
     loop {
         match reader.next_exec().await.context("reading hostd's answer")? {
             Some(ExecMsg::Stdout(b)) => {
                 // A closed pipe (`hostd logs -f | head`) ends us quietly.
-                if out.write_all(&b).and_then(|_| out.flush()).is_err() {
+                if out.write(&b).await.is_err() {
                     return Ok(0);
                 }
             }
             Some(ExecMsg::Stderr(b)) => {
                 let _ = err.write_all(&b);
             }
-            Some(ExecMsg::Exit(code)) => return Ok(code),
+            Some(ExecMsg::Exit(code)) => {
+                if out.finish().await.is_err() {
+                    return Ok(0);
+                }
+                return Ok(code);
+            }
             Some(other) => anyhow::bail!("unexpected message from hostd: {other:?}"),
             None => anyhow::bail!(
                 "hostd closed the connection before the command finished; see hostd's log"

@@ -1,11 +1,12 @@
 //! hostd: compiles Wasm apps ahead of time with Cranelift and runs them.
 //!
-//! The runtime is a library; `main.rs` wires it to a command line. See
-//! `../shared/DESIGN.md` for the life of a release and
-//! `../shared/CLI.md` for the commands.
+//! The runtime is a library; `main.rs` wires it to a command line ([`cli`]).
+//! See `docs/DESIGN.md` for the life of a release and `docs/CLI.md` for
+//! the commands.
 
 pub mod agent;
 pub mod artifacts;
+pub mod cli;
 pub mod client;
 pub mod cmd;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod host;
 pub mod ingress;
 pub mod kv;
 pub mod logs;
+pub mod output;
 pub mod remote;
 pub mod runtime;
 pub mod store;

@@ -1,56 +1,11 @@
 //! `hostd`: the daemon of every server, and the scripted commands.
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use clap::{Parser, Subcommand};
-use hostd::cmd::precompile::PrecompileArgs;
-use hostd::cmd::serve::ServeArgs;
+use clap::{CommandFactory, Parser};
+use hostd::cli::{Cli, HostdCommand};
 use hostd::config;
 use schema::command::{Command, CommandLine};
-
-/// Runs Wasm apps on this server, and drives a cranefleet host or fleet.
-///
-/// Commands go to the local daemon (`--local`, over DATA/hostd.sock) or,
-/// with `--gateway`, to a fleet's gateway over SSH.
-#[derive(Debug, Parser)]
-#[command(name = "hostd", version, max_term_width = 100)]
-struct Cli {
-    /// State directory [env: CRANEFLEET_DATA; default ~/.local/share/cranefleet].
-    #[arg(long, global = true, env = "CRANEFLEET_DATA", value_name = "DIR")]
-    data: Option<PathBuf>,
-    /// Talk to the daemon on this machine over its Unix socket.
-    #[arg(long, global = true)]
-    local: bool,
-    /// Talk to a gateway over SSH: [user@]host[:port].
-    #[arg(long, global = true, env = "CRANEFLEET_GATEWAY", value_name = "ADDR")]
-    gateway: Option<String>,
-    /// SSH key for --gateway (default ~/.ssh/id_ed25519).
-    #[arg(long, global = true, value_name = "FILE")]
-    identity: Option<PathBuf>,
-    /// Record the gateway's host key in ~/.ssh/known_hosts the first time.
-    #[arg(long, global = true)]
-    accept_new_host_key: bool,
-    /// One JSON document (or one JSON object per line for streams).
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: HostdCommand,
-}
-
-#[derive(Debug, Subcommand)]
-enum HostdCommand {
-    /// Run a stand-alone host with its own control socket.
-    Serve(ServeArgs),
-    /// Run a host that joins a fleet through an SSH tunnel to a gateway.
-    Agent(hostd::cmd::agent::AgentArgs),
-    /// Compile a .wasm ahead of time for x86_64 or aarch64.
-    Precompile(PrecompileArgs),
-    /// A host with the sample apps deployed, in a temp dir, until Ctrl-C.
-    Demo(hostd::cmd::demo::DemoArgs),
-    #[command(flatten)]
-    Fleet(Command),
-}
 
 async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
     let remote = cli.gateway.clone().filter(|_| !cli.local);
@@ -73,11 +28,10 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
         }
         other => (other, Vec::new()),
     };
-    let argv = CommandLine {
-        json: cli.json,
-        command,
-    }
-    .to_argv();
+    // Tables for a terminal are drawn here, in colour, from the answer
+    // asked for as JSON; everything else prints as it comes.
+    let (json, mut out) = hostd::output::plan(&command, cli.json, ops::process::stdout_style());
+    let argv = CommandLine { json, command }.to_argv();
     match remote {
         Some(gw) => {
             let stdin = (!stdin.is_empty()).then_some(stdin);
@@ -87,10 +41,11 @@ async fn fleet(cli: Cli, command: Command) -> anyhow::Result<i32> {
                 cli.accept_new_host_key,
                 argv,
                 stdin,
+                &mut out,
             )
             .await
         }
-        None => hostd::client::exec(&socket, argv, stdin, cli.local).await,
+        None => hostd::client::exec(&socket, argv, stdin, cli.local, &mut out).await,
     }
 }
 
@@ -110,6 +65,14 @@ async fn run(cli: Cli) -> anyhow::Result<i32> {
         }
         HostdCommand::Precompile(args) => {
             hostd::cmd::precompile::execute(args, cli.json)?;
+            Ok(0)
+        }
+        HostdCommand::Completions(args) => {
+            ops::clidoc::run_completions(&Cli::command(), &args)?;
+            Ok(0)
+        }
+        HostdCommand::Man(args) => {
+            ops::clidoc::run_man(&Cli::command(), &args)?;
             Ok(0)
         }
         HostdCommand::Fleet(ref c) => {

@@ -11,6 +11,8 @@ use schema::command::join_command_line;
 
 use ssh_client::{self as ssh, HostKeyPolicy, Target};
 
+use crate::output::Stdout;
+
 /// Where `hostd --gateway` finds the user's SSH files.
 fn ssh_dir() -> PathBuf {
     std::env::var_os("HOME")
@@ -23,13 +25,15 @@ pub fn default_identity() -> PathBuf {
     ssh_dir().join("id_ed25519")
 }
 
-/// Runs `argv` on the gateway; returns its exit status.
+/// Runs `argv` on the gateway, its stdout going to `out`; returns its exit
+/// status.
 pub async fn exec(
     gateway: &str,
     identity: Option<PathBuf>,
     accept_new_host_key: bool,
     argv: Vec<String>,
     stdin: Option<Vec<u8>>,
+    out: &mut Stdout,
 ) -> anyhow::Result<i32> {
     let target = Target::parse(gateway, &ssh::local_user())?;
     let identity = identity.unwrap_or_else(default_identity);
@@ -54,12 +58,14 @@ pub async fn exec(
             .context("sending the artifact to the gateway")?;
     }
     channel.eof().await.context("closing stdin")?;
-    let (mut out, mut err) = (std::io::stdout(), std::io::stderr());
+    let mut err = std::io::stderr();
     let mut code = None;
     while let Some(msg) = channel.wait().await {
         match msg {
             ChannelMsg::Data { data } => {
-                if out.write_all(&data).and_then(|_| out.flush()).is_err() {
+                // A closed pipe (`hostd logs -f | head`) ends us quietly.
+                let written = out.write(&data).await;
+                if written.is_err() {
                     return Ok(0);
                 }
             }
@@ -69,6 +75,9 @@ pub async fn exec(
             ChannelMsg::ExitStatus { exit_status } => code = Some(exit_status as i32),
             _ => {}
         }
+    }
+    if out.finish().await.is_err() {
+        return Ok(0);
     }
     code.context("the gateway closed the session without an exit status")
 }

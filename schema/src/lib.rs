@@ -2,7 +2,7 @@
 //!
 //! The three programs (`hostd`, `ssh-gateway`, `console`) share only this
 //! crate: the SQL migrations of both databases, the app manifest, the command
-//! grammar of `../shared/CLI.md`, the wire frames of the control socket and the
+//! grammar of `docs/CLI.md`, the wire frames of the control socket and the
 //! tunnel, and the JSON shapes scripts rely on. Nothing here does I/O, so every
 //! rule in it can be tested without a daemon.
 
@@ -27,5 +27,5 @@ pub mod types;
 
 pub use actor::Actor;
 pub use manifest::{Manifest, ManifestError};
-pub use state::{HostState, RunState};
+pub use state::{HostState, RunState, Tone};
 pub use types::*;

@@ -144,6 +144,54 @@ impl FromStr for HostState {
     }
 }
 
+/// How a state reads at a glance, for a table's STATE column on a terminal
+/// (green, yellow, red): doing what it should, on its way somewhere or
+/// recovering, failed. A state with no tone is shown plain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tone {
+    Good,
+    Warn,
+    Bad,
+}
+
+impl RunState {
+    pub fn table_tone(self) -> Option<Tone> {
+        match self {
+            RunState::Running | RunState::Serving => Some(Tone::Good),
+            RunState::Degraded | RunState::Restarting | RunState::Backoff => Some(Tone::Warn),
+            RunState::Crashloop => Some(Tone::Bad),
+            RunState::Starting
+            | RunState::Stopping
+            | RunState::Stopped
+            | RunState::Scheduled
+            | RunState::Paused
+            | RunState::Pending
+            | RunState::Unknown => None,
+        }
+    }
+}
+
+impl HostState {
+    pub fn table_tone(self) -> Option<Tone> {
+        Some(match self {
+            HostState::Up => Tone::Good,
+            HostState::Connecting => Tone::Warn,
+            HostState::Down => Tone::Bad,
+        })
+    }
+}
+
+impl crate::types::ReleaseState {
+    pub fn table_tone(self) -> Option<Tone> {
+        use crate::types::ReleaseState as R;
+        match self {
+            R::Active => Some(Tone::Good),
+            R::Failed | R::Crashloop => Some(Tone::Bad),
+            R::Staged | R::Superseded => None,
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -42,6 +42,22 @@ impl fmt::Display for AppKind {
     }
 }
 
+/// On a command line (`deploy --kind`): the same words, which completions
+/// and `--help` list.
+impl clap::ValueEnum for AppKind {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[
+            AppKind::Http,
+            AppKind::Worker,
+            AppKind::Job,
+            AppKind::Message,
+        ]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
+    }
+}
+
 impl FromStr for AppKind {
     type Err = String;
     fn from_str(s: &str) -> Result<Self, Self::Err> {
@@ -465,6 +481,17 @@ impl Role {
 impl fmt::Display for Role {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.as_str())
+    }
+}
+
+/// On a command line (`keys add --role`): the same words, which
+/// completions and `--help` list.
+impl clap::ValueEnum for Role {
+    fn value_variants<'a>() -> &'a [Self] {
+        &[Role::Host, Role::Operator, Role::Viewer]
+    }
+    fn to_possible_value(&self) -> Option<clap::builder::PossibleValue> {
+        Some(clap::builder::PossibleValue::new(self.as_str()))
     }
 }
 

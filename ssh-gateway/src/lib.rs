@@ -4,6 +4,7 @@
 //! hosts, drives deploys and rollbacks through the hosts' tunnels, fans their
 //! logs in, and runs CLI.md commands for operators' `ssh`.
 
+pub mod cli;
 pub mod exec;
 pub mod fleet;
 pub mod keys;

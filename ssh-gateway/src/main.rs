@@ -7,113 +7,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::Context;
-use clap::{Parser, Subcommand};
+use clap::{CommandFactory, Parser};
 use db::{Db, Durability};
 use russh::keys::{HashAlg, PrivateKey};
 use schema::audit::Action;
+use ssh_gateway::cli::{Cli, Cmd, KeysCmd};
 use ssh_gateway::fleet::{Fleet, FleetConfig};
-use ssh_gateway::keys::{self, Role};
-
-#[derive(Debug, Parser)]
-#[command(name = "ssh-gateway", version, max_term_width = 100)]
-struct Cli {
-    /// State directory [env: CRANEFLEET_GATEWAY_DATA; default ~/.local/share/cranefleet-gateway].
-    #[arg(
-        long,
-        global = true,
-        env = "CRANEFLEET_GATEWAY_DATA",
-        value_name = "DIR"
-    )]
-    data: Option<PathBuf>,
-    /// JSON output (keys list).
-    #[arg(long, global = true)]
-    json: bool,
-    #[command(subcommand)]
-    command: Cmd,
-}
-
-#[derive(Debug, Subcommand)]
-enum Cmd {
-    /// Serve the fleet over SSH.
-    Serve {
-        #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:2222")]
-        listen: String,
-        /// The gateway's SSH host key (generated there on first start).
-        #[arg(long, value_name = "FILE")]
-        host_key: Option<PathBuf>,
-        /// This gateway's name, as hosts and audit entries show it.
-        #[arg(long)]
-        name: Option<String>,
-        /// Releases of each app whose artifacts the gateway keeps (the
-        /// active one always is); older releases stay in the history.
-        #[arg(long, value_name = "N", default_value_t = ssh_gateway::fleet::DEFAULT_KEEP_RELEASES as u64,
-              value_parser = clap::value_parser!(u64).range(1..10_000))]
-        keep_releases: u64,
-        /// Seconds without a heartbeat after which a host is down and its
-        /// replicas move; a host up this long may receive moved replicas.
-        #[arg(long, value_name = "SECS", default_value_t = schema::tunnel::DOWN_AFTER_SECS,
-              value_parser = clap::value_parser!(u64).range(3..=3600))]
-        down_after_s: u64,
-        /// Seconds a connection may take to authenticate before it is closed
-        /// (OpenSSH's LoginGraceTime).
-        #[arg(long, value_name = "SECS", default_value_t = 30,
-              value_parser = clap::value_parser!(u64).range(1..=600))]
-        login_grace_time: u64,
-        /// Connections authenticating at once; more are closed at once
-        /// (OpenSSH's MaxStartups).
-        #[arg(long, value_name = "N", default_value_t = 128,
-              value_parser = clap::value_parser!(u64).range(1..=65_536))]
-        max_startups: u64,
-        /// Connections authenticating at once from one address (IPv6: one /64).
-        #[arg(long, value_name = "N", default_value_t = 32,
-              value_parser = clap::value_parser!(u64).range(1..=65_536))]
-        per_source_max_startups: u64,
-        /// The audit log keeps at most this many entries; the oldest
-        /// refusals go first, an operator's action never.
-        #[arg(long, value_name = "N", default_value_t = 1_000_000,
-              value_parser = clap::value_parser!(u64).range(1000..))]
-        audit_keep: u64,
-        /// Refusals before login are counted and written to the audit log
-        /// this often (seconds), one entry per source and attempt.
-        #[arg(long, value_name = "S", default_value_t = 60,
-              value_parser = clap::value_parser!(u64).range(1..=3600))]
-        audit_refusals_every_s: u64,
-        /// The key that seals apps' config secrets at rest (created 0600 on
-        /// first start; default DATA/secrets.key). Every gateway of a fleet
-        /// is given the same file; keep a copy apart from the database.
-        #[arg(long, value_name = "FILE")]
-        secrets_key: Option<PathBuf>,
-        /// The fleet-wide default store of apps' wasi:keyvalue (redis://…),
-        /// for apps whose manifest names none.
-        #[arg(long, value_name = "URL")]
-        keyvalue_url: Option<String>,
-    },
-    /// Who may connect.
-    #[command(subcommand)]
-    Keys(KeysCmd),
-}
-
-#[derive(Debug, Subcommand)]
-enum KeysCmd {
-    /// Enroll a public key (an OpenSSH .pub file, or - for stdin).
-    Add {
-        #[arg(long)]
-        role: Role,
-        #[arg(value_name = "PUBKEY_FILE")]
-        file: String,
-        /// Name shown in the audit log (default: the key's comment, else the file name).
-        #[arg(long)]
-        name: Option<String>,
-    },
-    /// Every enrolled key.
-    List,
-    /// Remove a key; its holder can no longer connect, and its open
-    /// connections (a multiplexed ssh, a console, a host's tunnel) close.
-    Rm { name: String },
-    /// Change a key's role; its open connections close, so what it does
-    /// next is what the new role allows.
-    Role { name: String, role: Role },
-}
+use ssh_gateway::keys;
 
 fn data_dir(flag: Option<&Path>) -> PathBuf {
     flag.map(Path::to_path_buf).unwrap_or_else(|| {
@@ -268,7 +168,11 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
                     .collect();
                 print!(
                     "{}",
-                    schema::render::table(&["NAME", "ROLE", "FINGERPRINT", "ADDED"], &rows)
+                    schema::render::table_styled(
+                        &["NAME", "ROLE", "FINGERPRINT", "ADDED"],
+                        &rows,
+                        ops::process::stdout_style()
+                    )
                 );
             }
         }
@@ -311,8 +215,28 @@ async fn audit_key_change(db: &db::Db, action: Action, detail: String) -> anyhow
     Ok(())
 }
 
+/// `completions` and `man`: files for everyone to read, written before
+/// the daemon's private umask.
+fn docs(cmd: &Cmd) -> Option<std::io::Result<()>> {
+    match cmd {
+        Cmd::Completions(args) => {
+            Some(ops::clidoc::run_completions(&Cli::command(), args).map(|_| ()))
+        }
+        Cmd::Man(args) => Some(ops::clidoc::run_man(&Cli::command(), args).map(|_| ())),
+        Cmd::Serve { .. } | Cmd::Keys(_) => None,
+    }
+}
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    match docs(&cli.command) {
+        Some(Ok(())) => return ExitCode::SUCCESS,
+        Some(Err(e)) => {
+            eprintln!("error: {e}");
+            return ExitCode::from(1);
+        }
+        None => {}
+    }
     let daemon = matches!(cli.command, Cmd::Serve { .. });
     // Whatever the gateway writes (gateway.db and its WAL, artifacts, its
     // host key) is its owner's alone.
@@ -365,6 +289,8 @@ fn main() -> ExitCode {
                 serve(cfg, listen, host_key, limits).await
             }
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
+            // Answered before the umask, by `docs`.
+            Cmd::Completions(_) | Cmd::Man(_) => Ok(()),
         }
     });
     match r {

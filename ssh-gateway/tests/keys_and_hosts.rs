@@ -354,3 +354,44 @@ fn an_emptied_gateway_database_is_refused_and_no_artifact_is_deleted() {
     let r = f.gateway_cmd(&["keys", "list"]);
     assert_ne!(r.code, 0);
 }
+
+#[test]
+fn tables_from_the_gateway_are_coloured_by_the_client_and_only_when_asked() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.wait_host_up("h1");
+    // The gateway always answers plain text; `hostd --gateway` draws the
+    // table itself when colour is asked for (here forced into a pipe).
+    let plain = f.ops(&["hosts"]).ok().stdout;
+    assert!(
+        !plain.contains('\x1b') && plain.contains(" up "),
+        "{plain:?}"
+    );
+    let color = f
+        .ops_env(&["hosts"], None, &[("CLICOLOR_FORCE", "1")])
+        .ok()
+        .stdout;
+    assert!(color.starts_with("\x1b[1mNAME "), "{color:?}");
+    assert!(color.contains("\x1b[32mup\x1b[0m"), "{color:?}");
+    assert_eq!(color.lines().count(), plain.lines().count(), "{color:?}");
+    let none = f
+        .ops_env(
+            &["hosts"],
+            None,
+            &[("CLICOLOR_FORCE", "1"), ("NO_COLOR", "1")],
+        )
+        .ok()
+        .stdout;
+    assert!(!none.contains('\x1b'), "{none:?}");
+    // `ssh-gateway keys list` prints its own table.
+    let keys = f
+        .gateway_cmd_env(&["keys", "list"], &[("CLICOLOR_FORCE", "1")])
+        .ok()
+        .stdout;
+    assert!(keys.starts_with("\x1b[1mNAME "), "{keys:?}");
+    let keys = f.gateway_cmd(&["keys", "list"]).ok().stdout;
+    assert!(
+        keys.starts_with("NAME ") && !keys.contains('\x1b'),
+        "{keys:?}"
+    );
+}

@@ -32,8 +32,8 @@ pub struct ServeArgs {
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
     pub max_artifact_mb: u64,
-    /// The key that seals apps' config secrets at rest (created 0600 on
-    /// first start; default DATA/secrets.key). Keep a copy apart from the
+    /// The key that seals apps' config secrets at rest, created 0600 on
+    /// first start (default DATA/secrets.key). Keep a copy apart from the
     /// data: without it, the secrets in a restored database cannot be read.
     #[arg(long, value_name = "FILE")]
     pub secrets_key: Option<PathBuf>,

@@ -148,13 +148,15 @@ impl Hostd {
         }
     }
 
-    /// A `hostd` command against this daemon.
+    /// A `hostd` command against this daemon (plain text whatever the
+    /// caller's CLICOLOR_FORCE).
     pub fn cmd(&self) -> Command {
         let mut c = Command::new(hostd_bin());
         c.arg("--data")
             .arg(self.dir.path())
             .env_remove("CRANEFLEET_SOCKET")
             .env_remove("CRANEFLEET_GATEWAY")
+            .env_remove("CLICOLOR_FORCE")
             .env("CRANEFLEET_LOG", "warn");
         c
     }

@@ -20,6 +20,7 @@
 //! a host and the fleet share. The crate links neither wasmtime nor russh:
 //! the console depends on it and never runs an app.
 
+pub mod clidoc;
 pub mod cmd;
 pub mod error;
 pub mod print;

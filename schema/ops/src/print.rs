@@ -4,6 +4,7 @@
 use std::future::Future;
 
 use bytes::Bytes;
+use schema::render::Style;
 use serde::Serialize;
 
 use crate::cmd;
@@ -21,11 +22,24 @@ pub trait Terminal: Send {
 pub struct Printer<T> {
     term: T,
     json: bool,
+    style: Style,
 }
 
 impl<T: Terminal> Printer<T> {
+    /// A printer of plain text (or JSON): what a daemon sends a client.
     pub fn new(term: T, json: bool) -> Printer<T> {
-        Printer { term, json }
+        Printer {
+            term,
+            json,
+            style: Style::Plain,
+        }
+    }
+
+    /// Tables drawn in `style` (never with `--json`): for a client that
+    /// prints on its own terminal.
+    pub fn with_style(mut self, style: Style) -> Printer<T> {
+        self.style = if self.json { Style::Plain } else { style };
+        self
     }
 
     /// Prints how the command ended and returns its exit status (CLI.md: 0
@@ -98,11 +112,26 @@ impl<T: Terminal> Sink for Printer<T> {
             Reply::Restarted(o) => self.either(&o, cmd::restart::text).await,
             Reply::Removed(o) => self.either(&o, cmd::rm::text).await,
             Reply::Ps { rows, instances } => {
-                self.either(&rows, |r| cmd::ps::text(r, instances)).await
+                let style = self.style;
+                self.either(&rows, |r| cmd::ps::text(r, instances, style))
+                    .await
             }
-            Reply::Releases(rows) => self.either(&rows, |r| cmd::releases::text(r)).await,
-            Reply::Hosts(rows) => self.either(&rows, |r| cmd::hosts::text(r)).await,
-            Reply::Audit(rows) => self.either(&rows, |r| cmd::audit::text(r)).await,
+            Reply::Releases(rows) => {
+                let style = self.style;
+                self.either(&rows, |r| cmd::releases::text(r, style)).await
+            }
+            Reply::Hosts(rows) => {
+                let style = self.style;
+                self.either(&rows, |r| cmd::hosts::text(r, style)).await
+            }
+            Reply::Audit(rows) => {
+                let style = self.style;
+                self.either(&rows, |r| cmd::audit::text(r, style)).await
+            }
+            Reply::Snapshot(s) => {
+                let style = self.style;
+                self.either(&s, |s| cmd::watch::text(s, style)).await
+            }
             Reply::Events(rows) => {
                 if self.json {
                     for r in &rows {
@@ -113,7 +142,6 @@ impl<T: Terminal> Sink for Printer<T> {
                     self.out(cmd::audit::event_lines(&rows)).await
                 }
             }
-            Reply::Snapshot(s) => self.either(&s, cmd::watch::text).await,
             Reply::Info(i) => self.either(&*i, cmd::info::text).await,
             Reply::Config { app, rows } => self.either(&rows, |r| cmd::config::text(&app, r)).await,
             Reply::ConfigChanged(o) => self.either(&o, cmd::config::changed_text).await,

@@ -1,5 +1,5 @@
-//! What each cranefleet program does first, once: logs on stderr and an
-//! async runtime.
+//! What each cranefleet program does first, once: logs on stderr, an
+//! async runtime, and whether its tables are coloured.
 
 use std::process::ExitCode;
 
@@ -26,4 +26,18 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, ExitCode> {
             eprintln!("error: cannot start the async runtime: {e}");
             ExitCode::from(1)
         })
+}
+
+/// Whether tables printed on this process's stdout are coloured: on a
+/// terminal whose `TERM` is not `dumb`, unless `NO_COLOR` is set;
+/// `CLICOLOR_FORCE=1` forces it into a pipe (see
+/// [`schema::render::Style::choose`]).
+pub fn stdout_style() -> schema::render::Style {
+    let var = |k: &str| std::env::var_os(k).map(|v| v.to_string_lossy().into_owned());
+    schema::render::Style::choose(
+        std::io::IsTerminal::is_terminal(&std::io::stdout()),
+        var("NO_COLOR").as_deref(),
+        var("CLICOLOR_FORCE").as_deref(),
+        var("TERM").as_deref(),
+    )
 }

@@ -196,6 +196,7 @@ impl KvArgs {
 
 #[derive(Debug, Clone, Args)]
 struct KvWords {
+    /// The app whose buckets to read or change.
     #[arg(value_name = "APP")]
     app: String,
     /// list | get KEY | set KEY VALUE | del KEY

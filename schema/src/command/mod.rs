@@ -290,9 +290,13 @@ pub struct DeployArgs {
     /// Read name, kind, replicas, env, limits and health from APP.toml; flags given too override it.
     #[arg(long, value_name = "FILE")]
     pub manifest: Option<String>,
-    /// http, worker or job (default: inferred from the artifact's exports, job if --schedule).
+    /// The kind of app (default: inferred from the artifact's exports; job
+    /// with --schedule, message with --subscribe or --stream).
     #[arg(long)]
     pub kind: Option<AppKind>,
+    /// Replicas wanted: instances kept running, or an http app's
+    /// concurrent instances per host (default 1 for a new app; a redeploy
+    /// keeps the app's count).
     #[arg(long, value_name = "N")]
     pub replicas: Option<u32>,
     /// Environment variable of every instance (repeatable).
@@ -301,13 +305,15 @@ pub struct DeployArgs {
     /// Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…).
     #[arg(long, value_name = "CRON")]
     pub schedule: Option<String>,
-    /// Memory cap per instance.
+    /// Memory cap per instance, MiB (default 128, at most 4096).
     #[arg(long, value_name = "N")]
     pub memory_mb: Option<u64>,
-    /// Deadline per request (http), per run (job) or per instance (worker).
+    /// Deadline per request (http), per run (job) or per instance (worker),
+    /// ms (default 30000 for http, 3600000 for a job, none for a worker).
     #[arg(long, value_name = "N")]
     pub timeout_ms: Option<u64>,
-    /// Grace given to superseded instances before they are interrupted.
+    /// Grace given to superseded instances before they are interrupted, ms
+    /// (default 1000).
     #[arg(long, value_name = "N")]
     pub stop_grace_ms: Option<u64>,
     /// Placement label hosts must carry (repeatable).
@@ -319,7 +325,7 @@ pub struct DeployArgs {
     /// A rule over the app's metrics; true during the window rolls back.
     #[arg(long, value_name = "EXPR")]
     pub health_rule: Option<String>,
-    /// How long after a switch health is checked.
+    /// How long after a switch health is checked, seconds (default 30).
     #[arg(long, value_name = "N")]
     pub health_window_s: Option<u64>,
     /// http: one `access` log record per request (default on).
@@ -569,11 +575,13 @@ pub struct PsArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ReleasesArgs {
+    /// The app whose releases to list.
     pub app: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RollbackArgs {
+    /// The app to roll back.
     pub app: String,
     /// The release to make active (default: the newest healthy one before the active).
     #[arg(long, value_name = "vN")]
@@ -582,12 +590,15 @@ pub struct RollbackArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RestartArgs {
+    /// The app whose instances restart.
     pub app: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct ScaleArgs {
+    /// The app to scale.
     pub app: String,
+    /// Replicas wanted (0 stops every instance and keeps the app).
     pub replicas: u32,
 }
 
@@ -614,6 +625,7 @@ fn parse_since(s: &str) -> Result<Since, String> {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct LogsArgs {
+    /// The app whose records to show.
     pub app: String,
     /// Keep printing records as they arrive.
     #[arg(short = 'f', long)]
@@ -631,11 +643,13 @@ pub struct LogsArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct InfoArgs {
+    /// The app to describe.
     pub app: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct RmArgs {
+    /// The app to stop and forget.
     pub app: String,
     /// The app's name again: `rm` removes its releases, compiled code and
     /// logs from every host (to stop it and keep them: `scale APP 0`).

@@ -242,11 +242,19 @@ impl Fleet {
 
     /// Runs `ssh-gateway --data GW ARGS` beside the running gateway.
     pub fn gateway_cmd(&self, args: &[&str]) -> Run {
+        self.gateway_cmd_env(args, &[])
+    }
+
+    /// [`Fleet::gateway_cmd`] with this environment (and no colour unless
+    /// it asks for it).
+    pub fn gateway_cmd_env(&self, args: &[&str], env: &[(&str, &str)]) -> Run {
         run(
             Command::new(gateway_bin())
                 .arg("--data")
                 .arg(self.gw_data())
-                .args(args),
+                .args(args)
+                .env_remove("CLICOLOR_FORCE")
+                .envs(env.iter().copied()),
             None,
         )
     }
@@ -307,6 +315,12 @@ impl Fleet {
     }
 
     pub fn ops_stdin(&self, args: &[&str], stdin: Option<&[u8]>) -> Run {
+        self.ops_env(args, stdin, &[])
+    }
+
+    /// [`Fleet::ops_stdin`] with this environment (and no colour unless it
+    /// asks for it).
+    pub fn ops_env(&self, args: &[&str], stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Run {
         run(
             Command::new(hostd_bin())
                 .args([
@@ -317,6 +331,8 @@ impl Fleet {
                 .args(args)
                 .env("HOME", self.path("home"))
                 .env_remove("CRANEFLEET_GATEWAY")
+                .env_remove("CLICOLOR_FORCE")
+                .envs(env.iter().copied())
                 .env("CRANEFLEET_LOG", "warn"),
             stdin,
         )

@@ -1,9 +1,10 @@
 //! `audit [--tail N]`: who did what, when.
 
 use schema::AuditEntry;
+use schema::render::Style;
 
-pub fn text(rows: &[AuditEntry]) -> String {
-    schema::render::audit(rows)
+pub fn text(rows: &[AuditEntry], style: Style) -> String {
+    schema::render::audit_styled(rows, style)
 }
 
 /// `events`: one line per event, no header (a follow appends to it):
