@@ -87,6 +87,9 @@ enum Cmd {
         /// for apps whose manifest names none.
         #[arg(long, value_name = "URL")]
         keyvalue_url: Option<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (default: off).
+        #[arg(long, value_name = "ADDR", value_parser = parse_metrics)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Who may connect.
     #[command(subcommand)]
@@ -113,6 +116,14 @@ enum KeysCmd {
     /// Change a key's role; its open connections close, so what it does
     /// next is what the new role allows.
     Role { name: String, role: Role },
+}
+
+/// `--metrics ADDR`: an address and port to listen on, nothing else (the
+/// endpoint is unauthenticated: it listens exactly where it is told).
+fn parse_metrics(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address like 127.0.0.1:9464 (an IP address and a port)")
+    })
 }
 
 fn data_dir(flag: Option<&Path>) -> PathBuf {
@@ -156,6 +167,7 @@ async fn serve(
     listen: String,
     key_path: Option<PathBuf>,
     limits: ssh_gateway::server::Limits,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let dir = cfg.dir.clone();
     match net::raise_nofile_limit() {
@@ -163,6 +175,11 @@ async fn serve(
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let db = open_db(&dir)?;
+    // Bound before anything starts, so a taken address fails the start.
+    let metrics = match metrics {
+        Some(addr) => Some(prom::bind(addr).await?),
+        None => None,
+    };
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
     let fleet = Fleet::open(cfg, db).await?;
@@ -181,8 +198,22 @@ async fn serve(
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
     tracing::info!(listen = %listener.local_addr()?, host_key = %fp, data = %dir.display(), "ssh-gateway serving");
-    let server = ssh_gateway::server::Server::new(fleet);
+    let server = ssh_gateway::server::Server::new(fleet.clone());
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    if let Some(l) = metrics {
+        let addr = l.local_addr()?;
+        let source = ssh_gateway::metrics::GatewayMetrics {
+            fleet,
+            sessions: server.sessions(),
+        };
+        tokio::spawn(prom::serve(
+            l,
+            Arc::new(source),
+            prom::Limits::default(),
+            shutdown.clone(),
+        ));
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let serving = tokio::spawn(ssh_gateway::server::run(
         server, config, listener, limits, shutdown,
     ));
@@ -337,6 +368,7 @@ fn main() -> ExitCode {
                 audit_refusals_every_s,
                 secrets_key,
                 keyvalue_url,
+                metrics,
             } => {
                 let limits = ssh_gateway::server::Limits {
                     login_grace: Duration::from_secs(login_grace_time),
@@ -361,7 +393,7 @@ fn main() -> ExitCode {
                         .map_err(|e| anyhow::anyhow!("--keyvalue-url: {e}"))?;
                     cfg.keyvalue_url = Some(url);
                 }
-                serve(cfg, listen, host_key, limits).await
+                serve(cfg, listen, host_key, limits, metrics).await
             }
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
         }

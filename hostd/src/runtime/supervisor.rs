@@ -85,6 +85,9 @@ pub struct AppRuntime {
     rt: Arc<Runtime>,
     events: mpsc::UnboundedSender<Event>,
     inner: Mutex<Inner>,
+    /// Restarts of the app's instances, every release together, since the
+    /// supervisor was made (`ps` shows the current instances' own).
+    restarts: Arc<AtomicU64>,
 }
 
 impl AppRuntime {
@@ -110,7 +113,13 @@ impl AppRuntime {
                 draining_consumers: Vec::new(),
                 halted: None,
             }),
+            restarts: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Restarts of this app's instances since its supervisor was made.
+    pub fn restarts_total(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -372,6 +381,7 @@ impl AppRuntime {
                     let handling = self
                         .rt
                         .message_metrics(&self.name)
+                        .window
                         .snapshot(std::time::Duration::from_secs(10));
                     let stats = schema::MessageStats {
                         pending: Some(n.pending.load(Ordering::Relaxed))
@@ -430,6 +440,7 @@ impl AppRuntime {
             stop.clone(),
             status.clone(),
             self.events.clone(),
+            self.restarts.clone(),
         ));
         Slot {
             index,
@@ -464,6 +475,7 @@ async fn slot_loop(
     stop: StopToken,
     status: Arc<Mutex<InstanceStatus>>,
     events: mpsc::UnboundedSender<Event>,
+    restarts: Arc<AtomicU64>,
 ) {
     let memory = status
         .lock()
@@ -501,6 +513,7 @@ async fn slot_loop(
             s.restarts += 1;
             s.detail = Some(exit.to_string());
         });
+        restarts.fetch_add(1, Ordering::Relaxed);
         if slot.crashlooped(&exit) {
             return;
         }

@@ -93,6 +93,8 @@ pub struct Fleet {
     keyvalue_url: Option<String>,
     /// Connections to shared key-value stores, per URL (the `kv` command).
     kv: tokio::sync::Mutex<HashMap<String, kv::RedisKv>>,
+    /// Deploys and rollbacks since the gateway started (`--metrics`).
+    pub tallies: crate::metrics::Tallies,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -176,6 +178,7 @@ impl Fleet {
             secrets,
             keyvalue_url,
             kv: tokio::sync::Mutex::new(HashMap::new()),
+            tallies: crate::metrics::Tallies::default(),
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
