@@ -28,6 +28,8 @@ pub struct HostConfig {
     pub socket: PathBuf,
     /// Ingress for http apps; None: no ingress.
     pub http: Option<SocketAddr>,
+    /// Where `GET /metrics` is served (`--metrics`); None: nowhere.
+    pub metrics: Option<SocketAddr>,
     pub name: String,
     pub labels: BTreeMap<String, String>,
     pub log_cap_bytes: u64,
@@ -123,6 +125,7 @@ impl HostConfig {
         Ok(HostConfig {
             socket,
             http,
+            metrics: None,
             name: name.unwrap_or_else(default_name),
             labels: BTreeMap::new(),
             log_cap_bytes: crate::logs::DEFAULT_CAP_BYTES,

@@ -13,6 +13,7 @@ pub mod config;
 pub mod connection;
 pub mod control;
 pub mod engine;
+pub mod exporter;
 pub mod filter;
 pub mod host;
 pub mod ingress;

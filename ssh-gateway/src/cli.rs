@@ -86,6 +86,9 @@ pub enum Cmd {
         /// whose manifest names none (default: each host's own SQLite store).
         #[arg(long, value_name = "URL")]
         keyvalue_url: Option<String>,
+        /// Serve Prometheus metrics at http://ADDR/metrics (default: off).
+        #[arg(long, value_name = "ADDR", value_parser = parse_metrics)]
+        metrics: Option<std::net::SocketAddr>,
     },
     /// Who may connect.
     #[command(subcommand)]
@@ -130,4 +133,12 @@ pub enum KeysCmd {
         /// The new role: host, operator or viewer.
         role: Role,
     },
+}
+
+/// `--metrics ADDR`: an address and port to listen on, nothing else (the
+/// endpoint is unauthenticated: it listens exactly where it is told).
+fn parse_metrics(s: &str) -> Result<std::net::SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address like 127.0.0.1:9464 (an IP address and a port)")
+    })
 }

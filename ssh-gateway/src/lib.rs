@@ -9,6 +9,7 @@ pub mod exec;
 pub mod fleet;
 pub mod keys;
 pub mod logs;
+pub mod metrics;
 pub mod operations;
 pub mod placement;
 pub mod refusals;

@@ -56,6 +56,7 @@ async fn serve(
     listen: String,
     key_path: Option<PathBuf>,
     limits: ssh_gateway::server::Limits,
+    metrics: Option<std::net::SocketAddr>,
 ) -> anyhow::Result<()> {
     let dir = cfg.dir.clone();
     match net::raise_nofile_limit() {
@@ -63,6 +64,11 @@ async fn serve(
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let db = open_db(&dir)?;
+    // Bound before anything starts, so a taken address fails the start.
+    let metrics = match metrics {
+        Some(addr) => Some(prom::bind(addr).await?),
+        None => None,
+    };
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
     let fleet = Fleet::open(cfg, db).await?;
@@ -83,6 +89,20 @@ async fn serve(
     tracing::info!(listen = %listener.local_addr()?, host_key = %fp, data = %dir.display(), "ssh-gateway serving");
     let server = ssh_gateway::server::Server::new(fleet.clone());
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    if let Some(l) = metrics {
+        let addr = l.local_addr()?;
+        let source = ssh_gateway::metrics::GatewayMetrics {
+            fleet: fleet.clone(),
+            sessions: server.sessions(),
+        };
+        tokio::spawn(prom::serve(
+            l,
+            Arc::new(source),
+            prom::Limits::default(),
+            shutdown.clone(),
+        ));
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let serving = tokio::spawn(ssh_gateway::server::run(
         server, config, listener, limits, shutdown,
     ));
@@ -262,6 +282,7 @@ fn main() -> ExitCode {
                 audit_refusals_every_s,
                 secrets_key,
                 keyvalue_url,
+                metrics,
             } => {
                 let limits = ssh_gateway::server::Limits {
                     login_grace: Duration::from_secs(login_grace_time),
@@ -286,7 +307,7 @@ fn main() -> ExitCode {
                         .map_err(|e| anyhow::anyhow!("--keyvalue-url: {e}"))?;
                     cfg.keyvalue_url = Some(url);
                 }
-                serve(cfg, listen, host_key, limits).await
+                serve(cfg, listen, host_key, limits, metrics).await
             }
             Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
             // Answered before the umask, by `docs`.

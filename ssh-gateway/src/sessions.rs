@@ -79,6 +79,18 @@ impl Sessions {
         }
     }
 
+    /// Connections open now, per role of their key.
+    pub fn count_by_role(&self) -> Vec<(Role, usize)> {
+        let mut counts: Vec<(Role, usize)> = Vec::new();
+        for o in self.lock().values() {
+            match counts.iter_mut().find(|(r, _)| *r == o.role) {
+                Some((_, n)) => *n += 1,
+                None => counts.push((o.role, 1)),
+            }
+        }
+        counts
+    }
+
     /// Closes the connections whose key is no longer enrolled as it was
     /// (`enrolled`: fingerprint → name and role now). Returns, per key
     /// name, why and how many were closed.

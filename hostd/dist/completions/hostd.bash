@@ -181,7 +181,7 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__agent)
-            opts="-h --host-key --name --label --http --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
+            opts="-h --host-key --name --label --http --metrics --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -200,6 +200,10 @@ _hostd() {
                     return 0
                     ;;
                 --http)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1189,13 +1193,17 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__serve)
-            opts="-h --http --name --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --max-artifact-mb --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
+            opts="-h --http --metrics --name --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --max-artifact-mb --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --http)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -55,6 +55,7 @@ complete -c hostd -n "__fish_hostd_needs_command" -f -a "config" -d 'An app\'s w
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "kv" -d 'An app\'s wasi:keyvalue buckets: `kv APP list|get KEY|set KEY VALUE|del KEY [--bucket B]`'
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "help" -d 'Print this message or the help of the given subcommand(s)'
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l http -d 'Ingress address for http apps (`none` to serve no http)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (default: off)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l name -d 'This host\'s name in `hosts`, `ps` and log records (default: the hostname)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l log-cap-mb -d 'Log records kept per app before the oldest are dropped, MiB' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l max-request-body-mb -d 'Largest request body the ingress passes to an app, MiB' -r
@@ -74,6 +75,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand agent" -l host-key -d 'This 
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l name -d 'This host\'s name in the fleet (default: the hostname)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l label -d 'A label for placement (repeatable); `arch` is added automatically' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l http -d 'Ingress address for http apps (`none` to serve no http)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand agent" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics, the tunnel\'s state included (default: off)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l log-cap-mb -d 'Log records kept per app before the oldest are dropped, MiB' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l max-request-body-mb -d 'Largest request body the ingress passes to an app, MiB' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l http-max-connections -d 'http connections served at once; one more is answered 503 (default: half the open-file limit, at most 4096)' -r

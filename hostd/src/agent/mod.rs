@@ -18,6 +18,7 @@
 
 use std::path::PathBuf;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use russh::keys::PrivateKey;
@@ -40,6 +41,46 @@ pub struct AgentConfig {
     pub key: PrivateKey,
     /// Where the gateway's host key is pinned.
     pub pin: PathBuf,
+    /// Whether the tunnel is up now (`--metrics` shows it).
+    pub tunnel: Arc<TunnelState>,
+}
+
+/// The tunnel to the gateway as `--metrics` shows it.
+#[derive(Debug)]
+pub struct TunnelState {
+    /// The gateway as configured (`--gateway`).
+    pub gateway: String,
+    up: AtomicBool,
+    joins: AtomicU64,
+}
+
+impl TunnelState {
+    pub fn new(gateway: &str) -> Arc<TunnelState> {
+        Arc::new(TunnelState {
+            gateway: gateway.to_string(),
+            up: AtomicBool::new(false),
+            joins: AtomicU64::new(0),
+        })
+    }
+
+    /// Up: the gateway welcomed this host on the tunnel, which is open.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Relaxed)
+    }
+
+    /// Times the gateway welcomed this host since the agent started.
+    pub fn joins(&self) -> u64 {
+        self.joins.load(Ordering::Relaxed)
+    }
+
+    fn joined(&self) {
+        self.joins.fetch_add(1, Ordering::Relaxed);
+        self.up.store(true, Ordering::Relaxed);
+    }
+
+    fn down(&self) {
+        self.up.store(false, Ordering::Relaxed);
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -78,6 +119,7 @@ pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receive
             r = session::session(&host, &cfg) => r,
             _ = until_true(&mut shutdown) => return,
         };
+        cfg.tunnel.down();
         if started.elapsed() > Duration::from_secs(30) {
             backoff = BACKOFF_MIN;
         }

@@ -37,6 +37,7 @@ pub(super) async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), T
     let mut tasks = JoinSet::new();
     let tx = spawn_writer(&mut tasks, w);
     handshake(host, &tx, &mut reader).await?;
+    cfg.tunnel.joined();
     spawn_heartbeats(&mut tasks, host.clone(), tx.clone());
     spawn_fleet_events(&mut tasks, host, tx.clone());
     let mut requests = Requests {

@@ -24,6 +24,10 @@ pub struct AgentArgs {
     /// Ingress address for http apps (`none` to serve no http).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_HTTP)]
     pub http: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics, the tunnel's state
+    /// included (default: off).
+    #[arg(long, value_name = "ADDR", value_parser = super::serve::parse_metrics)]
+    pub metrics: Option<std::net::SocketAddr>,
     /// Log records kept per app before the oldest are dropped, MiB.
     #[arg(long, value_name = "N", default_value_t = 64,
           value_parser = clap::value_parser!(u64).range(1..=65_536))]
@@ -52,6 +56,7 @@ pub async fn execute(
     let dir = config::data_dir(data.as_deref());
     let mut cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, args.name)?;
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
+    cfg.metrics = args.metrics;
     cfg.labels = args.label.into_iter().collect();
     cfg.labels
         .insert("arch".into(), std::env::consts::ARCH.into());
@@ -69,13 +74,15 @@ pub async fn execute(
     if let Some(k) = args.secrets_key {
         cfg.secrets_key = k;
     }
-    let daemon = Daemon::start(cfg).await?;
+    let tunnel = agent::TunnelState::new(&gateway);
+    let daemon = Daemon::start(cfg, Some(tunnel.clone())).await?;
     let agent = tokio::spawn(agent::run(
         daemon.host.clone(),
         AgentConfig {
             target,
             key,
             pin: dir.join("gateway_host_key"),
+            tunnel,
         },
         daemon.shutdown_signal(),
     ));

@@ -33,7 +33,7 @@ pub async fn execute(args: DemoArgs, data: Option<PathBuf>) -> anyhow::Result<()
         }
     };
     let cfg = HostConfig::new(dir.clone(), parse_http(&args.http)?, Some("demo".into()))?;
-    let daemon = Daemon::start(cfg).await?;
+    let daemon = Daemon::start(cfg, None).await?;
     let apps: [(&str, AppKind, &[u8], &[(&str, &str)], Option<&str>, u32); 3] = [
         (
             "hello",

@@ -1,4 +1,4 @@
-//! `hostd serve [--data DIR] [--http ADDR]`: a stand-alone host.
+//! `hostd serve [--data DIR] [--http ADDR] [--metrics ADDR]`: a stand-alone host.
 
 use std::net::SocketAddr;
 use std::os::fd::AsRawFd;
@@ -19,6 +19,9 @@ pub struct ServeArgs {
     /// Ingress address for http apps (`none` to serve no http).
     #[arg(long, value_name = "ADDR", default_value = config::DEFAULT_HTTP)]
     pub http: String,
+    /// Serve Prometheus metrics at http://ADDR/metrics (default: off).
+    #[arg(long, value_name = "ADDR", value_parser = parse_metrics)]
+    pub metrics: Option<SocketAddr>,
     /// This host's name in `hosts`, `ps` and log records (default: the hostname).
     #[arg(long)]
     pub name: Option<String>,
@@ -124,16 +127,25 @@ pub fn parse_http(s: &str) -> anyhow::Result<Option<SocketAddr>> {
         .with_context(|| format!("--http {s:?} is not an address like 127.0.0.1:8080 (or `none`)"))
 }
 
+/// `--metrics ADDR`: an address and port to listen on, nothing else (the
+/// endpoint is unauthenticated: it listens exactly where it is told).
+pub fn parse_metrics(s: &str) -> Result<SocketAddr, String> {
+    s.parse().map_err(|_| {
+        format!("{s:?} is not an address like 127.0.0.1:9464 (an IP address and a port)")
+    })
+}
+
 pub async fn execute(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<()> {
     let dir = config::data_dir(data.as_deref());
     let mut cfg = HostConfig::new(dir, parse_http(&args.http)?, args.name)?;
+    cfg.metrics = args.metrics;
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
     cfg.max_artifact_bytes = args.max_artifact_mb.max(1) << 20;
     cfg.ingress = args.ingress.config();
     if let Some(k) = args.secrets_key {
         cfg.secrets_key = k;
     }
-    let daemon = Daemon::start(cfg).await?;
+    let daemon = Daemon::start(cfg, None).await?;
     wait_for_signal().await?;
     daemon.stop().await;
     Ok(())
@@ -143,15 +155,21 @@ pub async fn execute(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<(
 pub struct Daemon {
     pub host: std::sync::Arc<Host>,
     pub http: Option<SocketAddr>,
+    /// Where `GET /metrics` is served, if anywhere.
+    pub metrics: Option<SocketAddr>,
     shutdown: watch::Sender<bool>,
     control: tokio::task::JoinHandle<()>,
     _lock: DirLock,
 }
 
 impl Daemon {
-    /// Locks the data directory, binds the socket and the ingress, restores
-    /// what the host ran, and starts serving.
-    pub async fn start(cfg: HostConfig) -> anyhow::Result<Daemon> {
+    /// Locks the data directory, binds the socket, the ingress and the
+    /// metrics endpoint, restores what the host ran, and starts serving.
+    /// An agent passes its tunnel's state, which `/metrics` shows too.
+    pub async fn start(
+        cfg: HostConfig,
+        tunnel: Option<std::sync::Arc<crate::agent::TunnelState>>,
+    ) -> anyhow::Result<Daemon> {
         net::private_umask();
         crate::engine::leave_a_core_for_the_daemon();
         let lock = lock_data_dir(&cfg.data_dir)?;
@@ -160,6 +178,10 @@ impl Daemon {
             Some(addr) => Some(tokio::net::TcpListener::bind(addr).await.with_context(|| {
                 format!("cannot listen for http on {addr}; pick another --http (or `none`)")
             })?),
+            None => None,
+        };
+        let metrics = match cfg.metrics {
+            Some(addr) => Some(prom::bind(addr).await?),
             None => None,
         };
         let (dir, socket, cfg_ingress) = (cfg.data_dir.clone(), cfg.socket.clone(), cfg.ingress);
@@ -180,10 +202,28 @@ impl Daemon {
             tokio::spawn(crate::ingress::serve(l, host.runtime().clone(), limits, rx));
             tracing::info!(%addr, "ingress serving http apps");
         }
+        let mut metrics_addr = None;
+        if let Some(l) = metrics {
+            let addr = l.local_addr()?;
+            metrics_addr = Some(addr);
+            let source = crate::exporter::HostMetrics {
+                host: host.clone(),
+                tunnel,
+            };
+            let limits = prom::Limits::default();
+            tokio::spawn(prom::serve(
+                l,
+                std::sync::Arc::new(source),
+                limits,
+                shutdown.subscribe(),
+            ));
+            tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+        }
         tracing::info!(data = %dir.display(), socket = %socket.display(), name = %host.config.name, "hostd serving");
         Ok(Daemon {
             host,
             http: http_addr,
+            metrics: metrics_addr,
             shutdown,
             control,
             _lock: lock,

@@ -133,7 +133,7 @@ impl Host {
             None => self
                 .rt
                 .message_metrics_of(&run.app)
-                .map(|w| w.snapshot(over)),
+                .map(|m| m.window.snapshot(over)),
         };
         if let Some(s) = snapshot {
             m.requests = s.requests;

@@ -185,6 +185,13 @@ impl Host {
         self.apps_lock().get(app).cloned()
     }
 
+    /// Every app with a supervisor on this host, by name (`--metrics`).
+    pub fn supervisors(&self) -> Vec<Arc<AppRuntime>> {
+        let mut v: Vec<Arc<AppRuntime>> = self.apps_lock().values().cloned().collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     fn supervisor_or_new(&self, app: &str, kind: AppKind) -> Arc<AppRuntime> {
         self.apps_lock()
             .entry(app.to_string())

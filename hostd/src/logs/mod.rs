@@ -88,6 +88,9 @@ struct Inner {
     followers: Mutex<HashMap<Arc<str>, broadcast::Sender<Arc<LogRecord>>>>,
     dropped: Mutex<HashMap<Arc<str>, u64>>,
     dropped_total: AtomicU64,
+    /// Lines dropped per app since start (`dropped` is emptied as the
+    /// writer reports it), for `--metrics`.
+    dropped_since_start: Mutex<HashMap<Arc<str>, u64>>,
 }
 
 impl LogHub {
@@ -106,6 +109,7 @@ impl LogHub {
             followers: Mutex::new(HashMap::new()),
             dropped: Mutex::new(HashMap::new()),
             dropped_total: AtomicU64::new(0),
+            dropped_since_start: Mutex::new(HashMap::new()),
         });
         let weak = Arc::downgrade(&inner);
         std::thread::Builder::new()
@@ -146,6 +150,13 @@ impl LogHub {
                 self.inner.queued.fetch_sub(cost, Ordering::AcqRel);
                 *self
                     .inner
+                    .dropped_since_start
+                    .lock()
+                    .unwrap_or_else(|p| p.into_inner())
+                    .entry(e.app.clone())
+                    .or_default() += 1;
+                *self
+                    .inner
                     .dropped
                     .lock()
                     .unwrap_or_else(|p| p.into_inner())
@@ -181,6 +192,17 @@ impl LogHub {
     /// Lines dropped since start because the writer was behind.
     pub fn dropped_total(&self) -> u64 {
         self.inner.dropped_total.load(Ordering::Relaxed)
+    }
+
+    /// Lines of `app` dropped since start because the writer was behind.
+    pub fn dropped_of(&self, app: &str) -> u64 {
+        self.inner
+            .dropped_since_start
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .copied()
+            .unwrap_or(0)
     }
 
     /// Waits until every line pushed before this call is committed and published.

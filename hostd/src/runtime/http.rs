@@ -48,6 +48,8 @@ pub struct HttpRoute {
     pub errors: AtomicU64,
     /// Requests, errors and latency over a sliding window (health rules, req/s).
     pub metrics: super::metrics::Window,
+    /// The same since the route was made, for `--metrics`.
+    pub totals: super::metrics::Totals,
     next_id: AtomicU64,
 }
 
@@ -63,6 +65,7 @@ impl HttpRoute {
             requests: AtomicU64::new(0),
             errors: AtomicU64::new(0),
             metrics: super::metrics::Window::default(),
+            totals: super::metrics::Totals::default(),
             next_id: AtomicU64::new(0),
         }
     }
@@ -295,9 +298,9 @@ where
     if resp.status().is_server_error() {
         route.errors.fetch_add(1, Ordering::Relaxed);
     }
-    route
-        .metrics
-        .record(resp.status().as_u16(), started.elapsed());
+    let (status, took) = (resp.status().as_u16(), started.elapsed());
+    route.metrics.record(status, took);
+    route.totals.record(status, took);
     match access {
         // Recorded when the body's last byte has gone (or the client left).
         Some(mut a) => {

@@ -172,8 +172,8 @@ struct Ctx {
     retry: tokio::sync::mpsc::UnboundedSender<Message>,
     /// Retries waiting out their backoff.
     waiting: Arc<AtomicU64>,
-    /// The app's handling metrics (health rules read them).
-    metrics: Arc<super::metrics::Window>,
+    /// The app's handling metrics (health rules read them) and totals.
+    metrics: Arc<super::metrics::MessageMetrics>,
 }
 
 /// One message to handle.
@@ -546,6 +546,7 @@ impl Ctx {
             Ok(_) => {
                 let _: redis::RedisResult<()> = w.xack(&s.stream, &s.group, &[&m.id]).await;
                 self.counters.dead.fetch_add(1, Ordering::Relaxed);
+                self.metrics.dead_lettered.fetch_add(1, Ordering::Relaxed);
                 self.rt.logs.system(
                     &self.rel.app,
                     Some(self.rel.version),
@@ -575,11 +576,13 @@ impl Ctx {
         let ms = took.as_secs_f64() * 1000.0;
         let ok = outcome.is_ok();
         // Health rules read messages as requests: a failure is an error.
-        self.metrics.record(if ok { 200 } else { 500 }, took);
+        self.metrics.window.record(if ok { 200 } else { 500 }, took);
         if ok {
             self.counters.handled.fetch_add(1, Ordering::Relaxed);
+            self.metrics.handled.fetch_add(1, Ordering::Relaxed);
         } else {
             self.counters.failed.fetch_add(1, Ordering::Relaxed);
+            self.metrics.failed.fetch_add(1, Ordering::Relaxed);
         }
         self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.rt.logs.message(

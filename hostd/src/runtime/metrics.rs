@@ -5,8 +5,14 @@
 //! request count, an error count (5xx) and a latency histogram whose buckets
 //! grow by 2^(1/4) (about 19 %), so p50 and p99 cost nothing to keep and are
 //! within a bucket's width of the truth.
+//!
+//! Beside the window, totals since the app's route (or consumer) was made,
+//! for `--metrics`: Prometheus wants counters that only grow and a
+//! cumulative histogram, and computes rates itself. They are atomics:
+//! recording one costs a few relaxed additions, no lock.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 /// Seconds of history kept.
@@ -156,6 +162,62 @@ impl Window {
     }
 }
 
+/// Upper bounds (seconds) of the request latency histogram `--metrics`
+/// serves: a millisecond to an http app's default 30 s deadline.
+pub const LATENCY_BOUNDS: &[f64] = &[
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0,
+];
+
+/// An http app's answers since its route was made: by status class, and
+/// their latency.
+#[derive(Debug)]
+pub struct Totals {
+    /// 2xx (and below), 3xx, 4xx, 5xx (and above).
+    classes: [AtomicU64; 4],
+    pub latency: prom::Histogram,
+}
+
+/// The status classes [`Totals`] counts, in order.
+pub const CLASSES: [&str; 4] = ["2xx", "3xx", "4xx", "5xx"];
+
+impl Default for Totals {
+    fn default() -> Totals {
+        Totals {
+            classes: Default::default(),
+            latency: prom::Histogram::new(LATENCY_BOUNDS),
+        }
+    }
+}
+
+impl Totals {
+    /// Counts one answered request.
+    pub fn record(&self, status: u16, latency: Duration) {
+        let class = match status {
+            0..=299 => 0,
+            300..=399 => 1,
+            400..=499 => 2,
+            _ => 3,
+        };
+        self.classes[class].fetch_add(1, Ordering::Relaxed);
+        self.latency.observe(latency);
+    }
+
+    /// Requests answered per class of [`CLASSES`].
+    pub fn classes(&self) -> [u64; 4] {
+        std::array::from_fn(|i| self.classes[i].load(Ordering::Relaxed))
+    }
+}
+
+/// A message app's handling on this host: the window health rules and `ps`
+/// read, and totals since hostd started.
+#[derive(Default)]
+pub struct MessageMetrics {
+    pub window: Window,
+    pub handled: AtomicU64,
+    pub failed: AtomicU64,
+    pub dead_lettered: AtomicU64,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -183,5 +245,17 @@ mod tests {
             Window::default().snapshot(Duration::from_secs(5)),
             Snapshot::default()
         );
+    }
+
+    #[test]
+    fn totals_count_status_classes_and_latency() {
+        let t = Totals::default();
+        for s in [200, 204, 301, 404, 499, 500, 503, 101] {
+            t.record(s, Duration::from_millis(3));
+        }
+        assert_eq!(t.classes(), [3, 1, 2, 2]);
+        let h = t.latency.snapshot();
+        assert_eq!(h.count, 8);
+        assert_eq!(h.buckets().nth(2), Some((0.005, 8)));
     }
 }

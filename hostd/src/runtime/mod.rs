@@ -69,7 +69,7 @@ pub struct Runtime {
     pub consumed: Mutex<std::collections::HashSet<String>>,
     /// Message apps' handling, as health rules and `ps` read it (http apps
     /// keep theirs on their route).
-    message_metrics: Mutex<std::collections::HashMap<String, Arc<metrics::Window>>>,
+    message_metrics: Mutex<std::collections::HashMap<String, Arc<metrics::MessageMetrics>>>,
     ticking: Arc<AtomicBool>,
 }
 
@@ -116,7 +116,7 @@ impl Runtime {
     }
 
     /// The handling metrics of message app `app` (made on first use).
-    pub fn message_metrics(&self, app: &str) -> Arc<metrics::Window> {
+    pub fn message_metrics(&self, app: &str) -> Arc<metrics::MessageMetrics> {
         self.message_metrics
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -126,7 +126,7 @@ impl Runtime {
     }
 
     /// Those metrics, if the app has handled anything here.
-    pub fn message_metrics_of(&self, app: &str) -> Option<Arc<metrics::Window>> {
+    pub fn message_metrics_of(&self, app: &str) -> Option<Arc<metrics::MessageMetrics>> {
         self.message_metrics
             .lock()
             .unwrap_or_else(|p| p.into_inner())

@@ -85,6 +85,9 @@ pub struct AppRuntime {
     rt: Arc<Runtime>,
     events: mpsc::UnboundedSender<Event>,
     inner: Mutex<Inner>,
+    /// Restarts of the app's instances, every release together, since the
+    /// supervisor was made (`ps` shows the current instances' own).
+    restarts: Arc<AtomicU64>,
 }
 
 impl AppRuntime {
@@ -110,7 +113,13 @@ impl AppRuntime {
                 draining_consumers: Vec::new(),
                 halted: None,
             }),
+            restarts: Arc::new(AtomicU64::new(0)),
         })
+    }
+
+    /// Restarts of this app's instances since its supervisor was made.
+    pub fn restarts_total(&self) -> u64 {
+        self.restarts.load(Ordering::Relaxed)
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -384,7 +393,7 @@ impl AppRuntime {
                 None => (RunState::Stopped, None),
                 Some(c) => {
                     let n = &c.counters;
-                    let (rate, minute) = self.rt.message_metrics(&self.name).ps();
+                    let (rate, minute) = self.rt.message_metrics(&self.name).window.ps();
                     requests = Some(minute);
                     let stats = schema::MessageStats {
                         pending: Some(n.pending.load(Ordering::Relaxed))
@@ -444,6 +453,7 @@ impl AppRuntime {
             stop.clone(),
             status.clone(),
             self.events.clone(),
+            self.restarts.clone(),
         ));
         Slot {
             index,
@@ -478,6 +488,7 @@ async fn slot_loop(
     stop: StopToken,
     status: Arc<Mutex<InstanceStatus>>,
     events: mpsc::UnboundedSender<Event>,
+    restarts: Arc<AtomicU64>,
 ) {
     let memory = status
         .lock()
@@ -515,6 +526,7 @@ async fn slot_loop(
             s.restarts += 1;
             s.detail = Some(exit.to_string());
         });
+        restarts.fetch_add(1, Ordering::Relaxed);
         if slot.crashlooped(&exit) {
             return;
         }

@@ -16,6 +16,8 @@ pub struct Hostd {
     pub dir: tempfile::TempDir,
     proc: Option<Proc>,
     pub http: Option<u16>,
+    /// The `--metrics` port, if the daemon serves metrics.
+    pub metrics: Option<u16>,
     extra: Vec<String>,
     env: Vec<(String, String)>,
     starts: u32,
@@ -35,8 +37,17 @@ impl Hostd {
         Hostd::start_with_env(extra, &[])
     }
 
+    /// Starts a daemon serving Prometheus metrics on a free port as well.
+    pub fn start_with_metrics(extra: &[&str]) -> Hostd {
+        Hostd::start_inner(extra, &[], true)
+    }
+
     /// Starts a daemon with extra `serve` flags and environment.
     pub fn start_with_env(extra: &[&str], env: &[(&str, &str)]) -> Hostd {
+        Hostd::start_inner(extra, env, false)
+    }
+
+    fn start_inner(extra: &[&str], env: &[(&str, &str)], metrics: bool) -> Hostd {
         let dir = tempfile::Builder::new()
             .prefix("hostd")
             .tempdir()
@@ -45,6 +56,7 @@ impl Hostd {
             dir,
             proc: None,
             http: Some(free_port()),
+            metrics: metrics.then(free_port),
             extra: extra.iter().map(|s| s.to_string()).collect(),
             env: env
                 .iter()
@@ -64,6 +76,11 @@ impl Hostd {
         format!("127.0.0.1:{}", self.http.expect("ingress"))
     }
 
+    /// Where the daemon serves `GET /metrics`.
+    pub fn metrics_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.metrics.expect("--metrics"))
+    }
+
     fn launch(&mut self) {
         self.starts += 1;
         let log = std::fs::File::create(self.dir.path().join(format!("hostd-{}.log", self.starts)))
@@ -79,6 +96,11 @@ impl Hostd {
                 self.http
                     .map(|p| format!("127.0.0.1:{p}"))
                     .unwrap_or_else(|| "none".into()),
+            )
+            .args(
+                self.metrics
+                    .map(|p| vec!["--metrics".to_string(), format!("127.0.0.1:{p}")])
+                    .unwrap_or_default(),
             )
             .args(&self.extra)
             .envs(self.env.iter().map(|(k, v)| (k, v)))
@@ -100,9 +122,11 @@ impl Hostd {
             let log = self.daemon_log();
             // A free port can be taken by a parallel test between
             // `free_port` and the bind: on a first start, take another.
-            if self.starts == 1 && self.http.is_some() && log.contains("Address already in use") {
+            let taken = log.contains("Address already in use") || log.contains("address is in use");
+            if self.starts == 1 && self.http.is_some() && taken {
                 self.starts = 0;
                 self.http = Some(free_port());
+                self.metrics = self.metrics.map(|_| free_port());
                 return self.launch();
             }
             panic!("hostd exited at start ({status}):\n{log}");

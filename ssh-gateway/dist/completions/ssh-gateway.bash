@@ -479,7 +479,7 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__serve)
-            opts="-h --listen --host-key --name --keep-releases --down-after-s --login-grace-time --max-startups --per-source-max-startups --audit-keep --audit-refusals-every-s --secrets-key --keyvalue-url --data --json --help"
+            opts="-h --listen --host-key --name --keep-releases --down-after-s --login-grace-time --max-startups --per-source-max-startups --audit-keep --audit-refusals-every-s --secrets-key --keyvalue-url --metrics --data --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -530,6 +530,10 @@ _ssh__gateway() {
                     return 0
                     ;;
                 --keyvalue-url)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

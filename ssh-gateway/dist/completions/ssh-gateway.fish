@@ -45,6 +45,7 @@ complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l audit-
 complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l audit-refusals-every-s -d 'Refusals before login are counted and written to the audit log this often (seconds), one entry per source and attempt' -r
 complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l secrets-key -d 'The key that seals apps\' config secrets at rest, created 0600 on first start (default DATA/secrets.key). Every gateway of a fleet is given the same file; keep a copy apart from the database' -r -F
 complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l keyvalue-url -d 'The fleet-wide store of apps\' wasi:keyvalue (redis://…), for apps whose manifest names none (default: each host\'s own SQLite store)' -r
+complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l metrics -d 'Serve Prometheus metrics at http://ADDR/metrics (default: off)' -r
 complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l data -d 'State directory (default ~/.local/share/cranefleet-gateway)' -r -F
 complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -l json -d 'JSON output (keys list)'
 complete -c ssh-gateway -n "__fish_ssh_gateway_using_subcommand serve" -s h -l help -d 'Print help'

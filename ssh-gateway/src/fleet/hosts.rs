@@ -232,6 +232,7 @@ impl Fleet {
                 .await
             {
                 Ok(from) => {
+                    self.tallies.rollback(crate::metrics::RollbackKind::Manual);
                     let d = format!(
                         "{} -> {v} fleet-wide, following a local rollback on {host}",
                         from.map(|f| f.to_string()).unwrap_or_else(|| "none".into())

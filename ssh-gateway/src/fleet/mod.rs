@@ -96,6 +96,8 @@ pub struct Fleet {
     /// The gateway is shutting down: tunnels closing now say nothing of
     /// their hosts.
     closing: std::sync::atomic::AtomicBool,
+    /// Deploys and rollbacks since the gateway started (`--metrics`).
+    pub tallies: crate::metrics::Tallies,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -180,6 +182,7 @@ impl Fleet {
             keyvalue_url,
             kv: tokio::sync::Mutex::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
+            tallies: crate::metrics::Tallies::default(),
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;

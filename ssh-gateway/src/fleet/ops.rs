@@ -15,6 +15,7 @@ use schema::{DeployOutcome, ReleaseState, RestartOutcome, RollbackOutcome, Scale
 use std::time::Instant;
 
 use super::{Fleet, FleetError, Progress, ProgressTx, Step};
+use crate::metrics::{DeployTally, RollbackKind};
 use crate::placement;
 use crate::store::{self, ReleaseRecord};
 
@@ -28,6 +29,7 @@ impl Fleet {
         progress: &ProgressTx,
     ) -> Result<DeployOutcome, FleetError> {
         let r = self.deploy_inner(who, args, bytes, progress).await;
+        self.tallies.deploy(DeployTally::of(&r));
         if let Err(e) = &r {
             self.audit_refused(who, Action::Deploy, args.app.as_deref(), e)
                 .await;
@@ -242,7 +244,10 @@ impl Fleet {
         let target = self.rollback_target(app, None).await.ok();
         let outcome = match target {
             Some(t) => match self.switch(app, &t, who, progress).await {
-                Ok(_) => format!("rolled back to {} on every host", t.version),
+                Ok(_) => {
+                    self.tallies.rollback(RollbackKind::Auto);
+                    format!("rolled back to {} on every host", t.version)
+                }
                 Err(e) => format!("could not roll back to {}: {e}", t.version),
             },
             None => format!("no earlier healthy release to roll back to, so {version} stays"),
@@ -375,6 +380,7 @@ impl Fleet {
         self.bump();
         match r {
             Ok((from, to)) => {
+                self.tallies.rollback(RollbackKind::Manual);
                 let detail = format!(
                     "{} -> {to}",
                     from.map(|v| v.to_string()).unwrap_or_else(|| "none".into())

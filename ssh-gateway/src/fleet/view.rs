@@ -62,6 +62,24 @@ impl Fleet {
             .collect())
     }
 
+    /// Every host the gateway knows of, as it last heard (`--metrics`),
+    /// by name.
+    pub fn host_states(&self) -> Vec<crate::metrics::HostFigures> {
+        let mut v: Vec<_> = self
+            .registry
+            .snapshot()
+            .into_iter()
+            .map(|(name, l)| crate::metrics::HostFigures {
+                name,
+                state: l.state,
+                instances: l.hb.as_ref().map_or(0, |h| h.instances),
+                memory_bytes: l.hb.as_ref().map_or(0, |h| h.memory_bytes),
+            })
+            .collect();
+        v.sort_by(|a, b| a.name.cmp(&b.name));
+        v
+    }
+
     /// Apps across the fleet (one row each, `host` listing where it runs),
     /// or one app's instances on every host.
     pub async fn ps(&self, app: Option<&str>) -> Result<Vec<PsRow>, FleetError> {

@@ -57,6 +57,11 @@ impl Server {
         }
     }
 
+    /// The authenticated connections (`--metrics` counts them by role).
+    pub fn sessions(&self) -> Arc<crate::sessions::Sessions> {
+        self.sessions.clone()
+    }
+
     fn new_client(
         &self,
         peer: SocketAddr,

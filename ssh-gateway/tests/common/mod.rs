@@ -46,6 +46,8 @@ pub struct Agent {
     pub data: PathBuf,
     pub key: PathBuf,
     pub http: u16,
+    /// More arguments for `hostd agent`.
+    pub extra: Vec<String>,
     proc: Option<Proc>,
     starts: u32,
 }
@@ -185,6 +187,11 @@ impl Fleet {
 
     /// Enrolls and starts an agent named `name`; waits until it is up.
     pub fn add_agent(&mut self, name: &str, labels: &[&str]) -> usize {
+        self.add_agent_with(name, labels, &[])
+    }
+
+    /// Like [`Fleet::add_agent`], the agent started with `extra` arguments.
+    pub fn add_agent_with(&mut self, name: &str, labels: &[&str], extra: &[&str]) -> usize {
         let key = keygen(self.dir.path(), &format!("{name}-host"));
         self.enroll("host", &key, name);
         let a = Agent {
@@ -192,6 +199,7 @@ impl Fleet {
             data: self.path(name),
             key,
             http: free_port(),
+            extra: extra.iter().map(|s| s.to_string()).collect(),
             proc: None,
             starts: 0,
         };
@@ -210,6 +218,7 @@ impl Fleet {
             data: self.path(&format!("{name}-{}", self.agents.len())),
             key: key.to_path_buf(),
             http: free_port(),
+            extra: Vec::new(),
             proc: None,
             starts: 0,
         });
@@ -285,6 +294,7 @@ impl Fleet {
         for l in labels {
             cmd.args(["--label", l]);
         }
+        cmd.args(&a.extra);
         a.proc = Some(Proc::spawn("hostd agent", &mut cmd));
     }
 
