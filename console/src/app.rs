@@ -76,7 +76,8 @@ pub const TREND_SAMPLES: usize = 120;
 pub struct Sample {
     pub rps: f64,
     pub p99_ms: f64,
-    pub errors: u64,
+    /// Errors per second over the last seconds.
+    pub errors_per_s: f64,
 }
 
 /// A status said before the clock runs: its time starts at the first tick.
@@ -443,7 +444,7 @@ impl App {
             t.push_back(Sample {
                 rps: r.rps.unwrap_or(0.0),
                 p99_ms: q.p99_ms,
-                errors: q.errors,
+                errors_per_s: q.errors_per_s,
             });
         }
         self.trends.retain(|a, _| apps.iter().any(|r| &r.app == a));

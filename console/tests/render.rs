@@ -674,6 +674,7 @@ fn an_http_apps_view_shows_sparklines_of_its_rate_p99_and_errors_and_the_table_i
             error_rate: errors as f64 / (100.0 * (i as f64 + 1.0)),
             p50_ms: 1.0,
             p99_ms: p99,
+            errors_per_s: errors as f64 / 2.0,
         });
         app.update(Event::Snapshot {
             hosts: hosts(),
@@ -694,7 +695,7 @@ fn an_http_apps_view_shows_sparklines_of_its_rate_p99_and_errors_and_the_table_i
         assert!(line.contains("▃▅█"), "{w}x{h}: the rate rising: {line}");
         assert!(line.contains("p99") && line.contains("9.0ms"), "{line}");
         assert!(
-            line.contains("errors") && line.contains("4 (1.3%)"),
+            line.contains("errors/s ▁▁█ 2.0  (4 in the last min, 1.3%)"),
             "{line}"
         );
     }

@@ -308,6 +308,10 @@ pub struct RequestStats {
     /// Latency percentiles; over the fleet, the worst host's.
     pub p50_ms: f64,
     pub p99_ms: f64,
+    /// Errors per second over the last seconds (as `rps`): what shows a
+    /// recovery at once, where the minute's figures lag.
+    #[serde(default)]
+    pub errors_per_s: f64,
 }
 
 impl RequestStats {
@@ -326,6 +330,7 @@ impl RequestStats {
         };
         self.p50_ms = self.p50_ms.max(o.p50_ms);
         self.p99_ms = self.p99_ms.max(o.p99_ms);
+        self.errors_per_s += o.errors_per_s;
     }
 }
 

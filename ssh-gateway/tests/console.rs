@@ -367,3 +367,147 @@ fn console_demo_runs_a_fleet_that_plain_ssh_reaches_and_cleans_up() {
     assert_eq!(demo.child.wait().unwrap().code(), Some(0));
     assert!(!std::path::Path::new(&dir).exists(), "{dir} is removed");
 }
+
+/// A GET that may fail (a host restarting): traffic, not a check.
+fn try_get(addr: &str, host: &str, path: &str) {
+    use std::io::{Read, Write};
+    let Ok(mut s) = std::net::TcpStream::connect(addr) else {
+        return;
+    };
+    let _ = s.set_read_timeout(Some(std::time::Duration::from_secs(5)));
+    let _ = write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: {host}\r\nConnection: close\r\n\r\n"
+    );
+    let mut sink = Vec::new();
+    let _ = s.read_to_end(&mut sink);
+}
+
+/// The screen, as `ssh -t` shows it now, kept for the README when
+/// `CRANEFLEET_SCREENS=DIR` is set.
+fn keep_screen(p: &Pty, name: &str) -> String {
+    let s = p.screen();
+    if let Some(dir) = std::env::var_os("CRANEFLEET_SCREENS") {
+        let _ = std::fs::create_dir_all(&dir);
+        let _ = std::fs::write(std::path::Path::new(&dir).join(format!("{name}.txt")), &s);
+    }
+    s
+}
+
+#[test]
+fn the_on_call_walk_through_works_over_ssh_t_at_160x48_and_80x24() {
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    let good = fixture("http-version-v1.wasm");
+    let bad = fixture("http-version-unhealthy.wasm");
+    f.ops(&["deploy", "web", good.to_str().unwrap(), "--replicas", "2"])
+        .ok();
+    // Traffic on both hosts' ingress for the whole walk-through.
+    let stop = Arc::new(AtomicBool::new(false));
+    let addrs: Vec<String> = f
+        .agents
+        .iter()
+        .map(|a| format!("127.0.0.1:{}", a.http))
+        .collect();
+    let traffic = {
+        let stop = stop.clone();
+        std::thread::spawn(move || {
+            while !stop.load(Ordering::SeqCst) {
+                for a in &addrs {
+                    try_get(a, "web.localhost", "/healthz");
+                }
+                std::thread::sleep(std::time::Duration::from_millis(20));
+            }
+        })
+    };
+    // v2 fails its requests; its health rule rolls it back: an event.
+    f.ops(&[
+        "deploy",
+        "web",
+        bad.to_str().unwrap(),
+        "--health-rule",
+        "errors > 3",
+        "--health-window-s",
+        "60",
+    ])
+    .ok();
+    wait_for("the rule to roll v2 back", || {
+        f.releases("web")
+            .iter()
+            .any(|(v, s)| v == "v2" && s == "failed")
+            .then_some(())
+    });
+    // v3: the same code without a rule, failing now.
+    f.ops(&["deploy", "web", bad.to_str().unwrap()]).ok();
+
+    let mut p = f.ssh_console("alice", (160, 48), (160, 48));
+    // 1. The header counts what happened; `e` says what.
+    p.wait("new events counted in the header", |s| {
+        let c = s.contents();
+        c.contains("hosts 2/2 up") && !c.contains("events 0 ") && c.contains("events ")
+    });
+    p.send(b"e");
+    p.wait("the feed naming the rollback of web", |s| {
+        let c = s.contents();
+        c.contains("events (") && c.contains("rollback") && c.contains("web")
+    });
+    keep_screen(&p, "1-events-160x48");
+    p.send(b"\x1b");
+    p.wait("the feed to close", |s| !s.contents().contains("events ("));
+    // 2. The app: its error rate and p99, live.
+    p.send(b":ps web\r");
+    p.wait("web's error rate and p99", |s| {
+        let c = s.contents();
+        c.contains("req/s")
+            && c.contains("p99")
+            && c.contains("errors/s")
+            && !c.contains("errors/s ▁ 0.0")
+    });
+    keep_screen(&p, "2-app-160x48");
+    // 3. Its 5xx access records, filtered on the hosts.
+    p.send(b"l");
+    p.wait_text("version=bad");
+    p.send(b"/status >= 500\r");
+    p.wait("5xx access records only", |s| {
+        let c = s.contents();
+        c.contains("\"status\":500") && !c.contains("request GET /healthz version=bad")
+    });
+    keep_screen(&p, "3-logs-5xx-160x48");
+    // Esc clears the filter, a second Esc leaves the logs.
+    p.send(b"\x1b");
+    p.wait("the filter cleared", |s| {
+        s.contents().contains("version=bad") && !s.contents().contains("/status >= 500")
+    });
+    p.send(b"\x1b");
+    p.wait("the logs to close", |s| {
+        !s.contents().contains("logs web |")
+    });
+    // 4. Roll back, naming the release.
+    p.send(b":rollback web --to v1\r");
+    p.wait_text("Roll back web from v3 to v1");
+    p.send(b"y");
+    p.wait_text("web: v3 -> v1");
+    // 5. The errors sparkline recovers.
+    p.send(b":ps web\r");
+    p.wait("errors back to 0 per second", |s| {
+        s.contents()
+            .lines()
+            .any(|l| l.contains("errors/s") && l.contains(" 0.0  ("))
+    });
+    keep_screen(&p, "4-recovered-160x48");
+    // The same at 80x24.
+    p.resize(80, 24);
+    p.wait("the app view at 80x24", |s| {
+        s.size() == (24, 80) && s.contents().contains("req/s") && s.contents().contains("errors/s")
+    });
+    keep_screen(&p, "5-app-80x24");
+    p.send(b"e");
+    p.wait("the feed at 80x24", |s| s.contents().contains("events ("));
+    keep_screen(&p, "6-events-80x24");
+    quit(&mut p);
+    stop.store(true, Ordering::SeqCst);
+    let _ = traffic.join();
+}

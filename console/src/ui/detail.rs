@@ -86,8 +86,21 @@ fn summary_line(app: &App, d: &Detail, t: Theme) -> Line<'static> {
     let mut spans = vec![
         Span::styled(r.app.clone(), t.title()),
         Span::raw(format!(
-            "  {}  {release}  {}/{} replicas running  state ",
-            r.kind, r.running, r.replicas
+            "  {}  {release}  {}  state ",
+            r.kind,
+            match r.kind {
+                // Instances per request (or message): what runs now of
+                // what may, not a shortfall.
+                schema::AppKind::Http => format!(
+                    "{}/{} in flight (an instance per request)",
+                    r.running, r.replicas
+                ),
+                schema::AppKind::Message => format!(
+                    "{}/{} handlers busy (an instance per message)",
+                    r.running, r.replicas
+                ),
+                _ => format!("{}/{} replicas running", r.running, r.replicas),
+            }
         )),
         Span::styled(r.state.to_string(), r.state.tone(t)),
     ];
@@ -130,8 +143,9 @@ fn trend_line(app: &App, name: &str, t: Theme, width: u16) -> Line<'static> {
     let room = room.clamp(4, 40);
     let rps: Vec<f64> = samples.iter().map(|s| s.rps).collect();
     let p99: Vec<f64> = samples.iter().map(|s| s.p99_ms).collect();
-    let errs: Vec<f64> = samples.iter().map(|s| s.errors as f64).collect();
-    let err_style = if q.errors > 0 { t.bad() } else { t.dim() };
+    let errs: Vec<f64> = samples.iter().map(|s| s.errors_per_s).collect();
+    let now_errs = samples.last().map_or(0.0, |s| s.errors_per_s);
+    let err_style = if now_errs > 0.0 { t.bad() } else { t.dim() };
     Line::from(vec![
         Span::styled("req/s ", t.dim()),
         Span::styled(sparkline(&rps, room), t.good()),
@@ -139,10 +153,10 @@ fn trend_line(app: &App, name: &str, t: Theme, width: u16) -> Line<'static> {
         Span::styled("p99 ", t.dim()),
         Span::styled(sparkline(&p99, room), t.warn()),
         Span::raw(format!(" {:.1}ms  ", q.p99_ms)),
-        Span::styled("errors ", t.dim()),
+        Span::styled("errors/s ", t.dim()),
         Span::styled(sparkline(&errs, room), err_style),
         Span::raw(format!(
-            " {} ({:.1}%) last min",
+            " {now_errs:.1}  ({} in the last min, {:.1}%)",
             q.errors,
             q.error_rate * 100.0
         )),
@@ -222,6 +236,12 @@ fn draw_instances(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
             focused: d.instances_focused,
             empty: if d.instances.is_none() {
                 "loading instances…"
+            } else if app
+                .apps
+                .iter()
+                .any(|r| r.app == d.app && r.kind == schema::AppKind::Http)
+            {
+                "none in flight now: an http app's instances start per request"
             } else {
                 "no instances running"
             },

@@ -87,6 +87,7 @@ impl Snapshot {
             error_rate: self.error_rate,
             p50_ms: self.p50_ms,
             p99_ms: self.p99_ms,
+            errors_per_s: 0.0,
         }
     }
 }
@@ -95,9 +96,15 @@ impl Window {
     /// `ps`'s figures: the rate over [`RATE_WINDOW`], the rest over the
     /// last minute.
     pub fn ps(&self) -> (f64, schema::RequestStats) {
-        let rate = self.snapshot(RATE_WINDOW).rps;
+        let recent = self.snapshot(RATE_WINDOW);
         let minute = self.snapshot(Duration::from_secs(schema::RequestStats::WINDOW_S));
-        (rate, minute.stats())
+        let mut stats = minute.stats();
+        stats.errors_per_s = if recent.requests == 0 {
+            0.0
+        } else {
+            recent.rps * recent.error_rate
+        };
+        (recent.rps, stats)
     }
 
     fn now_second(&self) -> u64 {
