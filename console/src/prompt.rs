@@ -111,11 +111,31 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
     }
     let parsed = match CommandLine::parse_argv(&words) {
         Ok(p) => p,
+        // `:scale api -1`: clap would suggest `-- -1`; the answer is that
+        // replicas are a count.
+        Err(_)
+            if words.first().map(String::as_str) == Some("scale")
+                && words
+                    .iter()
+                    .skip(1)
+                    .any(|w| w.starts_with('-') && w[1..].parse::<i64>().is_ok()) =>
+        {
+            return Intent::Usage("replicas are a count: 0 (stopped) or more".into());
+        }
         Err(e) => return Intent::Usage(usage_message(&e)),
     };
     let cmd = parsed.command;
     if !cmd.is_read_only() && !cx.role.may_change() {
         return Intent::Refuse(read_only_message(cmd.name()));
+    }
+    // An app the fleet does not have is refused here, before a view opens
+    // or a question is asked about it.
+    if let Some(app) = cmd.app()
+        && !matches!(cmd, Command::Deploy(_))
+        && !cx.apps.is_empty()
+        && cx.app(app).is_none()
+    {
+        return Intent::Usage(format!("unknown app {app:?}"));
     }
     match cmd {
         Command::Ps(a) => a.app.map(Intent::OpenApp).unwrap_or(Intent::Overview),

@@ -472,3 +472,34 @@ fn restart_asks_naming_the_release_and_an_unknown_app_is_refused_before_asking()
         status(&app)
     );
 }
+
+#[test]
+fn the_prompt_refuses_an_unknown_app_and_a_negative_count_before_asking_or_opening_anything() {
+    let mut app = operator();
+    for line in [
+        "releases nope",
+        "scale nope 3",
+        "rollback nope",
+        "logs nope",
+    ] {
+        prompt(&mut app, line);
+        assert!(
+            matches!(app.mode(), Mode::Normal),
+            "{line}: {:?}",
+            app.mode()
+        );
+        assert!(
+            status(&app).contains("unknown app \"nope\""),
+            "{line}: {}",
+            status(&app)
+        );
+    }
+    prompt(&mut app, "scale ticker -1");
+    assert!(matches!(app.mode(), Mode::Normal));
+    assert!(
+        status(&app).contains("replicas are a count: 0 (stopped) or more"),
+        "{}",
+        status(&app)
+    );
+    assert!(!status(&app).contains("-- -1"), "{}", status(&app));
+}

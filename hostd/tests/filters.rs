@@ -108,7 +108,11 @@ fn a_bad_where_expression_is_refused_with_its_position() {
         ("seq ~ \"x\"", "1:"),
     ] {
         let r = h.run(&["logs", "t", "--where", expr]);
-        assert_eq!(r.code, 1, "{expr}: {}", r.stderr);
+        assert_eq!(
+            r.code, 2,
+            "a usage error, as a bad --since: {expr}: {}",
+            r.stderr
+        );
         assert!(
             r.stderr
                 .starts_with(&format!("error: invalid --where expression at {want}")),

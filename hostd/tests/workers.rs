@@ -267,3 +267,29 @@ fn restart_gives_fresh_instances_and_clears_a_crash_loop_without_a_deploy() {
     assert_eq!(r.code, 1);
     assert!(r.stderr.contains("scaled to 0"), "{}", r.stderr);
 }
+
+#[test]
+fn a_worker_that_keeps_exiting_successfully_is_told_apart_from_one_that_crashes() {
+    let h = Hostd::start();
+    h.deploy(
+        "once",
+        "ticker.wasm",
+        &[
+            "--env",
+            "TICK_MS=10",
+            "--env",
+            "EXIT_AFTER=1",
+            "--env",
+            "EXIT_CODE=0",
+        ],
+    );
+    let rec = h.wait_log("once", "the loop's verdict", |r| {
+        line(r).starts_with("crash loop")
+    });
+    assert!(
+        line(&rec).contains("exited successfully 5 times")
+            && line(&rec).contains("a worker is meant to keep running")
+            && line(&rec).contains("--schedule"),
+        "{rec}"
+    );
+}

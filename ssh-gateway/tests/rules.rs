@@ -77,7 +77,7 @@ fn where_runs_on_the_hosts_so_only_matches_cross_the_tunnels() {
         );
     }
     let r = f.ops(&["logs", "t", "--where", "line > 3"]);
-    assert_eq!(r.code, 1);
+    assert_eq!(r.code, 2, "a usage error, like a bad --since");
     assert!(
         r.stderr.contains("invalid --where expression at 1:"),
         "{}",

@@ -595,11 +595,21 @@ impl SlotRun {
     /// the host.
     fn crashlooped(&self, exit: &instance::Exit) -> bool {
         if self.rel.record_crash() {
-            let detail = format!(
-                "crash loop: {} failed starts within {}s (last: {exit}); restarts stopped",
-                super::CRASHLOOP_STARTS,
-                super::CRASHLOOP_WINDOW.as_secs()
-            );
+            // A worker that keeps returning success did not crash: it is not
+            // a long-running program (a job, or one missing its loop).
+            let detail = if matches!(exit, instance::Exit::Code(0)) {
+                format!(
+                    "crash loop: exited successfully {} times within {}s, and a worker is meant to keep running; restarts stopped (work that finishes is a job: --schedule; `restart` tries again)",
+                    super::CRASHLOOP_STARTS,
+                    super::CRASHLOOP_WINDOW.as_secs()
+                )
+            } else {
+                format!(
+                    "crash loop: {} failed starts within {}s (last: {exit}); restarts stopped",
+                    super::CRASHLOOP_STARTS,
+                    super::CRASHLOOP_WINDOW.as_secs()
+                )
+            };
             self.log(&detail);
             set(&self.status, |s| s.state = RunState::Crashloop);
             let _ = self.events.send(Event::Crashloop {

@@ -75,12 +75,53 @@ pub fn parse_line(line: &str) -> Result<CommandLine, OpError> {
             "no command given; try `ps` or `help`",
         ));
     }
-    parse_argv(&words)
+    parse_argv(&rejoin_where(words))
+}
+
+/// `ssh gw logs api --where 'stream == stderr'` arrives as one line with the
+/// local shell's quotes gone (`… --where stream == stderr`): the words
+/// after `--where`, up to the next flag, are its one expression again.
+fn rejoin_where(words: Vec<String>) -> Vec<String> {
+    let Some(at) = words.iter().position(|w| w == "--where") else {
+        return words;
+    };
+    let end = words[at + 1..]
+        .iter()
+        // A flag (`--json`, `-f`) ends it; `-1` is a number.
+        .position(|w| {
+            w.strip_prefix('-')
+                .and_then(|r| r.chars().next())
+                .is_some_and(|c| c == '-' || c.is_ascii_alphabetic())
+        })
+        .map_or(words.len(), |i| at + 1 + i);
+    if end <= at + 2 {
+        return words;
+    }
+    let mut out: Vec<String> = words[..=at].to_vec();
+    out.push(words[at + 1..end].join(" "));
+    out.extend_from_slice(&words[end..]);
+    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_where_expression_split_by_ssh_is_one_expression_again() {
+        let cl = parse_line("logs api --where stream == stderr -f").unwrap();
+        let schema::command::Command::Logs(l) = cl.command else {
+            panic!()
+        };
+        assert_eq!(l.filter.as_deref(), Some("stream == stderr"));
+        assert!(l.follow);
+        // Quoted as one word already: unchanged.
+        let cl = parse_line("logs api --where 'status >= 500'").unwrap();
+        let schema::command::Command::Logs(l) = cl.command else {
+            panic!()
+        };
+        assert_eq!(l.filter.as_deref(), Some("status >= 500"));
+    }
 
     #[test]
     fn a_line_is_parsed_once_into_its_command() {

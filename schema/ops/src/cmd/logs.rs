@@ -25,7 +25,13 @@ pub fn check_filter(filter: Option<&str>) -> Result<Option<Filter>, OpError> {
     filter
         .map(|src| {
             schema::expr::parse_filter(src)
-                .map_err(|e| OpError::failed(format!("invalid --where expression at {e}")))
+                // A bad argument, like a bad --since: a usage error (exit 2).
+                .map_err(|e| {
+                    OpError::new(
+                        crate::error::ErrorKind::Usage,
+                        format!("invalid --where expression at {e}"),
+                    )
+                })
         })
         .transpose()
 }
