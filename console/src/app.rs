@@ -418,6 +418,10 @@ impl App {
         // Keep the selection on the same app when rows come and go.
         let selected = self.apps.get(self.overview.app_sel).map(|r| r.app.clone());
         let mut actions = Vec::new();
+        // The audit log open is live: every snapshot (a change) reloads it.
+        if self.view() == View::Audit && !self.events_only {
+            actions.push(Action::LoadAudit);
+        }
         if let (View::App, Some(d)) = (self.view(), &self.detail) {
             // Instances change without the app's row changing (a host's
             // report after a switch: v1 stopping, v2 running, the same

@@ -726,3 +726,26 @@ fn the_header_counts_new_events_and_e_opens_the_feed() {
         assert!(s.contains("events 0"), "seen once opened: {w}x{h}:\n{s}");
     }
 }
+
+#[test]
+fn a_job_says_when_it_runs_next_relatively_and_how_its_last_run_ended() {
+    let mut app = operator();
+    app.update(Event::Tick {
+        now_ms: 1_764_496_800_000,
+    });
+    let mut rows = apps();
+    let mut job = app_row("nightly", schema::AppKind::Job, 1, 1, 0, "scheduled");
+    job.next_run = Some(schema::time::rfc3339(1_764_496_812_000));
+    job.detail = Some("exit 0 after 3ms".into());
+    rows.push(job);
+    app.update(Event::Snapshot {
+        hosts: hosts(),
+        apps: rows,
+    });
+    let s = screen(&render(&mut app, 160, 48));
+    let row = s.lines().find(|l| l.contains("nightly")).unwrap_or("");
+    assert!(
+        row.contains("next run in 12s; last: exit 0 after 3ms"),
+        "{row}"
+    );
+}

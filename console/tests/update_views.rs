@@ -182,3 +182,16 @@ fn only_changes_make_the_console_dirty() {
     )]));
     assert!(app.take_dirty());
 }
+
+#[test]
+fn the_open_audit_log_reloads_on_every_change() {
+    let mut app = operator();
+    press(&mut app, Key::Char('a'));
+    assert_eq!(
+        app.update(Event::Snapshot {
+            hosts: hosts(),
+            apps: apps()
+        }),
+        vec![Action::LoadAudit]
+    );
+}

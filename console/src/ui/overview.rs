@@ -153,10 +153,28 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
                 .get(&r.app)
                 .map(|x| format!("{x:.1}"))
                 .unwrap_or_else(|| "-".into());
+            // A job: when it runs next, relative, and how the last run
+            // ended (the ISO time is in `ps --json`).
             let detail = r
                 .next_run
                 .as_ref()
-                .map(|n| format!("next run {}", n))
+                .map(|n| {
+                    let when = schema::time::parse_rfc3339(n)
+                        .map(|t| {
+                            let secs = ((t - app.now_ms).max(0) + 999) / 1000;
+                            format!(
+                                "in {}",
+                                schema::time::human_duration(std::time::Duration::from_secs(
+                                    secs as u64
+                                ))
+                            )
+                        })
+                        .unwrap_or_else(|| n.clone());
+                    match &r.detail {
+                        Some(last) => format!("next run {when}; last: {last}"),
+                        None => format!("next run {when}"),
+                    }
+                })
                 .or_else(|| r.detail.clone())
                 .or_else(|| r.messages.as_ref().map(schema::MessageStats::summary));
             vec![
