@@ -242,23 +242,7 @@ fn logs_fan_in_from_every_host_and_resume_after_a_tunnel_cut() {
         recs.iter().map(|r| r["host"].as_str().unwrap()).collect();
     assert_eq!(hosts.into_iter().collect::<Vec<_>>(), vec!["h1", "h2"]);
 
-    let mut follower = std::process::Command::new(hostd_bin())
-        .args([
-            "--gateway",
-            &format!("alice@{}", f.addr()),
-            "--accept-new-host-key",
-            "logs",
-            "t",
-            "-f",
-            "--json",
-            "--tail",
-            "0",
-        ])
-        .env("HOME", f.path("home"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut follower = f.ops_child(&["logs", "t", "-f", "--json", "--tail", "0"]);
     let mut lines = Lines::new(follower.stdout.take().unwrap());
     let parse = |l: &str| serde_json::from_str::<serde_json::Value>(l).unwrap();
     lines.wait_for("records from h2", |l| parse(l)["host"] == "h2");

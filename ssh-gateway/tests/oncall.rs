@@ -194,23 +194,9 @@ fn follow_until(
     args: &[&str],
     enough: impl Fn(&[serde_json::Value]) -> bool,
 ) -> Vec<serde_json::Value> {
-    let mut child = std::process::Command::new(hostd_bin())
-        .args([
-            "--gateway",
-            &format!("alice@{}", f.addr()),
-            "--accept-new-host-key",
-            "logs",
-            app,
-            "-f",
-            "--json",
-        ])
-        .args(args)
-        .env("HOME", f.path("home"))
-        .env_remove("CRANEFLEET_GATEWAY")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("hostd logs -f");
+    let mut all = vec!["logs", app, "-f", "--json"];
+    all.extend_from_slice(args);
+    let mut child = f.ops_child(&all);
     let mut lines = Lines::new(child.stdout.take().expect("stdout"));
     let parse = |seen: &[String]| -> Vec<serde_json::Value> {
         seen.iter()
@@ -375,21 +361,7 @@ fn events_list_hosts_going_and_coming_and_follow_prints_them_as_they_happen() {
     let mut f = Fleet::start_with(&["--down-after-s", "600"]);
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
-    let mut child = std::process::Command::new(hostd_bin())
-        .args([
-            "--gateway",
-            &format!("alice@{}", f.addr()),
-            "--accept-new-host-key",
-            "events",
-            "-f",
-            "--json",
-        ])
-        .env("HOME", f.path("home"))
-        .env_remove("CRANEFLEET_GATEWAY")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("hostd events -f");
+    let mut child = f.ops_child(&["events", "-f", "--json"]);
     let mut lines = Lines::new(child.stdout.take().expect("stdout"));
     f.stop_agent(1);
     let down = lines.wait_for("the host-down event, followed", |l| {
@@ -413,20 +385,7 @@ fn events_list_hosts_going_and_coming_and_follow_prints_them_as_they_happen() {
     );
     // The console's feed rides on the watch stream (it runs until the
     // client goes: read one snapshot).
-    let mut w = std::process::Command::new(hostd_bin())
-        .args([
-            "--gateway",
-            &format!("alice@{}", f.addr()),
-            "--accept-new-host-key",
-            "watch",
-            "--json",
-        ])
-        .env("HOME", f.path("home"))
-        .env_remove("CRANEFLEET_GATEWAY")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .expect("hostd watch");
+    let mut w = f.ops_child(&["watch", "--json"]);
     let mut wl = Lines::new(w.stdout.take().expect("stdout"));
     let snap = wl.wait_for("a snapshot", |l| l.starts_with('{'));
     let _ = w.kill();

@@ -348,6 +348,25 @@ impl Fleet {
         )
     }
 
+    /// `hostd --gateway alice@gw …` left running (`logs -f`, `events -f`,
+    /// `watch`), its stdout piped; the caller kills it.
+    pub fn ops_child(&self, args: &[&str]) -> std::process::Child {
+        Command::new(hostd_bin())
+            .args([
+                "--gateway",
+                &format!("alice@{}", self.addr()),
+                "--accept-new-host-key",
+            ])
+            .args(args)
+            .env("HOME", self.path("home"))
+            .env_remove("CRANEFLEET_GATEWAY")
+            .env("CRANEFLEET_LOG", "warn")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("hostd --gateway …")
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.push("--json");
