@@ -55,6 +55,8 @@ pub struct Context<'a> {
     /// The apps as last pushed: the confirmation names the active release
     /// and the current replicas ("scale api from 2 to 4").
     pub apps: &'a [PsRow],
+    /// Apps this console deployed that a snapshot may not list yet.
+    pub deployed: &'a [String],
 }
 
 impl Context<'_> {
@@ -134,6 +136,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
         && !matches!(cmd, Command::Deploy(_))
         && !cx.apps.is_empty()
         && cx.app(app).is_none()
+        && !cx.deployed.iter().any(|d| d == app)
     {
         return Intent::Usage(format!("unknown app {app:?}"));
     }

@@ -304,10 +304,19 @@ impl App {
                 self.history.remove(0);
             }
         }
+        // Apps this console just deployed count as known before the next
+        // snapshot lists them.
+        let deployed: Vec<String> = self
+            .ops
+            .iter()
+            .filter(|o| o.command == "deploy" && o.outcome.as_ref().is_some_and(|x| x.ok))
+            .map(|o| o.app.clone())
+            .collect();
         let cx = prompt::Context {
             role: self.role,
             front: self.front,
             apps: &self.apps,
+            deployed: &deployed,
         };
         match prompt::interpret(line, &cx) {
             Intent::Overview => {
