@@ -14,6 +14,7 @@ pub mod cron;
 pub mod expr;
 pub mod frame;
 pub mod grant;
+pub mod info;
 pub mod logbatch;
 pub mod manifest;
 pub mod migrations;
@@ -26,6 +27,7 @@ pub mod tunnel;
 pub mod types;
 
 pub use actor::Actor;
+pub use info::AppInfo;
 pub use manifest::{Manifest, ManifestError};
 pub use state::{HostState, RunState, Tone};
 pub use types::*;

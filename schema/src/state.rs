@@ -181,17 +181,6 @@ impl HostState {
     }
 }
 
-impl crate::types::ReleaseState {
-    pub fn table_tone(self) -> Option<Tone> {
-        use crate::types::ReleaseState as R;
-        match self {
-            R::Active => Some(Tone::Good),
-            R::Failed | R::Crashloop => Some(Tone::Bad),
-            R::Staged | R::Superseded => None,
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

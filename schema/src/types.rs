@@ -90,6 +90,18 @@ pub enum ReleaseState {
 }
 
 impl ReleaseState {
+    /// The colour of its STATE cell in a table on a terminal.
+    pub fn table_tone(self) -> Option<crate::state::Tone> {
+        use crate::state::Tone;
+        match self {
+            ReleaseState::Active => Some(Tone::Good),
+            ReleaseState::Failed | ReleaseState::Crashloop => Some(Tone::Bad),
+            ReleaseState::Staged | ReleaseState::Superseded => None,
+        }
+    }
+}
+
+impl ReleaseState {
     pub fn as_str(self) -> &'static str {
         match self {
             ReleaseState::Staged => "staged",
@@ -648,37 +660,4 @@ pub struct KvOutcome {
     /// `list`: more keys follow.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub more: bool,
-}
-
-/// What `info APP` shows: everything about an app but its code, never a
-/// secret's value.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-pub struct AppInfo {
-    pub app: String,
-    pub kind: AppKind,
-    pub release: Option<Version>,
-    pub replicas: u32,
-    /// Where it runs (the fleet's placement; a single host: itself).
-    pub hosts: Vec<String>,
-    /// The network it may reach.
-    pub grants: Vec<String>,
-    /// `sqlite` (each host's own) or `redis`.
-    pub keyvalue: String,
-    /// The Redis URL, password masked.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub keyvalue_url: Option<String>,
-    pub keyvalue_max_mb: u64,
-    pub buckets: Vec<String>,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub schedule: Option<String>,
-    pub memory_mb: u64,
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub timeout_ms: Option<u64>,
-    pub health: crate::manifest::Health,
-    /// Names only.
-    pub env: Vec<String>,
-    /// Names, secrets flagged; never a value.
-    pub config: Vec<ConfigRow>,
-    #[serde(default)]
-    pub labels: std::collections::BTreeMap<String, String>,
 }

@@ -232,7 +232,7 @@ impl Fleet {
                 .await
             {
                 Ok(from) => {
-                    self.tallies.rollback(crate::metrics::RollbackKind::Manual);
+                    self.tallies.rollback(super::tallies::RollbackKind::Manual);
                     let d = format!(
                         "{} -> {v} fleet-wide, following a local rollback on {host}",
                         from.map(|f| f.to_string()).unwrap_or_else(|| "none".into())

@@ -97,7 +97,7 @@ pub struct Fleet {
     /// their hosts.
     closing: std::sync::atomic::AtomicBool,
     /// Deploys and rollbacks since the gateway started (`--metrics`).
-    pub tallies: crate::metrics::Tallies,
+    pub tallies: tallies::Tallies,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -182,7 +182,7 @@ impl Fleet {
             keyvalue_url,
             kv: tokio::sync::Mutex::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
-            tallies: crate::metrics::Tallies::default(),
+            tallies: tallies::Tallies::default(),
         });
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
@@ -528,6 +528,7 @@ mod capability;
 mod hosts;
 mod ops;
 mod registry;
+pub mod tallies;
 mod view;
 
 // What hosts report, applied by one task.

@@ -14,8 +14,8 @@ use schema::{DeployOutcome, ReleaseState, RestartOutcome, RollbackOutcome, Scale
 
 use std::time::Instant;
 
+use super::tallies::{DeployTally, RollbackKind};
 use super::{Fleet, FleetError, Progress, ProgressTx, Step};
-use crate::metrics::{DeployTally, RollbackKind};
 use crate::placement;
 use crate::store::{self, ReleaseRecord};
 

@@ -64,12 +64,12 @@ impl Fleet {
 
     /// Every host the gateway knows of, as it last heard (`--metrics`),
     /// by name.
-    pub fn host_states(&self) -> Vec<crate::metrics::HostFigures> {
+    pub fn host_states(&self) -> Vec<super::tallies::HostFigures> {
         let mut v: Vec<_> = self
             .registry
             .snapshot()
             .into_iter()
-            .map(|(name, l)| crate::metrics::HostFigures {
+            .map(|(name, l)| super::tallies::HostFigures {
                 name,
                 state: l.state,
                 instances: l.hb.as_ref().map_or(0, |h| h.instances),

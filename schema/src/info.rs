@@ -1,0 +1,41 @@
+//! What `info APP` answers: an app's settings as a release records them
+//! (its manifest) and where it runs.
+
+use serde::{Deserialize, Serialize};
+
+use crate::manifest::Health;
+use crate::names::Version;
+use crate::types::{AppKind, ConfigRow};
+
+/// What `info APP` shows: everything about an app but its code, never a
+/// secret's value.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AppInfo {
+    pub app: String,
+    pub kind: AppKind,
+    pub release: Option<Version>,
+    pub replicas: u32,
+    /// Where it runs (the fleet's placement; a single host: itself).
+    pub hosts: Vec<String>,
+    /// The network it may reach.
+    pub grants: Vec<String>,
+    /// `sqlite` (each host's own) or `redis`.
+    pub keyvalue: String,
+    /// The Redis URL, password masked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub keyvalue_url: Option<String>,
+    pub keyvalue_max_mb: u64,
+    pub buckets: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule: Option<String>,
+    pub memory_mb: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout_ms: Option<u64>,
+    pub health: Health,
+    /// Names only.
+    pub env: Vec<String>,
+    /// Names, secrets flagged; never a value.
+    pub config: Vec<ConfigRow>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+}
