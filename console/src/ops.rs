@@ -70,9 +70,14 @@ impl Pending {
     pub fn question(&self) -> String {
         match self {
             Pending::Rollback { app, to, from } => {
+                // A newer target is a roll forward, and says so.
+                let verb = match (to, from) {
+                    (Some(t), Some(f)) if t > f => "Roll forward",
+                    _ => "Roll back",
+                };
                 let from = from.map(|v| format!(" from {v}")).unwrap_or_default();
                 match to {
-                    Some(v) => format!("Roll back {app}{from} to {v}?"),
+                    Some(v) => format!("{verb} {app}{from} to {v}?"),
                     None => format!("Roll back {app}{from} to the release before it?"),
                 }
             }
@@ -80,12 +85,18 @@ impl Pending {
                 app,
                 from: Some(f),
                 to,
-            } => format!("Scale {app} from {f} to {to} replicas?"),
+            } => format!(
+                "Scale {app} from {f} to {to} replica{}?",
+                if *to == 1 { "" } else { "s" }
+            ),
             Pending::Scale {
                 app,
                 from: None,
                 to,
-            } => format!("Scale {app} to {to} replicas?"),
+            } => format!(
+                "Scale {app} to {to} replica{}?",
+                if *to == 1 { "" } else { "s" }
+            ),
             Pending::Rm { app } => {
                 format!("Remove {app}? Every instance stops; its releases stay in the audit log.")
             }

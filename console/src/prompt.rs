@@ -207,6 +207,13 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             if d.file.is_none() && d.manifest.is_none() {
                 return Intent::Usage(format!("deploy {app} needs a FILE: the path of a .wasm"));
             }
+            // Checked before asking: a question about a file that is not
+            // there is noise.
+            if let Some(path) = d.file.as_deref().or(d.manifest.as_deref())
+                && !std::path::Path::new(path).is_file()
+            {
+                return Intent::Usage(format!("no such file: {path}"));
+            }
             let source = d.file.clone().or(d.manifest.clone()).unwrap_or_default();
             Intent::Confirm(Pending::Deploy {
                 app,

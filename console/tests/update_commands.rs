@@ -256,25 +256,68 @@ fn deploy_over_ssh_is_refused_with_a_clear_message() {
 
 #[test]
 fn deploy_in_the_local_console_confirms_then_runs_the_typed_command() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let wasm = dir.path().join("api.wasm");
+    std::fs::write(&wasm, b"\0asm").expect("write");
+    let path = wasm.display().to_string();
     let mut app = operator();
-    prompt(&mut app, "deploy api ./build/api.wasm --replicas 2");
+    // A file that is not there is said before anything is asked.
+    prompt(&mut app, "deploy api ./no/such/api.wasm");
+    assert!(matches!(app.mode(), Mode::Normal), "{:?}", app.mode());
+    assert!(
+        status(&app).contains("no such file: ./no/such/api.wasm"),
+        "{}",
+        status(&app)
+    );
+    prompt(&mut app, &format!("deploy api {path} --replicas 2"));
     let Mode::Confirm(p) = app.mode() else {
         panic!("{:?} {}", app.mode(), status(&app))
     };
     assert_eq!(
         p.question(),
-        "Deploy a new release of api from ./build/api.wasm?"
+        format!("Deploy a new release of api from {path}?")
     );
     assert_eq!(
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
             id: 1,
-            request: request("deploy api ./build/api.wasm --replicas 2")
+            request: request(&format!("deploy api {path} --replicas 2"))
         }]
     );
     prompt(&mut app, "deploy api -");
     assert!(
         is_error(&app) && status(&app).contains("no stdin"),
+        "{}",
+        status(&app)
+    );
+}
+
+#[test]
+fn confirmations_say_roll_forward_pluralise_and_no_rollback_is_offered_before_v1() {
+    let mut app = operator();
+    prompt(&mut app, "scale api 1");
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert_eq!(p.question(), "Scale api from 3 to 1 replica?");
+    press(&mut app, Key::Char('n'));
+    prompt(&mut app, "rollback ticker --to v9");
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert_eq!(p.question(), "Roll forward ticker from v7 to v9?");
+    press(&mut app, Key::Char('n'));
+    // An app at its first release: `r` says there is nothing before it.
+    let mut rows = apps();
+    rows[0].release = Some(schema::Version(1));
+    app.update(Event::Snapshot {
+        hosts: hosts(),
+        apps: rows,
+    });
+    press(&mut app, Key::Char('r'));
+    assert!(matches!(app.mode(), Mode::Normal), "{:?}", app.mode());
+    assert!(
+        status(&app).contains("no release before v1"),
         "{}",
         status(&app)
     );

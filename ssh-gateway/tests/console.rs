@@ -130,7 +130,7 @@ fn rollback_typed_in_the_ssh_console_switches_the_active_release() {
     resize_and_check(&mut p, 90, 28);
     // Keys still act on the fleet after the resize: roll forward again.
     p.send(b":rollback ticker --to v2\r");
-    p.wait_text("Roll back ticker from v1 to v2");
+    p.wait_text("Roll forward ticker from v1 to v2");
     p.send(b"y");
     p.wait_text("ticker: v1 -> v2");
     assert_eq!(active(&f, "ticker"), "v2");

@@ -247,6 +247,14 @@ impl App {
                 .map(|r| r.version),
             _ => None,
         };
+        // Nothing before the first release: say so rather than ask.
+        if to.is_none() && from == Some(schema::Version(1)) {
+            self.say(
+                Level::Error,
+                format!("{app} has no release before v1 to roll back to"),
+            );
+            return;
+        }
         self.mode = Mode::Confirm(Pending::Rollback { app, to, from });
     }
 
