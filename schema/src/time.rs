@@ -180,6 +180,16 @@ pub fn human_duration(d: Duration) -> String {
     }
 }
 
+/// "in 12s" for a time to come, relative to `now` (rounded up to the
+/// second: "in 0s" only once it is due).
+pub fn until(then: UnixMillis, now: UnixMillis) -> String {
+    let ms = then.saturating_sub(now).max(0) as u64;
+    format!(
+        "in {}",
+        human_duration(Duration::from_secs(ms.div_ceil(1000)))
+    )
+}
+
 /// "4m ago" for a past timestamp, relative to `now`.
 pub fn ago(then: UnixMillis, now: UnixMillis) -> String {
     let d = Duration::from_millis(now.saturating_sub(then).max(0) as u64);

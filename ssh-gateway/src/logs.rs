@@ -477,3 +477,55 @@ async fn follow_host(
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use schema::logbatch::{LogBatchWriter, LogRef};
+
+    fn batch(host_seq: u64, n: u64, time: i64) -> LogBatch {
+        let mut w = LogBatchWriter::new(1, "a");
+        for i in 0..n {
+            w.push(&LogRef {
+                seq: host_seq + i,
+                time: time + i as i64,
+                release: Some(1),
+                instance: "a.1",
+                stream: schema::Stream::Stdout,
+                line: "x",
+                partial: false,
+            });
+        }
+        let frame = w.finish();
+        let (f, _) = schema::frame::decode(&frame, schema::tunnel::MAX_TUNNEL_FRAME)
+            .expect("a frame")
+            .expect("whole");
+        LogBatch::decode(&f.body).expect("a batch")
+    }
+
+    /// A host that floods while another never speaks: what waits for the
+    /// silent one stays at the ceiling, the rest is printed.
+    #[test]
+    fn records_held_for_ordering_are_bounded_whatever_one_host_sends() {
+        let mut order = Reorder {
+            hosts: 2,
+            ..Reorder::default()
+        };
+        let mut p = LogWriter::new(ops::LogFormat::Text);
+        let loud: Arc<str> = "loud".into();
+        let mut sent = 0u64;
+        for b in 0..40 {
+            order.add(loud.clone(), batch(sent + 1, 4096, b * 10_000));
+            sent += 4096;
+            order.release(&mut p, false);
+            assert!(
+                order.held.len() <= MAX_HELD,
+                "{} held after {sent}",
+                order.held.len()
+            );
+        }
+        assert!(sent as usize > MAX_HELD * 2);
+        order.release(&mut p, true);
+        assert!(order.held.is_empty());
+    }
+}

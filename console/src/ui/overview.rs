@@ -160,15 +160,7 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
                 .as_ref()
                 .map(|n| {
                     let when = schema::time::parse_rfc3339(n)
-                        .map(|t| {
-                            let secs = ((t - app.now_ms).max(0) + 999) / 1000;
-                            format!(
-                                "in {}",
-                                schema::time::human_duration(std::time::Duration::from_secs(
-                                    secs as u64
-                                ))
-                            )
-                        })
+                        .map(|t| schema::time::until(t, app.now_ms))
                         .unwrap_or_else(|| n.clone());
                     match &r.detail {
                         Some(last) => format!("next run {when}; last: {last}"),

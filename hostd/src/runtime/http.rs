@@ -279,9 +279,12 @@ where
     route.requests.fetch_add(1, Ordering::Relaxed);
     let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let instance: Arc<str> = format!("{}.req-{n}", route.app).into();
+    // The release is taken once: the one that serves the request is the
+    // one its access record names, even across a switch.
+    let rel = route.current();
     // What the access record says, taken before the request is consumed.
-    let access = route
-        .current()
+    let access = rel
+        .as_ref()
         .filter(|r| r.manifest.http.access_log())
         .map(|rel| AccessRecord {
             logs: rt.logs.clone(),
@@ -294,7 +297,7 @@ where
             started,
             bytes: 0,
         });
-    let resp = serve_inner(rt, route, req, body_exceeded, instance).await;
+    let resp = serve_inner(rt, route, rel, req, body_exceeded, instance).await;
     if resp.status().is_server_error() {
         route.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -304,7 +307,7 @@ where
     match access {
         // Recorded when the body's last byte has gone (or the client left).
         Some(mut a) => {
-            a.status = resp.status().as_u16();
+            a.status = status;
             resp.map(|body| {
                 Recorded {
                     inner: body,
@@ -392,6 +395,7 @@ impl Body for Recorded {
 async fn serve_inner<B>(
     rt: &Arc<Runtime>,
     route: &Arc<HttpRoute>,
+    rel: Option<Arc<ReleaseRun>>,
     req: Request<B>,
     body_exceeded: Arc<AtomicBool>,
     instance: Arc<str>,
@@ -400,7 +404,7 @@ where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
-    let Some(rel) = route.current() else {
+    let Some(rel) = rel else {
         return text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{} has no active release on this host\n", route.app),

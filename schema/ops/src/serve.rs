@@ -227,7 +227,6 @@ async fn events<O: Operations, S: Sink>(
         // pruned away meanwhile).
         let new = match seen.last().and_then(|l| now.iter().rposition(|e| e == l)) {
             Some(i) => now[i + 1..].to_vec(),
-            None if seen.is_empty() => now.clone(),
             None => now.clone(),
         };
         if !new.is_empty() {

@@ -116,13 +116,9 @@ impl Fleet {
                     let rows = rows_of(&a.name);
                     let running = rows.iter().map(|r| r.running).sum();
                     let restarts = rows.iter().map(|r| r.restarts).sum();
-                    let messages = rows.iter().filter_map(|r| r.messages.as_ref()).fold(
-                        None,
-                        |acc: Option<MessageStats>, m| {
-                            let mut acc = acc.unwrap_or_default();
-                            acc.merge(m);
-                            Some(acc)
-                        },
+                    let messages = merged(
+                        rows.iter().filter_map(|r| r.messages.as_ref()),
+                        MessageStats::merge,
                     );
                     // A host holding the app stopped (0 replicas) being down
                     // costs the app nothing.
@@ -176,13 +172,9 @@ impl Fleet {
                             ))
                         },
                         messages,
-                        requests: rows.iter().filter_map(|r| r.requests.as_ref()).fold(
-                            None,
-                            |acc: Option<RequestStats>, m| {
-                                let mut acc = acc.unwrap_or_default();
-                                acc.merge(m);
-                                Some(acc)
-                            },
+                        requests: merged(
+                            rows.iter().filter_map(|r| r.requests.as_ref()),
+                            RequestStats::merge,
                         ),
                         hosts: placed.keys().cloned().collect(),
                     }
@@ -230,4 +222,16 @@ impl InstancesOf for Heartbeat {
             .cloned()
             .collect()
     }
+}
+
+/// The hosts' figures of an app as the fleet's (`None`: no host has any).
+fn merged<'a, T: Default + 'a>(
+    each: impl Iterator<Item = &'a T>,
+    merge: fn(&mut T, &T),
+) -> Option<T> {
+    each.fold(None, |acc, x| {
+        let mut acc = acc.unwrap_or_default();
+        merge(&mut acc, x);
+        Some(acc)
+    })
 }
