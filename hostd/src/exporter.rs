@@ -126,6 +126,24 @@ impl prom::Source for HostMetrics {
             );
         }
 
+        out.family(
+            "cranefleet_http_instances_created_total",
+            "Instances this host made to serve the app's requests (one per request unless reuse is on).",
+            Kind::Counter,
+        );
+        for (a, route) in &http {
+            let n = route.instantiated.load(std::sync::atomic::Ordering::Relaxed);
+            out.sample(&[("app", &a.name), ("host", host)], n);
+        }
+        out.family(
+            "cranefleet_http_warm_instances",
+            "Instances of the app kept warm for a next request (reuse on).",
+            Kind::Gauge,
+        );
+        for (a, route) in &http {
+            out.sample(&[("app", &a.name), ("host", host)], u64::from(route.warm().0));
+        }
+
         let messages: Vec<_> = apps
             .iter()
             .filter(|a| a.status.kind == AppKind::Message)

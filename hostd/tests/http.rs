@@ -7,6 +7,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use common::*;
+use serde_json::Value;
 
 #[test]
 fn routes_by_host_label_and_by_path_prefix() {
@@ -567,4 +568,151 @@ fn every_request_gets_an_access_record_that_the_filter_language_reads_unless_the
         .ok()
         .json_lines();
     assert_eq!(after.len(), 4, "{after:?}");
+}
+
+/// The guest's own count of the requests its instance served.
+fn count(addr: &str, app: &str) -> String {
+    let r = get(addr, &format!("{app}.localhost"), "/count");
+    assert_eq!(r.status, 200, "{}", r.text());
+    r.text().trim().to_string()
+}
+
+#[test]
+fn with_reuse_one_instance_serves_n_requests_then_a_fresh_one_takes_over() {
+    let h = Hostd::start();
+    let out = h.deploy("warm", "http-hello.wasm", &["--reuse", "3"]);
+    assert_eq!(out["state"], "active", "{out}");
+    h.deploy("cold", "http-hello.wasm", &[]);
+    let addr = h.http_addr();
+    let counts: Vec<String> = (0..7).map(|_| count(&addr, "warm")).collect();
+    assert_eq!(
+        counts,
+        ["count 1", "count 2", "count 3", "count 1", "count 2", "count 3", "count 1"],
+        "the guest's global counter: 3 requests per instance, then a fresh one"
+    );
+    // Without reuse every request meets a fresh instance.
+    for _ in 0..3 {
+        assert_eq!(count(&addr, "cold"), "count 1");
+    }
+    // The access records name the instance that served each request: the
+    // first three share one.
+    let recs = wait_for("7 access records", || {
+        let recs: Vec<Value> = h
+            .logs("warm")
+            .into_iter()
+            .filter(|r| r["stream"] == "access")
+            .collect();
+        (recs.len() == 7).then_some(recs)
+    });
+    let names: Vec<&str> = recs.iter().map(|r| r["instance"].as_str().unwrap()).collect();
+    assert_eq!(names[0], names[1]);
+    assert_eq!(names[1], names[2]);
+    assert_ne!(names[2], names[3]);
+    assert_eq!(names[3], names[5]);
+    // ps and info say so.
+    let row = h.app("warm");
+    assert_eq!(row["detail"], "reuse 3: 1 warm instance", "{row}");
+    let hosts = h.json(&["hosts"]);
+    assert!(
+        hosts[0]["memory_bytes"].as_u64().unwrap() > 0,
+        "the warm instance's memory is counted: {hosts}"
+    );
+    assert!(h.app("cold")["detail"].is_null());
+    let info = h.json(&["info", "warm"]);
+    assert_eq!(info["http"]["reuse"], 3, "{info}");
+    let text = h.run(&["info", "warm"]).ok().stdout;
+    assert!(
+        text.contains("instances reused for 3 requests (globals survive between requests)"),
+        "{text}"
+    );
+    assert!(h.run(&["info", "cold"]).ok().stdout.contains("a fresh instance per request"));
+}
+
+#[test]
+fn with_reuse_a_trap_or_a_deadline_discards_the_instance() {
+    let h = Hostd::start();
+    h.deploy("warm", "http-hello.wasm", &["--reuse", "100", "--timeout-ms", "500"]);
+    let addr = h.http_addr();
+    assert_eq!(count(&addr, "warm"), "count 1");
+    assert_eq!(count(&addr, "warm"), "count 2");
+    assert_eq!(get(&addr, "warm.localhost", "/trap").status, 500);
+    assert_eq!(count(&addr, "warm"), "count 1", "a trapped instance is never entered again");
+    assert_eq!(count(&addr, "warm"), "count 2");
+    assert_eq!(get(&addr, "warm.localhost", "/hang").status, 504);
+    assert_eq!(count(&addr, "warm"), "count 1", "an interrupted instance is dropped");
+}
+
+#[test]
+fn with_reuse_a_release_switch_never_lets_an_old_instance_serve_a_request() {
+    let h = Hostd::start();
+    h.deploy("ver", "http-version-v1.wasm", &["--reuse", "1000", "--replicas", "1"]);
+    let addr = h.http_addr();
+    for n in 1..=3 {
+        assert_eq!(count(&addr, "ver"), format!("version v1 count {n}"));
+    }
+    h.deploy("ver", "http-version-v2.wasm", &[]);
+    assert_eq!(count(&addr, "ver"), "version v2 count 1");
+    // Back to v1: a fresh v1 instance, not the one that counted to 3.
+    h.json(&["rollback", "ver"]);
+    assert_eq!(count(&addr, "ver"), "version v1 count 1");
+    // A restart gives fresh instances too.
+    h.json(&["restart", "ver"]);
+    assert_eq!(count(&addr, "ver"), "version v1 count 1");
+
+    // Under load on 4 replicas: once a deploy or rollback has returned,
+    // every request is answered by the new release, and none fails.
+    h.json(&["scale", "ver", "4"]);
+    let load = Load::start(&addr, 4);
+    for (switch, want) in [("v3", "version v3"), ("rollback", "version v1"), ("v2", "version v2")] {
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        if switch == "rollback" {
+            h.json(&["rollback", "ver", "--to", "v1"]);
+        } else {
+            h.deploy("ver", &format!("http-version-{switch}.wasm"), &[]);
+        }
+        for _ in 0..30 {
+            let got = get(&addr, "ver.localhost", "/").text();
+            assert_eq!(got.trim(), want, "after the switch to {switch}");
+        }
+    }
+    let (total, failures, _) = load.finish();
+    assert!(
+        failures.is_empty(),
+        "{} of {total} requests failed: {:?}",
+        failures.len(),
+        &failures[..failures.len().min(5)]
+    );
+}
+
+#[test]
+fn with_reuse_the_memory_cap_holds_across_requests() {
+    let h = Hostd::start();
+    h.deploy("warm", "http-hello.wasm", &["--reuse", "1000", "--memory-mb", "32"]);
+    let addr = h.http_addr();
+    // Each request keeps 2 MiB more in the same instance, until the cap.
+    let mut kept = Vec::new();
+    let refused = (0..20).find_map(|_| {
+        let r = get(&addr, "warm.localhost", "/grow?kb=2048");
+        if r.status == 200 {
+            kept.push(r.text());
+            None
+        } else {
+            Some(r)
+        }
+    });
+    let refused = refused.unwrap_or_else(|| panic!("the cap stops the growth before 40 MiB: {kept:?}"));
+    assert_eq!(refused.status, 500, "{}", refused.text());
+    assert!(
+        kept.len() >= 3 && kept.len() < 8,
+        "2 MiB a request under a 32 MiB cap (17 MiB declared): {kept:?}"
+    );
+    assert_eq!(
+        kept.last().map(String::as_str),
+        Some(format!("grown 2048 total {}\n", kept.len() * 2048).as_str()),
+        "one instance kept every grant"
+    );
+    h.wait_log("warm", "the refusal", |r| {
+        line(r).contains("memory.grow was refused at the cap of 32 MiB")
+    });
+    assert_eq!(count(&addr, "warm"), "count 1", "the instance that hit the cap is gone");
 }

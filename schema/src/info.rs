@@ -7,6 +7,16 @@ use crate::manifest::Health;
 use crate::names::Version;
 use crate::types::{AppKind, ConfigRow};
 
+/// An http app's serving settings.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HttpInfo {
+    /// Requests one instance serves before it is dropped (1: a fresh
+    /// instance per request).
+    pub reuse: u32,
+    /// One `access` record per request.
+    pub access_log: bool,
+}
+
 /// What `info APP` shows: everything about an app but its code, never a
 /// secret's value.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,6 +42,9 @@ pub struct AppInfo {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,
     pub health: Health,
+    /// http apps: how requests are served and recorded (`[http]`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub http: Option<HttpInfo>,
     /// Names only.
     pub env: Vec<String>,
     /// Names, secrets flagged; never a value.

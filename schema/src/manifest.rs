@@ -421,7 +421,16 @@ pub struct Http {
     /// bytes); default on.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub access_log: Option<bool>,
+    /// Requests one instance serves, one after another, before it is
+    /// dropped (default 1: a fresh instance per request). Above 1 the
+    /// guest's globals and memory survive from one request to the next,
+    /// as in a warm Lambda: opt in only for code written for it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reuse: Option<u32>,
 }
+
+/// Most requests one instance may serve before it is dropped.
+pub const MAX_REUSE: u32 = 100_000;
 
 impl Http {
     pub fn is_default(&self) -> bool {
@@ -430,6 +439,11 @@ impl Http {
 
     pub fn access_log(&self) -> bool {
         self.access_log.unwrap_or(true)
+    }
+
+    /// Requests per instance: 1 unless reuse was asked for.
+    pub fn reuse(&self) -> u32 {
+        self.reuse.unwrap_or(1).max(1)
     }
 }
 
@@ -642,6 +656,21 @@ impl Manifest {
             1,
             MAX_HEALTH_WINDOW_S,
         )?;
+        within(
+            "http.reuse",
+            self.http.reuse.map(u64::from),
+            1,
+            u64::from(MAX_REUSE),
+        )?;
+        if self.http.reuse.is_some() && self.kind != AppKind::Http {
+            return Err(field(
+                "http.reuse",
+                format!(
+                    "only http apps serve requests; this app is kind {}",
+                    self.kind
+                ),
+            ));
+        }
         Ok(())
     }
 

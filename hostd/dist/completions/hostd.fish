@@ -138,6 +138,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l health-path -d 'h
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l health-rule -d 'A rule over the app\'s metrics; true during the window rolls back' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l health-window-s -d 'How long after a switch health is checked, seconds (default 30)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l access-log -d 'http: one `access` log record per request (default on)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l reuse -d 'http: requests one instance serves before it is dropped (default 1, at most 100000). Above 1 globals survive between requests: only for code written for it' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l allow-outbound -d 'Network the app may reach: http://HOST:PORT, https://*.example.com, tcp://HOST:PORT (repeatable)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l keyvalue-url -d 'wasi:keyvalue in a shared Redis (redis://…) instead of the host\'s SQLite store' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l keyvalue-max-mb -d 'Quota of the host\'s key-value store, MiB (default 64)' -r

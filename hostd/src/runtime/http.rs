@@ -1,6 +1,13 @@
 //! wasi:http apps: one fresh instance per request, from a `ProxyPre`
 //! prepared once per release, instantiated by the pooling allocator.
 //!
+//! An app that opts in (`[http] reuse = N`) keeps its instances warm: one
+//! serves up to N requests one after another before it is dropped, and is
+//! dropped at once after a trap or a deadline, after [`REUSE_IDLE`] without
+//! a request, and when the release switches (a request never meets an
+//! instance of another release than the one it was routed to). Warm
+//! instances are bounded by `replicas`, like running ones.
+//!
 //! A request takes the release that is active when it arrives and keeps it
 //! to its end, so a deploy or rollback switches new requests at once while
 //! requests in flight finish on the code they started on: a switch fails no
@@ -10,7 +17,7 @@
 use std::collections::HashMap;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
@@ -22,7 +29,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::ProxyPre;
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
@@ -33,6 +40,21 @@ use super::{Code, ReleaseRun, Runtime};
 
 /// Requests that may wait for a free instance, per replica.
 pub const QUEUE_PER_REPLICA: usize = 32;
+
+/// A warm instance not used for this long is dropped.
+pub const REUSE_IDLE: Duration = Duration::from_secs(30);
+
+/// An instance kept between requests: its store, the app instantiated in
+/// it, and the release it is an instance of.
+struct Warm {
+    store: Store<P2State>,
+    proxy: Proxy,
+    rel: Arc<ReleaseRun>,
+    name: Arc<str>,
+    /// Requests it has served.
+    served: u32,
+    idle_since: Instant,
+}
 
 /// The serving state of one http app on this host.
 pub struct HttpRoute {
@@ -51,6 +73,12 @@ pub struct HttpRoute {
     /// The same since the route was made, for `--metrics`.
     pub totals: super::metrics::Totals,
     next_id: AtomicU64,
+    /// Instances waiting for their next request (reuse on), hottest last.
+    warm: Mutex<Vec<Warm>>,
+    /// Whether a task drops idle warm instances now.
+    reaping: AtomicBool,
+    /// Instances made for this route, fresh ones (reuse or not).
+    pub instantiated: AtomicU64,
 }
 
 impl HttpRoute {
@@ -67,6 +95,9 @@ impl HttpRoute {
             metrics: super::metrics::Window::default(),
             totals: super::metrics::Totals::default(),
             next_id: AtomicU64::new(0),
+            warm: Mutex::new(Vec::new()),
+            reaping: AtomicBool::new(false),
+            instantiated: AtomicU64::new(0),
         }
     }
 
@@ -79,16 +110,86 @@ impl HttpRoute {
     }
 
     /// Switches new requests to `rel`; requests in flight keep theirs.
+    /// Warm instances are dropped (a restart sets the same release again
+    /// to get fresh ones), and one that finishes a request of the old
+    /// release afterwards is not kept.
     pub fn set_release(&self, rel: Arc<ReleaseRun>) {
         *self.release.write().unwrap_or_else(|p| p.into_inner()) = Some(rel);
+        let gone = std::mem::take(&mut *self.warm_lock());
+        drop(gone); // outside the lock
     }
 
     /// Sets how many instances may run at once. Requests holding a slot of
-    /// the old bound finish under it.
+    /// the old bound finish under it. Warm instances beyond it are dropped.
     pub fn set_replicas(&self, n: u32) {
         if self.replicas.swap(n, Ordering::SeqCst) != n {
             *self.slots.write().unwrap_or_else(|p| p.into_inner()) =
                 Arc::new(Semaphore::new(n as usize));
+        }
+        let gone: Vec<Warm> = {
+            let mut w = self.warm_lock();
+            let cut = w.len().saturating_sub(n as usize);
+            // The coldest go first.
+            w.drain(..cut).collect()
+        };
+        drop(gone);
+    }
+
+    fn warm_lock(&self) -> std::sync::MutexGuard<'_, Vec<Warm>> {
+        self.warm.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Warm instances now, and the linear memory they hold.
+    pub fn warm(&self) -> (u32, u64) {
+        let w = self.warm_lock();
+        let memory = w
+            .iter()
+            .map(|i| i.store.data().limits.memory_used.load(Ordering::Relaxed))
+            .sum();
+        (w.len() as u32, memory)
+    }
+
+    /// The hottest warm instance of `rel`, if one is there and not idle
+    /// too long; instances of other releases met on the way are dropped.
+    fn take_warm(&self, rel: &Arc<ReleaseRun>) -> Option<Warm> {
+        let mut gone = Vec::new();
+        let found = {
+            let mut w = self.warm_lock();
+            loop {
+                match w.pop() {
+                    Some(i) if Arc::ptr_eq(&i.rel, rel) && i.idle_since.elapsed() < REUSE_IDLE => {
+                        break Some(i);
+                    }
+                    Some(i) => gone.push(i),
+                    None => break None,
+                }
+            }
+        };
+        drop(gone);
+        found
+    }
+
+    /// Keeps `inst` for a next request, unless its release is no longer
+    /// the route's, it has served its share, or `replicas` are warm already.
+    fn put_warm(self: &Arc<Self>, inst: Warm) {
+        let current = self.current();
+        let keep = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &inst.rel))
+            && inst.served < inst.rel.manifest.http.reuse();
+        if !keep {
+            return;
+        }
+        let refused = {
+            let mut w = self.warm_lock();
+            if w.len() >= self.replicas() as usize {
+                Some(inst)
+            } else {
+                w.push(inst);
+                None
+            }
+        };
+        drop(refused);
+        if !self.reaping.swap(true, Ordering::SeqCst) {
+            tokio::spawn(reap_idle(Arc::downgrade(self)));
         }
     }
 
@@ -118,6 +219,30 @@ impl HttpRoute {
             Ok(Err(_)) => Err("the app was rescaled while this request waited"),
             Err(_) => Err("no instance became free before the request's deadline"),
         }
+    }
+}
+
+/// Drops the route's warm instances that idled [`REUSE_IDLE`]; ends when
+/// none is left (the next one kept starts it again) or the route is gone.
+async fn reap_idle(route: Weak<HttpRoute>) {
+    loop {
+        tokio::time::sleep(REUSE_IDLE / 4).await;
+        let Some(route) = route.upgrade() else { return };
+        let gone: Vec<Warm> = {
+            let mut w = route.warm_lock();
+            let (old, keep): (Vec<Warm>, Vec<Warm>) = std::mem::take(&mut *w)
+                .into_iter()
+                .partition(|i| i.idle_since.elapsed() >= REUSE_IDLE);
+            *w = keep;
+            if w.is_empty() {
+                route.reaping.store(false, Ordering::SeqCst);
+                drop(w);
+                drop(old);
+                return;
+            }
+            old
+        };
+        drop(gone);
     }
 }
 
@@ -278,7 +403,7 @@ where
     let started = Instant::now();
     route.requests.fetch_add(1, Ordering::Relaxed);
     let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
-    let instance: Arc<str> = format!("{}.req-{n}", route.app).into();
+    let fresh_name: Arc<str> = format!("{}.req-{n}", route.app).into();
     // The release is taken once: the one that serves the request is the
     // one its access record names, even across a switch.
     let rel = route.current();
@@ -290,14 +415,14 @@ where
             logs: rt.logs.clone(),
             app: route.app.clone(),
             release: Some(rel.version.0),
-            instance: instance.clone(),
+            instance: fresh_name.clone(),
             method: req.method().to_string(),
             path: schema::render::clean(req.uri().path()).into_owned(),
             status: 0,
             started,
             bytes: 0,
         });
-    let resp = serve_inner(rt, route, rel, req, body_exceeded, instance).await;
+    let (resp, instance) = serve_inner(rt, route, rel, req, body_exceeded, fresh_name).await;
     if resp.status().is_server_error() {
         route.errors.fetch_add(1, Ordering::Relaxed);
     }
@@ -308,6 +433,7 @@ where
         // Recorded when the body's last byte has gone (or the client left).
         Some(mut a) => {
             a.status = status;
+            a.instance = instance;
             resp.map(|body| {
                 Recorded {
                     inner: body,
@@ -389,26 +515,28 @@ impl Body for Recorded {
     }
 }
 
-/// Serves one request: waits for a slot, makes the request's instance, runs
-/// it on a task of its own (aborted if the client goes away first) and
-/// answers with its response, or with why there is none.
+/// Serves one request: waits for a slot, takes a warm instance of the
+/// request's release or makes a fresh one, runs it on a task of its own
+/// (aborted if the client goes away first) and answers with its response,
+/// or with why there is none. Also says which instance served it.
 async fn serve_inner<B>(
     rt: &Arc<Runtime>,
     route: &Arc<HttpRoute>,
     rel: Option<Arc<ReleaseRun>>,
     req: Request<B>,
     body_exceeded: Arc<AtomicBool>,
-    instance: Arc<str>,
-) -> Response<HyperOutgoingBody>
+    fresh_name: Arc<str>,
+) -> (Response<HyperOutgoingBody>, Arc<str>)
 where
     B: Body<Data = Bytes> + Send + 'static,
     B::Error: Into<wasmtime_wasi_http::Error>,
 {
     let Some(rel) = rel else {
-        return text(
+        let resp = text(
             StatusCode::SERVICE_UNAVAILABLE,
             format!("{} has no active release on this host\n", route.app),
         );
+        return (resp, fresh_name);
     };
     let timeout = Duration::from_millis(
         rel.manifest
@@ -418,39 +546,71 @@ where
     let started = Instant::now();
     let permit = match route.acquire(timeout).await {
         Ok(p) => p,
-        Err(why) => return busy(why),
+        Err(why) => return (busy(why), fresh_name),
     };
     let Code::Http(pre) = &*rel.code else {
-        return text(
+        let resp = text(
             StatusCode::INTERNAL_SERVER_ERROR,
             "this release is not an http app\n",
         );
+        return (resp, fresh_name);
     };
     let pre = pre.clone();
+    let cap = rel.manifest.memory_bytes();
+    let reuse = rel.manifest.http.reuse() > 1;
+    let mut inst = match reuse.then(|| route.take_warm(&rel)).flatten() {
+        Some(w) => Serving {
+            store: w.store,
+            proxy: Some(w.proxy),
+            name: w.name,
+            served: w.served,
+        },
+        None => {
+            route.instantiated.fetch_add(1, Ordering::Relaxed);
+            Serving {
+                store: request_store(rt, &rel, &fresh_name, cap),
+                proxy: None,
+                name: fresh_name,
+                served: 0,
+            }
+        }
+    };
+    inst.store.data_mut().limits.memory_denied = false;
+    let name = inst.name.clone();
     let log = RequestLog {
         logs: rt.logs.clone(),
         app: rel.app.clone(),
         version: rel.version,
-        instance: instance.to_string(),
+        instance: name.to_string(),
         what: format!("{} {}", req.method(), req.uri().path()),
         timeout,
     };
-    let cap = rel.manifest.memory_bytes();
-    let mut store = request_store(rt, &rel, &log.instance, cap);
     let (resp_tx, resp_rx) = oneshot::channel();
-    let (incoming, out) = match request_resources(&mut store, req, resp_tx) {
+    let (incoming, out) = match request_resources(&mut inst.store, req, resp_tx) {
         Ok(r) => r,
-        Err(resp) => return *resp,
+        Err(resp) => return (*resp, name),
     };
     let (done_tx, done_rx) = oneshot::channel::<Done>();
     let in_flight = InFlight::new(route.clone());
+    let home = route.clone();
     let task = tokio::spawn(async move {
-        // Both are released however the task ends, aborted included.
+        // Both are released however the task ends, aborted included; the
+        // slot only after the instance is back among the warm ones, so the
+        // request that gets the slot next finds it there.
         let _permit = permit;
         let _in_flight = in_flight;
-        let _rel = rel; // the release's code lives as long as its requests
-        let done = run_request(store, &pre, incoming, out, timeout, cap).await;
+        let (done, back) = run_request(inst, &pre, incoming, out, timeout, cap).await;
         log.ended(&done);
+        if let (true, Some((back, proxy))) = (reuse, back) {
+            home.put_warm(Warm {
+                store: back.store,
+                proxy,
+                rel, // the release's code lives as long as its instances
+                name: back.name,
+                served: back.served,
+                idle_since: Instant::now(),
+            });
+        }
         let _ = done_tx.send(done);
     });
     let mut guard = AbortOnDrop(Some(task.abort_handle()));
@@ -464,10 +624,22 @@ where
     };
     guard.disarm();
     if body_exceeded.load(Ordering::SeqCst) && !resp.status().is_success() {
-        return text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n");
+        return (
+            text(StatusCode::PAYLOAD_TOO_LARGE, "413 Payload Too Large\n"),
+            name,
+        );
     }
     tracing::debug!(app = %route.app, status = resp.status().as_u16(), ms = started.elapsed().as_millis() as u64, "request");
-    resp
+    (resp, name)
+}
+
+/// The instance a request runs in: a warm one (its proxy already there)
+/// or a fresh store to instantiate the app in.
+struct Serving {
+    store: Store<P2State>,
+    proxy: Option<Proxy>,
+    name: Arc<str>,
+    served: u32,
 }
 
 /// 503 with `Retry-After`: no instance slot for the request.
@@ -543,29 +715,47 @@ where
     }
 }
 
-/// Instantiates the app in `store` and calls its handler, up to `timeout`;
-/// how the instance ended. The store is dropped before this returns.
+/// Calls the handler of `inst` (instantiating the app first in a fresh
+/// store), up to `timeout`; how the request ended, and the instance back
+/// if it may serve another request (it returned: no trap, no deadline).
 async fn run_request(
-    mut store: Store<P2State>,
+    inst: Serving,
     pre: &ProxyPre<P2State>,
     incoming: Resource<HostIncomingRequest>,
     out: Resource<HostResponseOutparam>,
     timeout: Duration,
     cap: u64,
-) -> Done {
+) -> (Done, Option<(Serving, Proxy)>) {
+    let Serving {
+        mut store,
+        proxy,
+        name,
+        served,
+    } = inst;
     let call = async {
-        let proxy = pre.instantiate_async(&mut store).await?;
-        proxy
-            .wasi_http_incoming_handler()
+        let p = match proxy {
+            Some(p) => p,
+            None => pre.instantiate_async(&mut store).await?,
+        };
+        p.wasi_http_incoming_handler()
             .call_handle(&mut store, incoming, out)
-            .await
+            .await?;
+        wasmtime::Result::Ok(p)
     };
-    let result = tokio::time::timeout(timeout, call).await;
+    let result: Result<wasmtime::Result<Proxy>, _> = tokio::time::timeout(timeout, call).await;
     let denied = store.data().limits.memory_denied;
-    drop(store);
     match result {
-        Ok(Ok(())) => Done::Returned,
-        Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => Done::Deadline,
+        Ok(Ok(p)) => {
+            let back = Serving {
+                store,
+                proxy: None,
+                name,
+                served: served + 1,
+            };
+            (Done::Returned, Some((back, p)))
+        }
+        // A trapped or interrupted instance is never entered again.
+        Ok(Err(e)) if e.downcast_ref::<Trap>() == Some(&Trap::Interrupt) => (Done::Deadline, None),
         Ok(Err(e)) => {
             let mut msg = super::instance::one_line(&format!("{e:#}"));
             if denied {
@@ -574,9 +764,9 @@ async fn run_request(
                     cap >> 20
                 ));
             }
-            Done::Trap(msg)
+            (Done::Trap(msg), None)
         }
-        Err(_) => Done::Deadline,
+        Err(_) => (Done::Deadline, None),
     }
 }
 

@@ -343,10 +343,12 @@ impl AppRuntime {
         let mut rps = None;
         let mut messages = None;
         let mut requests = None;
+        let mut warm = None;
         if g.kind == AppKind::Http
             && let Some(route) = self.rt.routes.get(&self.name)
         {
             running = route.in_flight.load(Ordering::SeqCst);
+            warm = Some(route.warm());
             let (rate, minute) = route.metrics.ps();
             rps = Some(rate);
             requests = Some(minute);
@@ -355,7 +357,8 @@ impl AppRuntime {
         let memory = instances
             .iter()
             .map(|i| i.memory.load(Ordering::Relaxed))
-            .sum();
+            .sum::<u64>()
+            + warm.map(|w| w.1).unwrap_or(0);
         let started = instances.iter().filter_map(|i| i.started).min();
         let (state, detail) = match (g.kind, &g.halted, &g.active) {
             (_, Some(why), _) => (RunState::Crashloop, Some(why.clone())),
@@ -381,13 +384,21 @@ impl AppRuntime {
                 Some((true, _, _)) => (RunState::Running, None),
                 Some((false, last, _)) => (RunState::Scheduled, last),
             },
-            (AppKind::Http, None, Some(_)) => (
+            (AppKind::Http, None, Some(rel)) => (
                 if g.replicas == 0 {
                     RunState::Stopped
                 } else {
                     RunState::Serving
                 },
-                None,
+                // Reuse on: how many instances wait warm for a request.
+                (rel.manifest.http.reuse() > 1).then(|| {
+                    let warm = warm.map(|w| w.0).unwrap_or(0);
+                    format!(
+                        "reuse {}: {warm} warm instance{}",
+                        rel.manifest.http.reuse(),
+                        if warm == 1 { "" } else { "s" }
+                    )
+                }),
             ),
             (AppKind::Message, None, Some(_)) => match &g.consumer {
                 None => (RunState::Stopped, None),

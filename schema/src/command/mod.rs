@@ -331,6 +331,11 @@ pub struct DeployArgs {
     /// http: one `access` log record per request (default on).
     #[arg(long, value_name = "on|off", value_parser = parse_on_off)]
     pub access_log: Option<bool>,
+    /// http: requests one instance serves before it is dropped (default 1,
+    /// at most 100000). Above 1 globals survive between requests: only for
+    /// code written for it.
+    #[arg(long, value_name = "N")]
+    pub reuse: Option<u32>,
     /// Network the app may reach: http://HOST:PORT, https://*.example.com, tcp://HOST:PORT (repeatable).
     #[arg(long, value_name = "URL")]
     pub allow_outbound: Vec<String>,
@@ -391,6 +396,7 @@ impl DeployArgs {
         }
         self.health_window_s = self.health_window_s.or(m.health.window_s);
         self.access_log = self.access_log.or(m.http.access_log);
+        self.reuse = self.reuse.or(m.http.reuse);
         let mut outbound = m.allow.outbound.clone();
         outbound.append(&mut self.allow_outbound);
         self.allow_outbound = outbound;
@@ -456,6 +462,7 @@ impl DeployArgs {
             },
             http: crate::manifest::Http {
                 access_log: self.access_log,
+                reuse: self.reuse,
             },
             allow: crate::manifest::Allow {
                 outbound: self.allow_outbound.clone(),
@@ -524,6 +531,7 @@ impl DeployArgs {
             self.access_log
                 .map(|on| if on { "on" } else { "off" }.to_string()),
         );
+        opt("--reuse", self.reuse.map(|v| v.to_string()));
         opt("--health-rule", self.health_rule.clone());
         opt(
             "--health-window-s",

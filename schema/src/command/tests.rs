@@ -180,6 +180,9 @@ max_mb = 8
 buckets = ["cache", "sessions"]
 [config]
 LEVEL = "info"
+[http]
+access_log = false
+reuse = 8
 "#,
     )
     .unwrap();
@@ -200,6 +203,7 @@ LEVEL = "info"
         health_rule: None,
         health_window_s: None,
         access_log: None,
+        reuse: None,
         allow_outbound: Vec::new(),
         keyvalue_url: None,
         keyvalue_max_mb: None,

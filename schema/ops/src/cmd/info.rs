@@ -45,6 +45,10 @@ pub fn of(
         memory_mb: m.limits.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
         timeout_ms: m.timeout_ms(),
         health: m.health.clone(),
+        http: (kind == AppKind::Http).then(|| schema::info::HttpInfo {
+            reuse: m.http.reuse(),
+            access_log: m.http.access_log(),
+        }),
         env: m.env.keys().cloned().collect(),
         config: m
             .config
@@ -127,6 +131,23 @@ pub fn text(i: &AppInfo) -> String {
             .join(", "),
         },
     );
+    if let Some(h) = &i.http {
+        line(
+            "http",
+            format!(
+                "{}, access log {}",
+                if h.reuse > 1 {
+                    format!(
+                        "instances reused for {} requests (globals survive between requests)",
+                        h.reuse
+                    )
+                } else {
+                    "a fresh instance per request".to_string()
+                },
+                if h.access_log { "on" } else { "off" }
+            ),
+        );
+    }
     line(
         "env",
         if i.env.is_empty() {
