@@ -8,8 +8,10 @@
 //!
 //! Sections:
 //! - `compile`: Cranelift AOT time per fixture, and rollback switch time.
-//! - `ingress`: req/s and latency of the hello component through hostd's
-//!   ingress vs `wasmtime serve -S cli -O pooling-allocator` on the same
+//! - `ingress`: req/s, p50/p99, CPU µs and page faults per request of the
+//!   C hello and a componentize-py hello through hostd's ingress, a fresh
+//!   instance per request and with `--reuse`, vs `wasmtime serve -S cli -O
+//!   pooling-allocator` (and with `--max-instance-reuse-count`) on the same
 //!   component, same wrk settings, same run.
 //! - `switch`: a deploy/rollback every 500 ms under load: failed requests
 //!   and the p99 against a run without switches.
@@ -59,7 +61,7 @@ fn tool(name: &str) -> Option<PathBuf> {
 struct Host {
     dir: tempfile::TempDir,
     port: u16,
-    _proc: Proc,
+    proc: Proc,
 }
 
 impl Host {
@@ -82,7 +84,7 @@ impl Host {
         let h = Host {
             dir,
             port,
-            _proc: proc,
+            proc,
         };
         wait_for("hostd", || (h.run(&["ps"]).code == 0).then_some(()));
         h
@@ -239,61 +241,173 @@ fn compile() {
     );
 }
 
+/// CPU time and page faults of a process so far, from `/proc/PID/stat`.
+#[derive(Debug, Clone, Copy, Default)]
+struct Usage {
+    cpu: Duration,
+    faults: u64,
+}
+
+fn usage(pid: u32) -> Usage {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    // The fields after the command name, which is in parentheses.
+    let rest = stat.rsplit_once(')').map(|(_, r)| r).unwrap_or("");
+    let f: Vec<u64> = rest
+        .split_whitespace()
+        .map(|x| x.parse().unwrap_or(0))
+        .collect();
+    // After ')': state(0) ppid pgrp session tty tpgid flags minflt(7)
+    // cminflt majflt(9) cmajflt utime(11) stime(12).
+    let get = |i: usize| f.get(i).copied().unwrap_or(0);
+    // SAFETY: sysconf has no preconditions.
+    let hz = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    Usage {
+        cpu: Duration::from_micros((get(11) + get(12)) * 1_000_000 / hz),
+        faults: get(7) + get(9),
+    }
+}
+
+/// One row of the ingress table: wrk's figures and what serving them cost
+/// the server process.
+struct Row {
+    name: String,
+    wrk: Wrk,
+    cpu_us: f64,
+    faults: f64,
+}
+
+/// Loads `url` for WRK_SECONDS after a warm-up, measuring process `pid`.
+fn measure(name: String, pid: u32, url: &str, host: Option<&str>) -> Row {
+    wrk(url, host, 2);
+    let before = usage(pid);
+    let w = wrk(url, host, WRK_SECONDS);
+    let after = usage(pid);
+    let n = w.requests.max(1) as f64;
+    let row = Row {
+        name,
+        cpu_us: (after.cpu - before.cpu).as_secs_f64() * 1e6 / n,
+        faults: (after.faults - before.faults) as f64 / n,
+        wrk: w,
+    };
+    println!(
+        "  {:<52} {:>8.0} req/s  p50 {:>6.2} ms  p99 {:>7.2} ms  {:>7.0} µs CPU/req  {:>7.1} faults/req  ({} non-2xx, {} socket errors)",
+        row.name,
+        row.wrk.rps,
+        row.wrk.p50_ms,
+        row.wrk.p99_ms,
+        row.cpu_us,
+        row.faults,
+        row.wrk.non_2xx,
+        row.wrk.socket_errors
+    );
+    row
+}
+
+/// Requests each reused instance serves in the reuse rows.
+const REUSE: &str = "1000";
+
 fn ingress() {
     println!(
-        "\n## ingress: http-hello.wasm, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s, same machine"
+        "\n## ingress: wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s on the same 2 cores; CPU and page faults are the server process's, per request"
     );
-    let h = Host::start();
-    h.json(&[
-        "deploy",
-        "hello",
-        fixture("http-hello.wasm").to_str().unwrap(),
-        "--replicas",
-        "64",
-    ]);
-    let url = format!("http://127.0.0.1:{}/", h.port);
-    wrk(&url, Some("hello.localhost"), 2); // warm up
-    let ours = wrk(&url, Some("hello.localhost"), WRK_SECONDS);
-    print_wrk("hostd ingress (Host: hello.localhost)", &ours);
-    drop(h);
-    let Some(wasmtime) = tool("wasmtime") else {
+    let wasmtime = tool("wasmtime");
+    let version = wasmtime
+        .as_ref()
+        .map(|w| run(Command::new(w).arg("--version"), None).stdout)
+        .unwrap_or_default();
+    // INGRESS_ONLY=http-py.wasm (or http-hello.wasm) measures one
+    // component; INGRESS_PEER=0 leaves wasmtime serve out (for trying a
+    // change quickly; the figures to publish are of a whole run).
+    let only = std::env::var("INGRESS_ONLY").ok();
+    let with_peer = std::env::var("INGRESS_PEER").map_or(true, |v| v != "0");
+    for (fixture_name, label) in [
+        ("http-hello.wasm", "C hello (71 KB)"),
+        ("http-py.wasm", "componentize-py hello (18 MB)"),
+    ] {
+        if only.as_deref().is_some_and(|o| o != fixture_name) {
+            continue;
+        }
+        println!("\n### {label}: {fixture_name}");
+        let wasm = fixture(fixture_name);
+        let h = Host::start();
+        let t = Instant::now();
+        for (app, reuse) in [("fresh", None), ("reused", Some(REUSE))] {
+            let mut args = vec!["deploy", app, wasm.to_str().unwrap(), "--replicas", "64"];
+            if let Some(n) = reuse {
+                args.extend(["--reuse", n]);
+            }
+            h.json(&args);
+        }
         println!(
-            "  wasmtime serve: not installed (hostd/benches/setup.sh installs it); no comparison"
+            "  (hostd compiled it twice in {:.1} s)",
+            t.elapsed().as_secs_f64()
         );
-        return;
-    };
-    let version = run(Command::new(&wasmtime).arg("--version"), None).stdout;
-    let port = free_port();
-    let _serve = Proc::spawn(
-        "wasmtime serve",
-        Command::new(&wasmtime)
-            .args([
-                "serve",
-                "-S",
-                "cli",
-                "-O",
-                "pooling-allocator",
-                "--addr",
-                &format!("127.0.0.1:{port}"),
-            ])
-            .arg(fixture("http-hello.wasm"))
-            .stdout(Stdio::null())
-            .stderr(Stdio::null()),
-    );
-    let url = format!("http://127.0.0.1:{port}/");
-    wait_for("wasmtime serve", || {
-        http(&format!("127.0.0.1:{port}"), "GET", "x", "/", b"").ok()
-    });
-    wrk(&url, None, 2);
-    let theirs = wrk(&url, None, WRK_SECONDS);
-    print_wrk(
-        &format!("{} serve -S cli -O pooling-allocator", version.trim()),
-        &theirs,
-    );
-    println!(
-        "  hostd / wasmtime serve: {:.2}x req/s",
-        ours.rps / theirs.rps
-    );
+        let pid = h.proc.pid();
+        let url = format!("http://127.0.0.1:{}/", h.port);
+        let fresh = measure(
+            "hostd, a fresh instance per request".into(),
+            pid,
+            &url,
+            Some("fresh.localhost"),
+        );
+        let reused = measure(
+            format!("hostd --reuse {REUSE}"),
+            pid,
+            &url,
+            Some("reused.localhost"),
+        );
+        drop(h);
+        if !with_peer {
+            continue;
+        }
+        let Some(wasmtime) = &wasmtime else {
+            println!(
+                "  wasmtime serve: not installed (hostd/benches/setup.sh installs it); no comparison"
+            );
+            continue;
+        };
+        let peer = |extra: &[&str]| {
+            let port = free_port();
+            let serve = Proc::spawn(
+                "wasmtime serve",
+                Command::new(wasmtime)
+                    .args(["serve", "-S", "cli", "-O", "pooling-allocator"])
+                    .args(extra)
+                    .args(["--addr", &format!("127.0.0.1:{port}")])
+                    .arg(&wasm)
+                    .stdout(Stdio::null())
+                    .stderr(Stdio::null()),
+            );
+            // It compiles the component before it listens: minutes for
+            // CPython on one core.
+            let start = Instant::now();
+            while http(&format!("127.0.0.1:{port}"), "GET", "x", "/", b"").is_err() {
+                assert!(
+                    start.elapsed() < Duration::from_secs(600),
+                    "wasmtime serve did not answer"
+                );
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            let name = format!("{} serve -S cli -O pooling-allocator {}", version.trim(), extra.join(" "));
+            let row = measure(name, serve.pid(), &format!("http://127.0.0.1:{port}/"), None);
+            drop(serve);
+            row
+        };
+        let theirs = peer(&[]);
+        let theirs_reused = peer(&["--max-instance-reuse-count", REUSE]);
+        println!(
+            "  without reuse: hostd / wasmtime serve {:.2}x req/s (goal ≥ 1.2x), p99 {:.2} vs {:.2} ms",
+            fresh.wrk.rps / theirs.wrk.rps,
+            fresh.wrk.p99_ms,
+            theirs.wrk.p99_ms
+        );
+        println!(
+            "  with reuse:    hostd --reuse / wasmtime serve {:.2}x req/s (goal ≥ {}), / wasmtime serve with reuse {:.2}x",
+            reused.wrk.rps / theirs.wrk.rps,
+            if fixture_name == "http-py.wasm" { "5x" } else { "2x" },
+            reused.wrk.rps / theirs_reused.wrk.rps
+        );
+    }
 }
 
 fn switch() {
