@@ -204,7 +204,11 @@ pub struct HostProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub ok: bool,
-    /// One line: `ticker: v3 -> v2 in 4 ms`, or what failed and why.
+    /// The exit status the command ended with (CLI.md: 0, 1 or 2).
+    pub code: i32,
+    /// One line: `ticker: v3 -> v2 in 4 ms`, or the command and why it
+    /// failed (`rollback api: api has no release v9; …`), said once: on
+    /// the status line, the panel showing only `FAILED (exit 1)` beside it.
     pub summary: String,
     pub finished_ms: i64,
 }
@@ -268,20 +272,15 @@ impl Operation {
 
     /// Records the end: the outcome the command answered, or why it failed.
     pub fn finish(&mut self, result: &Result<Option<Reply>, OpError>, now_ms: i64) {
-        let (ok, summary) = match result {
-            Ok(reply) => (true, self.success_summary(reply.as_ref())),
-            Err(e) => (
-                false,
-                format!(
-                    "{} failed (exit {}): {}",
-                    self.title,
-                    e.exit_code(),
-                    e.reason()
-                ),
-            ),
+        let (code, summary) = match result {
+            Ok(reply) => (0, self.success_summary(reply.as_ref())),
+            // The reason as the command said it (`error: ` taken off once,
+            // the status line puts its own in front).
+            Err(e) => (e.exit_code(), format!("{}: {}", self.title, e.reason())),
         };
         self.outcome = Some(Outcome {
-            ok,
+            ok: result.is_ok(),
+            code,
             summary,
             finished_ms: now_ms,
         });
@@ -380,8 +379,8 @@ mod tests {
         let o = op.outcome.unwrap();
         assert!(!o.ok);
         assert_eq!(
-            o.summary,
-            "rollback api failed (exit 1): no earlier release of api to roll back to"
+            (o.code, o.summary.as_str()),
+            (1, "rollback api: no earlier release of api to roll back to")
         );
     }
 }

@@ -399,6 +399,58 @@ fn progress_panel_shows_each_host_live_then_the_outcome() {
 }
 
 #[test]
+fn a_failed_command_says_why_once_with_one_error_prefix() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        prompt(&mut app, "rollback ticker");
+        let id = match press(&mut app, Key::Char('y')).as_slice() {
+            [console::Action::Run { id, .. }] => *id,
+            other => panic!("{other:?}"),
+        };
+        app.update(Event::CommandProgress {
+            id,
+            progress: Progress::new(
+                "host-b",
+                Step::Failed {
+                    reason: "health check GET /healthz returned 500".into(),
+                },
+            ),
+        });
+        let why = "ticker v6 failed on host-b";
+        app.update(Event::CommandDone {
+            id,
+            result: Err(ops::OpError::failed(format!(
+                "error: {why} (health check GET /healthz returned 500); rolled back to v7 on every host"
+            ))),
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert_eq!(s.matches("error:").count(), 1, "{w}x{h}:\n{s}");
+        assert_eq!(s.matches(why).count(), 1, "{w}x{h}:\n{s}");
+        assert!(
+            s.contains("error: rollback ticker: ticker v6"),
+            "{w}x{h}:\n{s}"
+        );
+        // The panel says that it failed and each host's step; the status
+        // line below says why.
+        assert!(
+            s.contains("FAILED (exit 1)") && s.contains("host-b  FAILED: health check"),
+            "{w}x{h}:\n{s}"
+        );
+        // Once the status line has moved on, the panel (brought back with
+        // `o`) says why itself.
+        app.update(Event::Tick {
+            now_ms: NOW + 60_000,
+        });
+        press(&mut app, Key::Char('o'));
+        let s = screen(&render(&mut app, w, h));
+        assert!(
+            s.contains("FAILED (exit 1): rollback ticker: ticker v6") && !s.contains("error:"),
+            "{w}x{h}:\n{s}"
+        );
+    }
+}
+
+#[test]
 fn help_lists_every_key_and_marks_operator_only_ones() {
     let mut app = operator();
     press(&mut app, Key::Char('?'));

@@ -410,7 +410,7 @@ fn a_failed_command_is_reported_as_an_error_with_its_reason() {
     assert!(is_error(&app));
     assert_eq!(
         status(&app),
-        "scale api to 9 failed (exit 1): not enough free slots on any host"
+        "scale api to 9: not enough free slots on any host"
     );
 }
 

@@ -189,7 +189,13 @@ fn draw_views(app: &App, f: &mut Frame) {
     if ops_h > 0
         && let Some(op) = app.visible_operation()
     {
-        overlay::ops(op, t, f, ops);
+        // The status line says a failure's reason (unless a prompt holds it).
+        let said_below = !matches!(app.mode(), Mode::Prompt(_) | Mode::Filter(_))
+            && op
+                .outcome
+                .as_ref()
+                .is_some_and(|o| app.status().is_some_and(|s| s.text == o.summary));
+        overlay::ops(op, said_below, t, f, ops);
     }
     status_line(app, t, f, status);
     if hints > 0 {

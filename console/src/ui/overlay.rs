@@ -12,11 +12,13 @@ use crate::app::App;
 use crate::keys::HelpLine;
 use crate::ops::{Operation, Pending};
 
-pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
+/// The progress panel of `op`. `said_below`: the status line shows its
+/// outcome now, so a failure's reason is not said twice on one screen.
+pub(crate) fn ops(op: &Operation, said_below: bool, t: Theme, f: &mut Frame, area: Rect) {
     let state = match &op.outcome {
         None => Span::styled("running", t.warn()),
         Some(o) if o.ok => Span::styled("done", t.good()),
-        Some(_) => Span::styled("FAILED", t.bad()),
+        Some(o) => Span::styled(format!("FAILED (exit {})", o.code), t.bad()),
     };
     let block = pane(t, op.title.clone());
     let inner = block.inner(area);
@@ -51,6 +53,7 @@ pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
         )));
     }
     let last = match (&op.outcome, op.notes.last()) {
+        (Some(o), _) if !o.ok && said_below => Line::from(state),
         (Some(o), _) => Line::from(vec![state, Span::raw(": "), Span::raw(o.summary.clone())]),
         (None, Some(n)) => Line::from(vec![state, Span::raw(": "), Span::raw(n.clone())]),
         (None, None) => Line::from(state),

@@ -217,10 +217,12 @@ impl Fleet {
             .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
             .collect();
         if !failed.is_empty() {
-            let why = format!("activation failed on {}", failed.join(", "));
+            let on = failed.join(", ");
+            let why = format!("activation failed on {on}");
             let outcome = self.fail_release(name, version, &why, who, progress).await;
+            // Each host's reason once, after the host it is about.
             return Err(FleetError::Activation(format!(
-                "{name} {version} failed: {why}; {outcome}"
+                "{name} {version} failed on {on}; {outcome}"
             )));
         }
         let compile_ms = results
@@ -349,7 +351,7 @@ impl Fleet {
             .await?;
         if !failed.is_empty() {
             return Err(FleetError::Activation(format!(
-                "{} failed on {}",
+                "{app} {} failed on {}",
                 target.version,
                 failed.join(", ")
             )));
