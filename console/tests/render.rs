@@ -139,6 +139,89 @@ fn narrow_overview_drops_minor_columns_and_cuts_details_with_an_ellipsis() {
 }
 
 #[test]
+fn every_cut_value_ends_in_an_ellipsis_and_the_header_keeps_its_clock() {
+    let mut app = operator();
+    app.update(Event::Connected {
+        gateway: "alice@gateway-eu-west-1.example.com:2222".into(),
+    });
+    let mut rows = apps();
+    let mut job = app_row("nightly", schema::AppKind::Job, 1, 1, 0, "scheduled");
+    job.next_run = Some(common::at(-60_000));
+    job.detail = Some("exit 0 after 3ms".into());
+    rows.push(job);
+    app.update(Event::Snapshot {
+        hosts: hosts(),
+        apps: rows,
+    });
+    // The header at 80×24: the clock whole, the gateway's name cut with `…`.
+    let s = screen(&render(&mut app, 80, 24));
+    let head = s.lines().next().unwrap();
+    assert!(head.trim_end().ends_with("| 10:00:00"), "{head}");
+    assert!(head.contains(" alice@gateway-eu-w… | operator"), "{head}");
+    // A pane's title, at the narrowest.
+    press(&mut app, Key::Char('e'));
+    let s = screen(&render(&mut app, 40, 16));
+    assert!(
+        s.contains(" events (0, newest first; a: the whole… "),
+        "{s}"
+    );
+    press(&mut app, Key::Esc);
+    // The app view: its summary line cut, a job's next run relative.
+    prompt(&mut app, "releases nightly");
+    app.update(Event::Instances {
+        app: "nightly".into(),
+        rows: vec![schema::PsRow {
+            instance: Some("nightly.run-210".into()),
+            host: "host-a".into(),
+            next_run: Some(common::at(-60_000)),
+            ..app_row("nightly", schema::AppKind::Job, 1, 1, 1, "running")
+        }],
+    });
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("nightly.run-210") && s.contains("next run in 60s"),
+        "{s}"
+    );
+    assert!(!s.contains("2026-01-02T"), "{s}");
+    let s = screen(&render(&mut app, 40, 16));
+    let summary = s.lines().nth(1).unwrap();
+    assert!(summary.ends_with('…'), "{summary:?}");
+    // The logs view: a long host name, instance and line, each cut with `…`.
+    prompt(&mut app, "logs ticker");
+    let long = format!("START{}END", "x".repeat(300));
+    let mut rec = record(
+        "ticker",
+        1,
+        "a-very-long-host-name-in-eu-west-1",
+        Stream::Stdout,
+        &long,
+    );
+    rec.instance = "ticker.worker-0123456789".into();
+    app.update(Event::LogRecords(vec![rec]));
+    for (w, h) in SIZES {
+        let s = screen(&render(&mut app, w, h));
+        let row = s.lines().find(|l| l.contains("START")).unwrap();
+        assert!(row.contains("a-very-long-host-name-i… "), "{w}: {row}");
+        assert!(row.ends_with("x…"), "{w}: {row}");
+        if w >= 120 {
+            assert!(row.contains("ticker.work… "), "{w}: {row}");
+        }
+    }
+    // A long error is not cut: it takes the hints' row, what to do last.
+    let why = "ticker v8 failed on host-a (health check GET /healthz returned 500); \
+               rolled back to v7 on every host; `releases ticker` shows why it failed";
+    app.update(Event::Error(why.into()));
+    let s = screen(&render(&mut app, 80, 24));
+    let tail: String = s.lines().rev().take(2).collect::<Vec<_>>().join(" ");
+    assert!(tail.contains("shows why it failed"), "{s}");
+    // Longer than both rows: cut at the end of the second, with `…`.
+    app.update(Event::Error(why.repeat(3)));
+    let s = screen(&render(&mut app, 80, 24));
+    let last = s.lines().last().unwrap().trim_end();
+    assert!(last.ends_with('…'), "{s}");
+}
+
+#[test]
 fn selection_is_reversed_and_marked_not_just_coloured() {
     let mut app = operator();
     press(&mut app, Key::Down);

@@ -4,8 +4,8 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
+use super::cut::one_line;
 use super::table::{self, Col, Spec, TCell, col, text_col};
 use super::{Theme, Tone, ago, pane, theme, toned};
 use crate::app::{App, Detail};
@@ -60,12 +60,9 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
         ])
         .areas(area)
     };
-    f.render_widget(Paragraph::new(summary_line(app, d, t)), summary);
+    one_line(f, summary_line(app, d, t), summary);
     if serves {
-        f.render_widget(
-            Paragraph::new(trend_line(app, &d.app, t, trend.width)),
-            trend,
-        );
+        one_line(f, trend_line(app, &d.app, t, trend.width), trend);
     }
     draw_releases(app, d, t, f, rel_area);
     draw_instances(app, d, t, f, inst_area);
@@ -192,7 +189,7 @@ fn draw_releases(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
         .collect();
     table::draw(
         Spec {
-            block: pane(t, format!("releases of {}", d.app)),
+            block: pane(t, format!("releases of {}", d.app), area.width),
             cols: RELEASE_COLS,
             rows: releases,
             selected: Some(d.release_sel),
@@ -229,7 +226,7 @@ fn draw_instances(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
     let n = d.instances.as_ref().map_or(0, Vec::len);
     table::draw(
         Spec {
-            block: pane(t, format!("instances per host ({n})")),
+            block: pane(t, format!("instances per host ({n})"), area.width),
             cols: INSTANCE_COLS,
             rows: instances,
             selected: Some(d.instance_sel),
@@ -262,11 +259,6 @@ fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
         toned(t, r.state),
         plain(r.restarts.to_string()),
         plain(or_dash(r.started.as_deref().map(|s| ago(app, s)))),
-        plain(
-            r.next_run
-                .clone()
-                .or_else(|| r.detail.clone())
-                .unwrap_or_default(),
-        ),
+        plain(super::overview::row_detail(app, r).unwrap_or_default()),
     ]
 }

@@ -6,7 +6,7 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::table::ellipsize;
+use super::cut::cut_line;
 use super::{Theme, pane, state_style};
 use crate::app::App;
 use crate::keys::HelpLine;
@@ -20,7 +20,7 @@ pub(crate) fn ops(op: &Operation, said_below: bool, t: Theme, f: &mut Frame, are
         Some(o) if o.ok => Span::styled("done", t.good()),
         Some(o) => Span::styled(format!("FAILED (exit {})", o.code), t.bad()),
     };
-    let block = pane(t, op.title.clone());
+    let block = pane(t, op.title.clone(), area.width);
     let inner = block.inner(area);
     f.render_widget(Clear, area);
     f.render_widget(block, area);
@@ -62,24 +62,11 @@ pub(crate) fn ops(op: &Operation, said_below: bool, t: Theme, f: &mut Frame, are
     let room = usize::from(inner.height);
     let mut shown = vec![last];
     shown.extend(lines.into_iter().take(room.saturating_sub(1)));
+    let shown: Vec<Line> = shown
+        .into_iter()
+        .map(|l| cut_line(l, inner.width))
+        .collect();
     f.render_widget(Paragraph::new(shown), inner);
-}
-
-/// `line` cut to `width` columns, its last visible span ending in `…`.
-fn cut_line(line: Line<'static>, width: u16) -> Line<'static> {
-    let mut left = usize::from(width);
-    let mut spans = Vec::new();
-    for s in line.spans {
-        let n = s.content.chars().count();
-        if n <= left {
-            left -= n;
-            spans.push(s);
-        } else {
-            spans.push(Span::styled(ellipsize(&s.content, left as u16), s.style));
-            break;
-        }
-    }
-    Line::from(spans)
 }
 
 /// A rectangle of at most `w`×`h` centred in `area`.
