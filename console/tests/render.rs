@@ -534,6 +534,67 @@ fn a_failed_command_says_why_once_with_one_error_prefix() {
 }
 
 #[test]
+fn enter_on_the_hosts_table_opens_the_host_with_its_apps_and_instances_and_esc_goes_back() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        let mut rows = apps();
+        rows[0].host = "host-a".into(); // api
+        rows[1].host = "host-b".into(); // flaky
+        rows[2].hosts = vec!["host-a".into(), "host-b".into()]; // ticker
+        app.update(Event::Snapshot {
+            hosts: hosts(),
+            apps: rows,
+        });
+        press(&mut app, Key::Tab);
+        let actions = press(&mut app, Key::Enter);
+        assert_eq!(
+            actions,
+            vec![
+                console::Action::LoadInstances("api".into()),
+                console::Action::LoadInstances("ticker".into())
+            ]
+        );
+        assert_eq!(app.view(), console::View::Host);
+        let s = screen(&render(&mut app, w, h));
+        for needle in [
+            "host-a  up  x86_64  last seen 2s ago",
+            "apps (2) and instances (0) on host-a",
+            "loading instances…",
+        ] {
+            assert!(s.contains(needle), "{w}x{h}: {needle:?} in\n{s}");
+        }
+        assert!(!s.contains("flaky"), "flaky is not on host-a:\n{s}");
+        // Each app's instances: only those on this host.
+        app.update(Event::Instances {
+            app: "ticker".into(),
+            rows: instances("ticker"),
+        });
+        app.update(Event::Instances {
+            app: "api".into(),
+            rows: vec![],
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert!(
+            s.contains("ticker-1") && s.contains("ticker-2") && !s.contains("ticker-0"),
+            "{w}x{h}:\n{s}"
+        );
+        assert!(s.contains("apps (2) and instances (2) on host-a"), "{s}");
+        assert!(s.contains("none in flight now"), "{w}x{h}:\n{s}");
+        // The keys of an app act on the selected row's app.
+        assert_eq!(app.selected_app(), Some("api"));
+        press(&mut app, Key::Down);
+        assert_eq!(app.selected_app(), Some("ticker"));
+        press(&mut app, Key::Esc);
+        assert_eq!(app.view(), console::View::Overview);
+    }
+    // `?` says how.
+    let mut app = operator();
+    press(&mut app, Key::Char('?'));
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("open the selected app, or host"), "{s}");
+}
+
+#[test]
 fn help_lists_every_key_and_marks_operator_only_ones() {
     let mut app = operator();
     press(&mut app, Key::Char('?'));

@@ -84,7 +84,9 @@ impl App {
     /// The keymap scopes active in the current view.
     pub(crate) fn scopes(&self) -> Vec<Scope> {
         match self.view() {
-            View::Overview | View::App => vec![Scope::Global, Scope::App, Scope::Move],
+            View::Overview | View::App | View::Host => {
+                vec![Scope::Global, Scope::App, Scope::Move]
+            }
             View::Logs => vec![Scope::Global, Scope::App, Scope::Move, Scope::Logs],
             View::Audit => vec![Scope::Global, Scope::Move],
         }
@@ -111,8 +113,14 @@ impl App {
             Binding::Events => return self.open_events(),
             Binding::Operations => self.show_ops = Some(self.visible_operation().is_none()),
             Binding::Open => match (self.view(), self.selected_app()) {
-                (View::Overview, _) if self.overview.hosts_focused => {}
-                (View::Overview | View::Logs, Some(app)) => return self.open_app(app.to_string()),
+                (View::Overview, _) if self.overview.hosts_focused => {
+                    if let Some(h) = self.hosts.get(self.overview.host_sel) {
+                        return self.open_host(h.name.clone());
+                    }
+                }
+                (View::Overview | View::Logs | View::Host, Some(app)) => {
+                    return self.open_app(app.to_string());
+                }
                 _ => {}
             },
             Binding::Logs => {
@@ -194,6 +202,11 @@ impl App {
             }
             View::Audit => {
                 self.audit_sel = step(self.audit_sel, self.audit.as_ref().map_or(0, Vec::len))
+            }
+            View::Host => {
+                if let Some(h) = &mut self.host_view {
+                    h.sel = step(h.sel, h.len());
+                }
             }
             View::Logs => {
                 let rows = self.log_rows();

@@ -11,6 +11,7 @@
 mod audit;
 mod cut;
 mod detail;
+mod host;
 mod logs;
 mod overlay;
 mod overview;
@@ -188,6 +189,7 @@ fn draw_views(app: &App, f: &mut Frame) {
         View::App => detail::draw(app, f, view),
         View::Logs => logs::draw(app, f, view),
         View::Audit => audit::draw(app, f, view),
+        View::Host => host::draw(app, f, view),
     }
     if ops_h > 0
         && let Some(op) = app.visible_operation()
