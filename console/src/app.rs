@@ -378,6 +378,7 @@ impl App {
                 }
             }
             Event::Releases { app, mut rows } => {
+                self.releases_for_question(&app, &rows);
                 if let Some(d) = self.detail.as_mut().filter(|d| d.app == app) {
                     rows.sort_by_key(|r| std::cmp::Reverse(r.version));
                     d.release_sel = d.release_sel.min(rows.len().saturating_sub(1));

@@ -11,10 +11,14 @@ use crate::event::CommandId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     /// `rollback APP [--to vN]`; `from` is the active release when known.
+    /// `target`: for a plain rollback, the release it goes to as the
+    /// releases the console knows say (the gateway's own choice), so the
+    /// question names it and the command asks for exactly that one.
     Rollback {
         app: String,
         to: Option<Version>,
         from: Option<Version>,
+        target: Option<Version>,
     },
     /// `scale APP N`; `from` is the current wanted count when known.
     Scale {
@@ -69,9 +73,15 @@ impl Pending {
     /// The question the confirmation asks, naming exactly what will change.
     pub fn question(&self) -> String {
         match self {
-            Pending::Rollback { app, to, from } => {
+            Pending::Rollback {
+                app,
+                to,
+                from,
+                target,
+            } => {
+                let to = to.or(*target);
                 // A newer target is a roll forward, and says so.
-                let verb = match (to, from) {
+                let verb = match (to, *from) {
                     (Some(t), Some(f)) if t > f => "Roll forward",
                     _ => "Roll back",
                 };
@@ -122,9 +132,11 @@ impl Pending {
     /// The typed command for [`crate::Action::Run`].
     pub fn request(&self) -> CommandLine {
         let command = match self {
-            Pending::Rollback { app, to, .. } => Command::Rollback(RollbackArgs {
+            Pending::Rollback {
+                app, to, target, ..
+            } => Command::Rollback(RollbackArgs {
                 app: app.clone(),
-                to: *to,
+                to: to.or(*target),
             }),
             Pending::Scale { app, to, .. } => Command::Scale(ScaleArgs {
                 app: app.clone(),
@@ -149,9 +161,11 @@ impl Pending {
     pub fn title(&self) -> String {
         match self {
             Pending::Rollback {
-                app, to: Some(v), ..
-            } => format!("rollback {app} to {v}"),
-            Pending::Rollback { app, to: None, .. } => format!("rollback {app}"),
+                app, to, target, ..
+            } => match to.or(*target) {
+                Some(v) => format!("rollback {app} to {v}"),
+                None => format!("rollback {app}"),
+            },
             Pending::Scale { app, to, .. } => format!("scale {app} to {to}"),
             Pending::Rm { app } => format!("rm {app}"),
             Pending::Restart { app, .. } => format!("restart {app}"),
@@ -159,6 +173,25 @@ impl Pending {
             Pending::Capability { app, command } => format!("{} {app}", command.name()),
         }
     }
+}
+
+/// The release a plain `rollback APP` goes to, chosen from `releases` as
+/// the gateway chooses (`ops::cmd::rollback`), or why there is none.
+pub fn rollback_target(
+    app: &str,
+    active: Option<Version>,
+    releases: &[schema::ReleaseRow],
+) -> Result<Version, OpError> {
+    let mut candidates: Vec<schema::RollbackCandidate> = releases
+        .iter()
+        .map(|r| schema::RollbackCandidate {
+            version: r.version,
+            state: r.state,
+            kept: r.kept,
+        })
+        .collect();
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.version));
+    ops::cmd::rollback::choose_target(app, active, &candidates, None, None, ops::Scope::Fleet)
 }
 
 /// The question before a `config` or `kv` change, naming keys, never values.
@@ -317,6 +350,7 @@ mod tests {
             app: "api".into(),
             to: None,
             from: Some(Version(3)),
+            target: None,
         };
         let mut op = Operation::new(1, &p, 0);
         let v = Version(2);
@@ -360,6 +394,7 @@ mod tests {
             app: "api".into(),
             to: None,
             from: None,
+            target: None,
         };
         let mut op = Operation::new(1, &p, 0);
         let answer = Reply::RolledBack(schema::RollbackOutcome {

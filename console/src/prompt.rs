@@ -156,6 +156,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
                 app: a.app,
                 to: a.to,
                 from,
+                target: None,
             })
         }
         Command::Scale(a) => {

@@ -419,6 +419,13 @@ fn confirmation_dialog_names_the_change_and_the_keys() {
         assert!(s.contains("confirm rollback"), "{s}");
         assert!(s.contains("Roll back ticker from v7 to the release"), "{s}");
         assert!(s.contains("y yes") && s.contains("n no"), "{s}");
+        // The releases it asked for name the one it goes to.
+        app.update(Event::Releases {
+            app: "ticker".into(),
+            rows: releases("ticker", 7),
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("Roll back ticker from v7 to v6?"), "{s}");
     }
 }
 

@@ -31,13 +31,18 @@ fn enter_opens_the_selected_app_and_loads_its_releases_and_instances() {
 #[test]
 fn rollback_key_asks_for_confirmation_then_runs() {
     let mut app = operator();
-    assert_eq!(press(&mut app, Key::Char('r')), vec![]);
+    // The releases are asked for, to name the one it goes to.
+    assert_eq!(
+        press(&mut app, Key::Char('r')),
+        vec![Action::LoadReleases("api".into())]
+    );
     assert_eq!(
         app.mode(),
         &Mode::Confirm(Pending::Rollback {
             app: "api".into(),
             to: None,
-            from: Some(Version(3))
+            from: Some(Version(3)),
+            target: None,
         })
     );
     assert_eq!(
@@ -152,7 +157,8 @@ fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
         &Mode::Confirm(Pending::Rollback {
             app: "ticker".into(),
             to: Some(Version(5)),
-            from: Some(Version(7))
+            from: Some(Version(7)),
+            target: None,
         })
     );
     assert_eq!(
@@ -545,4 +551,64 @@ fn the_prompt_refuses_an_unknown_app_and_a_negative_count_before_asking_or_openi
         status(&app)
     );
     assert!(!status(&app).contains("-- -1"), "{}", status(&app));
+}
+
+#[test]
+fn a_plain_rollback_names_the_release_it_goes_to_and_asks_for_that_one() {
+    // From the overview: asked for the releases, named once they come.
+    let mut app = operator();
+    assert_eq!(
+        press(&mut app, Key::Char('r')),
+        vec![Action::LoadReleases("api".into())]
+    );
+    let mut rows = releases("api", 3);
+    rows[1].state = schema::ReleaseState::Failed; // v2
+    app.update(Event::Releases {
+        app: "api".into(),
+        rows,
+    });
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    // Not the failed v2: the release a rollback goes to.
+    assert_eq!(p.question(), "Roll back api from v3 to v1?");
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("rollback api --to v1")
+        }]
+    );
+    assert_eq!(status(&app), "running: rollback api to v1");
+
+    // In the app's view, the releases are known: named at once.
+    let mut app = operator();
+    prompt(&mut app, "releases ticker");
+    app.update(Event::Releases {
+        app: "ticker".into(),
+        rows: releases("ticker", 7),
+    });
+    assert_eq!(prompt(&mut app, "rollback ticker"), vec![]);
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert_eq!(p.question(), "Roll back ticker from v7 to v6?");
+
+    // No healthy release before the active one: said instead of asked.
+    let mut app = operator();
+    press(&mut app, Key::Char('r'));
+    let mut rows = releases("api", 3);
+    rows[0].state = schema::ReleaseState::Failed;
+    rows[1].state = schema::ReleaseState::Failed;
+    app.update(Event::Releases {
+        app: "api".into(),
+        rows,
+    });
+    assert_eq!(app.mode(), &Mode::Normal);
+    assert!(is_error(&app), "{}", status(&app));
+    assert!(
+        status(&app).starts_with("api has no earlier healthy release to roll back to"),
+        "{}",
+        status(&app)
+    );
 }

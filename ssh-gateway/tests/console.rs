@@ -76,7 +76,8 @@ fn wait_overview(p: &Pty) {
 /// on screen and in the fleet.
 fn rollback_through_the_prompt(f: &Fleet, p: &mut Pty) {
     p.send(b":rollback ticker\r");
-    p.wait_text("Roll back ticker from v2");
+    // The release it goes to, named once the releases are in.
+    p.wait_text("Roll back ticker from v2 to v1?");
     p.send(b"y");
     p.wait_text("ticker: v2 -> v1");
     assert_eq!(active(f, "ticker"), "v1");
