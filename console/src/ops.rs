@@ -35,11 +35,14 @@ pub enum Pending {
         release: Option<Version>,
         crashloop: bool,
     },
-    /// `deploy …` as typed; `source` is the file (or the manifest).
+    /// `deploy …` as typed; `source` is the file (or the manifest);
+    /// `replaces`: the app runs a release now, whose env the deploy's
+    /// replaces (unless `--keep-env`), so the question says so.
     Deploy {
         app: String,
         source: String,
         request: Box<DeployArgs>,
+        replaces: bool,
     },
     /// `config …` or `kv …` as typed: a change waits for y/n, a read runs
     /// at once and shows its answer as the outcome.
@@ -110,8 +113,25 @@ impl Pending {
             Pending::Rm { app } => {
                 format!("Remove {app}? Every instance stops; its releases stay in the audit log.")
             }
-            Pending::Deploy { app, source, .. } => {
-                format!("Deploy a new release of {app} from {source}?")
+            Pending::Deploy {
+                app,
+                source,
+                request,
+                replaces,
+            } => {
+                let q = format!("Deploy a new release of {app} from {source}?");
+                if !replaces || request.keep_env {
+                    return q;
+                }
+                let names: Vec<&str> = request.env.iter().map(|(k, _)| k.as_str()).collect();
+                let env = if request.manifest.is_some() {
+                    "Its env will be the manifest's".to_string()
+                } else if names.is_empty() {
+                    "It will have no env".to_string()
+                } else {
+                    format!("Its env will be {} only", names.join(", "))
+                };
+                format!("{q} {env}, replacing the running release's (--keep-env keeps it).")
             }
             Pending::Restart {
                 app,

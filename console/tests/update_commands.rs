@@ -279,10 +279,39 @@ fn deploy_in_the_local_console_confirms_then_runs_the_typed_command() {
     let Mode::Confirm(p) = app.mode() else {
         panic!("{:?} {}", app.mode(), status(&app))
     };
+    // api runs a release: its env is replaced, and the question says so.
     assert_eq!(
         p.question(),
-        format!("Deploy a new release of api from {path}?")
+        format!(
+            "Deploy a new release of api from {path}? It will have no env, replacing the running release's (--keep-env keeps it)."
+        )
     );
+    press(&mut app, Key::Char('n'));
+    prompt(&mut app, &format!("deploy api {path} --env A=1 --env B=2"));
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert!(
+        p.question().ends_with(
+            "Its env will be A, B only, replacing the running release's (--keep-env keeps it)."
+        ),
+        "{}",
+        p.question()
+    );
+    press(&mut app, Key::Char('n'));
+    // Kept, or a new app: nothing to say.
+    for line in [
+        format!("deploy api {path} --keep-env --env A=1"),
+        format!("deploy newapp {path}"),
+    ] {
+        prompt(&mut app, &line);
+        let Mode::Confirm(p) = app.mode() else {
+            panic!("{:?}", app.mode())
+        };
+        assert!(p.question().ends_with(".wasm?"), "{}", p.question());
+        press(&mut app, Key::Char('n'));
+    }
+    prompt(&mut app, &format!("deploy api {path} --replicas 2"));
     assert_eq!(
         press(&mut app, Key::Char('y')),
         vec![Action::Run {

@@ -468,3 +468,48 @@ fn a_failure_is_said_once_on_stderr_with_one_error_prefix_at_every_door() {
         assert!(r.stderr.starts_with(said), "{}", r.stderr);
     }
 }
+
+/// A deploy through the gateway says, by name, what it did to the env; the
+/// JSON has the same in `env_changes`; `--keep-env` keeps the running env.
+#[test]
+fn a_deploy_through_the_gateway_says_what_it_did_to_the_env() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    let wasm = fixture("ticker.wasm");
+    let path = wasm.to_str().unwrap();
+    f.ops(&[
+        "deploy",
+        "envy",
+        path,
+        "--env",
+        "TICK_MS=1000",
+        "--env",
+        "SECRETISH=s3cr3t",
+    ])
+    .ok();
+    let out = f.json(&["deploy", "envy", path, "--env", "TICK_MS=500"]);
+    assert_eq!(
+        out["env_changes"],
+        serde_json::json!({"added": [], "removed": ["SECRETISH"], "changed": ["TICK_MS"]}),
+        "{out}"
+    );
+    // Over plain ssh, in words; never a value.
+    let artifact = std::fs::read(&wasm).unwrap();
+    let r = f.ssh(
+        "alice",
+        &["deploy", "envy", "-", "--keep-env", "--env", "MODE=x"],
+        Some(&artifact),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\nenv: MODE added\n"), "{}", r.stdout);
+    let r = f.ssh("alice", &["deploy", "envy", "-"], Some(&artifact));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "env: MODE, TICK_MS removed (a deploy's --env replaces the running release's env; --keep-env keeps it and sets --env over it)"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("s3cr3t"), "{}", r.stdout);
+}

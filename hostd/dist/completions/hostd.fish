@@ -128,7 +128,7 @@ worker\t''
 job\t''
 message\t''"
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l replicas -d 'Replicas wanted: instances kept running, or an http app\'s concurrent instances per host (default 1 for a new app; a redeploy keeps the app\'s count)' -r
-complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l env -d 'Environment variable of every instance (repeatable)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l env -d 'Environment variable of every instance (repeatable). A deploy\'s env replaces the running release\'s whole env (what changed is said by name), unless --keep-env' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l schedule -d 'Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l memory-mb -d 'Memory cap per instance, MiB (default 128, at most 4096)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l timeout-ms -d 'Deadline per request (http), per run (job) or per instance (worker), ms (default 30000 for http, 3600000 for a job, none for a worker)' -r
@@ -151,6 +151,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l claim-idle-s -d '
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l keep-env -d 'Keep the running release\'s env and set --env over it, instead of replacing it'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l json -d 'One JSON document (or one JSON object per line for streams)'

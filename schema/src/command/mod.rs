@@ -299,9 +299,15 @@ pub struct DeployArgs {
     /// keeps the app's count).
     #[arg(long, value_name = "N")]
     pub replicas: Option<u32>,
-    /// Environment variable of every instance (repeatable).
+    /// Environment variable of every instance (repeatable). A deploy's env
+    /// replaces the running release's whole env (what changed is said by
+    /// name), unless --keep-env.
     #[arg(long, value_name = "K=V", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
+    /// Keep the running release's env and set --env over it, instead of
+    /// replacing it.
+    #[arg(long)]
+    pub keep_env: bool,
     /// Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…).
     #[arg(long, value_name = "CRON")]
     pub schedule: Option<String>,
@@ -531,6 +537,9 @@ impl DeployArgs {
         );
         for (k, v) in &self.env {
             a.push(format!("--env={k}={v}"));
+        }
+        if self.keep_env {
+            a.push("--keep-env".to_string());
         }
         for (k, v) in &self.label {
             a.push(format!("--label={k}={v}"));

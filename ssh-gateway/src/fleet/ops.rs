@@ -49,7 +49,7 @@ impl Fleet {
         let limit = self.max_artifact_bytes;
         let (name, mut manifest) = ::ops::cmd::deploy::check(args, &bytes, limit, Scope::Fleet)?;
         let _op = self.op_lock(&name).await;
-        self.complete_manifest(&mut manifest).await?;
+        let env_changes = self.complete_manifest(&mut manifest, args.keep_env).await?;
         let n = name.clone();
         let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
         let current = existing.as_ref().map(|a| a.kind);
@@ -96,6 +96,7 @@ impl Fleet {
             state: ReleaseState::Active,
             compile_ms,
             replicas,
+            env_changes,
         })
     }
 
