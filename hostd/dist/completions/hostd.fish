@@ -129,7 +129,7 @@ job\t''
 message\t''"
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l replicas -d 'Replicas wanted: instances kept running, or an http app\'s concurrent instances per host (default 1 for a new app; a redeploy keeps the app\'s count)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l env -d 'Environment variable of every instance (repeatable). A deploy\'s env replaces the running release\'s whole env (what changed is said by name), unless --keep-env' -r
-complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l schedule -d 'Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l schedule -d 'Cron schedule of a job, in UTC (5 fields, 6 with seconds, @hourly, @every 30s…). @every counts from the Unix epoch, not from the deploy: @every 1h runs at :00 of every hour' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l memory-mb -d 'Memory cap per instance, MiB (default 128, at most 4096)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l timeout-ms -d 'Deadline per request (http), per run (job) or per instance (worker), ms (default 30000 for http, 3600000 for a job, none for a worker)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l stop-grace-ms -d 'Grace given to superseded instances before they are interrupted, ms (default 1000)' -r

@@ -308,7 +308,9 @@ pub struct DeployArgs {
     /// replacing it.
     #[arg(long)]
     pub keep_env: bool,
-    /// Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…).
+    /// Cron schedule of a job, in UTC (5 fields, 6 with seconds, @hourly,
+    /// @every 30s…). @every counts from the Unix epoch, not from the deploy:
+    /// @every 1h runs at :00 of every hour.
     #[arg(long, value_name = "CRON")]
     pub schedule: Option<String>,
     /// Memory cap per instance, MiB (default 128, at most 4096).
