@@ -142,7 +142,7 @@ pub static KEYMAP: &[KeyBinding] = &[
         "a",
         B::Audit,
         S::Global,
-        "audit log: who did what, when",
+        "audit log, newest first: who did what, when",
         Some("audit"),
     ),
     kb(

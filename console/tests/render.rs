@@ -391,6 +391,11 @@ fn logs_view_title_says_paused_and_counts_new_and_filtered_lines() {
 
 #[test]
 fn audit_view_lists_newest_first() {
+    // The CLI's `audit` lists oldest first: the view and `?` say the order.
+    let mut app = operator();
+    press(&mut app, Key::Char('?'));
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("audit log, newest first: who did what"), "{s}");
     for (w, h) in SIZES {
         let mut app = operator();
         press(&mut app, Key::Char('a'));

@@ -195,10 +195,11 @@ pub enum Command {
     Rm(RmArgs),
     /// Hosts and what they run.
     Hosts,
-    /// Who did what, when, from which key.
+    /// Who did what, when, from which key: oldest first, the newest last
+    /// (as logs; the console's audit view lists newest first).
     Audit(AuditArgs),
     /// What on-call must know: auto-rollbacks, crash loops, hosts down and
-    /// up, failed deploys; -f follows.
+    /// up, failed deploys; oldest first, -f follows.
     Events(EventsArgs),
     /// The fleet as it changes: hosts and apps now, then again on every
     /// change (and at least every 2 s) until the client goes away; with
@@ -680,7 +681,7 @@ pub struct EventsArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AuditArgs {
-    /// Only the last N entries.
+    /// Only the last N entries (the newest N, still oldest first).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub tail: u64,
 }
