@@ -2,11 +2,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::cut::one_line;
-use super::table::{self, Col, Spec, TCell, col, text_col};
+use super::table::{self, Col, Spec, TCell, col, plain, text_col};
 use super::{Theme, Tone, ago, pane, theme, toned};
 use crate::app::{App, Detail};
 use schema::PsRow;
@@ -30,10 +29,6 @@ const INSTANCE_COLS: &[Col] = &[
     col("STARTED", 10, 3),
     text_col("DETAIL", 10, 60, 4),
 ];
-
-fn plain(s: impl Into<String>) -> TCell {
-    (s.into(), Style::new())
-}
 
 /// `sha256:0123456789ab`: enough of a digest to tell releases apart.
 fn short_digest(d: &str) -> String {
@@ -250,7 +245,7 @@ fn draw_instances(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
 }
 
 /// One instance's cells; `host` is empty below the host's first row.
-fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
+pub(crate) fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
     let or_dash = |s: Option<String>| s.unwrap_or_else(|| "-".into());
     vec![
         plain(host),

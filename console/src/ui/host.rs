@@ -2,12 +2,12 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::cut::one_line;
+use super::detail::instance_row;
 use super::overview::{mem, row_detail};
-use super::table::{self, Col, Spec, TCell, col, text_col};
+use super::table::{self, Col, Spec, TCell, col, plain, text_col};
 use super::{Tone, ago, pane, theme, toned};
 use crate::app::App;
 
@@ -21,10 +21,6 @@ const COLS: &[Col] = &[
     col("STARTED", 10, 3),
     text_col("DETAIL", 10, 60, 4),
 ];
-
-fn plain(s: impl Into<String>) -> TCell {
-    (s.into(), Style::new())
-}
 
 pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = theme(app);
@@ -73,18 +69,12 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
                 (a.app.clone(), a.kind.as_str())
             };
             last_app = &a.app;
-            let or_dash = |s: Option<String>| s.unwrap_or_else(|| "-".into());
             match inst {
-                Some(i) => vec![
-                    plain(name),
-                    plain(kind),
-                    plain(or_dash(i.instance.clone())),
-                    plain(or_dash(i.release.map(|v| v.to_string()))),
-                    toned(t, i.state),
-                    plain(i.restarts.to_string()),
-                    plain(or_dash(i.started.as_deref().map(|s| ago(app, s)))),
-                    plain(row_detail(app, i).unwrap_or_default()),
-                ],
+                // The app view's instance row, the app in place of the host.
+                Some(i) => [plain(name), plain(kind)]
+                    .into_iter()
+                    .chain(instance_row(app, t, String::new(), i).into_iter().skip(1))
+                    .collect(),
                 None => {
                     let why = if !h.instances.contains_key(&a.app) {
                         "loading instances…".to_string()
@@ -97,7 +87,7 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
                         plain(name),
                         plain(kind),
                         plain("-"),
-                        plain(or_dash(a.release.map(|v| v.to_string()))),
+                        plain(a.release.map_or_else(|| "-".into(), |v| v.to_string())),
                         toned(t, a.state),
                         plain(a.restarts.to_string()),
                         plain("-"),

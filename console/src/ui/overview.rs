@@ -6,7 +6,7 @@ use ratatui::style::Style;
 use ratatui::text::{Line, Span};
 
 use super::cut::one_line;
-use super::table::{self, Col, Spec, TCell, col, text_col};
+use super::table::{self, Col, Spec, TCell, col, plain, text_col};
 use super::{ago, pane, theme, toned};
 use crate::app::App;
 
@@ -48,10 +48,6 @@ pub(crate) fn row_detail(app: &App, r: &schema::PsRow) -> Option<String> {
         Some(last) => format!("next run {when}; last: {last}"),
         None => format!("next run {when}"),
     })
-}
-
-fn plain(s: impl Into<String>) -> TCell {
-    (s.into(), Style::new())
 }
 
 /// Memory as people read it in a narrow column: `512Mi`, `3.2Gi`.

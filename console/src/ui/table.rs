@@ -48,6 +48,11 @@ pub(crate) const fn text_col(title: &'static str, min: u16, max: u16, priority: 
 /// A cell's text and style.
 pub(crate) type TCell = (String, Style);
 
+/// A cell in the default style.
+pub(crate) fn plain(s: impl Into<String>) -> TCell {
+    (s.into(), Style::new())
+}
+
 /// What a table draws: rows of cells (one per column), the selected row and
 /// whether the keyboard is on this table.
 pub(crate) struct Spec<'a> {
