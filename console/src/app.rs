@@ -16,7 +16,10 @@ use crate::logs::{
 };
 use crate::ops::{Operation, Pending};
 
+mod host;
 mod keyboard;
+
+pub use host::HostView;
 
 /// What the key behind this session may do, as the gateway's enrolled keys
 /// say: an operator changes the fleet; anything else sees everything and
@@ -35,6 +38,8 @@ pub enum View {
     Logs,
     /// Who did what.
     Audit,
+    /// One host: its state and the apps and instances placed on it.
+    Host,
 }
 
 /// What the keyboard is talking to.
@@ -134,6 +139,8 @@ pub struct App {
     pub(crate) stack: Vec<View>,
     pub(crate) overview: Overview,
     pub(crate) detail: Option<Detail>,
+    /// The host opened with Enter on the hosts table.
+    pub(crate) host_view: Option<HostView>,
     pub(crate) audit: Option<Vec<AuditEntry>>,
     pub(crate) audit_sel: usize,
     pub(crate) logs: LogBuffer,
@@ -181,6 +188,7 @@ impl App {
             stack: vec![View::Overview],
             overview: Overview::default(),
             detail: None,
+            host_view: None,
             audit: None,
             audit_sel: 0,
             logs: LogBuffer::new(DEFAULT_CAPACITY),
@@ -300,6 +308,7 @@ impl App {
             View::Overview => self.apps.get(self.overview.app_sel).map(|r| r.app.as_str()),
             View::App => self.detail.as_ref().map(|d| d.app.as_str()),
             View::Logs => self.logs_app.as_deref(),
+            View::Host => self.host_view.as_ref().and_then(HostView::selected_app),
             View::Audit => None,
         }
     }
@@ -369,6 +378,7 @@ impl App {
                 }
             }
             Event::Releases { app, mut rows } => {
+                self.releases_for_question(&app, &rows);
                 if let Some(d) = self.detail.as_mut().filter(|d| d.app == app) {
                     rows.sort_by_key(|r| std::cmp::Reverse(r.version));
                     d.release_sel = d.release_sel.min(rows.len().saturating_sub(1));
@@ -376,6 +386,9 @@ impl App {
                 }
             }
             Event::Instances { app, mut rows } => {
+                if let Some(h) = self.host_view.as_mut() {
+                    h.instances_of(&app, &rows);
+                }
                 if let Some(d) = self.detail.as_mut().filter(|d| d.app == app) {
                     rows.sort_by(|a, b| (&a.host, &a.instance).cmp(&(&b.host, &b.instance)));
                     d.instance_sel = d.instance_sel.min(rows.len().saturating_sub(1));
@@ -438,6 +451,7 @@ impl App {
             .unwrap_or(self.overview.app_sel)
             .min(apps.len().saturating_sub(1));
         self.overview.host_sel = self.overview.host_sel.min(hosts.len().saturating_sub(1));
+        actions.extend(self.host_snapshot(&hosts, &apps));
         // The trends: one sample per snapshot of every app that serves.
         for r in &apps {
             let Some(q) = &r.requests else { continue };

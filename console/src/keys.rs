@@ -40,7 +40,7 @@ pub enum Binding {
 pub enum Scope {
     /// Every view.
     Global,
-    /// Views with a selected app: the overview, an app, its logs.
+    /// Views with a selected app: the overview, an app, its logs, a host.
     App,
     /// Lists and tables.
     Move,
@@ -142,7 +142,7 @@ pub static KEYMAP: &[KeyBinding] = &[
         "a",
         B::Audit,
         S::Global,
-        "audit log: who did what, when",
+        "audit log, newest first: who did what, when",
         Some("audit"),
     ),
     kb(
@@ -166,7 +166,7 @@ pub static KEYMAP: &[KeyBinding] = &[
         "Enter",
         B::Open,
         S::App,
-        "open the selected app: releases and instances per host",
+        "open the selected app, or host: what runs on it (Tab: the hosts table)",
         Some("open"),
     ),
     kb(

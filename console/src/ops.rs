@@ -11,10 +11,14 @@ use crate::event::CommandId;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Pending {
     /// `rollback APP [--to vN]`; `from` is the active release when known.
+    /// `target`: for a plain rollback, the release it goes to as the
+    /// releases the console knows say (the gateway's own choice), so the
+    /// question names it and the command asks for exactly that one.
     Rollback {
         app: String,
         to: Option<Version>,
         from: Option<Version>,
+        target: Option<Version>,
     },
     /// `scale APP N`; `from` is the current wanted count when known.
     Scale {
@@ -31,11 +35,14 @@ pub enum Pending {
         release: Option<Version>,
         crashloop: bool,
     },
-    /// `deploy …` as typed; `source` is the file (or the manifest).
+    /// `deploy …` as typed; `source` is the file (or the manifest);
+    /// `replaces`: the app runs a release now, whose env the deploy's
+    /// replaces (unless `--keep-env`), so the question says so.
     Deploy {
         app: String,
         source: String,
         request: Box<DeployArgs>,
+        replaces: bool,
     },
     /// `config …` or `kv …` as typed: a change waits for y/n, a read runs
     /// at once and shows its answer as the outcome.
@@ -69,9 +76,15 @@ impl Pending {
     /// The question the confirmation asks, naming exactly what will change.
     pub fn question(&self) -> String {
         match self {
-            Pending::Rollback { app, to, from } => {
+            Pending::Rollback {
+                app,
+                to,
+                from,
+                target,
+            } => {
+                let to = to.or(*target);
                 // A newer target is a roll forward, and says so.
-                let verb = match (to, from) {
+                let verb = match (to, *from) {
                     (Some(t), Some(f)) if t > f => "Roll forward",
                     _ => "Roll back",
                 };
@@ -100,8 +113,25 @@ impl Pending {
             Pending::Rm { app } => {
                 format!("Remove {app}? Every instance stops; its releases stay in the audit log.")
             }
-            Pending::Deploy { app, source, .. } => {
-                format!("Deploy a new release of {app} from {source}?")
+            Pending::Deploy {
+                app,
+                source,
+                request,
+                replaces,
+            } => {
+                let q = format!("Deploy a new release of {app} from {source}?");
+                if !replaces || request.keep_env {
+                    return q;
+                }
+                let names: Vec<&str> = request.env.iter().map(|(k, _)| k.as_str()).collect();
+                let env = if request.manifest.is_some() {
+                    "Its env will be the manifest's".to_string()
+                } else if names.is_empty() {
+                    "It will have no env".to_string()
+                } else {
+                    format!("Its env will be {} only", names.join(", "))
+                };
+                format!("{q} {env}, replacing the running release's (--keep-env keeps it).")
             }
             Pending::Restart {
                 app,
@@ -122,9 +152,11 @@ impl Pending {
     /// The typed command for [`crate::Action::Run`].
     pub fn request(&self) -> CommandLine {
         let command = match self {
-            Pending::Rollback { app, to, .. } => Command::Rollback(RollbackArgs {
+            Pending::Rollback {
+                app, to, target, ..
+            } => Command::Rollback(RollbackArgs {
                 app: app.clone(),
-                to: *to,
+                to: to.or(*target),
             }),
             Pending::Scale { app, to, .. } => Command::Scale(ScaleArgs {
                 app: app.clone(),
@@ -149,9 +181,11 @@ impl Pending {
     pub fn title(&self) -> String {
         match self {
             Pending::Rollback {
-                app, to: Some(v), ..
-            } => format!("rollback {app} to {v}"),
-            Pending::Rollback { app, to: None, .. } => format!("rollback {app}"),
+                app, to, target, ..
+            } => match to.or(*target) {
+                Some(v) => format!("rollback {app} to {v}"),
+                None => format!("rollback {app}"),
+            },
             Pending::Scale { app, to, .. } => format!("scale {app} to {to}"),
             Pending::Rm { app } => format!("rm {app}"),
             Pending::Restart { app, .. } => format!("restart {app}"),
@@ -159,6 +193,25 @@ impl Pending {
             Pending::Capability { app, command } => format!("{} {app}", command.name()),
         }
     }
+}
+
+/// The release a plain `rollback APP` goes to, chosen from `releases` as
+/// the gateway chooses (`ops::cmd::rollback`), or why there is none.
+pub fn rollback_target(
+    app: &str,
+    active: Option<Version>,
+    releases: &[schema::ReleaseRow],
+) -> Result<Version, OpError> {
+    let mut candidates: Vec<schema::RollbackCandidate> = releases
+        .iter()
+        .map(|r| schema::RollbackCandidate {
+            version: r.version,
+            state: r.state,
+            kept: r.kept,
+        })
+        .collect();
+    candidates.sort_by_key(|c| std::cmp::Reverse(c.version));
+    ops::cmd::rollback::choose_target(app, active, &candidates, None, None, ops::Scope::Fleet)
 }
 
 /// The question before a `config` or `kv` change, naming keys, never values.
@@ -204,7 +257,11 @@ pub struct HostProgress {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Outcome {
     pub ok: bool,
-    /// One line: `ticker: v3 -> v2 in 4 ms`, or what failed and why.
+    /// The exit status the command ended with (CLI.md: 0, 1 or 2).
+    pub code: i32,
+    /// One line: `ticker: v3 -> v2 in 4 ms`, or the command and why it
+    /// failed (`rollback api: api has no release v9; …`), said once: on
+    /// the status line, the panel showing only `FAILED (exit 1)` beside it.
     pub summary: String,
     pub finished_ms: i64,
 }
@@ -268,20 +325,15 @@ impl Operation {
 
     /// Records the end: the outcome the command answered, or why it failed.
     pub fn finish(&mut self, result: &Result<Option<Reply>, OpError>, now_ms: i64) {
-        let (ok, summary) = match result {
-            Ok(reply) => (true, self.success_summary(reply.as_ref())),
-            Err(e) => (
-                false,
-                format!(
-                    "{} failed (exit {}): {}",
-                    self.title,
-                    e.exit_code(),
-                    e.reason()
-                ),
-            ),
+        let (code, summary) = match result {
+            Ok(reply) => (0, self.success_summary(reply.as_ref())),
+            // The reason as the command said it (`error: ` taken off once,
+            // the status line puts its own in front).
+            Err(e) => (e.exit_code(), format!("{}: {}", self.title, e.reason())),
         };
         self.outcome = Some(Outcome {
-            ok,
+            ok: result.is_ok(),
+            code,
             summary,
             finished_ms: now_ms,
         });
@@ -318,6 +370,7 @@ mod tests {
             app: "api".into(),
             to: None,
             from: Some(Version(3)),
+            target: None,
         };
         let mut op = Operation::new(1, &p, 0);
         let v = Version(2);
@@ -361,6 +414,7 @@ mod tests {
             app: "api".into(),
             to: None,
             from: None,
+            target: None,
         };
         let mut op = Operation::new(1, &p, 0);
         let answer = Reply::RolledBack(schema::RollbackOutcome {
@@ -380,8 +434,8 @@ mod tests {
         let o = op.outcome.unwrap();
         assert!(!o.ok);
         assert_eq!(
-            o.summary,
-            "rollback api failed (exit 1): no earlier release of api to roll back to"
+            (o.code, o.summary.as_str()),
+            (1, "rollback api: no earlier release of api to roll back to")
         );
     }
 }

@@ -156,6 +156,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
                 app: a.app,
                 to: a.to,
                 from,
+                target: None,
             })
         }
         Command::Scale(a) => {
@@ -216,6 +217,7 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
             }
             let source = d.file.clone().or(d.manifest.clone()).unwrap_or_default();
             Intent::Confirm(Pending::Deploy {
+                replaces: cx.app(&app).is_some_and(|r| r.release.is_some()),
                 app,
                 source,
                 request: d,

@@ -139,6 +139,89 @@ fn narrow_overview_drops_minor_columns_and_cuts_details_with_an_ellipsis() {
 }
 
 #[test]
+fn every_cut_value_ends_in_an_ellipsis_and_the_header_keeps_its_clock() {
+    let mut app = operator();
+    app.update(Event::Connected {
+        gateway: "alice@gateway-eu-west-1.example.com:2222".into(),
+    });
+    let mut rows = apps();
+    let mut job = app_row("nightly", schema::AppKind::Job, 1, 1, 0, "scheduled");
+    job.next_run = Some(common::at(-60_000));
+    job.detail = Some("exit 0 after 3ms".into());
+    rows.push(job);
+    app.update(Event::Snapshot {
+        hosts: hosts(),
+        apps: rows,
+    });
+    // The header at 80×24: the clock whole, the gateway's name cut with `…`.
+    let s = screen(&render(&mut app, 80, 24));
+    let head = s.lines().next().unwrap();
+    assert!(head.trim_end().ends_with("| 10:00:00"), "{head}");
+    assert!(head.contains(" alice@gateway-eu-w… | operator"), "{head}");
+    // A pane's title, at the narrowest.
+    press(&mut app, Key::Char('e'));
+    let s = screen(&render(&mut app, 40, 16));
+    assert!(
+        s.contains(" events (0, newest first; a: the whole… "),
+        "{s}"
+    );
+    press(&mut app, Key::Esc);
+    // The app view: its summary line cut, a job's next run relative.
+    prompt(&mut app, "releases nightly");
+    app.update(Event::Instances {
+        app: "nightly".into(),
+        rows: vec![schema::PsRow {
+            instance: Some("nightly.run-210".into()),
+            host: "host-a".into(),
+            next_run: Some(common::at(-60_000)),
+            ..app_row("nightly", schema::AppKind::Job, 1, 1, 1, "running")
+        }],
+    });
+    let s = screen(&render(&mut app, 80, 24));
+    assert!(
+        s.contains("nightly.run-210") && s.contains("next run in 60s"),
+        "{s}"
+    );
+    assert!(!s.contains("2026-01-02T"), "{s}");
+    let s = screen(&render(&mut app, 40, 16));
+    let summary = s.lines().nth(1).unwrap();
+    assert!(summary.ends_with('…'), "{summary:?}");
+    // The logs view: a long host name, instance and line, each cut with `…`.
+    prompt(&mut app, "logs ticker");
+    let long = format!("START{}END", "x".repeat(300));
+    let mut rec = record(
+        "ticker",
+        1,
+        "a-very-long-host-name-in-eu-west-1",
+        Stream::Stdout,
+        &long,
+    );
+    rec.instance = "ticker.worker-0123456789".into();
+    app.update(Event::LogRecords(vec![rec]));
+    for (w, h) in SIZES {
+        let s = screen(&render(&mut app, w, h));
+        let row = s.lines().find(|l| l.contains("START")).unwrap();
+        assert!(row.contains("a-very-long-host-name-i… "), "{w}: {row}");
+        assert!(row.ends_with("x…"), "{w}: {row}");
+        if w >= 120 {
+            assert!(row.contains("ticker.work… "), "{w}: {row}");
+        }
+    }
+    // A long error is not cut: it takes the hints' row, what to do last.
+    let why = "ticker v8 failed on host-a (health check GET /healthz returned 500); \
+               rolled back to v7 on every host; `releases ticker` shows why it failed";
+    app.update(Event::Error(why.into()));
+    let s = screen(&render(&mut app, 80, 24));
+    let tail: String = s.lines().rev().take(2).collect::<Vec<_>>().join(" ");
+    assert!(tail.contains("shows why it failed"), "{s}");
+    // Longer than both rows: cut at the end of the second, with `…`.
+    app.update(Event::Error(why.repeat(3)));
+    let s = screen(&render(&mut app, 80, 24));
+    let last = s.lines().last().unwrap().trim_end();
+    assert!(last.ends_with('…'), "{s}");
+}
+
+#[test]
 fn selection_is_reversed_and_marked_not_just_coloured() {
     let mut app = operator();
     press(&mut app, Key::Down);
@@ -308,6 +391,11 @@ fn logs_view_title_says_paused_and_counts_new_and_filtered_lines() {
 
 #[test]
 fn audit_view_lists_newest_first() {
+    // The CLI's `audit` lists oldest first: the view and `?` say the order.
+    let mut app = operator();
+    press(&mut app, Key::Char('?'));
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("audit log, newest first: who did what"), "{s}");
     for (w, h) in SIZES {
         let mut app = operator();
         press(&mut app, Key::Char('a'));
@@ -336,6 +424,13 @@ fn confirmation_dialog_names_the_change_and_the_keys() {
         assert!(s.contains("confirm rollback"), "{s}");
         assert!(s.contains("Roll back ticker from v7 to the release"), "{s}");
         assert!(s.contains("y yes") && s.contains("n no"), "{s}");
+        // The releases it asked for name the one it goes to.
+        app.update(Event::Releases {
+            app: "ticker".into(),
+            rows: releases("ticker", 7),
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert!(s.contains("Roll back ticker from v7 to v6?"), "{s}");
     }
 }
 
@@ -396,6 +491,119 @@ fn progress_panel_shows_each_host_live_then_the_outcome() {
             "{w}x{h}:\n{s}"
         );
     }
+}
+
+#[test]
+fn a_failed_command_says_why_once_with_one_error_prefix() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        prompt(&mut app, "rollback ticker");
+        let id = match press(&mut app, Key::Char('y')).as_slice() {
+            [console::Action::Run { id, .. }] => *id,
+            other => panic!("{other:?}"),
+        };
+        app.update(Event::CommandProgress {
+            id,
+            progress: Progress::new(
+                "host-b",
+                Step::Failed {
+                    reason: "health check GET /healthz returned 500".into(),
+                },
+            ),
+        });
+        let why = "ticker v6 failed on host-b";
+        app.update(Event::CommandDone {
+            id,
+            result: Err(ops::OpError::failed(format!(
+                "error: {why} (health check GET /healthz returned 500); rolled back to v7 on every host"
+            ))),
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert_eq!(s.matches("error:").count(), 1, "{w}x{h}:\n{s}");
+        assert_eq!(s.matches(why).count(), 1, "{w}x{h}:\n{s}");
+        assert!(
+            s.contains("error: rollback ticker: ticker v6"),
+            "{w}x{h}:\n{s}"
+        );
+        // The panel says that it failed and each host's step; the status
+        // line below says why.
+        assert!(
+            s.contains("FAILED (exit 1)") && s.contains("host-b  FAILED: health check"),
+            "{w}x{h}:\n{s}"
+        );
+        // Once the status line has moved on, the panel (brought back with
+        // `o`) says why itself.
+        app.update(Event::Tick {
+            now_ms: NOW + 60_000,
+        });
+        press(&mut app, Key::Char('o'));
+        let s = screen(&render(&mut app, w, h));
+        assert!(
+            s.contains("FAILED (exit 1): rollback ticker: ticker v6") && !s.contains("error:"),
+            "{w}x{h}:\n{s}"
+        );
+    }
+}
+
+#[test]
+fn enter_on_the_hosts_table_opens_the_host_with_its_apps_and_instances_and_esc_goes_back() {
+    for (w, h) in SIZES {
+        let mut app = operator();
+        let mut rows = apps();
+        rows[0].host = "host-a".into(); // api
+        rows[1].host = "host-b".into(); // flaky
+        rows[2].hosts = vec!["host-a".into(), "host-b".into()]; // ticker
+        app.update(Event::Snapshot {
+            hosts: hosts(),
+            apps: rows,
+        });
+        press(&mut app, Key::Tab);
+        let actions = press(&mut app, Key::Enter);
+        assert_eq!(
+            actions,
+            vec![
+                console::Action::LoadInstances("api".into()),
+                console::Action::LoadInstances("ticker".into())
+            ]
+        );
+        assert_eq!(app.view(), console::View::Host);
+        let s = screen(&render(&mut app, w, h));
+        for needle in [
+            "host-a  up  x86_64  last seen 2s ago",
+            "apps (2) and instances (0) on host-a",
+            "loading instances…",
+        ] {
+            assert!(s.contains(needle), "{w}x{h}: {needle:?} in\n{s}");
+        }
+        assert!(!s.contains("flaky"), "flaky is not on host-a:\n{s}");
+        // Each app's instances: only those on this host.
+        app.update(Event::Instances {
+            app: "ticker".into(),
+            rows: instances("ticker"),
+        });
+        app.update(Event::Instances {
+            app: "api".into(),
+            rows: vec![],
+        });
+        let s = screen(&render(&mut app, w, h));
+        assert!(
+            s.contains("ticker-1") && s.contains("ticker-2") && !s.contains("ticker-0"),
+            "{w}x{h}:\n{s}"
+        );
+        assert!(s.contains("apps (2) and instances (2) on host-a"), "{s}");
+        assert!(s.contains("none in flight now"), "{w}x{h}:\n{s}");
+        // The keys of an app act on the selected row's app.
+        assert_eq!(app.selected_app(), Some("api"));
+        press(&mut app, Key::Down);
+        assert_eq!(app.selected_app(), Some("ticker"));
+        press(&mut app, Key::Esc);
+        assert_eq!(app.view(), console::View::Overview);
+    }
+    // `?` says how.
+    let mut app = operator();
+    press(&mut app, Key::Char('?'));
+    let s = screen(&render(&mut app, 160, 48));
+    assert!(s.contains("open the selected app, or host"), "{s}");
 }
 
 #[test]

@@ -31,13 +31,18 @@ fn enter_opens_the_selected_app_and_loads_its_releases_and_instances() {
 #[test]
 fn rollback_key_asks_for_confirmation_then_runs() {
     let mut app = operator();
-    assert_eq!(press(&mut app, Key::Char('r')), vec![]);
+    // The releases are asked for, to name the one it goes to.
+    assert_eq!(
+        press(&mut app, Key::Char('r')),
+        vec![Action::LoadReleases("api".into())]
+    );
     assert_eq!(
         app.mode(),
         &Mode::Confirm(Pending::Rollback {
             app: "api".into(),
             to: None,
-            from: Some(Version(3))
+            from: Some(Version(3)),
+            target: None,
         })
     );
     assert_eq!(
@@ -152,7 +157,8 @@ fn prompt_commands_use_the_cli_grammar_and_ask_before_changing_anything() {
         &Mode::Confirm(Pending::Rollback {
             app: "ticker".into(),
             to: Some(Version(5)),
-            from: Some(Version(7))
+            from: Some(Version(7)),
+            target: None,
         })
     );
     assert_eq!(
@@ -273,10 +279,39 @@ fn deploy_in_the_local_console_confirms_then_runs_the_typed_command() {
     let Mode::Confirm(p) = app.mode() else {
         panic!("{:?} {}", app.mode(), status(&app))
     };
+    // api runs a release: its env is replaced, and the question says so.
     assert_eq!(
         p.question(),
-        format!("Deploy a new release of api from {path}?")
+        format!(
+            "Deploy a new release of api from {path}? It will have no env, replacing the running release's (--keep-env keeps it)."
+        )
     );
+    press(&mut app, Key::Char('n'));
+    prompt(&mut app, &format!("deploy api {path} --env A=1 --env B=2"));
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert!(
+        p.question().ends_with(
+            "Its env will be A, B only, replacing the running release's (--keep-env keeps it)."
+        ),
+        "{}",
+        p.question()
+    );
+    press(&mut app, Key::Char('n'));
+    // Kept, or a new app: nothing to say.
+    for line in [
+        format!("deploy api {path} --keep-env --env A=1"),
+        format!("deploy newapp {path}"),
+    ] {
+        prompt(&mut app, &line);
+        let Mode::Confirm(p) = app.mode() else {
+            panic!("{:?}", app.mode())
+        };
+        assert!(p.question().ends_with(".wasm?"), "{}", p.question());
+        press(&mut app, Key::Char('n'));
+    }
+    prompt(&mut app, &format!("deploy api {path} --replicas 2"));
     assert_eq!(
         press(&mut app, Key::Char('y')),
         vec![Action::Run {
@@ -410,7 +445,7 @@ fn a_failed_command_is_reported_as_an_error_with_its_reason() {
     assert!(is_error(&app));
     assert_eq!(
         status(&app),
-        "scale api to 9 failed (exit 1): not enough free slots on any host"
+        "scale api to 9: not enough free slots on any host"
     );
 }
 
@@ -545,4 +580,64 @@ fn the_prompt_refuses_an_unknown_app_and_a_negative_count_before_asking_or_openi
         status(&app)
     );
     assert!(!status(&app).contains("-- -1"), "{}", status(&app));
+}
+
+#[test]
+fn a_plain_rollback_names_the_release_it_goes_to_and_asks_for_that_one() {
+    // From the overview: asked for the releases, named once they come.
+    let mut app = operator();
+    assert_eq!(
+        press(&mut app, Key::Char('r')),
+        vec![Action::LoadReleases("api".into())]
+    );
+    let mut rows = releases("api", 3);
+    rows[1].state = schema::ReleaseState::Failed; // v2
+    app.update(Event::Releases {
+        app: "api".into(),
+        rows,
+    });
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    // Not the failed v2: the release a rollback goes to.
+    assert_eq!(p.question(), "Roll back api from v3 to v1?");
+    assert_eq!(
+        press(&mut app, Key::Char('y')),
+        vec![Action::Run {
+            id: 1,
+            request: request("rollback api --to v1")
+        }]
+    );
+    assert_eq!(status(&app), "running: rollback api to v1");
+
+    // In the app's view, the releases are known: named at once.
+    let mut app = operator();
+    prompt(&mut app, "releases ticker");
+    app.update(Event::Releases {
+        app: "ticker".into(),
+        rows: releases("ticker", 7),
+    });
+    assert_eq!(prompt(&mut app, "rollback ticker"), vec![]);
+    let Mode::Confirm(p) = app.mode() else {
+        panic!("{:?}", app.mode())
+    };
+    assert_eq!(p.question(), "Roll back ticker from v7 to v6?");
+
+    // No healthy release before the active one: said instead of asked.
+    let mut app = operator();
+    press(&mut app, Key::Char('r'));
+    let mut rows = releases("api", 3);
+    rows[0].state = schema::ReleaseState::Failed;
+    rows[1].state = schema::ReleaseState::Failed;
+    app.update(Event::Releases {
+        app: "api".into(),
+        rows,
+    });
+    assert_eq!(app.mode(), &Mode::Normal);
+    assert!(is_error(&app), "{}", status(&app));
+    assert!(
+        status(&app).starts_with("api has no earlier healthy release to roll back to"),
+        "{}",
+        status(&app)
+    );
 }

@@ -195,3 +195,31 @@ fn the_open_audit_log_reloads_on_every_change() {
         vec![Action::LoadAudit]
     );
 }
+
+#[test]
+fn an_open_hosts_instances_reload_when_the_snapshot_changes_what_runs_there() {
+    let mut app = operator();
+    press(&mut app, Key::Tab);
+    press(&mut app, Key::Enter);
+    assert_eq!(app.view(), console::View::Host);
+    // The same figures: nothing to ask.
+    assert_eq!(
+        app.update(Event::Snapshot {
+            hosts: hosts(),
+            apps: apps()
+        }),
+        vec![]
+    );
+    // One app on it changed: its apps' instances again.
+    let mut rows = apps();
+    rows[2].running = 1;
+    assert_eq!(
+        app.update(Event::Snapshot {
+            hosts: hosts(),
+            apps: rows
+        }),
+        ["api", "flaky", "ticker"]
+            .map(|a| Action::LoadInstances(a.into()))
+            .to_vec()
+    );
+}

@@ -238,3 +238,41 @@ fn commands_without_a_daemon_say_how_to_reach_one() {
     assert!(r.stderr.contains("cannot reach hostd at"), "{}", r.stderr);
     assert!(r.stderr.contains("hostd serve"), "{}", r.stderr);
 }
+
+#[test]
+fn audit_lists_oldest_first_and_its_help_says_so() {
+    let h = Hostd::start();
+    h.deploy("api", "ticker.wasm", &["--env", "V=1"]);
+    h.deploy("api", "ticker.wasm", &["--env", "V=2"]);
+    h.json(&["scale", "api", "2"]);
+    // The newest last, in the table and in the JSON (as logs): `--tail N`
+    // keeps the newest N.
+    let r = h.run(&["audit"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    let actions: Vec<&str> = r
+        .stdout
+        .lines()
+        .skip(1)
+        .filter_map(|l| l.split_whitespace().nth(2))
+        .collect();
+    assert_eq!(actions, vec!["deploy", "deploy", "scale"], "{}", r.stdout);
+    let tail = h.json(&["audit", "--tail", "2"]);
+    let actions: Vec<&str> = tail
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|a| a["action"].as_str())
+        .collect();
+    assert_eq!(actions, vec!["deploy", "scale"], "{tail}");
+    let help = h.run(&["audit", "--help"]);
+    assert!(
+        help.stdout.contains("oldest first, the newest last"),
+        "{}",
+        help.stdout
+    );
+    assert!(
+        help.stdout.contains("the newest N, still oldest first"),
+        "{}",
+        help.stdout
+    );
+}

@@ -134,3 +134,30 @@ fn scaling_a_job_to_zero_pauses_its_schedule() {
     h.json(&["scale", "p", "1"]);
     wait_for("runs again", || (runs(&h) > before).then_some(()));
 }
+
+#[test]
+fn an_every_schedule_says_it_is_aligned_to_the_clock_in_info_and_help() {
+    let h = Hostd::start();
+    h.deploy("hourly", "job.wasm", &["--schedule", "@every 1h"]);
+    let r = h.run(&["info", "hourly"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout
+            .contains("schedule   @every 1h: every 1h (aligned to :00 UTC)"),
+        "{}",
+        r.stdout
+    );
+    let info = h.json(&["info", "hourly"]);
+    assert_eq!(info["schedule"], "@every 1h", "{info}");
+    assert_eq!(
+        info["schedule_note"], "every 1h (aligned to :00 UTC)",
+        "{info}"
+    );
+    let help = h.run(&["deploy", "--help"]);
+    assert!(
+        help.stdout
+            .contains("@every counts from the Unix epoch, not from the deploy"),
+        "{}",
+        help.stdout
+    );
+}

@@ -271,3 +271,68 @@ impl DigestOf for Hostd {
             .to_string()
     }
 }
+
+#[test]
+fn a_deploy_says_by_name_what_it_did_to_the_env_and_keep_env_keeps_it() {
+    let h = Hostd::start();
+    let first = h.deploy(
+        "envy",
+        "ticker.wasm",
+        &[
+            "--env",
+            "TICK_MS=1000",
+            "--env",
+            "DB_URL=postgres://u:hunter2@db",
+            "--env",
+            "MODE=a",
+        ],
+    );
+    assert!(
+        first.get("env_changes").is_none(),
+        "a first release: {first}"
+    );
+    // The next deploy's env replaces the whole env, and says what went.
+    let path = fixture("ticker.wasm");
+    let r = h.run(&[
+        "deploy",
+        "envy",
+        path.to_str().unwrap(),
+        "--env",
+        "TICK_MS=1000",
+        "--env",
+        "MODE=b",
+        "--env",
+        "NEW=1",
+    ]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "env: DB_URL removed; MODE changed; NEW added (a deploy's --env replaces the running release's env; --keep-env keeps it and sets --env over it)"
+        ),
+        "{}",
+        r.stdout
+    );
+    // Names, never values.
+    assert!(
+        !r.stdout.contains("hunter2") && !r.stdout.contains("MODE=b"),
+        "{}",
+        r.stdout
+    );
+    // --keep-env: the running env stays, --env over it.
+    let kept = h.deploy("envy", "ticker.wasm", &["--keep-env", "--env", "EXTRA=2"]);
+    assert_eq!(
+        kept["env_changes"],
+        serde_json::json!({"added": ["EXTRA"], "removed": [], "changed": []}),
+        "{kept}"
+    );
+    let info = h.json(&["info", "envy"]);
+    assert_eq!(
+        info["env"],
+        serde_json::json!(["EXTRA", "MODE", "NEW", "TICK_MS"]),
+        "{info}"
+    );
+    // The same env again: nothing said.
+    let r = h.run(&["deploy", "envy", path.to_str().unwrap(), "--keep-env"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(!r.stdout.contains("env:"), "{}", r.stdout);
+}

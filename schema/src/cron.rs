@@ -4,7 +4,9 @@
 //! - five fields, `minute hour day-of-month month day-of-week` (`*/5 * * * *`);
 //! - six fields with seconds first (`*/10 * * * * *`), for jobs that run often;
 //! - `@hourly`, `@daily` (`@midnight`), `@weekly`, `@monthly`, `@yearly` (`@annually`);
-//! - `@every DURATION` (`@every 30s`), counted from the Unix epoch.
+//! - `@every DURATION` (`@every 30s`), counted from the Unix epoch, not
+//!   from the deploy: `@every 1h` runs at :00 of every hour (UTC)
+//!   ([`Schedule::describe`] says so where a schedule is shown).
 //!
 //! Fields take `*`, numbers, ranges `a-b`, steps `*/n` and `a-b/n`, lists
 //! `a,b`, month names `JAN`..`DEC` and weekday names `SUN`..`SAT` (0 and 7
@@ -70,6 +72,27 @@ const MONTHS: [&str; 12] = [
 const WEEKDAYS: [&str; 7] = ["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"];
 
 impl Schedule {
+    /// When it runs, in words: `every 1h (aligned to :00 UTC)` (an `@every`
+    /// counts from the Unix epoch, not from the deploy), `0 3 * * * (UTC)`.
+    pub fn describe(&self) -> String {
+        match self.kind {
+            Kind::Every(ms) => {
+                let d = self.text.trim().trim_start_matches("@every").trim();
+                let aligned = if 60_000 % ms == 0 {
+                    "aligned to the minute, UTC"
+                } else if 3_600_000 % ms == 0 {
+                    "aligned to :00 UTC"
+                } else if 86_400_000 % ms == 0 {
+                    "aligned to 00:00 UTC"
+                } else {
+                    "counted from 1970-01-01 00:00 UTC, not from the deploy"
+                };
+                format!("every {d} ({aligned})")
+            }
+            Kind::Fields { .. } => format!("{} (UTC)", self.text),
+        }
+    }
+
     pub fn parse(text: &str) -> Result<Schedule, CronError> {
         let err = |reason: String| CronError {
             text: text.to_string(),
@@ -350,6 +373,21 @@ mod tests {
             next("0 0 29 2 *", "2026-11-24T10:00:00Z"),
             "2028-02-29T00:00:00.000Z"
         );
+    }
+
+    #[test]
+    fn a_schedule_says_when_it_runs_and_an_every_how_it_is_aligned() {
+        let d = |t: &str| Schedule::parse(t).unwrap().describe();
+        assert_eq!(d("@every 1h"), "every 1h (aligned to :00 UTC)");
+        assert_eq!(d("@every 15m"), "every 15m (aligned to :00 UTC)");
+        assert_eq!(d("@every 30s"), "every 30s (aligned to the minute, UTC)");
+        assert_eq!(d("@every 6h"), "every 6h (aligned to 00:00 UTC)");
+        assert_eq!(
+            d("@every 7m"),
+            "every 7m (counted from 1970-01-01 00:00 UTC, not from the deploy)"
+        );
+        assert_eq!(d("0 3 * * *"), "0 3 * * * (UTC)");
+        assert_eq!(d("@hourly"), "@hourly (UTC)");
     }
 
     #[test]

@@ -38,6 +38,9 @@ pub struct AppInfo {
     pub buckets: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// When the schedule runs, in words (`every 1h (aligned to :00 UTC)`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub schedule_note: Option<String>,
     pub memory_mb: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub timeout_ms: Option<u64>,

@@ -561,6 +561,65 @@ pub struct DeployOutcome {
     /// Milliseconds spent compiling with Cranelift (0 when the cache had it).
     pub compile_ms: u64,
     pub replicas: u32,
+    /// How the env differs from the release that was running (names only,
+    /// never values); absent for an app's first release.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env_changes: Option<EnvChanges>,
+}
+
+/// The env variables a deploy added, removed and changed, by name: a
+/// deploy's env replaces the running release's (unless `--keep-env`), and
+/// says what that did.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EnvChanges {
+    pub added: Vec<String>,
+    pub removed: Vec<String>,
+    pub changed: Vec<String>,
+}
+
+impl EnvChanges {
+    /// `old` to `new`, names sorted.
+    pub fn between(
+        old: &std::collections::BTreeMap<String, String>,
+        new: &std::collections::BTreeMap<String, String>,
+    ) -> EnvChanges {
+        EnvChanges {
+            added: new
+                .keys()
+                .filter(|k| !old.contains_key(*k))
+                .cloned()
+                .collect(),
+            removed: old
+                .keys()
+                .filter(|k| !new.contains_key(*k))
+                .cloned()
+                .collect(),
+            changed: new
+                .iter()
+                .filter(|(k, v)| old.get(*k).is_some_and(|o| o != *v))
+                .map(|(k, _)| k.clone())
+                .collect(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.added.is_empty() && self.removed.is_empty() && self.changed.is_empty()
+    }
+
+    /// `env: DB_URL removed, LOG_LEVEL changed, MODE added`, or `None` when
+    /// nothing changed.
+    pub fn summary(&self) -> Option<String> {
+        let parts: Vec<String> = [
+            (&self.removed, "removed"),
+            (&self.changed, "changed"),
+            (&self.added, "added"),
+        ]
+        .into_iter()
+        .filter(|(names, _)| !names.is_empty())
+        .map(|(names, what)| format!("{} {what}", names.join(", ")))
+        .collect();
+        (!parts.is_empty()).then(|| format!("env: {}", parts.join("; ")))
+    }
 }
 
 /// A release as a rollback chooses among them.

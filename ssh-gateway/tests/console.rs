@@ -76,7 +76,8 @@ fn wait_overview(p: &Pty) {
 /// on screen and in the fleet.
 fn rollback_through_the_prompt(f: &Fleet, p: &mut Pty) {
     p.send(b":rollback ticker\r");
-    p.wait_text("Roll back ticker from v2");
+    // The release it goes to, named once the releases are in.
+    p.wait_text("Roll back ticker from v2 to v1?");
     p.send(b"y");
     p.wait_text("ticker: v2 -> v1");
     assert_eq!(active(f, "ticker"), "v1");
@@ -500,8 +501,18 @@ fn the_on_call_walk_through_works_over_ssh_t_at_160x48_and_80x24() {
     keep_screen(&p, "4-recovered-160x48");
     // The same at 80x24.
     p.resize(80, 24);
+    // Redrawn at the new size (the key hints on the last row), not the old
+    // screen cut by the terminal; the header keeps its clock whole.
     p.wait("the app view at 80x24", |s| {
-        s.size() == (24, 80) && s.contents().contains("req/s") && s.contents().contains("errors/s")
+        let c = s.contents();
+        let head = c.lines().next().unwrap_or("").trim_end().to_string();
+        let clock = head.rsplit(' ').next().unwrap_or("");
+        s.size() == (24, 80)
+            && s.contents_between(23, 0, 23, 80).contains("? help")
+            && c.contains("req/s")
+            && c.contains("errors/s")
+            && clock.len() == 8
+            && clock.chars().filter(|&ch| ch == ':').count() == 2
     });
     keep_screen(&p, "5-app-80x24");
     p.send(b"e");

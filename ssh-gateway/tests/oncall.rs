@@ -394,3 +394,122 @@ fn events_list_hosts_going_and_coming_and_follow_prints_them_as_they_happen() {
     let events = v["events"].as_array().cloned().unwrap_or_default();
     assert!(events.iter().any(|e| e["action"] == "host-down"), "{v}");
 }
+
+/// The `error:` lines of a command's stderr.
+fn error_lines(stderr: &str) -> Vec<&str> {
+    stderr.lines().filter(|l| l.contains("error:")).collect()
+}
+
+/// A failure is one line on stderr, `error: ` once in front of it, said
+/// once: at `ssh gw`, `hostd --gateway` and `hostd --local` alike.
+#[test]
+fn a_failure_is_said_once_on_stderr_with_one_error_prefix_at_every_door() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    let health = ["--kind", "http", "--health-path", "/healthz"];
+    let v1 = fixture("http-version-v1.wasm");
+    let mut args = vec!["deploy", "web", v1.to_str().unwrap()];
+    args.extend(health);
+    f.ops(&args).ok();
+    // A release the host finds unhealthy: the host's step says why, the
+    // error line says what happened to the fleet and why, each once.
+    let bad = fixture("http-version-unhealthy.wasm");
+    let mut args = vec!["deploy", "web", bad.to_str().unwrap()];
+    args.extend(health);
+    let by_hostd = f.ops(&args);
+    let artifact = std::fs::read(&bad).unwrap();
+    let mut args = vec!["deploy", "web", "-"];
+    args.extend(health);
+    let by_ssh = f.ssh("alice", &args, Some(&artifact));
+    for (r, v) in [(&by_hostd, "v2"), (&by_ssh, "v3")] {
+        assert_eq!(r.code, 1, "{}", r.stderr);
+        assert_eq!(
+            error_lines(&r.stderr),
+            vec![format!(
+                "error: web {v} failed on h1 (health check GET /healthz returned 500); rolled back to v1 on every host"
+            )],
+            "{}",
+            r.stderr
+        );
+        assert_eq!(r.stderr.matches("rolled back").count(), 1, "{}", r.stderr);
+        assert!(
+            r.stderr.contains("h1: failed: health check GET /healthz"),
+            "{}",
+            r.stderr
+        );
+    }
+    // Refusals, through each door.
+    let unknown = "error: unknown app \"nope\": `ps` lists the fleet's apps";
+    let cases: Vec<(Run, i32, &str)> = vec![
+        (f.ssh("alice", &["rollback", "nope"], None), 1, unknown),
+        (f.ssh("alice", &["scale", "nope", "3"], None), 1, unknown),
+        (
+            f.ssh("alice", &["deploy", "nope", "x.wasm"], None),
+            2,
+            "error: through the gateway the artifact comes on stdin",
+        ),
+        (f.ops(&["rollback", "nope"]), 1, unknown),
+        (f.ops(&["scale", "nope", "3"]), 1, unknown),
+        (
+            f.ops(&["deploy", "nope", "x.wasm"]),
+            1,
+            "error: cannot read x.wasm",
+        ),
+        (
+            f.local(0, &["rollback", "nope"]),
+            1,
+            "error: unknown app \"nope\": `hostd ps` lists the apps on this host",
+        ),
+    ];
+    for (r, code, said) in cases {
+        assert_eq!(r.code, code, "{}", r.stderr);
+        assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
+        assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+        assert!(r.stderr.starts_with(said), "{}", r.stderr);
+    }
+}
+
+/// A deploy through the gateway says, by name, what it did to the env; the
+/// JSON has the same in `env_changes`; `--keep-env` keeps the running env.
+#[test]
+fn a_deploy_through_the_gateway_says_what_it_did_to_the_env() {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    let wasm = fixture("ticker.wasm");
+    let path = wasm.to_str().unwrap();
+    f.ops(&[
+        "deploy",
+        "envy",
+        path,
+        "--env",
+        "TICK_MS=1000",
+        "--env",
+        "SECRETISH=s3cr3t",
+    ])
+    .ok();
+    let out = f.json(&["deploy", "envy", path, "--env", "TICK_MS=500"]);
+    assert_eq!(
+        out["env_changes"],
+        serde_json::json!({"added": [], "removed": ["SECRETISH"], "changed": ["TICK_MS"]}),
+        "{out}"
+    );
+    // Over plain ssh, in words; never a value.
+    let artifact = std::fs::read(&wasm).unwrap();
+    let r = f.ssh(
+        "alice",
+        &["deploy", "envy", "-", "--keep-env", "--env", "MODE=x"],
+        Some(&artifact),
+    );
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(r.stdout.contains("\nenv: MODE added\n"), "{}", r.stdout);
+    let r = f.ssh("alice", &["deploy", "envy", "-"], Some(&artifact));
+    assert_eq!(r.code, 0, "{}", r.stderr);
+    assert!(
+        r.stdout.contains(
+            "env: MODE, TICK_MS removed (a deploy's --env replaces the running release's env; --keep-env keeps it and sets --env over it)"
+        ),
+        "{}",
+        r.stdout
+    );
+    assert!(!r.stdout.contains("s3cr3t"), "{}", r.stdout);
+}

@@ -84,7 +84,9 @@ impl App {
     /// The keymap scopes active in the current view.
     pub(crate) fn scopes(&self) -> Vec<Scope> {
         match self.view() {
-            View::Overview | View::App => vec![Scope::Global, Scope::App, Scope::Move],
+            View::Overview | View::App | View::Host => {
+                vec![Scope::Global, Scope::App, Scope::Move]
+            }
             View::Logs => vec![Scope::Global, Scope::App, Scope::Move, Scope::Logs],
             View::Audit => vec![Scope::Global, Scope::Move],
         }
@@ -111,8 +113,14 @@ impl App {
             Binding::Events => return self.open_events(),
             Binding::Operations => self.show_ops = Some(self.visible_operation().is_none()),
             Binding::Open => match (self.view(), self.selected_app()) {
-                (View::Overview, _) if self.overview.hosts_focused => {}
-                (View::Overview | View::Logs, Some(app)) => return self.open_app(app.to_string()),
+                (View::Overview, _) if self.overview.hosts_focused => {
+                    if let Some(h) = self.hosts.get(self.overview.host_sel) {
+                        return self.open_host(h.name.clone());
+                    }
+                }
+                (View::Overview | View::Logs | View::Host, Some(app)) => {
+                    return self.open_app(app.to_string());
+                }
                 _ => {}
             },
             Binding::Logs => {
@@ -120,7 +128,7 @@ impl App {
                     return self.open_logs(app.to_string(), None);
                 }
             }
-            Binding::Rollback => self.ask_rollback(),
+            Binding::Rollback => return self.ask_rollback(),
             Binding::ScaleUp => self.ask_scale(1),
             Binding::ScaleDown => self.ask_scale(-1),
             Binding::Filter => {
@@ -195,6 +203,11 @@ impl App {
             View::Audit => {
                 self.audit_sel = step(self.audit_sel, self.audit.as_ref().map_or(0, Vec::len))
             }
+            View::Host => {
+                if let Some(h) = &mut self.host_view {
+                    h.sel = step(h.sel, h.len());
+                }
+            }
             View::Logs => {
                 let rows = self.log_rows();
                 match b {
@@ -228,9 +241,9 @@ impl App {
         self.sync_follow()
     }
 
-    fn ask_rollback(&mut self) {
+    fn ask_rollback(&mut self) -> Vec<Action> {
         let Some(app) = self.selected_app().map(str::to_string) else {
-            return;
+            return Vec::new();
         };
         let from = self
             .apps
@@ -253,9 +266,67 @@ impl App {
                 Level::Error,
                 format!("{app} has no release before v1 to roll back to"),
             );
+            return Vec::new();
+        }
+        self.ask(Pending::Rollback {
+            app,
+            to,
+            from,
+            target: None,
+        })
+    }
+
+    /// Asks `p`. A plain rollback names the release it goes to: at once
+    /// when the console has the app's releases, otherwise once they come
+    /// (asked for here); with none to go to, it says so instead of asking.
+    pub(super) fn ask(&mut self, mut p: Pending) -> Vec<Action> {
+        let mut actions = Vec::new();
+        if let Pending::Rollback {
+            app,
+            to: None,
+            from,
+            target,
+        } = &mut p
+        {
+            let known = self
+                .detail
+                .as_ref()
+                .filter(|d| &d.app == app)
+                .and_then(|d| d.releases.as_ref());
+            match known.map(|rows| crate::ops::rollback_target(app, *from, rows)) {
+                Some(Ok(v)) => *target = Some(v),
+                Some(Err(e)) => {
+                    self.say(Level::Error, e.reason());
+                    return actions;
+                }
+                None => actions.push(Action::LoadReleases(app.clone())),
+            }
+        }
+        self.mode = Mode::Confirm(p);
+        actions
+    }
+
+    /// The releases of the app a plain rollback's question waits for.
+    pub(super) fn releases_for_question(&mut self, app: &str, rows: &[schema::ReleaseRow]) {
+        let Mode::Confirm(Pending::Rollback {
+            app: asked,
+            to: None,
+            from,
+            target: target @ None,
+        }) = &mut self.mode
+        else {
+            return;
+        };
+        if asked != app {
             return;
         }
-        self.mode = Mode::Confirm(Pending::Rollback { app, to, from });
+        match crate::ops::rollback_target(app, *from, rows) {
+            Ok(v) => *target = Some(v),
+            Err(e) => {
+                self.mode = Mode::Normal;
+                self.say(Level::Error, e.reason());
+            }
+        }
     }
 
     fn ask_scale(&mut self, delta: i64) {
@@ -335,10 +406,7 @@ impl App {
             Intent::Logs { app, filter } => self.open_logs(app, filter),
             Intent::Audit => self.open_audit(),
             Intent::Events => self.open_events(),
-            Intent::Confirm(p) => {
-                self.mode = Mode::Confirm(p);
-                Vec::new()
-            }
+            Intent::Confirm(p) => self.ask(p),
             Intent::Start(p) => self.start(p),
             Intent::Refuse(why) | Intent::Usage(why) => {
                 self.say(Level::Error, why);

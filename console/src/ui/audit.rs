@@ -57,6 +57,7 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
                 } else {
                     format!("audit ({n}, newest first)")
                 },
+                area.width,
             ),
             cols: COLS,
             rows,

@@ -2,11 +2,10 @@
 
 use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
-use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
-use super::table::{self, Col, Spec, TCell, col, text_col};
+use super::cut::one_line;
+use super::table::{self, Col, Spec, TCell, col, plain, text_col};
 use super::{Theme, Tone, ago, pane, theme, toned};
 use crate::app::{App, Detail};
 use schema::PsRow;
@@ -30,10 +29,6 @@ const INSTANCE_COLS: &[Col] = &[
     col("STARTED", 10, 3),
     text_col("DETAIL", 10, 60, 4),
 ];
-
-fn plain(s: impl Into<String>) -> TCell {
-    (s.into(), Style::new())
-}
 
 /// `sha256:0123456789ab`: enough of a digest to tell releases apart.
 fn short_digest(d: &str) -> String {
@@ -60,12 +55,9 @@ pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
         ])
         .areas(area)
     };
-    f.render_widget(Paragraph::new(summary_line(app, d, t)), summary);
+    one_line(f, summary_line(app, d, t), summary);
     if serves {
-        f.render_widget(
-            Paragraph::new(trend_line(app, &d.app, t, trend.width)),
-            trend,
-        );
+        one_line(f, trend_line(app, &d.app, t, trend.width), trend);
     }
     draw_releases(app, d, t, f, rel_area);
     draw_instances(app, d, t, f, inst_area);
@@ -192,7 +184,7 @@ fn draw_releases(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
         .collect();
     table::draw(
         Spec {
-            block: pane(t, format!("releases of {}", d.app)),
+            block: pane(t, format!("releases of {}", d.app), area.width),
             cols: RELEASE_COLS,
             rows: releases,
             selected: Some(d.release_sel),
@@ -229,7 +221,7 @@ fn draw_instances(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
     let n = d.instances.as_ref().map_or(0, Vec::len);
     table::draw(
         Spec {
-            block: pane(t, format!("instances per host ({n})")),
+            block: pane(t, format!("instances per host ({n})"), area.width),
             cols: INSTANCE_COLS,
             rows: instances,
             selected: Some(d.instance_sel),
@@ -253,7 +245,7 @@ fn draw_instances(app: &App, d: &Detail, t: Theme, f: &mut Frame, area: Rect) {
 }
 
 /// One instance's cells; `host` is empty below the host's first row.
-fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
+pub(crate) fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
     let or_dash = |s: Option<String>| s.unwrap_or_else(|| "-".into());
     vec![
         plain(host),
@@ -262,11 +254,6 @@ fn instance_row(app: &App, t: Theme, host: String, r: &PsRow) -> Vec<TCell> {
         toned(t, r.state),
         plain(r.restarts.to_string()),
         plain(or_dash(r.started.as_deref().map(|s| ago(app, s)))),
-        plain(
-            r.next_run
-                .clone()
-                .or_else(|| r.detail.clone())
-                .unwrap_or_default(),
-        ),
+        plain(super::overview::row_detail(app, r).unwrap_or_default()),
     ]
 }

@@ -11,6 +11,7 @@ use ratatui::text::Span;
 use ratatui::widgets::Paragraph;
 use schema::Stream;
 
+use super::cut::ellipsize;
 use super::{Theme, pane, theme};
 use crate::app::App;
 use crate::logs::LogLine;
@@ -63,7 +64,7 @@ fn title(app: &App) -> String {
 
 pub(crate) fn draw(app: &App, f: &mut Frame, area: Rect) {
     let t = theme(app);
-    let block = pane(t, title(app));
+    let block = pane(t, title(app), area.width);
     let inner = block.inner(area);
     f.render_widget(block, area);
     let logs = app.logs();
@@ -102,8 +103,9 @@ fn draw_line(
         if *x >= right {
             return;
         }
-        let room = usize::from(right - *x);
-        buf.set_stringn(*x, y, s, width.min(room), style);
+        let room = width.min(usize::from(right - *x));
+        let shown = ellipsize(s, u16::try_from(room).unwrap_or(u16::MAX));
+        buf.set_stringn(*x, y, shown.as_ref(), room, style);
         *x = (*x as usize + width + 1).min(usize::from(right)) as u16;
     };
     if area.width >= TIME_FROM {
@@ -130,8 +132,16 @@ fn draw_line(
         None if h_offset == 0 => &l.text,
         None => "",
     };
-    let room = usize::from(right.saturating_sub(x));
-    buf.set_stringn(x, y, text, room, Style::new());
+    let room = right.saturating_sub(x);
+    // Cut at the right edge with `…`; → scrolls to the rest.
+    buf.set_stringn(
+        x,
+        y,
+        ellipsize(text, room).as_ref(),
+        usize::from(room),
+        Style::new(),
+    );
+    let room = usize::from(room);
     if l.partial && text.chars().count() < room {
         let end = x + text.chars().count() as u16;
         buf.set_stringn(

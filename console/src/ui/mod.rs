@@ -9,7 +9,9 @@
 //! important columns as the width shrinks instead of wrapping.
 
 mod audit;
+mod cut;
 mod detail;
+mod host;
 mod logs;
 mod overlay;
 mod overview;
@@ -19,7 +21,7 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::{Color, Modifier, Style};
 use ratatui::text::{Line, Span};
-use ratatui::widgets::{Block, Borders, Paragraph, Wrap};
+use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
 use crate::app::{App, Level, Link, Mode, Role, View};
 use crate::keys;
@@ -131,8 +133,10 @@ pub(crate) fn state_style(t: Theme, state: &str) -> Style {
 }
 
 /// A block with only a top rule carrying the title: it costs one row and
-/// no columns, which matters at 80×24 and below.
-pub(crate) fn pane(t: Theme, title: String) -> Block<'static> {
+/// no columns, which matters at 80×24 and below. The title is cut with `…`
+/// to the `width` of the pane.
+pub(crate) fn pane(t: Theme, title: String, width: u16) -> Block<'static> {
+    let title = cut::ellipsize(&title, width.saturating_sub(2));
     Block::new()
         .borders(Borders::TOP)
         .title(Span::styled(format!(" {title} "), t.title()))
@@ -185,15 +189,30 @@ fn draw_views(app: &App, f: &mut Frame) {
         View::App => detail::draw(app, f, view),
         View::Logs => logs::draw(app, f, view),
         View::Audit => audit::draw(app, f, view),
+        View::Host => host::draw(app, f, view),
     }
     if ops_h > 0
         && let Some(op) = app.visible_operation()
     {
-        overlay::ops(op, t, f, ops);
+        // The status line says a failure's reason (unless a prompt holds it).
+        let said_below = !matches!(app.mode(), Mode::Prompt(_) | Mode::Filter(_))
+            && op
+                .outcome
+                .as_ref()
+                .is_some_and(|o| app.status().is_some_and(|s| s.text == o.summary));
+        overlay::ops(op, said_below, t, f, ops);
     }
-    status_line(app, t, f, status);
-    if hints > 0 {
-        hints_line(app, t, f, hint);
+    // A long error takes the hints' row as well: it matters more.
+    let long_error = matches!(app.mode(), Mode::Normal)
+        && app.status().is_some_and(|s| s.level == Level::Error)
+        && status_text(app, t).width() > usize::from(status.width);
+    if hints > 0 && long_error {
+        status_line(app, t, f, status.union(hint));
+    } else {
+        status_line(app, t, f, status);
+        if hints > 0 {
+            hints_line(app, t, f, hint);
+        }
     }
     match app.mode() {
         Mode::Confirm(p) => overlay::confirm(p, t, f, body),
@@ -216,10 +235,15 @@ fn header(app: &App, t: Theme, f: &mut Frame, area: Rect) {
         .iter()
         .filter(|h| h.state == schema::HostState::Up)
         .count();
+    // The gateway's name may be cut (and then dropped) to make room; the
+    // state of the link never is.
+    let name = match &app.link {
+        Link::Connected(g) if !g.is_empty() => Some(g.clone()),
+        _ => None,
+    };
     let link = match &app.link {
         Link::Connecting => Span::styled("connecting…", t.warn()),
-        Link::Connected(g) if g.is_empty() => Span::raw("connected"),
-        Link::Connected(g) => Span::raw(g.clone()),
+        Link::Connected(_) => Span::raw(name.clone().unwrap_or_else(|| "connected".into())),
         Link::Disconnected(_) => Span::styled("DISCONNECTED (stale)", t.bad()),
     };
     let role = match app.role {
@@ -227,51 +251,105 @@ fn header(app: &App, t: Theme, f: &mut Frame, area: Rect) {
         Role::Viewer => Span::styled("viewer: read-only", t.warn()),
         Role::Host => Span::styled("host key: read-only", t.warn()),
     };
+    let events = {
+        // New events since the feed was last opened (`e`).
+        let (n, recent) = app.unseen_events();
+        let style = if n == 0 {
+            t.dim()
+        } else if recent {
+            t.bad()
+        } else {
+            t.warn()
+        };
+        Span::styled(format!("events {n}"), style)
+    };
     let clock = schema::time::rfc3339(app.now_ms);
-    let sep = || Span::styled(" | ", t.dim());
-    let line = Line::from(vec![
-        Span::styled(" cranefleet ", t.selected()),
-        Span::raw(" "),
-        link,
-        sep(),
-        role,
-        sep(),
-        Span::raw(format!("hosts {up}/{} up", app.hosts.len())),
-        sep(),
-        Span::raw(format!("apps {}", app.apps.len())),
-        sep(),
-        {
-            // New events since the feed was last opened (`e`).
-            let (n, recent) = app.unseen_events();
-            let style = if n == 0 {
-                t.dim()
-            } else if recent {
-                t.bad()
-            } else {
-                t.warn()
-            };
-            Span::styled(format!("events {n}"), style)
-        },
-        sep(),
+    let clock = Line::from(vec![
+        Span::styled(" | ", t.dim()),
         Span::raw(clock.get(11..19).unwrap_or("").to_string()),
     ]);
-    f.render_widget(Paragraph::new(line), area);
+    // The clock keeps its place at the right end; the parts on its left
+    // give way, least important first: the app count (the apps pane counts
+    // them too), then the gateway's name is cut, then the brand goes, then
+    // the name.
+    let mut brand = true;
+    let mut apps = true;
+    let mut link = Some(link);
+    let room = usize::from(area.width).saturating_sub(clock.width());
+    let build = |brand: bool, apps: bool, link: &Option<Span<'static>>| -> Line<'static> {
+        let sep = || Span::styled(" | ", t.dim());
+        let mut spans = if brand {
+            vec![Span::styled(" cranefleet ", t.selected()), Span::raw(" ")]
+        } else {
+            vec![Span::raw(" ")]
+        };
+        if let Some(l) = link {
+            spans.extend([l.clone(), sep()]);
+        }
+        spans.extend([
+            role.clone(),
+            sep(),
+            Span::raw(format!("hosts {up}/{} up", app.hosts.len())),
+        ]);
+        if apps {
+            spans.extend([sep(), Span::raw(format!("apps {}", app.apps.len()))]);
+        }
+        spans.extend([sep(), events.clone()]);
+        Line::from(spans)
+    };
+    let over = |brand, apps, link: &Option<Span<'static>>| {
+        build(brand, apps, link).width().saturating_sub(room)
+    };
+    if over(brand, apps, &link) > 0 {
+        apps = false;
+    }
+    if let (Some(n), Some(l)) = (&name, link.as_mut()) {
+        let excess = over(brand, apps, &Some(l.clone()));
+        if excess > 0 {
+            let keep = n.chars().count().saturating_sub(excess).max(12);
+            l.content = cut::ellipsize(n, keep as u16).into_owned().into();
+        }
+    }
+    if over(brand, apps, &link) > 0 {
+        brand = false;
+    }
+    if name.is_some() && over(brand, apps, &link) > 0 {
+        link = None;
+    }
+    let mut line = cut::cut_line(build(brand, apps, &link), room as u16);
+    line.spans.extend(clock.spans);
+    cut::one_line(f, line, area);
 }
 
+/// The status line's message: an error says so in words.
+fn status_text(app: &App, t: Theme) -> Line<'static> {
+    match app.status() {
+        Some(s) if s.level == Level::Error => Line::from(vec![
+            Span::styled("error: ", t.bad()),
+            Span::raw(s.text.clone()),
+        ]),
+        Some(s) => Line::from(s.text.clone()),
+        None => Line::default(),
+    }
+}
+
+/// Draws the status line in `area`: its first row, or both rows when a
+/// long error may take the hints' row too.
 fn status_line(app: &App, t: Theme, f: &mut Frame, area: Rect) {
     let (lead, ed) = match app.mode() {
         Mode::Prompt(ed) => (":", ed),
         Mode::Filter(ed) => ("/", ed),
         _ => {
-            let line = match app.status() {
-                Some(s) if s.level == Level::Error => Line::from(vec![
-                    Span::styled("error: ", t.bad()),
-                    Span::raw(s.text.clone()),
-                ]),
-                Some(s) => Line::from(s.text.clone()),
-                None => Line::default(),
-            };
-            f.render_widget(Paragraph::new(line), area);
+            let line = status_text(app, t);
+            if line.width() > usize::from(area.width) && area.height > 1 {
+                // A long error wraps into the hints' row rather than lose
+                // what to do, which comes last.
+                f.render_widget(Clear, area);
+                let rows = cut::wrap_cut(line, area.width, area.height);
+                f.render_widget(Paragraph::new(rows), area);
+            } else {
+                cut::one_line(f, line, area);
+            }
             return;
         }
     };

@@ -6,19 +6,21 @@ use ratatui::layout::{Constraint, Flex, Layout, Rect};
 use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Borders, Clear, Paragraph, Wrap};
 
-use super::table::ellipsize;
+use super::cut::cut_line;
 use super::{Theme, pane, state_style};
 use crate::app::App;
 use crate::keys::HelpLine;
 use crate::ops::{Operation, Pending};
 
-pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
+/// The progress panel of `op`. `said_below`: the status line shows its
+/// outcome now, so a failure's reason is not said twice on one screen.
+pub(crate) fn ops(op: &Operation, said_below: bool, t: Theme, f: &mut Frame, area: Rect) {
     let state = match &op.outcome {
         None => Span::styled("running", t.warn()),
         Some(o) if o.ok => Span::styled("done", t.good()),
-        Some(_) => Span::styled("FAILED", t.bad()),
+        Some(o) => Span::styled(format!("FAILED (exit {})", o.code), t.bad()),
     };
-    let block = pane(t, op.title.clone());
+    let block = pane(t, op.title.clone(), area.width);
     let inner = block.inner(area);
     f.render_widget(Clear, area);
     f.render_widget(block, area);
@@ -51,6 +53,7 @@ pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
         )));
     }
     let last = match (&op.outcome, op.notes.last()) {
+        (Some(o), _) if !o.ok && said_below => Line::from(state),
         (Some(o), _) => Line::from(vec![state, Span::raw(": "), Span::raw(o.summary.clone())]),
         (None, Some(n)) => Line::from(vec![state, Span::raw(": "), Span::raw(n.clone())]),
         (None, None) => Line::from(state),
@@ -59,24 +62,11 @@ pub(crate) fn ops(op: &Operation, t: Theme, f: &mut Frame, area: Rect) {
     let room = usize::from(inner.height);
     let mut shown = vec![last];
     shown.extend(lines.into_iter().take(room.saturating_sub(1)));
+    let shown: Vec<Line> = shown
+        .into_iter()
+        .map(|l| cut_line(l, inner.width))
+        .collect();
     f.render_widget(Paragraph::new(shown), inner);
-}
-
-/// `line` cut to `width` columns, its last visible span ending in `…`.
-fn cut_line(line: Line<'static>, width: u16) -> Line<'static> {
-    let mut left = usize::from(width);
-    let mut spans = Vec::new();
-    for s in line.spans {
-        let n = s.content.chars().count();
-        if n <= left {
-            left -= n;
-            spans.push(s);
-        } else {
-            spans.push(Span::styled(ellipsize(&s.content, left as u16), s.style));
-            break;
-        }
-    }
-    Line::from(spans)
 }
 
 /// A rectangle of at most `w`×`h` centred in `area`.

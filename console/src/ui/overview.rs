@@ -4,9 +4,9 @@ use ratatui::Frame;
 use ratatui::layout::{Constraint, Layout, Rect};
 use ratatui::style::Style;
 use ratatui::text::{Line, Span};
-use ratatui::widgets::Paragraph;
 
-use super::table::{self, Col, Spec, TCell, col, text_col};
+use super::cut::one_line;
+use super::table::{self, Col, Spec, TCell, col, plain, text_col};
 use super::{ago, pane, theme, toned};
 use crate::app::App;
 
@@ -35,8 +35,19 @@ const APP_COLS: &[Col] = &[
     text_col("DETAIL", 10, 60, 4),
 ];
 
-fn plain(s: impl Into<String>) -> TCell {
-    (s.into(), Style::new())
+/// A row's DETAIL: for a job, when it runs next, relative, and how the
+/// last run ended (the ISO time is in `ps --json`); otherwise its detail.
+pub(crate) fn row_detail(app: &App, r: &schema::PsRow) -> Option<String> {
+    let Some(n) = &r.next_run else {
+        return r.detail.clone();
+    };
+    let when = schema::time::parse_rfc3339(n)
+        .map(|t| schema::time::until(t, app.now_ms))
+        .unwrap_or_else(|| n.clone());
+    Some(match &r.detail {
+        Some(last) => format!("next run {when}; last: {last}"),
+        None => format!("next run {when}"),
+    })
 }
 
 /// Memory as people read it in a narrow column: `512Mi`, `3.2Gi`.
@@ -93,7 +104,7 @@ fn hosts_summary(app: &App, f: &mut Frame, area: Rect) {
             t.bad(),
         ));
     }
-    f.render_widget(Paragraph::new(Line::from(spans)), area);
+    one_line(f, Line::from(spans), area);
 }
 
 fn hosts_table(app: &App, f: &mut Frame, hosts_area: Rect) {
@@ -126,7 +137,7 @@ fn hosts_table(app: &App, f: &mut Frame, hosts_area: Rect) {
     };
     table::draw(
         Spec {
-            block: pane(t, title),
+            block: pane(t, title, hosts_area.width),
             cols: HOST_COLS,
             rows: host_rows,
             selected: app.overview.hosts_focused.then_some(app.overview.host_sel),
@@ -153,21 +164,7 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
                 .get(&r.app)
                 .map(|x| format!("{x:.1}"))
                 .unwrap_or_else(|| "-".into());
-            // A job: when it runs next, relative, and how the last run
-            // ended (the ISO time is in `ps --json`).
-            let detail = r
-                .next_run
-                .as_ref()
-                .map(|n| {
-                    let when = schema::time::parse_rfc3339(n)
-                        .map(|t| schema::time::until(t, app.now_ms))
-                        .unwrap_or_else(|| n.clone());
-                    match &r.detail {
-                        Some(last) => format!("next run {when}; last: {last}"),
-                        None => format!("next run {when}"),
-                    }
-                })
-                .or_else(|| r.detail.clone())
+            let detail = row_detail(app, r)
                 .or_else(|| r.messages.as_ref().map(schema::MessageStats::summary));
             vec![
                 plain(&r.app),
@@ -206,7 +203,7 @@ fn apps_table(app: &App, f: &mut Frame, apps_area: Rect) {
         .collect();
     table::draw(
         Spec {
-            block: pane(t, format!("apps ({})", app.apps.len())),
+            block: pane(t, format!("apps ({})", app.apps.len()), apps_area.width),
             cols: APP_COLS,
             rows: app_rows,
             selected: (!app.apps.is_empty()).then_some(app.overview.app_sel),

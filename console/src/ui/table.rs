@@ -12,6 +12,7 @@ use ratatui::text::{Line, Span};
 use ratatui::widgets::{Block, Cell, HighlightSpacing, Paragraph, Row, Table, TableState};
 
 use super::Theme;
+use super::cut::ellipsize;
 
 /// One column: its title, how wide it may get, and how much it matters
 /// (0 = always shown).
@@ -46,6 +47,11 @@ pub(crate) const fn text_col(title: &'static str, min: u16, max: u16, priority: 
 
 /// A cell's text and style.
 pub(crate) type TCell = (String, Style);
+
+/// A cell in the default style.
+pub(crate) fn plain(s: impl Into<String>) -> TCell {
+    (s.into(), Style::new())
+}
 
 /// What a table draws: rows of cells (one per column), the selected row and
 /// whether the keyboard is on this table.
@@ -121,20 +127,6 @@ pub(crate) fn fit(cols: &[Col], rows: &[Vec<TCell>], width: u16) -> Vec<(usize, 
     out
 }
 
-/// `s` cut to `width` characters, ending in `…` when cut.
-pub(crate) fn ellipsize(s: &str, width: u16) -> String {
-    let width = usize::from(width);
-    if s.chars().count() <= width {
-        return s.to_string();
-    }
-    if width == 0 {
-        return String::new();
-    }
-    let mut out: String = s.chars().take(width - 1).collect();
-    out.push('…');
-    out
-}
-
 pub(crate) fn draw(spec: Spec<'_>, t: Theme, f: &mut Frame, area: Rect) {
     let inner = spec.block.inner(area);
     if spec.rows.is_empty() {
@@ -154,7 +146,7 @@ pub(crate) fn draw(spec: Spec<'_>, t: Theme, f: &mut Frame, area: Rect) {
     let rows = spec.rows.into_iter().map(|r| {
         Row::new(fitted.iter().map(|&(i, w)| {
             let (text, style) = r.get(i).cloned().unwrap_or_default();
-            Cell::from(Span::styled(ellipsize(&text, w), style))
+            Cell::from(Span::styled(ellipsize(&text, w).into_owned(), style))
         }))
     });
     let widths: Vec<Constraint> = fitted.iter().map(|c| Constraint::Length(c.1)).collect();

@@ -367,7 +367,7 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__deploy)
-            opts="-h --manifest --kind --replicas --env --schedule --memory-mb --timeout-ms --stop-grace-ms --label --health-path --health-rule --health-window-s --access-log --reuse --allow-outbound --keyvalue-url --keyvalue-max-mb --keyvalue-bucket --config --subscribe --stream --group --max-attempts --claim-idle-s --data --local --gateway --identity --accept-new-host-key --json --help"
+            opts="-h --manifest --kind --replicas --env --keep-env --schedule --memory-mb --timeout-ms --stop-grace-ms --label --health-path --health-rule --health-window-s --access-log --allow-outbound --keyvalue-url --keyvalue-max-mb --keyvalue-bucket --config --subscribe --stream --group --max-attempts --claim-idle-s --data --local --gateway --identity --accept-new-host-key --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -422,10 +422,6 @@ _hostd() {
                     return 0
                     ;;
                 --access-log)
-                    COMPREPLY=($(compgen -f "${cur}"))
-                    return 0
-                    ;;
-                --reuse)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -47,8 +47,8 @@ complete -c hostd -n "__fish_hostd_needs_command" -f -a "restart" -d 'Restart ev
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "logs" -d 'Log records, oldest first; -f follows'
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "rm" -d 'Stop and forget an app (its releases stay in the audit log)'
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "hosts" -d 'Hosts and what they run'
-complete -c hostd -n "__fish_hostd_needs_command" -f -a "audit" -d 'Who did what, when, from which key'
-complete -c hostd -n "__fish_hostd_needs_command" -f -a "events" -d 'What on-call must know: auto-rollbacks, crash loops, hosts down and up, failed deploys; -f follows'
+complete -c hostd -n "__fish_hostd_needs_command" -f -a "audit" -d 'Who did what, when, from which key: oldest first, the newest last (as logs; the console\'s audit view lists newest first)'
+complete -c hostd -n "__fish_hostd_needs_command" -f -a "events" -d 'What on-call must know: auto-rollbacks, crash loops, hosts down and up, failed deploys; oldest first, -f follows'
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "watch" -d 'The fleet as it changes: hosts and apps now, then again on every change (and at least every 2 s) until the client goes away; with `--json`, one `WatchSnapshot` per line. What the console shows live'
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "info" -d 'An app at a glance: kind, release, grants, key-value store, health, env and config names'
 complete -c hostd -n "__fish_hostd_needs_command" -f -a "config" -d 'An app\'s wasi:config values: `config APP`, `config set APP K=V... [--secret]`, `config unset APP K...`'
@@ -128,8 +128,8 @@ worker\t''
 job\t''
 message\t''"
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l replicas -d 'Replicas wanted: instances kept running, or an http app\'s concurrent instances per host (default 1 for a new app; a redeploy keeps the app\'s count)' -r
-complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l env -d 'Environment variable of every instance (repeatable)' -r
-complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l schedule -d 'Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l env -d 'Environment variable of every instance (repeatable). A deploy\'s env replaces the running release\'s whole env (what changed is said by name), unless --keep-env' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l schedule -d 'Cron schedule of a job, in UTC (5 fields, 6 with seconds, @hourly, @every 30s…). @every counts from the Unix epoch, not from the deploy: @every 1h runs at :00 of every hour' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l memory-mb -d 'Memory cap per instance, MiB (default 128, at most 4096)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l timeout-ms -d 'Deadline per request (http), per run (job) or per instance (worker), ms (default 30000 for http, 3600000 for a job, none for a worker)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l stop-grace-ms -d 'Grace given to superseded instances before they are interrupted, ms (default 1000)' -r
@@ -152,6 +152,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l claim-idle-s -d '
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l keep-env -d 'Keep the running release\'s env and set --env over it, instead of replacing it'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l json -d 'One JSON document (or one JSON object per line for streams)'
@@ -218,7 +219,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l local -d 'Talk to 
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -s h -l help -d 'Print help'
-complete -c hostd -n "__fish_hostd_using_subcommand audit" -l tail -d 'Only the last N entries' -r
+complete -c hostd -n "__fish_hostd_using_subcommand audit" -l tail -d 'Only the last N entries (the newest N, still oldest first)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
@@ -281,8 +282,8 @@ complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_su
 complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "logs" -d 'Log records, oldest first; -f follows'
 complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "rm" -d 'Stop and forget an app (its releases stay in the audit log)'
 complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "hosts" -d 'Hosts and what they run'
-complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "audit" -d 'Who did what, when, from which key'
-complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "events" -d 'What on-call must know: auto-rollbacks, crash loops, hosts down and up, failed deploys; -f follows'
+complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "audit" -d 'Who did what, when, from which key: oldest first, the newest last (as logs; the console\'s audit view lists newest first)'
+complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "events" -d 'What on-call must know: auto-rollbacks, crash loops, hosts down and up, failed deploys; oldest first, -f follows'
 complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "watch" -d 'The fleet as it changes: hosts and apps now, then again on every change (and at least every 2 s) until the client goes away; with `--json`, one `WatchSnapshot` per line. What the console shows live'
 complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "info" -d 'An app at a glance: kind, release, grants, key-value store, health, env and config names'
 complete -c hostd -n "__fish_hostd_using_subcommand help; and not __fish_seen_subcommand_from serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help" -f -a "config" -d 'An app\'s wasi:config values: `config APP`, `config set APP K=V... [--secret]`, `config unset APP K...`'

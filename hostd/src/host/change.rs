@@ -64,9 +64,17 @@ impl Host {
             .unwrap_or(1);
         ops::cmd::deploy::check_job_replicas(&name, manifest.kind, replicas)?;
         let mut manifest = manifest;
+        let mut env_changes = None;
         if let Some(active) = existing.as_ref().and_then(|a| a.active) {
             // Config lives across deploys (as on Heroku); --config adds to it.
+            // The env is the deploy's (or, --keep-env, the running one's
+            // with the deploy's over it), and what changed is said.
             if let Some(prev) = self.release(&name, active).await? {
+                env_changes = Some(ops::cmd::deploy::carry_env(
+                    &prev.manifest,
+                    &mut manifest,
+                    args.keep_env,
+                ));
                 manifest.config = ops::cmd::deploy::carry_config(&prev.manifest, &manifest)?;
             }
         }
@@ -115,6 +123,7 @@ impl Host {
             state: ReleaseState::Active,
             compile_ms: compiled.compile_ms,
             replicas,
+            env_changes,
         })
     }
 

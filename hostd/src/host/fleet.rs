@@ -257,13 +257,10 @@ impl Host {
             if let Some(path) = target.manifest.health.path.clone()
                 && let Err(reason) = self.check_health(&run, &path).await
             {
-                let outcome = self.fail_release(app, version, &reason).await;
-                return Err(HostError::HealthCheckFailed {
-                    app: app.to_string(),
-                    version,
-                    reason,
-                    outcome,
-                });
+                // Put back here at once; the gateway decides for the fleet
+                // and tells the operator (with this reason, once).
+                self.fail_release(app, version, &reason).await;
+                return Err(HostError::Unhealthy { reason });
             }
             self.watch_health(run);
         }

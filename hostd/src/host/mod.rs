@@ -56,6 +56,10 @@ pub enum HostError {
         reason: String,
         outcome: String,
     },
+    /// A release the gateway activated failed its health check here; the
+    /// gateway says what happens to the fleet, so the host only says why.
+    #[error("health check {reason}")]
+    Unhealthy { reason: String },
     #[error("{0}")]
     Refused(String),
     /// Refused by a check a host and the fleet share (`ops::cmd`).

@@ -195,10 +195,11 @@ pub enum Command {
     Rm(RmArgs),
     /// Hosts and what they run.
     Hosts,
-    /// Who did what, when, from which key.
+    /// Who did what, when, from which key: oldest first, the newest last
+    /// (as logs; the console's audit view lists newest first).
     Audit(AuditArgs),
     /// What on-call must know: auto-rollbacks, crash loops, hosts down and
-    /// up, failed deploys; -f follows.
+    /// up, failed deploys; oldest first, -f follows.
     Events(EventsArgs),
     /// The fleet as it changes: hosts and apps now, then again on every
     /// change (and at least every 2 s) until the client goes away; with
@@ -299,10 +300,18 @@ pub struct DeployArgs {
     /// keeps the app's count).
     #[arg(long, value_name = "N")]
     pub replicas: Option<u32>,
-    /// Environment variable of every instance (repeatable).
+    /// Environment variable of every instance (repeatable). A deploy's env
+    /// replaces the running release's whole env (what changed is said by
+    /// name), unless --keep-env.
     #[arg(long, value_name = "K=V", value_parser = parse_kv)]
     pub env: Vec<(String, String)>,
-    /// Cron schedule of a job (5 fields, 6 with seconds, @hourly, @every 30s…).
+    /// Keep the running release's env and set --env over it, instead of
+    /// replacing it.
+    #[arg(long)]
+    pub keep_env: bool,
+    /// Cron schedule of a job, in UTC (5 fields, 6 with seconds, @hourly,
+    /// @every 30s…). @every counts from the Unix epoch, not from the deploy:
+    /// @every 1h runs at :00 of every hour.
     #[arg(long, value_name = "CRON")]
     pub schedule: Option<String>,
     /// Memory cap per instance, MiB (default 128, at most 4096).
@@ -540,6 +549,9 @@ impl DeployArgs {
         for (k, v) in &self.env {
             a.push(format!("--env={k}={v}"));
         }
+        if self.keep_env {
+            a.push("--keep-env".to_string());
+        }
         for (k, v) in &self.label {
             a.push(format!("--label={k}={v}"));
         }
@@ -677,7 +689,7 @@ pub struct EventsArgs {
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]
 pub struct AuditArgs {
-    /// Only the last N entries.
+    /// Only the last N entries (the newest N, still oldest first).
     #[arg(long, value_name = "N", default_value_t = 100)]
     pub tail: u64,
 }

@@ -194,6 +194,8 @@ reuse = 8
         kind: None,
         replicas: None,
         env: Vec::new(),
+        // Not a manifest field: what this deploy does with the running env.
+        keep_env: false,
         schedule: None,
         memory_mb: None,
         timeout_ms: None,
@@ -352,4 +354,18 @@ fn a_message_trigger_is_checked_when_the_manifest_is_built() {
         let e = build(line).unwrap_err().to_string();
         assert!(e.contains(says), "{line}: {e}");
     }
+}
+
+#[test]
+fn keep_env_is_a_flag_that_survives_the_wire() {
+    let cl = parse("deploy api x.wasm --keep-env --env A=1");
+    let Command::Deploy(d) = &cl.command else {
+        panic!()
+    };
+    assert!(d.keep_env);
+    assert_eq!(CommandLine::parse_argv(cl.to_argv()).unwrap(), cl);
+    let Command::Deploy(d) = parse("deploy api x.wasm").command else {
+        panic!()
+    };
+    assert!(!d.keep_env);
 }

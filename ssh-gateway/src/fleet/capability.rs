@@ -5,7 +5,7 @@
 
 use schema::audit::Action;
 use schema::command::{ConfigArgs, KvArgs};
-use schema::{AppInfo, ConfigOutcome, ConfigRow, KvOutcome, Manifest};
+use schema::{AppInfo, ConfigOutcome, ConfigRow, EnvChanges, KvOutcome, Manifest};
 
 use super::{Fleet, FleetError, ProgressTx};
 use crate::store::{self, ReleaseRecord};
@@ -100,13 +100,17 @@ impl Fleet {
     }
 
     /// A deploy's manifest, completed by the fleet: the previous release's
-    /// config (with the deploy's own `--config` over it), and the
-    /// fleet-wide key-value store when the manifest names none.
+    /// config (with the deploy's own `--config` over it), its env with
+    /// `keep_env` (`--keep-env`), and the fleet-wide key-value store when
+    /// the manifest names none. Returns how the env changed from the
+    /// running release's (`None`: there was none).
     pub(super) async fn complete_manifest(
         &self,
         manifest: &mut Manifest,
-    ) -> Result<(), FleetError> {
+        keep_env: bool,
+    ) -> Result<Option<EnvChanges>, FleetError> {
         let n = manifest.name.clone();
+        let mut env = None;
         if let Some(active) = self
             .db
             .call(move |c| store::get_app(c, &n))
@@ -115,13 +119,18 @@ impl Fleet {
         {
             let n = manifest.name.clone();
             if let Some(prev) = self.db.call(move |c| store::release(c, &n, active)).await? {
+                env = Some(::ops::cmd::deploy::carry_env(
+                    &prev.manifest,
+                    manifest,
+                    keep_env,
+                ));
                 manifest.config = ::ops::cmd::deploy::carry_config(&prev.manifest, manifest)?;
             }
         }
         if manifest.keyvalue.url.is_none() {
             manifest.keyvalue.url = self.keyvalue_url.clone();
         }
-        Ok(())
+        Ok(env)
     }
 
     /// What goes to a host inside the tunnel: the manifest with its secrets

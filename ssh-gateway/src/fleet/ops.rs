@@ -49,7 +49,7 @@ impl Fleet {
         let limit = self.max_artifact_bytes;
         let (name, mut manifest) = ::ops::cmd::deploy::check(args, &bytes, limit, Scope::Fleet)?;
         let _op = self.op_lock(&name).await;
-        self.complete_manifest(&mut manifest).await?;
+        let env_changes = self.complete_manifest(&mut manifest, args.keep_env).await?;
         let n = name.clone();
         let existing = self.db.call(move |c| store::get_app(c, &n)).await?;
         let current = existing.as_ref().map(|a| a.kind);
@@ -96,6 +96,7 @@ impl Fleet {
             state: ReleaseState::Active,
             compile_ms,
             replicas,
+            env_changes,
         })
     }
 
@@ -217,10 +218,12 @@ impl Fleet {
             .filter_map(|(h, r)| r.as_ref().err().map(|e| format!("{h} ({e})")))
             .collect();
         if !failed.is_empty() {
-            let why = format!("activation failed on {}", failed.join(", "));
+            let on = failed.join(", ");
+            let why = format!("activation failed on {on}");
             let outcome = self.fail_release(name, version, &why, who, progress).await;
+            // Each host's reason once, after the host it is about.
             return Err(FleetError::Activation(format!(
-                "{name} {version} failed: {why}; {outcome}"
+                "{name} {version} failed on {on}; {outcome}"
             )));
         }
         let compile_ms = results
@@ -349,7 +352,7 @@ impl Fleet {
             .await?;
         if !failed.is_empty() {
             return Err(FleetError::Activation(format!(
-                "{} failed on {}",
+                "{app} {} failed on {}",
                 target.version,
                 failed.join(", ")
             )));

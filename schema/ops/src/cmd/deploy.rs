@@ -6,7 +6,7 @@ use schema::artifact::inspect;
 use schema::command::DeployArgs;
 use schema::manifest::{ConfigValue, DEFAULT_MEMORY_MB, MAX_MEMORY_MB, MAX_TABLE_ELEMENTS};
 use schema::names::validate_app_name;
-use schema::{AppKind, DeployOutcome, Manifest};
+use schema::{AppKind, DeployOutcome, EnvChanges, Manifest};
 
 use crate::error::OpError;
 use crate::scope::Scope;
@@ -20,14 +20,32 @@ pub fn text(o: &DeployOutcome) -> String {
         "code was already compiled".to_string()
     };
     let short = &o.digest[..o.digest.len().min(19)];
-    format!(
+    let mut text = format!(
         "deployed {} {} ({short}…, {}, {} replica{}); {compiled}\n",
         o.app,
         o.version,
         o.kind,
         o.replicas,
         if o.replicas == 1 { "" } else { "s" }
-    )
+    );
+    if let Some(env) = o.env_changes.as_ref().and_then(env_note) {
+        text.push_str(&env);
+        text.push('\n');
+    }
+    text
+}
+
+/// What a deploy did to the env, when it changed anything: names only; a
+/// variable gone says how to keep it next time.
+fn env_note(c: &EnvChanges) -> Option<String> {
+    let said = c.summary()?;
+    Some(if c.removed.is_empty() {
+        said
+    } else {
+        format!(
+            "{said} (a deploy's --env replaces the running release's env; --keep-env keeps it and sets --env over it)"
+        )
+    })
 }
 
 /// What a host and the fleet check before anything is stored, in this
@@ -142,6 +160,18 @@ pub fn carry_config(
     Ok(config)
 }
 
+/// The env of a new release over the running one's `prev`: the deploy's
+/// own (it replaces the whole env), or with `keep` (`--keep-env`) the
+/// running env with the deploy's over it. Returns what changed, by name.
+pub fn carry_env(prev: &Manifest, new: &mut Manifest, keep: bool) -> EnvChanges {
+    if keep {
+        let mut env = prev.env.clone();
+        env.append(&mut new.env);
+        new.env = env;
+    }
+    EnvChanges::between(&prev.env, &new.env)
+}
+
 /// Refuses env variables that name one of the app's secrets.
 pub fn check_env_secrets(
     app: &str,
@@ -171,8 +201,14 @@ pub fn check_job_replicas(name: &str, kind: AppKind, replicas: u32) -> Result<()
 
 /// The console's one line.
 pub fn summary(o: &DeployOutcome) -> String {
+    let env = o
+        .env_changes
+        .as_ref()
+        .and_then(EnvChanges::summary)
+        .map(|e| format!("; {e}"))
+        .unwrap_or_default();
     format!(
-        "{} {} {} ({} replicas, compiled in {} ms)",
+        "{} {} {} ({} replicas, compiled in {} ms){env}",
         o.app, o.version, o.state, o.replicas, o.compile_ms
     )
 }

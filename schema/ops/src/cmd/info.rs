@@ -42,6 +42,11 @@ pub fn of(
             .chain(m.keyvalue.buckets.iter().cloned())
             .collect(),
         schedule: m.schedule.clone(),
+        schedule_note: m
+            .schedule
+            .as_deref()
+            .and_then(|s| schema::cron::Schedule::parse(s).ok())
+            .map(|s| s.describe()),
         memory_mb: m.limits.memory_mb.unwrap_or(DEFAULT_MEMORY_MB),
         timeout_ms: m.timeout_ms(),
         health: m.health.clone(),
@@ -103,7 +108,12 @@ pub fn text(i: &AppInfo) -> String {
         },
     );
     if let Some(s) = &i.schedule {
-        line("schedule", c(s));
+        let note = i
+            .schedule_note
+            .as_deref()
+            .map(|n| format!(": {}", c(n)))
+            .unwrap_or_default();
+        line("schedule", format!("{}{note}", c(s)));
     }
     line(
         "limits",
