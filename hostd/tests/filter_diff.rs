@@ -476,3 +476,178 @@ fn compiled_rules_agree_with_the_interpreter() {
         })
         .unwrap_or_else(|e| panic!("{e}"));
 }
+
+// ------------------------------------------------------------------- gates
+
+const METRICS: &[&str] = &[
+    "requests",
+    "errors",
+    "restarts",
+    "error_rate",
+    "p50_ms",
+    "p99_ms",
+];
+
+/// A metric, unprefixed or of either release.
+fn metric_atom() -> impl Strategy<Value = String> {
+    (
+        prop::sample::select(vec!["", "canary.", "stable."]),
+        prop::sample::select(METRICS),
+    )
+        .prop_map(|(p, m)| format!("{p}{m}"))
+}
+
+/// A literal that is valid alone against any metric: not negative, no unit.
+fn safe_literal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        (0u32..300).prop_map(|n| n.to_string()),
+        (0u32..1000).prop_map(|n| format!("0.{n:03}")),
+        Just("0".to_string()),
+        Just("9007199254740993".to_string()),
+    ]
+}
+
+/// Any number an arithmetic operand may be: negatives (`-3`, and `- 3`
+/// apart), decimals, durations.
+fn any_literal() -> impl Strategy<Value = String> {
+    prop_oneof![
+        3 => safe_literal(),
+        1 => (1u32..100).prop_map(|n| format!("-{n}")),
+        1 => (0u32..100).prop_map(|n| format!("- {n}.5")),
+        1 => (0u32..3000, prop::sample::select(vec!["ms", "s"])).prop_map(|(n, u)| format!("{n}{u}")),
+        1 => Just("1.5s".to_string()),
+        1 => Just("1e3".to_string()),
+    ]
+}
+
+fn arith_op() -> impl Strategy<Value = &'static str> {
+    prop::sample::select(vec!["+", "-", "*", "/"])
+}
+
+/// Arithmetic with at least one operator; operands are metrics and literals,
+/// sometimes parenthesized, sometimes written without spaces.
+fn bin_num() -> impl Strategy<Value = String> {
+    let atom = prop_oneof![3 => metric_atom(), 2 => any_literal()];
+    let bin = |(a, op, b, parens, spaced): (String, &str, String, bool, bool)| {
+        let s = if spaced {
+            format!("{a} {op} {b}")
+        } else {
+            format!("{a}{op}{b}")
+        };
+        if parens { format!("({s})") } else { s }
+    };
+    (atom.clone(), arith_op(), atom, any::<bool>(), any::<bool>())
+        .prop_map(bin)
+        .prop_recursive(3, 12, 2, move |inner| {
+            let side = prop_oneof![inner.clone(), metric_atom(), any_literal()];
+            (
+                side.clone(),
+                arith_op(),
+                side,
+                any::<bool>(),
+                prop::bool::weighted(0.8),
+            )
+                .prop_map(bin)
+        })
+}
+
+/// A comparison with arithmetic, two metrics or a prefixed metric; a metric
+/// on one side at least.
+fn arith_comparison() -> impl Strategy<Value = String> {
+    let with_metric = prop_oneof![
+        2 => metric_atom(),
+        2 => (metric_atom(), arith_op(), bin_num()).prop_map(|(m, op, t)| format!("{m} {op} {t}")),
+        1 => (bin_num(), arith_op(), metric_atom()).prop_map(|(t, op, m)| format!("({t}) {op} {m}")),
+    ];
+    let other = prop_oneof![
+        2 => safe_literal(),
+        3 => bin_num(),
+        2 => metric_atom(),
+    ];
+    (with_metric, cmp_op(), other, any::<bool>())
+        .prop_map(|(m, op, o, flip)| maybe_flip(m, op, o, flip))
+}
+
+fn gate_rule() -> impl Strategy<Value = String> {
+    let leaf = prop_oneof![
+        1 => rule(),
+        3 => arith_comparison(),
+    ];
+    leaf.prop_recursive(3, 10, 3, |inner| {
+        prop_oneof![
+            inner.clone().prop_map(|e| format!("!({e})")),
+            (inner.clone(), inner.clone()).prop_map(|(a, b)| format!("({a} || {b})")),
+            (inner.clone(), inner).prop_map(|(a, b)| format!("{a} && {b}")),
+        ]
+    })
+}
+
+/// Metrics with more zeros and missing values (division by zero, NaN) than
+/// `metrics()`.
+fn gate_metrics() -> impl Strategy<Value = Metrics> {
+    prop_oneof![
+        2 => metrics(),
+        1 => Just(Metrics::default()),
+        1 => (0u64..4, 0u64..4, prop::option::of(prop_oneof![Just(0.0), Just(0.5), Just(f64::NAN)]))
+            .prop_map(|(requests, errors, x)| Metrics {
+                requests,
+                errors,
+                error_rate: x,
+                p50_ms: x.map(|x| x * 100.0),
+                p99_ms: Some(0.0),
+                restarts: errors,
+            }),
+    ]
+}
+
+#[test]
+fn compiled_gates_agree_with_the_interpreter() {
+    let mut runner = TestRunner::new(Config {
+        cases: cases(2500) / 2,
+        ..Config::default()
+    });
+    let strategy = (
+        gate_rule(),
+        prop::collection::vec((gate_metrics(), gate_metrics()), 1..16),
+    );
+    let (evaluated, tripped) = (AtomicUsize::new(0), AtomicUsize::new(0));
+    runner
+        .run(&strategy, |(src, pairs)| {
+            let rule = parse_rule(&src)
+                .map_err(|e| TestCaseError::fail(format!("generated {src:?}: {e}")))?;
+            let compiled = CompiledRule::compile(&rule)
+                .map_err(|e| TestCaseError::fail(format!("{src}: {e}")))?;
+            for (canary, stable) in &pairs {
+                let want = rule.eval_gate(canary, stable);
+                prop_assert_eq!(
+                    compiled.eval_gate(canary, stable),
+                    want,
+                    "gate: {} on {:?} / {:?}",
+                    src,
+                    canary,
+                    stable
+                );
+                prop_assert_eq!(
+                    compiled.eval(canary),
+                    rule.eval(canary),
+                    "plain: {} on {:?}",
+                    src,
+                    canary
+                );
+                let ex = compiled.explain_gate(canary, stable);
+                prop_assert_eq!(ex.tripped, want);
+                let _ = ex.to_string();
+                evaluated.fetch_add(1, Relaxed);
+                tripped.fetch_add(usize::from(want), Relaxed);
+            }
+            Ok(())
+        })
+        .unwrap_or_else(|e| panic!("{e}"));
+    let (evaluated, tripped) = (evaluated.into_inner(), tripped.into_inner());
+    println!("{evaluated} gate evaluations, {tripped} tripped");
+    let rate = tripped as f64 / evaluated as f64;
+    assert!(
+        (0.1..0.9).contains(&rate),
+        "generator degenerate: {rate:.2} of evaluations trip"
+    );
+}

@@ -142,7 +142,9 @@ fn probe_string() -> Option<(usize, usize)> {
 }
 
 /// [`Metrics`] as compiled rules read them: floats with no data are NaN,
-/// which every compiled float comparison treats as false.
+/// which every compiled float comparison treats as false. Counts are here
+/// twice: exact, for comparisons with an integer, and as `f64`, for
+/// arithmetic (where a missing count, `stable.` outside a gate, is NaN).
 #[repr(C)]
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct MetricsRef {
@@ -152,10 +154,14 @@ pub(crate) struct MetricsRef {
     pub error_rate: f64,
     pub p50_ms: f64,
     pub p99_ms: f64,
+    pub requests_f64: f64,
+    pub errors_f64: f64,
+    pub restarts_f64: f64,
 }
 
 impl MetricsRef {
     pub(crate) fn new(m: &Metrics) -> MetricsRef {
+        // NaN in `Some` is no data too (`Metrics::value`); it stays NaN.
         let f = |x: Option<f64>| x.unwrap_or(f64::NAN);
         MetricsRef {
             requests: m.requests,
@@ -164,6 +170,26 @@ impl MetricsRef {
             error_rate: f(m.error_rate),
             p50_ms: f(m.p50_ms),
             p99_ms: f(m.p99_ms),
+            requests_f64: m.requests as f64,
+            errors_f64: m.errors as f64,
+            restarts_f64: m.restarts as f64,
+        }
+    }
+
+    /// A release with no metrics at all: what `stable.` reads outside a
+    /// gate. Only arithmetic reads the stable release, and only the `f64`
+    /// fields, all NaN.
+    pub(crate) fn missing() -> MetricsRef {
+        MetricsRef {
+            requests: 0,
+            errors: 0,
+            restarts: 0,
+            error_rate: f64::NAN,
+            p50_ms: f64::NAN,
+            p99_ms: f64::NAN,
+            requests_f64: f64::NAN,
+            errors_f64: f64::NAN,
+            restarts_f64: f64::NAN,
         }
     }
 }

@@ -29,7 +29,9 @@
 //!   [`CompiledFilter::retain`] (drop the others). Records are read in place;
 //!   nothing is copied per record.
 //! - [`CompiledRule::compile`]`(&Rule)`, then [`CompiledRule::eval`] and
-//!   [`CompiledRule::explain`].
+//!   [`CompiledRule::explain`]; for a gate rule (`Rule::is_gate`),
+//!   [`CompiledRule::eval_gate`]`(&canary, &stable)` and
+//!   [`CompiledRule::explain_gate`].
 //! - [`compile_filter`] / [`compile_rule`] parse and compile in one step.
 //! - [`Matcher::new`]`(Filter)`: compiled when possible, the interpreter
 //!   otherwise (on a [`JitError`], logged once) — what a caller usually wants.
@@ -46,7 +48,10 @@
 //! - Health rules: `Rule::metrics()` says which metrics a rule reads;
 //!   evaluate with [`CompiledRule::eval`] each tick; when it trips,
 //!   `explain(&m).to_string()` is the audit detail
-//!   (`error_rate=0.12 > 0.05`).
+//!   (`error_rate=0.12 > 0.05`). A gate rule (`Rule::is_gate()`, e.g.
+//!   `schema::expr::DEFAULT_GATE`) judges a canary against the stable
+//!   release: [`CompiledRule::eval_gate`]`(&canary, &stable)` and
+//!   `explain_gate(..)`; under plain `eval`, `stable.` metrics are missing.
 //! - Semantics (missing fields never match, levels by severity, durations in
 //!   ms) are documented in [`schema::expr`].
 //!
@@ -158,7 +163,7 @@ impl Drop for Code {
 }
 
 type FilterFn = unsafe extern "C" fn(*mut EvalCtx<'_>, *const LogRecord, usize, *mut u8);
-type RuleFn = unsafe extern "C" fn(*const MetricsRef) -> u8;
+type RuleFn = unsafe extern "C" fn(*const MetricsRef, *const MetricsRef) -> u8;
 
 /// A log filter compiled to native code.
 pub struct CompiledFilter {
@@ -335,8 +340,9 @@ pub struct CompiledRule {
 impl CompiledRule {
     pub fn compile(rule: &Rule) -> Result<CompiledRule, JitError> {
         let (code, addr) = Code::compile(rule.expr(), Shape::Rule)?;
-        // SAFETY: `Shape::Rule` builds `fn(*const MetricsRef) -> u8` in the
-        // platform's C calling convention, alive as long as `code`.
+        // SAFETY: `Shape::Rule` builds `fn(*const MetricsRef, *const
+        // MetricsRef) -> u8` in the platform's C calling convention, alive as
+        // long as `code`.
         let func = unsafe { std::mem::transmute::<*const u8, RuleFn>(addr) };
         Ok(CompiledRule {
             rule: rule.clone(),
@@ -349,12 +355,24 @@ impl CompiledRule {
         &self.rule
     }
 
-    /// Whether the rule holds (the release is unhealthy).
+    /// Whether the rule holds (the release is unhealthy). As
+    /// [`Rule::eval`]: `stable.` metrics are missing.
     pub fn eval(&self, m: &Metrics) -> bool {
-        let view = MetricsRef::new(m);
-        // SAFETY: `func` is this rule's code, reading only the `MetricsRef`
-        // it is given, which lives on this frame for the call.
-        unsafe { (self.func)(&view) != 0 }
+        self.run(&MetricsRef::new(m), &MetricsRef::missing())
+    }
+
+    /// Whether a gate rule holds (the canary is unhealthy), as
+    /// [`Rule::eval_gate`]: unprefixed and `canary.` metrics read `canary`,
+    /// `stable.` metrics read `stable`.
+    pub fn eval_gate(&self, canary: &Metrics, stable: &Metrics) -> bool {
+        self.run(&MetricsRef::new(canary), &MetricsRef::new(stable))
+    }
+
+    fn run(&self, canary: &MetricsRef, stable: &MetricsRef) -> bool {
+        // SAFETY: `func` is this rule's code, reading only the two
+        // `MetricsRef`s it is given, which the caller's borrows keep alive
+        // for the call.
+        unsafe { (self.func)(canary, stable) != 0 }
     }
 
     /// The values the rule read and which comparisons held, for the audit
@@ -362,6 +380,13 @@ impl CompiledRule {
     /// interpreter: it runs once per trip, not per record.
     pub fn explain(&self, m: &Metrics) -> Explanation {
         self.rule.explain(m)
+    }
+
+    /// [`explain`](Self::explain) for a gate
+    /// ("canary.error_rate=0.3 > 2 * stable.error_rate=0.01"), by the
+    /// interpreter.
+    pub fn explain_gate(&self, canary: &Metrics, stable: &Metrics) -> Explanation {
+        self.rule.explain_gate(canary, stable)
     }
 }
 

@@ -1,5 +1,5 @@
 use schema::LogRecord;
-use schema::expr::{Filter, Metrics, Rule, parse_filter, parse_rule};
+use schema::expr::{DEFAULT_GATE, Filter, Metrics, Rule, parse_filter, parse_rule};
 use schema::names::Version;
 use schema::types::Stream;
 
@@ -261,6 +261,109 @@ fn rules_compile_and_explain() {
     assert_eq!(c.explain(&m).to_string(), "error_rate=0.12 > 0.05");
 }
 
+fn gm(
+    requests: u64,
+    errors: u64,
+    rate: Option<f64>,
+    p50: Option<f64>,
+    p99: Option<f64>,
+) -> Metrics {
+    Metrics {
+        requests,
+        errors,
+        error_rate: rate,
+        p50_ms: p50,
+        p99_ms: p99,
+        restarts: 2,
+    }
+}
+
+/// Compiles `src` and checks compiled against interpreted, gate and plain,
+/// returning the agreed `eval_gate`.
+fn gate(src: &str, canary: &Metrics, stable: &Metrics) -> bool {
+    let rule = parse_rule(src).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let c = CompiledRule::compile(&rule).unwrap_or_else(|e| panic!("{src}: {e}"));
+    let want = rule.eval_gate(canary, stable);
+    assert_eq!(c.eval_gate(canary, stable), want, "{src} gate");
+    assert_eq!(c.eval(canary), rule.eval(canary), "{src} plain");
+    assert_eq!(
+        c.explain_gate(canary, stable).tripped,
+        want,
+        "{src} explain"
+    );
+    want
+}
+
+#[test]
+fn gates_compile_arithmetic_over_both_releases() {
+    let stable = gm(1000, 10, Some(0.01), Some(20.0), Some(100.0));
+    let good = gm(100, 1, Some(0.015), Some(22.0), Some(140.0));
+    let erring = gm(100, 30, Some(0.3), Some(22.0), Some(140.0));
+    let slow = gm(100, 1, Some(0.01), Some(22.0), Some(150.5));
+    let idle = Metrics::default();
+    for (canary, want) in [
+        (&good, false),
+        (&erring, true),
+        (&slow, true),
+        (&idle, false),
+    ] {
+        assert_eq!(gate(DEFAULT_GATE, canary, &stable), want, "{canary:?}");
+    }
+    // No stable data: nothing to compare with, the gate holds back.
+    assert!(!gate(DEFAULT_GATE, &erring, &idle));
+    for (src, want) in [
+        ("error_rate > 2 * stable.error_rate", true),
+        ("canary.errors / canary.requests > 0.25", true),
+        (
+            "errors / requests >= stable.errors / stable.requests * 30",
+            true,
+        ),
+        ("(p50_ms + p99_ms) / 2 > 80ms", true),
+        ("p99_ms - p50_ms * 3 == 74", true),
+        ("p99_ms > p50_ms * 3 + 100", false),
+        ("- 1 * stable.restarts < 0 - 1.5", true),
+        ("stable.requests - requests != 900", false),
+        ("requests + restarts == 102 && stable.p99_ms <= 0.1s", true),
+        ("!(canary.p50_ms / 0 < stable.p50_ms)", true),
+    ] {
+        assert_eq!(gate(src, &erring, &stable), want, "{src}");
+    }
+    let c = CompiledRule::compile(&parse_rule(DEFAULT_GATE).unwrap()).unwrap();
+    assert_eq!(
+        c.explain_gate(&erring, &stable).to_string(),
+        "canary.error_rate=0.3 > 2 * stable.error_rate=0.01"
+    );
+}
+
+#[test]
+fn compiled_arithmetic_is_false_on_nan_whatever_the_operator() {
+    let idle = Metrics::default();
+    let stable = gm(10, 0, Some(0.0), Some(1.0), Some(2.0));
+    let nan = Metrics {
+        error_rate: Some(f64::NAN),
+        p99_ms: Some(f64::NAN),
+        ..idle
+    };
+    for op in ["==", "!=", "<", "<=", ">", ">="] {
+        for src in [
+            format!("errors / requests {op} 0"),
+            format!("error_rate * 0 {op} 0"),
+            format!("0 {op} stable.p99_ms - p99_ms"),
+            format!("(errors + 1) / requests - (errors + 1) / requests {op} 0"),
+        ] {
+            assert!(!gate(&src, &idle, &stable), "{src}");
+            assert!(!gate(&src, &nan, &nan), "{src} NaN");
+            assert!(gate(&format!("!({src})"), &idle, &stable), "!({src})");
+        }
+        // `eval` reads no stable release: every stable metric is NaN.
+        let src = format!("stable.requests {op} requests");
+        let c = compile_rule(&src).unwrap();
+        assert!(!c.eval(&stable), "{src}");
+    }
+    // x / 0 is infinite, not missing.
+    assert!(gate("(errors + 1) / requests > 1000000", &idle, &stable));
+}
+
 #[test]
 fn errors_say_what_failed() {
     match compile_filter("line > 3") {
@@ -268,6 +371,11 @@ fn errors_say_what_failed() {
         other => panic!("{other:?}"),
     }
     assert!(compile_rule("latency > 3").is_err());
+    assert!(compile_rule("canary.latency > 3").is_err());
+    match compile_filter("status * 2 > 3") {
+        Err(CompileError::Expr(e)) => assert!(e.message.contains("only for health rules"), "{e}"),
+        other => panic!("{other:?}"),
+    }
 }
 
 #[test]

@@ -5,6 +5,9 @@
 //! table on [`Test`]), so back ends match on them without re-checking. A back
 //! end that meets a combination the table does not list may treat it as
 //! unreachable.
+//!
+//! Health rules also have [`Arith`] comparisons: arithmetic over metrics of
+//! either release of a gate ([`Which`]) on both sides, computed in `f64`.
 
 use std::fmt;
 
@@ -25,22 +28,160 @@ pub enum Expr {
     /// Any holds; evaluated left to right, stopping at the first true.
     Or(Vec<Expr>),
     Compare(Comparison),
+    /// Arithmetic compared with arithmetic (health rules only).
+    Arith(Arith),
+}
+
+/// One comparison of either kind, as [`Expr::leaves`] lists them.
+#[derive(Debug, Clone, Copy)]
+pub enum Leaf<'a> {
+    Compare(&'a Comparison),
+    Arith(&'a Arith),
 }
 
 impl Expr {
-    /// Every comparison, left to right.
+    /// Every field-against-literal comparison, left to right (not the
+    /// [`Arith`] ones; see [`Expr::leaves`] for both).
     pub fn comparisons(&self) -> Vec<&Comparison> {
+        self.leaves()
+            .into_iter()
+            .filter_map(|l| match l {
+                Leaf::Compare(c) => Some(c),
+                Leaf::Arith(_) => None,
+            })
+            .collect()
+    }
+
+    /// Every comparison of both kinds, left to right.
+    pub fn leaves(&self) -> Vec<Leaf<'_>> {
         let mut out = Vec::new();
         self.collect(&mut out);
         out
     }
 
-    fn collect<'a>(&'a self, out: &mut Vec<&'a Comparison>) {
+    fn collect<'a>(&'a self, out: &mut Vec<Leaf<'a>>) {
         match self {
             Expr::Const(_) => {}
             Expr::Not(e) => e.collect(out),
             Expr::And(es) | Expr::Or(es) => es.iter().for_each(|e| e.collect(out)),
-            Expr::Compare(c) => out.push(c),
+            Expr::Compare(c) => out.push(Leaf::Compare(c)),
+            Expr::Arith(a) => out.push(Leaf::Arith(a)),
+        }
+    }
+}
+
+/// Two arithmetic expressions compared as `f64`: `p99_ms > p50_ms * 3`,
+/// `canary.error_rate > 2 * stable.error_rate`. A missing metric makes its
+/// side NaN, and a NaN side fails every operator, `!=` included.
+#[derive(Debug, Clone)]
+pub struct Arith {
+    pub left: Num,
+    pub op: CmpOp,
+    pub right: Num,
+    /// Where the comparison is in the source.
+    pub span: Span,
+}
+
+impl Arith {
+    /// Whether it reads a `canary.` or `stable.` metric.
+    pub fn is_gate(&self) -> bool {
+        self.metrics()
+            .iter()
+            .any(|(of, _)| matches!(of, Which::Canary | Which::Stable))
+    }
+
+    /// The metrics it reads, left to right (repeats included).
+    pub fn metrics(&self) -> Vec<(Which, Metric)> {
+        let mut out = Vec::new();
+        self.left.collect(&mut out);
+        self.right.collect(&mut out);
+        out
+    }
+}
+
+/// An arithmetic expression over metrics and literals, computed in `f64`
+/// (counts converted, durations in milliseconds).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Num {
+    /// A literal.
+    Const(f64),
+    /// A metric of one of the releases a rule reads.
+    Metric { of: Which, metric: Metric },
+    /// `left op right`, IEEE 754 (`x / 0` is ±inf, `0 / 0` NaN).
+    Bin(NumOp, Box<Num>, Box<Num>),
+}
+
+impl Num {
+    fn collect(&self, out: &mut Vec<(Which, Metric)>) {
+        match self {
+            Num::Const(_) => {}
+            Num::Metric { of, metric } => out.push((*of, *metric)),
+            Num::Bin(_, l, r) => {
+                l.collect(out);
+                r.collect(out);
+            }
+        }
+    }
+}
+
+/// Which release a metric is read from. A plain rule judges one release;
+/// a gate rule compares a canary with the stable release.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Which {
+    /// No prefix: the release the rule is judging (in a gate, the canary).
+    Own,
+    /// `canary.`: the release being judged.
+    Canary,
+    /// `stable.`: the release it is compared with (missing outside a gate).
+    Stable,
+}
+
+impl Which {
+    /// How the metric name is prefixed in the source: `""`, `"canary."` or
+    /// `"stable."`.
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Which::Own => "",
+            Which::Canary => "canary.",
+            Which::Stable => "stable.",
+        }
+    }
+}
+
+/// An arithmetic operator.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum NumOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl NumOp {
+    pub fn symbol(self) -> &'static str {
+        match self {
+            NumOp::Add => "+",
+            NumOp::Sub => "-",
+            NumOp::Mul => "*",
+            NumOp::Div => "/",
+        }
+    }
+
+    /// `*` and `/` (2) bind tighter than `+` and `-` (1).
+    pub fn precedence(self) -> u8 {
+        match self {
+            NumOp::Add | NumOp::Sub => 1,
+            NumOp::Mul | NumOp::Div => 2,
+        }
+    }
+
+    /// The IEEE 754 operation.
+    pub fn apply(self, a: f64, b: f64) -> f64 {
+        match self {
+            NumOp::Add => a + b,
+            NumOp::Sub => a - b,
+            NumOp::Mul => a * b,
+            NumOp::Div => a / b,
         }
     }
 }

@@ -5,10 +5,13 @@
 use std::collections::HashMap;
 
 use super::Scope;
-use super::ast::{CmpOp, Comparison, Expr, JsonField, Metric, Pattern, Subject, Test, TextField};
+use super::ast::{
+    Arith, CmpOp, Comparison, Expr, JsonField, Metric, Num, NumOp, Pattern, Subject, Test,
+    TextField, Which,
+};
 use super::error::{ExprError, Span};
 use super::level::Level;
-use super::parser::{Ast, Op, Operand, Value};
+use super::parser::{ArithOp, Ast, Op, Operand, Term, Value};
 use crate::names::Version;
 use crate::types::Stream;
 
@@ -45,6 +48,9 @@ enum Field {
     Json(String),
     Metric(Metric),
 }
+
+/// The metrics health rules know, for error messages.
+const METRIC_LIST: &str = "requests, errors, error_rate, p50_ms, p99_ms, restarts";
 
 /// A comparison's two sides, the field's first: what the field is called
 /// and where, the value, and whether they were written the other way round
@@ -87,14 +93,14 @@ impl Checker<'_> {
                     .map(|t| self.expr(t))
                     .collect::<Result<_, _>>()?,
             ),
-            Ast::Bare(Operand {
+            Ast::Bare(Term::Leaf(Operand {
                 value: Value::Bool(b),
                 ..
-            }) => Expr::Const(b),
-            Ast::Bare(Operand {
+            })) => Expr::Const(b),
+            Ast::Bare(Term::Leaf(Operand {
                 value: Value::Ident(name),
                 span,
-            }) => {
+            })) => {
                 self.resolve(&name, span)?;
                 let example = match self.scope {
                     Scope::Log => format!("{name} == \"...\""),
@@ -107,10 +113,20 @@ impl Checker<'_> {
                     ),
                 ));
             }
-            Ast::Bare(Operand { span, .. }) => {
+            Ast::Bare(Term::Leaf(Operand { span, .. })) => {
                 return Err(self.err(
                     span,
                     "a value alone is not a condition: compare a field with it, e.g. status == 500",
+                ));
+            }
+            Ast::Bare(term) => {
+                self.num(&term)?;
+                let text = self.text(term.span());
+                return Err(self.err(
+                    term.span(),
+                    format!(
+                        "arithmetic alone is not a condition: compare it with something, e.g. {text} > 0"
+                    ),
                 ));
             }
             Ast::Compare {
@@ -118,8 +134,196 @@ impl Checker<'_> {
                 op,
                 op_span,
                 rhs,
-            } => Expr::Compare(self.comparison(lhs, op, op_span, rhs)?),
+            } => {
+                let (lhs, rhs) = match self.scope {
+                    Scope::Health => (fold_neg(lhs), fold_neg(rhs)),
+                    Scope::Log => (lhs, rhs),
+                };
+                match (lhs, rhs) {
+                    (Term::Leaf(l), Term::Leaf(r)) if self.is_simple(&l, &r) => {
+                        Expr::Compare(self.comparison(l, op, op_span, r)?)
+                    }
+                    (lhs, rhs) => Expr::Arith(self.arith(lhs, op, op_span, rhs)?),
+                }
+            }
         })
+    }
+
+    /// Whether a comparison of two operands takes the field-against-literal
+    /// path: always in log filters; in health rules when one side is an
+    /// unprefixed metric name and the other is not a name (`error_rate >
+    /// 0.05`, `500 < p99_ms`, `requests == "x"` — the last refused there).
+    /// Two names, or a `canary.`/`stable.` name, is arithmetic.
+    fn is_simple(&self, lhs: &Operand, rhs: &Operand) -> bool {
+        let plain = |o: &Operand| matches!(&o.value, Value::Ident(n) if !n.contains('.'));
+        let name = |o: &Operand| matches!(o.value, Value::Ident(_));
+        match self.scope {
+            Scope::Log => true,
+            Scope::Health => (plain(lhs) && !name(rhs)) || (plain(rhs) && !name(lhs)),
+        }
+    }
+
+    /// A comparison with arithmetic, two metrics or a prefixed metric on a
+    /// side (health rules only).
+    fn arith(&mut self, lhs: Term, op: Op, op_span: Span, rhs: Term) -> Result<Arith, ExprError> {
+        let span = lhs.span().to(rhs.span());
+        if self.scope == Scope::Log {
+            let term = [&lhs, &rhs]
+                .into_iter()
+                .find(|t| !matches!(t, Term::Leaf(_)))
+                .unwrap_or(&lhs);
+            let (at, message) = match term {
+                Term::Bin { op, op_span, .. } => (
+                    *op_span,
+                    format!(
+                        "arithmetic (`{}`) is only for health rules: a log filter compares a field with a value",
+                        op.symbol()
+                    ),
+                ),
+                other => (
+                    other.span(),
+                    "arithmetic (a `-` apart from its number) is only for health rules: \
+                     write a negative number as -3"
+                        .to_string(),
+                ),
+            };
+            return Err(self.err(at, message));
+        }
+        let cmp = match op {
+            Op::Eq => CmpOp::Eq,
+            Op::Ne => CmpOp::Ne,
+            Op::Lt => CmpOp::Lt,
+            Op::Le => CmpOp::Le,
+            Op::Gt => CmpOp::Gt,
+            Op::Ge => CmpOp::Ge,
+            Op::Match | Op::NotMatch | Op::Contains => {
+                return Err(self.err(
+                    op_span,
+                    format!(
+                        "`{}` works on text; health rules compare numbers with ==, !=, <, <=, > or >=",
+                        op.symbol()
+                    ),
+                ));
+            }
+        };
+        let left = self.num(&lhs)?;
+        let right = self.num(&rhs)?;
+        if !has_metric(&left) && !has_metric(&right) {
+            return Err(self.err(
+                span,
+                "compare a metric with a value: neither side of this comparison reads a metric",
+            ));
+        }
+        // A lone metric against a lone literal gets the checks the simple
+        // form does (`canary.requests > -1`, `stable.error_rate > 5ms`).
+        for (metric_side, lit_side) in [(&lhs, &rhs), (&rhs, &lhs)] {
+            if let (Term::Leaf(m), Some(lit)) = (metric_side, self.literal(lit_side))
+                && let Value::Ident(name) = &m.value
+                && let Num::Metric { metric, .. } = self.metric(name, m.span)?
+            {
+                let field = Field::Metric(metric);
+                let mismatch = |example: &str| {
+                    self.err(
+                        lit.span,
+                        format!("compare `{name}` with a number; {example}"),
+                    )
+                };
+                self.numeric(&field, name, cmp, &lit, mismatch)?;
+            }
+        }
+        Ok(Arith {
+            left,
+            op: cmp,
+            right,
+            span,
+        })
+    }
+
+    /// A side that is one number literal, as an operand (`- 3` was folded
+    /// into one by [`fold_neg`]).
+    fn literal(&self, term: &Term) -> Option<Operand> {
+        match term {
+            Term::Leaf(
+                o @ Operand {
+                    value: Value::Int(_) | Value::Float(_) | Value::Duration(_),
+                    ..
+                },
+            ) => Some(o.clone()),
+            _ => None,
+        }
+    }
+
+    /// A side of an arithmetic comparison.
+    fn num(&self, term: &Term) -> Result<Num, ExprError> {
+        match term {
+            Term::Leaf(o) => match &o.value {
+                Value::Ident(name) => self.metric(name, o.span),
+                Value::Int(n) => Ok(Num::Const(*n as f64)),
+                Value::Float(x) | Value::Duration(x) => Ok(Num::Const(*x)),
+                other => Err(self.err(
+                    o.span,
+                    format!(
+                        "{} cannot take part in arithmetic: use metrics, numbers and durations",
+                        describe(other)
+                    ),
+                )),
+            },
+            Term::Neg { operand, .. } => match negate(&operand.value) {
+                Value::Int(n) => Ok(Num::Const(n as f64)),
+                Value::Float(x) | Value::Duration(x) => Ok(Num::Const(x)),
+                other => Err(self.err(
+                    operand.span,
+                    format!("{} cannot be negated", describe(&other)),
+                )),
+            },
+            Term::Bin { op, lhs, rhs, .. } => {
+                let op = match op {
+                    ArithOp::Add => NumOp::Add,
+                    ArithOp::Sub => NumOp::Sub,
+                    ArithOp::Mul => NumOp::Mul,
+                    ArithOp::Div => NumOp::Div,
+                };
+                Ok(Num::Bin(
+                    op,
+                    Box::new(self.num(lhs)?),
+                    Box::new(self.num(rhs)?),
+                ))
+            }
+        }
+    }
+
+    /// A metric name in arithmetic, perhaps prefixed `canary.` or `stable.`.
+    fn metric(&self, name: &str, span: Span) -> Result<Num, ExprError> {
+        let (of, bare, bare_span) = match name.split_once('.') {
+            None => (Which::Own, name, span),
+            Some((prefix, rest)) => {
+                let of = match prefix {
+                    "canary" => Which::Canary,
+                    "stable" => Which::Stable,
+                    other => {
+                        return Err(self.err(
+                            Span::new(span.start, span.start + other.len()),
+                            format!(
+                                "unknown prefix `{other}.`: a metric may be prefixed canary. (the release being judged) \
+                                 or stable. (the release it is compared with), e.g. canary.{rest} > 2 * stable.{rest}"
+                            ),
+                        ));
+                    }
+                };
+                let start = span.start + prefix.len() + 1;
+                (of, rest, Span::new(start, span.end))
+            }
+        };
+        match Metric::ALL.into_iter().find(|m| m.as_str() == bare) {
+            Some(metric) => Ok(Num::Metric { of, metric }),
+            None => Err(self.err(
+                bare_span,
+                format!(
+                    "unknown metric `{name}`: health rules can use {METRIC_LIST} \
+                     (each also as canary.NAME or stable.NAME)"
+                ),
+            )),
+        }
     }
 
     fn resolve(&mut self, name: &str, span: Span) -> Result<Field, ExprError> {
@@ -133,15 +337,24 @@ impl Checker<'_> {
                 "seq" => Field::Seq,
                 "release" => Field::Release,
                 "stream" => Field::Stream,
+                other if other.contains('.') => {
+                    return Err(self.err(
+                        span,
+                        format!(
+                            "`{other}`: field names cannot contain `.` (the canary. and stable. prefixes belong to health rules)"
+                        ),
+                    ));
+                }
                 other => Field::Json(other.to_string()),
             }),
-            Scope::Health => match Metric::ALL.into_iter().find(|m| m.as_str() == name) {
-                Some(m) => Ok(Field::Metric(m)),
-                None => Err(self.err(
+            Scope::Health => match self.metric(name, span)? {
+                Num::Metric {
+                    of: Which::Own,
+                    metric,
+                } => Ok(Field::Metric(metric)),
+                _ => Err(self.err(
                     span,
-                    format!(
-                        "unknown metric `{name}`: health rules can use requests, errors, error_rate, p50_ms, p99_ms, restarts"
-                    ),
+                    format!("`{name}` alone is not a condition: compare it, e.g. {name} > 0"),
                 )),
             },
         }
@@ -413,6 +626,36 @@ impl Checker<'_> {
             )),
             _ => Err(mismatch(&format!("compare it with a number, e.g. {name} > 10"))),
         }
+    }
+}
+
+fn has_metric(n: &Num) -> bool {
+    match n {
+        Num::Const(_) => false,
+        Num::Metric { .. } => true,
+        Num::Bin(_, l, r) => has_metric(l) || has_metric(r),
+    }
+}
+
+/// `- 3` as the literal -3 (a minus apart from its number, in a health
+/// rule); any other term as it is.
+fn fold_neg(term: Term) -> Term {
+    match term {
+        Term::Neg { operand, span } => Term::Leaf(Operand {
+            value: negate(&operand.value),
+            span,
+        }),
+        other => other,
+    }
+}
+
+/// A number literal negated (`- 3`); other values are returned as they are.
+fn negate(value: &Value) -> Value {
+    match value {
+        Value::Int(n) => Value::Int(-n),
+        Value::Float(x) => Value::Float(-x),
+        Value::Duration(x) => Value::Duration(-x),
+        other => other.clone(),
     }
 }
 

@@ -8,28 +8,78 @@
 use serde_json::{Map, Value};
 
 use super::Metrics;
-use super::ast::{CmpOp, Comparison, Expr, Subject, Test, TextField};
+use super::ast::{Arith, CmpOp, Comparison, Expr, Leaf, Num, Subject, Test, TextField, Which};
 use super::level::Level;
 use crate::types::LogRecord;
 
 /// Evaluates `expr` over `rec`.
 pub(crate) fn eval_log(expr: &Expr, rec: &LogRecord) -> bool {
     let mut json = LazyJson::Unparsed;
-    eval(expr, &mut |c| compare_log(c, rec, &mut json))
+    eval(expr, &mut |leaf| match leaf {
+        Leaf::Compare(c) => compare_log(c, rec, &mut json),
+        Leaf::Arith(_) => false,
+    })
 }
 
-/// Evaluates `expr` over `m`.
-pub(crate) fn eval_health(expr: &Expr, m: &Metrics) -> bool {
-    eval(expr, &mut |c| compare_metric(c, m))
+/// Evaluates `expr` over the metrics of the release it judges (`own`, also
+/// read as `canary.`) and, in a gate, of the stable release (`None`: every
+/// `stable.` metric is missing).
+pub(crate) fn eval_health(expr: &Expr, own: &Metrics, stable: Option<&Metrics>) -> bool {
+    eval(expr, &mut |leaf| holds(leaf, own, stable))
 }
 
-fn eval(expr: &Expr, leaf: &mut dyn FnMut(&Comparison) -> bool) -> bool {
+/// Whether one comparison of a health rule holds.
+pub(crate) fn holds(leaf: Leaf<'_>, own: &Metrics, stable: Option<&Metrics>) -> bool {
+    match leaf {
+        Leaf::Compare(c) => compare_metric(c, own),
+        Leaf::Arith(a) => arith_holds(a, own, stable),
+    }
+}
+
+fn eval(expr: &Expr, leaf: &mut dyn FnMut(Leaf<'_>) -> bool) -> bool {
     match expr {
         Expr::Const(b) => *b,
         Expr::Not(e) => !eval(e, leaf),
         Expr::And(es) => es.iter().all(|e| eval(e, leaf)),
         Expr::Or(es) => es.iter().any(|e| eval(e, leaf)),
-        Expr::Compare(c) => leaf(c),
+        Expr::Compare(c) => leaf(Leaf::Compare(c)),
+        Expr::Arith(a) => leaf(Leaf::Arith(a)),
+    }
+}
+
+fn arith_holds(a: &Arith, own: &Metrics, stable: Option<&Metrics>) -> bool {
+    let read = |of, metric| metric_f64(of, metric, own, stable);
+    number_holds(a.op, num_value(&a.left, &read), num_value(&a.right, &read))
+}
+
+/// One metric as arithmetic reads it: counts converted to `f64`, NaN when
+/// missing (no data, or `stable.` outside a gate).
+pub(crate) fn metric_f64(
+    of: Which,
+    metric: super::Metric,
+    own: &Metrics,
+    stable: Option<&Metrics>,
+) -> f64 {
+    let m = match of {
+        Which::Own | Which::Canary => own,
+        Which::Stable => match stable {
+            Some(s) => s,
+            None => return f64::NAN,
+        },
+    };
+    match m.value(metric) {
+        MetricValue::Count(n) => n as f64,
+        MetricValue::Float(Some(x)) => x,
+        MetricValue::Float(None) => f64::NAN,
+    }
+}
+
+/// The value of `n`, IEEE 754 all the way: NaN (a missing metric) stays NaN.
+pub(crate) fn num_value(n: &Num, read: &dyn Fn(Which, super::Metric) -> f64) -> f64 {
+    match n {
+        Num::Const(x) => *x,
+        Num::Metric { of, metric } => read(*of, *metric),
+        Num::Bin(op, l, r) => op.apply(num_value(l, read), num_value(r, read)),
     }
 }
 

@@ -32,10 +32,33 @@ pub(crate) enum Tok {
     Not,
     LParen,
     RParen,
+    Plus,
+    /// `-` between operands (binary) or before a number written with a
+    /// space (`- 3`); `-3` right after an operator is one number token.
+    Minus,
+    Star,
+    /// `/` right after an operand (division); elsewhere `/` opens a regex.
+    Slash,
     Eof,
 }
 
 impl Tok {
+    /// Whether the token ends an operand, so that a `/` after it divides
+    /// (rather than opening a regex) and a `-` subtracts (rather than
+    /// starting a negative number).
+    fn ends_operand(&self) -> bool {
+        matches!(
+            self,
+            Tok::Ident(_)
+                | Tok::Str(_)
+                | Tok::Regex(_)
+                | Tok::Int(_)
+                | Tok::Float(_)
+                | Tok::Duration(_)
+                | Tok::RParen
+        )
+    }
+
     /// How the token reads in an error message.
     pub(crate) fn describe(&self) -> String {
         match self {
@@ -59,6 +82,10 @@ impl Tok {
             Tok::Not => "`!`".into(),
             Tok::LParen => "`(`".into(),
             Tok::RParen => "`)`".into(),
+            Tok::Plus => "`+`".into(),
+            Tok::Minus => "`-`".into(),
+            Tok::Star => "`*`".into(),
+            Tok::Slash => "`/`".into(),
             Tok::Eof => "end of input".into(),
         }
     }
@@ -72,10 +99,15 @@ pub(crate) struct Token {
 
 /// Splits `src` into tokens, ending with [`Tok::Eof`].
 pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
-    let mut lexer = Lexer { src, pos: 0 };
+    let mut lexer = Lexer {
+        src,
+        pos: 0,
+        after_operand: false,
+    };
     let mut out = Vec::new();
     loop {
         let token = lexer.next()?;
+        lexer.after_operand = token.tok.ends_operand();
         let end = token.tok == Tok::Eof;
         out.push(token);
         if end {
@@ -87,6 +119,8 @@ pub(crate) fn lex(src: &str) -> Result<Vec<Token>, ExprError> {
 struct Lexer<'s> {
     src: &'s str,
     pos: usize,
+    /// Whether the previous token ended an operand (see [`Tok::ends_operand`]).
+    after_operand: bool,
 }
 
 impl<'s> Lexer<'s> {
@@ -136,6 +170,11 @@ impl<'s> Lexer<'s> {
             ('~', _) => one(self, Tok::Match),
             ('(', _) => one(self, Tok::LParen),
             (')', _) => one(self, Tok::RParen),
+            ('+', _) => one(self, Tok::Plus),
+            ('*', _) => one(self, Tok::Star),
+            ('/', _) if self.after_operand => one(self, Tok::Slash),
+            ('-', Some(d)) if d.is_ascii_digit() && !self.after_operand => self.number()?,
+            ('-', _) => one(self, Tok::Minus),
             ('=', _) => {
                 return Err(self.err(
                     start,
@@ -159,10 +198,18 @@ impl<'s> Lexer<'s> {
             }
             ('"' | '\'', _) => self.string(c)?,
             ('/', _) => self.regex()?,
-            ('-', Some(d)) if d.is_ascii_digit() => self.number()?,
             (d, _) if d.is_ascii_digit() => self.number()?,
             (a, _) if a.is_alphabetic() || a == '_' => {
-                let word = self.take_while(|c| c.is_alphanumeric() || c == '_');
+                let word_start = self.pos;
+                self.take_while(|c| c.is_alphanumeric() || c == '_');
+                // `canary.error_rate`: a dot followed by a name joins them.
+                while self.peek() == Some('.')
+                    && self.peek2().is_some_and(|c| c.is_alphabetic() || c == '_')
+                {
+                    self.pos += 1;
+                    self.take_while(|c| c.is_alphanumeric() || c == '_');
+                }
+                let word = &self.src[word_start..self.pos];
                 match word {
                     "contains" => Tok::Contains,
                     _ => Tok::Ident(word.to_string()),

@@ -15,6 +15,11 @@
 //! - [`parse_rule`]`(src) -> Result<`[`Rule`]`, ExprError>`, then
 //!   [`Rule::eval`]`(&`[`Metrics`]`) -> bool` and, for the audit entry,
 //!   [`Rule::explain`]`(&Metrics)` ("error_rate=0.12 > 0.05").
+//! - Gate rules (a canary judged against the stable release):
+//!   [`Rule::is_gate`]`() -> bool`, [`Rule::eval_gate`]`(&canary, &stable)
+//!   -> bool`, [`Rule::explain_gate`]`(&canary, &stable) -> Explanation`
+//!   ("canary.error_rate=0.3 > 2 * stable.error_rate=0.01"); [`DEFAULT_GATE`]
+//!   is the stock gate rule for canary releases.
 //! - Both serialize as their source text, and deserializing re-checks it, so
 //!   a `Filter` can travel in a frame and arrive valid or not at all.
 //! - [`ExprError`]'s `Display` is the position, the message and a caret
@@ -27,6 +32,8 @@
 //! status >= 500 || latency_ms > 250ms
 //! !(stream == stderr) && line contains "panic"
 //! error_rate > 0.05 || p99_ms > 500          (a health rule)
+//! p99_ms > p50_ms * 3 || errors / requests > 0.1
+//! canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50   (a gate)
 //! ```
 //!
 //! - **Fields of a log record** ([`Scope::Log`]): `host`, `app`, `instance`,
@@ -38,7 +45,9 @@
 //!   record fields win over JSON fields of the same name.
 //! - **Metrics** ([`Scope::Health`]): `requests`, `errors`, `restarts`
 //!   (counts), `error_rate`, `p50_ms`, `p99_ms` (floats, missing when the
-//!   window had no requests). Other names are errors.
+//!   window had no requests). Other names are errors. A metric may be
+//!   prefixed `canary.` or `stable.` (see *Gates* below); no other prefix
+//!   is known.
 //! - **Literals**: strings `"..."` or `'...'` (escapes `\\ \" \' \n \t \r \0
 //!   \u{..}`), integers (`-3`, `500`, from `i64::MIN` to `u64::MAX`), floats
 //!   (`0.05`, `1e3`), durations (`250ms`, `1.5s`, `1m`, `1h`, compared as
@@ -49,6 +58,25 @@
 //!   case-sensitive), `&& || !` and parentheses. `&&` binds tighter than `||`.
 //!   One side of a comparison is a field and the other a literal; a literal on
 //!   the left is fine for ordering (`500 <= status`), not for `~`/`contains`.
+//!   Health rules may also compare arithmetic (below).
+//! - **Arithmetic** (health rules only; a log filter refuses it): `+ - * /`
+//!   over metrics, numbers and durations (as milliseconds), `*` and `/`
+//!   binding tighter than `+` and `-`, all left-associative, with
+//!   parentheses; a `-` before a number negates it (`- 3`, `-3`; `0 - x`
+//!   negates anything else). Right after a name, a number or `)`, `-`
+//!   subtracts and `/` divides (`p99_ms-3`, `errors/requests`); elsewhere
+//!   they start a negative number and a regex, as before. Either or both
+//!   sides of `== != < <= > >=` may be arithmetic, and may read two metrics:
+//!   `p99_ms > p50_ms * 3`, `errors / requests > 0.1`,
+//!   `(p50_ms + p99_ms) / 2 > 300ms`. Strings, booleans and regexes take no
+//!   part in it, and one side at least must read a metric. A plain
+//!   `metric op literal` stays a field-against-literal comparison (exact
+//!   counts, explained as `error_rate=0.12 > 0.05`).
+//! - **Gates.** `canary.NAME` and `stable.NAME` read a metric of the canary
+//!   release being judged and of the stable release it is compared with
+//!   (e.g. [`DEFAULT_GATE`]); an unprefixed name reads the release being
+//!   judged (in a gate, the canary). A comparison with a prefixed metric is
+//!   arithmetic, even `canary.error_rate > 0.05`.
 //!
 //! # Semantics
 //!
@@ -72,10 +100,20 @@
 //! - **Numbers.** Counts (`seq`, `requests`…) compared with an integer are
 //!   compared exactly; anything involving a float compares as `f64`. A
 //!   negative number against a count is an error, as is a duration against
-//!   anything but `p50_ms`, `p99_ms` and JSON fields.
+//!   anything but `p50_ms`, `p99_ms` and JSON fields (in arithmetic,
+//!   durations are just milliseconds, but a lone metric against a lone
+//!   literal is checked the same way: `canary.requests > -1` is refused).
+//! - **Arithmetic is `f64`**: counts are converted (exact up to 2^53), and
+//!   each operation is IEEE 754 (`x / 0` is ±inf, `0 / 0` is NaN). A
+//!   missing metric reads as NaN, which every operation propagates, so the
+//!   whole side is NaN and the comparison is false whatever its operator
+//!   (the same "missing → no match" rule). [`Rule::eval`] has no stable
+//!   release: every `stable.` metric is missing there (counts too), so a
+//!   comparison reading one is false; [`Rule::eval_gate`] reads both.
 //!
-//! Type errors (`line > 3`, `seq ~ "x"`, `stream < "stdout"`), unknown
-//! metrics and invalid regexes are refused by the parse functions, with the
+//! Type errors (`line > 3`, `seq ~ "x"`, `stream < "stdout"`, `"x" * 2`),
+//! unknown metrics and prefixes, arithmetic in a log filter and invalid
+//! regexes are refused by the parse functions, with the
 //! position; nothing is evaluated.
 
 mod ast;
@@ -93,12 +131,17 @@ use std::fmt;
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
-pub use ast::{CmpOp, Comparison, Expr, JsonField, Metric, Pattern, Subject, Test, TextField};
+pub use ast::{
+    Arith, CmpOp, Comparison, Expr, JsonField, Leaf, Metric, Num, NumOp, Pattern, Subject, Test,
+    TextField, Which,
+};
 pub use error::{ExprError, Span};
 pub use eval::{MetricValue, json_level, number_holds};
 pub use level::Level;
-pub use parser::{MAX_COMPARISONS, MAX_DEPTH};
-pub use rule::{Explanation, Metrics, Observation, Rule, parse_rule};
+pub use parser::{MAX_ARITH_DEPTH, MAX_COMPARISONS, MAX_DEPTH};
+pub use rule::{
+    ArithObservation, DEFAULT_GATE, Explanation, Metrics, Observation, Reading, Rule, parse_rule,
+};
 
 use crate::types::LogRecord;
 

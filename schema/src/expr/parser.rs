@@ -3,14 +3,24 @@
 //! ```text
 //! expr    := and ("||" and)*
 //! and     := unary ("&&" unary)*
-//! unary   := "!" unary | "(" expr ")" | operand (op operand)?
+//! unary   := "!" unary | "(" expr ")" | "(" sum ")" rest | sum (op sum)?
+//! rest    := (("*" | "/") atom)* (("+" | "-") product)* (op sum)?
 //! op      := "==" | "!=" | "<" | "<=" | ">" | ">=" | "~" | "!~" | "contains"
+//! sum     := product (("+" | "-") product)*
+//! product := atom (("*" | "/") atom)*
+//! atom    := operand | "(" sum ")" | "-" (INT | FLOAT | DURATION)
 //! operand := IDENT | STRING | /REGEX/ | INT | FLOAT | DURATION | true | false
 //! ```
 //!
-//! `&&` binds tighter than `||`; `!` tighter than both. Which operands may
-//! meet which operator is the checker's business (`check.rs`), so the parser's
-//! errors are only about shape.
+//! `&&` binds tighter than `||`; `!` tighter than both; `*` and `/` tighter
+//! than `+` and `-`, all four left-associative. A `(` at the start of a
+//! condition may open a condition or an arithmetic group: it is parsed as a
+//! condition, and if what it held was a bare term and an arithmetic or
+//! comparison operator follows the `)`, the term continues as arithmetic
+//! (`(p50_ms + p99_ms) / 2 > 300`). Which operands may meet which operator,
+//! and where arithmetic is allowed at all (health rules only), is the
+//! checker's business (`check.rs`), so the parser's errors are only about
+//! shape.
 
 use super::error::{ExprError, Span};
 use super::lexer::{Tok, Token};
@@ -21,20 +31,79 @@ use super::lexer::{Tok, Token};
 pub const MAX_DEPTH: usize = 64;
 /// Most comparisons in one expression, for the same reason (and compile time).
 pub const MAX_COMPARISONS: usize = 512;
+/// Deepest arithmetic term accepted (`a + b + c` is two deep): the same bound
+/// as [`MAX_DEPTH`], for the same reason.
+pub const MAX_ARITH_DEPTH: usize = MAX_DEPTH;
 
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Ast {
     Not(Box<Ast>),
     And(Vec<Ast>),
     Or(Vec<Ast>),
-    /// An operand with no operator: only a boolean literal is a condition.
-    Bare(Operand),
+    /// A term with no comparison operator: only a boolean literal is a
+    /// condition.
+    Bare(Term),
     Compare {
-        lhs: Operand,
+        lhs: Term,
         op: Op,
         op_span: Span,
-        rhs: Operand,
+        rhs: Term,
     },
+}
+
+/// One side of a comparison: an operand, or arithmetic.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Term {
+    Leaf(Operand),
+    /// `- 3`: a minus before a number literal, written apart from it.
+    Neg {
+        operand: Operand,
+        span: Span,
+    },
+    Bin {
+        op: ArithOp,
+        op_span: Span,
+        lhs: Box<Term>,
+        rhs: Box<Term>,
+        /// Operators on the longest path down: bounded by [`MAX_ARITH_DEPTH`].
+        depth: usize,
+    },
+}
+
+impl Term {
+    pub(crate) fn span(&self) -> Span {
+        match self {
+            Term::Leaf(o) => o.span,
+            Term::Neg { span, .. } => *span,
+            Term::Bin { lhs, rhs, .. } => lhs.span().to(rhs.span()),
+        }
+    }
+
+    fn depth(&self) -> usize {
+        match self {
+            Term::Leaf(_) | Term::Neg { .. } => 0,
+            Term::Bin { depth, .. } => *depth,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum ArithOp {
+    Add,
+    Sub,
+    Mul,
+    Div,
+}
+
+impl ArithOp {
+    pub(crate) fn symbol(self) -> &'static str {
+        match self {
+            ArithOp::Add => "+",
+            ArithOp::Sub => "-",
+            ArithOp::Mul => "*",
+            ArithOp::Div => "/",
+        }
+    }
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,23 +256,63 @@ impl Parser<'_> {
             Tok::LParen => {
                 let open = self.bump().span;
                 let inner = self.nested(|p| p.or())?;
-                if self.peek() != &Tok::RParen {
-                    let found = self.peek().describe();
-                    let at = ExprError::new(self.src, open, "");
-                    return Err(self.err_here(format!(
-                        "expected `)` to close the `(` at {}:{}, found {found}",
-                        at.line, at.column
-                    )));
+                self.close(open)?;
+                if !self.peek_continues_term() {
+                    return Ok(inner);
                 }
-                self.bump();
-                Ok(inner)
+                match inner {
+                    Ast::Bare(term) => self.comparison_from(Some(term)),
+                    _ => {
+                        let found = self.peek().describe();
+                        Err(self.err_here(format!(
+                            "{found} needs a number on its left, but the `(...)` before it is a condition"
+                        )))
+                    }
+                }
             }
-            _ => self.comparison(),
+            _ => self.comparison_from(None),
         }
     }
 
-    fn comparison(&mut self) -> Result<Ast, ExprError> {
-        let lhs = self.operand("a field, a value, `!` or `(`")?;
+    /// Expects the `)` closing the `(` at `open`.
+    fn close(&mut self, open: Span) -> Result<(), ExprError> {
+        if self.peek() != &Tok::RParen {
+            let found = self.peek().describe();
+            let at = ExprError::new(self.src, open, "");
+            return Err(self.err_here(format!(
+                "expected `)` to close the `(` at {}:{}, found {found}",
+                at.line, at.column
+            )));
+        }
+        self.bump();
+        Ok(())
+    }
+
+    /// Whether the next token carries a term on: an arithmetic or a
+    /// comparison operator.
+    fn peek_continues_term(&self) -> bool {
+        matches!(
+            self.peek(),
+            Tok::Plus
+                | Tok::Minus
+                | Tok::Star
+                | Tok::Slash
+                | Tok::Eq
+                | Tok::Ne
+                | Tok::Lt
+                | Tok::Le
+                | Tok::Gt
+                | Tok::Ge
+                | Tok::Match
+                | Tok::NotMatch
+                | Tok::Contains
+        )
+    }
+
+    /// A comparison, or a bare term; `first` is its first atom when the
+    /// caller has already parsed it (a parenthesized group).
+    fn comparison_from(&mut self, first: Option<Term>) -> Result<Ast, ExprError> {
+        let lhs = self.sum(first, "a field, a value, `!` or `(`")?;
         let op = match self.peek() {
             Tok::Eq => Op::Eq,
             Tok::Ne => Op::Ne,
@@ -217,19 +326,20 @@ impl Parser<'_> {
             Tok::And | Tok::Or | Tok::RParen | Tok::Eof => return Ok(Ast::Bare(lhs)),
             other => {
                 let found = other.describe();
+                let span = lhs.span();
                 return Err(self.err_here(format!(
                     "expected an operator (==, !=, <, <=, >, >=, ~, !~, contains) after `{}`, found {found}",
-                    &self.src[lhs.span.start..lhs.span.end]
+                    &self.src[span.start..span.end]
                 )));
             }
         };
         let op_span = self.bump().span;
-        let rhs = self.operand(&format!("a value after `{}`", op.symbol()))?;
+        let rhs = self.sum(None, &format!("a value after `{}`", op.symbol()))?;
         self.comparisons += 1;
         if self.comparisons > MAX_COMPARISONS {
             return Err(ExprError::new(
                 self.src,
-                lhs.span.to(rhs.span),
+                lhs.span().to(rhs.span()),
                 format!("too many comparisons: at most {MAX_COMPARISONS} in one expression"),
             ));
         }
@@ -239,6 +349,91 @@ impl Parser<'_> {
             op_span,
             rhs,
         })
+    }
+
+    /// `product (("+" | "-") product)*`.
+    fn sum(&mut self, first: Option<Term>, expected: &str) -> Result<Term, ExprError> {
+        let mut acc = self.product(first, expected)?;
+        loop {
+            let op = match self.peek() {
+                Tok::Plus => ArithOp::Add,
+                Tok::Minus => ArithOp::Sub,
+                _ => return Ok(acc),
+            };
+            let op_span = self.bump().span;
+            let rhs = self.product(None, &format!("a number after `{}`", op.symbol()))?;
+            acc = self.bin(op, op_span, acc, rhs)?;
+        }
+    }
+
+    /// `atom (("*" | "/") atom)*`.
+    fn product(&mut self, first: Option<Term>, expected: &str) -> Result<Term, ExprError> {
+        let mut acc = match first {
+            Some(t) => t,
+            None => self.atom(expected)?,
+        };
+        loop {
+            let op = match self.peek() {
+                Tok::Star => ArithOp::Mul,
+                Tok::Slash => ArithOp::Div,
+                _ => return Ok(acc),
+            };
+            let op_span = self.bump().span;
+            let rhs = self.atom(&format!("a number after `{}`", op.symbol()))?;
+            acc = self.bin(op, op_span, acc, rhs)?;
+        }
+    }
+
+    fn bin(&self, op: ArithOp, op_span: Span, lhs: Term, rhs: Term) -> Result<Term, ExprError> {
+        let depth = 1 + lhs.depth().max(rhs.depth());
+        if depth > MAX_ARITH_DEPTH {
+            return Err(ExprError::new(
+                self.src,
+                op_span,
+                format!(
+                    "arithmetic too long: at most {MAX_ARITH_DEPTH} operators deep on one side of a comparison"
+                ),
+            ));
+        }
+        Ok(Term::Bin {
+            op,
+            op_span,
+            lhs: Box::new(lhs),
+            rhs: Box::new(rhs),
+            depth,
+        })
+    }
+
+    /// An operand, a parenthesized sum, or a minus before a number.
+    fn atom(&mut self, expected: &str) -> Result<Term, ExprError> {
+        match self.peek() {
+            Tok::LParen => {
+                let open = self.bump().span;
+                let inner = self.nested(|p| p.sum(None, "a number after `(`"))?;
+                self.close(open)?;
+                Ok(inner)
+            }
+            Tok::Minus => {
+                let minus = self.bump().span;
+                match self.peek() {
+                    Tok::Int(_) | Tok::Float(_) | Tok::Duration(_) => {
+                        let operand = self.operand(expected)?;
+                        Ok(Term::Neg {
+                            span: minus.to(operand.span),
+                            operand,
+                        })
+                    }
+                    other => {
+                        let found = other.describe();
+                        Err(self.err_here(format!(
+                            "a leading `-` only goes before a number, found {found}; \
+                             to negate anything else, subtract it from 0 (0 - x)"
+                        )))
+                    }
+                }
+            }
+            _ => Ok(Term::Leaf(self.operand(expected)?)),
+        }
     }
 
     fn operand(&mut self, expected: &str) -> Result<Operand, ExprError> {

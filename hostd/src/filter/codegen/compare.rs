@@ -7,7 +7,7 @@ use std::mem::offset_of;
 use cranelift_codegen::ir::condcodes::{FloatCC, IntCC};
 use cranelift_codegen::ir::{Block, InstBuilder, StackSlotData, StackSlotKind, Value, types};
 use regex::Regex;
-use schema::expr::{CmpOp, Comparison, Metric, Subject, Test};
+use schema::expr::{Arith, CmpOp, Comparison, Metric, Num, NumOp, Subject, Test, Which};
 
 use super::{Gen, mem};
 use crate::filter::JitError;
@@ -78,6 +78,42 @@ impl Gen<'_, '_> {
             _ => return Err(ill_typed(c)),
         }
         Ok(())
+    }
+
+    /// Emits code that jumps to `t` when the arithmetic comparison `a`
+    /// holds and to `f` otherwise (NaN on either side: `f`).
+    pub(super) fn arith(&mut self, a: &Arith, t: Block, f: Block) -> Result<(), JitError> {
+        let l = self.num(&a.left)?;
+        let r = self.num(&a.right)?;
+        let c = self.b.ins().fcmp(float_cc(a.op), l, r);
+        self.branch(c, t, f);
+        Ok(())
+    }
+
+    /// An `F64` holding the value of `n`. Recursion is bounded by the
+    /// parser's `MAX_ARITH_DEPTH`.
+    fn num(&mut self, n: &Num) -> Result<Value, JitError> {
+        Ok(match n {
+            Num::Const(x) => self.b.ins().f64const(*x),
+            Num::Metric { of, metric } => {
+                let base = match of {
+                    Which::Own | Which::Canary => self.rec()?,
+                    Which::Stable => self.stable()?,
+                };
+                let off = metric_f64_offset(*metric) as i32;
+                self.b.ins().load(types::F64, mem(), base, off)
+            }
+            Num::Bin(op, l, r) => {
+                let l = self.num(l)?;
+                let r = self.num(r)?;
+                match op {
+                    NumOp::Add => self.b.ins().fadd(l, r),
+                    NumOp::Sub => self.b.ins().fsub(l, r),
+                    NumOp::Mul => self.b.ins().fmul(l, r),
+                    NumOp::Div => self.b.ins().fdiv(l, r),
+                }
+            }
+        })
     }
 
     /// An always-present unsigned integer (`I64`) under `Unsigned` or `Number`.
@@ -271,6 +307,18 @@ fn metric_offset(m: Metric) -> usize {
         Metric::Requests => offset_of!(MetricsRef, requests),
         Metric::Errors => offset_of!(MetricsRef, errors),
         Metric::Restarts => offset_of!(MetricsRef, restarts),
+        Metric::ErrorRate => offset_of!(MetricsRef, error_rate),
+        Metric::P50Ms => offset_of!(MetricsRef, p50_ms),
+        Metric::P99Ms => offset_of!(MetricsRef, p99_ms),
+    }
+}
+
+/// Where arithmetic finds a metric as `f64` (NaN when missing).
+fn metric_f64_offset(m: Metric) -> usize {
+    match m {
+        Metric::Requests => offset_of!(MetricsRef, requests_f64),
+        Metric::Errors => offset_of!(MetricsRef, errors_f64),
+        Metric::Restarts => offset_of!(MetricsRef, restarts_f64),
         Metric::ErrorRate => offset_of!(MetricsRef, error_rate),
         Metric::P50Ms => offset_of!(MetricsRef, p50_ms),
         Metric::P99Ms => offset_of!(MetricsRef, p99_ms),

@@ -7,12 +7,16 @@
 //!     for i in 0..n { out[i] = expr(&records[i]) }
 //! ```
 //!
-//! and a rule `fn(metrics: *const MetricsRef) -> u8`. Expressions compile to
+//! and a rule `fn(canary: *const MetricsRef, stable: *const MetricsRef) -> u8`
+//! (a plain rule reads the first; unprefixed and `canary.` metrics read the
+//! first, `stable.` ones the second). Expressions compile to
 //! branches (`&&`/`||` short-circuit exactly as the interpreter does, so a JSON
 //! line is only parsed when a JSON field is reached). Record fields are loaded
 //! inline, in place (see `layout.rs`); equality with a short string literal is a length check and a few
 //! word compares; everything else (ordering of text, `contains`, regex, JSON
-//! lookups) calls a helper of `runtime.rs`.
+//! lookups) calls a helper of `runtime.rs`. Arithmetic of health rules is
+//! inline `f64` code (`fadd`, `fsub`, `fmul`, `fdiv`, then an ordered
+//! `fcmp`, false on NaN).
 //!
 //! This file builds the function (the batch loop of a filter, the body of
 //! a rule) and the control flow of `&&`, `||` and `!`; `compare.rs` emits
@@ -55,7 +59,7 @@ pub(crate) struct Keep {
 pub(crate) enum Shape {
     /// `fn(ctx, records, n, out)` over `LogRecord`s.
     Filter,
-    /// `fn(metrics) -> u8` over a `MetricsRef`.
+    /// `fn(canary, stable) -> u8` over two `MetricsRef`s.
     Rule,
 }
 
@@ -109,7 +113,7 @@ pub(crate) fn compile(
     match shape {
         Shape::Filter => sig.params.extend([AbiParam::new(ptr); 4]),
         Shape::Rule => {
-            sig.params.push(AbiParam::new(ptr));
+            sig.params.extend([AbiParam::new(ptr); 2]);
             sig.returns.push(AbiParam::new(types::I8));
         }
     }
@@ -129,6 +133,7 @@ pub(crate) fn compile(
             ptr,
             ctx: None,
             rec: None,
+            stable: None,
             keep,
             funcs: HashMap::new(),
         };
@@ -156,8 +161,11 @@ struct Gen<'a, 'b> {
     ptr: Type,
     /// `*mut EvalCtx` (filters only).
     ctx: Option<Value>,
-    /// The current `*const LogRecord` or `*const MetricsRef`.
+    /// The current `*const LogRecord` or (rules) the `*const MetricsRef` of
+    /// the release judged.
     rec: Option<Value>,
+    /// `*const MetricsRef` of the stable release (rules only).
+    stable: Option<Value>,
     keep: &'a mut Keep,
     funcs: HashMap<&'static str, FuncRef>,
 }
@@ -223,7 +231,13 @@ impl Gen<'_, '_> {
         let no = self.b.create_block();
         self.b.append_block_params_for_function_params(entry);
         self.b.switch_to_block(entry);
-        self.rec = Some(self.b.block_params(entry)[0]);
+        let &[canary, stable] = self.b.block_params(entry) else {
+            return Err(JitError::Codegen(
+                "rule signature has two parameters".into(),
+            ));
+        };
+        self.rec = Some(canary);
+        self.stable = Some(stable);
         self.cond(expr, yes, no)?;
         for (block, value) in [(yes, 1), (no, 0)] {
             self.b.switch_to_block(block);
@@ -262,6 +276,7 @@ impl Gen<'_, '_> {
                 self.cond(last, t, f)?;
             }
             Expr::Compare(c) => self.compare(c, t, f)?,
+            Expr::Arith(a) => self.arith(a, t, f)?,
         }
         Ok(())
     }
@@ -269,6 +284,11 @@ impl Gen<'_, '_> {
     fn rec(&self) -> Result<Value, JitError> {
         self.rec
             .ok_or_else(|| JitError::Codegen("no record pointer in scope".into()))
+    }
+
+    fn stable(&self) -> Result<Value, JitError> {
+        self.stable
+            .ok_or_else(|| JitError::Codegen("a filter cannot read metrics".into()))
     }
 
     fn ctx(&self) -> Result<Value, JitError> {
