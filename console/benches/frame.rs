@@ -76,6 +76,7 @@ fn console_with(lines: usize, feed: &mut Gen) -> (App, Duration) {
         messages: None,
         requests: None,
         hosts: Vec::new(),
+        canary: None,
     };
     app.update(Event::Snapshot {
         hosts: vec![],

@@ -240,6 +240,12 @@ fn capability_question(app: &str, command: &Command) -> String {
             KvOp::Get(key) => format!("Read {key} from {app}/{}?", k.bucket()),
             KvOp::List => format!("List the keys of {app}/{}?", k.bucket()),
         },
+        Command::Promote(_) => format!(
+            "Promote the canary of {app}: make it active on every host now, without waiting for its steps?"
+        ),
+        Command::Abort(_) => format!(
+            "Abort the canary of {app}: send its requests back to the active release and mark it failed?"
+        ),
         other => format!("Run {} on {app}?", other.name()),
     }
 }
@@ -345,6 +351,7 @@ impl Operation {
             Some(Reply::RolledBack(o)) => cmd::rollback::summary(o),
             Some(Reply::Scaled(o)) => cmd::scale::summary(o),
             Some(Reply::Restarted(o)) => cmd::restart::summary(o),
+            Some(Reply::CanaryEnded(o)) => cmd::canary::summary(o),
             Some(Reply::Deployed(o)) => cmd::deploy::summary(o),
             Some(Reply::Removed(o)) => cmd::rm::summary(o),
             Some(Reply::ConfigChanged(o)) => cmd::config::summary(o),

@@ -136,6 +136,7 @@ impl Fleet {
                     messages: None,
                     requests: None,
                     hosts: Vec::new(),
+                    canary: None,
                 },
                 releases,
             }

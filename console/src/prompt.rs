@@ -177,7 +177,16 @@ pub fn interpret(line: &str, cx: &Context<'_>) -> Intent {
                 app: a.app,
             }),
         },
-        Command::Config(_) | Command::Kv(_) | Command::Info(_) => {
+        Command::Promote(ref a) | Command::Abort(ref a)
+            if cx.app(&a.app).is_some_and(|r| r.canary.is_none()) =>
+        {
+            Intent::Usage(format!("{} has no live canary to {}", a.app, cmd.name()))
+        }
+        Command::Config(_)
+        | Command::Kv(_)
+        | Command::Info(_)
+        | Command::Promote(_)
+        | Command::Abort(_) => {
             let changes = !cmd.is_read_only();
             let p = Pending::Capability {
                 app: cmd.app().unwrap_or_default().to_string(),

@@ -15,6 +15,9 @@
 //!   component, same wrk settings, same run.
 //! - `switch`: a deploy/rollback every 500 ms under load: failed requests
 //!   and the p99 against a run without switches.
+//! - `canary`: ingress throughput with two releases sharing traffic against
+//!   one release alone; a canary failing a third of its requests: the time
+//!   from its first failed request to the last, and how many failed.
 //! - `kv`: one wasi:keyvalue get or set per request (kv.wasm), the host's
 //!   SQLite store and a real Redis, against `wasmtime serve -S cli -S
 //!   keyvalue` (its in-memory store) on the same component and, for Redis,
@@ -81,11 +84,7 @@ impl Host {
                 .stdout(Stdio::null())
                 .stderr(log),
         );
-        let h = Host {
-            dir,
-            port,
-            proc,
-        };
+        let h = Host { dir, port, proc };
         wait_for("hostd", || (h.run(&["ps"]).code == 0).then_some(()));
         h
     }
@@ -388,8 +387,17 @@ fn ingress() {
                 );
                 std::thread::sleep(Duration::from_millis(100));
             }
-            let name = format!("{} serve -S cli -O pooling-allocator {}", version.trim(), extra.join(" "));
-            let row = measure(name, serve.pid(), &format!("http://127.0.0.1:{port}/"), None);
+            let name = format!(
+                "{} serve -S cli -O pooling-allocator {}",
+                version.trim(),
+                extra.join(" ")
+            );
+            let row = measure(
+                name,
+                serve.pid(),
+                &format!("http://127.0.0.1:{port}/"),
+                None,
+            );
             drop(serve);
             row
         };
@@ -404,9 +412,132 @@ fn ingress() {
         println!(
             "  with reuse:    hostd --reuse / wasmtime serve {:.2}x req/s (goal ≥ {}), / wasmtime serve with reuse {:.2}x",
             reused.wrk.rps / theirs.wrk.rps,
-            if fixture_name == "http-py.wasm" { "5x" } else { "2x" },
+            if fixture_name == "http-py.wasm" {
+                "5x"
+            } else {
+                "2x"
+            },
             reused.wrk.rps / theirs_reused.wrk.rps
         );
+    }
+}
+
+/// Canaries: what a split costs the ingress, and how fast a bad canary is
+/// cut off.
+fn canary() {
+    println!(
+        "\n## canary: http-version-v1 (stable) and a canary, wrk -t{WRK_THREADS} -c{WRK_CONNECTIONS} -d{WRK_SECONDS}s"
+    );
+    let h = Host::start();
+    let v = |n: &str| fixture(&format!("http-version-{n}.wasm"));
+    h.json(&[
+        "deploy",
+        "ver",
+        v("v1").to_str().unwrap(),
+        "--replicas",
+        "64",
+    ]);
+    let url = format!("http://127.0.0.1:{}/", h.port);
+    let pid = h.proc.pid();
+    let alone = measure("one release".into(), pid, &url, Some("ver.localhost"));
+    h.json(&[
+        "deploy",
+        "ver",
+        v("v2").to_str().unwrap(),
+        "--canary",
+        "50%",
+        "--canary-window-s",
+        "3600",
+    ]);
+    let split = measure(
+        "two releases, 50% canary".into(),
+        pid,
+        &url,
+        Some("ver.localhost"),
+    );
+    println!(
+        "  two releases / one: {:.2}x req/s (goal ≥ 0.95x)",
+        split.wrk.rps / alone.wrk.rps
+    );
+    h.json(&["abort", "ver"]);
+
+    // A canary failing a third of its requests, under load from 2 threads.
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::{Arc, Mutex};
+    let stop = Arc::new(AtomicBool::new(false));
+    let seen: Arc<Mutex<Vec<(Instant, u16)>>> = Arc::default();
+    let addr = format!("127.0.0.1:{}", h.port);
+    let threads: Vec<_> = (0..2)
+        .map(|t| {
+            let (stop, seen, addr) = (stop.clone(), seen.clone(), addr.clone());
+            std::thread::spawn(move || {
+                let mut n = t as u64;
+                while !stop.load(Ordering::SeqCst) {
+                    n += 1;
+                    let path = if n.is_multiple_of(3) {
+                        "/status/500"
+                    } else {
+                        "/"
+                    };
+                    if let Ok(r) = http(&addr, "GET", "ver.localhost", path, b"") {
+                        seen.lock().unwrap().push((Instant::now(), r.status));
+                    }
+                }
+            })
+        })
+        .collect();
+    std::thread::sleep(Duration::from_millis(500));
+    let deployed = Instant::now();
+    h.json(&[
+        "deploy",
+        "ver",
+        fixture("http-hello.wasm").to_str().unwrap(),
+        "--kind",
+        "http",
+        "--canary",
+        "10%",
+        "--canary-window-s",
+        "3600",
+    ]);
+    let live = Instant::now();
+    let aborted = loop {
+        let rel = h.json(&["releases", "ver"]);
+        let failed = rel
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|r| r["version"] == "v3" && r["state"] == "failed");
+        if failed {
+            break Instant::now();
+        }
+        assert!(deployed.elapsed() < Duration::from_secs(60), "no abort");
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    std::thread::sleep(Duration::from_secs(1));
+    stop.store(true, Ordering::SeqCst);
+    for t in threads {
+        let _ = t.join();
+    }
+    let seen = seen.lock().unwrap();
+    let bad: Vec<Instant> = seen
+        .iter()
+        .filter(|(_, s)| *s == 500)
+        .map(|(t, _)| *t)
+        .collect();
+    let during = seen
+        .iter()
+        .filter(|(t, _)| *t >= live && *t <= aborted)
+        .count();
+    match (bad.first(), bad.last()) {
+        (Some(first), Some(last)) => println!(
+            "  bad canary (fails 1/3 of its requests) at 10%: first failed request {:.0} ms after the deploy returned, last {:.0} ms after the first ({} failed requests of {} while it was live; gate every 1 s); abort recorded {:.0} ms after the first",
+            first.duration_since(live).as_secs_f64() * 1000.0,
+            last.duration_since(*first).as_secs_f64() * 1000.0,
+            bad.len(),
+            during,
+            aborted.saturating_duration_since(*first).as_secs_f64() * 1000.0,
+        ),
+        _ => println!("  bad canary: no failed request seen"),
     }
 }
 
@@ -862,6 +993,9 @@ fn main() {
     }
     if want("switch") {
         switch();
+    }
+    if want("canary") {
+        canary();
     }
     if want("kv") {
         kv();

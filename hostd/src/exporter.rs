@@ -132,7 +132,9 @@ impl prom::Source for HostMetrics {
             Kind::Counter,
         );
         for (a, route) in &http {
-            let n = route.instantiated.load(std::sync::atomic::Ordering::Relaxed);
+            let n = route
+                .instantiated
+                .load(std::sync::atomic::Ordering::Relaxed);
             out.sample(&[("app", &a.name), ("host", host)], n);
         }
         out.family(
@@ -141,7 +143,10 @@ impl prom::Source for HostMetrics {
             Kind::Gauge,
         );
         for (a, route) in &http {
-            out.sample(&[("app", &a.name), ("host", host)], u64::from(route.warm().0));
+            out.sample(
+                &[("app", &a.name), ("host", host)],
+                u64::from(route.warm().0),
+            );
         }
 
         let messages: Vec<_> = apps

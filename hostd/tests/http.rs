@@ -587,7 +587,9 @@ fn with_reuse_one_instance_serves_n_requests_then_a_fresh_one_takes_over() {
     let counts: Vec<String> = (0..7).map(|_| count(&addr, "warm")).collect();
     assert_eq!(
         counts,
-        ["count 1", "count 2", "count 3", "count 1", "count 2", "count 3", "count 1"],
+        [
+            "count 1", "count 2", "count 3", "count 1", "count 2", "count 3", "count 1"
+        ],
         "the guest's global counter: 3 requests per instance, then a fresh one"
     );
     // Without reuse every request meets a fresh instance.
@@ -604,7 +606,10 @@ fn with_reuse_one_instance_serves_n_requests_then_a_fresh_one_takes_over() {
             .collect();
         (recs.len() == 7).then_some(recs)
     });
-    let names: Vec<&str> = recs.iter().map(|r| r["instance"].as_str().unwrap()).collect();
+    let names: Vec<&str> = recs
+        .iter()
+        .map(|r| r["instance"].as_str().unwrap())
+        .collect();
     assert_eq!(names[0], names[1]);
     assert_eq!(names[1], names[2]);
     assert_ne!(names[2], names[3]);
@@ -625,27 +630,48 @@ fn with_reuse_one_instance_serves_n_requests_then_a_fresh_one_takes_over() {
         text.contains("instances reused for 3 requests (globals survive between requests)"),
         "{text}"
     );
-    assert!(h.run(&["info", "cold"]).ok().stdout.contains("a fresh instance per request"));
+    assert!(
+        h.run(&["info", "cold"])
+            .ok()
+            .stdout
+            .contains("a fresh instance per request")
+    );
 }
 
 #[test]
 fn with_reuse_a_trap_or_a_deadline_discards_the_instance() {
     let h = Hostd::start();
-    h.deploy("warm", "http-hello.wasm", &["--reuse", "100", "--timeout-ms", "500"]);
+    h.deploy(
+        "warm",
+        "http-hello.wasm",
+        &["--reuse", "100", "--timeout-ms", "500"],
+    );
     let addr = h.http_addr();
     assert_eq!(count(&addr, "warm"), "count 1");
     assert_eq!(count(&addr, "warm"), "count 2");
     assert_eq!(get(&addr, "warm.localhost", "/trap").status, 500);
-    assert_eq!(count(&addr, "warm"), "count 1", "a trapped instance is never entered again");
+    assert_eq!(
+        count(&addr, "warm"),
+        "count 1",
+        "a trapped instance is never entered again"
+    );
     assert_eq!(count(&addr, "warm"), "count 2");
     assert_eq!(get(&addr, "warm.localhost", "/hang").status, 504);
-    assert_eq!(count(&addr, "warm"), "count 1", "an interrupted instance is dropped");
+    assert_eq!(
+        count(&addr, "warm"),
+        "count 1",
+        "an interrupted instance is dropped"
+    );
 }
 
 #[test]
 fn with_reuse_a_release_switch_never_lets_an_old_instance_serve_a_request() {
     let h = Hostd::start();
-    h.deploy("ver", "http-version-v1.wasm", &["--reuse", "1000", "--replicas", "1"]);
+    h.deploy(
+        "ver",
+        "http-version-v1.wasm",
+        &["--reuse", "1000", "--replicas", "1"],
+    );
     let addr = h.http_addr();
     for n in 1..=3 {
         assert_eq!(count(&addr, "ver"), format!("version v1 count {n}"));
@@ -663,7 +689,11 @@ fn with_reuse_a_release_switch_never_lets_an_old_instance_serve_a_request() {
     // every request is answered by the new release, and none fails.
     h.json(&["scale", "ver", "4"]);
     let load = Load::start(&addr, 4);
-    for (switch, want) in [("v3", "version v3"), ("rollback", "version v1"), ("v2", "version v2")] {
+    for (switch, want) in [
+        ("v3", "version v3"),
+        ("rollback", "version v1"),
+        ("v2", "version v2"),
+    ] {
         std::thread::sleep(std::time::Duration::from_millis(300));
         if switch == "rollback" {
             h.json(&["rollback", "ver", "--to", "v1"]);
@@ -687,7 +717,11 @@ fn with_reuse_a_release_switch_never_lets_an_old_instance_serve_a_request() {
 #[test]
 fn with_reuse_the_memory_cap_holds_across_requests() {
     let h = Hostd::start();
-    h.deploy("warm", "http-hello.wasm", &["--reuse", "1000", "--memory-mb", "32"]);
+    h.deploy(
+        "warm",
+        "http-hello.wasm",
+        &["--reuse", "1000", "--memory-mb", "32"],
+    );
     let addr = h.http_addr();
     // Each request keeps 2 MiB more in the same instance, until the cap.
     let mut kept = Vec::new();
@@ -700,7 +734,8 @@ fn with_reuse_the_memory_cap_holds_across_requests() {
             Some(r)
         }
     });
-    let refused = refused.unwrap_or_else(|| panic!("the cap stops the growth before 40 MiB: {kept:?}"));
+    let refused =
+        refused.unwrap_or_else(|| panic!("the cap stops the growth before 40 MiB: {kept:?}"));
     assert_eq!(refused.status, 500, "{}", refused.text());
     assert!(
         kept.len() >= 3 && kept.len() < 8,
@@ -714,5 +749,9 @@ fn with_reuse_the_memory_cap_holds_across_requests() {
     h.wait_log("warm", "the refusal", |r| {
         line(r).contains("memory.grow was refused at the cap of 32 MiB")
     });
-    assert_eq!(count(&addr, "warm"), "count 1", "the instance that hit the cap is gone");
+    assert_eq!(
+        count(&addr, "warm"),
+        "count 1",
+        "the instance that hit the cap is gone"
+    );
 }

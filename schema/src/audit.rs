@@ -27,6 +27,7 @@ macro_rules! actions {
                 | Action::HostUp
                 | Action::Promote
                 | Action::Abort
+                | Action::CanaryStep
         )
     }
 
@@ -79,6 +80,8 @@ actions! {
     AutoRollback = "auto-rollback",
     /// An app's instances kept exiting; restarts stopped.
     Crashloop = "crashloop",
+    /// A canary moved to its next share.
+    CanaryStep = "canary-step",
     /// A host stopped sending heartbeats (or its tunnel closed).
     HostDown = "host-down",
     /// A host that was down spoke again.

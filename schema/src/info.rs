@@ -48,6 +48,9 @@ pub struct AppInfo {
     /// http apps: how requests are served and recorded (`[http]`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http: Option<HttpInfo>,
+    /// A live canary: its plan and where it stands.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::canary::Status>,
     /// Names only.
     pub env: Vec<String>,
     /// Names, secrets flagged; never a value.

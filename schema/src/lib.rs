@@ -9,6 +9,7 @@
 pub mod actor;
 pub mod artifact;
 pub mod audit;
+pub mod canary;
 pub mod command;
 pub mod cron;
 pub mod expr;

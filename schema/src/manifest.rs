@@ -411,6 +411,9 @@ pub struct Manifest {
     /// http apps: how requests are served and recorded (`[http]`).
     #[serde(default, skip_serializing_if = "Http::is_default")]
     pub http: Http,
+    /// Deploy this release as a canary of the active one (`[canary]`).
+    #[serde(default, skip_serializing_if = "crate::canary::Canary::is_empty")]
+    pub canary: crate::canary::Canary,
 }
 
 /// `[http]`: how an http app's requests are served and recorded.
@@ -465,6 +468,7 @@ impl Manifest {
             config: BTreeMap::new(),
             trigger: Trigger::default(),
             http: Http::default(),
+            canary: crate::canary::Canary::default(),
         }
     }
 
@@ -570,11 +574,17 @@ impl Manifest {
                 return Err(field("health.path", format!("{p:?} must start with '/'")));
             }
         }
-        if let Some(rule) = &self.health.rule
-            && let Err(e) = crate::expr::parse_rule(rule)
-        {
-            return Err(field("health.rule", e.to_string()));
+        if let Some(rule) = &self.health.rule {
+            let r =
+                crate::expr::parse_rule(rule).map_err(|e| field("health.rule", e.to_string()))?;
+            if r.is_gate() && self.canary.is_empty() {
+                return Err(field(
+                    "health.rule",
+                    "`canary.` and `stable.` metrics compare the two releases of a canary: deploy with --canary P% (or drop the prefixes)",
+                ));
+            }
         }
+        self.validate_canary()?;
         Ok(())
     }
 
@@ -622,6 +632,35 @@ impl Manifest {
             }
         }
         validate_config(&self.config)
+    }
+
+    /// A canary's plan, if the release asks for one: its shares, window
+    /// and gate (the health rule, or the default gate).
+    pub fn canary_plan(&self) -> Result<Option<crate::canary::Plan>, ManifestError> {
+        self.canary.plan(self.health.rule.as_deref())
+    }
+
+    fn validate_canary(&self) -> Result<(), ManifestError> {
+        let Some(plan) = self.canary_plan()? else {
+            return Ok(());
+        };
+        if self.kind != AppKind::Http {
+            return Err(field(
+                "canary",
+                format!(
+                    "canaries split an http app's requests; this app is kind {} (a share of a worker's or message app's replicas is not built yet)",
+                    self.kind
+                ),
+            ));
+        }
+        if plan.sticky.is_some() && plan.hosts.is_some() {
+            return Err(field(
+                "canary.sticky",
+                "--canary-sticky splits requests by a share; --canary-hosts moves whole hosts",
+            ));
+        }
+        crate::expr::parse_rule(&plan.gate).map_err(|e| field("health.rule", e.to_string()))?;
+        Ok(())
     }
 
     /// Every limit within its ceiling.

@@ -70,6 +70,11 @@ const HOSTD_STEPS: &[Migration] = &[
         name: "audit_refused",
         sql: include_str!("../migrations/hostd/0003_audit_refused.sql"),
     },
+    Migration {
+        version: 4,
+        name: "canaries",
+        sql: include_str!("../migrations/hostd/0004_canaries.sql"),
+    },
 ];
 
 const LOGS_STEPS: &[Migration] = &[
@@ -105,6 +110,11 @@ const GATEWAY_STEPS: &[Migration] = &[
         version: 3,
         name: "audit_refused",
         sql: include_str!("../migrations/gateway/0003_audit_refused.sql"),
+    },
+    Migration {
+        version: 4,
+        name: "canaries",
+        sql: include_str!("../migrations/gateway/0004_canaries.sql"),
     },
 ];
 

@@ -512,6 +512,7 @@ mod tests {
             messages: None,
             requests: None,
             hosts: Vec::new(),
+            canary: None,
         }
     }
 

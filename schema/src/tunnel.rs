@@ -161,6 +161,12 @@ pub enum HostEvent {
     },
     /// An operator acted on the host directly (break-glass), as audited there.
     LocalAction(AuditEntry),
+    /// A canary's gate tripped on this host; its share here is already 0.
+    CanaryTripped {
+        app: String,
+        version: Version,
+        detail: String,
+    },
 }
 
 /// Gateway → host.
@@ -196,6 +202,21 @@ pub enum GatewayMsg {
         id: u64,
         app: String,
         replicas: u32,
+        by: String,
+    },
+    /// Run the staged `version` as a canary beside the active release,
+    /// taking `share` percent of requests here and watching `gate`; a
+    /// share of 0 ends it here (`failed`: it was aborted, and why).
+    Canary {
+        id: u64,
+        app: String,
+        version: Version,
+        share: u8,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        sticky: Option<String>,
+        gate: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        failed: Option<String>,
         by: String,
     },
     /// Restart the active release's instances (clears a crash loop).

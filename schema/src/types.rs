@@ -87,6 +87,8 @@ pub enum ReleaseState {
     Failed,
     /// Its instances kept exiting; restarts stopped.
     Crashloop,
+    /// Serving a share next to the active release, until promoted or aborted.
+    Canary,
 }
 
 impl ReleaseState {
@@ -96,6 +98,7 @@ impl ReleaseState {
         match self {
             ReleaseState::Active => Some(Tone::Good),
             ReleaseState::Failed | ReleaseState::Crashloop => Some(Tone::Bad),
+            ReleaseState::Canary => Some(Tone::Warn),
             ReleaseState::Staged | ReleaseState::Superseded => None,
         }
     }
@@ -109,6 +112,7 @@ impl ReleaseState {
             ReleaseState::Superseded => "superseded",
             ReleaseState::Failed => "failed",
             ReleaseState::Crashloop => "crashloop",
+            ReleaseState::Canary => "canary",
         }
     }
 }
@@ -128,6 +132,7 @@ impl FromStr for ReleaseState {
             "superseded" => ReleaseState::Superseded,
             "failed" => ReleaseState::Failed,
             "crashloop" => ReleaseState::Crashloop,
+            "canary" => ReleaseState::Canary,
             _ => return Err(format!("unknown release state {s:?}")),
         })
     }
@@ -305,6 +310,10 @@ pub struct PsRow {
     /// The hosts, as a list (`host` joins them with commas).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hosts: Vec<String>,
+    /// A live canary of the app: its step, share, time left and the gate's
+    /// inputs for both releases.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<crate::canary::Status>,
 }
 
 /// What `ps` shows of an app's requests over the last minute (the health
@@ -565,6 +574,9 @@ pub struct DeployOutcome {
     /// never values); absent for an app's first release.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub env_changes: Option<EnvChanges>,
+    /// A canary deploy: where it starts (state `canary`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub canary: Option<Box<crate::canary::Status>>,
 }
 
 /// The env variables a deploy added, removed and changed, by name: a

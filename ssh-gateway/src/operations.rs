@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use ops::{Hangup, OpError, Operations, ProgressTx, Reply, RmOutcome, Sink};
 use schema::command::{
-    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs,
+    AuditArgs, CanaryArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs,
     RestartArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
@@ -125,6 +125,24 @@ impl Operations for FleetOps {
         progress: &ProgressTx,
     ) -> Result<RestartOutcome, OpError> {
         Ok(self.0.restart(&who.name, &args.app, progress).await?)
+    }
+
+    async fn promote(
+        &self,
+        who: &KeyEntry,
+        args: &CanaryArgs,
+        progress: &ProgressTx,
+    ) -> Result<schema::canary::Outcome, OpError> {
+        Ok(self.0.promote(&who.name, &args.app, progress).await?)
+    }
+
+    async fn abort(
+        &self,
+        who: &KeyEntry,
+        args: &CanaryArgs,
+        progress: &ProgressTx,
+    ) -> Result<schema::canary::Outcome, OpError> {
+        Ok(self.0.abort(&who.name, &args.app, None, progress).await?)
     }
 
     async fn rm(

@@ -99,6 +99,8 @@ impl App {
         if kb.mutates && !self.role.may_change() {
             let what = match kb.binding {
                 Binding::Rollback => "rollback",
+                Binding::Promote => "promote",
+                Binding::AbortCanary => "abort",
                 _ => "scale",
             };
             self.say(Level::Error, read_only_message(what));
@@ -129,6 +131,8 @@ impl App {
                 }
             }
             Binding::Rollback => return self.ask_rollback(),
+            Binding::Promote => return self.ask_canary(true),
+            Binding::AbortCanary => return self.ask_canary(false),
             Binding::ScaleUp => self.ask_scale(1),
             Binding::ScaleDown => self.ask_scale(-1),
             Binding::Filter => {
@@ -239,6 +243,34 @@ impl App {
             }
         }
         self.sync_follow()
+    }
+
+    /// `P` / `A`: promote or abort the selected app's live canary, asked
+    /// first; an app without one is told so.
+    fn ask_canary(&mut self, promote: bool) -> Vec<Action> {
+        let Some(app) = self.selected_app().map(str::to_string) else {
+            return Vec::new();
+        };
+        let verb = if promote { "promote" } else { "abort" };
+        let live = self
+            .apps
+            .iter()
+            .find(|r| r.app == app)
+            .is_some_and(|r| r.canary.is_some());
+        if !live {
+            self.say(Level::Error, format!("{app} has no live canary to {verb}"));
+            return Vec::new();
+        }
+        let args = schema::command::CanaryArgs { app: app.clone() };
+        let command = if promote {
+            schema::command::Command::Promote(args)
+        } else {
+            schema::command::Command::Abort(args)
+        };
+        self.ask(Pending::Capability {
+            app,
+            command: Box::new(command),
+        })
     }
 
     fn ask_rollback(&mut self) -> Vec<Action> {

@@ -109,7 +109,7 @@ impl Tone for schema::ReleaseState {
         use schema::ReleaseState as S;
         match self {
             S::Failed | S::Crashloop => t.bad(),
-            S::Staged => t.warn(),
+            S::Staged | S::Canary => t.warn(),
             S::Active => t.good(),
             S::Superseded => Style::new(),
         }

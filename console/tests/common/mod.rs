@@ -57,6 +57,7 @@ pub fn app_row(
         messages: None,
         requests: None,
         hosts: Vec::new(),
+        canary: None,
     }
 }
 

@@ -16,6 +16,9 @@ _hostd() {
             ",$1")
                 cmd="hostd"
                 ;;
+            hostd,abort)
+                cmd="hostd__subcmd__abort"
+                ;;
             hostd,agent)
                 cmd="hostd__subcmd__agent"
                 ;;
@@ -58,6 +61,9 @@ _hostd() {
             hostd,precompile)
                 cmd="hostd__subcmd__precompile"
                 ;;
+            hostd,promote)
+                cmd="hostd__subcmd__promote"
+                ;;
             hostd,ps)
                 cmd="hostd__subcmd__ps"
                 ;;
@@ -81,6 +87,9 @@ _hostd() {
                 ;;
             hostd,watch)
                 cmd="hostd__subcmd__watch"
+                ;;
+            hostd__subcmd__help,abort)
+                cmd="hostd__subcmd__help__subcmd__abort"
                 ;;
             hostd__subcmd__help,agent)
                 cmd="hostd__subcmd__help__subcmd__agent"
@@ -124,6 +133,9 @@ _hostd() {
             hostd__subcmd__help,precompile)
                 cmd="hostd__subcmd__help__subcmd__precompile"
                 ;;
+            hostd__subcmd__help,promote)
+                cmd="hostd__subcmd__help__subcmd__promote"
+                ;;
             hostd__subcmd__help,ps)
                 cmd="hostd__subcmd__help__subcmd__ps"
                 ;;
@@ -155,8 +167,34 @@ _hostd() {
 
     case "${cmd}" in
         hostd)
-            opts="-h -V --data --local --gateway --identity --accept-new-host-key --json --help --version serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help"
+            opts="-h -V --data --local --gateway --identity --accept-new-host-key --json --help --version serve agent precompile demo completions man deploy ps releases rollback scale restart promote abort logs rm hosts audit events watch info config kv help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hostd__subcmd__abort)
+            opts="-h --data --local --gateway --identity --accept-new-host-key --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -367,7 +405,7 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__deploy)
-            opts="-h --manifest --kind --replicas --env --keep-env --schedule --memory-mb --timeout-ms --stop-grace-ms --label --health-path --health-rule --health-window-s --access-log --allow-outbound --keyvalue-url --keyvalue-max-mb --keyvalue-bucket --config --subscribe --stream --group --max-attempts --claim-idle-s --data --local --gateway --identity --accept-new-host-key --json --help"
+            opts="-h --manifest --kind --replicas --env --keep-env --schedule --memory-mb --timeout-ms --stop-grace-ms --label --health-path --health-rule --health-window-s --access-log --reuse --allow-outbound --keyvalue-url --keyvalue-max-mb --keyvalue-bucket --config --subscribe --stream --group --max-attempts --claim-idle-s --canary --canary-hosts --canary-steps --canary-window-s --canary-sticky --data --local --gateway --identity --accept-new-host-key --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -425,6 +463,10 @@ _hostd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --reuse)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --allow-outbound)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -462,6 +504,26 @@ _hostd() {
                     return 0
                     ;;
                 --claim-idle-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary-hosts)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary-steps)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary-window-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --canary-sticky)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -515,8 +577,22 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__help)
-            opts="serve agent precompile demo completions man deploy ps releases rollback scale restart logs rm hosts audit events watch info config kv help"
+            opts="serve agent precompile demo completions man deploy ps releases rollback scale restart promote abort logs rm hosts audit events watch info config kv help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hostd__subcmd__help__subcmd__abort)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
@@ -711,6 +787,20 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__help__subcmd__precompile)
+            opts=""
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hostd__subcmd__help__subcmd__promote)
             opts=""
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
@@ -1009,6 +1099,32 @@ _hostd() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --gateway)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --identity)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        hostd__subcmd__promote)
+            opts="-h --data --local --gateway --identity --accept-new-host-key --json --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --data)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -291,6 +291,21 @@ impl Requests {
                 let r = host.activate_version(&by, &app, version, replicas).await;
                 r.map(|_| None).map_err(|e| e.to_string())
             }),
+            GatewayMsg::Canary {
+                id,
+                app,
+                version,
+                share,
+                sticky,
+                gate,
+                failed,
+                by,
+            } => self.answer(id, async move {
+                let r = host
+                    .canary_share(&by, &app, version, share, sticky, &gate, failed.as_deref())
+                    .await;
+                r.map(|_| None).map_err(|e| e.to_string())
+            }),
             GatewayMsg::Restart { id, app, by } => self.answer(id, async move {
                 let r = host.restart(&Actor::Key(by), &app).await;
                 r.map(|_| None).map_err(|e| e.to_string())

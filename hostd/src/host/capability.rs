@@ -29,14 +29,16 @@ impl Host {
     pub async fn info(&self, app: &str) -> Result<AppInfo, HostError> {
         let rec = self.app(app).await?;
         let manifest = self.active_of(&rec).await?.map(|r| r.manifest);
-        Ok(ops::cmd::info::of(
+        let mut info = ops::cmd::info::of(
             app,
             rec.kind,
             rec.active,
             rec.replicas,
             vec![self.config.name.clone()],
             manifest.as_ref(),
-        ))
+        );
+        info.canary = self.canary_status(app);
+        Ok(info)
     }
 
     /// `config APP`: the active release's config, secrets as names.

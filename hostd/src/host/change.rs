@@ -78,11 +78,35 @@ impl Host {
                 manifest.config = ops::cmd::deploy::carry_config(&prev.manifest, &manifest)?;
             }
         }
+        // A canary needs a release to compare with and no other canary;
+        // a plain deploy waits for a live canary to end.
+        let canary = match manifest.canary_plan()? {
+            Some(plan) => {
+                let active = existing.as_ref().and_then(|a| a.active);
+                Some((self.check_canary(&name, &plan, active)?, plan))
+            }
+            None => {
+                if let Some(l) = self.live_canary(&name) {
+                    return Err(HostError::Op(ops::OpError::failed(format!(
+                        "{name} has a live canary ({}); `promote {name}` or `abort {name}` first, then deploy again",
+                        l.progress.version
+                    ))));
+                }
+                None
+            }
+        };
         let compiled = self.artifacts.put(bytes).await?;
         let code = self.rt.link(&compiled.loaded, manifest.kind)?;
 
         let caps = self.capabilities(Version(0), &manifest, true).await?;
         let kind = manifest.kind;
+        if let Some((stable, plan)) = canary {
+            let mut out = self
+                .deploy_canary(who, manifest, plan, stable, &compiled, code, caps, replicas)
+                .await?;
+            out.env_changes = env_changes;
+            return Ok(out);
+        }
         let health_path = manifest.health.path.clone();
         let (run, prev) = self
             .release_now(who, manifest, &compiled.digest, code, caps, replicas)
@@ -124,6 +148,87 @@ impl Host {
             compile_ms: compiled.compile_ms,
             replicas,
             env_changes,
+            canary: None,
+        })
+    }
+
+    /// A deploy as a canary: the release is recorded (state `canary`) and
+    /// takes its first share next to `stable`; the rest happens by itself.
+    #[allow(clippy::too_many_arguments)]
+    async fn deploy_canary(
+        self: &Arc<Self>,
+        who: &Actor,
+        manifest: schema::Manifest,
+        plan: schema::canary::Plan,
+        stable: Version,
+        compiled: &crate::artifacts::Compiled,
+        code: crate::runtime::Code,
+        caps: Arc<crate::runtime::caps::Capabilities>,
+        replicas: u32,
+    ) -> Result<DeployOutcome, HostError> {
+        let (m, d, w, now) = (
+            manifest.clone(),
+            compiled.digest.clone(),
+            who.to_string(),
+            schema::time::now_millis(),
+        );
+        let name = manifest.name.clone();
+        let kind = manifest.kind;
+        let version = self
+            .db
+            .call(move |c| {
+                let v = store::insert_release(c, &m, &d, &w, replicas, now)?;
+                store::set_release_state(c, &m.name, v, ReleaseState::Canary, None)?;
+                Ok(v)
+            })
+            .await?;
+        let run = ReleaseRun::new(version, manifest, code, caps);
+        let progress = schema::canary::Progress {
+            app: name.clone(),
+            version,
+            stable,
+            plan,
+            step: 0,
+            step_started_ms: now,
+            by: who.to_string(),
+            hosts: Vec::new(),
+        };
+        let status = match self.start_canary(run, progress).await {
+            Ok(s) => s,
+            Err(e) => {
+                let (a, why) = (name.clone(), format!("canary did not start: {e}"));
+                let _ = self
+                    .db
+                    .call(move |c| {
+                        store::set_release_state(c, &a, version, ReleaseState::Failed, Some(&why))
+                    })
+                    .await;
+                return Err(e);
+            }
+        };
+        let detail = format!(
+            "{version} sha256:{} ({kind}) as a canary at {}% next to {stable}",
+            &compiled.digest[..12],
+            status.share
+        );
+        self.audit(who, Action::Deploy, Some(&name), &detail).await;
+        self.logs.system(
+            &name,
+            Some(version),
+            "hostd",
+            format!("deployed {detail} by {who}"),
+        );
+        self.prune(&name).await;
+        Ok(DeployOutcome {
+            app: name,
+            version,
+            digest: format!("sha256:{}", compiled.digest),
+            kind,
+            state: ReleaseState::Canary,
+            compile_ms: compiled.compile_ms,
+            replicas,
+            canary: Some(Box::new(status)),
+            env_changes: None,
         })
     }
 
@@ -246,6 +351,11 @@ impl Host {
         to: Option<Version>,
     ) -> Result<RollbackOutcome, HostError> {
         let started = Instant::now();
+        if self.live_canary(app).is_some() {
+            // A rollback is for emergencies: the canary goes first.
+            self.abort(who, app, Some(&format!("rolled back by {who}")))
+                .await?;
+        }
         let _op = self.op_lock(app).await;
         let (_, target) = self.rollback_target(app, to).await?;
         let (from, compile_ms) = self.switch_to(app, &target).await?;
@@ -313,6 +423,7 @@ impl Host {
         let (run, compile_ms) = self.prepare(target).await?;
         let sup = self.supervisor_or_new(app, target.kind);
         sup.activate(run, rec.replicas);
+        self.end_canary_on_switch(app).await;
         let (a, v, kind, replicas, now) = (
             app.to_string(),
             target.version,

@@ -2,6 +2,7 @@
 //! CLI.md applied to them. The control socket and (later) the gateway tunnel
 //! are front doors onto these methods; nothing here knows about either.
 
+mod canary;
 mod capability;
 mod change;
 mod fleet;
@@ -94,6 +95,8 @@ pub struct Host {
     pub kv: kv::KvStores,
     /// Seals config secrets at rest.
     secrets: db::secrets::SecretKey,
+    /// Live canaries, by app.
+    canaries: std::sync::Mutex<HashMap<String, canary::Live>>,
 }
 
 impl Host {
@@ -130,6 +133,7 @@ impl Host {
             fleet: tokio::sync::broadcast::channel(256).0,
             kv,
             secrets,
+            canaries: std::sync::Mutex::new(HashMap::new()),
         });
         host.recover().await?;
         tokio::spawn(handle_events(Arc::downgrade(&host), events_rx));
@@ -178,6 +182,7 @@ impl Host {
                 }
             }
         }
+        self.resume_canaries().await?;
         Ok(())
     }
 

@@ -7,7 +7,7 @@ use ops::cmd::logs::{LogWriter, effective_tail};
 use ops::{Hangup, OpError, Operations, ProgressTx, RmOutcome, Sink};
 use schema::Actor;
 use schema::command::{
-    AuditArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs,
+    AuditArgs, CanaryArgs, Command, ConfigArgs, DeployArgs, KvArgs, LogsArgs, PsArgs, ReleasesArgs,
     RestartArgs, RmArgs, RollbackArgs, ScaleArgs, Since,
 };
 use schema::{
@@ -78,6 +78,24 @@ impl Operations for HostOps {
         _progress: &ProgressTx,
     ) -> Result<RestartOutcome, OpError> {
         Ok(self.0.restart(who, &args.app).await?)
+    }
+
+    async fn promote(
+        &self,
+        who: &Actor,
+        args: &CanaryArgs,
+        _progress: &ProgressTx,
+    ) -> Result<schema::canary::Outcome, OpError> {
+        Ok(self.0.promote(who, &args.app).await?)
+    }
+
+    async fn abort(
+        &self,
+        who: &Actor,
+        args: &CanaryArgs,
+        _progress: &ProgressTx,
+    ) -> Result<schema::canary::Outcome, OpError> {
+        Ok(self.0.abort(who, &args.app, None).await?)
     }
 
     async fn rm(

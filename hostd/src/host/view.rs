@@ -8,6 +8,7 @@ use crate::store::{self, AppRecord, ReleaseRecord};
 
 impl Host {
     pub(super) fn ps_row(&self, rec: &AppRecord, st: &AppStatus) -> PsRow {
+        let canary = self.canary_status(&rec.name);
         PsRow {
             app: rec.name.clone(),
             kind: st.kind,
@@ -20,14 +21,16 @@ impl Host {
             instance: None,
             started: st.started.map(schema::time::rfc3339),
             next_run: st.next_run.map(schema::time::rfc3339),
-            detail: st
-                .detail
-                .clone()
+            detail: canary
+                .as_ref()
+                .map(schema::canary::Status::summary)
+                .or_else(|| st.detail.clone())
                 .or_else(|| st.messages.as_ref().map(schema::MessageStats::summary)),
             rps: st.rps,
             messages: st.messages.clone(),
             requests: st.requests.clone(),
             hosts: vec![self.config.name.clone()],
+            canary,
         }
     }
 

@@ -29,8 +29,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore, oneshot};
 use wasmtime::component::Resource;
 use wasmtime::{Store, Trap};
 use wasmtime_wasi_http::WasiHttpView;
-use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::bindings::http::types::{ErrorCode, Scheme};
+use wasmtime_wasi_http::p2::bindings::{Proxy, ProxyPre};
 use wasmtime_wasi_http::p2::body::HyperOutgoingBody;
 use wasmtime_wasi_http::p2::types::{HostIncomingRequest, HostResponseOutparam};
 
@@ -43,6 +43,61 @@ pub const QUEUE_PER_REPLICA: usize = 32;
 
 /// A warm instance not used for this long is dropped.
 pub const REUSE_IDLE: Duration = Duration::from_secs(30);
+
+/// A canary next to the route's release: the share of requests it takes,
+/// how a request is assigned (a header's hash, or the request's number),
+/// and each release's figures since the split was set (the gate's inputs).
+pub struct CanarySplit {
+    pub rel: Arc<ReleaseRun>,
+    /// Percent of requests, 0..=100 (0: the canary takes nothing).
+    share: std::sync::atomic::AtomicU8,
+    sticky: Option<hyper::header::HeaderName>,
+    pub canary: super::metrics::Window,
+    pub stable: super::metrics::Window,
+    /// Requests the canary served.
+    pub served: AtomicU64,
+}
+
+impl CanarySplit {
+    pub fn new(rel: Arc<ReleaseRun>, share: u8, sticky: Option<&str>) -> Arc<CanarySplit> {
+        Arc::new(CanarySplit {
+            rel,
+            share: std::sync::atomic::AtomicU8::new(share.min(100)),
+            sticky: sticky.and_then(|h| hyper::header::HeaderName::from_bytes(h.as_bytes()).ok()),
+            canary: super::metrics::Window::default(),
+            stable: super::metrics::Window::default(),
+            served: AtomicU64::new(0),
+        })
+    }
+
+    pub fn share(&self) -> u8 {
+        self.share.load(Ordering::SeqCst)
+    }
+
+    pub fn set_share(&self, share: u8) {
+        self.share.store(share.min(100), Ordering::SeqCst);
+    }
+
+    /// Whether request number `n` (or its sticky header) goes to the canary.
+    fn takes<B>(&self, req: &Request<B>, n: u64) -> bool {
+        let share = u64::from(self.share());
+        if share == 0 {
+            return false;
+        }
+        let key = match self.sticky.as_ref().and_then(|h| req.headers().get(h)) {
+            Some(v) => {
+                use std::hash::{Hash, Hasher};
+                let mut h = std::collections::hash_map::DefaultHasher::new();
+                v.as_bytes().hash(&mut h);
+                h.finish()
+            }
+            // A request without the header (or no sticky header): spread by
+            // its number, mixed so that neighbours do not alternate.
+            None => n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29),
+        };
+        key % 100 < share
+    }
+}
 
 /// An instance kept between requests: its store, the app instantiated in
 /// it, and the release it is an instance of.
@@ -79,6 +134,8 @@ pub struct HttpRoute {
     reaping: AtomicBool,
     /// Instances made for this route, fresh ones (reuse or not).
     pub instantiated: AtomicU64,
+    /// A live canary beside the release, if any.
+    canary: RwLock<Option<Arc<CanarySplit>>>,
 }
 
 impl HttpRoute {
@@ -98,6 +155,7 @@ impl HttpRoute {
             warm: Mutex::new(Vec::new()),
             reaping: AtomicBool::new(false),
             instantiated: AtomicU64::new(0),
+            canary: RwLock::new(None),
         }
     }
 
@@ -115,8 +173,23 @@ impl HttpRoute {
     /// release afterwards is not kept.
     pub fn set_release(&self, rel: Arc<ReleaseRun>) {
         *self.release.write().unwrap_or_else(|p| p.into_inner()) = Some(rel);
+        // A switch ends any canary: promoted, it is the release now.
+        *self.canary.write().unwrap_or_else(|p| p.into_inner()) = None;
         let gone = std::mem::take(&mut *self.warm_lock());
         drop(gone); // outside the lock
+    }
+
+    /// Sets (or, `None`, ends) the canary beside the release. Warm
+    /// instances of an ended canary are not kept.
+    pub fn set_canary(&self, split: Option<Arc<CanarySplit>>) {
+        *self.canary.write().unwrap_or_else(|p| p.into_inner()) = split;
+    }
+
+    pub fn canary(&self) -> Option<Arc<CanarySplit>> {
+        self.canary
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
     }
 
     /// Sets how many instances may run at once. Requests holding a slot of
@@ -173,8 +246,12 @@ impl HttpRoute {
     /// the route's, it has served its share, or `replicas` are warm already.
     fn put_warm(self: &Arc<Self>, inst: Warm) {
         let current = self.current();
-        let keep = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &inst.rel))
-            && inst.served < inst.rel.manifest.http.reuse();
+        let canary = self.canary();
+        let live = current.as_ref().is_some_and(|c| Arc::ptr_eq(c, &inst.rel))
+            || canary
+                .as_ref()
+                .is_some_and(|c| Arc::ptr_eq(&c.rel, &inst.rel));
+        let keep = live && inst.served < inst.rel.manifest.http.reuse();
         if !keep {
             return;
         }
@@ -405,8 +482,17 @@ where
     let n = route.next_id.fetch_add(1, Ordering::Relaxed) + 1;
     let fresh_name: Arc<str> = format!("{}.req-{n}", route.app).into();
     // The release is taken once: the one that serves the request is the
-    // one its access record names, even across a switch.
-    let rel = route.current();
+    // one its access record names, even across a switch. A live canary
+    // takes its share.
+    let split = route.canary();
+    let to_canary = split.as_ref().filter(|s| s.takes(&req, n));
+    let rel = match to_canary {
+        Some(s) => {
+            s.served.fetch_add(1, Ordering::Relaxed);
+            Some(s.rel.clone())
+        }
+        None => route.current(),
+    };
     // What the access record says, taken before the request is consumed.
     let access = rel
         .as_ref()
@@ -429,6 +515,13 @@ where
     let (status, took) = (resp.status().as_u16(), started.elapsed());
     route.metrics.record(status, took);
     route.totals.record(status, took);
+    if let Some(s) = &split {
+        if to_canary.is_some() {
+            s.canary.record(status, took);
+        } else {
+            s.stable.record(status, took);
+        }
+    }
     match access {
         // Recorded when the body's last byte has gone (or the client left).
         Some(mut a) => {

@@ -12,6 +12,7 @@
 //! releases) and [`audit`]. Each program's store adds what only it keeps.
 
 pub mod audit;
+pub mod canaries;
 pub mod releases;
 pub mod secrets;
 

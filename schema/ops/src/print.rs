@@ -110,6 +110,7 @@ impl<T: Terminal> Sink for Printer<T> {
             Reply::RolledBack(o) => self.either(&o, cmd::rollback::text).await,
             Reply::Scaled(o) => self.either(&o, cmd::scale::text).await,
             Reply::Restarted(o) => self.either(&o, cmd::restart::text).await,
+            Reply::CanaryEnded(o) => self.either(&o, cmd::canary::text).await,
             Reply::Removed(o) => self.either(&o, cmd::rm::text).await,
             Reply::Ps { rows, instances } => {
                 let style = self.style;

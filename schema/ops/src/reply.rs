@@ -50,6 +50,8 @@ pub enum Reply {
     RolledBack(RollbackOutcome),
     Scaled(ScaleOutcome),
     Restarted(RestartOutcome),
+    /// `promote` and `abort`.
+    CanaryEnded(schema::canary::Outcome),
     Removed(RmOutcome),
     /// `ps` (`instances`: one app's instances rather than the apps).
     Ps {

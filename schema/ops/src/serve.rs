@@ -3,9 +3,10 @@
 
 use std::future::Future;
 
+use schema::canary::Outcome as CanaryOutcome;
 use schema::command::{
-    AuditArgs, Command, CommandLine, ConfigArgs, DeployArgs, EventsArgs, KvArgs, LogsArgs, PsArgs,
-    ReleasesArgs, RestartArgs, RmArgs, RollbackArgs, ScaleArgs,
+    AuditArgs, CanaryArgs, Command, CommandLine, ConfigArgs, DeployArgs, EventsArgs, KvArgs,
+    LogsArgs, PsArgs, ReleasesArgs, RestartArgs, RmArgs, RollbackArgs, ScaleArgs,
 };
 use schema::{
     AppInfo, AuditEntry, ConfigOutcome, ConfigRow, DeployOutcome, HostRow, KvOutcome, PsRow,
@@ -65,6 +66,22 @@ pub trait Operations: Send + Sync {
         args: &RestartArgs,
         progress: &ProgressTx,
     ) -> impl Future<Output = Result<RestartOutcome, OpError>> + Send;
+
+    /// `promote APP`: the live canary becomes active everywhere.
+    fn promote(
+        &self,
+        who: &Self::Caller,
+        args: &CanaryArgs,
+        progress: &ProgressTx,
+    ) -> impl Future<Output = Result<CanaryOutcome, OpError>> + Send;
+
+    /// `abort APP`: the live canary is dropped and marked failed.
+    fn abort(
+        &self,
+        who: &Self::Caller,
+        args: &CanaryArgs,
+        progress: &ProgressTx,
+    ) -> impl Future<Output = Result<CanaryOutcome, OpError>> + Send;
 
     fn rm(
         &self,
@@ -162,6 +179,12 @@ pub async fn serve<O: Operations, S: Sink>(
         }
         Command::Restart(a) => {
             Reply::Restarted(with_progress(out, ops.restart(who, &a, &tx), &mut rx).await?)
+        }
+        Command::Promote(a) => {
+            Reply::CanaryEnded(with_progress(out, ops.promote(who, &a, &tx), &mut rx).await?)
+        }
+        Command::Abort(a) => {
+            Reply::CanaryEnded(with_progress(out, ops.abort(who, &a, &tx), &mut rx).await?)
         }
         Command::Rm(a) => {
             crate::cmd::rm::check(&a)?;

@@ -16,6 +16,7 @@ pub fn decode_stdout(command: &Command, line: &str) -> Result<Reply, serde_json:
         Command::Rollback(_) => Reply::RolledBack(from_str(line)?),
         Command::Scale(_) => Reply::Scaled(from_str(line)?),
         Command::Restart(_) => Reply::Restarted(from_str(line)?),
+        Command::Promote(_) | Command::Abort(_) => Reply::CanaryEnded(from_str(line)?),
         Command::Rm(_) => Reply::Removed(from_str(line)?),
         Command::Ps(a) => Reply::Ps {
             rows: from_str(line)?,

@@ -56,6 +56,8 @@ impl CommandLine {
             ),
             Command::Scale(s) => ("scale", vec![], vec![s.app.clone(), s.replicas.to_string()]),
             Command::Restart(r) => ("restart", vec![], vec![r.app.clone()]),
+            Command::Promote(r) => ("promote", vec![], vec![r.app.clone()]),
+            Command::Abort(r) => ("abort", vec![], vec![r.app.clone()]),
             Command::Logs(l) => {
                 let mut f = Vec::new();
                 if l.follow {
@@ -189,6 +191,10 @@ pub enum Command {
     Scale(ScaleArgs),
     /// Restart every instance of the active release (clears a crash loop).
     Restart(RestartArgs),
+    /// End a live canary by hand: make it active everywhere.
+    Promote(CanaryArgs),
+    /// End a live canary by hand: drop it (it is marked failed); the active release serves alone.
+    Abort(CanaryArgs),
     /// Log records, oldest first; -f follows.
     Logs(LogsArgs),
     /// Stop and forget an app (its releases stay in the audit log).
@@ -223,6 +229,8 @@ impl Command {
             Command::Rollback(_) => "rollback",
             Command::Scale(_) => "scale",
             Command::Restart(_) => "restart",
+            Command::Promote(_) => "promote",
+            Command::Abort(_) => "abort",
             Command::Logs(_) => "logs",
             Command::Rm(_) => "rm",
             Command::Hosts => "hosts",
@@ -252,6 +260,8 @@ impl Command {
             | Command::Rollback(_)
             | Command::Scale(_)
             | Command::Restart(_)
+            | Command::Promote(_)
+            | Command::Abort(_)
             | Command::Rm(_) => false,
         }
     }
@@ -265,6 +275,7 @@ impl Command {
             Command::Rollback(a) => Some(&a.app),
             Command::Scale(a) => Some(&a.app),
             Command::Restart(a) => Some(&a.app),
+            Command::Promote(a) | Command::Abort(a) => Some(&a.app),
             Command::Logs(a) => Some(&a.app),
             Command::Rm(a) => Some(&a.app),
             Command::Info(i) => Some(&i.app),
@@ -375,6 +386,23 @@ pub struct DeployArgs {
     /// Claim messages pending this long on a host that does not come back (default 30).
     #[arg(long, value_name = "S")]
     pub claim_idle_s: Option<u64>,
+    /// Deploy as a canary: this share of requests goes to the new release,
+    /// judged against the active one by the gate (--health-rule, default:
+    /// canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50).
+    #[arg(long, value_name = "P%")]
+    pub canary: Option<String>,
+    /// Deploy as a canary on this many hosts first (through a gateway).
+    #[arg(long, value_name = "N")]
+    pub canary_hosts: Option<u32>,
+    /// Shares after --canary, rising, comma-separated (10%,50%); 100% comes last.
+    #[arg(long, value_name = "P%,P%", value_delimiter = ',')]
+    pub canary_steps: Vec<String>,
+    /// How long each canary step is held before the next, seconds (default 60).
+    #[arg(long, value_name = "S")]
+    pub canary_window_s: Option<u64>,
+    /// http canaries: route by this request header's hash, so one user sees one release.
+    #[arg(long, value_name = "HEADER")]
+    pub canary_sticky: Option<String>,
 }
 
 impl DeployArgs {
@@ -434,6 +462,16 @@ impl DeployArgs {
         }
         self.max_attempts = self.max_attempts.or(t.max_attempts);
         self.claim_idle_s = self.claim_idle_s.or(t.claim_idle_s);
+        let c = &m.canary;
+        if self.canary.is_none() && self.canary_hosts.is_none() && self.canary_steps.is_empty() {
+            self.canary = c.share.clone();
+            self.canary_hosts = c.hosts;
+            self.canary_steps = c.steps.clone();
+        }
+        self.canary_window_s = self.canary_window_s.or(c.window_s);
+        if self.canary_sticky.is_none() {
+            self.canary_sticky = c.sticky.clone();
+        }
         self.manifest = None;
     }
 
@@ -497,6 +535,13 @@ impl DeployArgs {
                 max_attempts: self.max_attempts,
                 claim_idle_s: self.claim_idle_s,
             },
+            canary: crate::canary::Canary {
+                share: self.canary.clone(),
+                hosts: self.canary_hosts,
+                steps: self.canary_steps.clone(),
+                window_s: self.canary_window_s,
+                sticky: self.canary_sticky.clone(),
+            },
         };
         m.validate()?;
         Ok(m)
@@ -541,6 +586,17 @@ impl DeployArgs {
                 .map(|on| if on { "on" } else { "off" }.to_string()),
         );
         opt("--reuse", self.reuse.map(|v| v.to_string()));
+        opt("--canary", self.canary.clone());
+        opt("--canary-hosts", self.canary_hosts.map(|v| v.to_string()));
+        opt(
+            "--canary-steps",
+            (!self.canary_steps.is_empty()).then(|| self.canary_steps.join(",")),
+        );
+        opt(
+            "--canary-window-s",
+            self.canary_window_s.map(|v| v.to_string()),
+        );
+        opt("--canary-sticky", self.canary_sticky.clone());
         opt("--health-rule", self.health_rule.clone());
         opt(
             "--health-window-s",
@@ -606,6 +662,12 @@ pub struct RollbackArgs {
     /// The release to make active (default: the newest healthy one before the active).
     #[arg(long, value_name = "vN")]
     pub to: Option<Version>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Args)]
+pub struct CanaryArgs {
+    /// The app whose live canary ends.
+    pub app: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Args)]

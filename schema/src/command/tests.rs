@@ -183,6 +183,11 @@ LEVEL = "info"
 [http]
 access_log = false
 reuse = 8
+[canary]
+share = "10%"
+steps = ["50%"]
+window_s = 30
+sticky = "x-user"
 "#,
     )
     .unwrap();
@@ -216,6 +221,11 @@ reuse = 8
         group: None,
         max_attempts: None,
         claim_idle_s: None,
+        canary: None,
+        canary_hosts: None,
+        canary_steps: Vec::new(),
+        canary_window_s: None,
+        canary_sticky: None,
     };
     d.overlay_manifest(&full);
     let Command::Deploy(d2) = CommandLine::parse_argv(d.to_argv("a.wasm"))

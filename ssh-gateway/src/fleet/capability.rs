@@ -32,14 +32,17 @@ impl Fleet {
             None => None,
         };
         let hosts = self.placement_of(app).await?.into_keys().collect();
-        Ok(::ops::cmd::info::of(
+        let mut info = ::ops::cmd::info::of(
             app,
             rec.kind,
             rec.active,
             rec.replicas,
             hosts,
             manifest.as_ref(),
-        ))
+        );
+        let rows = self.ps(Some(app)).await.unwrap_or_default();
+        info.canary = self.canary_status(app, &rows);
+        Ok(info)
     }
 
     /// `config APP`: names and values, secrets as names only.

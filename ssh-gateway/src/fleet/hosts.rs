@@ -272,6 +272,24 @@ impl Fleet {
 
     pub(super) async fn host_event(self: Arc<Self>, host: &str, e: HostEvent) {
         match e {
+            HostEvent::CanaryTripped {
+                app,
+                version,
+                detail,
+            } => {
+                // A host speaks for the canaries placed on it, and only
+                // while they are live.
+                let placed = self
+                    .placement_of(&app)
+                    .await
+                    .is_ok_and(|p| p.get(host).is_some_and(|n| *n > 0));
+                let live = self
+                    .live_canary(&app)
+                    .is_some_and(|l| l.progress.version == version);
+                if placed && live {
+                    self.canary_tripped(host, app, version, detail);
+                }
+            }
             HostEvent::LocalAction(a) => {
                 self.record_local_action(host, &a, false).await;
             }
@@ -454,6 +472,16 @@ impl Fleet {
                             .await;
                     }
                 }
+            }
+        }
+        for app in &apps {
+            let placed = placements
+                .get(&app.name)
+                .and_then(|p| p.get(host))
+                .is_some_and(|n| *n > 0);
+            if placed && self.live_canary(&app.name).is_some() {
+                let _op = self.op_lock(&app.name).await;
+                self.reconcile_canary(host, &app.name, &tx).await;
             }
         }
         drop(tx);

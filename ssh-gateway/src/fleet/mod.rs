@@ -98,6 +98,8 @@ pub struct Fleet {
     closing: std::sync::atomic::AtomicBool,
     /// Deploys and rollbacks since the gateway started (`--metrics`).
     pub tallies: tallies::Tallies,
+    /// Live canaries the gateway drives, by app.
+    canaries: Mutex<HashMap<String, canary::Live>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -183,7 +185,9 @@ impl Fleet {
             kv: tokio::sync::Mutex::new(HashMap::new()),
             closing: std::sync::atomic::AtomicBool::new(false),
             tallies: tallies::Tallies::default(),
+            canaries: Mutex::new(HashMap::new()),
         });
+        fleet.resume_canaries().await?;
         fleet.prune_artifacts().await;
         fleet.remove_stray_artifacts().await;
         tokio::spawn(monitor(Arc::downgrade(&fleet)));
@@ -524,6 +528,7 @@ impl Fleet {
 }
 
 mod artifacts;
+mod canary;
 mod capability;
 mod hosts;
 mod ops;

@@ -12,6 +12,7 @@ use schema::command::DeployArgs;
 use schema::tunnel::GatewayMsg;
 use schema::{DeployOutcome, ReleaseState, RestartOutcome, RollbackOutcome, ScaleOutcome, Version};
 
+use std::sync::Arc;
 use std::time::Instant;
 
 use super::tallies::{DeployTally, RollbackKind};
@@ -22,7 +23,7 @@ use crate::store::{self, ReleaseRecord};
 impl Fleet {
     /// A new release of an app, staged on every chosen host, then switched.
     pub async fn deploy(
-        &self,
+        self: &Arc<Self>,
         who: &str,
         args: &DeployArgs,
         bytes: Vec<u8>,
@@ -40,7 +41,7 @@ impl Fleet {
     }
 
     pub(super) async fn deploy_inner(
-        &self,
+        self: &Arc<Self>,
         who: &str,
         args: &DeployArgs,
         bytes: Vec<u8>,
@@ -59,6 +60,20 @@ impl Fleet {
             .or(existing.as_ref().map(|a| a.replicas))
             .unwrap_or(1);
         ::ops::cmd::deploy::check_job_replicas(&name, manifest.kind, replicas)?;
+        if let Some(plan) = manifest.canary_plan()? {
+            let active = existing.as_ref().and_then(|a| a.active);
+            let mut out = self
+                .deploy_canary(who, manifest, plan, bytes, active, replicas, progress)
+                .await?;
+            out.env_changes = env_changes;
+            return Ok(out);
+        }
+        if let Some(l) = self.live_canary(&name) {
+            return Err(FleetError::Op(::ops::OpError::failed(format!(
+                "{name} has a live canary ({}); `promote {name}` or `abort {name}` first, then deploy again",
+                l.progress.version
+            ))));
+        }
         let candidates = self.candidates(&name, true).await?;
         let placement = placement::place(
             &name,
@@ -97,12 +112,13 @@ impl Fleet {
             compile_ms,
             replicas,
             env_changes,
+            canary: None,
         })
     }
 
     /// Stores the artifact, content-addressed, and records its release (as
     /// staged) before a prune can see the file.
-    async fn store_release(
+    pub(super) async fn store_release(
         &self,
         manifest: Manifest,
         bytes: Vec<u8>,
@@ -373,6 +389,11 @@ impl Fleet {
         progress: &ProgressTx,
     ) -> Result<RollbackOutcome, FleetError> {
         let started = Instant::now();
+        if self.live_canary(app).is_some() {
+            // A rollback is for emergencies: the canary goes first.
+            self.abort(who, app, Some(&format!("rolled back by {who}")), progress)
+                .await?;
+        }
         let r = async {
             let _op = self.op_lock(app).await;
             let target = self.rollback_target(app, to).await?;

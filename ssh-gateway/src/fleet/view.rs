@@ -141,6 +141,7 @@ impl Fleet {
                             RunState::Pending
                         })
                     };
+                    let canary = self.canary_status(&a.name, &rows);
                     PsRow {
                         app: a.name.clone(),
                         kind: a.kind,
@@ -154,7 +155,9 @@ impl Fleet {
                         started: None,
                         next_run: rows.iter().find_map(|r| r.next_run.clone()),
                         rps: rows.iter().filter_map(|r| r.rps).reduce(|a, b| a + b),
-                        detail: if down.is_empty() {
+                        detail: if let Some(c) = &canary {
+                            Some(c.summary())
+                        } else if down.is_empty() {
                             // A host's trouble first; else the fleet's
                             // message figures; else any host's word.
                             rows.iter()
@@ -177,6 +180,7 @@ impl Fleet {
                             RequestStats::merge,
                         ),
                         hosts: placed.keys().cloned().collect(),
+                        canary,
                     }
                 })
                 .collect()),

@@ -181,6 +181,7 @@ fn frame_seeds() -> Vec<Vec<u8>> {
         messages: None,
         requests: None,
         hosts: Vec::new(),
+        canary: None,
     };
     let host_msgs = vec![
         hello,

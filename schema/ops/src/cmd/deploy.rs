@@ -32,6 +32,9 @@ pub fn text(o: &DeployOutcome) -> String {
         text.push_str(&env);
         text.push('\n');
     }
+    if let Some(c) = &o.canary {
+        text.push_str(&super::canary::started(c));
+    }
     text
 }
 

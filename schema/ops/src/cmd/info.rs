@@ -54,6 +54,7 @@ pub fn of(
             reuse: m.http.reuse(),
             access_log: m.http.access_log(),
         }),
+        canary: None,
         env: m.env.keys().cloned().collect(),
         config: m
             .config
@@ -155,6 +156,20 @@ pub fn text(i: &AppInfo) -> String {
                     "a fresh instance per request".to_string()
                 },
                 if h.access_log { "on" } else { "off" }
+            ),
+        );
+    }
+    if let Some(c) = &i.canary {
+        line(
+            "canary",
+            format!(
+                "{}; gate {}{}",
+                c.summary(),
+                c.gate,
+                c.sticky
+                    .as_ref()
+                    .map(|h| format!("; sticky by {h}"))
+                    .unwrap_or_default()
             ),
         );
     }

@@ -3,6 +3,7 @@
 //! of each verb is `schema::command`'s.
 
 pub mod audit;
+pub mod canary;
 pub mod config;
 pub mod deploy;
 pub mod hosts;

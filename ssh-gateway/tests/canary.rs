@@ -1,0 +1,252 @@
+//! Canaries through a gateway of two hosts: the gateway drives the steps
+//! and the promotion; a host whose gate trips cuts its own share and the
+//! gateway aborts everywhere; a gateway restart resumes without promoting.
+
+mod common;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use common::*;
+
+/// GETs in a loop against every host's ingress; every `bad_every`-th asks
+/// for `/status/500` (500 from http-hello, 200 from the version fixtures).
+struct Load {
+    stop: Arc<AtomicBool>,
+    seen: Arc<Mutex<Vec<(u16, String)>>>,
+    handles: Vec<std::thread::JoinHandle<()>>,
+}
+
+impl Load {
+    fn start(addrs: &[String], bad_every: u64) -> Load {
+        let stop = Arc::new(AtomicBool::new(false));
+        let seen = Arc::new(Mutex::new(Vec::new()));
+        let handles = addrs
+            .iter()
+            .enumerate()
+            .map(|(t, addr)| {
+                let (addr, stop, seen) = (addr.clone(), stop.clone(), seen.clone());
+                std::thread::spawn(move || {
+                    let mut n = t as u64;
+                    while !stop.load(Ordering::SeqCst) {
+                        n += 1;
+                        let path = if bad_every > 0 && n.is_multiple_of(bad_every) {
+                            "/status/500"
+                        } else {
+                            "/"
+                        };
+                        let r = match http(&addr, "GET", "ver.localhost", path, b"") {
+                            Ok(r) => (r.status, r.text().trim().to_string()),
+                            Err(e) => (0, e.to_string()),
+                        };
+                        seen.lock().unwrap().push(r);
+                    }
+                })
+            })
+            .collect();
+        Load {
+            stop,
+            seen,
+            handles,
+        }
+    }
+
+    fn finish(self) -> Vec<(u16, String)> {
+        self.stop.store(true, Ordering::SeqCst);
+        for h in self.handles {
+            h.join().unwrap();
+        }
+        std::mem::take(&mut *self.seen.lock().unwrap())
+    }
+}
+
+fn two_hosts() -> (Fleet, Vec<String>) {
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    f.add_agent("h2", &[]);
+    let addrs = f
+        .agents
+        .iter()
+        .map(|a| format!("127.0.0.1:{}", a.http))
+        .collect();
+    (f, addrs)
+}
+
+fn state_of(f: &Fleet, v: &str) -> String {
+    f.releases("ver")
+        .into_iter()
+        .find(|(r, _)| r == v)
+        .map(|(_, s)| s)
+        .unwrap_or_default()
+}
+
+#[test]
+fn a_good_canary_walks_10_50_100_on_every_host_by_itself() {
+    let (f, addrs) = two_hosts();
+    let v1 = fixture("http-version-v1.wasm");
+    f.ops(&["deploy", "ver", v1.to_str().unwrap(), "--replicas", "4"])
+        .ok();
+    for a in &addrs {
+        wait_for("v1 on every host", || {
+            (get(a, "ver.localhost", "/").text() == "version v1\n").then_some(())
+        });
+    }
+    let load = Load::start(&addrs, 0);
+    let v2 = fixture("http-version-v2.wasm");
+    let out = f.json(&[
+        "deploy",
+        "ver",
+        v2.to_str().unwrap(),
+        "--canary",
+        "10%",
+        "--canary-steps",
+        "50%",
+        "--canary-window-s",
+        "2",
+    ]);
+    assert_eq!(out["state"], "canary", "{out}");
+    assert_eq!(out["canary"]["share"], 10, "{out}");
+    assert_eq!(state_of(&f, "v2"), "canary");
+    let ps = f.json(&["ps"]);
+    assert_eq!(ps[0]["release"], "v1", "{ps}");
+    assert_eq!(ps[0]["canary"]["version"], "v2", "{ps}");
+    wait_for("the promotion", || {
+        let ps = f.json(&["ps"]);
+        (ps[0]["release"] == "v2" && ps[0]["canary"].is_null()).then_some(())
+    });
+    for a in &addrs {
+        wait_for("v2 on every host", || {
+            (get(a, "ver.localhost", "/").text() == "version v2\n").then_some(())
+        });
+    }
+    let seen = load.finish();
+    let failed: Vec<_> = seen.iter().filter(|(s, _)| *s != 200).collect();
+    assert!(
+        failed.is_empty(),
+        "{} of {} failed: {:?}",
+        failed.len(),
+        seen.len(),
+        &failed[..failed.len().min(5)]
+    );
+    assert_eq!(state_of(&f, "v2"), "active");
+    let audit = f.ops(&["audit"]).ok().stdout;
+    assert!(audit.contains("canary v2 at 50% (step 2 of 2)"), "{audit}");
+    assert!(audit.contains("v2 (was v1), canary ended"), "{audit}");
+}
+
+#[test]
+fn a_bad_canary_is_aborted_on_every_host_when_one_gate_trips() {
+    let (f, addrs) = two_hosts();
+    let v1 = fixture("http-version-v1.wasm");
+    f.ops(&["deploy", "ver", v1.to_str().unwrap(), "--replicas", "4"])
+        .ok();
+    for a in &addrs {
+        wait_for("v1 on every host", || {
+            (get(a, "ver.localhost", "/").text() == "version v1\n").then_some(())
+        });
+    }
+    let load = Load::start(&addrs, 3);
+    let bad = fixture("http-hello.wasm");
+    let out = f.json(&[
+        "deploy",
+        "ver",
+        bad.to_str().unwrap(),
+        "--kind",
+        "http",
+        "--canary",
+        "10%",
+        "--canary-window-s",
+        "3600",
+    ]);
+    assert_eq!(out["state"], "canary", "{out}");
+    wait_for("the abort", || {
+        (state_of(&f, "v2") == "failed").then_some(())
+    });
+    std::thread::sleep(Duration::from_millis(300));
+    let seen = load.finish();
+    let failed = seen.iter().filter(|(s, _)| *s == 500).count();
+    assert_eq!(
+        seen.iter().filter(|(s, _)| *s != 500 && *s != 200).count(),
+        0,
+        "no request failed for the split itself"
+    );
+    assert!(
+        (failed as f64) <= seen.len() as f64 * 0.10 * 0.34 + 10.0,
+        "{failed} of {} requests failed: at most the canary's share",
+        seen.len()
+    );
+    for a in &addrs {
+        for _ in 0..10 {
+            assert_eq!(get(a, "ver.localhost", "/status/500").status, 200);
+        }
+    }
+    let ps = f.json(&["ps"]);
+    assert_eq!(ps[0]["release"], "v1", "{ps}");
+    assert!(ps[0]["canary"].is_null(), "{ps}");
+    let audit = f.json(&["audit"]);
+    let abort = audit
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|e| e["action"] == "abort")
+        .unwrap_or_else(|| panic!("no abort in {audit}"));
+    assert!(
+        abort["detail"]
+            .as_str()
+            .unwrap()
+            .contains("gate tripped on h"),
+        "{abort}"
+    );
+    let events = f.ops(&["events"]).ok().stdout;
+    assert!(events.contains("abort"), "{events}");
+}
+
+#[test]
+fn viewers_cannot_end_a_canary_and_a_gateway_restart_resumes_it_without_promoting() {
+    let (mut f, addrs) = two_hosts();
+    let v1 = fixture("http-version-v1.wasm");
+    f.ops(&["deploy", "ver", v1.to_str().unwrap(), "--replicas", "2"])
+        .ok();
+    let v2 = fixture("http-version-v2.wasm");
+    f.ops(&[
+        "deploy",
+        "ver",
+        v2.to_str().unwrap(),
+        "--canary",
+        "30%",
+        "--canary-window-s",
+        "3600",
+    ])
+    .ok();
+    for verb in ["promote", "abort"] {
+        let r = f.ssh("victor", &[verb, "ver"], None);
+        assert_ne!(r.code, 0, "a viewer ran {verb}");
+        assert!(r.stderr.contains("viewer"), "{}", r.stderr);
+    }
+    f.kill_gateway();
+    f.start_gateway();
+    f.wait_host_up("h1");
+    f.wait_host_up("h2");
+    let ps = f.json(&["ps"]);
+    assert_eq!(ps[0]["release"], "v1", "a restart never promotes: {ps}");
+    assert_eq!(ps[0]["canary"]["version"], "v2", "{ps}");
+    assert_eq!(ps[0]["canary"]["share"], 30, "{ps}");
+    for a in &addrs {
+        assert!(
+            (0..100).any(|_| get(a, "ver.localhost", "/").text() == "version v2\n"),
+            "the canary still takes its share on {a}"
+        );
+    }
+    let out = f.json(&["promote", "ver"]);
+    assert_eq!(out["action"], "promoted", "{out}");
+    for a in &addrs {
+        wait_for("v2 everywhere", || {
+            (get(a, "ver.localhost", "/").text() == "version v2\n").then_some(())
+        });
+        for _ in 0..20 {
+            assert_eq!(get(a, "ver.localhost", "/").text(), "version v2\n");
+        }
+    }
+    assert_eq!(state_of(&f, "v2"), "active");
+}
