@@ -423,3 +423,105 @@ fn bad_canaries_are_refused_and_nothing_switches() {
     assert_eq!(row["release"], "v1");
     assert_eq!(row["canary"]["version"], "v2");
 }
+
+#[test]
+fn a_worker_canary_takes_its_share_of_replicas_and_a_crashing_one_is_aborted() {
+    let h = Hostd::start();
+    h.deploy(
+        "tick",
+        "ticker.wasm",
+        &["--replicas", "4", "--env", "TICK_MS=100"],
+    );
+    h.wait_running("tick", "v1", 4);
+    // A canary that crashes at start: the worker gate (restarts) trips.
+    let out = h.deploy(
+        "tick",
+        "crash.wasm",
+        &[
+            "--kind",
+            "worker",
+            "--canary",
+            "25%",
+            "--canary-window-s",
+            "3600",
+        ],
+    );
+    assert_eq!(out["state"], "canary", "{out}");
+    assert_eq!(
+        out["canary"]["gate"], "canary.restarts > stable.restarts + 2",
+        "a worker's default gate reads restarts: {out}"
+    );
+    wait_for("the crashing canary's abort", || {
+        (release_state(&h, "tick", "v2").0 == "failed").then_some(())
+    });
+    let (_, detail) = release_state(&h, "tick", "v2");
+    assert!(detail.contains("canary.restarts="), "{detail}");
+    h.wait_running("tick", "v1", 4);
+    // A good one: half the replicas, then all of them.
+    h.deploy(
+        "tick",
+        "ticker.wasm",
+        &[
+            "--env",
+            "TICK_MS=100",
+            "--env",
+            "VERSION=v3",
+            "--canary",
+            "50%",
+            "--canary-window-s",
+            "3",
+        ],
+    );
+    let instances = h.json(&["ps", "tick"]);
+    let canary: Vec<&Value> = instances
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|i| i["instance"].as_str().unwrap().starts_with("tick.canary-"))
+        .collect();
+    assert_eq!(canary.len(), 2, "half of 4 replicas: {instances}");
+    assert!(canary.iter().all(|i| i["release"] == "v3"), "{instances}");
+    wait_for("the promotion", || {
+        let r = h.app("tick");
+        (r["release"] == "v3" && r["canary"].is_null()).then_some(())
+    });
+    h.wait_running("tick", "v3", 4);
+}
+
+#[test]
+fn a_message_canary_takes_its_share_of_messages_and_a_failing_one_loses_none() {
+    let redis = Redis::start();
+    let h = Hostd::start();
+    let src = format!("redis://127.0.0.1:{}/jobs", redis.port);
+    let trigger = ["--stream", src.as_str(), "--group", "g", "--replicas", "4"];
+    h.deploy("mapp", "message-handler.wasm", &trigger);
+    let mut args = trigger.to_vec();
+    args.extend(["--canary", "20%", "--canary-window-s", "3600"]);
+    let out = h.deploy("mapp", "message-fail.wasm", &args);
+    assert_eq!(out["state"], "canary", "{out}");
+    redis.xadd_payloads("jobs", 0..400);
+    wait_for("the failing canary's abort", || {
+        (release_state(&h, "mapp", "v2").0 == "failed").then_some(())
+    });
+    // Every message is handled in the end, by the stable release: what
+    // the canary failed was retried.
+    let all: std::collections::BTreeSet<String> = (0..400).map(|i| format!("m{i}")).collect();
+    wait_for("400 messages handled", || {
+        let got: std::collections::BTreeSet<String> = h
+            .logs("mapp")
+            .iter()
+            .filter(|r| r["stream"] == "stdout")
+            .filter_map(|r| line(r).strip_prefix("handled ").map(str::to_string))
+            .collect();
+        (got == all).then_some(())
+    });
+    // A good canary is promoted by itself.
+    let mut args = trigger.to_vec();
+    args.extend(["--canary", "50%", "--canary-window-s", "2"]);
+    h.deploy("mapp", "message-handler.wasm", &args);
+    redis.xadd_payloads("jobs", 400..600);
+    wait_for("the promotion", || {
+        let r = h.app("mapp");
+        (r["release"] == "v3" && r["canary"].is_null()).then_some(())
+    });
+}

@@ -21,6 +21,9 @@ pub const MAX_WINDOW_S: u64 = 86_400;
 pub const MAX_STEPS: usize = 10;
 /// The gate when the deploy gives no health rule.
 pub use crate::expr::DEFAULT_GATE;
+/// A worker's gate when the deploy gives none: workers serve no requests,
+/// their instances' exits are what tells a bad release.
+pub const DEFAULT_WORKER_GATE: &str = "canary.restarts > stable.restarts + 2";
 
 /// `[canary]` of a manifest: what the flags say.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
@@ -89,8 +92,13 @@ pub fn parse_share(s: &str) -> Result<u8, String> {
 
 impl Canary {
     /// The plan, if this asks for a canary; `gate` is the deploy's health
-    /// rule, if any (else [`DEFAULT_GATE`]).
-    pub fn plan(&self, gate: Option<&str>) -> Result<Option<Plan>, ManifestError> {
+    /// rule, if any (else [`DEFAULT_GATE`], or [`DEFAULT_WORKER_GATE`] for
+    /// a worker).
+    pub fn plan(
+        &self,
+        gate: Option<&str>,
+        kind: crate::AppKind,
+    ) -> Result<Option<Plan>, ManifestError> {
         if self.share.is_none() && self.hosts.is_none() && self.steps.is_empty() {
             if self.window_s.is_some() || self.sticky.is_some() {
                 return Err(field(
@@ -162,7 +170,13 @@ impl Canary {
             steps,
             window_s,
             sticky: self.sticky.as_ref().map(|h| h.to_ascii_lowercase()),
-            gate: gate.unwrap_or(DEFAULT_GATE).to_string(),
+            gate: gate
+                .unwrap_or(if kind == crate::AppKind::Worker {
+                    DEFAULT_WORKER_GATE
+                } else {
+                    DEFAULT_GATE
+                })
+                .to_string(),
             hosts: self.hosts,
         }))
     }
@@ -312,15 +326,27 @@ mod tests {
 
     #[test]
     fn plans_and_refusals() {
-        let p = c(Some("10%"), &["50%"]).plan(None).unwrap().unwrap();
+        let p = c(Some("10%"), &["50%"])
+            .plan(None, crate::AppKind::Http)
+            .unwrap()
+            .unwrap();
         assert_eq!(p.steps, vec![10, 50]);
         assert_eq!(p.window_s, DEFAULT_WINDOW_S);
         assert_eq!(p.gate, DEFAULT_GATE);
         assert_eq!(
-            c(None, &["10%", "50"]).plan(None).unwrap().unwrap().steps,
+            c(None, &["10%", "50"])
+                .plan(None, crate::AppKind::Http)
+                .unwrap()
+                .unwrap()
+                .steps,
             vec![10, 50]
         );
-        assert!(c(None, &[]).plan(None).unwrap().is_none());
+        assert!(
+            c(None, &[])
+                .plan(None, crate::AppKind::Http)
+                .unwrap()
+                .is_none()
+        );
         for (share, steps, says) in [
             (Some("0%"), &[][..], "from 1% to 99%"),
             (Some("150%"), &[], "from 1% to 99%"),
@@ -329,7 +355,10 @@ mod tests {
             (Some("10%"), &["5%"], "steps must rise: 5% comes after 10%"),
             (Some("10%"), &["10%"], "steps must rise"),
         ] {
-            let e = c(share, steps).plan(None).unwrap_err().to_string();
+            let e = c(share, steps)
+                .plan(None, crate::AppKind::Http)
+                .unwrap_err()
+                .to_string();
             assert!(e.contains(says), "{share:?} {steps:?}: {e}");
         }
         let both = Canary {
@@ -338,7 +367,7 @@ mod tests {
             ..Canary::default()
         };
         assert!(
-            both.plan(None)
+            both.plan(None, crate::AppKind::Http)
                 .unwrap_err()
                 .to_string()
                 .contains("not both")
@@ -349,7 +378,12 @@ mod tests {
             ..Canary::default()
         };
         assert_eq!(
-            sticky.plan(None).unwrap().unwrap().sticky.as_deref(),
+            sticky
+                .plan(None, crate::AppKind::Http)
+                .unwrap()
+                .unwrap()
+                .sticky
+                .as_deref(),
             Some("x-user")
         );
         let bad = Canary {
@@ -357,14 +391,14 @@ mod tests {
             sticky: Some("x user".into()),
             ..Canary::default()
         };
-        assert!(bad.plan(None).is_err());
+        assert!(bad.plan(None, crate::AppKind::Http).is_err());
         let alone = Canary {
             window_s: Some(5),
             ..Canary::default()
         };
         assert!(
             alone
-                .plan(None)
+                .plan(None, crate::AppKind::Http)
                 .unwrap_err()
                 .to_string()
                 .contains("need a canary")

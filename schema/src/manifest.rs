@@ -637,18 +637,24 @@ impl Manifest {
     /// A canary's plan, if the release asks for one: its shares, window
     /// and gate (the health rule, or the default gate).
     pub fn canary_plan(&self) -> Result<Option<crate::canary::Plan>, ManifestError> {
-        self.canary.plan(self.health.rule.as_deref())
+        self.canary.plan(self.health.rule.as_deref(), self.kind)
     }
 
     fn validate_canary(&self) -> Result<(), ManifestError> {
         let Some(plan) = self.canary_plan()? else {
             return Ok(());
         };
-        if self.kind != AppKind::Http {
+        if self.kind == AppKind::Job {
             return Err(field(
                 "canary",
+                "a job runs one at a time: there is nothing to share with a canary; deploy it plainly (a failed run is in `ps` and the logs)",
+            ));
+        }
+        if plan.sticky.is_some() && self.kind != AppKind::Http {
+            return Err(field(
+                "canary.sticky",
                 format!(
-                    "canaries split an http app's requests; this app is kind {} (a share of a worker's or message app's replicas is not built yet)",
+                    "--canary-sticky routes http requests by a header; this app is kind {}",
                     self.kind
                 ),
             ));

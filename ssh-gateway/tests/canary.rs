@@ -250,3 +250,45 @@ fn viewers_cannot_end_a_canary_and_a_gateway_restart_resumes_it_without_promotin
     }
     assert_eq!(state_of(&f, "v2"), "active");
 }
+
+#[test]
+fn canary_hosts_runs_the_new_release_whole_on_one_host_first() {
+    let (f, addrs) = two_hosts();
+    let v1 = fixture("http-version-v1.wasm");
+    f.ops(&["deploy", "ver", v1.to_str().unwrap(), "--replicas", "2"])
+        .ok();
+    let v2 = fixture("http-version-v2.wasm");
+    let too_many = f.ops(&["deploy", "ver", v2.to_str().unwrap(), "--canary-hosts", "2"]);
+    assert_ne!(too_many.code, 0);
+    assert!(
+        too_many.stderr.contains("would be every host of ver"),
+        "{}",
+        too_many.stderr
+    );
+    let out = f.json(&[
+        "deploy",
+        "ver",
+        v2.to_str().unwrap(),
+        "--canary-hosts",
+        "1",
+        "--canary-window-s",
+        "3600",
+    ]);
+    assert_eq!(out["state"], "canary", "{out}");
+    assert_eq!(out["canary"]["hosts"], serde_json::json!(["h1"]), "{out}");
+    // h1 serves the canary alone, h2 the stable release alone.
+    for _ in 0..20 {
+        assert_eq!(get(&addrs[0], "ver.localhost", "/").text(), "version v2\n");
+        assert_eq!(get(&addrs[1], "ver.localhost", "/").text(), "version v1\n");
+    }
+    let text = f.ops(&["abort", "ver"]).ok().stdout;
+    assert!(
+        text.contains("aborted ver v2 (v1 serves alone; v2 is failed)"),
+        "{text}"
+    );
+    for a in &addrs {
+        for _ in 0..10 {
+            assert_eq!(get(a, "ver.localhost", "/").text(), "version v1\n");
+        }
+    }
+}

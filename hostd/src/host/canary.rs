@@ -34,6 +34,8 @@ pub(super) struct Live {
     pub step_started: Instant,
     /// This host drives it (on its own); else the gateway does.
     pub driven_here: bool,
+    /// workers: each release's restarts when the step began.
+    pub restarts_base: (u64, u64),
 }
 
 /// The gate, checked and compiled once per canary.
@@ -89,18 +91,8 @@ fn gauge(m: &Metrics) -> Gauge {
 }
 
 impl Live {
-    /// Both releases' figures since this step began.
-    fn figures(&self) -> (Metrics, Metrics) {
-        let over = self.step_started.elapsed() + GATE_EVERY;
-        (
-            metrics_of(&self.split.canary, over),
-            metrics_of(&self.split.stable, over),
-        )
-    }
-
-    pub fn status(&self) -> Status {
+    pub fn status(&self, (c, s): (Metrics, Metrics)) -> Status {
         let p = &self.progress;
-        let (c, s) = self.figures();
         let window = Duration::from_secs(p.plan.window_s);
         Status {
             version: p.version,
@@ -130,7 +122,55 @@ impl Host {
 
     /// What `ps` shows of `app`'s canary.
     pub fn canary_status(&self, app: &str) -> Option<Status> {
-        self.live_canary(app).map(|l| l.status())
+        self.live_canary(app).map(|l| l.status(self.figures(&l)))
+    }
+
+    /// Restarts of each release's instances (canary, stable) now.
+    fn restarts_by_release(&self, l: &Live) -> (u64, u64) {
+        let Some(sup) = self.supervisor(&l.progress.app) else {
+            return (0, 0);
+        };
+        let st = sup.status();
+        let of = |v: Version| {
+            st.instances
+                .iter()
+                .filter(|i| i.release == v)
+                .map(|i| u64::from(i.restarts))
+                .sum()
+        };
+        (of(l.progress.version), of(l.progress.stable))
+    }
+
+    /// Both releases' figures since this step began: requests, errors and
+    /// latency (http, message), restarts (workers).
+    fn figures(&self, l: &Live) -> (Metrics, Metrics) {
+        if l.split.rel.manifest.kind == schema::AppKind::Worker {
+            let (c, s) = self.restarts_by_release(l);
+            let m = |restarts| Metrics {
+                restarts,
+                ..Metrics::default()
+            };
+            return (
+                m(c.saturating_sub(l.restarts_base.0)),
+                m(s.saturating_sub(l.restarts_base.1)),
+            );
+        }
+        let over = l.step_started.elapsed() + GATE_EVERY;
+        (
+            metrics_of(&l.split.canary, over),
+            metrics_of(&l.split.stable, over),
+        )
+    }
+
+    /// Sets the canary's share where this kind of app takes it: the http
+    /// route, the message consumer, the worker's replicas.
+    fn apply_share(&self, l: &Live, share: u8) {
+        l.split.set_share(share);
+        if l.split.rel.manifest.kind == schema::AppKind::Worker
+            && let Some(sup) = self.supervisor(&l.progress.app)
+        {
+            sup.set_canary(Some((l.split.rel.clone(), share)));
+        }
     }
 
     /// Starts a canary of this host's own (not managed by a gateway): the
@@ -142,15 +182,15 @@ impl Host {
     ) -> Result<Status, HostError> {
         let gate = Gate::new(&progress.plan.gate)?;
         let live = self.put_split(run, &progress, true)?;
-        let status = live.status();
+        let status = live.status(self.figures(&live));
         let p = progress.clone();
         self.db.call(move |c| db::canaries::save(c, &p)).await?;
         tokio::spawn(drive(Arc::downgrade(self), progress.app.clone(), gate));
         Ok(status)
     }
 
-    /// Sets the route's split for `run` at the progress's share and
-    /// remembers it as live.
+    /// Sets the split for `run` at the progress's share where the app's
+    /// kind takes it, and remembers it as live.
     fn put_split(
         &self,
         run: Arc<ReleaseRun>,
@@ -158,28 +198,69 @@ impl Host {
         driven_here: bool,
     ) -> Result<Live, HostError> {
         let app = &progress.app;
-        let route = self
-            .rt
-            .routes
-            .get(app)
-            .ok_or_else(|| HostError::Refused(format!("{app} is not serving on this host")))?;
-        let split = CanarySplit::new(run, progress.share(), progress.plan.sticky.as_deref());
-        route.set_canary(Some(split.clone()));
-        let live = Live {
+        let split = CanarySplit::new(
+            run.clone(),
+            progress.share(),
+            progress.plan.sticky.as_deref(),
+        );
+        match run.manifest.kind {
+            schema::AppKind::Http => {
+                let route = self.rt.routes.get(app).ok_or_else(|| {
+                    HostError::Refused(format!("{app} is not serving on this host"))
+                })?;
+                route.set_canary(Some(split.clone()));
+            }
+            schema::AppKind::Message => self.rt.set_message_canary(app, Some(split.clone())),
+            schema::AppKind::Worker => {
+                let sup = self.supervisor(app).ok_or_else(|| {
+                    HostError::Refused(format!("{app} is not running on this host"))
+                })?;
+                sup.set_canary(Some((run.clone(), progress.share())));
+            }
+            schema::AppKind::Job => {
+                return Err(HostError::Refused(format!(
+                    "{app} is a job: a job runs one at a time, there is nothing to share with a canary"
+                )));
+            }
+        }
+        let mut live = Live {
             progress: progress.clone(),
             split,
             step_started: Instant::now(),
             driven_here,
+            restarts_base: (0, 0),
         };
+        live.restarts_base = self.restarts_by_release(&live);
         self.canaries_lock().insert(app.clone(), live.clone());
         Ok(live)
+    }
+
+    /// Takes the split away wherever it is.
+    fn clear_split(&self, app: &str, split: &Arc<CanarySplit>) {
+        if let Some(route) = self.rt.routes.get(app)
+            && route.canary().is_some_and(|s| Arc::ptr_eq(&s, split))
+        {
+            route.set_canary(None);
+        }
+        if self
+            .rt
+            .message_canary(app)
+            .is_some_and(|s| Arc::ptr_eq(&s, split))
+        {
+            self.rt.set_message_canary(app, None);
+        }
+        if split.rel.manifest.kind == schema::AppKind::Worker
+            && let Some(sup) = self.supervisor(app)
+        {
+            sup.set_canary(None);
+        }
     }
 
     /// Cuts the canary's share to 0 here at once (its requests go to the
     /// stable release from the next one on); it stays listed until ended.
     fn cut(&self, app: &str) {
         if let Some(l) = self.live_canary(app) {
-            l.split.set_share(0);
+            self.apply_share(&l, 0);
         }
     }
 
@@ -304,8 +385,9 @@ impl Host {
         }
         let share = live.progress.share();
         live.progress.step_started_ms = schema::time::now_millis();
-        live.split.set_share(share);
+        self.apply_share(&live, share);
         live.step_started = Instant::now();
+        live.restarts_base = self.restarts_by_release(&live);
         let p = live.progress.clone();
         self.canaries_lock().insert(app.to_string(), live);
         let line = format!(
@@ -397,8 +479,9 @@ impl Host {
             return Ok(());
         }
         if let Some(mut l) = live {
-            l.split.set_share(share);
+            self.apply_share(&l, share);
             l.step_started = Instant::now();
+            l.restarts_base = self.restarts_by_release(&l);
             l.progress.plan.steps = vec![share];
             self.canaries_lock().insert(app.to_string(), l);
             return Ok(());
@@ -451,7 +534,10 @@ impl Host {
     /// A switch ends any canary of `app` here (promoted: it is the
     /// release now; a rollback aborted it first).
     pub(super) async fn end_canary_on_switch(&self, app: &str) {
-        if self.canaries_lock().remove(app).is_some() {
+        let gone = self.canaries_lock().remove(app);
+        if let Some(l) = gone {
+            // The route's and the supervisor's went with the switch.
+            self.clear_split(app, &l.split);
             let a = app.to_string();
             let _ = self.db.call(move |c| db::canaries::delete(c, &a)).await;
         }
@@ -490,7 +576,7 @@ async fn drive(host: std::sync::Weak<Host>, app: String, gate: Gate) {
         };
         let version = live.progress.version;
         if live.split.share() > 0 || reported != Some(version) {
-            let (c, s) = live.figures();
+            let (c, s) = h.figures(&live);
             if let Some(reason) = gate.trips(&c, &s) {
                 h.cut(&app);
                 if live.driven_here {

@@ -80,23 +80,30 @@ impl CanarySplit {
 
     /// Whether request number `n` (or its sticky header) goes to the canary.
     fn takes<B>(&self, req: &Request<B>, n: u64) -> bool {
-        let share = u64::from(self.share());
-        if share == 0 {
-            return false;
-        }
         let key = match self.sticky.as_ref().and_then(|h| req.headers().get(h)) {
-            Some(v) => {
-                use std::hash::{Hash, Hasher};
-                let mut h = std::collections::hash_map::DefaultHasher::new();
-                v.as_bytes().hash(&mut h);
-                h.finish()
-            }
+            Some(v) => hash(v.as_bytes()),
             // A request without the header (or no sticky header): spread by
             // its number, mixed so that neighbours do not alternate.
             None => n.wrapping_mul(0x9E37_79B9_7F4A_7C15).rotate_left(29),
         };
-        key % 100 < share
+        self.takes_hash(key)
     }
+
+    /// Whether the message with this id goes to the canary.
+    pub fn takes_key(&self, id: &str) -> bool {
+        self.takes_hash(hash(id.as_bytes()))
+    }
+
+    fn takes_hash(&self, key: u64) -> bool {
+        key % 100 < u64::from(self.share())
+    }
+}
+
+fn hash(bytes: &[u8]) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    bytes.hash(&mut h);
+    h.finish()
 }
 
 /// An instance kept between requests: its store, the app instantiated in

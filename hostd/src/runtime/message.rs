@@ -571,12 +571,25 @@ impl Ctx {
         let n = self.counters.handled.load(Ordering::Relaxed)
             + self.counters.failed.load(Ordering::Relaxed);
         let instance = format!("{}.msg-{}", self.rel.app, n + 1);
-        let outcome = self.call(&instance, &m.payload).await;
+        // A live canary takes its share of messages (by the message's id).
+        let split = self.rt.message_canary(&self.rel.app);
+        let to_canary = split.as_ref().filter(|s| s.takes_key(&m.id));
+        let rel = to_canary.map_or(&self.rel, |s| &s.rel);
+        let outcome = self.call(rel, &instance, &m.payload).await;
         let took = started.elapsed();
         let ms = took.as_secs_f64() * 1000.0;
         let ok = outcome.is_ok();
         // Health rules read messages as requests: a failure is an error.
-        self.metrics.window.record(if ok { 200 } else { 500 }, took);
+        let status = if ok { 200 } else { 500 };
+        self.metrics.window.record(status, took);
+        if let Some(s) = &split {
+            if to_canary.is_some() {
+                s.served.fetch_add(1, Ordering::Relaxed);
+                s.canary.record(status, took);
+            } else {
+                s.stable.record(status, took);
+            }
+        }
         if ok {
             self.counters.handled.fetch_add(1, Ordering::Relaxed);
             self.metrics.handled.fetch_add(1, Ordering::Relaxed);
@@ -586,8 +599,8 @@ impl Ctx {
         }
         self.counters.in_flight.fetch_sub(1, Ordering::SeqCst);
         self.rt.logs.message(
-            &self.rel.app,
-            Some(self.rel.version),
+            &rel.app,
+            Some(rel.version),
             &instance,
             format!(
                 "message {source} {} attempt {}: {} in {ms:.2} ms",
@@ -602,15 +615,15 @@ impl Ctx {
         ok
     }
 
-    async fn call(&self, instance: &str, payload: &[u8]) -> Result<(), String> {
-        let Code::Message(pre) = &*self.rel.code else {
+    async fn call(&self, rel: &ReleaseRun, instance: &str, payload: &[u8]) -> Result<(), String> {
+        let Code::Message(pre) = &*rel.code else {
             return Err("the release is not a message handler".into());
         };
         let memory = Arc::new(AtomicU64::new(0));
-        let cap = self.rel.manifest.memory_bytes();
+        let cap = rel.manifest.memory_bytes();
         let state = P2State::new(
-            wasi_builder(&self.rt, &self.rel, instance).build(),
-            &self.rel.caps,
+            wasi_builder(&self.rt, rel, instance).build(),
+            &rel.caps,
             instance,
             Limits::new(cap, memory),
         );
@@ -620,7 +633,7 @@ impl Ctx {
             Arc::new(std::sync::atomic::AtomicBool::new(false)),
             |s| &mut s.limits,
         );
-        let deadline = Duration::from_millis(self.rel.manifest.timeout_ms().unwrap_or(30_000));
+        let deadline = Duration::from_millis(rel.manifest.timeout_ms().unwrap_or(30_000));
         let run = async {
             let h = pre.instantiate_async(&mut store).await?;
             h.fermyon_spin_inbound_redis()

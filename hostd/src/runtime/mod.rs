@@ -70,6 +70,8 @@ pub struct Runtime {
     /// Message apps' handling, as health rules and `ps` read it (http apps
     /// keep theirs on their route).
     message_metrics: Mutex<std::collections::HashMap<String, Arc<metrics::MessageMetrics>>>,
+    /// Message apps' live canaries (http apps keep theirs on their route).
+    message_canaries: Mutex<std::collections::HashMap<String, Arc<http::CanarySplit>>>,
     ticking: Arc<AtomicBool>,
 }
 
@@ -111,8 +113,35 @@ impl Runtime {
             routes: http::Routes::default(),
             consumed: Mutex::new(std::collections::HashSet::new()),
             message_metrics: Mutex::new(std::collections::HashMap::new()),
+            message_canaries: Mutex::new(std::collections::HashMap::new()),
             ticking,
         }))
+    }
+
+    /// Sets (or ends) the canary of message app `app`: its share of
+    /// messages goes to the canary release.
+    pub fn set_message_canary(&self, app: &str, split: Option<Arc<http::CanarySplit>>) {
+        let mut m = self
+            .message_canaries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner());
+        match split {
+            Some(s) => {
+                m.insert(app.to_string(), s);
+            }
+            None => {
+                m.remove(app);
+            }
+        }
+    }
+
+    /// The live canary of message app `app`, if any.
+    pub fn message_canary(&self, app: &str) -> Option<Arc<http::CanarySplit>> {
+        self.message_canaries
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(app)
+            .cloned()
     }
 
     /// The handling metrics of message app `app` (made on first use).

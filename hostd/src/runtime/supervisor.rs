@@ -77,6 +77,21 @@ struct Inner {
     draining_consumers: Vec<message::Consumer>,
     /// Why the active release is not running (crash loop), if so.
     halted: Option<String>,
+    /// workers: a live canary (its release and percent of the replicas)
+    /// and its slots.
+    canary: Option<(Arc<ReleaseRun>, u8)>,
+    canary_slots: Vec<Slot>,
+}
+
+/// A worker's replicas split between the active release and a canary
+/// taking `share` percent: at least one of each while the canary is live
+/// (one more than `replicas` when there are too few to split).
+fn worker_split(replicas: u32, share: u8) -> (u32, u32) {
+    if share == 0 || replicas == 0 {
+        return (replicas, 0);
+    }
+    let canary = (replicas * u32::from(share)).div_ceil(100).max(1);
+    (replicas.saturating_sub(canary).max(1), canary)
 }
 
 /// The supervisor of one app on this host.
@@ -112,6 +127,8 @@ impl AppRuntime {
                 consumer: None,
                 draining_consumers: Vec::new(),
                 halted: None,
+                canary: None,
+                canary_slots: Vec::new(),
             }),
             restarts: Arc::new(AtomicU64::new(0)),
         })
@@ -139,7 +156,10 @@ impl AppRuntime {
         g.halted = None;
         g.replicas = replicas;
         g.active = Some(rel.clone());
-        let old: Vec<Slot> = std::mem::take(&mut g.slots);
+        let mut old: Vec<Slot> = std::mem::take(&mut g.slots);
+        // A switch ends a canary: promoted, its release is the active one.
+        g.canary = None;
+        old.append(&mut g.canary_slots);
         for s in &old {
             s.request_stop();
         }
@@ -155,7 +175,7 @@ impl AppRuntime {
         match rel.manifest.kind {
             AppKind::Worker => {
                 for i in 1..=replicas {
-                    let slot = self.spawn_slot(&rel, i);
+                    let slot = self.spawn_slot(&rel, i, "");
                     g.slots.push(slot);
                 }
             }
@@ -209,19 +229,7 @@ impl AppRuntime {
             return; // a crash-looping release stays stopped until a deploy or rollback
         }
         match rel.manifest.kind {
-            AppKind::Worker => {
-                while g.slots.len() as u32 > replicas {
-                    if let Some(s) = g.slots.pop() {
-                        s.request_stop();
-                        g.draining.push(s);
-                    }
-                }
-                while (g.slots.len() as u32) < replicas {
-                    let index = g.slots.last().map(|s| s.index + 1).unwrap_or(1);
-                    let slot = self.spawn_slot(&rel, index);
-                    g.slots.push(slot);
-                }
-            }
+            AppKind::Worker => self.place_workers(&mut g, &rel),
             AppKind::Job => match (replicas, g.job.is_some()) {
                 (0, true) => {
                     if let Some(j) = g.job.take() {
@@ -248,6 +256,61 @@ impl AppRuntime {
                 if replicas > 0 {
                     g.consumer = Some(self.start_consumer(&rel, replicas));
                 }
+            }
+        }
+    }
+
+    /// workers: sets (or, `None`, ends) a canary taking `share` percent
+    /// of the replicas.
+    pub fn set_canary(&self, canary: Option<(Arc<ReleaseRun>, u8)>) {
+        let mut g = self.lock();
+        let changed = match (&g.canary, &canary) {
+            (Some((a, _)), Some((b, _))) => !Arc::ptr_eq(a, b),
+            _ => true,
+        };
+        if changed {
+            let old: Vec<Slot> = std::mem::take(&mut g.canary_slots);
+            for s in &old {
+                s.request_stop();
+            }
+            g.draining.extend(old);
+        }
+        g.canary = canary;
+        if g.kind == AppKind::Worker
+            && g.halted.is_none()
+            && let Some(rel) = g.active.clone()
+        {
+            self.place_workers(&mut g, &rel);
+        }
+    }
+
+    /// Brings a worker's slots to its replicas, split with a canary if one
+    /// is live: stops the last ones beyond it, starts the missing ones.
+    fn place_workers(&self, g: &mut Inner, rel: &Arc<ReleaseRun>) {
+        let share = g.canary.as_ref().map_or(0, |c| c.1);
+        let (stable, canary) = worker_split(g.replicas, share);
+        while g.slots.len() as u32 > stable {
+            if let Some(s) = g.slots.pop() {
+                s.request_stop();
+                g.draining.push(s);
+            }
+        }
+        while (g.slots.len() as u32) < stable {
+            let index = g.slots.last().map(|s| s.index + 1).unwrap_or(1);
+            let slot = self.spawn_slot(rel, index, "");
+            g.slots.push(slot);
+        }
+        while g.canary_slots.len() as u32 > canary {
+            if let Some(s) = g.canary_slots.pop() {
+                s.request_stop();
+                g.draining.push(s);
+            }
+        }
+        if let Some((crel, _)) = g.canary.clone() {
+            while (g.canary_slots.len() as u32) < canary {
+                let index = g.canary_slots.last().map(|s| s.index + 1).unwrap_or(1);
+                let slot = self.spawn_slot(&crel, index, "canary-");
+                g.canary_slots.push(slot);
             }
         }
     }
@@ -282,6 +345,7 @@ impl AppRuntime {
             let mut g = self.lock();
             g.active = None;
             let mut slots: Vec<Slot> = std::mem::take(&mut g.slots);
+            slots.append(&mut g.canary_slots);
             slots.append(&mut g.draining);
             let mut jobs: Vec<JobRun> = g.job.take().into_iter().collect();
             jobs.append(&mut g.draining_jobs);
@@ -318,6 +382,7 @@ impl AppRuntime {
         let mut instances: Vec<InstanceStatus> = g
             .slots
             .iter()
+            .chain(g.canary_slots.iter())
             .chain(g.draining.iter())
             .map(|s| s.status.lock().unwrap_or_else(|p| p.into_inner()).clone())
             .collect();
@@ -445,8 +510,8 @@ impl AppRuntime {
         }
     }
 
-    fn spawn_slot(&self, rel: &Arc<ReleaseRun>, index: u32) -> Slot {
-        let instance: Arc<str> = format!("{}.{}", rel.app, index).into();
+    fn spawn_slot(&self, rel: &Arc<ReleaseRun>, index: u32, tag: &str) -> Slot {
+        let instance: Arc<str> = format!("{}.{tag}{index}", rel.app).into();
         let status = Arc::new(Mutex::new(InstanceStatus {
             instance: instance.clone(),
             release: rel.version,
@@ -478,7 +543,12 @@ impl AppRuntime {
 impl Drop for AppRuntime {
     fn drop(&mut self) {
         let g = self.lock();
-        for s in g.slots.iter().chain(g.draining.iter()) {
+        for s in g
+            .slots
+            .iter()
+            .chain(g.canary_slots.iter())
+            .chain(g.draining.iter())
+        {
             s.stop.request();
         }
         for j in g.job.iter().chain(g.draining_jobs.iter()) {

@@ -64,7 +64,7 @@ mod tests {
                 share: Some("10%".into()),
                 ..Default::default()
             }
-            .plan(None)
+            .plan(None, schema::AppKind::Http)
             .unwrap()
             .unwrap();
             let mut p = Progress {
