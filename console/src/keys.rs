@@ -192,7 +192,7 @@ pub static KEYMAP: &[KeyBinding] = &[
         "P",
         B::Promote,
         S::App,
-        "promote the app's live canary now (active on every host)",
+        "promote the live canary now",
         None,
     )),
     mutating(kb(
@@ -200,7 +200,7 @@ pub static KEYMAP: &[KeyBinding] = &[
         "A",
         B::AbortCanary,
         S::App,
-        "abort the app's live canary (marked failed; the active release serves alone)",
+        "abort the live canary (marked failed)",
         None,
     )),
     mutating(kb(

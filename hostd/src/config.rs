@@ -38,6 +38,8 @@ pub struct HostConfig {
     /// The key that seals apps' config secrets at rest (`--secrets-key`;
     /// default `DATA/secrets.key`, created 0600 on first start).
     pub secrets_key: PathBuf,
+    /// Instances the host can run at once (`--max-instances`).
+    pub max_instances: u32,
 }
 
 /// What the http ingress lets a client cost (see `ingress`).
@@ -132,6 +134,7 @@ impl HostConfig {
             max_artifact_bytes: DEFAULT_MAX_ARTIFACT_BYTES,
             ingress: IngressConfig::default(),
             secrets_key: data_dir.join("secrets.key"),
+            max_instances: crate::engine::DEFAULT_MAX_INSTANCES,
             data_dir,
         })
     }

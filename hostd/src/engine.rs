@@ -35,11 +35,15 @@ pub enum EngineError {
     Config(String),
 }
 
+/// Instances a host can run at once unless told (`--max-instances`).
+pub const DEFAULT_MAX_INSTANCES: u32 = 1000;
+
 /// How the runtime allocates instances.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Allocation {
-    /// Pre-reserved slots: instantiation in microseconds, what http apps need.
-    Pooling,
+    /// Pre-reserved slots for this many instances at once: instantiation in
+    /// microseconds, what http apps need.
+    Pooling(u32),
     /// mmap per instance; for compile-only engines and as a fallback.
     OnDemand,
 }
@@ -65,16 +69,19 @@ pub fn config(target: Option<&str>, allocation: Allocation) -> Result<Config, En
         c.target(t)
             .map_err(|e| EngineError::Config(format!("{e:#}")))?;
     }
-    if allocation == Allocation::Pooling {
+    if let Allocation::Pooling(instances) = allocation {
+        // A component is a few core instances, each with up to two
+        // memories and tables: two of each per instance, as before.
+        let n = instances.max(4);
         let mut p = PoolingAllocationConfig::default();
         p.max_memories_per_module(2)
             .max_tables_per_module(2)
             .table_elements(schema::manifest::MAX_TABLE_ELEMENTS as usize)
-            .total_memories(2000)
-            .total_tables(2000)
-            .total_stacks(1000)
-            .total_core_instances(2000)
-            .total_component_instances(1000)
+            .total_memories(2 * n)
+            .total_tables(2 * n)
+            .total_stacks(n)
+            .total_core_instances(2 * n)
+            .total_component_instances(n)
             .max_core_instance_size(4 << 20)
             .max_component_instance_size(4 << 20)
             // http apps make an instance per request: resetting the first
@@ -126,8 +133,8 @@ pub fn give_back_memory() {
 ///
 /// Pooling needs a large virtual reservation; where the system refuses it
 /// (a tight `ulimit -v`), we fall back to on-demand allocation and say so.
-pub fn runtime_engine() -> Result<Engine, EngineError> {
-    match Engine::new(&config(None, Allocation::Pooling)?) {
+pub fn runtime_engine(instances: u32) -> Result<Engine, EngineError> {
+    match Engine::new(&config(None, Allocation::Pooling(instances))?) {
         Ok(e) => Ok(e),
         Err(e) => {
             tracing::warn!(error = %e, "pooling allocator unavailable; instances will be allocated on demand");
@@ -197,7 +204,7 @@ mod tests {
         let here = host_target().unwrap();
         let other = TARGETS.iter().find(|t| **t != here).unwrap();
         let foreign = precompile(&compile_engine(other).unwrap(), &bytes).unwrap();
-        let engine = runtime_engine().unwrap();
+        let engine = runtime_engine(DEFAULT_MAX_INSTANCES).unwrap();
         // Safety: the bytes come from wasmtime's own precompile above; the
         // point of the test is that a foreign target is rejected, not loaded.
         let err = unsafe { wasmtime::Module::deserialize(&engine, &foreign.cwasm) }.unwrap_err();

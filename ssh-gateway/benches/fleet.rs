@@ -10,6 +10,10 @@
 //!   host serving the kept release) for 1, 3 and 10 hosts.
 //! - `deploy`: deploy-to-ready of a 12 MB http component on 3 hosts (fetch
 //!   through the tunnels, compile on each host, switch, first 200 from each).
+//! - `scale` (only when named): HOSTS (default 200) agents on one gateway: join time, the
+//!   gateway's idle CPU and RSS per host, deploy to all of them (first,
+//!   another component, cached code), rollback, `logs --tail 100` fan-in,
+//!   and how long all take to come back after the gateway is killed.
 //! - `logs`: log lines/s from an app's store to an SSH client through the
 //!   gateway, against OpenSSH's `ssh localhost cat FILE` of the same bytes
 //!   (where an `sshd` is installed: `fixtures/bench-tools.sh`) and a raw
@@ -277,8 +281,102 @@ fn compare_with_peers(f: &Fleet, read: &Read, whole: f64, connect: f64, runs: us
     );
 }
 
+/// A fleet of HOSTS (default 200) real agents on one gateway: joining,
+/// idle cost, deploy, rollback and logs fan-in at that size.
+fn scale() {
+    let hosts: usize = std::env::var("HOSTS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(200);
+    println!(
+        "\n## scale: {hosts} `hostd agent --http none --max-instances 8` on one gateway, real SSH tunnels"
+    );
+    let t = Instant::now();
+    let mut f = Fleet::start_with(hosts, &["--http", "none", "--max-instances", "8"]);
+    println!(
+        "  {hosts} agents started and joined a fresh gateway: {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
+    let agents_rss: u64 = f.procs[1..].iter().map(|p| rss_kib(p.pid())).sum();
+    println!(
+        "  agents' RSS: {} MiB in all, {} MiB each",
+        agents_rss >> 10,
+        (agents_rss / hosts as u64) >> 10
+    );
+    let gw = f.procs[0].pid();
+    let (cpu0, rss0) = (cpu_seconds(gw), rss_kib(gw));
+    std::thread::sleep(Duration::from_secs(10));
+    let cpu = cpu_seconds(gw) - cpu0;
+    println!(
+        "  gateway idle (heartbeats) with {hosts} hosts: RSS {} MiB ({} KiB per host), CPU {:.1}% of a core ({:.0} µs per host per second)",
+        rss0 >> 10,
+        rss0 / hosts as u64,
+        cpu / 10.0 * 100.0,
+        cpu / 10.0 / hosts as f64 * 1e6
+    );
+    let r = hosts.to_string();
+    let deploy = |file: &str| {
+        let t = Instant::now();
+        f.ops(&[
+            "deploy",
+            "api",
+            fixture(file).to_str().unwrap(),
+            "--replicas",
+            &r,
+            "--env",
+            "TICK_MS=1000",
+        ])
+        .ok();
+        t.elapsed().as_secs_f64()
+    };
+    let first = deploy("ticker.wasm");
+    let cpu0 = cpu_seconds(gw);
+    let second = deploy("ticker.component.wasm");
+    let deploy_cpu = cpu_seconds(gw) - cpu0;
+    let rss_deploy = rss_kib(gw);
+    let cached = deploy("ticker.wasm");
+    println!(
+        "  deploy to all {hosts} (one replica each, every host running it when the command returns): first {first:.2} s, a second component {second:.2} s (gateway CPU {deploy_cpu:.2} s, RSS {} MiB), code every host has compiled {cached:.2} s (goal < 5 s)",
+        rss_deploy >> 10
+    );
+    let mut wall = Vec::new();
+    for i in 0..6 {
+        let to = if i % 2 == 0 { "v2" } else { "v3" };
+        let t = Instant::now();
+        f.ops(&["rollback", "api", "--to", to]).ok();
+        wall.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    println!(
+        "  rollback of all {hosts}: p50 {:.0} ms, max {:.0} ms (6 rollbacks; goal p50 < 1 s)",
+        percentile(&mut wall.clone(), 0.5),
+        percentile(&mut wall, 1.0)
+    );
+    std::thread::sleep(Duration::from_secs(2));
+    let mut lines = 0;
+    let logs = median_secs(3, || {
+        let out = f.ops(&["logs", "api", "--tail", "100"]).ok();
+        lines = out.stdout.lines().count();
+    });
+    println!(
+        "  logs api --tail 100 fanned in from {hosts} hosts: {:.0} ms ({lines} lines; median of 3; goal < 1 s)",
+        logs * 1000.0
+    );
+    f.kill9(0);
+    let t = Instant::now();
+    f.restart(0);
+    f.wait_up(hosts, Duration::from_secs(600));
+    println!(
+        "  every host back after a gateway kill -9 and restart: {:.1} s (goal < 10 s)",
+        t.elapsed().as_secs_f64()
+    );
+}
+
 fn main() {
     let want = bench_sections("fleet bench");
+    // 200 processes: only when asked for by name.
+    if std::env::args().any(|a| a == "scale") {
+        scale();
+    }
     if want("rollback") {
         rollback();
     }

@@ -219,7 +219,7 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__agent)
-            opts="-h --host-key --name --label --http --metrics --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
+            opts="-h --host-key --name --label --http --metrics --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --max-instances --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,6 +262,10 @@ _hostd() {
                     return 0
                     ;;
                 --http-idle-timeout-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-instances)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -1309,7 +1313,7 @@ _hostd() {
             return 0
             ;;
         hostd__subcmd__serve)
-            opts="-h --http --metrics --name --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --max-artifact-mb --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
+            opts="-h --http --metrics --name --log-cap-mb --max-request-body-mb --http-max-connections --http-header-timeout-s --http-idle-timeout-s --max-instances --max-artifact-mb --secrets-key --data --local --gateway --identity --accept-new-host-key --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -1344,6 +1348,10 @@ _hostd() {
                     return 0
                     ;;
                 --http-idle-timeout-s)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-instances)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -64,6 +64,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand serve" -l max-request-body-m
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l http-max-connections -d 'http connections served at once; one more is answered 503 (default: half the open-file limit, at most 4096)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l http-header-timeout-s -d 'Seconds a client has to send a request\'s headers' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l http-idle-timeout-s -d 'Seconds an idle keep-alive connection stays open' -r
+complete -c hostd -n "__fish_hostd_using_subcommand serve" -l max-instances -d 'Instances this host can run at once: the slots the pooling allocator reserves (memories, tables and stacks for each). Past it an instance waits or fails; lower it to fit many hosts on one machine' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l max-artifact-mb -d 'Largest artifact a deploy accepts, MiB' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l secrets-key -d 'The key that seals apps\' config secrets at rest, created 0600 on first start (default DATA/secrets.key). Keep a copy apart from the data: without it, the secrets in a restored database cannot be read' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
@@ -83,6 +84,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand agent" -l max-request-body-m
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l http-max-connections -d 'http connections served at once; one more is answered 503 (default: half the open-file limit, at most 4096)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l http-header-timeout-s -d 'Seconds a client has to send a request\'s headers' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l http-idle-timeout-s -d 'Seconds an idle keep-alive connection stays open' -r
+complete -c hostd -n "__fish_hostd_using_subcommand agent" -l max-instances -d 'Instances this host can run at once: the slots the pooling allocator reserves (memories, tables and stacks for each). Past it an instance waits or fails; lower it to fit many hosts on one machine' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l secrets-key -d 'The key that seals apps\' config secrets at rest (default DATA/secrets.key)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
@@ -151,7 +153,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l stream -d 'messag
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l group -d 'The stream\'s consumer group (created at the stream\'s start if absent)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l max-attempts -d 'Attempts before a stream message goes to STREAM:dead (default 5)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l claim-idle-s -d 'Claim messages pending this long on a host that does not come back (default 30)' -r
-complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary -d 'Deploy as a canary: this share of requests goes to the new release, judged against the active one by the gate (--health-rule, default: canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50)' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary -d 'Deploy as a canary: this share of requests (a worker\'s replicas, a message app\'s messages) goes to the new release, judged against the active one by the gate, --health-rule (default: canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50; a worker\'s: canary.restarts > stable.restarts + 2)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary-hosts -d 'Deploy as a canary on this many hosts first (through a gateway)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary-steps -d 'Shares after --canary, rising, comma-separated (10%,50%); 100% comes last' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary-window-s -d 'How long each canary step is held before the next, seconds (default 60)' -r

@@ -34,6 +34,8 @@ pub struct AgentArgs {
     pub log_cap_mb: u64,
     #[command(flatten)]
     pub ingress: super::serve::IngressArgs,
+    #[command(flatten)]
+    pub pool: super::serve::PoolArgs,
     /// The key that seals apps' config secrets at rest (default DATA/secrets.key).
     #[arg(long, value_name = "FILE")]
     pub secrets_key: Option<std::path::PathBuf>,
@@ -71,6 +73,7 @@ pub async fn execute(
         );
     }
     cfg.ingress = args.ingress.config();
+    cfg.max_instances = args.pool.max_instances;
     if let Some(k) = args.secrets_key {
         cfg.secrets_key = k;
     }

@@ -31,6 +31,8 @@ pub struct ServeArgs {
     pub log_cap_mb: u64,
     #[command(flatten)]
     pub ingress: IngressArgs,
+    #[command(flatten)]
+    pub pool: PoolArgs,
     /// Largest artifact a deploy accepts, MiB.
     #[arg(long, value_name = "N", default_value_t = 256,
           value_parser = clap::value_parser!(u64).range(1..=4096))]
@@ -70,6 +72,17 @@ impl IngressArgs {
             idle_timeout: std::time::Duration::from_secs(self.http_idle_timeout_s),
         }
     }
+}
+
+/// How many instances a host can run at once, for `serve` and `agent`.
+#[derive(Debug, Args)]
+pub struct PoolArgs {
+    /// Instances this host can run at once: the slots the pooling allocator
+    /// reserves (memories, tables and stacks for each). Past it an
+    /// instance waits or fails; lower it to fit many hosts on one machine.
+    #[arg(long, value_name = "N", default_value_t = crate::engine::DEFAULT_MAX_INSTANCES,
+          value_parser = clap::value_parser!(u32).range(4..=100_000))]
+    pub max_instances: u32,
 }
 
 /// SIGTERM ends the daemon within this, whatever its apps' stop grace.
@@ -142,6 +155,7 @@ pub async fn execute(args: ServeArgs, data: Option<PathBuf>) -> anyhow::Result<(
     cfg.log_cap_bytes = args.log_cap_mb.max(1) << 20;
     cfg.max_artifact_bytes = args.max_artifact_mb.max(1) << 20;
     cfg.ingress = args.ingress.config();
+    cfg.max_instances = args.pool.max_instances;
     if let Some(k) = args.secrets_key {
         cfg.secrets_key = k;
     }

@@ -115,7 +115,7 @@ impl Host {
             Durability::Full,
         )?;
         let logs = LogHub::open(dir, &config.name, config.log_cap_bytes)?;
-        let engine = crate::engine::runtime_engine()?;
+        let engine = crate::engine::runtime_engine(config.max_instances)?;
         let artifacts = Artifacts::open(dir, engine.clone(), db.clone())?;
         let rt = Runtime::new(engine, logs.clone()).context("starting the runtime")?;
         let secrets = db::secrets::SecretKey::load_or_create(&config.secrets_key)?;

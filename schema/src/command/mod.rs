@@ -386,9 +386,11 @@ pub struct DeployArgs {
     /// Claim messages pending this long on a host that does not come back (default 30).
     #[arg(long, value_name = "S")]
     pub claim_idle_s: Option<u64>,
-    /// Deploy as a canary: this share of requests goes to the new release,
-    /// judged against the active one by the gate (--health-rule, default:
-    /// canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50).
+    /// Deploy as a canary: this share of requests (a worker's replicas, a
+    /// message app's messages) goes to the new release, judged against the
+    /// active one by the gate, --health-rule (default: canary.error_rate > 2 *
+    /// stable.error_rate || canary.p99_ms > stable.p99_ms + 50; a worker's:
+    /// canary.restarts > stable.restarts + 2).
     #[arg(long, value_name = "P%")]
     pub canary: Option<String>,
     /// Deploy as a canary on this many hosts first (through a gateway).

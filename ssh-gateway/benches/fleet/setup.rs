@@ -43,6 +43,12 @@ fn spawn(program: &str, args: &[String]) -> Proc {
 
 impl Fleet {
     pub fn start(hosts: usize) -> Fleet {
+        Fleet::start_with(hosts, &[])
+    }
+
+    /// `hosts` agents started with `extra` arguments; waits (up to 10
+    /// minutes) until every one is up.
+    pub fn start_with(hosts: usize, extra: &[&str]) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix("fleet-bench")
             .tempdir()
@@ -98,6 +104,13 @@ impl Fleet {
             ]
             .map(String::from)
             .to_vec();
+            let mut args = args;
+            args.extend(extra.iter().map(|s| s.to_string()));
+            if extra.contains(&"--http") {
+                // The extra arguments say where (or whether) it serves.
+                let at = args.iter().position(|a| a == "--http").unwrap_or(0);
+                args.drain(at..at + 2);
+            }
             procs.push(spawn("hostd", &args));
             commands.push(("hostd".to_string(), args));
             agents.push((name, http, data));
@@ -109,16 +122,32 @@ impl Fleet {
             commands,
             agents,
         };
-        wait_for("every host up", || {
-            let r = f.ops(&["hosts", "--json"]);
-            (r.code == 0
-                && r.json()
-                    .as_array()
-                    .map(|a| a.iter().filter(|h| h["state"] == "up").count())
-                    == Some(hosts))
-            .then_some(())
-        });
+        f.wait_up(hosts, std::time::Duration::from_secs(600));
         f
+    }
+
+    /// Hosts the gateway says are up.
+    pub fn hosts_up(&self) -> usize {
+        let r = self.ops(&["hosts", "--json"]);
+        if r.code != 0 {
+            return 0;
+        }
+        r.json()
+            .as_array()
+            .map(|a| a.iter().filter(|h| h["state"] == "up").count())
+            .unwrap_or(0)
+    }
+
+    /// Waits until `hosts` are up; panics after `limit`.
+    pub fn wait_up(&self, hosts: usize, limit: std::time::Duration) {
+        let t = Instant::now();
+        while self.hosts_up() < hosts {
+            assert!(
+                t.elapsed() < limit,
+                "not every host came up within {limit:?}"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(100));
+        }
     }
 
     /// Kills process `i` (0: the gateway) with SIGKILL, as a crash would.
@@ -175,6 +204,16 @@ pub fn http_get(port: u16) -> Option<u16> {
     )
     .ok()
     .map(|r| r.status)
+}
+
+/// Resident memory of the process `pid`, KiB.
+pub fn rss_kib(pid: u32) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or(0)
 }
 
 /// CPU seconds (user + system) the process `pid` has used.
