@@ -1,4 +1,6 @@
-//! Frame time of the logs view with 10k, 100k and 1M lines buffered.
+//! Frame time of the overview with 200 hosts and 1000 apps (a snapshot and
+//! a scroll before each frame), and of the logs view with 10k, 100k and 1M
+//! lines buffered.
 //!
 //! Figures, not a test: `cargo bench -p console --bench frame`. Each frame
 //! appends a few lines (untimed) so the view really changes, then times one
@@ -139,7 +141,94 @@ fn rss_mib() -> Option<u64> {
     Some(kb / 1024)
 }
 
+/// The overview of a large fleet: `hosts` hosts and `apps` apps, each
+/// frame after a fresh snapshot (as `watch` sends them) and a key that
+/// scrolls the apps table. Returns (p50, p99, max).
+fn fleet_frames(hosts: usize, apps: usize) -> (Duration, Duration, Duration) {
+    let mut app = App::new(Role::Operator, Front::Local);
+    app.update(Event::Resize {
+        width: WIDTH,
+        height: HEIGHT,
+    });
+    let host_rows: Vec<schema::HostRow> = (0..hosts)
+        .map(|i| schema::HostRow {
+            name: format!("host-{i:03}"),
+            arch: "x86_64".into(),
+            state: schema::HostState::Up,
+            last_seen: "2026-11-30T12:00:00Z".into(),
+            labels: [("region".to_string(), format!("r{}", i % 4))].into(),
+            apps: (apps / hosts.max(1)) as u32,
+            instances: (apps * 2 / hosts.max(1)) as u32,
+            memory_bytes: 64 << 20,
+        })
+        .collect();
+    let snapshot = |tick: usize| -> Vec<PsRow> {
+        (0..apps)
+            .map(|i| PsRow {
+                app: format!("app-{i:04}"),
+                kind: AppKind::Http,
+                release: Some(Version(1 + (i % 7) as u32)),
+                replicas: 2,
+                running: 2,
+                host: format!("host-{:03},host-{:03}", i % hosts, (i + 1) % hosts),
+                state: schema::RunState::Serving,
+                restarts: 0,
+                instance: None,
+                started: None,
+                next_run: None,
+                detail: None,
+                rps: Some(((i * 7 + tick) % 500) as f64),
+                messages: None,
+                requests: Some(schema::RequestStats {
+                    requests: 1000,
+                    errors: (i % 5) as u64,
+                    error_rate: (i % 5) as f64 / 1000.0,
+                    p50_ms: 1.5,
+                    p99_ms: 4.0 + (tick % 10) as f64,
+                    errors_per_s: 0.0,
+                }),
+                hosts: vec![format!("host-{:03}", i % hosts)],
+                canary: None,
+            })
+            .collect()
+    };
+    let mut terminal = Terminal::new(TestBackend::new(WIDTH, HEIGHT)).unwrap();
+    let mut times = Vec::with_capacity(FRAMES);
+    for i in 0..FRAMES + 20 {
+        app.update(Event::Snapshot {
+            hosts: host_rows.clone(),
+            apps: snapshot(i),
+        });
+        app.update(Event::Key(if (i / 100) % 2 == 0 {
+            Key::Down
+        } else {
+            Key::Up
+        }));
+        let start = Instant::now();
+        terminal.draw(|f| console::ui::draw(&app, f)).unwrap();
+        if i >= 20 {
+            times.push(start.elapsed());
+        }
+    }
+    times.sort();
+    (
+        percentile(&times, 0.5),
+        percentile(&times, 0.99),
+        *times.last().unwrap(),
+    )
+}
+
 fn main() {
+    println!("overview of a fleet, {WIDTH}x{HEIGHT}, {FRAMES} frames, a snapshot and a scroll key before each, TestBackend");
+    for (hosts, apps) in [(10, 50), (200, 1000)] {
+        let (p50, p99, max) = fleet_frames(hosts, apps);
+        println!(
+            "{hosts:>5} hosts {apps:>5} apps   p50 {}  p99 {}  max {} (goal p99 < 16 ms)",
+            ms(p50),
+            ms(p99),
+            ms(max)
+        );
+    }
     println!("logs view, {WIDTH}x{HEIGHT}, {FRAMES} frames per case, TestBackend");
     println!(
         "{:>9}  {:<22} {:>10} {:>10} {:>10}",

@@ -238,6 +238,34 @@ fn viewers_cannot_end_a_canary_and_a_gateway_restart_resumes_it_without_promotin
             "the canary still takes its share on {a}"
         );
     }
+    // A host that restarts (losing what it held in memory) gets its share
+    // of the canary back when it reconnects.
+    f.kill_agent(1);
+    f.start_agent(1, &[]);
+    f.wait_host_up("h2");
+    wait_for("the canary back on the restarted host", || {
+        (0..50)
+            .any(|_| {
+                http(&addrs[1], "GET", "ver.localhost", "/", b"")
+                    .is_ok_and(|r| r.text() == "version v2\n")
+            })
+            .then_some(())
+    });
+    // Through the gateway too, a second canary or a bad share is refused
+    // and nothing changes.
+    let v3 = fixture("http-version-v3.wasm");
+    for (args, says) in [
+        (vec!["--canary", "10%"], "ver has a live canary (v2)"),
+        (vec!["--canary", "0%"], "from 1% to 99%"),
+        (vec!["--canary", "30%", "--canary-steps", "20%"], "steps must rise"),
+    ] {
+        let mut a = vec!["deploy", "ver", v3.to_str().unwrap()];
+        a.extend(args.iter().copied());
+        let r = f.ops(&a);
+        assert_ne!(r.code, 0, "{args:?} accepted");
+        assert!(r.stderr.contains(says), "{args:?}: {}", r.stderr);
+    }
+    assert_eq!(f.json(&["ps"])[0]["canary"]["version"], "v2");
     let out = f.json(&["promote", "ver"]);
     assert_eq!(out["action"], "promoted", "{out}");
     for a in &addrs {
