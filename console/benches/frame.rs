@@ -219,7 +219,9 @@ fn fleet_frames(hosts: usize, apps: usize) -> (Duration, Duration, Duration) {
 }
 
 fn main() {
-    println!("overview of a fleet, {WIDTH}x{HEIGHT}, {FRAMES} frames, a snapshot and a scroll key before each, TestBackend");
+    println!(
+        "overview of a fleet, {WIDTH}x{HEIGHT}, {FRAMES} frames, a snapshot and a scroll key before each, TestBackend"
+    );
     for (hosts, apps) in [(10, 50), (200, 1000)] {
         let (p50, p99, max) = fleet_frames(hosts, apps);
         println!(

@@ -4,63 +4,10 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
 use serde_json::Value;
-
-/// GETs in a loop on `threads` threads; every `bad_every`-th request (0:
-/// none) asks for `/status/500`, which http-hello answers 500 and the
-/// version fixtures answer 200. Counts what it saw by body and status.
-struct Load {
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(u16, String)>>>,
-    handles: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addr: &str, app: &str, threads: usize, bad_every: u64) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handles = (0..threads)
-            .map(|t| {
-                let (addr, stop, seen) = (addr.to_string(), stop.clone(), seen.clone());
-                let host = format!("{app}.localhost");
-                std::thread::spawn(move || {
-                    let mut n = t as u64;
-                    while !stop.load(Ordering::SeqCst) {
-                        n += 1;
-                        let path = if bad_every > 0 && n.is_multiple_of(bad_every) {
-                            "/status/500"
-                        } else {
-                            "/"
-                        };
-                        let r = match http(&addr, "GET", &host, path, b"") {
-                            Ok(r) => (r.status, r.text().trim().to_string()),
-                            Err(e) => (0, e.to_string()),
-                        };
-                        seen.lock().unwrap().push(r);
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            seen,
-            handles,
-        }
-    }
-
-    fn finish(self) -> Vec<(u16, String)> {
-        self.stop.store(true, Ordering::SeqCst);
-        for h in self.handles {
-            h.join().unwrap();
-        }
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
 
 fn release_state(h: &Hostd, app: &str, v: &str) -> (String, String) {
     let rows = h.json(&["releases", app]);
@@ -82,7 +29,7 @@ fn a_good_canary_walks_its_steps_under_load_and_is_promoted_by_itself() {
     let h = Hostd::start();
     h.deploy("ver", "http-version-v1.wasm", &["--replicas", "4"]);
     let addr = h.http_addr();
-    let load = Load::start(&addr, "ver", 3, 0);
+    let load = Load::start(std::slice::from_ref(&addr), "ver.localhost", 3, 0);
     let out = h.deploy(
         "ver",
         "http-version-v2.wasm",
@@ -165,7 +112,7 @@ fn a_canary_that_fails_30_percent_of_its_requests_is_aborted_at_its_first_step()
     // it, the canary fails a third of its requests.
     h.deploy("ver", "http-version-v1.wasm", &["--replicas", "4"]);
     let addr = h.http_addr();
-    let load = Load::start(&addr, "ver", 3, 3);
+    let load = Load::start(std::slice::from_ref(&addr), "ver.localhost", 3, 3);
     std::thread::sleep(Duration::from_millis(300));
     let out = h.deploy(
         "ver",
@@ -305,7 +252,7 @@ fn promote_and_abort_by_hand_and_a_restart_resumes_without_promoting() {
         (0..200).any(|_| get(&addr, "ver.localhost", "/").text() == "version v2\n"),
         "the resumed canary serves its share"
     );
-    let load = Load::start(&addr, "ver", 2, 0);
+    let load = Load::start(std::slice::from_ref(&addr), "ver.localhost", 2, 0);
     let out = h.json(&["promote", "ver"]);
     assert_eq!(out["action"], "promoted", "{out}");
     assert_eq!(out["version"], "v2");

@@ -11,16 +11,16 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::manifest::ManifestError;
-
 /// How long each step is held unless told (`--canary-window-s`).
 pub const DEFAULT_WINDOW_S: u64 = 60;
 /// The longest a step may be held.
 pub const MAX_WINDOW_S: u64 = 86_400;
 /// The most steps a canary may have.
 pub const MAX_STEPS: usize = 10;
-/// The gate when the deploy gives no health rule.
-pub use crate::expr::DEFAULT_GATE;
+/// The gate when the deploy gives no health rule (also
+/// `schema::expr::DEFAULT_GATE`).
+pub const DEFAULT_GATE: &str =
+    "canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50";
 /// A worker's gate when the deploy gives none: workers serve no requests,
 /// their instances' exits are what tells a bad release.
 pub const DEFAULT_WORKER_GATE: &str = "canary.restarts > stable.restarts + 2";
@@ -68,8 +68,16 @@ pub struct Plan {
     pub hosts: Option<u32>,
 }
 
-fn field(f: &str, message: impl Into<String>) -> ManifestError {
-    ManifestError::Field {
+/// A `[canary]` that cannot run: which field, and why.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("manifest field `{field}`: {message}")]
+pub struct PlanError {
+    pub field: String,
+    pub message: String,
+}
+
+fn field(f: &str, message: impl Into<String>) -> PlanError {
+    PlanError {
         field: format!("canary.{f}"),
         message: message.into(),
     }
@@ -94,11 +102,7 @@ impl Canary {
     /// The plan, if this asks for a canary; `gate` is the deploy's health
     /// rule, if any (else [`DEFAULT_GATE`], or [`DEFAULT_WORKER_GATE`] for
     /// a worker).
-    pub fn plan(
-        &self,
-        gate: Option<&str>,
-        kind: crate::AppKind,
-    ) -> Result<Option<Plan>, ManifestError> {
+    pub fn plan(&self, gate: Option<&str>, worker: bool) -> Result<Option<Plan>, PlanError> {
         if self.share.is_none() && self.hosts.is_none() && self.steps.is_empty() {
             if self.window_s.is_some() || self.sticky.is_some() {
                 return Err(field(
@@ -159,10 +163,7 @@ impl Canary {
             if !ok {
                 return Err(field(
                     "sticky",
-                    format!(
-                        "{:?} is not a header name (letters, digits, '-', '_')",
-                        crate::render::clean(h)
-                    ),
+                    format!("{h:?} is not a header name (letters, digits, '-', '_')"),
                 ));
             }
         }
@@ -171,7 +172,7 @@ impl Canary {
             window_s,
             sticky: self.sticky.as_ref().map(|h| h.to_ascii_lowercase()),
             gate: gate
-                .unwrap_or(if kind == crate::AppKind::Worker {
+                .unwrap_or(if worker {
                     DEFAULT_WORKER_GATE
                 } else {
                     DEFAULT_GATE
@@ -326,27 +327,19 @@ mod tests {
 
     #[test]
     fn plans_and_refusals() {
-        let p = c(Some("10%"), &["50%"])
-            .plan(None, crate::AppKind::Http)
-            .unwrap()
-            .unwrap();
+        let p = c(Some("10%"), &["50%"]).plan(None, false).unwrap().unwrap();
         assert_eq!(p.steps, vec![10, 50]);
         assert_eq!(p.window_s, DEFAULT_WINDOW_S);
         assert_eq!(p.gate, DEFAULT_GATE);
         assert_eq!(
             c(None, &["10%", "50"])
-                .plan(None, crate::AppKind::Http)
+                .plan(None, false)
                 .unwrap()
                 .unwrap()
                 .steps,
             vec![10, 50]
         );
-        assert!(
-            c(None, &[])
-                .plan(None, crate::AppKind::Http)
-                .unwrap()
-                .is_none()
-        );
+        assert!(c(None, &[]).plan(None, false).unwrap().is_none());
         for (share, steps, says) in [
             (Some("0%"), &[][..], "from 1% to 99%"),
             (Some("150%"), &[], "from 1% to 99%"),
@@ -355,10 +348,7 @@ mod tests {
             (Some("10%"), &["5%"], "steps must rise: 5% comes after 10%"),
             (Some("10%"), &["10%"], "steps must rise"),
         ] {
-            let e = c(share, steps)
-                .plan(None, crate::AppKind::Http)
-                .unwrap_err()
-                .to_string();
+            let e = c(share, steps).plan(None, false).unwrap_err().to_string();
             assert!(e.contains(says), "{share:?} {steps:?}: {e}");
         }
         let both = Canary {
@@ -367,7 +357,7 @@ mod tests {
             ..Canary::default()
         };
         assert!(
-            both.plan(None, crate::AppKind::Http)
+            both.plan(None, false)
                 .unwrap_err()
                 .to_string()
                 .contains("not both")
@@ -378,12 +368,7 @@ mod tests {
             ..Canary::default()
         };
         assert_eq!(
-            sticky
-                .plan(None, crate::AppKind::Http)
-                .unwrap()
-                .unwrap()
-                .sticky
-                .as_deref(),
+            sticky.plan(None, false).unwrap().unwrap().sticky.as_deref(),
             Some("x-user")
         );
         let bad = Canary {
@@ -391,14 +376,14 @@ mod tests {
             sticky: Some("x user".into()),
             ..Canary::default()
         };
-        assert!(bad.plan(None, crate::AppKind::Http).is_err());
+        assert!(bad.plan(None, false).is_err());
         let alone = Canary {
             window_s: Some(5),
             ..Canary::default()
         };
         assert!(
             alone
-                .plan(None, crate::AppKind::Http)
+                .plan(None, false)
                 .unwrap_err()
                 .to_string()
                 .contains("need a canary")

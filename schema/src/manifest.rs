@@ -637,7 +637,9 @@ impl Manifest {
     /// A canary's plan, if the release asks for one: its shares, window
     /// and gate (the health rule, or the default gate).
     pub fn canary_plan(&self) -> Result<Option<crate::canary::Plan>, ManifestError> {
-        self.canary.plan(self.health.rule.as_deref(), self.kind)
+        self.canary
+            .plan(self.health.rule.as_deref(), self.kind == AppKind::Worker)
+            .map_err(|e| field(&e.field, e.message))
     }
 
     fn validate_canary(&self) -> Result<(), ManifestError> {

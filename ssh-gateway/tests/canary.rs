@@ -4,62 +4,9 @@
 
 mod common;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use common::*;
-
-/// GETs in a loop against every host's ingress; every `bad_every`-th asks
-/// for `/status/500` (500 from http-hello, 200 from the version fixtures).
-struct Load {
-    stop: Arc<AtomicBool>,
-    seen: Arc<Mutex<Vec<(u16, String)>>>,
-    handles: Vec<std::thread::JoinHandle<()>>,
-}
-
-impl Load {
-    fn start(addrs: &[String], bad_every: u64) -> Load {
-        let stop = Arc::new(AtomicBool::new(false));
-        let seen = Arc::new(Mutex::new(Vec::new()));
-        let handles = addrs
-            .iter()
-            .enumerate()
-            .map(|(t, addr)| {
-                let (addr, stop, seen) = (addr.clone(), stop.clone(), seen.clone());
-                std::thread::spawn(move || {
-                    let mut n = t as u64;
-                    while !stop.load(Ordering::SeqCst) {
-                        n += 1;
-                        let path = if bad_every > 0 && n.is_multiple_of(bad_every) {
-                            "/status/500"
-                        } else {
-                            "/"
-                        };
-                        let r = match http(&addr, "GET", "ver.localhost", path, b"") {
-                            Ok(r) => (r.status, r.text().trim().to_string()),
-                            Err(e) => (0, e.to_string()),
-                        };
-                        seen.lock().unwrap().push(r);
-                    }
-                })
-            })
-            .collect();
-        Load {
-            stop,
-            seen,
-            handles,
-        }
-    }
-
-    fn finish(self) -> Vec<(u16, String)> {
-        self.stop.store(true, Ordering::SeqCst);
-        for h in self.handles {
-            h.join().unwrap();
-        }
-        std::mem::take(&mut *self.seen.lock().unwrap())
-    }
-}
 
 fn two_hosts() -> (Fleet, Vec<String>) {
     let mut f = Fleet::start();
@@ -92,7 +39,7 @@ fn a_good_canary_walks_10_50_100_on_every_host_by_itself() {
             (get(a, "ver.localhost", "/").text() == "version v1\n").then_some(())
         });
     }
-    let load = Load::start(&addrs, 0);
+    let load = Load::start(&addrs, "ver.localhost", 1, 0);
     let v2 = fixture("http-version-v2.wasm");
     let out = f.json(&[
         "deploy",
@@ -146,7 +93,7 @@ fn a_bad_canary_is_aborted_on_every_host_when_one_gate_trips() {
             (get(a, "ver.localhost", "/").text() == "version v1\n").then_some(())
         });
     }
-    let load = Load::start(&addrs, 3);
+    let load = Load::start(&addrs, "ver.localhost", 1, 3);
     let bad = fixture("http-hello.wasm");
     let out = f.json(&[
         "deploy",
@@ -257,7 +204,10 @@ fn viewers_cannot_end_a_canary_and_a_gateway_restart_resumes_it_without_promotin
     for (args, says) in [
         (vec!["--canary", "10%"], "ver has a live canary (v2)"),
         (vec!["--canary", "0%"], "from 1% to 99%"),
-        (vec!["--canary", "30%", "--canary-steps", "20%"], "steps must rise"),
+        (
+            vec!["--canary", "30%", "--canary-steps", "20%"],
+            "steps must rise",
+        ),
     ] {
         let mut a = vec!["deploy", "ver", v3.to_str().unwrap()];
         a.extend(args.iter().copied());

@@ -64,7 +64,7 @@ mod tests {
                 share: Some("10%".into()),
                 ..Default::default()
             }
-            .plan(None, schema::AppKind::Http)
+            .plan(None, false)
             .unwrap()
             .unwrap();
             let mut p = Progress {

@@ -47,11 +47,8 @@ impl Metrics {
     }
 }
 
-/// The gate a canary release must pass unless its manifest says otherwise:
-/// it fails when its error rate is over twice the stable release's, or its
-/// p99 latency more than 50 ms over the stable release's.
-pub const DEFAULT_GATE: &str =
-    "canary.error_rate > 2 * stable.error_rate || canary.p99_ms > stable.p99_ms + 50";
+/// The gate of a canary deployed without a health rule.
+pub use crate::canary::DEFAULT_GATE;
 
 /// Parses and checks a health rule (names are limited to the metrics of
 /// [`Metrics`]; anything else is an error naming them).
