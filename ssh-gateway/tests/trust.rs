@@ -362,3 +362,51 @@ fn what_a_peer_puts_in_names_reaches_operators_as_text_never_as_terminal_command
         "escaped, still readable:\n{audit}"
     );
 }
+
+#[test]
+fn a_host_not_placed_on_an_app_cannot_abort_its_canary() {
+    use schema::tunnel::{self, HostEvent, HostMsg};
+    let mut f = Fleet::start();
+    f.add_agent("h1", &[]);
+    let v1 = fixture("http-version-v1.wasm");
+    f.ops(&["deploy", "ver", v1.to_str().unwrap()]).ok();
+    let v2 = fixture("http-version-v2.wasm");
+    f.ops(&[
+        "deploy",
+        "ver",
+        v2.to_str().unwrap(),
+        "--canary",
+        "10%",
+        "--canary-window-s",
+        "3600",
+    ])
+    .ok();
+    let evil = keygen(f.dir.path(), "evil-host");
+    f.enroll("host", &evil, "evil");
+    let mut frames = Vec::new();
+    tunnel::encode_msg(&host_hello("evil"), &mut frames);
+    tunnel::encode_msg(
+        &HostMsg::Event(HostEvent::CanaryTripped {
+            app: "ver".into(),
+            version: schema::Version(2),
+            detail: "\u{1b}[2J gate tripped, trust me".into(),
+        }),
+        &mut frames,
+    );
+    let (mut host, stdin) = f.scripted_host("evil-host", &frames);
+    wait_for("the evil host up", || {
+        (f.host_state("evil").as_deref() == Some("up")).then_some(())
+    });
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    let ps = f.json(&["ps"]);
+    assert_eq!(
+        ps[0]["canary"]["version"], "v2",
+        "the canary is still live: {ps}"
+    );
+    let audit = f.ops(&["audit"]).ok().stdout;
+    assert!(!audit.contains("trust me"), "{audit}");
+    assert!(!audit.contains('\u{1b}'), "{audit}");
+    drop(stdin);
+    let _ = host.kill();
+    let _ = host.wait();
+}

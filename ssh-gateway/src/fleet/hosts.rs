@@ -287,6 +287,9 @@ impl Fleet {
                     .live_canary(&app)
                     .is_some_and(|l| l.progress.version == version);
                 if placed && live {
+                    // What a host says is kept short: a gate's explanation
+                    // is a line, not a document.
+                    let detail: String = detail.chars().take(512).collect();
                     self.canary_tripped(host, app, version, detail);
                 }
             }
