@@ -14,7 +14,8 @@ use clap::{Args, Parser, Subcommand};
 #[derive(Debug, Parser)]
 #[command(name = "console", version, max_term_width = 100)]
 pub struct Cli {
-    /// The gateway: [user@]host[:port] (default port 2222).
+    /// The gateway: [user@]host[:port] (default port 2222), or a
+    /// comma-separated list tried in turn.
     #[arg(long, env = "CRANEFLEET_GATEWAY", value_name = "ADDR")]
     pub gateway: Option<String>,
     /// SSH key (default ~/.ssh/id_ed25519).

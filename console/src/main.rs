@@ -29,7 +29,7 @@ fn color(mono: bool) -> bool {
 
 /// Connects to the gateway as the flags say.
 async fn connect(cli: &Cli, gateway: &str) -> anyhow::Result<SshExecutor> {
-    let target = Target::parse(gateway, &ssh::local_user())?;
+    let targets = Target::parse_list(gateway, &ssh::local_user())?;
     let identity = cli
         .identity
         .clone()
@@ -39,7 +39,18 @@ async fn connect(cli: &Cli, gateway: &str) -> anyhow::Result<SshExecutor> {
         path: ssh::ssh_dir().join("known_hosts"),
         accept_new: cli.accept_new_host_key,
     };
-    Ok(SshExecutor::connect(target, key, known).await?)
+    if let [target] = &targets[..] {
+        return Ok(SshExecutor::connect(target.clone(), key, known).await?);
+    }
+    // The first gateway of the list that answers.
+    let mut failures = Vec::new();
+    for target in targets {
+        match SshExecutor::connect(target.clone(), key.clone(), known.clone()).await {
+            Ok(e) => return Ok(e),
+            Err(e) => failures.push(format!("{}: {e}", target.addr())),
+        }
+    }
+    anyhow::bail!("no gateway answered: {}", failures.join("; "))
 }
 
 /// Starts `watch --json` and reads its first line, which says what this

@@ -26,7 +26,8 @@ pub struct Cli {
     /// Talk to the daemon on this machine over its Unix socket.
     #[arg(long, global = true)]
     pub local: bool,
-    /// Talk to a gateway over SSH: [user@]host[:port].
+    /// Talk to a gateway over SSH: [user@]host[:port], or a comma-separated
+    /// list of gateways tried in turn (the first that answers).
     #[arg(long, global = true, env = "CRANEFLEET_GATEWAY", value_name = "ADDR")]
     pub gateway: Option<String>,
     /// SSH key for --gateway (default ~/.ssh/id_ed25519).

@@ -35,14 +35,14 @@ pub async fn exec(
     stdin: Option<Vec<u8>>,
     out: &mut Stdout,
 ) -> anyhow::Result<i32> {
-    let target = Target::parse(gateway, &ssh::local_user())?;
+    let targets = Target::parse_list(gateway, &ssh::local_user())?;
     let identity = identity.unwrap_or_else(default_identity);
     let key = ssh::load_key(&identity)?;
     let policy = HostKeyPolicy::KnownHosts {
         path: ssh_dir().join("known_hosts"),
         accept_new: accept_new_host_key,
     };
-    let handle = ssh::connect(&target, &key, policy).await?;
+    let (handle, _) = ssh::connect_first(&targets, &key, policy).await?;
     let mut channel = handle
         .channel_open_session()
         .await

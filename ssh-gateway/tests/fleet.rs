@@ -541,3 +541,65 @@ fn a_client_that_stops_reading_holds_up_the_hosts_read_not_gateway_memory() {
         (cancelled(&f) > was).then_some(())
     });
 }
+
+#[test]
+fn hosts_and_clients_take_a_list_of_gateways_and_use_the_first_that_answers() {
+    use std::process::Command;
+    let f = Fleet::start();
+    let dead = format!("127.0.0.1:{}", free_port());
+    // An agent given the list joins the gateway that answers.
+    let key = keygen(f.dir.path(), "h9-host");
+    f.enroll("host", &key, "h9");
+    let mut agent = Proc::spawn(
+        "hostd agent",
+        Command::new(hostd_bin())
+            .args([
+                "agent",
+                "--gateway",
+                &format!("{dead},{}", f.addr()),
+                "--name",
+                "h9",
+                "--http",
+                "none",
+                "--host-key",
+            ])
+            .arg(&key)
+            .arg("--data")
+            .arg(f.path("h9"))
+            .env_remove("CRANEFLEET_GATEWAY")
+            .env("CRANEFLEET_LOG", "warn")
+            .stdout(Stdio::null())
+            .stderr(Stdio::null()),
+    );
+    f.wait_host_up("h9");
+    // So do commands.
+    let cmd = |gateways: &str| {
+        run(
+            Command::new(hostd_bin())
+                .args([
+                    "--gateway",
+                    gateways,
+                    "--accept-new-host-key",
+                    "hosts",
+                    "--json",
+                ])
+                .env("HOME", f.path("home"))
+                .env_remove("CRANEFLEET_GATEWAY")
+                .env("CRANEFLEET_LOG", "warn"),
+            None,
+        )
+    };
+    let hosts = cmd(&format!("alice@{dead},alice@{}", f.addr())).ok().json();
+    assert_eq!(hosts[0]["name"], "h9", "{hosts}");
+    // When none answers, the error names what each said.
+    let other = format!("127.0.0.1:{}", free_port());
+    let r = cmd(&format!("alice@{dead},alice@{other}"));
+    assert_eq!(r.code, 1, "{}", r.stderr);
+    assert!(r.stderr.contains("no gateway answered"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains(&dead) && r.stderr.contains(&other),
+        "{}",
+        r.stderr
+    );
+    agent.stop();
+}

@@ -24,7 +24,7 @@ function __fish_console_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c console -n "__fish_console_needs_command" -l gateway -d 'The gateway: [user@]host[:port] (default port 2222)' -r
+complete -c console -n "__fish_console_needs_command" -l gateway -d 'The gateway: [user@]host[:port] (default port 2222), or a comma-separated list tried in turn' -r
 complete -c console -n "__fish_console_needs_command" -l identity -d 'SSH key (default ~/.ssh/id_ed25519)' -r -F
 complete -c console -n "__fish_console_needs_command" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c console -n "__fish_console_needs_command" -l mono -d 'Draw without colour (also when NO_COLOR is set)'

@@ -25,7 +25,7 @@ function __fish_hostd_using_subcommand
 end
 
 complete -c hostd -n "__fish_hostd_needs_command" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_needs_command" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_needs_command" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_needs_command" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_needs_command" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_needs_command" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -68,7 +68,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand serve" -l max-instances -d '
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l max-artifact-mb -d 'Largest artifact a deploy accepts, MiB' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l secrets-key -d 'The key that seals apps\' config secrets at rest, created 0600 on first start (default DATA/secrets.key). Keep a copy apart from the data: without it, the secrets in a restored database cannot be read' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand serve" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand serve" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand serve" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -87,7 +87,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand agent" -l http-idle-timeout-
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l max-instances -d 'Instances this host can run at once: the slots the pooling allocator reserves (memories, tables and stacks for each). Past it an instance waits or fails; lower it to fit many hosts on one machine' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l secrets-key -d 'The key that seals apps\' config secrets at rest (default DATA/secrets.key)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand agent" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand agent" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand agent" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -96,7 +96,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand agent" -s h -l help -d 'Prin
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l target -d 'x86_64-unknown-linux-gnu or aarch64-unknown-linux-gnu (default: this machine)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -s o -l output -d 'Where to write the .cwasm (default: FILE with .cwasm, or .<arch>.cwasm for another target)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -104,7 +104,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand precompile" -l json -d 'One 
 complete -c hostd -n "__fish_hostd_using_subcommand precompile" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand demo" -l http -d 'Ingress address for the demo\'s http app' -r
 complete -c hostd -n "__fish_hostd_using_subcommand demo" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand demo" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand demo" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand demo" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand demo" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand demo" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -112,7 +112,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand demo" -l json -d 'One JSON d
 complete -c hostd -n "__fish_hostd_using_subcommand demo" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand completions" -l out -d 'Write the scripts into DIR (`NAME.bash`, `_NAME`, `NAME.fish`) instead of printing one' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand completions" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand completions" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand completions" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand completions" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand completions" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand completions" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -120,7 +120,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand completions" -l json -d 'One
 complete -c hostd -n "__fish_hostd_using_subcommand completions" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand man" -l out -d 'Write one page per command into DIR (`NAME.1`, `NAME-SUBCOMMAND.1`, …) instead of printing the program\'s own page' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand man" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand man" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand man" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand man" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand man" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand man" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -159,7 +159,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary-steps -d '
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary-window-s -d 'How long each canary step is held before the next, seconds (default 60)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l canary-sticky -d 'http canaries: route by this request header\'s hash, so one user sees one release' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l keep-env -d 'Keep the running release\'s env and set --env over it, instead of replacing it'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l local -d 'Talk to the daemon on this machine over its Unix socket'
@@ -167,14 +167,14 @@ complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l accept-new-host-k
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand deploy" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand ps" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand ps" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand ps" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand ps" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand ps" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand ps" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand ps" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand ps" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand releases" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand releases" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand releases" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand releases" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand releases" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand releases" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -182,35 +182,35 @@ complete -c hostd -n "__fish_hostd_using_subcommand releases" -l json -d 'One JS
 complete -c hostd -n "__fish_hostd_using_subcommand releases" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l to -d 'The release to make active (default: the newest healthy one before the active)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand rollback" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand scale" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand scale" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand scale" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand scale" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand scale" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand scale" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand scale" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand scale" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand restart" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand restart" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand restart" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand restart" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand restart" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand restart" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand restart" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand restart" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand promote" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand promote" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand promote" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand promote" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand promote" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand promote" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand promote" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand promote" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand abort" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand abort" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand abort" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand abort" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand abort" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand abort" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -220,7 +220,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand logs" -l since -d 'A sequenc
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -l tail -d 'Only the last N records (default 100 unless --since is given)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -l where -d 'Only records matching the expression, e.g. `stream == "stderr"`' -r
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand logs" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand logs" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -s f -l follow -d 'Keep printing records as they arrive'
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -l local -d 'Talk to the daemon on this machine over its Unix socket'
@@ -229,14 +229,14 @@ complete -c hostd -n "__fish_hostd_using_subcommand logs" -l json -d 'One JSON d
 complete -c hostd -n "__fish_hostd_using_subcommand logs" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -l confirm -d 'The app\'s name again: `rm` removes its releases, compiled code and logs from every host (to stop it and keep them: `scale APP 0`)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand rm" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand rm" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand rm" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -244,7 +244,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand hosts" -l json -d 'One JSON 
 complete -c hostd -n "__fish_hostd_using_subcommand hosts" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l tail -d 'Only the last N entries (the newest N, still oldest first)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand audit" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand audit" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
@@ -252,7 +252,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand audit" -l json -d 'One JSON 
 complete -c hostd -n "__fish_hostd_using_subcommand audit" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand events" -l tail -d 'The last N events first' -r
 complete -c hostd -n "__fish_hostd_using_subcommand events" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand events" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand events" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand events" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand events" -s f -l follow -d 'Keep printing events as they happen'
 complete -c hostd -n "__fish_hostd_using_subcommand events" -l local -d 'Talk to the daemon on this machine over its Unix socket'
@@ -260,21 +260,21 @@ complete -c hostd -n "__fish_hostd_using_subcommand events" -l accept-new-host-k
 complete -c hostd -n "__fish_hostd_using_subcommand events" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand events" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand watch" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand watch" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand watch" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand watch" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand watch" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand watch" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand watch" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand watch" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand info" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand info" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand info" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand info" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand info" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand info" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'
 complete -c hostd -n "__fish_hostd_using_subcommand info" -l json -d 'One JSON document (or one JSON object per line for streams)'
 complete -c hostd -n "__fish_hostd_using_subcommand info" -s h -l help -d 'Print help'
 complete -c hostd -n "__fish_hostd_using_subcommand config" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand config" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand config" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand config" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand config" -l secret -d 'With `set`: the values are secrets (sealed at rest, never printed, hidden from viewers)'
 complete -c hostd -n "__fish_hostd_using_subcommand config" -l local -d 'Talk to the daemon on this machine over its Unix socket'
@@ -284,7 +284,7 @@ complete -c hostd -n "__fish_hostd_using_subcommand config" -s h -l help -d 'Pri
 complete -c hostd -n "__fish_hostd_using_subcommand kv" -l bucket -d 'The bucket (default `default`)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand kv" -l host -d 'Through the gateway: that host\'s own key-value store' -r
 complete -c hostd -n "__fish_hostd_using_subcommand kv" -l data -d 'State directory (default ~/.local/share/cranefleet)' -r -F
-complete -c hostd -n "__fish_hostd_using_subcommand kv" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port]' -r
+complete -c hostd -n "__fish_hostd_using_subcommand kv" -l gateway -d 'Talk to a gateway over SSH: [user@]host[:port], or a comma-separated list of gateways tried in turn (the first that answers)' -r
 complete -c hostd -n "__fish_hostd_using_subcommand kv" -l identity -d 'SSH key for --gateway (default ~/.ssh/id_ed25519)' -r -F
 complete -c hostd -n "__fish_hostd_using_subcommand kv" -l local -d 'Talk to the daemon on this machine over its Unix socket'
 complete -c hostd -n "__fish_hostd_using_subcommand kv" -l accept-new-host-key -d 'Record the gateway\'s host key in ~/.ssh/known_hosts the first time'

@@ -37,7 +37,8 @@ mod session;
 /// How the agent reaches its gateway.
 #[derive(Clone)]
 pub struct AgentConfig {
-    pub target: Target,
+    /// The gateways to try, in order (`--gateway a,b`).
+    pub targets: Vec<Target>,
     pub key: PrivateKey,
     /// Where the gateway's host key is pinned.
     pub pin: PathBuf,
@@ -124,13 +125,15 @@ pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receive
             backoff = BACKOFF_MIN;
         }
         match result {
-            Ok(()) => tracing::warn!(gateway = %cfg.target.addr(), "the gateway closed the tunnel"),
+            Ok(()) => {
+                tracing::warn!(gateway = %cfg.tunnel.gateway, "the gateway closed the tunnel")
+            }
             Err(TunnelError::Ssh(SshError::HostKey(why))) => {
                 tracing::error!("{why}");
                 backoff = BACKOFF_MAX;
             }
             Err(e) => {
-                tracing::warn!(gateway = %cfg.target.addr(), error = %e, "tunnel down; apps keep running")
+                tracing::warn!(gateway = %cfg.tunnel.gateway, error = %e, "tunnel down; apps keep running")
             }
         }
         // Jitter: hosts that lost the gateway together do not return together.

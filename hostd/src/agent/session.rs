@@ -32,7 +32,8 @@ use ssh_client::{self as ssh, HostKeyPolicy};
 
 /// Serves one tunnel until it closes (`Ok`) or fails.
 pub(super) async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), TunnelError> {
-    let (r, w) = tokio::io::split(open(cfg).await?);
+    let (stream, target) = open(cfg).await?;
+    let (r, w) = tokio::io::split(stream);
     let mut reader = FrameReader::new(r, MAX_TUNNEL_FRAME);
     let mut tasks = JoinSet::new();
     let tx = spawn_writer(&mut tasks, w);
@@ -46,17 +47,20 @@ pub(super) async fn session(host: &Arc<Host>, cfg: &AgentConfig) -> Result<(), T
         tasks,
         fetches: Arc::new(Mutex::new(HashMap::new())),
         logs: Streams::default(),
-        gateway: cfg.target.host.clone(),
+        gateway: target.host.clone(),
     };
     let result = requests.serve(&mut reader).await;
     requests.tasks.abort_all();
     result
 }
 
-/// Dials the gateway and opens the tunnel subsystem on a session channel.
-async fn open(cfg: &AgentConfig) -> Result<impl AsyncRead + AsyncWrite + use<>, TunnelError> {
-    let handle = ssh::connect(
-        &cfg.target,
+/// Dials the first gateway that answers and opens the tunnel subsystem on
+/// a session channel.
+async fn open(
+    cfg: &AgentConfig,
+) -> Result<(impl AsyncRead + AsyncWrite + use<>, ssh::Target), TunnelError> {
+    let (handle, target) = ssh::connect_first(
+        &cfg.targets,
         &cfg.key,
         HostKeyPolicy::Pinned(cfg.pin.clone()),
     )
@@ -69,7 +73,7 @@ async fn open(cfg: &AgentConfig) -> Result<impl AsyncRead + AsyncWrite + use<>, 
         .request_subsystem(true, SUBSYSTEM)
         .await
         .map_err(|e| TunnelError::Protocol(e.to_string()))?;
-    Ok(channel.into_stream())
+    Ok((channel.into_stream(), target))
 }
 
 /// The task that owns the write half: frames sent on the [`Tx`] it

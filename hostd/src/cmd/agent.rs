@@ -62,7 +62,7 @@ pub async fn execute(
     cfg.labels = args.label.into_iter().collect();
     cfg.labels
         .insert("arch".into(), std::env::consts::ARCH.into());
-    let target = Target::parse(&gateway, "host")?;
+    let targets = Target::parse_list(&gateway, "host")?;
     let (key, created) = ssh::load_or_create_key(&args.host_key)?;
     if created {
         eprintln!(
@@ -82,7 +82,7 @@ pub async fn execute(
     let agent = tokio::spawn(agent::run(
         daemon.host.clone(),
         AgentConfig {
-            target,
+            targets,
             key,
             pin: dir.join("gateway_host_key"),
             tunnel,

@@ -67,6 +67,56 @@ impl Target {
     pub fn addr(&self) -> String {
         format!("{}:{}", self.host, self.port)
     }
+
+    /// A comma-separated list of gateways (`gw1,ops@gw2:2200`), tried in
+    /// turn; at least one, at most [`MAX_GATEWAYS`].
+    pub fn parse_list(s: &str, default_user: &str) -> Result<Vec<Target>, SshError> {
+        let targets = s
+            .split(',')
+            .map(str::trim)
+            .filter(|t| !t.is_empty())
+            .map(|t| Target::parse(t, default_user))
+            .collect::<Result<Vec<_>, _>>()?;
+        if targets.is_empty() || targets.len() > MAX_GATEWAYS {
+            return Err(SshError::Address(s.to_string()));
+        }
+        Ok(targets)
+    }
+}
+
+/// The most gateways a `--gateway` list may name.
+pub const MAX_GATEWAYS: usize = 16;
+
+/// Connects to the first of `targets` that answers and lets the key in,
+/// trying them in order; which one, and the session. When none does, the
+/// error names what each said.
+pub async fn connect_first(
+    targets: &[Target],
+    key: &PrivateKey,
+    policy: HostKeyPolicy,
+) -> Result<(client::Handle<Client>, Target), SshError> {
+    let mut failures = Vec::new();
+    let mut last = None;
+    for t in targets {
+        match connect(t, key, policy.clone()).await {
+            Ok(h) => return Ok((h, t.clone())),
+            Err(e) => {
+                failures.push(format!("{}: {e}", t.addr()));
+                last = Some(e);
+            }
+        }
+    }
+    match (last, failures.len()) {
+        (Some(e), 1) => Err(e),
+        _ => Err(SshError::Connect {
+            addr: targets
+                .iter()
+                .map(Target::addr)
+                .collect::<Vec<_>>()
+                .join(","),
+            reason: format!("no gateway answered: {}", failures.join("; ")),
+        }),
+    }
 }
 
 impl std::fmt::Display for Target {
@@ -374,6 +424,18 @@ pub async fn connect(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn gateway_lists_parse_in_order_and_refuse_nonsense() {
+        let l = Target::parse_list("gw1, ops@gw2:2200", "me").unwrap();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].addr(), "gw1:2222");
+        assert_eq!(l[1].user, "ops");
+        assert!(Target::parse_list(",", "me").is_err());
+        assert!(Target::parse_list("gw1,gw2:port", "me").is_err());
+        let many = vec!["gw"; MAX_GATEWAYS + 1].join(",");
+        assert!(Target::parse_list(&many, "me").is_err());
+    }
 
     #[test]
     fn targets_parse_with_defaults() {
