@@ -171,6 +171,16 @@ fn viewers_cannot_end_a_canary_and_a_gateway_restart_resumes_it_without_promotin
         assert_ne!(r.code, 0, "a viewer ran {verb}");
         assert!(r.stderr.contains("viewer"), "{}", r.stderr);
     }
+    // On a host, a fleet's canary is the gateway's: refused, nothing cut.
+    for verb in ["promote", "abort"] {
+        let r = f.local(0, &[verb, "ver"]);
+        assert_ne!(r.code, 0, "{verb} ran on the host");
+        assert!(r.stderr.contains("managed by the gateway"), "{}", r.stderr);
+    }
+    assert!(
+        (0..100).any(|_| get(&addrs[0], "ver.localhost", "/").text() == "version v2\n"),
+        "the refused abort left the canary's share on h1"
+    );
     f.kill_gateway();
     f.start_gateway();
     f.wait_host_up("h1");

@@ -333,12 +333,17 @@ impl Host {
         app: &str,
         reason: Option<&str>,
     ) -> Result<Outcome, HostError> {
-        self.cut(app);
+        // A tripped gate cuts the share before waiting for the lock; an
+        // operator's abort is checked first (a refusal changes nothing).
+        if reason.is_some() {
+            self.cut(app);
+        }
         let _op = self.op_lock(app).await;
         let rec = self.app(app).await?;
         if reason.is_none() {
             super::refuse_if_managed(Some(&rec), who, "abort")?;
         }
+        self.cut(app);
         let live = self
             .live_canary(app)
             .ok_or_else(|| HostError::Op(ops::cmd::canary::no_canary(app, "abort")))?;
