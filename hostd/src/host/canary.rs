@@ -67,20 +67,6 @@ impl Gate {
     }
 }
 
-/// A window's figures as the gate reads them.
-fn metrics_of(w: &crate::runtime::metrics::Window, over: Duration) -> Metrics {
-    let s = w.snapshot(over);
-    let some = |x: f64| (s.requests > 0).then_some(x);
-    Metrics {
-        requests: s.requests,
-        errors: s.errors,
-        error_rate: some(s.error_rate),
-        p50_ms: some(s.p50_ms),
-        p99_ms: some(s.p99_ms),
-        restarts: 0,
-    }
-}
-
 fn gauge(m: &Metrics) -> Gauge {
     Gauge {
         requests: m.requests,
@@ -127,18 +113,11 @@ impl Host {
 
     /// Restarts of each release's instances (canary, stable) now.
     fn restarts_by_release(&self, l: &Live) -> (u64, u64) {
-        let Some(sup) = self.supervisor(&l.progress.app) else {
-            return (0, 0);
-        };
-        let st = sup.status();
-        let of = |v: Version| {
-            st.instances
-                .iter()
-                .filter(|i| i.release == v)
-                .map(|i| u64::from(i.restarts))
-                .sum()
-        };
-        (of(l.progress.version), of(l.progress.stable))
+        let p = &l.progress;
+        match self.restarts_of_versions(&p.app, &[p.version, p.stable])[..] {
+            [c, s] => (c, s),
+            _ => (0, 0),
+        }
     }
 
     /// Both releases' figures since this step began: requests, errors and
@@ -157,8 +136,8 @@ impl Host {
         }
         let over = l.step_started.elapsed() + GATE_EVERY;
         (
-            metrics_of(&l.split.canary, over),
-            metrics_of(&l.split.stable, over),
+            l.split.canary.snapshot(over).rule_metrics(),
+            l.split.stable.snapshot(over).rule_metrics(),
         )
     }
 
@@ -305,7 +284,7 @@ impl Host {
                 })?;
         self.switch_to(app, &target).await?;
         self.forget_canary(app).await?;
-        let detail = format!("{} (was {}), canary ended", p.version, p.stable);
+        let detail = ops::cmd::canary::promoted_detail(p);
         self.audit(who, Action::Promote, Some(app), &detail).await;
         self.logs.system(
             app,
@@ -357,10 +336,7 @@ impl Host {
         self.db
             .call(move |c| store::set_release_state(c, &a, v, ReleaseState::Failed, Some(&d)))
             .await?;
-        let line = format!(
-            "canary {} aborted ({why}); {} serves alone",
-            p.version, p.stable
-        );
+        let line = ops::cmd::canary::aborted_line(p, &why);
         self.logs.system(app, Some(p.version), "hostd", &line);
         self.audit(who, Action::Abort, Some(app), &line).await;
         Ok(Outcome {
@@ -395,12 +371,7 @@ impl Host {
         live.restarts_base = self.restarts_by_release(&live);
         let p = live.progress.clone();
         self.canaries_lock().insert(app.to_string(), live);
-        let line = format!(
-            "canary {} at {share}% (step {} of {})",
-            p.version,
-            p.step + 1,
-            p.plan.steps.len()
-        );
+        let line = ops::cmd::canary::step_line(&p);
         if let Err(e) = self.db.call(move |c| db::canaries::save(c, &p)).await {
             tracing::warn!(app, error = %e, "could not record a canary's step");
         }

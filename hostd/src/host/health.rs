@@ -7,8 +7,8 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use schema::AppKind;
 use schema::expr::{Metrics, Rule};
+use schema::{AppKind, Version};
 
 use super::Host;
 use crate::filter::CompiledRule;
@@ -108,24 +108,26 @@ impl Host {
 
     /// Restarts of `run`'s instances so far.
     fn restarts_of(&self, run: &Arc<ReleaseRun>) -> u64 {
-        self.supervisor(&run.app)
-            .map(|s| {
-                s.status()
-                    .instances
-                    .iter()
-                    .filter(|i| i.release == run.version)
+        self.restarts_of_versions(&run.app, &[run.version])[0]
+    }
+
+    /// Restarts so far of the instances of each of `versions` of `app`.
+    pub(super) fn restarts_of_versions(&self, app: &str, versions: &[Version]) -> Vec<u64> {
+        let st = self.supervisor(app).map(|s| s.status());
+        versions
+            .iter()
+            .map(|v| {
+                st.iter()
+                    .flat_map(|st| &st.instances)
+                    .filter(|i| i.release == *v)
                     .map(|i| u64::from(i.restarts))
                     .sum()
             })
-            .unwrap_or(0)
+            .collect()
     }
 
     /// The metrics a health rule reads, for `run` since it became active.
     fn metrics_of(&self, run: &Arc<ReleaseRun>, since: Duration, restarts_before: u64) -> Metrics {
-        let mut m = Metrics {
-            restarts: self.restarts_of(run).saturating_sub(restarts_before),
-            ..Metrics::default()
-        };
         // Whole seconds since the switch, and the partial second it happened in.
         let over = since + EVERY;
         let snapshot = match self.rt.routes.get(&run.app) {
@@ -135,16 +137,10 @@ impl Host {
                 .message_metrics_of(&run.app)
                 .map(|m| m.window.snapshot(over)),
         };
-        if let Some(s) = snapshot {
-            m.requests = s.requests;
-            m.errors = s.errors;
-            if s.requests > 0 {
-                m.error_rate = Some(s.error_rate);
-                m.p50_ms = Some(s.p50_ms);
-                m.p99_ms = Some(s.p99_ms);
-            }
+        Metrics {
+            restarts: self.restarts_of(run).saturating_sub(restarts_before),
+            ..snapshot.map(|s| s.rule_metrics()).unwrap_or_default()
         }
-        m
     }
 }
 

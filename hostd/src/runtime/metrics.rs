@@ -79,6 +79,20 @@ fn upper_ms(i: usize) -> f64 {
 }
 
 impl Snapshot {
+    /// As a health rule (or a canary's gate) reads it: latency and error
+    /// rate missing without requests; restarts are counted elsewhere.
+    pub fn rule_metrics(&self) -> schema::expr::Metrics {
+        let some = |x: f64| (self.requests > 0).then_some(x);
+        schema::expr::Metrics {
+            requests: self.requests,
+            errors: self.errors,
+            error_rate: some(self.error_rate),
+            p50_ms: some(self.p50_ms),
+            p99_ms: some(self.p99_ms),
+            restarts: 0,
+        }
+    }
+
     /// As `ps` shows it.
     pub fn stats(&self) -> schema::RequestStats {
         schema::RequestStats {

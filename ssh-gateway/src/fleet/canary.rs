@@ -288,10 +288,7 @@ impl Fleet {
             .await
             .ok_or_else(|| FleetError::Op(::ops::cmd::canary::no_canary(app, "abort")))?;
         let p = &live.progress;
-        let line = format!(
-            "canary {} aborted ({why}); {} serves alone",
-            p.version, p.stable
-        );
+        let line = ::ops::cmd::canary::aborted_line(p, &why);
         self.audit(who, Action::Abort, Some(app), &line).await;
         self.bump();
         Ok(Outcome {
@@ -327,7 +324,7 @@ impl Fleet {
         lock(&self.canaries).remove(app);
         let a = app.to_string();
         self.db.call(move |c| db::canaries::delete(c, &a)).await?;
-        let detail = format!("{} (was {}), canary ended", p.version, p.stable);
+        let detail = ::ops::cmd::canary::promoted_detail(&p);
         self.audit(who, Action::Promote, Some(app), &detail).await;
         self.bump();
         Ok(Outcome {
@@ -364,11 +361,8 @@ impl Fleet {
                 let failed = self.send_shares(&live, hosts, None, &tx).await;
                 let p = live.progress.clone();
                 let line = format!(
-                    "canary {} at {}% (step {} of {}){}",
-                    p.version,
-                    p.share(),
-                    p.step + 1,
-                    p.plan.steps.len(),
+                    "{}{}",
+                    ::ops::cmd::canary::step_line(&p),
                     if failed.is_empty() {
                         String::new()
                     } else {

@@ -2,7 +2,7 @@
 //! share about canaries — the checks before one starts, the words of the
 //! outcomes.
 
-use schema::canary::{Outcome, Status};
+use schema::canary::{Outcome, Progress, Status};
 
 use crate::error::OpError;
 
@@ -65,4 +65,28 @@ pub fn no_canary(app: &str, verb: &str) -> OpError {
     OpError::failed(format!(
         "{app} has no live canary to {verb}; `deploy {app} FILE --canary 10%` starts one"
     ))
+}
+
+/// A step's audit line and system record: `canary v4 at 50% (step 2 of 2)`.
+pub fn step_line(p: &Progress) -> String {
+    format!(
+        "canary {} at {}% (step {} of {})",
+        p.version,
+        p.share(),
+        p.step + 1,
+        p.plan.steps.len()
+    )
+}
+
+/// An abort's audit line and system record.
+pub fn aborted_line(p: &Progress, why: &str) -> String {
+    format!(
+        "canary {} aborted ({why}); {} serves alone",
+        p.version, p.stable
+    )
+}
+
+/// A promotion's audit detail: `v4 (was v3), canary ended`.
+pub fn promoted_detail(p: &Progress) -> String {
+    format!("{} (was {}), canary ended", p.version, p.stable)
 }
