@@ -30,7 +30,7 @@ pub struct AppRecord {
 }
 
 /// The shared columns, then `managed`.
-fn host_app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
+fn host_app_from_row(r: &db::Row) -> Result<AppRecord, db::SqlError> {
     let db::releases::AppRecord {
         name,
         kind,
@@ -47,19 +47,24 @@ fn host_app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
 }
 
 pub fn get_app(c: &Connection, name: &str) -> rusqlite::Result<Option<AppRecord>> {
-    c.query_row(
+    Ok(db::Sql::query_opt(
+        c,
         &format!("SELECT {APP_COLS}, managed FROM apps WHERE name = ?1"),
-        [name],
-        host_app_from_row,
-    )
-    .optional()
+        db::args![name],
+    )?
+    .map(|r| host_app_from_row(&r))
+    .transpose()?)
 }
 
 pub fn list_apps(c: &Connection) -> rusqlite::Result<Vec<AppRecord>> {
-    let mut q = c.prepare_cached(&format!(
-        "SELECT {APP_COLS}, managed FROM apps ORDER BY name"
-    ))?;
-    q.query_map([], host_app_from_row)?.collect()
+    Ok(db::Sql::query(
+        c,
+        &format!("SELECT {APP_COLS}, managed FROM apps ORDER BY name"),
+        &[],
+    )?
+    .iter()
+    .map(host_app_from_row)
+    .collect::<Result<_, _>>()?)
 }
 
 /// Records release `version` of an app as the gateway numbered it, staged,
@@ -97,7 +102,8 @@ pub fn insert_release_at(
 
 /// Forgets `app` and its releases.
 pub fn delete_app(c: &mut Connection, app: &str) -> rusqlite::Result<()> {
-    db::releases::delete_app(c, app).map(drop)
+    db::releases::delete_app(c, app)?;
+    Ok(())
 }
 
 /// Marks releases beyond the newest `keep` of `app` (never the active one)
@@ -113,7 +119,7 @@ pub fn prune(c: &mut Connection, app: &str, keep: usize) -> rusqlite::Result<Vec
 
 /// Releases left `staged` by a crash mid-deploy never became active: fail them.
 pub fn fail_interrupted_stages(c: &Connection) -> rusqlite::Result<usize> {
-    db::releases::fail_interrupted_stages(c, "hostd")
+    Ok(db::releases::fail_interrupted_stages(c, "hostd")?)
 }
 
 pub fn record_artifact(
@@ -203,11 +209,14 @@ pub fn audit(c: &Connection, e: &db::audit::Entry<'_>, reported: bool) -> rusqli
 
 /// Audit entries not yet reported to the gateway, oldest first, with their ids.
 pub fn unreported(c: &Connection) -> rusqlite::Result<Vec<(i64, AuditEntry)>> {
-    let mut q = c.prepare_cached(&format!(
-        "SELECT id, {ENTRY_COLS} FROM audit WHERE reported = 0 ORDER BY id"
-    ))?;
-    q.query_map([], |r| Ok((r.get(0)?, entry_from_row(r, 1)?)))?
-        .collect()
+    Ok(db::Sql::query(
+        c,
+        &format!("SELECT id, {ENTRY_COLS} FROM audit WHERE reported = 0 ORDER BY id"),
+        &[],
+    )?
+    .iter()
+    .map(|r| Ok((r.get(0)?, entry_from_row(r, 1)?)))
+    .collect::<Result<_, db::SqlError>>()?)
 }
 
 pub fn mark_reported(c: &Connection, up_to: i64) -> rusqlite::Result<()> {

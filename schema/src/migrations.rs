@@ -116,6 +116,11 @@ const GATEWAY_STEPS: &[Migration] = &[
         name: "canaries",
         sql: include_str!("../migrations/gateway/0004_canaries.sql"),
     },
+    Migration {
+        version: 5,
+        name: "ha",
+        sql: include_str!("../migrations/gateway/0005_ha.sql"),
+    },
 ];
 
 #[cfg(test)]

@@ -20,6 +20,17 @@ pub struct Cli {
         value_name = "DIR"
     )]
     pub data: Option<PathBuf>,
+    /// Where the gateway keeps its state: a SQLite file (default
+    /// DATA/gateway.db), or a PostgreSQL database
+    /// (postgres://user:password@host:port/dbname) that several gateways
+    /// share, one active and the others standby.
+    #[arg(
+        long,
+        global = true,
+        env = "CRANEFLEET_GATEWAY_DB",
+        value_name = "PATH|URL"
+    )]
+    pub db: Option<String>,
     /// JSON output (keys list).
     #[arg(long, global = true)]
     pub json: bool,
@@ -40,9 +51,22 @@ pub enum Cmd {
         #[arg(long, value_name = "FILE")]
         host_key: Option<PathBuf>,
         /// This gateway's name, as hosts and audit entries show it (default
-        /// the hostname).
+        /// the hostname). Gateways sharing a PostgreSQL database serve one
+        /// fleet: give them the same name.
         #[arg(long)]
         name: Option<String>,
+        /// Where hosts and operators reach this gateway (HOST:PORT), as a
+        /// standby names it when this one is active (default the --listen
+        /// address, or the hostname and its port when that is 0.0.0.0).
+        /// With PostgreSQL it is also this gateway's name in the lease.
+        #[arg(long, value_name = "HOST:PORT")]
+        advertise: Option<String>,
+        /// With PostgreSQL: seconds the active gateway's lease lasts unless
+        /// renewed (every fifth of it). A standby takes over within about
+        /// this long after the active one dies.
+        #[arg(long, value_name = "SECS", default_value_t = crate::lease::DEFAULT_LEASE_SECS,
+              value_parser = clap::value_parser!(u64).range(3..=300))]
+        lease_secs: u64,
         /// Releases of each app whose artifacts the gateway keeps (the
         /// active one always is); older releases stay in the history.
         #[arg(long, value_name = "N", default_value_t = crate::fleet::DEFAULT_KEEP_RELEASES as u64,

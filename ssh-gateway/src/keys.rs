@@ -4,7 +4,7 @@
 //! may run every command; `viewer` keys only the read commands. Keys live in
 //! `gateway.db`, so enrolling or removing one needs no restart.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use db::{Row, Sql, SqlError, args};
 use russh::keys::{HashAlg, PublicKey};
 use serde::Serialize;
 
@@ -33,7 +33,7 @@ pub enum KeyError {
     #[error("no key named {0}; `ssh-gateway keys list` shows them")]
     Unknown(String),
     #[error("database error: {0}")]
-    Sql(#[from] rusqlite::Error),
+    Sql(#[from] SqlError),
 }
 
 pub fn fingerprint(key: &PublicKey) -> String {
@@ -58,7 +58,7 @@ fn valid_name(n: &str) -> bool {
 }
 
 pub fn add(
-    c: &Connection,
+    c: &dyn Sql,
     role: Role,
     key: &PublicKey,
     name: &str,
@@ -74,12 +74,9 @@ pub fn add(
             role: e.role,
         });
     }
-    let exists: Option<String> = c
-        .query_row("SELECT name FROM keys WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    if exists.is_some() {
+    if c.query_opt("SELECT name FROM keys WHERE name = ?1", args![name])?
+        .is_some()
+    {
         return Err(KeyError::NameTaken(name.to_string()));
     }
     let line = key
@@ -87,7 +84,7 @@ pub fn add(
         .map_err(|e| KeyError::Parse(e.to_string()))?;
     c.execute(
         "INSERT INTO keys (name, role, public_key, fingerprint, added) VALUES (?1, ?2, ?3, ?4, ?5)",
-        params![name, role.to_string(), line, fp, now],
+        args![name, role.to_string(), &line, &fp, now],
     )?;
     Ok(KeyEntry {
         name: name.to_string(),
@@ -98,7 +95,7 @@ pub fn add(
     })
 }
 
-fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyEntry> {
+fn entry(r: &Row) -> Result<KeyEntry, SqlError> {
     let role: String = r.get(1)?;
     Ok(KeyEntry {
         name: r.get(0)?,
@@ -109,38 +106,40 @@ fn entry(r: &rusqlite::Row<'_>) -> rusqlite::Result<KeyEntry> {
     })
 }
 
-pub fn by_fingerprint(c: &Connection, fp: &str) -> rusqlite::Result<Option<KeyEntry>> {
-    c.query_row(
+pub fn by_fingerprint(c: &dyn Sql, fp: &str) -> Result<Option<KeyEntry>, SqlError> {
+    c.query_opt(
         "SELECT name, role, public_key, fingerprint, added FROM keys WHERE fingerprint = ?1",
-        [fp],
-        entry,
-    )
-    .optional()
+        args![fp],
+    )?
+    .map(|r| entry(&r))
+    .transpose()
 }
 
-pub fn list(c: &Connection) -> rusqlite::Result<Vec<KeyEntry>> {
-    let mut q =
-        c.prepare("SELECT name, role, public_key, fingerprint, added FROM keys ORDER BY name")?;
-    q.query_map([], entry)?.collect()
+pub fn list(c: &dyn Sql) -> Result<Vec<KeyEntry>, SqlError> {
+    c.query(
+        "SELECT name, role, public_key, fingerprint, added FROM keys ORDER BY name",
+        &[],
+    )?
+    .iter()
+    .map(entry)
+    .collect()
 }
 
 /// Changes the role of the key `name`; returns the role it had.
-pub fn set_role(c: &Connection, name: &str, role: Role) -> Result<Role, KeyError> {
-    let was: Option<String> = c
-        .query_row("SELECT role FROM keys WHERE name = ?1", [name], |r| {
-            r.get(0)
-        })
-        .optional()?;
-    let was = was.ok_or_else(|| KeyError::Unknown(name.to_string()))?;
+pub fn set_role(c: &dyn Sql, name: &str, role: Role) -> Result<Role, KeyError> {
+    let was: String = c
+        .query_opt("SELECT role FROM keys WHERE name = ?1", args![name])?
+        .ok_or_else(|| KeyError::Unknown(name.to_string()))?
+        .get(0)?;
     c.execute(
         "UPDATE keys SET role = ?2 WHERE name = ?1",
-        params![name, role.to_string()],
+        args![name, role.to_string()],
     )?;
     Ok(was.parse().unwrap_or(Role::Viewer))
 }
 
-pub fn remove(c: &Connection, name: &str) -> Result<(), KeyError> {
-    match c.execute("DELETE FROM keys WHERE name = ?1", [name])? {
+pub fn remove(c: &dyn Sql, name: &str) -> Result<(), KeyError> {
+    match c.execute("DELETE FROM keys WHERE name = ?1", args![name])? {
         0 => Err(KeyError::Unknown(name.to_string())),
         _ => Ok(()),
     }

@@ -1,6 +1,7 @@
 //! ssh-gateway: a fleet of hostd agents operated over SSH.
 //!
-//! Holds the desired state of the fleet in `gateway.db`, places replicas on
+//! Holds the desired state of the fleet in `gateway.db` (or PostgreSQL,
+//! shared by an active gateway and its standbys), places replicas on
 //! hosts, drives deploys and rollbacks through the hosts' tunnels, fans their
 //! logs in, and runs CLI.md commands for operators' `ssh`.
 
@@ -8,6 +9,7 @@ pub mod cli;
 pub mod exec;
 pub mod fleet;
 pub mod keys;
+pub mod lease;
 pub mod logs;
 pub mod metrics;
 pub mod operations;

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 use clap::{CommandFactory, Parser};
-use db::{Db, Durability};
+use db::{Durability, SqlDb, Target};
 use russh::keys::{HashAlg, PrivateKey};
 use schema::audit::Action;
 use ssh_gateway::cli::{Cli, Cmd, KeysCmd};
@@ -24,16 +24,41 @@ fn data_dir(flag: Option<&Path>) -> PathBuf {
     })
 }
 
-fn open_db(dir: &Path) -> anyhow::Result<Db> {
+/// Where the state is: `--db` (a SQLite path or a postgres:// URL), else
+/// DATA/gateway.db.
+fn db_target(dir: &Path, flag: Option<&str>) -> Target {
+    match flag {
+        Some(s) if !s.is_empty() => Target::parse(s),
+        _ => Target::Sqlite(dir.join("gateway.db")),
+    }
+}
+
+fn open_db(dir: &Path, target: &Target) -> anyhow::Result<SqlDb> {
     net::create_private_dir(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Never start empty over what this gateway kept: its artifacts.
-    let state = [dir.join("artifacts"), dir.join("ssh_host_ed25519_key")];
-    db::check_state(&dir.join("gateway.db"), &state)?;
-    Ok(Db::open(
-        &dir.join("gateway.db"),
+    if let Target::Sqlite(path) = target {
+        // Never start empty over what this gateway kept: its artifacts.
+        let state = [dir.join("artifacts"), dir.join("ssh_host_ed25519_key")];
+        db::check_state(path, &state)?;
+    }
+    Ok(SqlDb::open(
+        target,
         schema::migrations::GATEWAY,
         Durability::Full,
     )?)
+}
+
+/// `--advertise`, else the listen address (the hostname for 0.0.0.0).
+fn advertised(flag: Option<String>, listen: &std::net::SocketAddr) -> String {
+    flag.unwrap_or_else(|| {
+        if listen.ip().is_unspecified() {
+            let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+                .map(|s| s.trim().to_string())
+                .unwrap_or_else(|_| "localhost".into());
+            format!("{host}:{}", listen.port())
+        } else {
+            listen.to_string()
+        }
+    })
 }
 
 /// Loads the host key, or makes one (ed25519) on first start.
@@ -51,19 +76,33 @@ fn local_who() -> String {
     schema::Actor::local(std::env::var("USER").unwrap_or_else(|_| "admin".into())).to_string()
 }
 
-async fn serve(
-    cfg: FleetConfig,
+/// What `serve` was given beyond the fleet's configuration.
+struct ServeArgs {
     listen: String,
     key_path: Option<PathBuf>,
     limits: ssh_gateway::server::Limits,
     metrics: Option<std::net::SocketAddr>,
-) -> anyhow::Result<()> {
+    target: Target,
+    advertise: Option<String>,
+    lease: Duration,
+}
+
+async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
+    let ServeArgs {
+        listen,
+        key_path,
+        limits,
+        metrics,
+        target,
+        advertise,
+        lease,
+    } = args;
     let dir = cfg.dir.clone();
     match net::raise_nofile_limit() {
         Ok(n) => tracing::debug!(open_files = n, "file descriptor limit"),
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
-    let db = open_db(&dir)?;
+    let db = open_db(&dir, &target)?;
     // Bound before anything starts, so a taken address fails the start.
     let metrics = match metrics {
         Some(addr) => Some(prom::bind(addr).await?),
@@ -71,7 +110,6 @@ async fn serve(
     };
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
-    let fleet = Fleet::open(cfg, db).await?;
     let config = Arc::new(russh::server::Config {
         keys: vec![key],
         methods: russh::MethodSet::from(&[russh::MethodKind::PublicKey][..]),
@@ -86,7 +124,49 @@ async fn serve(
     let listener = tokio::net::TcpListener::bind(&listen)
         .await
         .with_context(|| format!("cannot listen on {listen}; pick another --listen"))?;
-    tracing::info!(listen = %listener.local_addr()?, host_key = %fp, data = %dir.display(), "ssh-gateway serving");
+    let local = listener.local_addr()?;
+    // With PostgreSQL, gateways sharing the database take turns: this one
+    // serves as a standby (naming the active one) until it holds the lease.
+    let lease = match &target {
+        Target::Postgres(_) => {
+            let address = advertised(advertise, &local);
+            let lease = ssh_gateway::lease::Lease::new(db.clone(), address.clone(), address, lease);
+            let (standing, mut seen) = tokio::sync::watch::channel(None);
+            let (message_tx, message) =
+                tokio::sync::watch::channel(ssh_gateway::lease::standby_message(&lease.holder, None));
+            let (active_tx, active) = tokio::sync::watch::channel(false);
+            tracing::info!(listen = %local, db = %target, gateway = %lease.holder, "ssh-gateway starting: claiming the lease");
+            let holder = lease.holder.clone();
+            let relay = tokio::spawn(async move {
+                while seen.changed().await.is_ok() {
+                    let m = ssh_gateway::lease::standby_message(&holder, seen.borrow().as_ref());
+                    let _ = message_tx.send(m);
+                }
+            });
+            let standby = ssh_gateway::server::standby::run(config.clone(), &listener, limits, message, active);
+            tokio::pin!(standby);
+            let first = {
+                let acquire = lease.acquire(&standing);
+                tokio::pin!(acquire);
+                tokio::select! {
+                    r = &mut acquire => r,
+                    _ = wait_for_signal() => {
+                        tracing::info!("shutting down (standby)");
+                        return Ok(());
+                    }
+                    _ = &mut standby => unreachable!("the standby loop runs until told"),
+                }
+            };
+            let _ = active_tx.send(true);
+            let _ = standby.await;
+            relay.abort();
+            tracing::info!(gateway = %lease.holder, epoch = first.epoch, "holding the lease: this gateway is active");
+            Some((lease, first))
+        }
+        Target::Sqlite(_) => None,
+    };
+    let fleet = Fleet::open(cfg, db).await?;
+    tracing::info!(listen = %local, host_key = %fp, data = %dir.display(), db = %target, "ssh-gateway serving");
     let server = ssh_gateway::server::Server::new(fleet.clone());
     let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
     if let Some(l) = metrics {
@@ -106,14 +186,36 @@ async fn serve(
     let serving = tokio::spawn(ssh_gateway::server::run(
         server, config, listener, limits, shutdown,
     ));
-    wait_for_signal().await;
-    tracing::info!("shutting down");
+    let held = async {
+        match &lease {
+            Some((l, first)) => l.hold(first.clone()).await,
+            None => std::future::pending().await,
+        }
+    };
+    let lost = tokio::select! {
+        _ = wait_for_signal() => None,
+        why = held => Some(why),
+    };
+    match &lost {
+        None => tracing::info!("shutting down"),
+        Some(why) => tracing::error!("lost the lease: {why}; stopping so that one gateway drives the fleet"),
+    }
     fleet.closing();
     let _ = shutdown_tx.send(true);
     let _ = serving.await;
     // Sessions were told; give them a moment to say goodbye.
     tokio::time::sleep(Duration::from_millis(100)).await;
-    Ok(())
+    if let Some((l, _)) = &lease
+        && lost.is_none()
+    {
+        l.release().await;
+    }
+    match lost {
+        Some(why) => anyhow::bail!(
+            "this gateway lost the lease ({why}) and stopped; restarted, it serves as a standby"
+        ),
+        None => Ok(()),
+    }
 }
 
 async fn wait_for_signal() {
@@ -130,8 +232,8 @@ async fn wait_for_signal() {
     }
 }
 
-async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> {
-    let db = open_db(&dir)?;
+async fn keys_cmd(dir: PathBuf, target: Target, json: bool, cmd: KeysCmd) -> anyhow::Result<()> {
+    let db = open_db(&dir, &target)?;
     match cmd {
         KeysCmd::Add { role, file, name } => {
             let text = if file == "-" {
@@ -160,7 +262,7 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
             });
             let now = schema::time::now_millis();
             let entry = db
-                .call(move |c| Ok(keys::add(c, role, &key, &name, now)))
+                .call(move |c| Ok::<_, db::SqlError>(keys::add(c, role, &key, &name, now)))
                 .await??;
             let detail = format!("{} {} ({})", entry.role, entry.name, entry.fingerprint);
             audit_key_change(&db, Action::KeysAdd, detail.clone()).await?;
@@ -198,7 +300,9 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
         }
         KeysCmd::Role { name, role } => {
             let n = name.clone();
-            let was = db.call(move |c| Ok(keys::set_role(c, &n, role))).await??;
+            let was = db
+                .call(move |c| Ok::<_, db::SqlError>(keys::set_role(c, &n, role)))
+                .await??;
             let detail = format!("{name}: {was} -> {role}");
             audit_key_change(&db, Action::KeysRole, detail.clone()).await?;
             if !json {
@@ -207,7 +311,8 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
         }
         KeysCmd::Rm { name } => {
             let n = name.clone();
-            db.call(move |c| Ok(keys::remove(c, &n))).await??;
+            db.call(move |c| Ok::<_, db::SqlError>(keys::remove(c, &n)))
+                .await??;
             audit_key_change(&db, Action::KeysRm, name.clone()).await?;
             if !json {
                 println!("removed {name}");
@@ -218,7 +323,7 @@ async fn keys_cmd(dir: PathBuf, json: bool, cmd: KeysCmd) -> anyhow::Result<()> 
 }
 
 /// Audits a change to the enrolled keys, made by the local user.
-async fn audit_key_change(db: &db::Db, action: Action, detail: String) -> anyhow::Result<()> {
+async fn audit_key_change(db: &SqlDb, action: Action, detail: String) -> anyhow::Result<()> {
     let (who, now) = (local_who(), schema::time::now_millis());
     db.call(move |c| {
         let e = db::audit::Entry {
@@ -267,6 +372,7 @@ fn main() -> ExitCode {
         Err(code) => return code,
     };
     let dir = data_dir(cli.data.as_deref());
+    let target = db_target(&dir, cli.db.as_deref());
     let r = rt.block_on(async {
         match cli.command {
             Cmd::Serve {
@@ -283,6 +389,8 @@ fn main() -> ExitCode {
                 secrets_key,
                 keyvalue_url,
                 metrics,
+                advertise,
+                lease_secs,
             } => {
                 let limits = ssh_gateway::server::Limits {
                     login_grace: Duration::from_secs(login_grace_time),
@@ -307,9 +415,18 @@ fn main() -> ExitCode {
                         .map_err(|e| anyhow::anyhow!("--keyvalue-url: {e}"))?;
                     cfg.keyvalue_url = Some(url);
                 }
-                serve(cfg, listen, host_key, limits, metrics).await
+                let args = ServeArgs {
+                    listen,
+                    key_path: host_key,
+                    limits,
+                    metrics,
+                    target,
+                    advertise,
+                    lease: Duration::from_secs(lease_secs),
+                };
+                serve(cfg, args).await
             }
-            Cmd::Keys(k) => keys_cmd(dir, cli.json, k).await,
+            Cmd::Keys(k) => keys_cmd(dir, target, cli.json, k).await,
             // Answered before the umask, by `docs`.
             Cmd::Completions(_) | Cmd::Man(_) => Ok(()),
         }

@@ -14,7 +14,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use db::Db;
+use db::SqlDb as Db;
 use tokio::sync::watch;
 
 use crate::fleet::Fleet;
@@ -160,9 +160,9 @@ pub async fn apply(fleet: &Fleet, sessions: &Sessions) {
     }
 }
 
-/// SQLite's count of commits by other connections to the database.
+/// A count that moves when another connection commits (SQLite's
+/// `data_version`, PostgreSQL's write counters): a `keys` command run
+/// beside the gateway, or another gateway of the fleet.
 async fn data_version(db: &Db) -> Option<i64> {
-    db.call(|c| c.query_row("PRAGMA data_version", [], |r| r.get(0)))
-        .await
-        .ok()
+    db.call(|c| c.data_version()).await.ok()
 }

@@ -179,7 +179,7 @@ impl Host {
             .call(move |c| {
                 let v = store::insert_release(c, &m, &d, &w, replicas, now)?;
                 store::set_release_state(c, &m.name, v, ReleaseState::Canary, None)?;
-                Ok(v)
+                Ok::<_, rusqlite::Error>(v)
             })
             .await?;
         let run = ReleaseRun::new(version, manifest, code, caps);
@@ -502,7 +502,7 @@ impl Host {
                 if crashloop {
                     store::set_release_state(c, &a, version, ReleaseState::Active, None)?;
                 }
-                Ok(crashloop)
+                Ok::<_, rusqlite::Error>(crashloop)
             })
             .await?;
         let cleared = cleared || was_crashloop;
@@ -540,7 +540,7 @@ impl Host {
             .call(move |c| {
                 let n = store::releases(c, &a)?.len();
                 store::delete_app(c, &a)?;
-                Ok(n)
+                Ok::<_, rusqlite::Error>(n)
             })
             .await?;
         self.logs.remove_app(app).await;

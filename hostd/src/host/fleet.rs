@@ -46,7 +46,7 @@ impl Host {
                         kept,
                     });
                 }
-                Ok(out)
+                Ok::<_, rusqlite::Error>(out)
             })
             .await?)
     }

@@ -427,7 +427,7 @@ async fn handle_events(host: std::sync::Weak<Host>, mut rx: mpsc::UnboundedRecei
                                 Some(&d),
                             )?;
                         }
-                        Ok(active == Some(version))
+                        Ok::<_, rusqlite::Error>(active == Some(version))
                     })
                     .await
                     .unwrap_or(false);

@@ -4,7 +4,8 @@
 //! heard of yet); hostd's store writes and reads that column itself,
 //! around [`ENTRY_COLS`] and [`entry_from_row`].
 
-use rusqlite::{Connection, params};
+use crate::args;
+use crate::sql::{Row, Sql, SqlError};
 use schema::AuditEntry;
 use schema::audit::Action;
 
@@ -12,7 +13,7 @@ use schema::audit::Action;
 pub const ENTRY_COLS: &str = "time, key, action, app, detail, refused";
 
 /// Reads the [`ENTRY_COLS`] of a row, starting at column `first`.
-pub fn entry_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<AuditEntry> {
+pub fn entry_from_row(r: &Row, first: usize) -> Result<AuditEntry, SqlError> {
     Ok(AuditEntry {
         time: schema::time::rfc3339(r.get(first)?),
         key: r.get(first + 1)?,
@@ -24,10 +25,10 @@ pub fn entry_from_row(r: &rusqlite::Row<'_>, first: usize) -> rusqlite::Result<A
 }
 
 /// Records an entry.
-pub fn record(c: &Connection, e: &Entry<'_>) -> rusqlite::Result<()> {
+pub fn record(c: &dyn Sql, e: &Entry<'_>) -> Result<(), SqlError> {
     c.execute(
         &format!("INSERT INTO audit ({ENTRY_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"),
-        params![e.time, e.key, e.action.as_str(), e.app, e.detail, e.refused],
+        args![e.time, e.key, e.action.as_str(), e.app, e.detail, e.refused],
     )?;
     Ok(())
 }
@@ -46,14 +47,18 @@ pub struct Entry<'a> {
 }
 
 /// The last `tail` entries, oldest first.
-pub fn tail(c: &Connection, tail: u64) -> rusqlite::Result<Vec<AuditEntry>> {
-    let mut q = c.prepare_cached(&format!(
-        "SELECT {ENTRY_COLS} FROM
-           (SELECT id, {ENTRY_COLS} FROM audit ORDER BY id DESC LIMIT ?1)
-         ORDER BY id"
-    ))?;
-    q.query_map([tail.min(i64::MAX as u64) as i64], |r| entry_from_row(r, 0))?
-        .collect()
+pub fn tail(c: &dyn Sql, tail: u64) -> Result<Vec<AuditEntry>, SqlError> {
+    c.query(
+        &format!(
+            "SELECT {ENTRY_COLS} FROM
+               (SELECT id, {ENTRY_COLS} FROM audit ORDER BY id DESC LIMIT ?1) AS newest
+             ORDER BY id"
+        ),
+        args![tail],
+    )?
+    .iter()
+    .map(|r| entry_from_row(r, 0))
+    .collect()
 }
 
 #[cfg(test)]
@@ -61,6 +66,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use rusqlite::Connection;
     use schema::migrations::{GATEWAY, HOSTD};
 
     #[test]

@@ -1,42 +1,36 @@
 //! Live canaries (`canaries` of `hostd.db` and `gateway.db`): whoever
 //! drives a canary keeps where it stands here, so a restart resumes it.
 
-use rusqlite::{Connection, OptionalExtension, params};
 use schema::canary::Progress;
 
-fn to_json(p: &Progress) -> rusqlite::Result<String> {
-    serde_json::to_string(p).map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
-}
+use crate::args;
+use crate::sql::{Sql, SqlError};
 
 /// Records (or updates) where the canary of `p.app` stands.
-pub fn save(c: &Connection, p: &Progress) -> rusqlite::Result<()> {
+pub fn save(c: &dyn Sql, p: &Progress) -> Result<(), SqlError> {
+    let json = serde_json::to_string(p).map_err(SqlError::invalid)?;
     c.execute(
         "INSERT INTO canaries (app, progress) VALUES (?1, ?2)
          ON CONFLICT(app) DO UPDATE SET progress = excluded.progress",
-        params![p.app, to_json(p)?],
+        args![&p.app, json],
     )?;
     Ok(())
 }
 
 /// The canary of `app`, if one is live.
-pub fn get(c: &Connection, app: &str) -> rusqlite::Result<Option<Progress>> {
+pub fn get(c: &dyn Sql, app: &str) -> Result<Option<Progress>, SqlError> {
     let json: Option<String> = c
-        .query_row(
-            "SELECT progress FROM canaries WHERE app = ?1",
-            params![app],
-            |r| r.get(0),
-        )
-        .optional()?;
+        .query_opt("SELECT progress FROM canaries WHERE app = ?1", args![app])?
+        .map(|r| r.get(0))
+        .transpose()?;
     Ok(json.and_then(|j| serde_json::from_str(&j).ok()))
 }
 
 /// Every live canary (one that cannot be read is skipped, and said).
-pub fn all(c: &Connection) -> rusqlite::Result<Vec<Progress>> {
-    let mut st = c.prepare("SELECT app, progress FROM canaries ORDER BY app")?;
-    let rows = st.query_map([], |r| Ok((r.get::<_, String>(0)?, r.get::<_, String>(1)?)))?;
+pub fn all(c: &dyn Sql) -> Result<Vec<Progress>, SqlError> {
     let mut out = Vec::new();
-    for row in rows {
-        let (app, json) = row?;
+    for r in c.query("SELECT app, progress FROM canaries ORDER BY app", &[])? {
+        let (app, json): (String, String) = (r.get(0)?, r.get(1)?);
         match serde_json::from_str(&json) {
             Ok(p) => out.push(p),
             Err(e) => tracing::warn!(app, error = %e, "skipping a canary that cannot be read"),
@@ -46,14 +40,15 @@ pub fn all(c: &Connection) -> rusqlite::Result<Vec<Progress>> {
 }
 
 /// Forgets the canary of `app` (promoted, aborted, or the app removed).
-pub fn delete(c: &Connection, app: &str) -> rusqlite::Result<()> {
-    c.execute("DELETE FROM canaries WHERE app = ?1", params![app])?;
+pub fn delete(c: &dyn Sql, app: &str) -> Result<(), SqlError> {
+    c.execute("DELETE FROM canaries WHERE app = ?1", args![app])?;
     Ok(())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rusqlite::Connection;
 
     #[test]
     fn a_canary_round_trips() {

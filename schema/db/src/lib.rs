@@ -15,6 +15,9 @@ pub mod audit;
 pub mod canaries;
 pub mod releases;
 pub mod secrets;
+pub mod sql;
+
+pub use sql::{Row, Sql, SqlError, Target, Value};
 
 use std::path::{Path, PathBuf};
 use std::sync::mpsc;
@@ -59,6 +62,24 @@ pub enum DbError {
     },
     #[error("database error: {0}")]
     Sql(#[from] rusqlite::Error),
+    #[error("database error: {0}")]
+    Query(#[from] SqlError),
+    #[error(
+        "cannot reach PostgreSQL at {target}: {source}; check the URL, that the server runs and lets this user in"
+    )]
+    Connect {
+        target: Target,
+        #[source]
+        source: SqlError,
+    },
+    #[error("migration {version} ({name}) of {target} failed: {source}")]
+    MigrationPg {
+        target: Target,
+        version: u32,
+        name: &'static str,
+        #[source]
+        source: SqlError,
+    },
     #[error("the database thread has stopped")]
     Gone,
 }
@@ -139,10 +160,13 @@ impl Db {
     }
 
     /// Runs `f` on the database thread and returns its result.
-    pub async fn call<R, F>(&self, f: F) -> Result<R, DbError>
+    /// The closure answers in rusqlite's error or in [`SqlError`] (the
+    /// queries shared with the gateway's store).
+    pub async fn call<R, E, F>(&self, f: F) -> Result<R, DbError>
     where
         R: Send + 'static,
-        F: FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
+        E: Into<DbError> + Send + 'static,
+        F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
     {
         let (reply, rx) = oneshot::channel();
         self.tx
@@ -150,7 +174,7 @@ impl Db {
                 let _ = reply.send(f(c));
             }))
             .map_err(|_| DbError::Gone)?;
-        Ok(rx.await.map_err(|_| DbError::Gone)??)
+        rx.await.map_err(|_| DbError::Gone)?.map_err(Into::into)
     }
 
     /// Like [`Db::call`], for callers that are not async (startup, tests).
@@ -167,6 +191,146 @@ impl Db {
             .map_err(|_| DbError::Gone)?;
         Ok(rx.recv().map_err(|_| DbError::Gone)??)
     }
+}
+
+type SqlJob = Box<dyn FnOnce(&dyn Sql) + Send>;
+
+/// A handle to a store of either backend ([`Target`]): one connection on
+/// its own thread, running the closures sent to it in order, as [`Db`]
+/// does for SQLite alone. The closures see the connection as [`Sql`], so
+/// the queries they run are the same on both. Cheap to clone.
+#[derive(Clone)]
+pub struct SqlDb {
+    tx: mpsc::Sender<SqlJob>,
+    target: std::sync::Arc<Target>,
+}
+
+impl SqlDb {
+    /// Opens the store at `target` (creating a SQLite file if needed),
+    /// brings its schema up to date with `migrations`, and starts its
+    /// thread. On PostgreSQL the migrations are SQLite's, spelt for it
+    /// ([`sql::postgres_ddl`]), applied under an advisory lock so that two
+    /// gateways starting together migrate once.
+    pub fn open(target: &Target, migrations: Schema, durability: Durability) -> Result<SqlDb, DbError> {
+        let conn: Box<dyn Sql + Send> = match target {
+            Target::Sqlite(path) => {
+                let mut conn = open_connection(path, durability)?;
+                migrate(&mut conn, path, migrations)?;
+                Box::new(conn)
+            }
+            Target::Postgres(url) => {
+                let pg = sql::Postgres::connect(url).map_err(|source| DbError::Connect {
+                    target: target.clone(),
+                    source,
+                })?;
+                migrate_postgres(&pg, target, migrations)?;
+                Box::new(pg)
+            }
+        };
+        let (tx, rx) = mpsc::channel::<SqlJob>();
+        std::thread::Builder::new()
+            .name(format!("db-{}", migrations.program))
+            .spawn(move || {
+                for job in rx {
+                    job(&*conn);
+                }
+            })
+            .map_err(|e| DbError::Query(SqlError::Invalid(format!("cannot start the database thread: {e}"))))?;
+        Ok(SqlDb {
+            tx,
+            target: std::sync::Arc::new(target.clone()),
+        })
+    }
+
+    /// Where this store lives.
+    pub fn target(&self) -> &Target {
+        &self.target
+    }
+
+    /// Runs `f` on the database thread and returns its result.
+    pub async fn call<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<R, SqlError> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = reply.send(f(c));
+            }))
+            .map_err(|_| DbError::Gone)?;
+        Ok(rx.await.map_err(|_| DbError::Gone)??)
+    }
+
+    /// Like [`SqlDb::call`], for callers that are not async (startup, tests).
+    pub fn call_blocking<R, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        F: FnOnce(&dyn Sql) -> Result<R, SqlError> + Send + 'static,
+    {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = reply.send(f(c));
+            }))
+            .map_err(|_| DbError::Gone)?;
+        Ok(rx.recv().map_err(|_| DbError::Gone)??)
+    }
+}
+
+/// The advisory lock key under which PostgreSQL migrations run ("cfmg").
+const MIGRATION_LOCK: i64 = 0x6366_6d67;
+
+/// Applies, in one transaction under an advisory lock, the migrations a
+/// PostgreSQL database has not had; its version is kept in
+/// `cranefleet_schema` (SQLite keeps it in `user_version`).
+fn migrate_postgres(c: &sql::Postgres, target: &Target, migrations: Schema) -> Result<(), DbError> {
+    let known = migrations.latest();
+    let program = migrations.program;
+    let current = sql::transaction(c, |c| {
+        c.execute("SELECT pg_advisory_xact_lock(?1)", args![MIGRATION_LOCK])?;
+        c.batch(
+            "CREATE TABLE IF NOT EXISTS cranefleet_schema (program TEXT PRIMARY KEY, version BIGINT NOT NULL)",
+        )?;
+        let current: u32 = c
+            .query_opt(
+                "SELECT version FROM cranefleet_schema WHERE program = ?1",
+                args![program],
+            )?
+            .map(|r| r.get(0))
+            .transpose()?
+            .unwrap_or(0);
+        if current > known {
+            return Ok(current);
+        }
+        for m in migrations.steps.iter().filter(|m| m.version > current) {
+            c.batch(&sql::postgres_ddl(m.sql)).map_err(|e| {
+                SqlError::Invalid(format!("migration {} ({}): {e}", m.version, m.name))
+            })?;
+            c.execute(
+                "INSERT INTO cranefleet_schema (program, version) VALUES (?1, ?2)
+                 ON CONFLICT (program) DO UPDATE SET version = excluded.version",
+                args![program, m.version],
+            )?;
+            tracing::debug!(db = %target, version = m.version, name = m.name, "applied migration");
+        }
+        Ok(current)
+    })
+    .map_err(|source| DbError::MigrationPg {
+        target: target.clone(),
+        version: known,
+        name: "up to the latest",
+        source,
+    })?;
+    if current > known {
+        return Err(DbError::TooNew {
+            path: target.to_string().into(),
+            program,
+            found: current,
+            known,
+        });
+    }
+    Ok(())
 }
 
 /// Opens a connection with the pragmas every cranefleet database uses.

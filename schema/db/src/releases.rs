@@ -2,15 +2,16 @@
 //! keeps them: `hostd.db` (what one host runs) and `gateway.db` (what a
 //! fleet should run) have the same `apps` and `releases` columns, so the
 //! typed queries over them are written once, here, and both stores use
-//! them. The SQL stays behind these functions so that another backend for
-//! the gateway's store can come later without callers changing.
+//! them. The SQL is written once for both backends ([`crate::sql`]): the
+//! gateway runs these on SQLite or PostgreSQL, hostd on SQLite.
 //!
 //! What only one side keeps stays with it: hostd's `apps.managed` (the
 //! gateway an app came from) and its compiled code, the gateway's
 //! placements and hosts, and each side's `artifacts` table, whose columns
 //! differ.
 
-use rusqlite::{Connection, OptionalExtension, params};
+use crate::args;
+use crate::sql::{self, Row, Sql, SqlError};
 use schema::{AppKind, Manifest, ReleaseRow, ReleaseState, Version};
 
 /// The columns of `apps` that both databases have, in the order
@@ -69,82 +70,75 @@ impl ReleaseRecord {
     }
 }
 
-/// A column's text that failed to parse, as rusqlite's conversion error.
-fn conv<T, E: std::fmt::Display>(r: Result<T, E>, col: usize) -> rusqlite::Result<T> {
-    r.map_err(|e| {
-        rusqlite::Error::FromSqlConversionFailure(
-            col,
-            rusqlite::types::Type::Text,
-            e.to_string().into(),
-        )
-    })
-}
-
 /// Reads the [`APP_COLS`] at the start of a row; a store that selects
 /// more columns reads them after these.
-pub fn app_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<AppRecord> {
+pub fn app_from_row(r: &Row) -> Result<AppRecord, SqlError> {
     Ok(AppRecord {
         name: r.get(0)?,
-        kind: conv(r.get::<_, String>(1)?.parse(), 1)?,
+        kind: r.parse(1)?,
         replicas: r.get(2)?,
-        active: r.get::<_, Option<u32>>(3)?.map(Version),
+        active: r.get::<Option<u32>>(3)?.map(Version),
     })
 }
 
-pub fn get_app(c: &Connection, name: &str) -> rusqlite::Result<Option<AppRecord>> {
-    c.query_row(
+pub fn get_app(c: &dyn Sql, name: &str) -> Result<Option<AppRecord>, SqlError> {
+    c.query_opt(
         &format!("SELECT {APP_COLS} FROM apps WHERE name = ?1"),
-        [name],
-        app_from_row,
-    )
-    .optional()
+        args![name],
+    )?
+    .map(|r| app_from_row(&r))
+    .transpose()
 }
 
-pub fn list_apps(c: &Connection) -> rusqlite::Result<Vec<AppRecord>> {
-    let mut q = c.prepare_cached(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"))?;
-    q.query_map([], app_from_row)?.collect()
+pub fn list_apps(c: &dyn Sql) -> Result<Vec<AppRecord>, SqlError> {
+    c.query(&format!("SELECT {APP_COLS} FROM apps ORDER BY name"), &[])?
+        .iter()
+        .map(app_from_row)
+        .collect()
 }
 
 /// Every column of `releases`, in the order [`release_from_row`] reads them.
 pub const RELEASE_COLS: &str =
     "app, version, digest, kind, manifest, created, by, state, detail, kept";
 
-pub fn release_from_row(r: &rusqlite::Row<'_>) -> rusqlite::Result<ReleaseRecord> {
+pub fn release_from_row(r: &Row) -> Result<ReleaseRecord, SqlError> {
     Ok(ReleaseRecord {
         app: r.get(0)?,
         version: Version(r.get(1)?),
         digest: r.get(2)?,
-        kind: conv(r.get::<_, String>(3)?.parse(), 3)?,
-        manifest: conv(serde_json::from_str(&r.get::<_, String>(4)?), 4)?,
+        kind: r.parse(3)?,
+        manifest: r.json(4)?,
         created: r.get(5)?,
         by: r.get(6)?,
-        state: conv(r.get::<_, String>(7)?.parse(), 7)?,
+        state: r.parse(7)?,
         detail: r.get(8)?,
         kept: r.get(9)?,
     })
 }
 
 /// Every release of `app`, newest first.
-pub fn releases(c: &Connection, app: &str) -> rusqlite::Result<Vec<ReleaseRecord>> {
-    let mut q = c.prepare_cached(&format!(
-        "SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 ORDER BY version DESC"
-    ))?;
-    q.query_map([app], release_from_row)?.collect()
+pub fn releases(c: &dyn Sql, app: &str) -> Result<Vec<ReleaseRecord>, SqlError> {
+    c.query(
+        &format!("SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 ORDER BY version DESC"),
+        args![app],
+    )?
+    .iter()
+    .map(release_from_row)
+    .collect()
 }
 
-pub fn release(c: &Connection, app: &str, v: Version) -> rusqlite::Result<Option<ReleaseRecord>> {
-    c.query_row(
+pub fn release(c: &dyn Sql, app: &str, v: Version) -> Result<Option<ReleaseRecord>, SqlError> {
+    c.query_opt(
         &format!("SELECT {RELEASE_COLS} FROM releases WHERE app = ?1 AND version = ?2"),
-        params![app, v.0],
-        release_from_row,
-    )
-    .optional()
+        args![app, v.0],
+    )?
+    .map(|r| release_from_row(&r))
+    .transpose()
 }
 
 /// A manifest as the `manifest` column holds it (JSON).
-pub fn manifest_json(manifest: &Manifest) -> rusqlite::Result<String> {
-    serde_json::to_string(manifest)
-        .map_err(|e| rusqlite::Error::ToSqlConversionFailure(Box::new(e)))
+pub fn manifest_json(manifest: &Manifest) -> Result<String, SqlError> {
+    serde_json::to_string(manifest).map_err(SqlError::invalid)
 }
 
 /// Records a new staged release (creating the app on its first deploy) and
@@ -152,146 +146,139 @@ pub fn manifest_json(manifest: &Manifest) -> rusqlite::Result<String> {
 /// a crash leaves either nothing or a staged release, which the next start
 /// marks failed ([`fail_interrupted_stages`]).
 pub fn insert_release(
-    c: &mut Connection,
+    c: &dyn Sql,
     manifest: &Manifest,
     digest: &str,
     by: &str,
     replicas: u32,
     now: i64,
-) -> rusqlite::Result<Version> {
-    let tx = c.transaction()?;
-    tx.execute(
-        "INSERT INTO apps (name, kind, replicas, active, created, updated) VALUES (?1, ?2, ?3, NULL, ?4, ?4)
-         ON CONFLICT(name) DO NOTHING",
-        params![manifest.name, manifest.kind.as_str(), replicas, now],
-    )?;
-    let v: u32 = tx.query_row(
-        "SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app = ?1",
-        [&manifest.name],
-        |r| r.get(0),
-    )?;
+) -> Result<Version, SqlError> {
     let json = manifest_json(manifest)?;
-    tx.execute(
-        &format!("INSERT INTO releases ({RELEASE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', NULL, 1)"),
-        params![manifest.name, v, digest, manifest.kind.as_str(), json, now, by],
-    )?;
-    tx.commit()?;
-    Ok(Version(v))
+    sql::transaction(c, |tx| {
+        tx.execute(
+            "INSERT INTO apps (name, kind, replicas, active, created, updated) VALUES (?1, ?2, ?3, NULL, ?4, ?4)
+             ON CONFLICT(name) DO NOTHING",
+            args![&manifest.name, manifest.kind.as_str(), replicas, now],
+        )?;
+        let v: u32 = tx
+            .query_one(
+                "SELECT COALESCE(MAX(version), 0) + 1 FROM releases WHERE app = ?1",
+                args![&manifest.name],
+            )?
+            .get(0)?;
+        tx.execute(
+            &format!("INSERT INTO releases ({RELEASE_COLS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, 'staged', NULL, 1)"),
+            args![&manifest.name, v, digest, manifest.kind.as_str(), json, now, by],
+        )?;
+        Ok(Version(v))
+    })
 }
 
 /// Makes `v` the active release of `app` with `replicas`; the previously
 /// active release becomes superseded. Returns the previous active version.
 pub fn activate(
-    c: &mut Connection,
+    c: &dyn Sql,
     app: &str,
     v: Version,
     kind: AppKind,
     replicas: u32,
     now: i64,
-) -> rusqlite::Result<Option<Version>> {
-    let tx = c.transaction()?;
-    let prev = activate_in(&tx, app, v, kind, replicas, now)?;
-    tx.commit()?;
-    Ok(prev)
+) -> Result<Option<Version>, SqlError> {
+    sql::transaction(c, |tx| activate_in(tx, app, v, kind, replicas, now))
 }
 
 /// [`activate`] inside the caller's transaction `tx`, for a store that
 /// records more in the same commit (the gateway's placement).
 pub fn activate_in(
-    tx: &Connection,
+    tx: &dyn Sql,
     app: &str,
     v: Version,
     kind: AppKind,
     replicas: u32,
     now: i64,
-) -> rusqlite::Result<Option<Version>> {
+) -> Result<Option<Version>, SqlError> {
     let prev: Option<u32> = tx
-        .query_row("SELECT active FROM apps WHERE name = ?1", [app], |r| {
-            r.get(0)
-        })
-        .optional()?
+        .query_opt("SELECT active FROM apps WHERE name = ?1", args![app])?
+        .map(|r| r.get::<Option<u32>>(0))
+        .transpose()?
         .flatten();
     tx.execute(
         "UPDATE releases SET state = 'superseded' WHERE app = ?1 AND state IN ('active', 'staged') AND version != ?2",
-        params![app, v.0],
+        args![app, v.0],
     )?;
     tx.execute(
         "UPDATE releases SET state = 'active', detail = NULL WHERE app = ?1 AND version = ?2",
-        params![app, v.0],
+        args![app, v.0],
     )?;
     tx.execute(
         "UPDATE apps SET active = ?2, kind = ?3, replicas = ?4, updated = ?5 WHERE name = ?1",
-        params![app, v.0, kind.as_str(), replicas, now],
+        args![app, v.0, kind.as_str(), replicas, now],
     )?;
     Ok(prev.map(Version))
 }
 
 pub fn set_release_state(
-    c: &Connection,
+    c: &dyn Sql,
     app: &str,
     v: Version,
     state: ReleaseState,
     detail: Option<&str>,
-) -> rusqlite::Result<()> {
+) -> Result<(), SqlError> {
     c.execute(
         "UPDATE releases SET state = ?3, detail = ?4 WHERE app = ?1 AND version = ?2",
-        params![app, v.0, state.as_str(), detail],
+        args![app, v.0, state.as_str(), detail],
     )?;
     Ok(())
 }
 
 /// Records the replicas `app` wants.
-pub fn set_replicas(c: &Connection, app: &str, replicas: u32, now: i64) -> rusqlite::Result<()> {
+pub fn set_replicas(c: &dyn Sql, app: &str, replicas: u32, now: i64) -> Result<(), SqlError> {
     c.execute(
         "UPDATE apps SET replicas = ?2, updated = ?3 WHERE name = ?1",
-        params![app, replicas, now],
+        args![app, replicas, now],
     )?;
     Ok(())
 }
 
 /// Forgets `app` and its releases; returns how many releases it had.
-pub fn delete_app(c: &mut Connection, app: &str) -> rusqlite::Result<usize> {
-    let tx = c.transaction()?;
-    let n = delete_app_in(&tx, app)?;
-    tx.commit()?;
-    Ok(n)
+pub fn delete_app(c: &dyn Sql, app: &str) -> Result<usize, SqlError> {
+    sql::transaction(c, |tx| delete_app_in(tx, app))
 }
 
 /// [`delete_app`] inside the caller's transaction `tx`.
-pub fn delete_app_in(tx: &Connection, app: &str) -> rusqlite::Result<usize> {
-    let n = tx.execute("DELETE FROM releases WHERE app = ?1", [app])?;
-    tx.execute("DELETE FROM apps WHERE name = ?1", [app])?;
-    Ok(n)
+pub fn delete_app_in(tx: &dyn Sql, app: &str) -> Result<usize, SqlError> {
+    let n = tx.execute("DELETE FROM releases WHERE app = ?1", args![app])?;
+    tx.execute("DELETE FROM apps WHERE name = ?1", args![app])?;
+    Ok(n as usize)
 }
 
 /// Releases left `staged` by a crash mid-deploy never became active: fails
 /// them, saying that a restart of `program` interrupted them.
-pub fn fail_interrupted_stages(c: &Connection, program: &str) -> rusqlite::Result<usize> {
-    c.execute(
+pub fn fail_interrupted_stages(c: &dyn Sql, program: &str) -> Result<usize, SqlError> {
+    Ok(c.execute(
         "UPDATE releases SET state = 'failed',
-           detail = 'interrupted by a ' || ?1 || ' restart before it became active'
+           detail = 'interrupted by a ' || CAST(?1 AS TEXT) || ' restart before it became active'
          WHERE state = 'staged'",
-        [program],
-    )
+        args![program],
+    )? as usize)
 }
 
 /// Marks as no longer kept every release beyond the newest `keep` of its
 /// app, never an active one: those of `app`, or of every app when `None`.
 /// They stay in the history. Returns how many were marked.
-pub fn unkeep_old(c: &Connection, app: Option<&str>, keep: usize) -> rusqlite::Result<usize> {
-    c.execute(
+pub fn unkeep_old(c: &dyn Sql, app: Option<&str>, keep: usize) -> Result<usize, SqlError> {
+    Ok(c.execute(
         "UPDATE releases SET kept = 0
-         WHERE (?1 IS NULL OR app = ?1) AND kept = 1 AND state != 'active' AND version NOT IN
+         WHERE (CAST(?1 AS TEXT) IS NULL OR app = ?1) AND kept = 1 AND state != 'active' AND version NOT IN
            (SELECT newer.version FROM releases AS newer WHERE newer.app = releases.app
             ORDER BY newer.version DESC LIMIT ?2)",
-        params![app, keep.min(i64::MAX as usize) as i64],
-    )
+        args![app, keep],
+    )? as usize)
 }
 
 /// The digests some kept release of any app still uses.
-pub fn kept_digests(c: &Connection) -> rusqlite::Result<Vec<String>> {
-    let mut q = c.prepare("SELECT DISTINCT digest FROM releases WHERE kept = 1")?;
-    q.query_map([], |r| r.get(0))?.collect()
+pub fn kept_digests(c: &dyn Sql) -> Result<Vec<String>, SqlError> {
+    sql::column(c, "SELECT DISTINCT digest FROM releases WHERE kept = 1", &[])
 }
 
 #[cfg(test)]
@@ -299,6 +286,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use rusqlite::Connection;
     use schema::migrations::{GATEWAY, HOSTD, Schema};
 
     fn open(migrations: Schema) -> Connection {
@@ -307,7 +295,7 @@ mod tests {
         c
     }
 
-    fn deploy(c: &mut Connection, app: &str, digest: &str) -> Version {
+    fn deploy(c: &Connection, app: &str, digest: &str) -> Version {
         let m = Manifest::new(app, AppKind::Worker);
         insert_release(c, &m, digest, "ops", 1, 1_000).unwrap()
     }
@@ -317,16 +305,16 @@ mod tests {
     #[test]
     fn releases_are_staged_activated_and_let_go_of_alike_on_both_databases() {
         for migrations in [HOSTD, GATEWAY] {
-            let mut c = open(migrations);
-            let v1 = deploy(&mut c, "web", "d1");
-            let v2 = deploy(&mut c, "web", "d2");
+            let c = open(migrations);
+            let v1 = deploy(&c, "web", "d1");
+            let v2 = deploy(&c, "web", "d2");
             assert_eq!((v1, v2), (Version(1), Version(2)));
             assert_eq!(
-                activate(&mut c, "web", v1, AppKind::Worker, 2, 5).unwrap(),
+                activate(&c, "web", v1, AppKind::Worker, 2, 5).unwrap(),
                 None
             );
             assert_eq!(
-                activate(&mut c, "web", v2, AppKind::Worker, 3, 6).unwrap(),
+                activate(&c, "web", v2, AppKind::Worker, 3, 6).unwrap(),
                 Some(v1)
             );
             let app = get_app(&c, "web").unwrap().unwrap();
@@ -339,8 +327,8 @@ mod tests {
             assert_eq!(rs[0].to_row().digest, "sha256:d2");
             assert_eq!(rs[0].manifest, Manifest::new("web", AppKind::Worker));
 
-            let v3 = deploy(&mut c, "web", "d3");
-            deploy(&mut c, "api", "d1");
+            let v3 = deploy(&c, "web", "d3");
+            deploy(&c, "api", "d1");
             assert_eq!(fail_interrupted_stages(&c, "test").unwrap(), 2);
             let r3 = release(&c, "web", v3).unwrap().unwrap();
             assert_eq!(r3.state, ReleaseState::Failed);
@@ -365,7 +353,7 @@ mod tests {
                 release(&c, "web", v1).unwrap().unwrap().state,
                 ReleaseState::Crashloop
             );
-            assert_eq!(delete_app(&mut c, "web").unwrap(), 3);
+            assert_eq!(delete_app(&c, "web").unwrap(), 3);
             assert_eq!(
                 list_apps(&c)
                     .unwrap()

@@ -36,7 +36,14 @@ pub enum SshError {
     Auth { addr: String, fingerprint: String },
     #[error("SSH error talking to the gateway: {0}")]
     Protocol(String),
+    /// A standby gateway of a fleet on PostgreSQL: it names the active one.
+    #[error("the gateway at {addr} said: {message}")]
+    Standby { addr: String, message: String },
 }
+
+/// How a standby gateway's banner begins: it refuses every key and names
+/// the active gateway, and a client given a list moves on to the next.
+pub const STANDBY_BANNER: &str = "cranefleet standby:";
 
 /// `[user@]host[:port]`, port 2222 by default.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -242,6 +249,8 @@ pub struct Client {
     target: Target,
     /// Why the server key was refused, for the error message.
     refusal: Arc<Mutex<Option<String>>>,
+    /// A standby gateway's banner (what it said, escaped and bounded).
+    banner: Arc<Mutex<Option<String>>>,
 }
 
 impl Client {
@@ -331,6 +340,19 @@ impl client::Handler for Client {
             }
         }
     }
+
+    async fn auth_banner(
+        &mut self,
+        banner: &str,
+        _session: &mut client::Session,
+    ) -> Result<(), Self::Error> {
+        if banner.starts_with(STANDBY_BANNER) {
+            let shown: String = banner.trim().chars().take(512).collect();
+            *self.banner.lock().unwrap_or_else(|p| p.into_inner()) =
+                Some(schema::render::clean(&shown).into_owned());
+        }
+        Ok(())
+    }
 }
 
 /// Ciphers on a CPU with AES and carry-less multiply instructions:
@@ -370,10 +392,12 @@ pub async fn connect(
         ..Default::default()
     });
     let refusal = Arc::new(Mutex::new(None));
+    let banner = Arc::new(Mutex::new(None));
     let handler = Client {
         policy,
         target: target.clone(),
         refusal: refusal.clone(),
+        banner: banner.clone(),
     };
     let addr = target.addr();
     let connected = tokio::time::timeout(
@@ -413,6 +437,9 @@ pub async fn connect(
         .await
         .map_err(|e| SshError::Protocol(e.to_string()))?;
     if !auth.success() {
+        if let Some(message) = banner.lock().unwrap_or_else(|p| p.into_inner()).take() {
+            return Err(SshError::Standby { addr, message });
+        }
         return Err(SshError::Auth {
             addr,
             fingerprint: fingerprint(key.public_key()),

@@ -3,6 +3,12 @@
 //! blocking threads (an artifact may be 256 MiB: writing and fsyncing it on
 //! an async thread would stall every session on that thread).
 //!
+//! With PostgreSQL the bytes are kept in the database too
+//! (`artifact_blobs`), and the files are this gateway's copy: a standby
+//! that takes over fetches the ones it lacks when it becomes active
+//! ([`ArtifactStore::fetch_missing`]), so no shared filesystem is needed
+//! and one backup of the database holds the whole fleet.
+//!
 //! [`ArtifactStore::hold`] is held while an artifact is stored and its
 //! release recorded, and while unused artifacts are deleted: a deploy never
 //! loses its artifact to a prune running beside it.
@@ -17,17 +23,20 @@ use super::FleetError;
 pub struct ArtifactStore {
     dir: PathBuf,
     guard: tokio::sync::Mutex<()>,
+    /// The store that keeps the bytes too (PostgreSQL), if any.
+    shared: Option<db::SqlDb>,
 }
 
 impl ArtifactStore {
     /// The store under `data/artifacts`, created if missing.
-    pub fn open(data: &Path) -> Result<ArtifactStore, FleetError> {
+    pub fn open(data: &Path, shared: Option<db::SqlDb>) -> Result<ArtifactStore, FleetError> {
         let dir = data.join("artifacts");
         std::fs::create_dir_all(&dir)
             .map_err(|e| FleetError::Io(format!("cannot create {}: {e}", dir.display())))?;
         Ok(ArtifactStore {
             dir,
             guard: tokio::sync::Mutex::new(()),
+            shared,
         })
     }
 
@@ -44,6 +53,44 @@ impl ArtifactStore {
     /// Stores `bytes` as `d` (unless a file with those bytes is there
     /// already): a temporary file, fsynced, renamed into place.
     pub async fn write(&self, d: &Digest, bytes: Vec<u8>) -> Result<(), FleetError> {
+        if let Some(db) = &self.shared {
+            let (digest, b) = (d.to_string(), bytes.clone());
+            db.call(move |c| crate::store::put_artifact_bytes(c, &digest, b))
+                .await?;
+        }
+        self.write_file(d, bytes).await
+    }
+
+    /// Copies from the shared store the artifacts of `digests` this gateway
+    /// has no file of (it became active after another gateway stored them).
+    /// A copy whose bytes do not match its digest is skipped and said.
+    pub async fn fetch_missing(&self, digests: Vec<String>) -> Result<usize, FleetError> {
+        let Some(db) = &self.shared else {
+            return Ok(0);
+        };
+        let mut fetched = 0;
+        for d in digests.iter().filter_map(|d| Digest::parse(d).ok()) {
+            if self.exists(&d).await {
+                continue;
+            }
+            let name = d.to_string();
+            let Some(bytes) = db
+                .call(move |c| crate::store::artifact_bytes(c, &name))
+                .await?
+            else {
+                continue;
+            };
+            if Digest::of(&bytes) != d {
+                tracing::error!(digest = %d, "the database's copy of an artifact does not match its digest; not used");
+                continue;
+            }
+            self.write_file(&d, bytes).await?;
+            fetched += 1;
+        }
+        Ok(fetched)
+    }
+
+    async fn write_file(&self, d: &Digest, bytes: Vec<u8>) -> Result<(), FleetError> {
         let (path, d) = (self.path(d), d.clone());
         tokio::task::spawn_blocking(move || {
             let same = std::fs::read(&path).is_ok_and(|b| Digest::of(&b) == d);

@@ -27,7 +27,7 @@ use tokio::task::JoinSet;
 use crate::placement::{Candidate, PlacementError};
 use crate::store::{self, AppRecord, ReleaseRecord};
 use crate::tunnel::HostConn;
-use db::{Db, DbError};
+use db::{DbError, SqlDb as Db};
 
 use artifacts::ArtifactStore;
 use hosts::monitor;
@@ -155,7 +155,8 @@ impl Fleet {
             secrets_key,
             keyvalue_url,
         } = cfg;
-        let artifacts = ArtifactStore::open(&dir)?;
+        let shared = db.target().is_postgres().then(|| db.clone());
+        let artifacts = ArtifactStore::open(&dir, shared)?;
         let secrets = db::secrets::SecretKey::load_or_create(&secrets_key)
             .map_err(|e| FleetError::Refused(e.to_string()))?;
         let failed = db.call(|c| store::fail_interrupted_stages(c)).await?;
@@ -187,8 +188,13 @@ impl Fleet {
             tallies: tallies::Tallies::default(),
             canaries: Mutex::new(HashMap::new()),
         });
-        fleet.resume_canaries().await?;
         fleet.prune_artifacts().await;
+        let known = fleet.db.call(|c| store::artifact_digests(c)).await?;
+        let fetched = fleet.artifacts.fetch_missing(known).await?;
+        if fetched > 0 {
+            tracing::info!(fetched, "copied the artifacts this gateway lacked from the database");
+        }
+        fleet.resume_canaries().await?;
         fleet.remove_stray_artifacts().await;
         tokio::spawn(monitor(Arc::downgrade(&fleet)));
         tokio::spawn(events::drain(Arc::downgrade(&fleet), queue));

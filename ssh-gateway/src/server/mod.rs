@@ -22,6 +22,7 @@ use russh::{Channel, ChannelId};
 use tokio::sync::{oneshot, watch};
 
 mod listen;
+pub mod standby;
 
 pub use listen::{Limits, run};
 

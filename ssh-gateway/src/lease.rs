@@ -1,0 +1,148 @@
+//! Several gateways on one PostgreSQL database: one is active, holding a
+//! lease row with a deadline read against the database's clock; the others
+//! are standby. A standby claims the lease every second and takes it when
+//! it lapses (its holder died, or let it go on a clean stop); the active
+//! renews it every fifth of its length and, when it cannot renew before the
+//! deadline as it last knew it, stops serving: by then a standby may have
+//! taken over, and two gateways must never both drive the fleet.
+//!
+//! A lease row (not an advisory lock) because an advisory lock lives as
+//! long as its connection, and PostgreSQL may not see a dead machine's
+//! connection close for as long as TCP keepalives take; a deadline lapses
+//! on time whatever the network did.
+
+use std::time::{Duration, Instant};
+
+use db::SqlDb;
+
+use crate::store::{self, LeaseRecord};
+
+/// How long a lease lasts unless renewed, by default.
+pub const DEFAULT_LEASE_SECS: u64 = 10;
+/// The shortest and longest lease `--lease-secs` takes.
+pub const LEASE_SECS_RANGE: std::ops::RangeInclusive<u64> = 3..=300;
+
+/// A gateway's claim on the lease.
+#[derive(Clone)]
+pub struct Lease {
+    db: SqlDb,
+    /// This gateway's name in the lease (its advertised address, unless
+    /// `--name`): a restarted gateway takes its own lease back at once.
+    pub holder: String,
+    /// Where operators and hosts reach this gateway.
+    pub address: String,
+    pub ttl: Duration,
+}
+
+impl Lease {
+    pub fn new(db: SqlDb, holder: String, address: String, ttl: Duration) -> Lease {
+        Lease {
+            db,
+            holder,
+            address,
+            ttl,
+        }
+    }
+
+    fn ttl_ms(&self) -> i64 {
+        self.ttl.as_millis().min(i64::MAX as u128) as i64
+    }
+
+    /// Claims (or renews) the lease; the lease as it stands after.
+    pub async fn claim(&self) -> Result<LeaseRecord, db::DbError> {
+        let (h, a, ttl) = (self.holder.clone(), self.address.clone(), self.ttl_ms());
+        self.db
+            .call(move |c| store::claim_lease(c, &h, &a, ttl))
+            .await
+    }
+
+    /// Claims the lease every second until this gateway holds it, telling
+    /// `standing` who holds it meanwhile. A store that cannot be reached is
+    /// said and retried.
+    pub async fn acquire(&self, standing: &tokio::sync::watch::Sender<Option<LeaseRecord>>) -> LeaseRecord {
+        let mut said: Option<String> = None;
+        loop {
+            match self.claim().await {
+                Ok(r) if r.held_by(&self.holder) => {
+                    let _ = standing.send(Some(r.clone()));
+                    return r;
+                }
+                Ok(r) => {
+                    if said.as_deref() != Some(r.holder.as_str()) {
+                        tracing::info!(active = %r.holder, address = %r.address, "standby: another gateway holds the lease");
+                        said = Some(r.holder.clone());
+                    }
+                    let _ = standing.send(Some(r));
+                }
+                Err(e) => tracing::warn!(error = %e, "standby: cannot read the lease; retrying"),
+            }
+            tokio::time::sleep(Duration::from_secs(1)).await;
+        }
+    }
+
+    /// Renews the lease every fifth of its length while this gateway is
+    /// active; returns why when it is lost: another gateway took it, or it
+    /// could not be renewed before it lapses (then another may take it).
+    pub async fn hold(&self, first: LeaseRecord) -> String {
+        let every = self.ttl / 5;
+        // The deadline by this process's clock: the lease ends no later
+        // than the store's deadline, read when it was renewed.
+        let mut deadline = Instant::now() + Duration::from_millis((first.until_ms - first.now_ms).max(0) as u64);
+        loop {
+            tokio::time::sleep(every).await;
+            let asked = Instant::now();
+            match tokio::time::timeout(every.max(Duration::from_secs(1)), self.claim()).await {
+                Ok(Ok(r)) if r.held_by(&self.holder) => {
+                    deadline = asked + Duration::from_millis((r.until_ms - r.now_ms).max(0) as u64);
+                }
+                Ok(Ok(r)) => {
+                    return format!(
+                        "gateway {} at {} holds the lease now",
+                        r.holder, r.address
+                    );
+                }
+                Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
+                Err(_) => tracing::warn!("renewing the lease is taking too long; retrying"),
+            }
+            // Stop before the lease can lapse: a margin of one renewal.
+            if Instant::now() + every >= deadline {
+                return format!(
+                    "could not renew the lease within {} s (is the database reachable?)",
+                    self.ttl.as_secs()
+                );
+            }
+        }
+    }
+
+    /// Lets the lease go (a clean stop), so a standby takes over at once.
+    pub async fn release(&self) {
+        let h = self.holder.clone();
+        if let Err(e) = self.db.call(move |c| store::release_lease(c, &h)).await {
+            tracing::warn!(error = %e, "could not let the lease go; a standby takes over when it lapses");
+        }
+    }
+}
+
+/// What a standby tells whoever connects: that it is one, and who is active.
+pub fn standby_message(me: &str, lease: Option<&LeaseRecord>) -> String {
+    let text = match lease {
+        Some(r) if r.until_ms > r.now_ms => format!(
+            "{STANDBY_PREFIX} this gateway ({me}) is a standby; the active gateway is {} at {} (active since {}); use --gateway {}",
+            r.holder,
+            r.address,
+            schema::time::rfc3339(r.since_ms),
+            r.address
+        ),
+        Some(r) => format!(
+            "{STANDBY_PREFIX} this gateway ({me}) is a standby; the lease of {} at {} has lapsed and this gateway is taking over; retry in a few seconds",
+            r.holder, r.address
+        ),
+        None => format!(
+            "{STANDBY_PREFIX} this gateway ({me}) is a standby, waiting for the database; retry in a few seconds"
+        ),
+    };
+    schema::render::clean(&text).into_owned()
+}
+
+/// How a standby's message begins (clients recognise it).
+pub const STANDBY_PREFIX: &str = ssh_client::STANDBY_BANNER;
