@@ -103,11 +103,21 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
         Err(e) => tracing::warn!(error = %e, "cannot raise the open-file limit"),
     }
     let db = open_db(&dir, &target)?;
-    // Bound before anything starts, so a taken address fails the start.
-    let metrics = match metrics {
-        Some(addr) => Some(prom::bind(addr).await?),
-        None => None,
-    };
+    // Bound before anything starts, so a taken address fails the start;
+    // served from the start (a standby says it is one).
+    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
+    let figures = Arc::new(ssh_gateway::metrics::GatewayMetrics::default());
+    if let Some(addr) = metrics {
+        let l = prom::bind(addr).await?;
+        let addr = l.local_addr()?;
+        tokio::spawn(prom::serve(
+            l,
+            figures.clone(),
+            prom::Limits::default(),
+            shutdown.clone(),
+        ));
+        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
+    }
     let key = host_key(&key_path.unwrap_or_else(|| dir.join("ssh_host_ed25519_key")))?;
     let fp = key.public_key().fingerprint(HashAlg::Sha256);
     let config = Arc::new(russh::server::Config {
@@ -168,21 +178,7 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
     let fleet = Fleet::open(cfg, db).await?;
     tracing::info!(listen = %local, host_key = %fp, data = %dir.display(), db = %target, "ssh-gateway serving");
     let server = ssh_gateway::server::Server::new(fleet.clone());
-    let (shutdown_tx, shutdown) = tokio::sync::watch::channel(false);
-    if let Some(l) = metrics {
-        let addr = l.local_addr()?;
-        let source = ssh_gateway::metrics::GatewayMetrics {
-            fleet: fleet.clone(),
-            sessions: server.sessions(),
-        };
-        tokio::spawn(prom::serve(
-            l,
-            Arc::new(source),
-            prom::Limits::default(),
-            shutdown.clone(),
-        ));
-        tracing::info!(%addr, "serving Prometheus metrics at /metrics");
-    }
+    figures.activate(fleet.clone(), server.sessions());
     let serving = tokio::spawn(ssh_gateway::server::run(
         server, config, listener, limits, shutdown,
     ));

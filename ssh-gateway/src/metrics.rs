@@ -12,15 +12,38 @@ use crate::fleet::Fleet;
 use crate::fleet::tallies::{DeployTally, RollbackKind};
 use crate::sessions::Sessions;
 
-/// The gateway's figures: its fleet and its SSH connections.
+/// The gateway's figures: its fleet and its SSH connections once it is
+/// active; before that (a standby of a fleet on PostgreSQL) only that it
+/// is not active.
+#[derive(Default)]
 pub struct GatewayMetrics {
-    pub fleet: Arc<Fleet>,
-    pub sessions: Arc<Sessions>,
+    serving: std::sync::OnceLock<Serving>,
+}
+
+struct Serving {
+    fleet: Arc<Fleet>,
+    sessions: Arc<Sessions>,
+}
+
+impl GatewayMetrics {
+    /// The standby became active: from now on its fleet's figures.
+    pub fn activate(&self, fleet: Arc<Fleet>, sessions: Arc<Sessions>) {
+        let _ = self.serving.set(Serving { fleet, sessions });
+    }
 }
 
 impl prom::Source for GatewayMetrics {
     fn render(&self, out: &mut Exposition) {
-        let hosts = self.fleet.host_states();
+        out.family(
+            "cranefleet_gateway_active",
+            "1 while this gateway drives the fleet; 0 while it is a standby (another gateway on the same database holds the lease).",
+            Kind::Gauge,
+        )
+        .sample(&[], self.serving.get().is_some());
+        let Some(Serving { fleet, sessions }) = self.serving.get() else {
+            return;
+        };
+        let hosts = fleet.host_states();
         out.family(
             "cranefleet_hosts",
             "Hosts the gateway knows, by state (up: heard from within --down-after-s; connecting: known from before a restart, not heard from yet).",
@@ -55,7 +78,7 @@ impl prom::Source for GatewayMetrics {
             out.sample(&[("host", &h.name)], h.memory_bytes);
         }
 
-        let t = &self.fleet.tallies;
+        let t = &fleet.tallies;
         out.family(
             "cranefleet_deploys_total",
             "Deploys through this gateway since it started, by outcome.",
@@ -72,7 +95,7 @@ impl prom::Source for GatewayMetrics {
         .sample(&[("kind", "manual")], t.rollbacks(RollbackKind::Manual))
         .sample(&[("kind", "auto")], t.rollbacks(RollbackKind::Auto));
 
-        let by_role = self.sessions.count_by_role();
+        let by_role = sessions.count_by_role();
         out.family(
             "cranefleet_ssh_connections",
             "Authenticated SSH connections open now, by the role of their key (host: agents' tunnels).",

@@ -2,78 +2,8 @@
 
 mod common;
 
-use std::io::BufRead;
-use std::process::{Command, Stdio};
 
 use common::*;
-
-/// A deploy of a large artifact under way: its process and its stderr lines.
-struct BigDeploy {
-    child: std::process::Child,
-    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
-    reader: std::thread::JoinHandle<()>,
-}
-
-impl BigDeploy {
-    /// Waits for the deploy to end: its exit code and all of its stderr.
-    fn finish(mut self) -> (Option<i32>, String) {
-        let code = self.child.wait().ok().and_then(|s| s.code());
-        let _ = self.reader.join();
-        let lines = self.lines.lock().unwrap().join("\n");
-        (code, lines)
-    }
-}
-
-/// Starts a deploy of a large artifact and returns once `host` reports `progress`.
-fn deploy_big_until(f: &Fleet, app: &str, host: &str, progress: &str) -> BigDeploy {
-    let big = padded_wasm(
-        &std::fs::read(fixture("ticker.component.wasm")).unwrap(),
-        48 << 20,
-    );
-    let path = f.path("big.wasm");
-    std::fs::write(&path, &big).unwrap();
-    let mut child = Command::new(hostd_bin())
-        .args([
-            "--gateway",
-            &format!("alice@{}", f.addr()),
-            "--accept-new-host-key",
-            "deploy",
-            app,
-        ])
-        .arg(&path)
-        .env("HOME", f.path("home"))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let stderr = child.stderr.take().unwrap();
-    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-    let (tx, rx) = std::sync::mpsc::channel();
-    let all = lines.clone();
-    let reader = std::thread::spawn(move || {
-        for l in std::io::BufReader::new(stderr)
-            .lines()
-            .map_while(Result::ok)
-        {
-            all.lock().unwrap().push(l.clone());
-            let _ = tx.send(l);
-        }
-    });
-    let want = format!("{host}: {progress}");
-    loop {
-        let l = rx
-            .recv_timeout(DEADLINE)
-            .expect("the deploy to start fetching");
-        if l.starts_with(&want) {
-            break;
-        }
-    }
-    BigDeploy {
-        child,
-        lines,
-        reader,
-    }
-}
 
 #[test]
 fn kill_9_of_a_host_mid_deploy_fails_the_deploy_and_switches_nothing() {

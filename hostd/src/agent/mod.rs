@@ -110,6 +110,8 @@ impl From<FrameError> for TunnelError {
 
 const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
+/// The longest wait between tries while only a standby answers.
+const STANDBY_RETRY: Duration = Duration::from_secs(1);
 
 /// Keeps a tunnel to the gateway until `shutdown`.
 pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receiver<bool>) {
@@ -131,6 +133,13 @@ pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receive
             Err(TunnelError::Ssh(SshError::HostKey(why))) => {
                 tracing::error!("{why}");
                 backoff = BACKOFF_MAX;
+            }
+            Err(TunnelError::Ssh(e @ SshError::Standby { .. })) => {
+                // A standby took the call: the active gateway is dying or
+                // just died, and a standby takes over within a lease's
+                // length. Retry often meanwhile.
+                tracing::warn!(error = %e, "no active gateway yet; apps keep running");
+                backoff = backoff.min(STANDBY_RETRY);
             }
             Err(e) => {
                 tracing::warn!(gateway = %cfg.tunnel.gateway, error = %e, "tunnel down; apps keep running")

@@ -212,30 +212,30 @@ impl SqlDb {
     /// ([`sql::postgres_ddl`]), applied under an advisory lock so that two
     /// gateways starting together migrate once.
     pub fn open(target: &Target, migrations: Schema, durability: Durability) -> Result<SqlDb, DbError> {
-        let conn: Box<dyn Sql + Send> = match target {
-            Target::Sqlite(path) => {
-                let mut conn = open_connection(path, durability)?;
-                migrate(&mut conn, path, migrations)?;
-                Box::new(conn)
-            }
-            Target::Postgres(url) => {
-                let pg = sql::Postgres::connect(url).map_err(|source| DbError::Connect {
-                    target: target.clone(),
-                    source,
-                })?;
-                migrate_postgres(&pg, target, migrations)?;
-                Box::new(pg)
-            }
-        };
+        // Opened on the store's own thread: PostgreSQL's client runs a
+        // runtime of its own there, which a caller inside tokio cannot.
         let (tx, rx) = mpsc::channel::<SqlJob>();
+        let (opened_tx, opened) = mpsc::channel::<Result<(), DbError>>();
+        let t = target.clone();
         std::thread::Builder::new()
             .name(format!("db-{}", migrations.program))
             .spawn(move || {
+                let conn = match open_sql(&t, migrations, durability) {
+                    Ok(c) => {
+                        let _ = opened_tx.send(Ok(()));
+                        c
+                    }
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
                 for job in rx {
                     job(&*conn);
                 }
             })
             .map_err(|e| DbError::Query(SqlError::Invalid(format!("cannot start the database thread: {e}"))))?;
+        opened.recv().map_err(|_| DbError::Gone)??;
         Ok(SqlDb {
             tx,
             target: std::sync::Arc::new(target.clone()),
@@ -276,6 +276,28 @@ impl SqlDb {
             .map_err(|_| DbError::Gone)?;
         Ok(rx.recv().map_err(|_| DbError::Gone)??)
     }
+}
+
+fn open_sql(
+    target: &Target,
+    migrations: Schema,
+    durability: Durability,
+) -> Result<Box<dyn Sql>, DbError> {
+    Ok(match target {
+        Target::Sqlite(path) => {
+            let mut conn = open_connection(path, durability)?;
+            migrate(&mut conn, path, migrations)?;
+            Box::new(conn)
+        }
+        Target::Postgres(url) => {
+            let pg = sql::Postgres::connect(url).map_err(|source| DbError::Connect {
+                target: target.clone(),
+                source,
+            })?;
+            migrate_postgres(&pg, target, migrations)?;
+            Box::new(pg)
+        }
+    })
 }
 
 /// The advisory lock key under which PostgreSQL migrations run ("cfmg").

@@ -113,8 +113,19 @@ pub async fn connect_first(
             }
         }
     }
+    let standby = failures.iter().any(|f| f.contains(STANDBY_BANNER));
     match (last, failures.len()) {
         (Some(e), 1) => Err(e),
+        // A standby answered: the fleet is there, another gateway is (or
+        // is about to be) active. Said as such, so callers retry soon.
+        _ if standby => Err(SshError::Standby {
+            addr: targets
+                .iter()
+                .map(Target::addr)
+                .collect::<Vec<_>>()
+                .join(","),
+            message: format!("no active gateway answered: {}", failures.join("; ")),
+        }),
         _ => Err(SshError::Connect {
             addr: targets
                 .iter()

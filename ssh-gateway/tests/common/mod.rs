@@ -7,6 +7,7 @@
 pub mod harness;
 pub mod pty;
 
+use std::io::BufRead as _;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
@@ -39,6 +40,13 @@ pub struct Fleet {
     pub gateway_args: Vec<String>,
     /// Soft and hard limit on the gateway's open files, if not inherited.
     pub gateway_nofile: Option<u64>,
+    /// The gateways' shared PostgreSQL database (`--db`), if not SQLite.
+    pub db_url: Option<String>,
+    /// A second gateway on the same database (a standby until the first
+    /// dies), its port and data; hosts and operators are given both.
+    pub standby_port: Option<u16>,
+    standby: Option<Proc>,
+    standby_starts: u32,
 }
 
 pub struct Agent {
@@ -74,14 +82,55 @@ impl Fleet {
             host_key: None,
             gateway_args: args.iter().map(|a| a.to_string()).collect(),
             gateway_nofile: None,
+            db_url: None,
+            standby_port: None,
+            standby: None,
+            standby_starts: 0,
         };
+        f.enroll_and_start();
+        f
+    }
+
+    /// Two gateways on one PostgreSQL database `db_url`, sharing a host
+    /// key and a secrets key: the first is started (and becomes active),
+    /// [`Fleet::start_standby`] starts the second. Hosts and operators are
+    /// given both addresses.
+    pub fn start_on_postgres(db_url: &str, args: &[&str]) -> Fleet {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
+        let host_key = keygen(dir.path(), "gateway-host-key");
+        let mut f = Fleet {
+            port: free_port(),
+            dir,
+            gateway: None,
+            gateway_starts: 0,
+            agents: Vec::new(),
+            host_key: Some(host_key),
+            gateway_args: args.iter().map(|a| a.to_string()).collect(),
+            gateway_nofile: None,
+            db_url: Some(db_url.to_string()),
+            standby_port: Some(free_port()),
+            standby: None,
+            standby_starts: 0,
+        };
+        let secrets = f.path("secrets.key");
+        f.gateway_args
+            .extend(["--secrets-key".to_string(), secrets.display().to_string()]);
+        f.enroll_and_start();
+        f
+    }
+
+    fn enroll_and_start(&mut self) {
+        let f = self;
         let alice = keygen(f.dir.path(), "alice");
         std::fs::copy(&alice, f.dir.path().join("home/.ssh/id_ed25519")).unwrap();
         f.enroll("operator", &alice, "alice");
         let victor = keygen(f.dir.path(), "victor");
         f.enroll("viewer", &victor, "victor");
         f.start_gateway();
-        f
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -96,6 +145,27 @@ impl Fleet {
         format!("127.0.0.1:{}", self.port)
     }
 
+    /// The second gateway's address.
+    pub fn standby_addr(&self) -> String {
+        format!("127.0.0.1:{}", self.standby_port.expect("a standby"))
+    }
+
+    /// What hosts and operators are given: every gateway, as `user@addr`.
+    pub fn gateway_list(&self, user: &str) -> String {
+        match self.standby_port {
+            Some(_) => format!("{user}@{},{user}@{}", self.addr(), self.standby_addr()),
+            None => format!("{user}@{}", self.addr()),
+        }
+    }
+
+    /// `--db URL`, when the gateways share PostgreSQL.
+    fn db_args(&self) -> Vec<String> {
+        match &self.db_url {
+            Some(u) => vec!["--db".into(), u.clone()],
+            None => Vec::new(),
+        }
+    }
+
     pub fn enroll(&self, role: &str, key: &Path, name: &str) {
         let mut pubkey = key.as_os_str().to_owned();
         pubkey.push(".pub");
@@ -103,6 +173,7 @@ impl Fleet {
             Command::new(gateway_bin())
                 .arg("--data")
                 .arg(self.gw_data())
+                .args(self.db_args())
                 .args(["keys", "add", "--role", role, "--name", name])
                 .arg(&pubkey),
             None,
@@ -113,21 +184,42 @@ impl Fleet {
     /// Starts (or restarts) the gateway on the same port and data.
     pub fn start_gateway(&mut self) {
         self.gateway_starts += 1;
-        let log = std::fs::File::create(self.path(&format!("gateway-{}.log", self.gateway_starts)))
-            .unwrap();
+        let log = self.path(&format!("gateway-{}.log", self.gateway_starts));
+        let p = self.spawn_gateway(self.port, &self.gw_data(), &log);
+        self.gateway = Some(p);
+    }
+
+    /// Starts (or restarts) the second gateway, on its own port and data.
+    pub fn start_standby(&mut self) {
+        self.standby_starts += 1;
+        let log = self.path(&format!("standby-{}.log", self.standby_starts));
+        let port = self.standby_port.expect("a fleet with a standby");
+        let p = self.spawn_gateway(port, &self.path("gw2"), &log);
+        self.standby = Some(p);
+    }
+
+    /// The second gateway's process.
+    pub fn standby(&mut self) -> &mut Proc {
+        self.standby.as_mut().expect("the standby is started")
+    }
+
+    pub fn standby_log(&self) -> String {
+        (1..=self.standby_starts)
+            .map(|i| read(&self.path(&format!("standby-{i}.log"))))
+            .collect::<Vec<_>>()
+            .join("\n--- restart ---\n")
+    }
+
+    fn spawn_gateway(&self, port: u16, data: &Path, log: &Path) -> Proc {
+        let log = std::fs::File::create(log).unwrap();
+        let addr = format!("127.0.0.1:{port}");
         let mut cmd = Command::new(gateway_bin());
-        cmd.args([
-            "serve",
-            "--listen",
-            &self.addr(),
-            "--name",
-            "testgw",
-            "--data",
-        ])
-        .arg(self.gw_data())
-        .env("CRANEFLEET_LOG", "info,ssh_gateway=debug,russh=warn")
-        .stdout(Stdio::null())
-        .stderr(log);
+        cmd.args(["serve", "--listen", &addr, "--name", "testgw", "--data"])
+            .arg(data)
+            .args(self.db_args())
+            .env("CRANEFLEET_LOG", "info,ssh_gateway=debug,russh=warn")
+            .stdout(Stdio::null())
+            .stderr(log);
         if let Some(k) = &self.host_key {
             cmd.arg("--host-key").arg(k);
         }
@@ -149,11 +241,11 @@ impl Fleet {
                 });
             }
         }
-        self.gateway = Some(Proc::spawn("ssh-gateway", &mut cmd));
-        let addr = self.addr();
+        let p = Proc::spawn("ssh-gateway", &mut cmd);
         wait_for("the gateway to listen", || {
             std::net::TcpStream::connect(&addr).ok().map(|_| ())
         });
+        p
     }
 
     /// Serves with a different host key from now on (the next start).
@@ -261,6 +353,7 @@ impl Fleet {
             Command::new(gateway_bin())
                 .arg("--data")
                 .arg(self.gw_data())
+                .args(self.db_args())
                 .args(args)
                 .env_remove("CLICOLOR_FORCE")
                 .envs(env.iter().copied()),
@@ -269,7 +362,10 @@ impl Fleet {
     }
 
     pub fn start_agent(&mut self, i: usize, labels: &[&str]) {
-        let addr = self.addr();
+        let addr = match self.standby_port {
+            Some(_) => format!("{},{}", self.addr(), self.standby_addr()),
+            None => self.addr(),
+        };
         let a = &mut self.agents[i];
         a.starts += 1;
         let log = std::fs::File::create(a.data.with_extension(format!("log{}", a.starts))).unwrap();
@@ -335,7 +431,7 @@ impl Fleet {
             Command::new(hostd_bin())
                 .args([
                     "--gateway",
-                    &format!("alice@{}", self.addr()),
+                    &self.gateway_list("alice"),
                     "--accept-new-host-key",
                 ])
                 .args(args)
@@ -354,7 +450,7 @@ impl Fleet {
         Command::new(hostd_bin())
             .args([
                 "--gateway",
-                &format!("alice@{}", self.addr()),
+                &self.gateway_list("alice"),
                 "--accept-new-host-key",
             ])
             .args(args)
@@ -511,5 +607,73 @@ impl Drop for Fleet {
         if let Some(mut p) = self.gateway.take() {
             p.stop();
         }
+    }
+}
+
+/// A deploy of a large artifact under way: its process and its stderr lines.
+pub struct BigDeploy {
+    child: std::process::Child,
+    lines: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    reader: std::thread::JoinHandle<()>,
+}
+
+impl BigDeploy {
+    /// Waits for the deploy to end: its exit code and all of its stderr.
+    pub fn finish(mut self) -> (Option<i32>, String) {
+        let code = self.child.wait().ok().and_then(|s| s.code());
+        let _ = self.reader.join();
+        let lines = self.lines.lock().unwrap().join("\n");
+        (code, lines)
+    }
+}
+
+/// Starts a deploy of a large artifact and returns once `host` reports `progress`.
+pub fn deploy_big_until(f: &Fleet, app: &str, host: &str, progress: &str) -> BigDeploy {
+    let big = padded_wasm(
+        &std::fs::read(fixture("ticker.component.wasm")).unwrap(),
+        48 << 20,
+    );
+    let path = f.path("big.wasm");
+    std::fs::write(&path, &big).unwrap();
+    let mut child = Command::new(hostd_bin())
+        .args([
+            "--gateway",
+            &f.gateway_list("alice"),
+            "--accept-new-host-key",
+            "deploy",
+            app,
+        ])
+        .arg(&path)
+        .env("HOME", f.path("home"))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let stderr = child.stderr.take().unwrap();
+    let lines = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let all = lines.clone();
+    let reader = std::thread::spawn(move || {
+        for l in std::io::BufReader::new(stderr)
+            .lines()
+            .map_while(Result::ok)
+        {
+            all.lock().unwrap().push(l.clone());
+            let _ = tx.send(l);
+        }
+    });
+    let want = format!("{host}: {progress}");
+    loop {
+        let l = rx
+            .recv_timeout(DEADLINE)
+            .expect("the deploy to start fetching");
+        if l.starts_with(&want) {
+            break;
+        }
+    }
+    BigDeploy {
+        child,
+        lines,
+        reader,
     }
 }
