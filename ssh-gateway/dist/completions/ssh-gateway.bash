@@ -95,13 +95,17 @@ _ssh__gateway() {
 
     case "${cmd}" in
         ssh__gateway)
-            opts="-h -V --data --json --help --version serve keys completions man help"
+            opts="-h -V --data --db --json --help --version serve keys completions man help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -113,7 +117,7 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__completions)
-            opts="-h --out --data --json --help bash zsh fish"
+            opts="-h --out --data --db --json --help bash zsh fish"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -124,6 +128,10 @@ _ssh__gateway() {
                     return 0
                     ;;
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -275,13 +283,17 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__keys)
-            opts="-h --data --json --help add list rm role help"
+            opts="-h --data --db --json --help add list rm role help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -293,7 +305,7 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__keys__subcmd__add)
-            opts="-h --role --name --data --json --help"
+            opts="-h --role --name --data --db --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -308,6 +320,10 @@ _ssh__gateway() {
                     return 0
                     ;;
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -403,13 +419,17 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__keys__subcmd__list)
-            opts="-h --data --json --help"
+            opts="-h --data --db --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -421,13 +441,17 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__keys__subcmd__rm)
-            opts="-h --data --json --help"
+            opts="-h --data --db --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -439,13 +463,17 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__keys__subcmd__role)
-            opts="-h --data --json --help host operator viewer"
+            opts="-h --data --db --json --help host operator viewer"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 3 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -457,7 +485,7 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__man)
-            opts="-h --out --data --json --help"
+            opts="-h --out --data --db --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -471,6 +499,10 @@ _ssh__gateway() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --db)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -479,7 +511,7 @@ _ssh__gateway() {
             return 0
             ;;
         ssh__subcmd__gateway__subcmd__serve)
-            opts="-h --listen --host-key --name --keep-releases --down-after-s --login-grace-time --max-startups --per-source-max-startups --audit-keep --audit-refusals-every-s --secrets-key --keyvalue-url --metrics --data --json --help"
+            opts="-h --listen --host-key --name --advertise --lease-secs --keep-releases --down-after-s --login-grace-time --max-startups --per-source-max-startups --audit-keep --audit-refusals-every-s --secrets-key --keyvalue-url --metrics --data --db --json --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -494,6 +526,14 @@ _ssh__gateway() {
                     return 0
                     ;;
                 --name)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --advertise)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --lease-secs)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -538,6 +578,10 @@ _ssh__gateway() {
                     return 0
                     ;;
                 --data)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --db)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
