@@ -14,6 +14,11 @@
 //!   gateway's idle CPU and RSS per host, deploy to all of them (first,
 //!   another component, cached code), rollback, `logs --tail 100` fan-in,
 //!   and how long all take to come back after the gateway is killed.
+//! - `failover`: HOSTS (default 20) agents on two gateways sharing a real
+//!   PostgreSQL (Debian's, started unprivileged in a temp dir): deploy and
+//!   rollback beside the same fleet on SQLite, then how long a standby takes
+//!   to be active after kill -9 of the active gateway (and after a clean
+//!   stop), and until every host is back.
 //! - `logs`: log lines/s from an app's store to an SSH client through the
 //!   gateway, against OpenSSH's `ssh localhost cat FILE` of the same bytes
 //!   (where an `sshd` is installed: `fixtures/bench-tools.sh`) and a raw
@@ -371,6 +376,98 @@ fn scale() {
     );
 }
 
+/// Rollback times of one fleet, p50 and max of 6, in ms.
+fn rollbacks(f: &Fleet) -> (f64, f64) {
+    let mut wall = Vec::new();
+    for i in 0..6 {
+        let to = if i % 2 == 0 { "v1" } else { "v2" };
+        let t = Instant::now();
+        f.ops(&["rollback", "api", "--to", to]).ok();
+        wall.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    (percentile(&mut wall.clone(), 0.5), percentile(&mut wall, 1.0))
+}
+
+/// Two gateways on one PostgreSQL: what the database costs an operation
+/// (beside the same fleet on SQLite), and how long a failover takes.
+fn failover() {
+    let hosts: usize = std::env::var("HOSTS")
+        .ok()
+        .and_then(|h| h.parse().ok())
+        .unwrap_or(20);
+    println!(
+        "\n## failover: {hosts} `hostd agent --http none` on two gateways sharing PostgreSQL (default 10 s lease)"
+    );
+    let pg = Postgres::start();
+    let agent = ["--http", "none", "--max-instances", "8"];
+    let deploy_both = |f: &Fleet| {
+        let r = hosts.to_string();
+        let mut times = Vec::new();
+        for file in ["ticker.wasm", "ticker.component.wasm"] {
+            let t = Instant::now();
+            f.ops(&[
+                "deploy",
+                "api",
+                fixture(file).to_str().unwrap(),
+                "--replicas",
+                &r,
+                "--env",
+                "TICK_MS=1000",
+            ])
+            .ok();
+            times.push(t.elapsed().as_secs_f64());
+        }
+        times
+    };
+    for (label, db) in [("SQLite", None), ("PostgreSQL", Some(pg.database("fleet")))] {
+        let f = Fleet::start_on(hosts, &agent, db.as_deref());
+        let d = deploy_both(&f);
+        let (p50, max) = rollbacks(&f);
+        println!(
+            "  {label}: deploy to all {:.2} s then {:.2} s; rollback of all p50 {p50:.0} ms (max {max:.0})",
+            d[0], d[1]
+        );
+        if db.is_none() {
+            continue;
+        }
+        let mut f = f;
+        let standby = f.procs.len() - 1;
+        let standby_port = f.standby_port.unwrap();
+        wait_for("the standby to listen", || {
+            std::net::TcpStream::connect(("127.0.0.1", standby_port)).ok()
+        });
+        f.kill9(0);
+        let t = Instant::now();
+        while !f.answers(standby_port) {
+            assert!(t.elapsed() < Duration::from_secs(120), "no takeover");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took = t.elapsed().as_secs_f64();
+        f.wait_up(hosts, Duration::from_secs(600));
+        let back = t.elapsed().as_secs_f64();
+        let (p50, _) = rollbacks(&f);
+        println!(
+            "  kill -9 of the active gateway: the standby active after {took:.1} s (goal < 15 s), all {hosts} hosts back after {back:.1} s; a rollback there p50 {p50:.0} ms"
+        );
+        // The killed one comes back as a standby; a clean stop of the
+        // active one lets the lease go at once.
+        f.restart(0);
+        std::thread::sleep(Duration::from_secs(2));
+        f.procs[standby].stop();
+        let t = Instant::now();
+        while !f.answers(f.port) {
+            assert!(t.elapsed() < Duration::from_secs(120), "no takeover");
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        let took = t.elapsed().as_secs_f64();
+        f.wait_up(hosts, Duration::from_secs(600));
+        println!(
+            "  clean stop (SIGTERM) of the active gateway: the other active after {took:.1} s, all hosts back after {:.1} s",
+            t.elapsed().as_secs_f64()
+        );
+    }
+}
+
 fn main() {
     let want = bench_sections("fleet bench");
     // 200 processes: only when asked for by name.
@@ -385,5 +482,8 @@ fn main() {
     }
     if want("logs") {
         logs();
+    }
+    if want("failover") {
+        failover();
     }
 }

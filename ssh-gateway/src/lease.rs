@@ -127,15 +127,14 @@ impl Lease {
 pub fn standby_message(me: &str, lease: Option<&LeaseRecord>) -> String {
     let text = match lease {
         Some(r) if r.until_ms > r.now_ms => format!(
-            "{STANDBY_PREFIX} this gateway ({me}) is a standby; the active gateway is {} at {} (active since {}); use --gateway {}",
-            r.holder,
+            "{STANDBY_PREFIX} this gateway ({me}) is a standby; the active gateway is {} (active since {}); use --gateway {}",
             r.address,
             schema::time::rfc3339(r.since_ms),
             r.address
         ),
         Some(r) => format!(
-            "{STANDBY_PREFIX} this gateway ({me}) is a standby; the lease of {} at {} has lapsed and this gateway is taking over; retry in a few seconds",
-            r.holder, r.address
+            "{STANDBY_PREFIX} this gateway ({me}) is a standby; the lease of {} has lapsed and a standby is taking over; retry in a few seconds",
+            r.address
         ),
         None => format!(
             "{STANDBY_PREFIX} this gateway ({me}) is a standby, waiting for the database; retry in a few seconds"

@@ -27,6 +27,9 @@ pub struct Fleet {
     pub commands: Vec<(String, Vec<String>)>,
     /// Each host's name, HTTP port and data directory.
     pub agents: Vec<(String, u16, PathBuf)>,
+    /// With PostgreSQL: a second gateway's port (its process is the last
+    /// of `procs`); hosts and `ops` are given both.
+    pub standby_port: Option<u16>,
 }
 
 /// Starts `program` with `args`, quiet.
@@ -49,12 +52,31 @@ impl Fleet {
     /// `hosts` agents started with `extra` arguments; waits (up to 10
     /// minutes) until every one is up.
     pub fn start_with(hosts: usize, extra: &[&str]) -> Fleet {
+        Fleet::start_on(hosts, extra, None)
+    }
+
+    /// Like [`Fleet::start_with`], the gateway's state in the PostgreSQL
+    /// database `db` (when given) and a second gateway on it, a standby,
+    /// started after the first is active; both share a host key.
+    pub fn start_on(hosts: usize, extra: &[&str], db: Option<&str>) -> Fleet {
         let dir = tempfile::Builder::new()
             .prefix("fleet-bench")
             .tempdir()
             .unwrap();
         let port = free_port();
         let gw = dir.path().join("gw");
+        let mut shared: Vec<String> = Vec::new();
+        if let Some(url) = db {
+            let key = keygen(dir.path(), "gateway-host-key");
+            shared.extend(["--db".to_string(), url.to_string()]);
+            for (flag, path) in [
+                ("--host-key", key),
+                ("--secrets-key", dir.path().join("secrets.key")),
+            ] {
+                shared.extend([flag.to_string(), path.display().to_string()]);
+            }
+        }
+        let db_args: Vec<String> = shared.iter().take(2).cloned().collect();
         let enroll = |role: &str, key: &Path, name: &str| {
             let mut p = key.as_os_str().to_owned();
             p.push(".pub");
@@ -62,6 +84,7 @@ impl Fleet {
                 Command::new(bin("ssh-gateway"))
                     .arg("--data")
                     .arg(&gw)
+                    .args(&db_args)
                     .args(["keys", "add", "--role", role, "--name", name])
                     .arg(p),
                 None,
@@ -76,12 +99,18 @@ impl Fleet {
             .map(String::from)
             .into_iter()
             .chain([gw.display().to_string()])
+            .chain(shared.iter().cloned())
             .collect();
         let mut procs = vec![spawn("ssh-gateway", &gw_args)];
         let mut commands = vec![("ssh-gateway".to_string(), gw_args)];
         wait_for("gateway", || {
             std::net::TcpStream::connect(("127.0.0.1", port)).ok()
         });
+        let standby_port = db.map(|_| free_port());
+        let gateways = match standby_port {
+            Some(p) => format!("127.0.0.1:{port},127.0.0.1:{p}"),
+            None => format!("127.0.0.1:{port}"),
+        };
         let mut agents = Vec::new();
         for i in 0..hosts {
             let name = format!("h{i}");
@@ -92,7 +121,7 @@ impl Fleet {
             let args: Vec<String> = [
                 "agent",
                 "--gateway",
-                &format!("127.0.0.1:{port}"),
+                &gateways,
                 "--name",
                 &name,
                 "--http",
@@ -115,15 +144,43 @@ impl Fleet {
             commands.push(("hostd".to_string(), args));
             agents.push((name, http, data));
         }
-        let f = Fleet {
+        let mut f = Fleet {
             dir,
             port,
             procs,
             commands,
             agents,
+            standby_port,
         };
         f.wait_up(hosts, std::time::Duration::from_secs(600));
+        if let Some(p) = standby_port {
+            let args: Vec<String> = ["serve", "--listen", &format!("127.0.0.1:{p}"), "--data"]
+                .map(String::from)
+                .into_iter()
+                .chain([f.dir.path().join("gw2").display().to_string()])
+                .chain(shared.iter().cloned())
+                .collect();
+            f.procs.push(spawn("ssh-gateway", &args));
+            f.commands.push(("ssh-gateway".to_string(), args));
+            wait_for("the standby gateway", || {
+                std::net::TcpStream::connect(("127.0.0.1", p)).ok()
+            });
+        }
         f
+    }
+
+    /// Whether the gateway at `port` answers an operator (is active).
+    pub fn answers(&self, port: u16) -> bool {
+        let mut c = Command::new(bin("hostd"));
+        c.args([
+            "--gateway",
+            &format!("ops@127.0.0.1:{port}"),
+            "--accept-new-host-key",
+            "hosts",
+        ])
+        .env("HOME", self.dir.path().join("home"))
+        .env("CRANEFLEET_LOG", "error");
+        run(&mut c, None).code == 0
     }
 
     /// Hosts the gateway says are up.
@@ -163,13 +220,13 @@ impl Fleet {
 
     pub fn ops_cmd(&self) -> Command {
         let mut c = Command::new(bin("hostd"));
-        c.args([
-            "--gateway",
-            &format!("ops@127.0.0.1:{}", self.port),
-            "--accept-new-host-key",
-        ])
-        .env("HOME", self.dir.path().join("home"))
-        .env("CRANEFLEET_LOG", "warn");
+        let gateways = match self.standby_port {
+            Some(p) => format!("ops@127.0.0.1:{},ops@127.0.0.1:{p}", self.port),
+            None => format!("ops@127.0.0.1:{}", self.port),
+        };
+        c.args(["--gateway", &gateways, "--accept-new-host-key"])
+            .env("HOME", self.dir.path().join("home"))
+            .env("CRANEFLEET_LOG", "warn");
         c
     }
 
