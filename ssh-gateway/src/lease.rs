@@ -26,8 +26,8 @@ pub const LEASE_SECS_RANGE: std::ops::RangeInclusive<u64> = 3..=300;
 #[derive(Clone)]
 pub struct Lease {
     db: SqlDb,
-    /// This gateway's name in the lease (its advertised address, unless
-    /// `--name`): a restarted gateway takes its own lease back at once.
+    /// This gateway's name in the lease: its advertised address and this
+    /// process's own token, so two processes never share a holder name.
     pub holder: String,
     /// Where operators and hosts reach this gateway.
     pub address: String,
@@ -35,10 +35,16 @@ pub struct Lease {
 }
 
 impl Lease {
-    pub fn new(db: SqlDb, holder: String, address: String, ttl: Duration) -> Lease {
+    /// A claim for the gateway reached at `address`.
+    pub fn new(db: SqlDb, address: String, ttl: Duration) -> Lease {
+        let token = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0)
+            ^ std::process::id().rotate_left(16);
         Lease {
             db,
-            holder,
+            holder: format!("{address}#{token:08x}"),
             address,
             ttl,
         }
@@ -61,6 +67,13 @@ impl Lease {
     /// said and retried.
     pub async fn acquire(&self, standing: &tokio::sync::watch::Sender<Option<LeaseRecord>>) -> LeaseRecord {
         let mut said: Option<String> = None;
+        // The lease of a gateway at this same address, and since when it
+        // has stood still: a previous run of this gateway (killed, then
+        // restarted) whose lease is taken back once it has missed a
+        // renewal, without waiting for it to lapse. One that keeps being
+        // renewed is another live process at this address: refused.
+        let mut stale: Option<(LeaseRecord, std::time::Instant)> = None;
+        let mut duplicate_said = false;
         loop {
             match self.claim().await {
                 Ok(r) if r.held_by(&self.holder) => {
@@ -68,8 +81,43 @@ impl Lease {
                     return r;
                 }
                 Ok(r) => {
+                    if r.address == self.address && r.until_ms > r.now_ms {
+                        match &stale {
+                            Some((seen, since))
+                                if seen.holder == r.holder
+                                    && seen.until_ms == r.until_ms
+                                    && since.elapsed() >= self.ttl / 5 + Duration::from_secs(1) =>
+                            {
+                                let (h, a, ttl, seen) =
+                                    (self.holder.clone(), self.address.clone(), self.ttl_ms(), seen.clone());
+                                let taken = self
+                                    .db
+                                    .call(move |c| store::take_over_lease(c, &h, &a, ttl, &seen))
+                                    .await;
+                                if let Ok(true) = taken {
+                                    tracing::info!(previous = %r.holder, "took back the lease of this gateway's previous run");
+                                    continue;
+                                }
+                            }
+                            Some((seen, _)) if seen.holder == r.holder && seen.until_ms == r.until_ms => {}
+                            Some((seen, _)) if seen.holder == r.holder => {
+                                if !duplicate_said {
+                                    tracing::error!(
+                                        holder = %r.holder,
+                                        "another running gateway advertises the same address ({}) and holds the lease; give each gateway its own --advertise",
+                                        self.address
+                                    );
+                                    duplicate_said = true;
+                                }
+                                stale = Some((r.clone(), std::time::Instant::now()));
+                            }
+                            _ => stale = Some((r.clone(), std::time::Instant::now())),
+                        }
+                    } else {
+                        stale = None;
+                    }
                     if said.as_deref() != Some(r.holder.as_str()) {
-                        tracing::info!(active = %r.holder, address = %r.address, "standby: another gateway holds the lease");
+                        tracing::info!(active = %r.address, "standby: another gateway holds the lease");
                         said = Some(r.holder.clone());
                     }
                     let _ = standing.send(Some(r));
@@ -96,10 +144,7 @@ impl Lease {
                     deadline = asked + Duration::from_millis((r.until_ms - r.now_ms).max(0) as u64);
                 }
                 Ok(Ok(r)) => {
-                    return format!(
-                        "gateway {} at {} holds the lease now",
-                        r.holder, r.address
-                    );
+                    return format!("the gateway at {} holds the lease now", r.address);
                 }
                 Ok(Err(e)) => tracing::warn!(error = %e, "cannot renew the lease; retrying"),
                 Err(_) => tracing::warn!("renewing the lease is taking too long; retrying"),
@@ -126,6 +171,9 @@ impl Lease {
 /// What a standby tells whoever connects: that it is one, and who is active.
 pub fn standby_message(me: &str, lease: Option<&LeaseRecord>) -> String {
     let text = match lease {
+        Some(r) if r.address == me && r.until_ms > r.now_ms => format!(
+            "{STANDBY_PREFIX} this gateway ({me}) was restarted and is taking its lease back; retry in a few seconds"
+        ),
         Some(r) if r.until_ms > r.now_ms => format!(
             "{STANDBY_PREFIX} this gateway ({me}) is a standby; the active gateway is {} (active since {}); use --gateway {}",
             r.address,

@@ -140,13 +140,13 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
     let lease = match &target {
         Target::Postgres(_) => {
             let address = advertised(advertise, &local);
-            let lease = ssh_gateway::lease::Lease::new(db.clone(), address.clone(), address, lease);
+            let lease = ssh_gateway::lease::Lease::new(db.clone(), address, lease);
             let (standing, mut seen) = tokio::sync::watch::channel(None);
             let (message_tx, message) =
-                tokio::sync::watch::channel(ssh_gateway::lease::standby_message(&lease.holder, None));
+                tokio::sync::watch::channel(ssh_gateway::lease::standby_message(&lease.address, None));
             let (active_tx, active) = tokio::sync::watch::channel(false);
-            tracing::info!(listen = %local, db = %target, gateway = %lease.holder, "ssh-gateway starting: claiming the lease");
-            let holder = lease.holder.clone();
+            tracing::info!(listen = %local, db = %target, gateway = %lease.address, "ssh-gateway starting: claiming the lease");
+            let holder = lease.address.clone();
             let relay = tokio::spawn(async move {
                 while seen.changed().await.is_ok() {
                     let m = ssh_gateway::lease::standby_message(&holder, seen.borrow().as_ref());
@@ -162,6 +162,7 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
                     r = &mut acquire => r,
                     _ = wait_for_signal() => {
                         tracing::info!("shutting down (standby)");
+                    relay.abort();
                         return Ok(());
                     }
                     _ = &mut standby => unreachable!("the standby loop runs until told"),
@@ -170,7 +171,7 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
             let _ = active_tx.send(true);
             let _ = standby.await;
             relay.abort();
-            tracing::info!(gateway = %lease.holder, epoch = first.epoch, "holding the lease: this gateway is active");
+            tracing::info!(gateway = %lease.address, epoch = first.epoch, "holding the lease: this gateway is active");
             Some((lease, first))
         }
         Target::Sqlite(_) => None,

@@ -276,6 +276,24 @@ pub fn claim_lease(c: &dyn Sql, holder: &str, address: &str, ttl_ms: i64) -> Res
     })
 }
 
+/// Takes the lease from `seen`'s holder, which stopped renewing it before
+/// it lapsed (a gateway restarted at the same address): only if it is
+/// still exactly as seen. Returns whether it was taken.
+pub fn take_over_lease(
+    c: &dyn Sql,
+    holder: &str,
+    address: &str,
+    ttl_ms: i64,
+    seen: &LeaseRecord,
+) -> Result<bool> {
+    let now = c.now_ms()?;
+    Ok(c.execute(
+        "UPDATE gateway_lease SET holder = ?1, address = ?2, since_ms = ?3, until_ms = ?4, epoch = epoch + 1
+         WHERE id = 1 AND holder = ?5 AND until_ms = ?6 AND epoch = ?7",
+        args![holder, address, now, now.saturating_add(ttl_ms), &seen.holder, seen.until_ms, seen.epoch],
+    )? == 1)
+}
+
 /// Lets the lease go at once (a clean stop): a standby need not wait for
 /// it to lapse.
 pub fn release_lease(c: &dyn Sql, holder: &str) -> Result<()> {

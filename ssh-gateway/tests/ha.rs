@@ -270,3 +270,41 @@ fn a_standby_serves_metrics_saying_it_is_not_active() {
     assert!(scrape.contains("cranefleet_gateway_active 1"), "{scrape}");
     assert!(scrape.contains("cranefleet_hosts{"), "{scrape}");
 }
+
+#[test]
+fn a_restarted_gateway_takes_its_own_lease_back_and_a_second_one_at_its_address_is_refused() {
+    let pg = Postgres::start();
+    // A 30 s lease: taken back after one missed renewal (7 s), not after
+    // it lapses; the log says which.
+    let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &["--lease-secs", "30"]);
+    wait_log(
+        "the gateway to be active",
+        || f.gateway_log(),
+        "this gateway is active",
+    );
+    f.add_agent("h1", &[]);
+    f.kill_gateway();
+    let t = Instant::now();
+    f.start_gateway();
+    wait_log(
+        "the restarted gateway to be active",
+        || f.gateway_log(),
+        "took back the lease of this gateway's previous run",
+    );
+    eprintln!("restarted gateway active after {:.1} s", t.elapsed().as_secs_f64());
+    f.wait_host_up("h1");
+
+    // A second process claiming the same address while the first lives
+    // never becomes active: two gateways must not both drive the fleet.
+    let addr = f.addr();
+    f.gateway_args.extend(["--advertise".to_string(), addr]);
+    f.start_standby();
+    wait_log(
+        "the duplicate to be refused",
+        || f.standby_log(),
+        "another running gateway advertises the same address",
+    );
+    assert!(!f.standby_log().contains("this gateway is active"));
+    assert!(f.gateway().is_running());
+    f.wait_host_up("h1");
+}

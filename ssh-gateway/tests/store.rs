@@ -225,6 +225,14 @@ fn suite(target: Target) {
     let b = call(&other, |c| store::claim_lease(c, "gw-b", "10.0.0.2:2222", 60_000));
     assert!(b.held_by("gw-b"));
     assert_eq!(b.epoch, a.epoch + 1);
+    // Taking over a lease that stopped being renewed: only as it was seen.
+    let mut stale = b.clone();
+    stale.until_ms -= 1;
+    assert!(!call(&db, move |c| store::take_over_lease(c, "gw-b#2", "10.0.0.2:2222", 60_000, &stale)));
+    let seen = b.clone();
+    assert!(call(&db, move |c| store::take_over_lease(c, "gw-b#2", "10.0.0.2:2222", 60_000, &seen)));
+    let now = call(&db, |c| store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000));
+    assert_eq!((now.holder.as_str(), now.epoch), ("gw-b#2", b.epoch + 1));
 
     // Deleting an app takes its releases and placement.
     assert_eq!(call(&db, |c| store::delete_app(c, "api")), 3);
