@@ -112,10 +112,16 @@ const BACKOFF_MIN: Duration = Duration::from_millis(250);
 const BACKOFF_MAX: Duration = Duration::from_secs(30);
 /// The longest wait between tries while only a standby answers.
 const STANDBY_RETRY: Duration = Duration::from_secs(1);
+/// How long after a standby answered the agent keeps retrying that often.
+const FAILOVER_WINDOW: Duration = Duration::from_secs(60);
 
 /// Keeps a tunnel to the gateway until `shutdown`.
 pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receiver<bool>) {
     let mut backoff = BACKOFF_MIN;
+    // When a standby last answered: a failover is under way, and until a
+    // minute after that every failure (a gateway too busy to take the
+    // call included) is retried within a second.
+    let mut standby_seen: Option<Instant> = None;
     loop {
         let started = Instant::now();
         let result = tokio::select! {
@@ -139,11 +145,14 @@ pub async fn run(host: Arc<Host>, cfg: AgentConfig, mut shutdown: watch::Receive
                 // just died, and a standby takes over within a lease's
                 // length. Retry often meanwhile.
                 tracing::warn!(error = %e, "no active gateway yet; apps keep running");
-                backoff = backoff.min(STANDBY_RETRY);
+                standby_seen = Some(Instant::now());
             }
             Err(e) => {
                 tracing::warn!(gateway = %cfg.tunnel.gateway, error = %e, "tunnel down; apps keep running")
             }
+        }
+        if standby_seen.is_some_and(|t| t.elapsed() < FAILOVER_WINDOW) {
+            backoff = backoff.min(STANDBY_RETRY);
         }
         // Jitter: hosts that lost the gateway together do not return together.
         let jitter = Duration::from_millis(
