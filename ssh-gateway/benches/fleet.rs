@@ -385,7 +385,10 @@ fn rollbacks(f: &Fleet) -> (f64, f64) {
         f.ops(&["rollback", "api", "--to", to]).ok();
         wall.push(t.elapsed().as_secs_f64() * 1000.0);
     }
-    (percentile(&mut wall.clone(), 0.5), percentile(&mut wall, 1.0))
+    (
+        percentile(&mut wall.clone(), 0.5),
+        percentile(&mut wall, 1.0),
+    )
 }
 
 /// Two gateways on one PostgreSQL: what the database costs an operation

@@ -65,7 +65,10 @@ impl Lease {
     /// Claims the lease every second until this gateway holds it, telling
     /// `standing` who holds it meanwhile. A store that cannot be reached is
     /// said and retried.
-    pub async fn acquire(&self, standing: &tokio::sync::watch::Sender<Option<LeaseRecord>>) -> LeaseRecord {
+    pub async fn acquire(
+        &self,
+        standing: &tokio::sync::watch::Sender<Option<LeaseRecord>>,
+    ) -> LeaseRecord {
         let mut said: Option<String> = None;
         // The lease of a gateway at this same address, and since when it
         // has stood still: a previous run of this gateway (killed, then
@@ -88,8 +91,12 @@ impl Lease {
                                     && seen.until_ms == r.until_ms
                                     && since.elapsed() >= self.ttl / 5 + Duration::from_secs(1) =>
                             {
-                                let (h, a, ttl, seen) =
-                                    (self.holder.clone(), self.address.clone(), self.ttl_ms(), seen.clone());
+                                let (h, a, ttl, seen) = (
+                                    self.holder.clone(),
+                                    self.address.clone(),
+                                    self.ttl_ms(),
+                                    seen.clone(),
+                                );
                                 let taken = self
                                     .db
                                     .call(move |c| store::take_over_lease(c, &h, &a, ttl, &seen))
@@ -99,7 +106,8 @@ impl Lease {
                                     continue;
                                 }
                             }
-                            Some((seen, _)) if seen.holder == r.holder && seen.until_ms == r.until_ms => {}
+                            Some((seen, _))
+                                if seen.holder == r.holder && seen.until_ms == r.until_ms => {}
                             Some((seen, _)) if seen.holder == r.holder => {
                                 if !duplicate_said {
                                     tracing::error!(
@@ -135,7 +143,8 @@ impl Lease {
         let every = self.ttl / 5;
         // The deadline by this process's clock: the lease ends no later
         // than the store's deadline, read when it was renewed.
-        let mut deadline = Instant::now() + Duration::from_millis((first.until_ms - first.now_ms).max(0) as u64);
+        let mut deadline =
+            Instant::now() + Duration::from_millis((first.until_ms - first.now_ms).max(0) as u64);
         loop {
             tokio::time::sleep(every).await;
             let asked = Instant::now();

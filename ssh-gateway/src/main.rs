@@ -142,8 +142,9 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
             let address = advertised(advertise, &local);
             let lease = ssh_gateway::lease::Lease::new(db.clone(), address, lease);
             let (standing, mut seen) = tokio::sync::watch::channel(None);
-            let (message_tx, message) =
-                tokio::sync::watch::channel(ssh_gateway::lease::standby_message(&lease.address, None));
+            let (message_tx, message) = tokio::sync::watch::channel(
+                ssh_gateway::lease::standby_message(&lease.address, None),
+            );
             let (active_tx, active) = tokio::sync::watch::channel(false);
             tracing::info!(listen = %local, db = %target, gateway = %lease.address, "ssh-gateway starting: claiming the lease");
             let holder = lease.address.clone();
@@ -153,7 +154,13 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
                     let _ = message_tx.send(m);
                 }
             });
-            let standby = ssh_gateway::server::standby::run(config.clone(), &listener, limits, message, active);
+            let standby = ssh_gateway::server::standby::run(
+                config.clone(),
+                &listener,
+                limits,
+                message,
+                active,
+            );
             tokio::pin!(standby);
             let first = {
                 let acquire = lease.acquire(&standing);
@@ -195,7 +202,9 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
     };
     match &lost {
         None => tracing::info!("shutting down"),
-        Some(why) => tracing::error!("lost the lease: {why}; stopping so that one gateway drives the fleet"),
+        Some(why) => {
+            tracing::error!("lost the lease: {why}; stopping so that one gateway drives the fleet")
+        }
     }
     fleet.closing();
     let _ = shutdown_tx.send(true);

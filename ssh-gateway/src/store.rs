@@ -10,8 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use db::sql::{self, Sql, SqlError};
 use db::args;
+use db::sql::{self, Sql, SqlError};
 use schema::{AppKind, Version};
 
 pub use db::audit::{record as audit, tail as audit_tail};
@@ -86,7 +86,9 @@ pub fn set_placement(c: &dyn Sql, app: &str, placement: &BTreeMap<String, u32>) 
 pub fn placements(c: &dyn Sql) -> Result<BTreeMap<String, BTreeMap<String, u32>>> {
     let mut out: BTreeMap<String, BTreeMap<String, u32>> = BTreeMap::new();
     for r in c.query("SELECT app, host, replicas FROM placements", &[])? {
-        out.entry(r.get(0)?).or_default().insert(r.get(1)?, r.get(2)?);
+        out.entry(r.get(0)?)
+            .or_default()
+            .insert(r.get(1)?, r.get(2)?);
     }
     Ok(out)
 }
@@ -322,7 +324,10 @@ mod tests {
         // Another claimant sees the holder and where it is; nothing changes.
         let b = claim_lease(&c, "gw-b", "10.0.0.2:2222", 60_000).unwrap();
         assert!(!b.held_by("gw-b"));
-        assert_eq!((b.holder.as_str(), b.address.as_str()), ("gw-a", "10.0.0.1:2222"));
+        assert_eq!(
+            (b.holder.as_str(), b.address.as_str()),
+            ("gw-a", "10.0.0.1:2222")
+        );
         assert_eq!((b.until_ms, b.epoch), (a.until_ms, 1));
         // The holder renews: same epoch, same since, later deadline.
         let a2 = claim_lease(&c, "gw-a", "10.0.0.1:2222", 120_000).unwrap();
@@ -334,7 +339,8 @@ mod tests {
         assert!(b.held_by("gw-b"));
         assert_eq!(b.epoch, 2);
         // A lapsed lease (a holder that died) is taken by the next claimant.
-        c.execute("UPDATE gateway_lease SET until_ms = 1", []).unwrap();
+        c.execute("UPDATE gateway_lease SET until_ms = 1", [])
+            .unwrap();
         let a = claim_lease(&c, "gw-a", "10.0.0.1:2222", 60_000).unwrap();
         assert!(a.held_by("gw-a"));
         assert_eq!(a.epoch, 3);

@@ -46,7 +46,12 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
     let standby = f.standby_addr();
     let r = run(
         std::process::Command::new(hostd_bin())
-            .args(["--gateway", &format!("alice@{standby}"), "--accept-new-host-key", "ps"])
+            .args([
+                "--gateway",
+                &format!("alice@{standby}"),
+                "--accept-new-host-key",
+                "ps",
+            ])
             .env("HOME", f.path("home"))
             .env_remove("CRANEFLEET_GATEWAY"),
         None,
@@ -76,8 +81,7 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
     let r = run(&mut ssh, None);
     assert_ne!(r.code, 0);
     assert!(
-        r.stderr.contains("is a standby; the active gateway is")
-            && r.stderr.contains(&f.addr()),
+        r.stderr.contains("is a standby; the active gateway is") && r.stderr.contains(&f.addr()),
         "{}",
         r.stderr
     );
@@ -116,12 +120,22 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
         "this gateway is active",
     );
     let took = killed.elapsed();
-    eprintln!("standby took the lease {:.1} s after kill -9 of the active gateway", took.as_secs_f64());
+    eprintln!(
+        "standby took the lease {:.1} s after kill -9 of the active gateway",
+        took.as_secs_f64()
+    );
     let (code, out) = deploy.finish();
-    assert_ne!(code, Some(0), "the interrupted deploy is reported failed: {out}");
+    assert_ne!(
+        code,
+        Some(0),
+        "the interrupted deploy is reported failed: {out}"
+    );
     f.wait_host_up("h1");
     f.wait_host_up("h2");
-    eprintln!("hosts back {:.1} s after the kill", killed.elapsed().as_secs_f64());
+    eprintln!(
+        "hosts back {:.1} s after the kill",
+        killed.elapsed().as_secs_f64()
+    );
 
     // Never half-switched: the interrupted release failed, v1 runs
     // everywhere, nothing of v2 runs.
@@ -176,7 +190,12 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
     );
     let r = run(
         std::process::Command::new(hostd_bin())
-            .args(["--gateway", &format!("alice@{}", f.addr()), "--accept-new-host-key", "ps"])
+            .args([
+                "--gateway",
+                &format!("alice@{}", f.addr()),
+                "--accept-new-host-key",
+                "ps",
+            ])
             .env("HOME", f.path("home"))
             .env_remove("CRANEFLEET_GATEWAY"),
         None,
@@ -240,10 +259,7 @@ fn an_active_gateway_that_cannot_renew_its_lease_stops_and_a_restart_serves_agai
 fn a_standby_serves_metrics_saying_it_is_not_active() {
     let pg = Postgres::start();
     let port = free_port();
-    let mut f = Fleet::start_on_postgres(
-        &pg.database("fleet"),
-        &[],
-    );
+    let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &[]);
     wait_log(
         "the first gateway to be active",
         || f.gateway_log(),
@@ -291,7 +307,10 @@ fn a_restarted_gateway_takes_its_own_lease_back_and_a_second_one_at_its_address_
         || f.gateway_log(),
         "took back the lease of this gateway's previous run",
     );
-    eprintln!("restarted gateway active after {:.1} s", t.elapsed().as_secs_f64());
+    eprintln!(
+        "restarted gateway active after {:.1} s",
+        t.elapsed().as_secs_f64()
+    );
     f.wait_host_up("h1");
 
     // A second process claiming the same address while the first lives

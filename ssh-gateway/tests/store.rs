@@ -31,16 +31,24 @@ fn suite(target: Target) {
 
     // Releases and placements.
     let m = Manifest::new("api", AppKind::Http);
-    let v1 = call(&db, move |c| store::insert_release(c, &m, "d1", "alice", 2, 1_000));
+    let v1 = call(&db, move |c| {
+        store::insert_release(c, &m, "d1", "alice", 2, 1_000)
+    });
     let m = Manifest::new("api", AppKind::Http);
-    let v2 = call(&db, move |c| store::insert_release(c, &m, "d2", "alice", 2, 2_000));
+    let v2 = call(&db, move |c| {
+        store::insert_release(c, &m, "d2", "alice", 2, 2_000)
+    });
     assert_eq!((v1, v2), (Version(1), Version(2)));
     let place: BTreeMap<String, u32> = [("h1".to_string(), 1), ("h2".to_string(), 1)].into();
     let p = place.clone();
-    let prev = call(&db, move |c| store::activate(c, "api", v1, AppKind::Http, 2, &p, 3_000));
+    let prev = call(&db, move |c| {
+        store::activate(c, "api", v1, AppKind::Http, 2, &p, 3_000)
+    });
     assert_eq!(prev, None);
     let p = place.clone();
-    let prev = call(&db, move |c| store::activate(c, "api", v2, AppKind::Http, 2, &p, 4_000));
+    let prev = call(&db, move |c| {
+        store::activate(c, "api", v2, AppKind::Http, 2, &p, 4_000)
+    });
     assert_eq!(prev, Some(v1));
     let rs = call(&db, |c| store::releases(c, "api"));
     assert_eq!(
@@ -53,13 +61,21 @@ fn suite(target: Target) {
     let t = three.clone();
     call(&db, move |c| store::set_scale(c, "api", 3, &t, 5_000));
     let app = call(&db, |c| store::get_app(c, "api")).unwrap();
-    assert_eq!((app.replicas, app.active, app.kind), (3, Some(v2), AppKind::Http));
+    assert_eq!(
+        (app.replicas, app.active, app.kind),
+        (3, Some(v2), AppKind::Http)
+    );
     assert_eq!(call(&db, store::placements)["api"], three);
-    assert_eq!(call(&db, |c| store::get_app(c, "nope")).map(|a| a.name), None);
+    assert_eq!(
+        call(&db, |c| store::get_app(c, "nope")).map(|a| a.name),
+        None
+    );
 
     // A staged release interrupted by a restart is failed, and says why.
     let m = Manifest::new("api", AppKind::Http);
-    let v3 = call(&db, move |c| store::insert_release(c, &m, "d3", "bob", 3, 6_000));
+    let v3 = call(&db, move |c| {
+        store::insert_release(c, &m, "d3", "bob", 3, 6_000)
+    });
     assert_eq!(call(&db, store::fail_interrupted_stages), 1);
     let r3 = call(&db, move |c| store::release(c, "api", v3)).unwrap();
     assert_eq!(r3.state, ReleaseState::Failed);
@@ -75,7 +91,9 @@ fn suite(target: Target) {
     // (active); v1's artifact goes, bytes and all.
     for (d, n) in [("d1", 10u64), ("d2", 20), ("d3", 30)] {
         call(&db, move |c| store::record_artifact(c, d, n, 1));
-        call(&db, move |c| store::put_artifact_bytes(c, d, vec![n as u8; n as usize]));
+        call(&db, move |c| {
+            store::put_artifact_bytes(c, d, vec![n as u8; n as usize])
+        });
     }
     call(&db, |c| store::record_artifact(c, "d1", 10, 1));
     assert_eq!(
@@ -112,28 +130,35 @@ fn suite(target: Target) {
 
     // Keys.
     let dir = tempfile::tempdir().unwrap();
-    let pubkey = std::fs::read_to_string(
-        harness::keygen(dir.path(), "ops").with_extension("pub"),
-    )
-    .unwrap();
+    let pubkey =
+        std::fs::read_to_string(harness::keygen(dir.path(), "ops").with_extension("pub")).unwrap();
     let key = keys::parse_public_key(&pubkey).unwrap();
     let k = key.clone();
-    let e = call(&db, move |c| Ok(keys::add(c, keys::Role::Operator, &k, "ops", 1)))
-        .unwrap();
+    let e = call(&db, move |c| {
+        Ok(keys::add(c, keys::Role::Operator, &k, "ops", 1))
+    })
+    .unwrap();
     let k = key.clone();
-    let dup = call(&db, move |c| Ok(keys::add(c, keys::Role::Viewer, &k, "other", 1)))
-        .unwrap_err()
-        .to_string();
+    let dup = call(&db, move |c| {
+        Ok(keys::add(c, keys::Role::Viewer, &k, "other", 1))
+    })
+    .unwrap_err()
+    .to_string();
     assert!(dup.contains("already enrolled as ops"), "{dup}");
     let fp = e.fingerprint.clone();
     let found = call(&db, move |c| keys::by_fingerprint(c, &fp)).unwrap();
-    assert_eq!((found.name.as_str(), found.role), ("ops", keys::Role::Operator));
+    assert_eq!(
+        (found.name.as_str(), found.role),
+        ("ops", keys::Role::Operator)
+    );
     let was = call(&db, |c| Ok(keys::set_role(c, "ops", keys::Role::Viewer))).unwrap();
     assert_eq!(was, keys::Role::Operator);
     assert_eq!(call(&db, keys::list)[0].role, keys::Role::Viewer);
     let before = call(&db, |c| c.data_version());
     call(&db, |c| Ok(keys::remove(c, "ops"))).unwrap();
-    let gone = call(&db, |c| Ok(keys::remove(c, "ops"))).unwrap_err().to_string();
+    let gone = call(&db, |c| Ok(keys::remove(c, "ops")))
+        .unwrap_err()
+        .to_string();
     assert!(gone.contains("no key named ops"), "{gone}");
     assert!(call(&db, keys::list).is_empty());
     // Another connection's commit moves the data version a poller reads.
@@ -214,24 +239,49 @@ fn suite(target: Target) {
 
     // The lease: one holder; renewals keep its epoch; a lapsed or released
     // lease goes to the next claimant.
-    let a = call(&db, |c| store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000));
+    let a = call(&db, |c| {
+        store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000)
+    });
     assert!(a.held_by("gw-a"));
-    let b = call(&other, |c| store::claim_lease(c, "gw-b", "10.0.0.2:2222", 60_000));
+    let b = call(&other, |c| {
+        store::claim_lease(c, "gw-b", "10.0.0.2:2222", 60_000)
+    });
     assert!(!b.held_by("gw-b"));
-    assert_eq!((b.holder.as_str(), b.address.as_str()), ("gw-a", "10.0.0.1:2222"));
-    let a2 = call(&db, |c| store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000));
+    assert_eq!(
+        (b.holder.as_str(), b.address.as_str()),
+        ("gw-a", "10.0.0.1:2222")
+    );
+    let a2 = call(&db, |c| {
+        store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000)
+    });
     assert_eq!((a2.epoch, a2.since_ms), (a.epoch, a.since_ms));
     call(&db, |c| store::release_lease(c, "gw-a"));
-    let b = call(&other, |c| store::claim_lease(c, "gw-b", "10.0.0.2:2222", 60_000));
+    let b = call(&other, |c| {
+        store::claim_lease(c, "gw-b", "10.0.0.2:2222", 60_000)
+    });
     assert!(b.held_by("gw-b"));
     assert_eq!(b.epoch, a.epoch + 1);
     // Taking over a lease that stopped being renewed: only as it was seen.
     let mut stale = b.clone();
     stale.until_ms -= 1;
-    assert!(!call(&db, move |c| store::take_over_lease(c, "gw-b#2", "10.0.0.2:2222", 60_000, &stale)));
+    assert!(!call(&db, move |c| store::take_over_lease(
+        c,
+        "gw-b#2",
+        "10.0.0.2:2222",
+        60_000,
+        &stale
+    )));
     let seen = b.clone();
-    assert!(call(&db, move |c| store::take_over_lease(c, "gw-b#2", "10.0.0.2:2222", 60_000, &seen)));
-    let now = call(&db, |c| store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000));
+    assert!(call(&db, move |c| store::take_over_lease(
+        c,
+        "gw-b#2",
+        "10.0.0.2:2222",
+        60_000,
+        &seen
+    )));
+    let now = call(&db, |c| {
+        store::claim_lease(c, "gw-a", "10.0.0.1:2222", 60_000)
+    });
     assert_eq!((now.holder.as_str(), now.epoch), ("gw-b#2", b.epoch + 1));
 
     // Deleting an app takes its releases and placement.
@@ -288,8 +338,14 @@ fn a_bad_postgres_url_or_a_dead_server_is_a_clear_error() {
     .err()
     .unwrap()
     .to_string();
-    assert!(err.contains("cannot reach PostgreSQL at postgres://gw:***@127.0.0.1"), "{err}");
-    assert!(!err.contains("s3cret"), "the password is never printed: {err}");
+    assert!(
+        err.contains("cannot reach PostgreSQL at postgres://gw:***@127.0.0.1"),
+        "{err}"
+    );
+    assert!(
+        !err.contains("s3cret"),
+        "the password is never printed: {err}"
+    );
     let err = SqlDb::open(
         &Target::parse("postgres://[nonsense"),
         schema::migrations::GATEWAY,
@@ -307,9 +363,13 @@ fn a_postgres_database_of_a_newer_gateway_is_refused() {
     let url = pg.database("newer");
     drop(open(&Target::parse(&url)));
     pg.psql("newer", "UPDATE cranefleet_schema SET version = 99");
-    let err = SqlDb::open(&Target::parse(&url), schema::migrations::GATEWAY, Durability::Full)
-        .err()
-        .unwrap()
-        .to_string();
+    let err = SqlDb::open(
+        &Target::parse(&url),
+        schema::migrations::GATEWAY,
+        Durability::Full,
+    )
+    .err()
+    .unwrap()
+    .to_string();
     assert!(err.contains("run the newer ssh-gateway"), "{err}");
 }

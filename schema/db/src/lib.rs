@@ -211,7 +211,11 @@ impl SqlDb {
     /// thread. On PostgreSQL the migrations are SQLite's, spelt for it
     /// ([`sql::postgres_ddl`]), applied under an advisory lock so that two
     /// gateways starting together migrate once.
-    pub fn open(target: &Target, migrations: Schema, durability: Durability) -> Result<SqlDb, DbError> {
+    pub fn open(
+        target: &Target,
+        migrations: Schema,
+        durability: Durability,
+    ) -> Result<SqlDb, DbError> {
         // Opened on the store's own thread: PostgreSQL's client runs a
         // runtime of its own there, which a caller inside tokio cannot.
         let (tx, rx) = mpsc::channel::<SqlJob>();
@@ -234,7 +238,11 @@ impl SqlDb {
                     job(&*conn);
                 }
             })
-            .map_err(|e| DbError::Query(SqlError::Invalid(format!("cannot start the database thread: {e}"))))?;
+            .map_err(|e| {
+                DbError::Query(SqlError::Invalid(format!(
+                    "cannot start the database thread: {e}"
+                )))
+            })?;
         opened.recv().map_err(|_| DbError::Gone)??;
         Ok(SqlDb {
             tx,

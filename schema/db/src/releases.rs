@@ -278,7 +278,11 @@ pub fn unkeep_old(c: &dyn Sql, app: Option<&str>, keep: usize) -> Result<usize, 
 
 /// The digests some kept release of any app still uses.
 pub fn kept_digests(c: &dyn Sql) -> Result<Vec<String>, SqlError> {
-    sql::column(c, "SELECT DISTINCT digest FROM releases WHERE kept = 1", &[])
+    sql::column(
+        c,
+        "SELECT DISTINCT digest FROM releases WHERE kept = 1",
+        &[],
+    )
 }
 
 #[cfg(test)]

@@ -192,7 +192,10 @@ impl Fleet {
         let known = fleet.db.call(|c| store::artifact_digests(c)).await?;
         let fetched = fleet.artifacts.fetch_missing(known).await?;
         if fetched > 0 {
-            tracing::info!(fetched, "copied the artifacts this gateway lacked from the database");
+            tracing::info!(
+                fetched,
+                "copied the artifacts this gateway lacked from the database"
+            );
         }
         fleet.resume_canaries().await?;
         fleet.remove_stray_artifacts().await;
