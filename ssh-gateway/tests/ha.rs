@@ -137,34 +137,9 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
         killed.elapsed().as_secs_f64()
     );
 
-    // Never half-switched: the interrupted release failed, v1 runs
-    // everywhere, nothing of v2 runs.
-    assert_eq!(
-        f.releases("api"),
-        vec![
-            ("v2".into(), "failed".into()),
-            ("v1".into(), "active".into())
-        ]
-    );
-    let rel = f.json(&["releases", "api"]);
-    assert!(
-        rel[0]["detail"]
-            .as_str()
-            .unwrap()
-            .contains("interrupted by a gateway restart"),
-        "{rel}"
-    );
-    f.wait_running("api", "v1", 3);
-    let ps = f.json(&["ps", "api"]);
-    assert!(
-        ps.as_array().unwrap().iter().all(|r| r["release"] == "v1"),
-        "{ps}"
-    );
-    // Nothing lost: the audit trail and the placement.
-    let audit = f.json(&["audit"]);
-    let before = audit_before.as_array().unwrap();
-    assert_eq!(&audit.as_array().unwrap()[..before.len()], &before[..]);
-    assert_eq!(f.spread("api"), spread, "placement survives");
+    // Never half-switched, nothing lost: the interrupted release failed,
+    // v1 runs everywhere as placed, the audit trail is whole.
+    f.assert_interrupted_deploy_lost_nothing(3, &spread, &audit_before);
 
     // The new active gateway has v1's artifact (from the database): a
     // new host gets it.

@@ -68,25 +68,7 @@ impl Fleet {
 
     /// Like [`Fleet::start`], the gateway serving with `args` as well.
     pub fn start_with(args: &[&str]) -> Fleet {
-        let dir = tempfile::Builder::new()
-            .prefix("fleet")
-            .tempdir()
-            .expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
-        let mut f = Fleet {
-            port: free_port(),
-            dir,
-            gateway: None,
-            gateway_starts: 0,
-            agents: Vec::new(),
-            host_key: None,
-            gateway_args: args.iter().map(|a| a.to_string()).collect(),
-            gateway_nofile: None,
-            db_url: None,
-            standby_port: None,
-            standby: None,
-            standby_starts: 0,
-        };
+        let mut f = Fleet::new(args, None);
         f.enroll_and_start();
         f
     }
@@ -96,26 +78,9 @@ impl Fleet {
     /// [`Fleet::start_standby`] starts the second. Hosts and operators are
     /// given both addresses.
     pub fn start_on_postgres(db_url: &str, args: &[&str]) -> Fleet {
-        let dir = tempfile::Builder::new()
-            .prefix("fleet")
-            .tempdir()
-            .expect("tempdir");
-        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
-        let host_key = keygen(dir.path(), "gateway-host-key");
-        let mut f = Fleet {
-            port: free_port(),
-            dir,
-            gateway: None,
-            gateway_starts: 0,
-            agents: Vec::new(),
-            host_key: Some(host_key),
-            gateway_args: args.iter().map(|a| a.to_string()).collect(),
-            gateway_nofile: None,
-            db_url: Some(db_url.to_string()),
-            standby_port: Some(free_port()),
-            standby: None,
-            standby_starts: 0,
-        };
+        let mut f = Fleet::new(args, Some(db_url));
+        f.host_key = Some(keygen(f.dir.path(), "gateway-host-key"));
+        f.standby_port = Some(free_port());
         let secrets = f.path("secrets.key");
         f.gateway_args
             .extend(["--secrets-key".to_string(), secrets.display().to_string()]);
@@ -123,14 +88,37 @@ impl Fleet {
         f
     }
 
+    fn new(args: &[&str], db_url: Option<&str>) -> Fleet {
+        let dir = tempfile::Builder::new()
+            .prefix("fleet")
+            .tempdir()
+            .expect("tempdir");
+        std::fs::create_dir_all(dir.path().join("home/.ssh")).unwrap();
+        Fleet {
+            port: free_port(),
+            dir,
+            gateway: None,
+            gateway_starts: 0,
+            agents: Vec::new(),
+            host_key: None,
+            gateway_args: args.iter().map(|a| a.to_string()).collect(),
+            gateway_nofile: None,
+            db_url: db_url.map(String::from),
+            standby_port: None,
+            standby: None,
+            standby_starts: 0,
+        }
+    }
+
+    /// Enrolls `alice` (operator, the `ops` key) and `victor` (viewer),
+    /// then starts the gateway.
     fn enroll_and_start(&mut self) {
-        let f = self;
-        let alice = keygen(f.dir.path(), "alice");
-        std::fs::copy(&alice, f.dir.path().join("home/.ssh/id_ed25519")).unwrap();
-        f.enroll("operator", &alice, "alice");
-        let victor = keygen(f.dir.path(), "victor");
-        f.enroll("viewer", &victor, "victor");
-        f.start_gateway();
+        let alice = keygen(self.dir.path(), "alice");
+        std::fs::copy(&alice, self.dir.path().join("home/.ssh/id_ed25519")).unwrap();
+        self.enroll("operator", &alice, "alice");
+        let victor = keygen(self.dir.path(), "victor");
+        self.enroll("viewer", &victor, "victor");
+        self.start_gateway();
     }
 
     pub fn path(&self, p: &str) -> PathBuf {
@@ -675,5 +663,48 @@ pub fn deploy_big_until(f: &Fleet, app: &str, host: &str, progress: &str) -> Big
         child,
         lines,
         reader,
+    }
+}
+
+impl Fleet {
+    /// After the gateway died mid-deploy of `api` v2 over v1 (running `n`
+    /// instances placed as `spread`): v2 failed as interrupted, v1 is active
+    /// and runs everywhere (nothing of v2 does), and the audit trail still
+    /// starts with `audit_before`; the placement is as it was.
+    pub fn assert_interrupted_deploy_lost_nothing(
+        &self,
+        n: u64,
+        spread: &std::collections::BTreeMap<String, u64>,
+        audit_before: &Value,
+    ) {
+        assert_eq!(
+            self.releases("api"),
+            vec![
+                ("v2".into(), "failed".into()),
+                ("v1".into(), "active".into())
+            ]
+        );
+        let rel = self.json(&["releases", "api"]);
+        assert!(
+            rel[0]["detail"]
+                .as_str()
+                .unwrap()
+                .contains("interrupted by a gateway restart"),
+            "{rel}"
+        );
+        let audit = self.json(&["audit"]);
+        let before = audit_before.as_array().unwrap();
+        assert_eq!(
+            &audit.as_array().unwrap()[..before.len()],
+            &before[..],
+            "audit entries survive"
+        );
+        self.wait_running("api", "v1", n);
+        let ps = self.json(&["ps", "api"]);
+        assert!(
+            ps.as_array().unwrap().iter().all(|r| r["release"] == "v1"),
+            "never half-switched: {ps}"
+        );
+        assert_eq!(&self.spread("api"), spread, "placement survives");
     }
 }
