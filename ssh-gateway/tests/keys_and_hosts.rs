@@ -12,10 +12,22 @@ use common::*;
 
 #[test]
 fn a_removed_or_downgraded_key_loses_its_open_connections_at_once() {
+    removed_or_downgraded_keys_lose_their_connections(Fleet::start());
+}
+
+/// The same on a gateway whose state is in PostgreSQL, the key changed by
+/// `ssh-gateway --db postgres://… keys` from another process.
+#[test]
+fn on_postgresql_a_removed_or_downgraded_key_loses_its_open_connections_at_once() {
+    let pg = Postgres::start();
+    let f = Fleet::start_on_postgres(&pg.database("fleet"), &[]);
+    removed_or_downgraded_keys_lose_their_connections(f);
+}
+
+fn removed_or_downgraded_keys_lose_their_connections(mut f: Fleet) {
     use std::io::BufRead;
     use std::process::Stdio;
 
-    let mut f = Fleet::start();
     f.add_agent("h1", &[]);
     // alice keeps a session open (as a console or a multiplexed ssh would).
     let mut watch = f
