@@ -9,6 +9,7 @@ mod harness;
 use std::collections::BTreeMap;
 
 use db::{Durability, SqlDb, Target};
+use harness::Postgres;
 use schema::audit::Action;
 use schema::{AppKind, Manifest, ReleaseState, Version};
 use ssh_gateway::{keys, store};
@@ -298,13 +299,13 @@ fn the_store_on_sqlite() {
 
 #[test]
 fn the_store_on_postgresql() {
-    let pg = harness::Postgres::start();
+    let pg = Postgres::start();
     suite(Target::parse(&pg.database("gateway")));
 }
 
 #[test]
 fn two_claimants_at_once_on_postgresql_make_one_holder() {
-    let pg = harness::Postgres::start();
+    let pg = Postgres::start();
     let target = Target::parse(&pg.database("race"));
     let dbs: Vec<SqlDb> = (0..4).map(|_| open(&target)).collect();
     let threads: Vec<_> = dbs
@@ -359,7 +360,7 @@ fn a_bad_postgres_url_or_a_dead_server_is_a_clear_error() {
 
 #[test]
 fn a_postgres_database_of_a_newer_gateway_is_refused() {
-    let pg = harness::Postgres::start();
+    let pg = Postgres::start();
     let url = pg.database("newer");
     drop(open(&Target::parse(&url)));
     pg.psql("newer", "UPDATE cranefleet_schema SET version = 99");
@@ -372,4 +373,37 @@ fn a_postgres_database_of_a_newer_gateway_is_refused() {
     .unwrap()
     .to_string();
     assert!(err.contains("run the newer ssh-gateway"), "{err}");
+}
+
+#[test]
+fn over_tls_the_servers_certificate_is_verified_and_plain_connections_are_not_made() {
+    let pg = Postgres::start_tls();
+    let url = pg.database("fleet");
+    let ca = pg.ca.clone().unwrap();
+    // Verified against the CA the URL names: the whole suite over TLS.
+    suite(Target::parse(&format!(
+        "{url}?sslmode=require&sslrootcert={}",
+        ca.display()
+    )));
+    // The system's roots do not know this CA: refused, saying why.
+    let err = SqlDb::open(
+        &Target::parse(&format!("{url}?sslmode=require")),
+        schema::migrations::GATEWAY,
+        Durability::Full,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("cannot reach PostgreSQL"), "{err}");
+    assert!(err.to_lowercase().contains("certificate"), "{err}");
+    // Without TLS this server lets nobody in.
+    let err = SqlDb::open(
+        &Target::parse(&format!("{url}?sslmode=disable")),
+        schema::migrations::GATEWAY,
+        Durability::Full,
+    )
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(err.contains("no encryption"), "{err}");
 }

@@ -13,6 +13,7 @@
 
 pub mod audit;
 pub mod canaries;
+pub mod pg_tls;
 pub mod releases;
 pub mod secrets;
 pub mod sql;

@@ -519,18 +519,28 @@ impl Postgres {
     }
 
     fn reconnect(&self) -> Result<(), SqlError> {
-        let mut config: tokio_postgres::Config = self.url.parse()?;
+        let (url, root) = crate::pg_tls::take_root_cert(&self.url);
+        let mut config: tokio_postgres::Config = url.parse()?;
         if config.get_connect_timeout().is_none() {
             config.connect_timeout(CONNECT_TIMEOUT);
         }
         // Keepalives: a peer that vanished is noticed in seconds, not hours.
         config.keepalives_idle(std::time::Duration::from_secs(5));
-        let (client, conn) = self.rt.block_on(config.connect(tokio_postgres::NoTls))?;
-        self.rt.spawn(async move {
-            if let Err(e) = conn.await {
-                tracing::warn!(error = %e, "the PostgreSQL connection ended");
-            }
-        });
+        let ended = |e: tokio_postgres::Error| {
+            tracing::warn!(error = %e, "the PostgreSQL connection ended");
+        };
+        let client = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
+            let (client, conn) = self.rt.block_on(config.connect(tokio_postgres::NoTls))?;
+            self.rt.spawn(async move { conn.await.map_err(ended) });
+            client
+        } else {
+            // `prefer` (the default) and `require`: TLS when the server
+            // offers it (`require`: or nothing), its certificate verified.
+            let tls = crate::pg_tls::connector(root.as_deref())?;
+            let (client, conn) = self.rt.block_on(config.connect(tls))?;
+            self.rt.spawn(async move { conn.await.map_err(ended) });
+            client
+        };
         self.statements.borrow_mut().clear();
         *self.client.borrow_mut() = Some(client);
         Ok(())
