@@ -22,7 +22,7 @@ pub const DEFAULT_LEASE_SECS: u64 = 10;
 /// The shortest and longest lease `--lease-secs` takes.
 pub const LEASE_SECS_RANGE: std::ops::RangeInclusive<u64> = 3..=300;
 
-/// A gateway's claim on the lease.
+/// A gateway's claim on the lease, on a connection of its own (`db`).
 #[derive(Clone)]
 pub struct Lease {
     db: SqlDb,

@@ -140,7 +140,11 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
     let lease = match &target {
         Target::Postgres(_) => {
             let address = advertised(advertise, &local);
-            let lease = ssh_gateway::lease::Lease::new(db.clone(), address, lease);
+            // The lease has a connection of its own: a renewal never waits
+            // behind the store's other work (a large artifact's bytes going
+            // into the database).
+            let lease_db = SqlDb::open(&target, schema::migrations::GATEWAY, Durability::Full)?;
+            let lease = ssh_gateway::lease::Lease::new(lease_db, address, lease);
             let (standing, mut seen) = tokio::sync::watch::channel(None);
             let (message_tx, message) = tokio::sync::watch::channel(
                 ssh_gateway::lease::standby_message(&lease.address, None),
