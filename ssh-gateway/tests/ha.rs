@@ -13,15 +13,20 @@ fn wait_log(what: &str, log: impl Fn() -> String, text: &str) {
     wait_for(what, || log().contains(text).then_some(()));
 }
 
-#[test]
-fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy() {
-    let pg = Postgres::start();
-    let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &[]);
+/// Waits until the first gateway holds the lease.
+fn wait_active(f: &Fleet) {
     wait_log(
         "the first gateway to be active",
         || f.gateway_log(),
         "this gateway is active",
     );
+}
+
+#[test]
+fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy() {
+    let pg = Postgres::start();
+    let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &[]);
+    wait_active(&f);
     f.add_agent("h1", &[]);
     f.add_agent("h2", &[]);
     f.start_standby();
@@ -200,11 +205,7 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
 fn an_active_gateway_that_cannot_renew_its_lease_stops_and_a_restart_serves_again() {
     let mut pg = Postgres::start();
     let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &["--lease-secs", "3"]);
-    wait_log(
-        "the gateway to be active",
-        || f.gateway_log(),
-        "this gateway is active",
-    );
+    wait_active(&f);
     f.add_agent("h1", &[]);
     // The database goes away: the gateway cannot know whether a standby
     // took over, so it stops before its lease could lapse.
@@ -235,11 +236,7 @@ fn a_standby_serves_metrics_saying_it_is_not_active() {
     let pg = Postgres::start();
     let port = free_port();
     let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &[]);
-    wait_log(
-        "the first gateway to be active",
-        || f.gateway_log(),
-        "this gateway is active",
-    );
+    wait_active(&f);
     f.gateway_args
         .extend(["--metrics".to_string(), format!("127.0.0.1:{port}")]);
     f.start_standby();
@@ -268,11 +265,7 @@ fn a_restarted_gateway_takes_its_own_lease_back_and_a_second_one_at_its_address_
     // A 30 s lease: taken back after one missed renewal (7 s), not after
     // it lapses; the log says which.
     let mut f = Fleet::start_on_postgres(&pg.database("fleet"), &["--lease-secs", "30"]);
-    wait_log(
-        "the gateway to be active",
-        || f.gateway_log(),
-        "this gateway is active",
-    );
+    wait_active(&f);
     f.add_agent("h1", &[]);
     f.kill_gateway();
     let t = Instant::now();

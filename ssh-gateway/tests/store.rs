@@ -18,6 +18,14 @@ fn open(target: &Target) -> SqlDb {
     SqlDb::open(target, schema::migrations::GATEWAY, Durability::Full).unwrap()
 }
 
+/// Why opening `target` fails.
+fn open_err(target: &Target) -> String {
+    SqlDb::open(target, schema::migrations::GATEWAY, Durability::Full)
+        .err()
+        .expect("the open fails")
+        .to_string()
+}
+
 fn call<R: Send + 'static>(
     db: &SqlDb,
     f: impl FnOnce(&dyn db::Sql) -> Result<R, db::SqlError> + Send + 'static,
@@ -331,14 +339,9 @@ fn two_claimants_at_once_on_postgresql_make_one_holder() {
 #[test]
 fn a_bad_postgres_url_or_a_dead_server_is_a_clear_error() {
     let port = harness::free_port();
-    let err = SqlDb::open(
-        &Target::parse(&format!("postgres://gw:s3cret@127.0.0.1:{port}/fleet")),
-        schema::migrations::GATEWAY,
-        Durability::Full,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = open_err(&Target::parse(&format!(
+        "postgres://gw:s3cret@127.0.0.1:{port}/fleet"
+    )));
     assert!(
         err.contains("cannot reach PostgreSQL at postgres://gw:***@127.0.0.1"),
         "{err}"
@@ -347,14 +350,7 @@ fn a_bad_postgres_url_or_a_dead_server_is_a_clear_error() {
         !err.contains("s3cret"),
         "the password is never printed: {err}"
     );
-    let err = SqlDb::open(
-        &Target::parse("postgres://[nonsense"),
-        schema::migrations::GATEWAY,
-        Durability::Full,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = open_err(&Target::parse("postgres://[nonsense"));
     assert!(err.contains("cannot reach PostgreSQL"), "{err}");
 }
 
@@ -364,14 +360,7 @@ fn a_postgres_database_of_a_newer_gateway_is_refused() {
     let url = pg.database("newer");
     drop(open(&Target::parse(&url)));
     pg.psql("newer", "UPDATE cranefleet_schema SET version = 99");
-    let err = SqlDb::open(
-        &Target::parse(&url),
-        schema::migrations::GATEWAY,
-        Durability::Full,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = open_err(&Target::parse(&url));
     assert!(err.contains("run the newer ssh-gateway"), "{err}");
 }
 
@@ -386,24 +375,10 @@ fn over_tls_the_servers_certificate_is_verified_and_plain_connections_are_not_ma
         ca.display()
     )));
     // The system's roots do not know this CA: refused, saying why.
-    let err = SqlDb::open(
-        &Target::parse(&format!("{url}?sslmode=require")),
-        schema::migrations::GATEWAY,
-        Durability::Full,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = open_err(&Target::parse(&format!("{url}?sslmode=require")));
     assert!(err.contains("cannot reach PostgreSQL"), "{err}");
     assert!(err.to_lowercase().contains("certificate"), "{err}");
     // Without TLS this server lets nobody in.
-    let err = SqlDb::open(
-        &Target::parse(&format!("{url}?sslmode=disable")),
-        schema::migrations::GATEWAY,
-        Durability::Full,
-    )
-    .err()
-    .unwrap()
-    .to_string();
+    let err = open_err(&Target::parse(&format!("{url}?sslmode=disable")));
     assert!(err.contains("no encryption"), "{err}");
 }
