@@ -173,7 +173,7 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
                     r = &mut acquire => r,
                     _ = wait_for_signal() => {
                         tracing::info!("shutting down (standby)");
-                    relay.abort();
+                        relay.abort();
                         return Ok(());
                     }
                     _ = &mut standby => unreachable!("the standby loop runs until told"),
@@ -187,22 +187,31 @@ async fn serve(cfg: FleetConfig, args: ServeArgs) -> anyhow::Result<()> {
         }
         Target::Sqlite(_) => None,
     };
-    let fleet = Fleet::open(cfg, db).await?;
+    // Renewed from the moment it is held, loading the state included (a
+    // new active gateway may copy artifacts for a while first).
+    type Held = std::pin::Pin<Box<dyn std::future::Future<Output = String> + Send>>;
+    let mut held: Held = match &lease {
+        Some((l, first)) => {
+            let (l, first) = (l.clone(), first.clone());
+            Box::pin(async move { l.hold(first).await })
+        }
+        None => Box::pin(std::future::pending()),
+    };
+    let fleet = tokio::select! {
+        f = Fleet::open(cfg, db) => f?,
+        why = &mut held => anyhow::bail!(
+            "this gateway lost the lease ({why}) while loading the fleet's state, and stopped; restarted, it serves as a standby"
+        ),
+    };
     tracing::info!(listen = %local, host_key = %fp, data = %dir.display(), db = %target, "ssh-gateway serving");
     let server = ssh_gateway::server::Server::new(fleet.clone());
     figures.activate(fleet.clone(), server.sessions());
     let serving = tokio::spawn(ssh_gateway::server::run(
         server, config, listener, limits, shutdown,
     ));
-    let held = async {
-        match &lease {
-            Some((l, first)) => l.hold(first.clone()).await,
-            None => std::future::pending().await,
-        }
-    };
     let lost = tokio::select! {
         _ = wait_for_signal() => None,
-        why = held => Some(why),
+        why = &mut held => Some(why),
     };
     match &lost {
         None => tracing::info!("shutting down"),
