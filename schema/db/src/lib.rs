@@ -1,18 +1,22 @@
-//! SQLite, reached from a dedicated thread, for every cranefleet database
-//! (`hostd.db`, `logs.db`, `gateway.db`).
+//! Every cranefleet database, reached from a dedicated thread: SQLite
+//! (`hostd.db`, `logs.db`, `gateway.db`) and, for the gateway, PostgreSQL.
 //!
-//! A `rusqlite::Connection` blocks; async tasks must not. Each [`Db`] owns
-//! one connection on its own thread and runs closures sent to it in order,
-//! so writes to one database are serialised without locks in our code.
-//! Opening a database brings its schema forward with the migrations of
-//! [`schema::migrations`], and refuses one written by a newer program.
+//! A database connection blocks; async tasks must not. Each [`Db`]
+//! (SQLite, rusqlite's API) and each [`SqlDb`] (either backend, through
+//! the one query layer [`sql`]) owns one connection on its own thread and
+//! runs closures sent to it in order, so writes to one database are
+//! serialised without locks in our code. Opening a database brings its
+//! schema forward with the migrations of [`schema::migrations`] (spelt for
+//! PostgreSQL by [`pg`]), and refuses one written by a newer program.
 //!
 //! The typed queries that `hostd.db` and `gateway.db` share (the same
 //! tables, the same columns) live here once: [`releases`] (apps and their
-//! releases) and [`audit`]. Each program's store adds what only it keeps.
+//! releases), [`audit`] and [`canaries`]. Each program's store adds what
+//! only it keeps.
 
 pub mod audit;
 pub mod canaries;
+pub mod pg;
 pub mod pg_tls;
 pub mod releases;
 pub mod secrets;
@@ -210,7 +214,7 @@ impl SqlDb {
     /// Opens the store at `target` (creating a SQLite file if needed),
     /// brings its schema up to date with `migrations`, and starts its
     /// thread. On PostgreSQL the migrations are SQLite's, spelt for it
-    /// ([`sql::postgres_ddl`]), applied under an advisory lock so that two
+    /// ([`pg::postgres_ddl`]), applied under an advisory lock so that two
     /// gateways starting together migrate once.
     pub fn open(
         target: &Target,
@@ -299,7 +303,7 @@ fn open_sql(
             Box::new(conn)
         }
         Target::Postgres(url) => {
-            let pg = sql::Postgres::connect(url).map_err(|source| DbError::Connect {
+            let pg = pg::Postgres::connect(url).map_err(|source| DbError::Connect {
                 target: target.clone(),
                 source,
             })?;
@@ -315,7 +319,7 @@ const MIGRATION_LOCK: i64 = 0x6366_6d67;
 /// Applies, in one transaction under an advisory lock, the migrations a
 /// PostgreSQL database has not had; its version is kept in
 /// `cranefleet_schema` (SQLite keeps it in `user_version`).
-fn migrate_postgres(c: &sql::Postgres, target: &Target, migrations: Schema) -> Result<(), DbError> {
+fn migrate_postgres(c: &pg::Postgres, target: &Target, migrations: Schema) -> Result<(), DbError> {
     let known = migrations.latest();
     let program = migrations.program;
     let current = sql::transaction(c, |c| {
@@ -335,7 +339,7 @@ fn migrate_postgres(c: &sql::Postgres, target: &Target, migrations: Schema) -> R
             return Ok(current);
         }
         for m in migrations.steps.iter().filter(|m| m.version > current) {
-            c.batch(&sql::postgres_ddl(m.sql)).map_err(|e| {
+            c.batch(&pg::postgres_ddl(m.sql)).map_err(|e| {
                 SqlError::Invalid(format!("migration {} ({}): {e}", m.version, m.name))
             })?;
             c.execute(
