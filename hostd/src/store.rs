@@ -111,8 +111,8 @@ pub fn delete_app(c: &mut Connection, app: &str) -> rusqlite::Result<()> {
 /// release of any app, so the caller can delete the rest from disk.
 pub fn prune(c: &mut Connection, app: &str, keep: usize) -> rusqlite::Result<Vec<String>> {
     let tx = c.transaction()?;
-    db::releases::unkeep_old(&tx, Some(app), keep)?;
-    let digests = db::releases::kept_digests(&tx)?;
+    db::releases::unkeep_old(&*tx, Some(app), keep)?;
+    let digests = db::releases::kept_digests(&*tx)?;
     tx.commit()?;
     Ok(digests)
 }

@@ -344,17 +344,9 @@ fn scale() {
         "  deploy to all {hosts} (one replica each, every host running it when the command returns): first {first:.2} s, a second component {second:.2} s (gateway CPU {deploy_cpu:.2} s, RSS {} MiB), code every host has compiled {cached:.2} s (goal < 5 s)",
         rss_deploy >> 10
     );
-    let mut wall = Vec::new();
-    for i in 0..6 {
-        let to = if i % 2 == 0 { "v2" } else { "v3" };
-        let t = Instant::now();
-        f.ops(&["rollback", "api", "--to", to]).ok();
-        wall.push(t.elapsed().as_secs_f64() * 1000.0);
-    }
+    let (p50, max) = rollbacks(&f, ["v2", "v3"]);
     println!(
-        "  rollback of all {hosts}: p50 {:.0} ms, max {:.0} ms (6 rollbacks; goal p50 < 1 s)",
-        percentile(&mut wall.clone(), 0.5),
-        percentile(&mut wall, 1.0)
+        "  rollback of all {hosts}: p50 {p50:.0} ms, max {max:.0} ms (6 rollbacks; goal p50 < 1 s)"
     );
     std::thread::sleep(Duration::from_secs(2));
     let mut lines = 0;
@@ -376,11 +368,11 @@ fn scale() {
     );
 }
 
-/// Rollback times of one fleet, p50 and max of 6, in ms.
-fn rollbacks(f: &Fleet) -> (f64, f64) {
+/// Times of 6 rollbacks of `api` to each of `to` in turn: p50 and max, ms.
+fn rollbacks(f: &Fleet, to: [&str; 2]) -> (f64, f64) {
     let mut wall = Vec::new();
     for i in 0..6 {
-        let to = if i % 2 == 0 { "v1" } else { "v2" };
+        let to = to[i % 2];
         let t = Instant::now();
         f.ops(&["rollback", "api", "--to", to]).ok();
         wall.push(t.elapsed().as_secs_f64() * 1000.0);
@@ -425,7 +417,7 @@ fn failover() {
     for (label, db) in [("SQLite", None), ("PostgreSQL", Some(pg.database("fleet")))] {
         let f = Fleet::start_on(hosts, &agent, db.as_deref());
         let d = deploy_both(&f);
-        let (p50, max) = rollbacks(&f);
+        let (p50, max) = rollbacks(&f, ["v1", "v2"]);
         println!(
             "  {label}: deploy to all {:.2} s then {:.2} s; rollback of all p50 {p50:.0} ms (max {max:.0})",
             d[0], d[1]
@@ -448,7 +440,7 @@ fn failover() {
         let took = t.elapsed().as_secs_f64();
         f.wait_up(hosts, Duration::from_secs(600));
         let back = t.elapsed().as_secs_f64();
-        let (p50, _) = rollbacks(&f);
+        let (p50, _) = rollbacks(&f, ["v1", "v2"]);
         println!(
             "  kill -9 of the active gateway: the standby active after {took:.1} s (goal < 15 s), all {hosts} hosts back after {back:.1} s; a rollback there p50 {p50:.0} ms"
         );

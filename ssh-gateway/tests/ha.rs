@@ -13,6 +13,22 @@ fn wait_log(what: &str, log: impl Fn() -> String, text: &str) {
     wait_for(what, || log().contains(text).then_some(()));
 }
 
+/// OpenSSH to 127.0.0.1:`port` with `key`, printing the server's banner
+/// (the common `SSH_OPTIONS` quiet it with `LogLevel=ERROR`).
+fn openssh(port: u16, key: &std::path::Path, args: &[&str]) -> std::process::Command {
+    let mut c = std::process::Command::new("ssh");
+    c.args(["-p", &port.to_string(), "-i"]).arg(key).args([
+        "-o",
+        "BatchMode=yes",
+        "-o",
+        "StrictHostKeyChecking=no",
+        "-o",
+        "UserKnownHostsFile=/dev/null",
+    ]);
+    c.args(args);
+    c
+}
+
 /// Waits until the first gateway holds the lease.
 fn wait_active(f: &Fleet) {
     wait_log(
@@ -70,19 +86,8 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
     );
     assert_eq!(r.stderr.matches("error:").count(), 1, "{}", r.stderr);
     // OpenSSH prints the banner: a plain `ssh` user is told too.
-    let mut ssh = std::process::Command::new("ssh");
-    ssh.args(["-p", &f.standby_port.unwrap().to_string(), "-i"])
-        .arg(f.path("alice"))
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "alice@127.0.0.1",
-            "ps",
-        ]);
+    let standby_port = f.standby_port.unwrap();
+    let mut ssh = openssh(standby_port, &f.path("alice"), &["alice@127.0.0.1", "ps"]);
     let r = run(&mut ssh, None);
     assert_ne!(r.code, 0);
     assert!(
@@ -92,21 +97,11 @@ fn the_standby_refuses_naming_the_active_and_takes_over_when_it_dies_mid_deploy(
     );
     // A host's tunnel too: OpenSSH opening the tunnel subsystem with an
     // enrolled host's key is refused, told where to go.
-    let mut tunnel = std::process::Command::new("ssh");
-    tunnel
-        .args(["-p", &f.standby_port.unwrap().to_string(), "-i"])
-        .arg(&f.agents[0].key)
-        .args([
-            "-o",
-            "BatchMode=yes",
-            "-o",
-            "StrictHostKeyChecking=no",
-            "-o",
-            "UserKnownHostsFile=/dev/null",
-            "-s",
-            "h1@127.0.0.1",
-            "cranefleet-tunnel",
-        ]);
+    let mut tunnel = openssh(
+        standby_port,
+        &f.agents[0].key,
+        &["-s", "h1@127.0.0.1", "cranefleet-tunnel"],
+    );
     let r = run(&mut tunnel, Some(b""));
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("is a standby"), "{}", r.stderr);

@@ -89,12 +89,92 @@ pub enum DbError {
     Gone,
 }
 
-type Job = Box<dyn FnOnce(&mut Connection) + Send>;
+/// One connection (`C`) on its own thread, running the closures sent to
+/// it in order: what [`Db`] and [`SqlDb`] are made of.
+struct Worker<C: ?Sized + 'static> {
+    tx: mpsc::Sender<Job<C>>,
+}
+
+/// A closure run on a worker's connection.
+type Job<C> = Box<dyn FnOnce(&mut C) + Send>;
+
+impl<C: ?Sized + 'static> Clone for Worker<C> {
+    fn clone(&self) -> Self {
+        Worker {
+            tx: self.tx.clone(),
+        }
+    }
+}
+
+impl<C: ?Sized + 'static> Worker<C> {
+    /// Starts the thread `name` and opens the connection there (a
+    /// PostgreSQL client runs a runtime of its own on it, which a caller
+    /// inside tokio could not); returns once it is open, or why not.
+    fn start(
+        name: String,
+        open: impl FnOnce() -> Result<Box<C>, DbError> + Send + 'static,
+    ) -> Result<Worker<C>, DbError> {
+        let (tx, rx) = mpsc::channel::<Job<C>>();
+        let (opened_tx, opened) = mpsc::channel::<Result<(), DbError>>();
+        std::thread::Builder::new()
+            .name(name)
+            .spawn(move || {
+                let mut conn = match open() {
+                    Ok(c) => c,
+                    Err(e) => {
+                        let _ = opened_tx.send(Err(e));
+                        return;
+                    }
+                };
+                let _ = opened_tx.send(Ok(()));
+                for job in rx {
+                    job(&mut conn);
+                }
+            })
+            .map_err(|e| {
+                DbError::Query(SqlError::Invalid(format!(
+                    "cannot start the database thread: {e}"
+                )))
+            })?;
+        opened.recv().map_err(|_| DbError::Gone)??;
+        Ok(Worker { tx })
+    }
+
+    async fn call<R, E, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        E: Into<DbError> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<R, E> + Send + 'static,
+    {
+        let (reply, rx) = oneshot::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = reply.send(f(c));
+            }))
+            .map_err(|_| DbError::Gone)?;
+        rx.await.map_err(|_| DbError::Gone)?.map_err(Into::into)
+    }
+
+    fn call_blocking<R, E, F>(&self, f: F) -> Result<R, DbError>
+    where
+        R: Send + 'static,
+        E: Into<DbError> + Send + 'static,
+        F: FnOnce(&mut C) -> Result<R, E> + Send + 'static,
+    {
+        let (reply, rx) = mpsc::channel();
+        self.tx
+            .send(Box::new(move |c| {
+                let _ = reply.send(f(c));
+            }))
+            .map_err(|_| DbError::Gone)?;
+        rx.recv().map_err(|_| DbError::Gone)?.map_err(Into::into)
+    }
+}
 
 /// A handle to one SQLite database on its own thread. Cheap to clone.
 #[derive(Clone)]
 pub struct Db {
-    tx: mpsc::Sender<Job>,
+    worker: Worker<Connection>,
 }
 
 /// How much durability a database needs.
@@ -141,27 +221,19 @@ impl Db {
     /// Opens (creating if needed) the database at `path`, brings its schema
     /// up to date with `migrations`, and starts its thread.
     pub fn open(path: &Path, migrations: Schema, durability: Durability) -> Result<Db, DbError> {
-        let mut conn = open_connection(path, durability)?;
-        migrate(&mut conn, path, migrations)?;
-        let (tx, rx) = mpsc::channel::<Job>();
         let name = format!(
             "db-{}",
             path.file_stem()
                 .and_then(|s| s.to_str())
                 .unwrap_or("sqlite")
         );
-        std::thread::Builder::new()
-            .name(name)
-            .spawn(move || {
-                for job in rx {
-                    job(&mut conn);
-                }
-            })
-            .map_err(|e| DbError::Open {
-                path: path.to_path_buf(),
-                source: rusqlite::Error::ToSqlConversionFailure(Box::new(e)),
-            })?;
-        Ok(Db { tx })
+        let path = path.to_path_buf();
+        let worker = Worker::start(name, move || {
+            let mut conn = open_connection(&path, durability)?;
+            migrate(&mut conn, &path, migrations)?;
+            Ok(Box::new(conn))
+        })?;
+        Ok(Db { worker })
     }
 
     /// Runs `f` on the database thread and returns its result.
@@ -173,13 +245,7 @@ impl Db {
         E: Into<DbError> + Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, E> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Box::new(move |c| {
-                let _ = reply.send(f(c));
-            }))
-            .map_err(|_| DbError::Gone)?;
-        rx.await.map_err(|_| DbError::Gone)?.map_err(Into::into)
+        self.worker.call(f).await
     }
 
     /// Like [`Db::call`], for callers that are not async (startup, tests).
@@ -188,17 +254,9 @@ impl Db {
         R: Send + 'static,
         F: FnOnce(&mut Connection) -> Result<R, rusqlite::Error> + Send + 'static,
     {
-        let (reply, rx) = mpsc::channel();
-        self.tx
-            .send(Box::new(move |c| {
-                let _ = reply.send(f(c));
-            }))
-            .map_err(|_| DbError::Gone)?;
-        Ok(rx.recv().map_err(|_| DbError::Gone)??)
+        self.worker.call_blocking(f)
     }
 }
-
-type SqlJob = Box<dyn FnOnce(&dyn Sql) + Send>;
 
 /// A handle to a store of either backend ([`Target`]): one connection on
 /// its own thread, running the closures sent to it in order, as [`Db`]
@@ -206,7 +264,7 @@ type SqlJob = Box<dyn FnOnce(&dyn Sql) + Send>;
 /// the queries they run are the same on both. Cheap to clone.
 #[derive(Clone)]
 pub struct SqlDb {
-    tx: mpsc::Sender<SqlJob>,
+    worker: Worker<dyn Sql>,
     target: std::sync::Arc<Target>,
 }
 
@@ -221,36 +279,12 @@ impl SqlDb {
         migrations: Schema,
         durability: Durability,
     ) -> Result<SqlDb, DbError> {
-        // Opened on the store's own thread: PostgreSQL's client runs a
-        // runtime of its own there, which a caller inside tokio cannot.
-        let (tx, rx) = mpsc::channel::<SqlJob>();
-        let (opened_tx, opened) = mpsc::channel::<Result<(), DbError>>();
         let t = target.clone();
-        std::thread::Builder::new()
-            .name(format!("db-{}", migrations.program))
-            .spawn(move || {
-                let conn = match open_sql(&t, migrations, durability) {
-                    Ok(c) => {
-                        let _ = opened_tx.send(Ok(()));
-                        c
-                    }
-                    Err(e) => {
-                        let _ = opened_tx.send(Err(e));
-                        return;
-                    }
-                };
-                for job in rx {
-                    job(&*conn);
-                }
-            })
-            .map_err(|e| {
-                DbError::Query(SqlError::Invalid(format!(
-                    "cannot start the database thread: {e}"
-                )))
-            })?;
-        opened.recv().map_err(|_| DbError::Gone)??;
+        let worker = Worker::start(format!("db-{}", migrations.program), move || {
+            open_sql(&t, migrations, durability)
+        })?;
         Ok(SqlDb {
-            tx,
+            worker,
             target: std::sync::Arc::new(target.clone()),
         })
     }
@@ -266,13 +300,9 @@ impl SqlDb {
         R: Send + 'static,
         F: FnOnce(&dyn Sql) -> Result<R, SqlError> + Send + 'static,
     {
-        let (reply, rx) = oneshot::channel();
-        self.tx
-            .send(Box::new(move |c| {
-                let _ = reply.send(f(c));
-            }))
-            .map_err(|_| DbError::Gone)?;
-        Ok(rx.await.map_err(|_| DbError::Gone)??)
+        self.worker
+            .call(move |c: &mut (dyn Sql + 'static)| f(&*c))
+            .await
     }
 
     /// Like [`SqlDb::call`], for callers that are not async (startup, tests).
@@ -281,13 +311,8 @@ impl SqlDb {
         R: Send + 'static,
         F: FnOnce(&dyn Sql) -> Result<R, SqlError> + Send + 'static,
     {
-        let (reply, rx) = mpsc::channel();
-        self.tx
-            .send(Box::new(move |c| {
-                let _ = reply.send(f(c));
-            }))
-            .map_err(|_| DbError::Gone)?;
-        Ok(rx.recv().map_err(|_| DbError::Gone)??)
+        self.worker
+            .call_blocking(move |c: &mut (dyn Sql + 'static)| f(&*c))
     }
 }
 

@@ -130,24 +130,35 @@ impl Postgres {
         }
         // Keepalives: a peer that vanished is noticed in seconds, not hours.
         config.keepalives_idle(std::time::Duration::from_secs(5));
-        let ended = |e: tokio_postgres::Error| {
-            tracing::warn!(error = %e, "the PostgreSQL connection ended");
-        };
         let client = if config.get_ssl_mode() == tokio_postgres::config::SslMode::Disable {
-            let (client, conn) = self.rt.block_on(config.connect(tokio_postgres::NoTls))?;
-            self.rt.spawn(async move { conn.await.map_err(ended) });
-            client
+            self.start(&config, tokio_postgres::NoTls)?
         } else {
             // `prefer` (the default) and `require`: TLS when the server
             // offers it (`require`: or nothing), its certificate verified.
-            let tls = crate::pg_tls::connector(root.as_deref())?;
-            let (client, conn) = self.rt.block_on(config.connect(tls))?;
-            self.rt.spawn(async move { conn.await.map_err(ended) });
-            client
+            self.start(&config, crate::pg_tls::connector(root.as_deref())?)?
         };
         self.statements.borrow_mut().clear();
         *self.client.borrow_mut() = Some(client);
         Ok(())
+    }
+
+    /// Connects with `tls`; the connection is driven on this runtime.
+    fn start<T>(
+        &self,
+        config: &tokio_postgres::Config,
+        tls: T,
+    ) -> Result<tokio_postgres::Client, SqlError>
+    where
+        T: tokio_postgres::tls::MakeTlsConnect<tokio_postgres::Socket>,
+        T::Stream: Send + 'static,
+    {
+        let (client, conn) = self.rt.block_on(config.connect(tls))?;
+        self.rt.spawn(async move {
+            if let Err(e) = conn.await {
+                tracing::warn!(error = %e, "the PostgreSQL connection ended");
+            }
+        });
+        Ok(client)
     }
 
     /// The client, connected again first if the connection was lost and no
@@ -168,8 +179,12 @@ impl Postgres {
         }))
     }
 
-    fn statement(&self, sql: &str) -> Result<tokio_postgres::Statement, SqlError> {
-        let client = self.client()?;
+    /// `sql`'s statement on `client`, prepared the first time.
+    fn statement(
+        &self,
+        client: &tokio_postgres::Client,
+        sql: &str,
+    ) -> Result<tokio_postgres::Statement, SqlError> {
         if let Some(st) = self.statements.borrow().get(sql) {
             return Ok(st.clone());
         }
@@ -231,15 +246,15 @@ impl Sql for Postgres {
         Dialect::Postgres
     }
     fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
-        let st = self.statement(sql)?;
         let client = self.client()?;
+        let st = self.statement(&client, sql)?;
         Ok(self
             .rt
             .block_on(client.execute(&st, &Postgres::params(args)))?)
     }
     fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
-        let st = self.statement(sql)?;
         let client = self.client()?;
+        let st = self.statement(&client, sql)?;
         let rows = self
             .rt
             .block_on(client.query(&st, &Postgres::params(args)))?;

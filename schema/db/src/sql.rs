@@ -383,27 +383,6 @@ impl Sql for rusqlite::Connection {
     }
 }
 
-impl Sql for rusqlite::Transaction<'_> {
-    fn dialect(&self) -> Dialect {
-        Dialect::Sqlite
-    }
-    fn execute(&self, sql: &str, args: &[Value]) -> Result<u64, SqlError> {
-        Sql::execute(&**self, sql, args)
-    }
-    fn query(&self, sql: &str, args: &[Value]) -> Result<Vec<Row>, SqlError> {
-        sqlite_rows(self, sql, args)
-    }
-    fn batch(&self, sql: &str) -> Result<(), SqlError> {
-        Sql::batch(&**self, sql)
-    }
-    fn now_ms(&self) -> Result<i64, SqlError> {
-        Ok(schema::time::now_millis())
-    }
-    fn data_version(&self) -> Result<i64, SqlError> {
-        Sql::data_version(&**self)
-    }
-}
-
 /// Where a store lives: a SQLite file, or a PostgreSQL database.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Target {
